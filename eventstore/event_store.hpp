@@ -1,0 +1,97 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eventstore/result.hpp"
+#include "eventstore/types.hpp"
+
+namespace cerebelum::eventstore {
+
+/// Result of one append.
+using append_result = result<append_ack>;
+
+/// Receives the events of `event_store::read` in order; returns `false` to
+/// stop early.
+using read_callback = std::function<bool(const stored_event&)>;
+
+/// The durable, append-only store of execution histories plus the index,
+/// timer and task tables that are written in the same transactions.
+///
+/// Implementations are thread-safe. They catch every database exception at
+/// this boundary and report it as an `error`; no exception escapes.
+class event_store {
+ public:
+  virtual ~event_store();
+
+  /// Appends one request atomically. Equivalent to `append_batch` of one.
+  append_result append(const append_request& req);
+
+  /// Appends `reqs` in one database transaction (group commit). Returns one
+  /// result per request, in order. A conflict or invalid request fails only
+  /// itself; a database failure fails every request of the batch and says
+  /// whether the batch possibly committed.
+  virtual std::vector<append_result>
+  append_batch(std::span<const append_request> reqs) = 0;
+
+  /// Streams the events of `execution_id` with `seq >= from_seq` in order to
+  /// `fn`, without loading the whole history in memory. Returns the number of
+  /// events delivered. An unknown execution has an empty history.
+  virtual result<std::size_t> read(std::string_view execution_id,
+                                   std::int64_t from_seq,
+                                   const read_callback& fn)
+    = 0;
+
+  /// Returns the index row of `execution_id`, or `std::nullopt`.
+  virtual result<std::optional<execution_row>>
+  get_execution(std::string_view execution_id) = 0;
+
+  /// Lists executions matching `filter` from the index (never scanning
+  /// events), ordered by (created_at_ms, execution_id). `page_token` is empty
+  /// for the first page or the `next_page_token` of the previous page.
+  virtual result<execution_page> list_executions(const list_filter& filter,
+                                                 std::size_t page_size,
+                                                 std::string_view page_token)
+    = 0;
+
+  /// Lists executions that are not terminal (for the resurrector), paged as
+  /// `list_executions`.
+  virtual result<execution_page>
+  open_executions(std::size_t page_size, std::string_view page_token) = 0;
+
+  /// Returns up to `limit` timers with `fire_at_ms <= until_ms`, earliest
+  /// first (for the scheduler).
+  virtual result<std::vector<timer_row>>
+  due_timers(std::int64_t until_ms, std::size_t limit) = 0;
+
+  /// Returns the timers of one execution, ordered by timer id.
+  virtual result<std::vector<timer_row>>
+  timers_of(std::string_view execution_id) = 0;
+
+  /// Returns the tasks of one execution, ordered by task id.
+  virtual result<std::vector<task_row>> tasks_of(std::string_view execution_id)
+    = 0;
+
+  /// The schema version this store runs on.
+  virtual int schema_version() const noexcept = 0;
+};
+
+/// The schema version this build writes and understands.
+inline constexpr int current_schema_version = 1;
+
+/// Checks `req` against `limits`: non-empty execution id, non-negative
+/// `expected_next_seq`, payload sizes, non-empty timer and task ids. The
+/// error names the offending field.
+status validate(const append_request& req, const store_limits& limits);
+
+/// Checks a stored schema version against `current_schema_version` and
+/// returns an actionable error when the node cannot use it.
+status check_schema_version(int stored, std::string_view where);
+
+} // namespace cerebelum::eventstore

@@ -1,0 +1,108 @@
+#pragma once
+
+// Internal: the PostgreSQL schema, version 1. All tables live in the schema
+// named by `pg_options::schema`; `pg_store::append_batch` writes them in one
+// transaction per group (COPY for events, multi-row upserts for the index).
+//
+//   schema_version  component text PK ("eventstore") | version int |
+//                   written_by text
+//
+//   events          execution_id text | seq bigint | type int |
+//                   payload bytea | recorded_at bigint
+//                   PK (execution_id, seq)
+//                   PARTITION BY HASH (execution_id): events_p0 .. p{N-1}
+//
+//   executions      execution_id text PK | workflow text |
+//                   workflow_version bigint | status text | phase text |
+//                   next_seq bigint | wake_at bigint NULL |
+//                   created_at bigint | updated_at bigint
+//                   invariant: next_seq == count(events of execution_id)
+//                   indexes: (created_at, execution_id),
+//                            (status, created_at, execution_id),
+//                            (workflow, created_at, execution_id)
+//
+//   timers          execution_id | timer_id | fire_at bigint | purpose |
+//                   generation bigint      PK (execution_id, timer_id)
+//                   index: (fire_at, execution_id, timer_id)
+//
+//   tasks           task_id text PK | execution_id | queue | step |
+//                   attempt int | attempt_token | idempotency_key |
+//                   payload bytea | available_at bigint | lease_owner |
+//                   lease_expires_at bigint NULL
+//                   indexes: (queue, available_at), (execution_id, task_id)
+//
+//   dead_letters    id bigserial PK | task_id | execution_id | queue |
+//                   attempt int | payload bytea | error text |
+//                   failed_at bigint
+//
+// Times are milliseconds since the Unix epoch.
+
+namespace cerebelum::eventstore::detail {
+
+inline constexpr const char* pg_schema_v1 = R"sql(
+CREATE TABLE schema_version (
+  component text PRIMARY KEY,
+  version int NOT NULL,
+  written_by text NOT NULL
+);
+CREATE TABLE events (
+  execution_id text NOT NULL,
+  seq bigint NOT NULL,
+  type int NOT NULL,
+  payload bytea NOT NULL,
+  recorded_at bigint NOT NULL,
+  PRIMARY KEY (execution_id, seq)
+) PARTITION BY HASH (execution_id);
+CREATE TABLE executions (
+  execution_id text PRIMARY KEY,
+  workflow text NOT NULL,
+  workflow_version bigint NOT NULL,
+  status text NOT NULL,
+  phase text NOT NULL,
+  next_seq bigint NOT NULL,
+  wake_at bigint,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+CREATE INDEX executions_by_created ON executions (created_at, execution_id);
+CREATE INDEX executions_by_status
+  ON executions (status, created_at, execution_id);
+CREATE INDEX executions_by_workflow
+  ON executions (workflow, created_at, execution_id);
+CREATE TABLE timers (
+  execution_id text NOT NULL,
+  timer_id text NOT NULL,
+  fire_at bigint NOT NULL,
+  purpose text NOT NULL,
+  generation bigint NOT NULL,
+  PRIMARY KEY (execution_id, timer_id)
+);
+CREATE INDEX timers_by_fire_at ON timers (fire_at, execution_id, timer_id);
+CREATE TABLE tasks (
+  task_id text PRIMARY KEY,
+  execution_id text NOT NULL,
+  queue text NOT NULL,
+  step text NOT NULL,
+  attempt int NOT NULL,
+  attempt_token text NOT NULL,
+  idempotency_key text NOT NULL,
+  payload bytea NOT NULL,
+  available_at bigint NOT NULL,
+  lease_owner text NOT NULL,
+  lease_expires_at bigint
+);
+CREATE INDEX tasks_by_queue ON tasks (queue, available_at);
+CREATE INDEX tasks_by_execution ON tasks (execution_id, task_id);
+CREATE TABLE dead_letters (
+  id bigserial PRIMARY KEY,
+  task_id text NOT NULL,
+  execution_id text NOT NULL,
+  queue text NOT NULL,
+  attempt int NOT NULL,
+  payload bytea NOT NULL,
+  error text NOT NULL,
+  failed_at bigint NOT NULL
+);
+)sql";
+
+} // namespace cerebelum::eventstore::detail

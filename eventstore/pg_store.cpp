@@ -1,0 +1,516 @@
+#include "eventstore/pg_store.hpp"
+
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "eventstore/pg_schema.hpp"
+#include "eventstore/pg_sql.hpp"
+#include "eventstore/store_util.hpp"
+
+namespace cerebelum::eventstore {
+
+namespace {
+
+constexpr const char* execution_columns
+  = "execution_id, workflow, workflow_version, status, phase, next_seq, "
+    "wake_at, created_at, updated_at";
+
+using conn_ptr = std::unique_ptr<pqxx::connection>;
+
+/// Maps a libpqxx exception caught at the store boundary to an `error`.
+error to_error(const std::exception& e, bool possibly_committed = false) {
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr)
+    return make_error(
+      errc::unavailable,
+      std::string{"postgres: commit outcome unknown: "} + e.what(), true, true);
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr)
+    return make_error(errc::unavailable,
+                      std::string{"postgres: connection lost: "} + e.what(),
+                      true, possibly_committed);
+  bool retryable
+    = dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr
+      || dynamic_cast<const pqxx::deadlock_detected*>(&e) != nullptr;
+  return make_error(errc::storage_error, std::string{"postgres: "} + e.what(),
+                    retryable, possibly_committed);
+}
+
+bool is_data_error(const std::exception& e) {
+  return dynamic_cast<const pqxx::integrity_constraint_violation*>(&e)
+           != nullptr
+         || dynamic_cast<const pqxx::data_exception*>(&e) != nullptr;
+}
+
+execution_row read_execution(const pqxx::row& r) {
+  execution_row row;
+  row.execution_id = r[0].as<std::string>();
+  row.workflow = r[1].as<std::string>();
+  row.workflow_version = static_cast<std::uint64_t>(r[2].as<std::int64_t>());
+  row.status
+    = parse_status(r[3].as<std::string>()).value_or(execution_status::failed);
+  row.phase = r[4].as<std::string>();
+  row.next_seq = r[5].as<std::int64_t>();
+  if (!r[6].is_null()) row.wake_at_ms = r[6].as<std::int64_t>();
+  row.created_at_ms = r[7].as<std::int64_t>();
+  row.updated_at_ms = r[8].as<std::int64_t>();
+  return row;
+}
+
+std::string bytes_of(const pqxx::field& f) {
+  pqxx::binarystring bs{f};
+  return bs.str();
+}
+
+class pg_store final : public event_store {
+ public:
+  explicit pg_store(pg_options opts) : opts_(std::move(opts)) {
+    // nop
+  }
+
+  status open();
+
+  std::vector<append_result>
+  append_batch(std::span<const append_request> reqs) override;
+
+  result<std::size_t> read(std::string_view execution_id, std::int64_t from_seq,
+                           const read_callback& fn) override;
+
+  result<std::optional<execution_row>>
+  get_execution(std::string_view execution_id) override;
+
+  result<execution_page> list_executions(const list_filter& filter,
+                                         std::size_t page_size,
+                                         std::string_view page_token) override {
+    return list(filter, false, page_size, page_token);
+  }
+
+  result<execution_page> open_executions(std::size_t page_size,
+                                         std::string_view page_token) override {
+    return list(list_filter{}, true, page_size, page_token);
+  }
+
+  result<std::vector<timer_row>> due_timers(std::int64_t until_ms,
+                                            std::size_t limit) override;
+
+  result<std::vector<timer_row>>
+  timers_of(std::string_view execution_id) override;
+
+  result<std::vector<task_row>>
+  tasks_of(std::string_view execution_id) override;
+
+  int schema_version() const noexcept override {
+    return current_schema_version;
+  }
+
+ private:
+  conn_ptr connect() {
+    auto conn = std::make_unique<pqxx::connection>(opts_.conninfo);
+    pqxx::nontransaction tx{*conn};
+    tx.exec0("SET synchronous_commit = on");
+    tx.exec0("SET search_path TO " + tx.quote_name(opts_.schema));
+    return conn;
+  }
+
+  status create_or_check_schema(pqxx::connection& conn);
+
+  /// Validates and conflict-checks `reqs` inside `tx`; fills `out` for the
+  /// rejected ones and returns the accepted ones in order.
+  std::vector<std::size_t>
+  admit(pqxx::work& tx, std::span<const append_request> reqs,
+        std::vector<std::optional<append_result>>& out);
+
+  /// Writes the accepted appends: one COPY and one upsert for the group.
+  void write_fast(pqxx::work& tx, std::span<const append_request> reqs,
+                  const std::vector<std::size_t>& accepted);
+
+  /// Writes each accepted append in its own savepoint, failing only those
+  /// that hit a constraint.
+  void write_isolated(pqxx::work& tx, std::span<const append_request> reqs,
+                      std::vector<std::size_t>& accepted,
+                      std::vector<std::optional<append_result>>& out);
+
+  std::vector<append_result> try_batch(std::span<const append_request> reqs,
+                                       bool isolated, bool& retry_isolated);
+
+  /// Runs `fn(conn)` on a pooled reader connection.
+  template <class F>
+  auto with_reader(F&& fn) -> decltype(fn(std::declval<pqxx::connection&>()));
+
+  result<execution_page> list(const list_filter& filter, bool open_only,
+                              std::size_t page_size,
+                              std::string_view page_token);
+
+  pg_options opts_;
+  std::mutex write_mtx_;
+  conn_ptr writer_;
+  std::mutex pool_mtx_;
+  std::vector<conn_ptr> readers_;
+};
+
+status pg_store::open() {
+  try {
+    {
+      pqxx::connection conn{opts_.conninfo};
+      if (auto st = create_or_check_schema(conn); !st) return st;
+    }
+    writer_ = connect();
+    return ok_status();
+  } catch (const std::exception& e) {
+    return to_error(e);
+  }
+}
+
+status pg_store::create_or_check_schema(pqxx::connection& conn) {
+  pqxx::work tx{conn};
+  // Serializes concurrent creators of the same schema.
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext($1))",
+                 "cerebelum.eventstore." + opts_.schema);
+  auto where = "schema \"" + opts_.schema + "\"";
+  auto tables = tx.exec_params1(
+    "SELECT count(*), count(*) FILTER (WHERE c.relname = 'schema_version') "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+    opts_.schema);
+  auto n_tables = tables[0].as<std::int64_t>();
+  if (tables[1].as<std::int64_t>() == 0) {
+    if (n_tables > 0 || !opts_.create_if_missing)
+      return make_error(errc::schema_incompatible,
+                        where
+                          + " holds no Cerebelum event store (no "
+                            "schema_version table): configure an empty or "
+                            "new schema name");
+    auto schema = tx.quote_name(opts_.schema);
+    tx.exec0("CREATE SCHEMA IF NOT EXISTS " + schema);
+    tx.exec0("SET LOCAL search_path TO " + schema);
+    tx.exec0(detail::pg_schema_v1);
+    for (int i = 0; i < opts_.event_partitions; ++i)
+      tx.exec0("CREATE TABLE events_p" + std::to_string(i)
+               + " PARTITION OF events FOR VALUES WITH (MODULUS "
+               + std::to_string(opts_.event_partitions) + ", REMAINDER "
+               + std::to_string(i) + ")");
+    tx.exec_params0("INSERT INTO schema_version VALUES ('eventstore', $1, $2)",
+                    current_schema_version, "cerebelum");
+    tx.commit();
+    return ok_status();
+  }
+  auto ver = tx.exec("SELECT version FROM " + tx.quote_name(opts_.schema)
+                     + ".schema_version WHERE component = 'eventstore'");
+  int stored = ver.empty() ? 0 : ver[0][0].as<int>();
+  tx.commit();
+  return check_schema_version(stored, where);
+}
+
+std::vector<std::size_t>
+pg_store::admit(pqxx::work& tx, std::span<const append_request> reqs,
+                std::vector<std::optional<append_result>>& out) {
+  std::vector<std::size_t> valid;
+  std::vector<const append_request*> ptrs;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (auto st = validate(reqs[i], opts_.limits); !st) {
+      out[i] = append_result{std::move(st).err()};
+      continue;
+    }
+    valid.push_back(i);
+    ptrs.push_back(&reqs[i]);
+  }
+  std::unordered_map<std::string, std::int64_t> next;
+  if (!ptrs.empty())
+    for (const auto& row : tx.exec(detail::lock_index_sql(tx, ptrs)))
+      next.emplace(row[0].as<std::string>(), row[1].as<std::int64_t>());
+  std::vector<std::size_t> accepted;
+  for (auto i : valid) {
+    const auto& req = reqs[i];
+    auto [it, added] = next.try_emplace(req.execution_id, 0);
+    if (it->second != req.expected_next_seq) {
+      out[i] = append_result{
+        make_error(errc::conflict,
+                   "execution '" + req.execution_id + "' expected seq "
+                     + std::to_string(req.expected_next_seq)
+                     + " but its next seq is " + std::to_string(it->second))};
+      continue;
+    }
+    it->second += static_cast<std::int64_t>(req.events.size());
+    accepted.push_back(i);
+  }
+  return accepted;
+}
+
+void pg_store::write_fast(pqxx::work& tx, std::span<const append_request> reqs,
+                          const std::vector<std::size_t>& accepted) {
+  if (accepted.empty()) return;
+  std::vector<const append_request*> ptrs;
+  std::string changes;
+  for (auto i : accepted) {
+    ptrs.push_back(&reqs[i]);
+    changes += detail::row_changes_sql(tx, reqs[i]);
+  }
+  detail::copy_events(tx, ptrs);
+  tx.exec0(detail::upsert_index_sql(tx, ptrs));
+  if (!changes.empty()) tx.exec(changes);
+}
+
+void pg_store::write_isolated(pqxx::work& tx,
+                              std::span<const append_request> reqs,
+                              std::vector<std::size_t>& accepted,
+                              std::vector<std::optional<append_result>>& out) {
+  std::vector<std::size_t> kept;
+  for (auto i : accepted) {
+    const auto* req = &reqs[i];
+    try {
+      pqxx::subtransaction sub{tx, "one_append"};
+      auto sql = detail::insert_events_sql(sub, *req);
+      if (!sql.empty()) sub.exec0(sql);
+      sub.exec0(detail::upsert_index_sql(sub, {&req, 1}));
+      if (auto changes = detail::row_changes_sql(sub, *req); !changes.empty())
+        sub.exec(changes);
+      sub.commit();
+      kept.push_back(i);
+    } catch (const pqxx::sql_error& e) {
+      if (!is_data_error(e)) throw;
+      out[i] = append_result{make_error(
+        errc::invalid_argument, "append to execution '" + req->execution_id
+                                  + "' rejected: " + e.what())};
+    }
+  }
+  accepted = std::move(kept);
+}
+
+std::vector<append_result>
+pg_store::try_batch(std::span<const append_request> reqs, bool isolated,
+                    bool& retry_isolated) {
+  std::vector<std::optional<append_result>> out(reqs.size());
+  std::vector<std::size_t> accepted;
+  try {
+    if (!writer_ || !writer_->is_open()) writer_ = connect();
+    pqxx::work tx{*writer_};
+    accepted = admit(tx, reqs, out);
+    if (isolated)
+      write_isolated(tx, reqs, accepted, out);
+    else
+      write_fast(tx, reqs, accepted);
+    try {
+      tx.commit();
+    } catch (const pqxx::in_doubt_error& e) {
+      writer_.reset();
+      throw;
+    } catch (const pqxx::broken_connection& e) {
+      writer_.reset();
+      // Lost while waiting for the reply to COMMIT: outcome unknown.
+      return std::vector<append_result>(reqs.size(), to_error(e, true));
+    }
+  } catch (const pqxx::broken_connection& e) {
+    writer_.reset();
+    return std::vector<append_result>(reqs.size(), to_error(e));
+  } catch (const pqxx::in_doubt_error& e) {
+    return std::vector<append_result>(reqs.size(), to_error(e));
+  } catch (const std::exception& e) {
+    if (!isolated && is_data_error(e)) {
+      retry_isolated = true; // a concurrent writer: find the culprit
+      return {};
+    }
+    return std::vector<append_result>(reqs.size(), to_error(e));
+  }
+  std::vector<append_result> results;
+  results.reserve(reqs.size());
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (out[i]) {
+      results.push_back(std::move(*out[i]));
+      continue;
+    }
+    auto first = reqs[i].expected_next_seq;
+    results.push_back(append_ack{
+      first, first + static_cast<std::int64_t>(reqs[i].events.size())});
+  }
+  return results;
+}
+
+std::vector<append_result>
+pg_store::append_batch(std::span<const append_request> reqs) {
+  std::lock_guard guard{write_mtx_};
+  bool retry_isolated = false;
+  auto results = try_batch(reqs, false, retry_isolated);
+  if (retry_isolated) results = try_batch(reqs, true, retry_isolated);
+  return results;
+}
+
+template <class F>
+auto pg_store::with_reader(F&& fn)
+  -> decltype(fn(std::declval<pqxx::connection&>())) {
+  conn_ptr conn;
+  try {
+    {
+      std::lock_guard guard{pool_mtx_};
+      if (!readers_.empty()) {
+        conn = std::move(readers_.back());
+        readers_.pop_back();
+      }
+    }
+    if (!conn || !conn->is_open()) conn = connect();
+    auto res = fn(*conn);
+    std::lock_guard guard{pool_mtx_};
+    if (readers_.size() < 8) readers_.push_back(std::move(conn));
+    return res;
+  } catch (const std::exception& e) {
+    return to_error(e);
+  }
+}
+
+result<std::size_t> pg_store::read(std::string_view execution_id,
+                                   std::int64_t from_seq,
+                                   const read_callback& fn) {
+  if (from_seq < 0)
+    return make_error(errc::invalid_argument, "read with a negative from_seq "
+                                                + std::to_string(from_seq));
+  // Keyset pages bound the memory of a read whatever the history's length.
+  constexpr int page = 1000;
+  std::string id{execution_id};
+  return with_reader([&](pqxx::connection& conn) -> result<std::size_t> {
+    std::size_t n = 0;
+    auto seq = from_seq;
+    for (;;) {
+      pqxx::read_transaction tx{conn};
+      auto rows = tx.exec_params("SELECT seq, type, payload, recorded_at "
+                                 "FROM events WHERE execution_id = $1 "
+                                 "AND seq >= $2 ORDER BY seq LIMIT $3",
+                                 id, seq, page);
+      tx.commit();
+      stored_event ev;
+      for (const auto& r : rows) {
+        ev.seq = r[0].as<std::int64_t>();
+        ev.type = r[1].as<std::int32_t>();
+        ev.payload = bytes_of(r[2]);
+        ev.recorded_at_ms = r[3].as<std::int64_t>();
+        ++n;
+        if (!fn(ev)) return n;
+        seq = ev.seq + 1;
+      }
+      if (rows.size() < static_cast<std::size_t>(page)) return n;
+    }
+  });
+}
+
+result<std::optional<execution_row>>
+pg_store::get_execution(std::string_view execution_id) {
+  using res_t = result<std::optional<execution_row>>;
+  std::string id{execution_id};
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::read_transaction tx{conn};
+    auto rows = tx.exec_params(std::string{"SELECT "} + execution_columns
+                                 + " FROM executions WHERE execution_id = $1",
+                               id);
+    if (rows.empty()) return std::optional<execution_row>{};
+    return std::optional<execution_row>{read_execution(rows[0])};
+  });
+}
+
+result<execution_page> pg_store::list(const list_filter& filter, bool open_only,
+                                      std::size_t page_size,
+                                      std::string_view page_token) {
+  auto pos = detail::decode_page_token(page_token);
+  if (!pos) return std::move(pos).err();
+  auto limit = detail::clamp_page_size(page_size);
+  return with_reader([&](pqxx::connection& conn) -> result<execution_page> {
+    pqxx::read_transaction tx{conn};
+    std::string sql = std::string{"SELECT "} + execution_columns
+                      + " FROM executions WHERE true";
+    if (filter.status)
+      sql += std::string{" AND status = '"} + to_string(*filter.status) + "'";
+    if (open_only)
+      sql += " AND status NOT IN ('completed', 'failed', 'cancelled')";
+    if (filter.workflow) sql += " AND workflow = " + tx.quote(*filter.workflow);
+    if (filter.created_from_ms)
+      sql += " AND created_at >= " + std::to_string(*filter.created_from_ms);
+    if (filter.created_to_ms)
+      sql += " AND created_at < " + std::to_string(*filter.created_to_ms);
+    if (*pos)
+      sql += " AND (created_at, execution_id) > ("
+             + std::to_string((*pos)->created_at_ms) + ", "
+             + tx.quote((*pos)->execution_id) + ")";
+    sql += " ORDER BY created_at, execution_id LIMIT " + std::to_string(limit);
+    execution_page page;
+    for (const auto& r : tx.exec(sql))
+      page.rows.push_back(read_execution(r));
+    if (page.rows.size() == limit)
+      page.next_page_token = detail::encode_page_token(
+        {page.rows.back().created_at_ms, page.rows.back().execution_id});
+    return page;
+  });
+}
+
+std::vector<timer_row> read_timers(const pqxx::result& rows) {
+  std::vector<timer_row> out;
+  for (const auto& r : rows)
+    out.push_back({r[0].as<std::string>(), r[1].as<std::string>(),
+                   r[2].as<std::int64_t>(), r[3].as<std::string>(),
+                   r[4].as<std::int64_t>()});
+  return out;
+}
+
+result<std::vector<timer_row>> pg_store::due_timers(std::int64_t until_ms,
+                                                    std::size_t limit) {
+  using res_t = result<std::vector<timer_row>>;
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::read_transaction tx{conn};
+    return read_timers(tx.exec_params(
+      "SELECT execution_id, timer_id, fire_at, purpose, generation "
+      "FROM timers WHERE fire_at <= $1 "
+      "ORDER BY fire_at, execution_id, timer_id LIMIT $2",
+      until_ms, static_cast<std::int64_t>(limit)));
+  });
+}
+
+result<std::vector<timer_row>>
+pg_store::timers_of(std::string_view execution_id) {
+  using res_t = result<std::vector<timer_row>>;
+  std::string id{execution_id};
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::read_transaction tx{conn};
+    return read_timers(tx.exec_params(
+      "SELECT execution_id, timer_id, fire_at, purpose, generation "
+      "FROM timers WHERE execution_id = $1 ORDER BY timer_id",
+      id));
+  });
+}
+
+result<std::vector<task_row>>
+pg_store::tasks_of(std::string_view execution_id) {
+  using res_t = result<std::vector<task_row>>;
+  std::string id{execution_id};
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::read_transaction tx{conn};
+    std::vector<task_row> out;
+    for (const auto& r : tx.exec_params(
+           "SELECT task_id, execution_id, queue, step, attempt, "
+           "attempt_token, idempotency_key, payload, available_at, "
+           "lease_owner, lease_expires_at FROM tasks "
+           "WHERE execution_id = $1 ORDER BY task_id",
+           id)) {
+      task_row t{r[0].as<std::string>(),
+                 r[1].as<std::string>(),
+                 r[2].as<std::string>(),
+                 r[3].as<std::string>(),
+                 r[4].as<std::int32_t>(),
+                 r[5].as<std::string>(),
+                 r[6].as<std::string>(),
+                 bytes_of(r[7]),
+                 r[8].as<std::int64_t>(),
+                 r[9].as<std::string>(),
+                 std::nullopt};
+      if (!r[10].is_null()) t.lease_expires_at_ms = r[10].as<std::int64_t>();
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+} // namespace
+
+result<std::shared_ptr<event_store>> open_pg_store(const pg_options& opts) {
+  auto store = std::make_shared<pg_store>(opts);
+  if (auto st = store->open(); !st) return std::move(st).err();
+  return std::shared_ptr<event_store>{std::move(store)};
+}
+
+} // namespace cerebelum::eventstore

@@ -1,0 +1,105 @@
+#pragma once
+
+// Internal: the SQLite schema, version 1.
+//
+// One database file `<data_dir>/cerebelum-events.db` in WAL mode. All tables
+// are written by `sqlite_store::append_batch` in one transaction per group.
+//
+//   schema_version  component TEXT PK ("eventstore") | version INT | written_by
+//
+//   events          execution_id TEXT | seq INT | type INT | payload BLOB |
+//                   recorded_at INT                     PK (execution_id, seq)
+//                   WITHOUT ROWID: rows of one execution are contiguous in
+//                   the b-tree, so `read` is one range scan.
+//
+//   executions      execution_id TEXT PK | workflow | workflow_version INT |
+//                   status TEXT | phase TEXT | next_seq INT | wake_at INT? |
+//                   created_at INT | updated_at INT
+//                   invariant: next_seq == count(events of execution_id)
+//                   indexes: (created_at, execution_id),
+//                            (status, created_at, execution_id),
+//                            (workflow, created_at, execution_id)
+//
+//   timers          execution_id | timer_id | fire_at INT | purpose |
+//                   generation INT         PK (execution_id, timer_id)
+//                   index: (fire_at, execution_id, timer_id)
+//
+//   tasks           task_id TEXT PK | execution_id | queue | step | attempt |
+//                   attempt_token | idempotency_key | payload BLOB |
+//                   available_at INT | lease_owner | lease_expires_at INT?
+//                   indexes: (queue, available_at), (execution_id, task_id)
+//
+//   dead_letters    id INT PK | task_id | execution_id | queue | attempt |
+//                   payload BLOB | error TEXT | failed_at INT
+//
+// Times are milliseconds since the Unix epoch.
+
+namespace cerebelum::eventstore::detail {
+
+inline constexpr const char* sqlite_schema_v1 = R"sql(
+CREATE TABLE schema_version (
+  component TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  written_by TEXT NOT NULL
+);
+CREATE TABLE events (
+  execution_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  type INTEGER NOT NULL,
+  payload BLOB NOT NULL,
+  recorded_at INTEGER NOT NULL,
+  PRIMARY KEY (execution_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE executions (
+  execution_id TEXT PRIMARY KEY,
+  workflow TEXT NOT NULL,
+  workflow_version INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  next_seq INTEGER NOT NULL,
+  wake_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX executions_by_created ON executions (created_at, execution_id);
+CREATE INDEX executions_by_status
+  ON executions (status, created_at, execution_id);
+CREATE INDEX executions_by_workflow
+  ON executions (workflow, created_at, execution_id);
+CREATE TABLE timers (
+  execution_id TEXT NOT NULL,
+  timer_id TEXT NOT NULL,
+  fire_at INTEGER NOT NULL,
+  purpose TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  PRIMARY KEY (execution_id, timer_id)
+) WITHOUT ROWID;
+CREATE INDEX timers_by_fire_at ON timers (fire_at, execution_id, timer_id);
+CREATE TABLE tasks (
+  task_id TEXT PRIMARY KEY,
+  execution_id TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  step TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  attempt_token TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  available_at INTEGER NOT NULL,
+  lease_owner TEXT NOT NULL,
+  lease_expires_at INTEGER
+);
+CREATE INDEX tasks_by_queue ON tasks (queue, available_at);
+CREATE INDEX tasks_by_execution ON tasks (execution_id, task_id);
+CREATE TABLE dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL,
+  execution_id TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  payload BLOB NOT NULL,
+  error TEXT NOT NULL,
+  failed_at INTEGER NOT NULL
+);
+)sql";
+
+} // namespace cerebelum::eventstore::detail

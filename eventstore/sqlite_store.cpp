@@ -1,0 +1,510 @@
+#include "eventstore/sqlite_store.hpp"
+
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include <sqlite3.h>
+
+#include "eventstore/sqlite_db.hpp"
+#include "eventstore/sqlite_schema.hpp"
+#include "eventstore/store_util.hpp"
+
+namespace cerebelum::eventstore {
+
+namespace {
+
+using detail::sqlite_db;
+using detail::sqlite_failure;
+using detail::sqlite_stmt;
+
+constexpr const char* schema_component = "eventstore";
+
+constexpr const char* execution_columns
+  = "execution_id, workflow, workflow_version, status, phase, next_seq, "
+    "wake_at, created_at, updated_at";
+
+error to_error(const sqlite_failure& e, bool possibly_committed = false) {
+  bool retryable = e.code() == SQLITE_BUSY || e.code() == SQLITE_LOCKED
+                   || e.code() == SQLITE_IOERR || e.code() == SQLITE_FULL;
+  auto code = e.code() == SQLITE_BUSY ? errc::unavailable : errc::storage_error;
+  return make_error(code, std::string{"sqlite: "} + e.what(), retryable,
+                    possibly_committed);
+}
+
+execution_row read_execution(const sqlite_stmt& st) {
+  execution_row row;
+  row.execution_id = st.text(0);
+  row.workflow = st.text(1);
+  row.workflow_version = static_cast<std::uint64_t>(st.int64(2));
+  row.status = parse_status(st.text(3)).value_or(execution_status::failed);
+  row.phase = st.text(4);
+  row.next_seq = st.int64(5);
+  if (!st.is_null(6)) row.wake_at_ms = st.int64(6);
+  row.created_at_ms = st.int64(7);
+  row.updated_at_ms = st.int64(8);
+  return row;
+}
+
+/// Prepared statements of the writer connection.
+struct write_stmts {
+  explicit write_stmts(sqlite_db& db)
+    : next_seq(db, "SELECT next_seq FROM executions WHERE execution_id = ?"),
+      insert_event(db, "INSERT INTO events VALUES (?, ?, ?, ?, ?)"),
+      upsert_index(db,
+                   "INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (execution_id) DO UPDATE SET "
+                   "workflow = excluded.workflow, "
+                   "workflow_version = excluded.workflow_version, "
+                   "status = excluded.status, phase = excluded.phase, "
+                   "next_seq = excluded.next_seq, wake_at = excluded.wake_at, "
+                   "updated_at = excluded.updated_at"),
+      upsert_timer(db, "INSERT INTO timers VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (execution_id, timer_id) DO UPDATE SET "
+                       "fire_at = excluded.fire_at, "
+                       "purpose = excluded.purpose, "
+                       "generation = excluded.generation"),
+      delete_timer(db, "DELETE FROM timers WHERE execution_id = ? "
+                       "AND timer_id = ?"),
+      upsert_task(db, "INSERT INTO tasks VALUES "
+                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT (task_id) DO UPDATE SET "
+                      "queue = excluded.queue, step = excluded.step, "
+                      "attempt = excluded.attempt, "
+                      "attempt_token = excluded.attempt_token, "
+                      "idempotency_key = excluded.idempotency_key, "
+                      "payload = excluded.payload, "
+                      "available_at = excluded.available_at, "
+                      "lease_owner = excluded.lease_owner, "
+                      "lease_expires_at = excluded.lease_expires_at "
+                      "WHERE tasks.execution_id = excluded.execution_id"),
+      delete_task(db, "DELETE FROM tasks WHERE task_id = ? "
+                      "AND execution_id = ?") {
+    // nop
+  }
+
+  sqlite_stmt next_seq;
+  sqlite_stmt insert_event;
+  sqlite_stmt upsert_index;
+  sqlite_stmt upsert_timer;
+  sqlite_stmt delete_timer;
+  sqlite_stmt upsert_task;
+  sqlite_stmt delete_task;
+};
+
+class sqlite_store final : public event_store {
+ public:
+  explicit sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
+    path_ = (std::filesystem::path{opts_.data_dir} / opts_.file_name).string();
+  }
+
+  /// Opens the writer connection and creates or validates the schema.
+  status open() {
+    try {
+      std::error_code ec;
+      std::filesystem::create_directories(opts_.data_dir, ec);
+      if (ec)
+        return make_error(errc::storage_error, "cannot create data directory "
+                                                 + opts_.data_dir + ": "
+                                                 + ec.message());
+      writer_ = connect(opts_.create_if_missing);
+      writer_->exec("PRAGMA journal_mode = WAL");
+      if (auto st = ensure_schema(); !st) return st;
+      stmts_ = std::make_unique<write_stmts>(*writer_);
+      return ok_status();
+    } catch (const sqlite_failure& e) {
+      return to_error(e);
+    }
+  }
+
+  std::vector<append_result>
+  append_batch(std::span<const append_request> reqs) override;
+
+  result<std::size_t> read(std::string_view execution_id, std::int64_t from_seq,
+                           const read_callback& fn) override;
+
+  result<std::optional<execution_row>>
+  get_execution(std::string_view execution_id) override;
+
+  result<execution_page> list_executions(const list_filter& filter,
+                                         std::size_t page_size,
+                                         std::string_view page_token) override {
+    return list(filter, false, page_size, page_token);
+  }
+
+  result<execution_page> open_executions(std::size_t page_size,
+                                         std::string_view page_token) override {
+    return list(list_filter{}, true, page_size, page_token);
+  }
+
+  result<std::vector<timer_row>> due_timers(std::int64_t until_ms,
+                                            std::size_t limit) override;
+
+  result<std::vector<timer_row>>
+  timers_of(std::string_view execution_id) override;
+
+  result<std::vector<task_row>>
+  tasks_of(std::string_view execution_id) override;
+
+  int schema_version() const noexcept override {
+    return current_schema_version;
+  }
+
+ private:
+  std::unique_ptr<sqlite_db> connect(bool create) {
+    auto db = std::make_unique<sqlite_db>(path_, create);
+    sqlite3_busy_timeout(db->handle(),
+                         static_cast<int>(opts_.busy_timeout.count()));
+    db->exec("PRAGMA synchronous = FULL");
+    return db;
+  }
+
+  status ensure_schema();
+
+  /// Applies one validated, conflict-checked request inside the open
+  /// transaction.
+  void apply(const append_request& req);
+
+  /// Runs `fn(db)` on a pooled reader connection.
+  template <class F>
+  auto with_reader(F&& fn) -> decltype(fn(std::declval<sqlite_db&>()));
+
+  result<execution_page> list(const list_filter& filter, bool open_only,
+                              std::size_t page_size,
+                              std::string_view page_token);
+
+  sqlite_options opts_;
+  std::string path_;
+  std::mutex write_mtx_;
+  std::unique_ptr<sqlite_db> writer_;
+  std::unique_ptr<write_stmts> stmts_;
+  std::mutex pool_mtx_;
+  std::vector<std::unique_ptr<sqlite_db>> readers_;
+};
+
+status sqlite_store::ensure_schema() {
+  writer_->exec("BEGIN IMMEDIATE");
+  try {
+    sqlite_stmt tables{*writer_, "SELECT count(*), "
+                                 "sum(name = 'schema_version') "
+                                 "FROM sqlite_master WHERE type = 'table'"};
+    tables.step();
+    auto n_tables = tables.int64(0);
+    auto has_version = tables.int64(1) > 0;
+    if (!has_version) {
+      if (n_tables > 0 || !opts_.create_if_missing) {
+        writer_->exec("ROLLBACK");
+        return make_error(errc::schema_incompatible,
+                          path_
+                            + " is not a Cerebelum event store (it has no "
+                              "schema_version table): point the node at an "
+                              "empty data directory");
+      }
+      writer_->exec(detail::sqlite_schema_v1);
+      sqlite_stmt ins{*writer_, "INSERT INTO schema_version VALUES (?, ?, ?)"};
+      ins.bind(1, schema_component)
+        .bind(2, std::int64_t{current_schema_version})
+        .bind(3, "cerebelum")
+        .run();
+      writer_->exec("COMMIT");
+      return ok_status();
+    }
+    sqlite_stmt ver{*writer_, "SELECT version FROM schema_version "
+                              "WHERE component = ?"};
+    ver.bind(1, schema_component);
+    int stored = ver.step() ? static_cast<int>(ver.int64(0)) : 0;
+    writer_->exec("COMMIT");
+    return check_schema_version(stored, path_);
+  } catch (...) {
+    sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void sqlite_store::apply(const append_request& req) {
+  const auto& id = req.execution_id;
+  auto seq = req.expected_next_seq;
+  for (const auto& ev : req.events)
+    stmts_->insert_event.bind(1, id)
+      .bind(2, seq++)
+      .bind(3, std::int64_t{ev.type})
+      .bind_blob(4, ev.payload)
+      .bind(5, ev.recorded_at_ms)
+      .run();
+  const auto& ix = req.index;
+  stmts_->upsert_index.bind(1, id)
+    .bind(2, ix.workflow)
+    .bind(3, static_cast<std::int64_t>(ix.workflow_version))
+    .bind(4, to_string(ix.status))
+    .bind(5, ix.phase)
+    .bind(6, seq)
+    .bind(7, ix.wake_at_ms)
+    .bind(8, ix.created_at_ms)
+    .bind(9, ix.updated_at_ms)
+    .run();
+  for (const auto& t : req.timer_upserts)
+    stmts_->upsert_timer.bind(1, id)
+      .bind(2, t.timer_id)
+      .bind(3, t.fire_at_ms)
+      .bind(4, t.purpose)
+      .bind(5, t.generation)
+      .run();
+  for (const auto& t : req.timer_deletes)
+    stmts_->delete_timer.bind(1, id).bind(2, t).run();
+  for (const auto& t : req.task_upserts)
+    stmts_->upsert_task.bind(1, t.task_id)
+      .bind(2, id)
+      .bind(3, t.queue)
+      .bind(4, t.step)
+      .bind(5, std::int64_t{t.attempt})
+      .bind(6, t.attempt_token)
+      .bind(7, t.idempotency_key)
+      .bind_blob(8, t.payload)
+      .bind(9, t.available_at_ms)
+      .bind(10, t.lease_owner)
+      .bind(11, t.lease_expires_at_ms)
+      .run();
+  for (const auto& t : req.task_deletes)
+    stmts_->delete_task.bind(1, t).bind(2, id).run();
+}
+
+std::vector<append_result>
+sqlite_store::append_batch(std::span<const append_request> reqs) {
+  std::vector<append_result> out;
+  out.reserve(reqs.size());
+  std::lock_guard guard{write_mtx_};
+  bool in_tx = false;
+  try {
+    writer_->exec("BEGIN IMMEDIATE");
+    in_tx = true;
+    // Next sequence numbers as seen by this transaction, so that two
+    // appends to one execution in the same group see each other.
+    std::unordered_map<std::string_view, std::int64_t> next;
+    for (const auto& req : reqs) {
+      if (auto st = validate(req, opts_.limits); !st) {
+        out.emplace_back(std::move(st).err());
+        continue;
+      }
+      auto it = next.find(req.execution_id);
+      std::int64_t current = 0;
+      if (it != next.end()) {
+        current = it->second;
+      } else {
+        stmts_->next_seq.bind(1, req.execution_id);
+        current = stmts_->next_seq.step() ? stmts_->next_seq.int64(0) : 0;
+        stmts_->next_seq.reset();
+      }
+      if (current != req.expected_next_seq) {
+        out.emplace_back(
+          make_error(errc::conflict,
+                     "execution '" + req.execution_id + "' expected seq "
+                       + std::to_string(req.expected_next_seq)
+                       + " but its next seq is " + std::to_string(current)));
+        continue;
+      }
+      writer_->exec("SAVEPOINT one_append");
+      try {
+        apply(req);
+        writer_->exec("RELEASE one_append");
+      } catch (const sqlite_failure& e) {
+        if (!e.is_data_error()) throw;
+        writer_->exec("ROLLBACK TO one_append");
+        writer_->exec("RELEASE one_append");
+        out.emplace_back(make_error(errc::invalid_argument,
+                                    "append to execution '" + req.execution_id
+                                      + "' rejected: " + e.what()));
+        continue;
+      }
+      auto end = req.expected_next_seq
+                 + static_cast<std::int64_t>(req.events.size());
+      next[req.execution_id] = end;
+      out.emplace_back(append_ack{req.expected_next_seq, end});
+    }
+  } catch (const sqlite_failure& e) {
+    if (in_tx)
+      sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    return std::vector<append_result>(reqs.size(), append_result{to_error(e)});
+  }
+  try {
+    writer_->exec("COMMIT");
+  } catch (const sqlite_failure& e) {
+    // A failed COMMIT may have written part of the WAL frames: unless the
+    // lock was simply busy, the outcome is unknown.
+    bool doubt = e.code() != SQLITE_BUSY;
+    sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    auto err = to_error(e, doubt);
+    for (auto& r : out)
+      if (r.ok()) r = append_result{err};
+  }
+  return out;
+}
+
+template <class F>
+auto sqlite_store::with_reader(F&& fn)
+  -> decltype(fn(std::declval<sqlite_db&>())) {
+  std::unique_ptr<sqlite_db> db;
+  try {
+    {
+      std::lock_guard guard{pool_mtx_};
+      if (!readers_.empty()) {
+        db = std::move(readers_.back());
+        readers_.pop_back();
+      }
+    }
+    if (!db) db = connect(false);
+    auto res = fn(*db);
+    std::lock_guard guard{pool_mtx_};
+    if (readers_.size() < 8) readers_.push_back(std::move(db));
+    return res;
+  } catch (const sqlite_failure& e) {
+    return to_error(e);
+  }
+}
+
+result<std::size_t> sqlite_store::read(std::string_view execution_id,
+                                       std::int64_t from_seq,
+                                       const read_callback& fn) {
+  if (from_seq < 0)
+    return make_error(errc::invalid_argument, "read with a negative from_seq "
+                                                + std::to_string(from_seq));
+  return with_reader([&](sqlite_db& db) -> result<std::size_t> {
+    sqlite_stmt st{db, "SELECT seq, type, payload, recorded_at FROM events "
+                       "WHERE execution_id = ? AND seq >= ? ORDER BY seq"};
+    st.bind(1, execution_id).bind(2, from_seq);
+    std::size_t n = 0;
+    stored_event ev;
+    while (st.step()) {
+      ev.seq = st.int64(0);
+      ev.type = static_cast<std::int32_t>(st.int64(1));
+      ev.payload = st.blob(2);
+      ev.recorded_at_ms = st.int64(3);
+      ++n;
+      if (!fn(ev)) break;
+    }
+    return n;
+  });
+}
+
+result<std::optional<execution_row>>
+sqlite_store::get_execution(std::string_view execution_id) {
+  using res_t = result<std::optional<execution_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, std::string{"SELECT "} + execution_columns
+                         + " FROM executions WHERE execution_id = ?"};
+    st.bind(1, execution_id);
+    if (!st.step()) return std::optional<execution_row>{};
+    return std::optional<execution_row>{read_execution(st)};
+  });
+}
+
+result<execution_page> sqlite_store::list(const list_filter& filter,
+                                          bool open_only, std::size_t page_size,
+                                          std::string_view page_token) {
+  auto pos = detail::decode_page_token(page_token);
+  if (!pos) return std::move(pos).err();
+  auto limit = detail::clamp_page_size(page_size);
+  std::string sql = std::string{"SELECT "} + execution_columns
+                    + " FROM executions WHERE 1";
+  if (filter.status) sql += " AND status = :status";
+  if (open_only)
+    sql += " AND status NOT IN ('completed', 'failed', 'cancelled')";
+  if (filter.workflow) sql += " AND workflow = :workflow";
+  if (filter.created_from_ms) sql += " AND created_at >= :from";
+  if (filter.created_to_ms) sql += " AND created_at < :to";
+  if (*pos) sql += " AND (created_at, execution_id) > (:after_t, :after_id)";
+  sql += " ORDER BY created_at, execution_id LIMIT :limit";
+  return with_reader([&](sqlite_db& db) -> result<execution_page> {
+    sqlite_stmt st{db, sql};
+    auto idx = [&](const char* name) {
+      return st.param(name);
+    };
+    if (filter.status) st.bind(idx(":status"), to_string(*filter.status));
+    if (filter.workflow) st.bind(idx(":workflow"), *filter.workflow);
+    if (filter.created_from_ms) st.bind(idx(":from"), *filter.created_from_ms);
+    if (filter.created_to_ms) st.bind(idx(":to"), *filter.created_to_ms);
+    if (*pos)
+      st.bind(idx(":after_t"), (*pos)->created_at_ms)
+        .bind(idx(":after_id"), (*pos)->execution_id);
+    st.bind(idx(":limit"), static_cast<std::int64_t>(limit));
+    execution_page page;
+    while (st.step())
+      page.rows.push_back(read_execution(st));
+    if (page.rows.size() == limit)
+      page.next_page_token = detail::encode_page_token(
+        {page.rows.back().created_at_ms, page.rows.back().execution_id});
+    return page;
+  });
+}
+
+result<std::vector<timer_row>> sqlite_store::due_timers(std::int64_t until_ms,
+                                                        std::size_t limit) {
+  using res_t = result<std::vector<timer_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, "SELECT execution_id, timer_id, fire_at, purpose, "
+                       "generation FROM timers WHERE fire_at <= ? "
+                       "ORDER BY fire_at, execution_id, timer_id LIMIT ?"};
+    st.bind(1, until_ms).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<timer_row> out;
+    while (st.step())
+      out.push_back(
+        {st.text(0), st.text(1), st.int64(2), st.text(3), st.int64(4)});
+    return out;
+  });
+}
+
+result<std::vector<timer_row>>
+sqlite_store::timers_of(std::string_view execution_id) {
+  using res_t = result<std::vector<timer_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, "SELECT execution_id, timer_id, fire_at, purpose, "
+                       "generation FROM timers WHERE execution_id = ? "
+                       "ORDER BY timer_id"};
+    st.bind(1, execution_id);
+    std::vector<timer_row> out;
+    while (st.step())
+      out.push_back(
+        {st.text(0), st.text(1), st.int64(2), st.text(3), st.int64(4)});
+    return out;
+  });
+}
+
+result<std::vector<task_row>>
+sqlite_store::tasks_of(std::string_view execution_id) {
+  using res_t = result<std::vector<task_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, "SELECT task_id, execution_id, queue, step, attempt, "
+                       "attempt_token, idempotency_key, payload, "
+                       "available_at, lease_owner, lease_expires_at "
+                       "FROM tasks WHERE execution_id = ? ORDER BY task_id"};
+    st.bind(1, execution_id);
+    std::vector<task_row> out;
+    while (st.step()) {
+      task_row t{st.text(0),
+                 st.text(1),
+                 st.text(2),
+                 st.text(3),
+                 static_cast<std::int32_t>(st.int64(4)),
+                 st.text(5),
+                 st.text(6),
+                 st.blob(7),
+                 st.int64(8),
+                 st.text(9),
+                 std::nullopt};
+      if (!st.is_null(10)) t.lease_expires_at_ms = st.int64(10);
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+} // namespace
+
+result<std::shared_ptr<event_store>>
+open_sqlite_store(const sqlite_options& opts) {
+  auto store = std::make_shared<sqlite_store>(opts);
+  if (auto st = store->open(); !st) return std::move(st).err();
+  return std::shared_ptr<event_store>{std::move(store)};
+}
+
+} // namespace cerebelum::eventstore

@@ -1,0 +1,58 @@
+#include "eventstore/store_decorator.hpp"
+
+namespace cerebelum::eventstore {
+
+store_decorator::store_decorator(std::shared_ptr<event_store> inner)
+  : inner_(std::move(inner)) {
+  // nop
+}
+
+std::vector<append_result>
+store_decorator::append_batch(std::span<const append_request> reqs) {
+  return inner_->append_batch(reqs);
+}
+
+result<std::size_t> store_decorator::read(std::string_view execution_id,
+                                          std::int64_t from_seq,
+                                          const read_callback& fn) {
+  return inner_->read(execution_id, from_seq, fn);
+}
+
+result<std::optional<execution_row>>
+store_decorator::get_execution(std::string_view execution_id) {
+  return inner_->get_execution(execution_id);
+}
+
+result<execution_page>
+store_decorator::list_executions(const list_filter& filter,
+                                 std::size_t page_size,
+                                 std::string_view page_token) {
+  return inner_->list_executions(filter, page_size, page_token);
+}
+
+result<execution_page>
+store_decorator::open_executions(std::size_t page_size,
+                                 std::string_view page_token) {
+  return inner_->open_executions(page_size, page_token);
+}
+
+result<std::vector<timer_row>>
+store_decorator::due_timers(std::int64_t until_ms, std::size_t limit) {
+  return inner_->due_timers(until_ms, limit);
+}
+
+result<std::vector<timer_row>>
+store_decorator::timers_of(std::string_view execution_id) {
+  return inner_->timers_of(execution_id);
+}
+
+result<std::vector<task_row>>
+store_decorator::tasks_of(std::string_view execution_id) {
+  return inner_->tasks_of(execution_id);
+}
+
+int store_decorator::schema_version() const noexcept {
+  return inner_->schema_version();
+}
+
+} // namespace cerebelum::eventstore

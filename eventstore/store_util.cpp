@@ -1,0 +1,44 @@
+#include "eventstore/store_util.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace cerebelum::eventstore::detail {
+
+std::string encode_page_token(const page_position& pos) {
+  return std::to_string(pos.created_at_ms) + ":" + pos.execution_id;
+}
+
+result<std::optional<page_position>> decode_page_token(std::string_view token) {
+  if (token.empty()) return std::optional<page_position>{};
+  auto colon = token.find(':');
+  page_position pos;
+  auto num = token.substr(0, colon);
+  auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(),
+                                   pos.created_at_ms);
+  if (colon == std::string_view::npos || ec != std::errc{}
+      || ptr != num.data() + num.size())
+    return make_error(errc::invalid_argument,
+                      "malformed page token '" + std::string{token}
+                        + "': pass the next_page_token of the previous page");
+  pos.execution_id = std::string{token.substr(colon + 1)};
+  return std::optional<page_position>{std::move(pos)};
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.resize(bytes.size() * 2);
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    auto b = static_cast<unsigned char>(bytes[i]);
+    out[2 * i] = digits[b >> 4];
+    out[2 * i + 1] = digits[b & 0xf];
+  }
+  return out;
+}
+
+std::size_t clamp_page_size(std::size_t n) noexcept {
+  return std::clamp<std::size_t>(n, 1, 10'000);
+}
+
+} // namespace cerebelum::eventstore::detail

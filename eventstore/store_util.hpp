@@ -1,0 +1,32 @@
+#pragma once
+
+// Internal helpers shared by the backends.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "eventstore/result.hpp"
+
+namespace cerebelum::eventstore::detail {
+
+/// Keyset position of a listing page: the last row's sort key.
+struct page_position {
+  std::int64_t created_at_ms = 0;
+  std::string execution_id;
+};
+
+/// Renders a page token from the last row of a page.
+std::string encode_page_token(const page_position& pos);
+
+/// Parses a page token; an empty token is the first page (`std::nullopt`).
+result<std::optional<page_position>> decode_page_token(std::string_view token);
+
+/// Lowercase hex of `bytes`.
+std::string to_hex(std::string_view bytes);
+
+/// Bounds a page size to [1, 10000].
+std::size_t clamp_page_size(std::size_t n) noexcept;
+
+} // namespace cerebelum::eventstore::detail

@@ -1,0 +1,56 @@
+#include <catch2/catch.hpp>
+
+#include "eventstore/codec.hpp"
+
+using namespace cerebelum::eventstore;
+namespace events = cerebelum::events;
+
+TEST_CASE("an event encodes to its field number and decodes back") {
+  events::Event ev;
+  ev.set_recorded_at_ms(42);
+  auto* done = ev.mutable_step_completed();
+  done->set_step("fetch");
+  done->set_attempt(3);
+  done->set_result_json(R"({"ok":true})");
+  auto enc = encode(ev);
+  REQUIRE(enc.ok());
+  CHECK(enc->type == events::Event::kStepCompleted);
+  CHECK(enc->recorded_at_ms == 42);
+  auto dec = decode(stored_event{9, enc->type, enc->payload, 42});
+  REQUIRE(dec.ok());
+  REQUIRE(dec->has_value());
+  CHECK((*dec)->seq() == 9);
+  CHECK((*dec)->step_completed().step() == "fetch");
+  CHECK((*dec)->step_completed().attempt() == 3);
+  CHECK((*dec)->payload_case() == events::Event::kStepCompleted);
+}
+
+TEST_CASE("an event without a payload cannot be encoded") {
+  auto enc = encode(events::Event{});
+  REQUIRE_FALSE(enc.ok());
+  CHECK(enc.err().code == errc::invalid_argument);
+}
+
+TEST_CASE("an unknown type in the skippable range decodes to nothing") {
+  auto dec = decode(stored_event{0, 1999, "??", 0});
+  REQUIRE(dec.ok());
+  CHECK_FALSE(dec->has_value());
+  CHECK(is_skippable_type(1000));
+  CHECK_FALSE(is_skippable_type(999));
+  CHECK_FALSE(is_skippable_type(2000));
+}
+
+TEST_CASE("an unknown core type tells the operator to upgrade the node") {
+  auto dec = decode(stored_event{5, 999, "", 0});
+  REQUIRE_FALSE(dec.ok());
+  CHECK(dec.err().code == errc::unknown_event_type);
+  CHECK_THAT(dec.err().message, Catch::Contains("upgrade this node"));
+  CHECK_THAT(dec.err().message, Catch::Contains("999"));
+}
+
+TEST_CASE("an unparsable payload is a corrupt event") {
+  auto dec = decode(stored_event{1, events::Event::kExecutionStarted,
+                                 std::string("\xff\xff\xff", 3), 0});
+  REQUIRE_FALSE(dec.ok());
+  CHECK(dec.err().code == errc::corrupt_event);
+}

@@ -1,0 +1,411 @@
+// The event store conformance suite, run against every backend.
+
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "eventstore/codec.hpp"
+#include "tests/eventstore/backends.hpp"
+#include "tests/eventstore/helpers.hpp"
+
+using namespace cerebelum::eventstore;
+namespace events = cerebelum::events;
+using namespace cerebelum::eventstore::testing;
+
+#define BACKENDS sqlite_tag, pg_tag
+
+TEMPLATE_TEST_CASE("an append is read back in order from its expected seq",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto ack = require_ok(store->append(make_append("e1", 0, 3)));
+  CHECK(ack.first_seq == 0);
+  CHECK(ack.next_seq == 3);
+  auto ack2 = require_ok(store->append(make_append("e1", 3, 2)));
+  CHECK(ack2.first_seq == 3);
+  CHECK(ack2.next_seq == 5);
+  auto events = read_all(*store, "e1");
+  REQUIRE(events.size() == 5);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    CHECK(events[i].seq == static_cast<std::int64_t>(i));
+    CHECK(events[i].payload == "e1#" + std::to_string(i));
+    CHECK(events[i].recorded_at_ms == 1000 + static_cast<std::int64_t>(i));
+  }
+  CHECK(read_all(*store, "e1", 3).size() == 2);
+  auto row = require_ok(store->get_execution("e1"));
+  REQUIRE(row.has_value());
+  CHECK(row->next_seq == 5);
+  CHECK(row->workflow == "wf");
+  CHECK(row->workflow_version == 7);
+}
+
+TEMPLATE_TEST_CASE("an unknown execution has an empty history and no index row",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  CHECK(read_all(*store, "nobody").empty());
+  CHECK_FALSE(require_ok(store->get_execution("nobody")).has_value());
+}
+
+TEMPLATE_TEST_CASE("an append without events creates the execution's index row",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto req = make_append("empty", 0, 0);
+  req.index.status = execution_status::sleeping;
+  auto ack = require_ok(store->append(req));
+  CHECK(ack.next_seq == 0);
+  CHECK(read_all(*store, "empty").empty());
+  auto row = require_ok(store->get_execution("empty"));
+  REQUIRE(row.has_value());
+  CHECK(row->status == execution_status::sleeping);
+  CHECK(row->next_seq == 0);
+}
+
+TEMPLATE_TEST_CASE(
+  "a wrong expected next seq is a conflict that writes nothing",
+  "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  require_ok(store->append(make_append("c", 0, 2)));
+  for (std::int64_t wrong : {0, 1, 3, 10}) {
+    auto req = make_append("c", wrong, 1);
+    req.timer_upserts.push_back({"", "t", 5, "sleep", 1});
+    auto res = store->append(req);
+    REQUIRE_FALSE(res.ok());
+    CHECK(res.err().code == errc::conflict);
+    CHECK_FALSE(res.err().possibly_committed);
+    CHECK_THAT(res.err().message, Catch::Contains("'c'"));
+  }
+  CHECK(read_all(*store, "c").size() == 2);
+  CHECK(require_ok(store->timers_of("c")).empty());
+  CHECK(require_ok(store->get_execution("c"))->next_seq == 2);
+}
+
+TEMPLATE_TEST_CASE("events, index row, timers and tasks of an append commit "
+                   "together",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto req = make_append("a", 0, 2);
+  req.index.status = execution_status::sleeping;
+  req.index.phase = "nap";
+  req.index.wake_at_ms = 5000;
+  req.timer_upserts.push_back({"", "sleep-1", 5000, "sleep", 3});
+  req.task_upserts.push_back({"task-1", "", "q1", "fetch", 2, "tok-2", "idem",
+                              std::string("\0\1bin", 5), 77, "", std::nullopt});
+  require_ok(store->append(req));
+  auto row = *require_ok(store->get_execution("a"));
+  CHECK(row.status == execution_status::sleeping);
+  CHECK(row.phase == "nap");
+  CHECK(row.wake_at_ms == std::optional<std::int64_t>{5000});
+  CHECK(row.next_seq == 2);
+  auto timers = require_ok(store->timers_of("a"));
+  REQUIRE(timers.size() == 1);
+  CHECK(timers[0].execution_id == "a");
+  CHECK(timers[0].fire_at_ms == 5000);
+  CHECK(timers[0].generation == 3);
+  auto tasks = require_ok(store->tasks_of("a"));
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].execution_id == "a");
+  CHECK(tasks[0].queue == "q1");
+  CHECK(tasks[0].attempt == 2);
+  CHECK(tasks[0].attempt_token == "tok-2");
+  CHECK(tasks[0].payload == std::string("\0\1bin", 5));
+  CHECK_FALSE(tasks[0].lease_expires_at_ms.has_value());
+  // A conflicting append with row changes leaves every table untouched.
+  auto bad = make_append("a", 1, 1);
+  bad.index.status = execution_status::completed;
+  bad.timer_deletes.push_back("sleep-1");
+  bad.task_deletes.push_back("task-1");
+  CHECK(store->append(bad).err().code == errc::conflict);
+  CHECK(require_ok(store->get_execution("a"))->status
+        == execution_status::sleeping);
+  CHECK(require_ok(store->timers_of("a")).size() == 1);
+  CHECK(require_ok(store->tasks_of("a")).size() == 1);
+}
+
+TEMPLATE_TEST_CASE(
+  "timer and task upserts replace rows and deletes remove them",
+  "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto first = make_append("t", 0, 1);
+  first.timer_upserts = {{"", "x", 10, "sleep", 1}, {"", "y", 20, "sleep", 1}};
+  first.task_upserts.push_back(
+    {"k1", "", "q", "s", 1, "tok1", "i1", "p1", 0, "", std::nullopt});
+  require_ok(store->append(first));
+  auto second = make_append("t", 1, 1);
+  second.timer_upserts = {{"", "x", 30, "retry_backoff", 2}};
+  second.timer_deletes = {"y"};
+  second.task_upserts.push_back(
+    {"k1", "", "q", "s", 2, "tok2", "i1", "p2", 50, "w1", 99});
+  require_ok(store->append(second));
+  auto timers = require_ok(store->timers_of("t"));
+  REQUIRE(timers.size() == 1);
+  CHECK(timers[0].timer_id == "x");
+  CHECK(timers[0].fire_at_ms == 30);
+  CHECK(timers[0].purpose == "retry_backoff");
+  auto tasks = require_ok(store->tasks_of("t"));
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].attempt == 2);
+  CHECK(tasks[0].attempt_token == "tok2");
+  CHECK(tasks[0].lease_owner == "w1");
+  CHECK(tasks[0].lease_expires_at_ms == std::optional<std::int64_t>{99});
+  auto third = make_append("t", 2, 0);
+  third.task_deletes = {"k1"};
+  require_ok(store->append(third));
+  CHECK(require_ok(store->tasks_of("t")).empty());
+}
+
+TEMPLATE_TEST_CASE("due timers come earliest first up to the limit",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  for (int i = 0; i < 5; ++i) {
+    auto req = make_append("d" + std::to_string(i), 0, 1);
+    req.timer_upserts.push_back({"", "w", 100 - i * 10, "sleep", 0});
+    require_ok(store->append(req));
+  }
+  auto due = require_ok(store->due_timers(80, 10));
+  REQUIRE(due.size() == 3); // fire_at 60, 70, 80
+  CHECK(due[0].execution_id == "d4");
+  CHECK(due[0].fire_at_ms == 60);
+  CHECK(due[2].execution_id == "d2");
+  CHECK(require_ok(store->due_timers(1000, 2)).size() == 2);
+  CHECK(require_ok(store->due_timers(59, 10)).empty());
+}
+
+namespace {
+
+/// Appends 30 executions: created_at 0..29, workflow "w<i%3>", status
+/// running / sleeping / completed by i%3.
+void seed_listing(event_store& store) {
+  for (int i = 0; i < 30; ++i) {
+    auto req = make_append("x" + std::to_string(100 + i), 0, 1);
+    req.index.workflow = "w" + std::to_string(i % 3);
+    req.index.created_at_ms = i;
+    req.index.status = static_cast<execution_status>(i % 3 == 2 ? 3 : i % 3);
+    require_ok(store.append(req));
+  }
+}
+
+std::vector<std::string> list_all(event_store& store, const list_filter& f,
+                                  std::size_t page_size, bool open_only) {
+  std::vector<std::string> ids;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = open_only ? store.open_executions(page_size, token)
+                          : store.list_executions(f, page_size, token);
+    REQUIRE(page.ok());
+    REQUIRE(page->rows.size() <= page_size);
+    for (const auto& r : page->rows)
+      ids.push_back(r.execution_id);
+    token = page->next_page_token;
+    REQUIRE(++pages < 100);
+  } while (!token.empty());
+  return ids;
+}
+
+} // namespace
+
+TEMPLATE_TEST_CASE("listing filters the index and pages without gaps or "
+                   "duplicates",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  seed_listing(*store);
+  auto all = list_all(*store, {}, 7, false);
+  REQUIRE(all.size() == 30);
+  CHECK(std::set<std::string>(all.begin(), all.end()).size() == 30);
+  CHECK(all.front() == "x100");
+  CHECK(all.back() == "x129");
+  list_filter by_wf;
+  by_wf.workflow = "w1";
+  CHECK(list_all(*store, by_wf, 4, false).size() == 10);
+  list_filter by_status;
+  by_status.status = execution_status::sleeping;
+  auto sleeping = list_all(*store, by_status, 3, false);
+  CHECK(sleeping.size() == 10);
+  CHECK(sleeping.front() == "x101");
+  list_filter by_time;
+  by_time.created_from_ms = 10;
+  by_time.created_to_ms = 20;
+  by_time.workflow = "w0";
+  auto ranged = list_all(*store, by_time, 2, false);
+  CHECK(ranged == std::vector<std::string>{"x112", "x115", "x118"});
+  auto bad = store->list_executions({}, 5, "garbage");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.err().code == errc::invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("open executions list only non-terminal executions",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  seed_listing(*store);
+  auto open = list_all(*store, {}, 6, true);
+  CHECK(open.size() == 20);
+  for (const auto& id : open) {
+    auto row = require_ok(store->get_execution(id));
+    CHECK_FALSE(is_terminal(row->status));
+  }
+}
+
+TEMPLATE_TEST_CASE("a store with a newer schema version is refused with an "
+                   "actionable message",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  {
+    auto store = require_ok(be->open());
+    CHECK(store->schema_version() == current_schema_version);
+  }
+  require_ok(be->open()); // reopening the same version works
+  be->set_schema_version(current_schema_version + 1);
+  auto newer = be->open();
+  REQUIRE_FALSE(newer.ok());
+  CHECK(newer.err().code == errc::schema_too_new);
+  CHECK_THAT(newer.err().message, Catch::Contains("upgrade this node"));
+  be->set_schema_version(0);
+  auto older = be->open();
+  REQUIRE_FALSE(older.ok());
+  CHECK(older.err().code == errc::schema_incompatible);
+}
+
+TEMPLATE_TEST_CASE("unknown optional event types are skipped on replay and "
+                   "unknown core types stop it",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  events::Event started;
+  started.mutable_execution_started()->set_workflow("wf");
+  auto enc = require_ok(encode(started));
+  auto req = make_append("u", 0, 0);
+  req.events = {enc, {1500, "from the future", 1}, enc};
+  require_ok(store->append(req));
+  std::vector<std::int64_t> seqs;
+  auto n = read_history(*store, "u", 0, [&](const events::Event& ev) {
+    CHECK(ev.execution_started().workflow() == "wf");
+    seqs.push_back(ev.seq());
+    return true;
+  });
+  CHECK(require_ok(n) == 2);
+  CHECK(seqs == std::vector<std::int64_t>{0, 2});
+  require_ok(store->append([&] {
+    auto r = make_append("u", 3, 0);
+    r.events = {{500, "core from the future", 1}};
+    return r;
+  }()));
+  auto bad = read_history(*store, "u", 0, [](const events::Event&) {
+    return true;
+  });
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.err().code == errc::unknown_event_type);
+  CHECK_THAT(bad.err().message, Catch::Contains("upgrade"));
+}
+
+TEMPLATE_TEST_CASE("a payload at the limit is stored and one byte more is "
+                   "refused",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  store_limits limits;
+  limits.max_payload_bytes = 256 * 1024;
+  auto store = require_ok(be->open(limits));
+  auto req = make_append("big", 0, 0);
+  std::string payload(limits.max_payload_bytes, '\0');
+  for (std::size_t i = 0; i < payload.size(); ++i)
+    payload[i] = static_cast<char>(i * 31 % 251);
+  req.events = {{4, payload, 1}};
+  require_ok(store->append(req));
+  auto events = read_all(*store, "big");
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].payload == payload);
+  auto too_big = make_append("big", 1, 0);
+  too_big.events = {{4, payload + "!", 1}};
+  auto res = store->append(too_big);
+  REQUIRE_FALSE(res.ok());
+  CHECK(res.err().code == errc::payload_too_large);
+  CHECK_THAT(res.err().message, Catch::Contains("max_payload_bytes"));
+  CHECK(be->count_events("big") == 1);
+}
+
+TEMPLATE_TEST_CASE("malformed appends get errors naming the problem",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto no_id = store->append(make_append("", 0, 1));
+  REQUIRE_FALSE(no_id.ok());
+  CHECK(no_id.err().code == errc::invalid_argument);
+  CHECK_THAT(no_id.err().message, Catch::Contains("empty execution_id"));
+  auto negative = store->append(make_append("n", -1, 1));
+  REQUIRE_FALSE(negative.ok());
+  CHECK(negative.err().code == errc::invalid_argument);
+  CHECK_THAT(negative.err().message, Catch::Contains("negative"));
+  auto no_timer_id = make_append("n", 0, 1);
+  no_timer_id.timer_upserts.push_back({"", "", 1, "sleep", 0});
+  auto res = store->append(no_timer_id);
+  REQUIRE_FALSE(res.ok());
+  CHECK_THAT(res.err().message, Catch::Contains("timer_id"));
+  auto neg_read = store->read("n", -5, [](const stored_event&) {
+    return true;
+  });
+  REQUIRE_FALSE(neg_read.ok());
+  CHECK(neg_read.err().code == errc::invalid_argument);
+  CHECK(be->count_events("n") == 0);
+}
+
+TEMPLATE_TEST_CASE("a history of 50,000 events is streamed back completely "
+                   "and in order",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  constexpr int total = 50'000;
+  constexpr int chunk = 5'000;
+  for (int from = 0; from < total; from += chunk)
+    require_ok(store->append(make_append("huge", from, chunk)));
+  std::int64_t expected = 0;
+  auto n = store->read("huge", 0, [&](const stored_event& ev) {
+    if (ev.seq != expected || ev.payload != "huge#" + std::to_string(expected))
+      return false;
+    ++expected;
+    return true;
+  });
+  CHECK(require_ok(n) == total);
+  CHECK(expected == total);
+  std::size_t stopped = 0;
+  auto early = store->read("huge", 49'990, [&](const stored_event&) {
+    return ++stopped < 3;
+  });
+  CHECK(require_ok(early) == 3);
+}
+
+TEMPLATE_TEST_CASE("a conflict or bad append inside a group fails only itself",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  require_ok(store->append(make_append("b", 0, 2)));
+  std::vector<append_request> group{
+    make_append("a", 0, 2),       // ok
+    make_append("b", 0, 1),       // conflict: b is at 2
+    make_append("c", 0, 1),       // ok
+    make_append("", 0, 1),        // invalid
+    make_append("a", 2, 1),       // ok: follows the first append
+    make_append("a", 2, 1),       // conflict: a is now at 3
+    make_append("b", 2, 1, 4, 0), // ok
+  };
+  auto results = store->append_batch(group);
+  REQUIRE(results.size() == group.size());
+  CHECK(results[0].ok());
+  CHECK(results[1].err().code == errc::conflict);
+  CHECK(results[2].ok());
+  CHECK(results[3].err().code == errc::invalid_argument);
+  CHECK(results[4].ok());
+  CHECK(results[4]->next_seq == 3);
+  CHECK(results[5].err().code == errc::conflict);
+  CHECK(results[6].ok());
+  CHECK(read_all(*store, "a").size() == 3);
+  CHECK(read_all(*store, "b").size() == 3);
+  CHECK(read_all(*store, "c").size() == 1);
+  CHECK(require_ok(store->get_execution("a"))->next_seq == 3);
+}
