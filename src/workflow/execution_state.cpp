@@ -1,0 +1,488 @@
+// The fold: execution state as a pure function of the history.
+#include "src/workflow/execution_state.hpp"
+
+#include <algorithm>
+
+namespace cerebelum::workflow {
+
+namespace ev = cerebelum::events;
+
+const char* to_string(execution_status s) {
+  switch (s) {
+    case execution_status::running: return "running";
+    case execution_status::sleeping: return "sleeping";
+    case execution_status::awaiting_approval: return "awaiting_approval";
+    case execution_status::completed: return "completed";
+    case execution_status::failed: return "failed";
+    case execution_status::cancelled: return "cancelled";
+  }
+  return "?";
+}
+
+json parse_json_text(const std::string& text) {
+  if (text.empty()) return nullptr;
+  auto v = json::parse(text, nullptr, false);
+  return v.is_discarded() ? json(nullptr) : v;
+}
+
+std::string json_text(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json step_error::to_json() const {
+  return {{"kind", kind},
+          {"message", message},
+          {"details", details},
+          {"retryable", retryable}};
+}
+
+step_error step_error::from_proto(const ev::ErrorInfo& e) {
+  return {e.kind(), e.message(), parse_json_text(e.details_json()),
+          e.retryable()};
+}
+
+void step_error::to_proto(ev::ErrorInfo& out) const {
+  out.set_kind(kind);
+  out.set_message(message);
+  if (!details.is_null()) out.set_details_json(json_text(details));
+  out.set_retryable(retryable);
+}
+
+execution_state::execution_state(const definition& def,
+                                 std::string execution_id)
+  : def_(&def),
+    execution_id_(std::move(execution_id)),
+    steps_(def.steps.size()) {}
+
+bool execution_state::terminal() const noexcept {
+  return final_.has_value();
+}
+
+execution_status execution_state::status() const {
+  if (final_) return *final_;
+  bool running = false;
+  bool sleeping = false;
+  for (const auto& a : outstanding()) {
+    if (a.kind == step_kind::sleep)
+      sleeping = true;
+    else if (a.kind != step_kind::approval)
+      running = true;
+  }
+  if (!running && approval_) return execution_status::awaiting_approval;
+  if (!running && (sleeping || !timers_.empty()))
+    return execution_status::sleeping;
+  return execution_status::running;
+}
+
+std::vector<attempt_ref> execution_state::outstanding() const {
+  std::vector<attempt_ref> out;
+  if (final_ || stage_ < 0 || stage_ >= static_cast<int>(def_->stages.size()))
+    return out;
+  for (auto idx : def_->stages[static_cast<std::size_t>(stage_)].steps) {
+    const auto& s = def_->steps[idx];
+    const auto& rt = steps_[idx];
+    if (s.kind == step_kind::map) {
+      for (std::size_t i = 0; i < rt.children.size(); ++i)
+        if (rt.children[i].phase == slot_phase::scheduled)
+          out.push_back({s.name, static_cast<std::int32_t>(i),
+                         rt.children[i].attempt, rt.children[i].token,
+                         s.child_kind});
+    } else if (rt.self.phase == slot_phase::scheduled) {
+      out.push_back({s.name, -1, rt.self.attempt, rt.self.token, s.kind});
+    }
+  }
+  return out;
+}
+
+bool execution_state::accepts_result(const std::string& token) const {
+  for (const auto& a : outstanding())
+    if (a.token == token) return true;
+  return false;
+}
+
+std::vector<pending_timer> execution_state::timers() const {
+  std::vector<pending_timer> out;
+  for (const auto& [id, t] : timers_)
+    out.push_back(t);
+  return out;
+}
+
+std::optional<std::int64_t> execution_state::next_wake_ms() const {
+  std::optional<std::int64_t> out;
+  for (const auto& [id, t] : timers_)
+    if (!out || t.fire_at_ms < *out) out = t.fire_at_ms;
+  return out;
+}
+
+std::string execution_state::phase() const {
+  if (stage_ < 0) return {};
+  if (stage_ >= static_cast<int>(def_->stages.size()))
+    return std::string{end_target};
+  return def_->stages[static_cast<std::size_t>(stage_)].name;
+}
+
+const json* execution_state::error_of(const std::string& step) const {
+  auto it = errors_.find(step);
+  return it == errors_.end() ? nullptr : &*it;
+}
+
+void execution_state::set_fault(std::string msg) {
+  if (!fault_) fault_ = diagnostic{{}, 0, 0, {}, std::move(msg)};
+}
+
+execution_state::slot* execution_state::find_slot(const std::string& step,
+                                                  std::int32_t map_index) {
+  auto idx = def_->step_index(step);
+  if (idx < 0) return nullptr;
+  auto& rt = steps_[static_cast<std::size_t>(idx)];
+  if (map_index < 0) return &rt.self;
+  if (static_cast<std::size_t>(map_index) >= rt.children.size()) return nullptr;
+  return &rt.children[static_cast<std::size_t>(map_index)];
+}
+
+void execution_state::enter_stage(int stage) {
+  branch_pending_ = false;
+  // Leaving a stage abandons whatever is still outstanding in it; late
+  // results of those attempts no longer match any slot.
+  if (stage_ >= 0 && stage_ < static_cast<int>(def_->stages.size()))
+    for (auto idx : def_->stages[static_cast<std::size_t>(stage_)].steps) {
+      drop_timers_of(def_->steps[idx].name);
+      auto visit = steps_[idx].visit;
+      steps_[idx] = step_runtime{};
+      steps_[idx].visit = visit;
+    }
+  stage_ = stage;
+  if (stage < 0 || stage >= static_cast<int>(def_->stages.size())) return;
+  for (auto idx : def_->stages[static_cast<std::size_t>(stage)].steps) {
+    auto& rt = steps_[idx];
+    drop_timers_of(def_->steps[idx].name);
+    auto visit = rt.visit + 1;
+    rt = step_runtime{};
+    rt.visit = visit;
+  }
+}
+
+void execution_state::drop_timers_of_token(const std::string& token) {
+  std::erase_if(timers_, [&](const auto& kv) {
+    auto colon = kv.first.find(':');
+    return colon != std::string::npos && kv.first.substr(colon + 1) == token;
+  });
+}
+
+void execution_state::drop_timers_of(const std::string& step) {
+  std::erase_if(timers_, [&](const auto& kv) {
+    return kv.second.step == step;
+  });
+  if (approval_ && approval_->step == step) approval_.reset();
+}
+
+/// Once every step of the current stage is done: branch or move on.
+void execution_state::maybe_advance() {
+  if (final_ || stage_ < 0 || stage_ >= static_cast<int>(def_->stages.size()))
+    return;
+  const auto& st = def_->stages[static_cast<std::size_t>(stage_)];
+  for (auto idx : st.steps)
+    if (steps_[idx].self.phase != slot_phase::done) return;
+  if (!st.branch.empty())
+    branch_pending_ = true;
+  else
+    enter_stage(stage_ + 1);
+}
+
+workflow::result<ok_t> execution_state::apply(const ev::Event& e) {
+  next_seq_ = std::max(next_seq_, e.seq() + 1);
+  using pc = ev::Event::PayloadCase;
+  auto c = e.payload_case();
+  if (!started_ && c != pc::kExecutionStarted && c != pc::kAnnotated
+      && c != pc::PAYLOAD_NOT_SET)
+    set_fault("history does not begin with execution_started");
+  switch (c) {
+    case pc::kExecutionStarted: on_started(e.execution_started()); break;
+    case pc::kStepScheduled: on_scheduled(e.step_scheduled()); break;
+    case pc::kStepCompleted: on_completed(e.step_completed()); break;
+    case pc::kStepFailed: on_failed(e.step_failed()); break;
+    case pc::kDivergeTaken: on_diverge(e.diverge_taken()); break;
+    case pc::kBranchTaken: on_branch(e.branch_taken()); break;
+    case pc::kJumpedBack: iterations_ = e.jumped_back().iteration(); break;
+    case pc::kTimerStarted: on_timer_started(e.timer_started()); break;
+    case pc::kTimerFired: on_timer_fired(e.timer_fired()); break;
+    case pc::kApprovalRequested:
+    case pc::kApprovalGranted:
+    case pc::kApprovalRejected:
+    case pc::kApprovalTimedOut: on_approval(e); break;
+    case pc::kCancelRequested:
+      if (!final_ && !cancel_requested_) {
+        cancel_requested_ = true;
+        cancel_by_ = e.cancel_requested().by();
+        cancel_reason_ = e.cancel_requested().reason();
+      }
+      break;
+    case pc::kExecutionCompleted:
+    case pc::kExecutionFailed:
+    case pc::kExecutionCancelled: on_terminal(e); break;
+    case pc::kStepStarted:
+    case pc::kAnnotated: break;
+    case pc::PAYLOAD_NOT_SET: {
+      // An event this node does not know. Optional codes (>= 1000) are
+      // skipped; an unknown core code means a newer node wrote the history.
+      const auto& unknown = e.GetReflection()->GetUnknownFields(e);
+      for (int i = 0; i < unknown.field_count(); ++i)
+        if (unknown.field(i).number() < 1000)
+          set_fault("unknown core event type "
+                    + std::to_string(unknown.field(i).number())
+                    + " (the history needs a newer node)");
+      break;
+    }
+  }
+  if (fault_) return *fault_;
+  return ok_t{};
+}
+
+void execution_state::on_started(const ev::ExecutionStarted& e) {
+  if (started_) return set_fault("execution_started appears twice");
+  if (e.workflow_version() != def_->version_hash)
+    return set_fault("definition version mismatch: the execution started "
+                     "with version "
+                     + std::to_string(e.workflow_version())
+                     + ", this definition is "
+                     + std::to_string(def_->version_hash));
+  started_ = true;
+  input_ = parse_json_text(e.input_json());
+  started_at_ms_ = e.started_at_ms();
+  enter_stage(0);
+}
+
+void execution_state::on_scheduled(const ev::StepScheduled& e) {
+  auto idx = def_->step_index(e.step());
+  if (idx < 0) return set_fault("step_scheduled for unknown step " + e.step());
+  auto& rt = steps_[static_cast<std::size_t>(idx)];
+  const auto& s = def_->steps[static_cast<std::size_t>(idx)];
+  if (s.kind == step_kind::map && e.map_index() < 0) {
+    rt.items = parse_json_text(e.input_json());
+    auto n = rt.items.is_array() ? rt.items.size() : 0;
+    rt.children.assign(n, slot{});
+    rt.child_results.assign(n, json(nullptr));
+  }
+  auto* sl = find_slot(e.step(), e.map_index());
+  if (!sl) return set_fault("step_scheduled for unknown map child");
+  sl->phase = slot_phase::scheduled;
+  sl->attempt = e.attempt();
+  sl->token = e.attempt_token();
+  sl->pending_result = nullptr;
+  sl->scheduled = e;
+}
+
+void execution_state::on_completed(const ev::StepCompleted& e) {
+  auto* sl = find_slot(e.step(), e.map_index());
+  if (!sl || sl->token != e.attempt_token()
+      || (sl->phase != slot_phase::scheduled
+          && sl->phase != slot_phase::resolve_ok))
+    return; // a late result of an old attempt: rejected
+  sl->phase = slot_phase::done;
+  auto value = parse_json_text(e.result_json());
+  auto idx = static_cast<std::size_t>(def_->step_index(e.step()));
+  drop_timers_of_token(e.attempt_token());
+  if (e.map_index() >= 0) {
+    steps_[idx].child_results[static_cast<std::size_t>(e.map_index())]
+      = std::move(value);
+    return;
+  }
+  results_[e.step()] = std::move(value);
+  maybe_advance();
+}
+
+void execution_state::on_failed(const ev::StepFailed& e) {
+  auto* sl = find_slot(e.step(), e.map_index());
+  if (!sl || sl->token != e.attempt_token()
+      || (sl->phase != slot_phase::scheduled
+          && sl->phase != slot_phase::resolve_fail))
+    return;
+  sl->phase = slot_phase::failed;
+  sl->error = step_error::from_proto(e.error());
+  errors_[e.step()] = sl->error.to_json();
+  drop_timers_of_token(e.attempt_token());
+  if (approval_ && approval_->step == e.step()) approval_.reset();
+}
+
+void execution_state::on_diverge(const ev::DivergeTaken& e) {
+  auto* sl = find_slot(e.step(), e.map_index());
+  if (!sl || sl->token != e.attempt_token() || sl->phase != slot_phase::failed)
+    return set_fault("diverge_taken for a step that has not failed: "
+                     + e.step());
+  const auto& action = e.action();
+  if (action == "retry") {
+    sl->phase = e.retry_delay_ms() > 0 ? slot_phase::backoff
+                                       : slot_phase::retry_ready;
+  } else if (action == "continue") {
+    sl->phase = slot_phase::done;
+    auto idx = static_cast<std::size_t>(def_->step_index(e.step()));
+    if (e.map_index() >= 0) {
+      steps_[idx].child_results[static_cast<std::size_t>(e.map_index())]
+        = nullptr;
+    } else {
+      results_[e.step()] = nullptr;
+      maybe_advance();
+    }
+  } else if (action == "fail") {
+    sl->phase = slot_phase::failed_final;
+  } else if (action == "goto") {
+    auto target = def_->stage_index(e.target());
+    if (target < 0) return set_fault("diverge goto to unknown " + e.target());
+    enter_stage(target);
+  } else {
+    set_fault("unknown diverge action " + action);
+  }
+}
+
+void execution_state::on_branch(const ev::BranchTaken& e) {
+  if (!branch_pending_) return set_fault("branch_taken while no branch is due");
+  auto n = static_cast<int>(def_->stages.size());
+  auto target = e.target() == end_target ? n : def_->stage_index(e.target());
+  if (target < 0) return set_fault("branch to unknown step " + e.target());
+  enter_stage(target);
+}
+
+void execution_state::on_timer_started(const ev::TimerStarted& e) {
+  timers_[e.timer_id()] = pending_timer{e.timer_id(), e.purpose(), e.step(),
+                                        e.fire_at_ms()};
+}
+
+/// The slot of `step` whose current attempt token is `token`.
+execution_state::slot*
+execution_state::slot_by_token(const std::string& step,
+                               const std::string& token) {
+  auto idx = def_->step_index(step);
+  if (idx < 0) return nullptr;
+  auto& rt = steps_[static_cast<std::size_t>(idx)];
+  if (rt.self.token == token) return &rt.self;
+  for (auto& c : rt.children)
+    if (c.token == token) return &c;
+  return nullptr;
+}
+
+void execution_state::on_timer_fired(const ev::TimerFired& e) {
+  auto it = timers_.find(e.timer_id());
+  if (it == timers_.end()) return; // obsolete or already fired
+  auto t = it->second;
+  timers_.erase(it);
+  auto colon = t.id.find(':');
+  auto token = colon == std::string::npos ? std::string{}
+                                          : t.id.substr(colon + 1);
+  auto* sl = slot_by_token(t.step, token);
+  if (!sl) return;
+  if (t.purpose == "retry_backoff") {
+    if (sl->phase == slot_phase::backoff) sl->phase = slot_phase::retry_ready;
+    return;
+  }
+  if (sl->phase != slot_phase::scheduled) return;
+  if (t.purpose == "sleep") {
+    sl->phase = slot_phase::resolve_ok;
+    sl->pending_result = nullptr;
+  } else if (t.purpose == "approval_timeout") {
+    sl->phase = slot_phase::resolve_fail;
+    sl->error = {"approval_timeout", "no decision before the approval timeout",
+                 nullptr, false};
+    approval_.reset();
+  } else if (t.purpose == "step_timeout") {
+    sl->phase = slot_phase::resolve_fail;
+    sl->error = {"timeout", "the attempt did not finish in time", nullptr,
+                 true};
+  }
+}
+
+void execution_state::on_approval(const ev::Event& e) {
+  using pc = ev::Event::PayloadCase;
+  if (e.payload_case() == pc::kApprovalRequested) {
+    const auto& r = e.approval_requested();
+    approval_ = pending_approval{r.step(), parse_json_text(r.data_json()),
+                                 r.requested_at_ms(), r.timeout_ms()};
+    return;
+  }
+  std::string step = e.payload_case() == pc::kApprovalGranted
+                       ? e.approval_granted().step()
+                     : e.payload_case() == pc::kApprovalRejected
+                       ? e.approval_rejected().step()
+                       : e.approval_timed_out().step();
+  if (!approval_ || approval_->step != step) return; // not awaited: ignored
+  auto* sl = find_slot(step, -1);
+  if (!sl || sl->phase != slot_phase::scheduled) return;
+  approval_.reset();
+  drop_timers_of_token(sl->token);
+  if (e.payload_case() == pc::kApprovalGranted) {
+    const auto& g = e.approval_granted();
+    sl->phase = slot_phase::resolve_ok;
+    sl->pending_result = {{"approved", true},
+                          {"by", g.by()},
+                          {"data", parse_json_text(g.data_json())}};
+  } else if (e.payload_case() == pc::kApprovalRejected) {
+    const auto& r = e.approval_rejected();
+    sl->phase = slot_phase::resolve_fail;
+    sl->error = {"approval_rejected", r.reason(), json{{"by", r.by()}}, false};
+  } else {
+    sl->phase = slot_phase::resolve_fail;
+    sl->error = {"approval_timeout", "no decision before the approval timeout",
+                 nullptr, false};
+  }
+}
+
+void execution_state::on_terminal(const ev::Event& e) {
+  if (final_) return;
+  using pc = ev::Event::PayloadCase;
+  if (e.payload_case() == pc::kExecutionCompleted) {
+    final_ = execution_status::completed;
+    result_ = parse_json_text(e.execution_completed().result_json());
+  } else if (e.payload_case() == pc::kExecutionFailed) {
+    final_ = execution_status::failed;
+    error_ = step_error::from_proto(e.execution_failed().error());
+  } else {
+    final_ = execution_status::cancelled;
+  }
+  timers_.clear();
+  approval_.reset();
+}
+
+json execution_state::snapshot() const {
+  auto slot_json = [](const slot& s) {
+    return json{{"phase", static_cast<int>(s.phase)},
+                {"attempt", s.attempt},
+                {"token", s.token},
+                {"pending_result", s.pending_result},
+                {"error", s.error.to_json()}};
+  };
+  json steps = json::object();
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    const auto& rt = steps_[i];
+    json children = json::array();
+    for (const auto& c : rt.children)
+      children.push_back(slot_json(c));
+    steps[def_->steps[i].name] = {{"visit", rt.visit},
+                                  {"self", slot_json(rt.self)},
+                                  {"items", rt.items},
+                                  {"children", children},
+                                  {"child_results", rt.child_results}};
+  }
+  json timers = json::array();
+  for (const auto& [id, t] : timers_)
+    timers.push_back({id, t.purpose, t.step, t.fire_at_ms});
+  json approval = nullptr;
+  if (approval_)
+    approval = {approval_->step, approval_->data, approval_->requested_at_ms,
+                approval_->timeout_ms};
+  return {{"started", started_},
+          {"input", input_},
+          {"stage", stage_},
+          {"branch_pending", branch_pending_},
+          {"cancel", cancel_requested_},
+          {"iterations", iterations_},
+          {"status", to_string(status())},
+          {"result", result_},
+          {"error", error_ ? error_->to_json() : json(nullptr)},
+          {"results", results_},
+          {"errors", errors_},
+          {"steps", steps},
+          {"timers", timers},
+          {"approval", approval},
+          {"next_seq", next_seq_}};
+}
+
+} // namespace cerebelum::workflow
