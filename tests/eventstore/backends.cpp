@@ -61,6 +61,10 @@ class sqlite_backend final : public backend {
     exec("UPDATE schema_version SET version = " + std::to_string(version));
   }
 
+  std::vector<std::string> store_args() const override {
+    return {"sqlite", dir_.string()};
+  }
+
   long long count_events(const std::string& id) override {
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(path().c_str(), &db) == SQLITE_OK);
@@ -122,6 +126,10 @@ class pg_backend final : public backend {
     tx.exec0("UPDATE " + tx.quote_name(schema_)
              + ".schema_version SET version = " + std::to_string(version));
     tx.commit();
+  }
+
+  std::vector<std::string> store_args() const override {
+    return {"pg", conninfo_, schema_};
   }
 
   long long count_events(const std::string& id) override {

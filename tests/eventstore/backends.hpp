@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eventstore/event_store.hpp"
 
@@ -22,6 +23,10 @@ class backend {
 
   /// Overwrites the stored schema version with raw SQL.
   virtual void set_schema_version(int version) = 0;
+
+  /// Arguments naming this store location on a command line:
+  /// {"sqlite", DIR} or {"pg", CONNINFO, SCHEMA}.
+  virtual std::vector<std::string> store_args() const = 0;
 
   /// Returns the number of event rows of `execution_id`, counted with raw SQL.
   virtual long long count_events(const std::string& execution_id) = 0;
