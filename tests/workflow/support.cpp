@@ -137,6 +137,23 @@ attempt_ref harness::outstanding(const std::string& step, int map_index) const {
   return {};
 }
 
+attempt_ref harness::stale(const std::string& step, int map_index) const {
+  std::vector<std::string> current;
+  for (const auto& a : state().outstanding())
+    current.push_back(a.token);
+  for (auto it = history_.rbegin(); it != history_.rend(); ++it) {
+    if (!it->has_step_scheduled()) continue;
+    const auto& s = it->step_scheduled();
+    if (s.step() != step || s.map_index() != map_index) continue;
+    if (std::find(current.begin(), current.end(), s.attempt_token())
+        != current.end())
+      continue;
+    return {step, map_index, s.attempt(), s.attempt_token(), step_kind::call};
+  }
+  FAIL("no stale attempt of " << slot_name(step, map_index));
+  return {};
+}
+
 namespace {
 
 /// Splits "name[3]" into name and index.
@@ -158,18 +175,16 @@ decision harness::run(const std::string& line) {
   auto [step, index] = parse_slot(arg);
   ev::Event e;
   if (verb == "ok" || verb == "late") {
-    auto a = verb == "ok" ? outstanding(step, index) : seen_.back();
+    auto a = verb == "ok" ? outstanding(step, index) : stale(step, index);
     auto* c = e.mutable_step_completed();
     c->set_step(step);
     c->set_attempt(a.attempt);
-    c->set_attempt_token(verb == "ok" ? a.token : a.token);
+    c->set_attempt_token(a.token);
     c->set_result_json(rest.empty() ? "null" : rest);
     c->set_map_index(index);
     c->set_completed_at_ms(now);
-    if (verb == "ok") seen_.push_back(a);
   } else if (verb == "err") {
     auto a = outstanding(step, index);
-    seen_.push_back(a);
     std::istringstream r{rest};
     std::string kind, flag;
     r >> kind >> flag;

@@ -62,12 +62,14 @@ class harness {
   /// The outstanding attempt of `step` / map child (fails if none).
   attempt_ref outstanding(const std::string& step, int map_index = -1) const;
 
+  /// The latest attempt of `step` that is no longer outstanding.
+  attempt_ref stale(const std::string& step, int map_index = -1) const;
+
  private:
   definition def_;
   std::string execution_id_;
   std::vector<events::Event> history_;
   std::vector<std::string> commands_;
-  std::vector<attempt_ref> seen_;
 };
 
 } // namespace cerebelum::workflow::test
