@@ -1,0 +1,26 @@
+#pragma once
+
+#include <string>
+
+namespace CLI {
+class App;
+} // namespace CLI
+
+namespace cerebelum::cli {
+
+/// Options of `cerebelum node`.
+struct node_options {
+  /// Where the embedded store and the node's files live.
+  std::string data_dir = ".cerebelum-data";
+  /// Seconds to wait for the supervision tree to stop before giving up.
+  int shutdown_timeout_s = 30;
+};
+
+/// Declares the options of `cerebelum node` on `cmd`.
+void add_node_options(CLI::App& cmd, node_options& opts);
+
+/// Runs a node until SIGINT or SIGTERM, then stops its supervision tree in
+/// reverse start order. Returns the process exit code.
+int run_node(const node_options& opts);
+
+} // namespace cerebelum::cli

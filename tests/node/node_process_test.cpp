@@ -1,0 +1,104 @@
+// Integration tests of the `cerebelum node` process: real processes, real
+// signals, real SIGKILL.
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <string>
+
+#include "tests/support/child_process.hpp"
+
+using cerebelum::test::child_process;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto ready_line = "node ready";
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string tmpl
+      = (std::filesystem::temp_directory_path() / "cerebelum-node-test.XXXXXX")
+          .string();
+    path = ::mkdtemp(tmpl.data());
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+std::vector<std::string> node_args(const temp_dir& dir) {
+  return {CEREBELUM_BIN, "node", "--data-dir", dir.path.string()};
+}
+
+} // namespace
+
+TEST_CASE("a node logs its supervision tree and stops cleanly on SIGTERM") {
+  temp_dir dir;
+  child_process node{node_args(dir)};
+  REQUIRE(node.wait_for_line(ready_line, 20s));
+  node.signal(SIGTERM);
+  auto code = node.wait_exit(20s);
+  INFO(node.output());
+  REQUIRE(code);
+  CHECK(*code == 0);
+  CHECK(node.output().find("+-- data_dir_lock (worker, running)")
+        != std::string::npos);
+  CHECK(node.output().find("node stopped cleanly") != std::string::npos);
+}
+
+TEST_CASE("a node stops cleanly on SIGINT") {
+  temp_dir dir;
+  child_process node{node_args(dir)};
+  REQUIRE(node.wait_for_line(ready_line, 20s));
+  node.signal(SIGINT);
+  auto code = node.wait_exit(20s);
+  INFO(node.output());
+  REQUIRE(code);
+  CHECK(*code == 0);
+}
+
+TEST_CASE("a second node on the same data directory fails and names the "
+          "holder") {
+  temp_dir dir;
+  child_process first{node_args(dir)};
+  REQUIRE(first.wait_for_line(ready_line, 20s));
+  child_process second{node_args(dir)};
+  auto code = second.wait_exit(20s);
+  INFO(second.output());
+  REQUIRE(code);
+  CHECK(*code == 1);
+  CHECK(second.output().find("is in use by another node (pid "
+                             + std::to_string(first.pid()) + ")")
+        != std::string::npos);
+  first.signal(SIGTERM);
+  CHECK(first.wait_exit(20s) == 0);
+}
+
+TEST_CASE("a node killed with SIGKILL leaves no stale lock behind") {
+  temp_dir dir;
+  {
+    child_process victim{node_args(dir)};
+    REQUIRE(victim.wait_for_line(ready_line, 20s));
+    victim.kill_hard();
+  }
+  child_process next{node_args(dir)};
+  REQUIRE(next.wait_for_line(ready_line, 20s));
+  next.signal(SIGTERM);
+  CHECK(next.wait_exit(20s) == 0);
+}
+
+TEST_CASE("cerebelum --help lists the node command") {
+  child_process help{{CEREBELUM_BIN, "--help"}};
+  REQUIRE(help.wait_exit(10s) == 0);
+  CHECK(help.output().find("node") != std::string::npos);
+}
+
+TEST_CASE("an unknown option is a usage error with exit code 2") {
+  child_process bad{{CEREBELUM_BIN, "node", "--no-such-option"}};
+  REQUIRE(bad.wait_exit(10s) == 2);
+  CHECK(bad.output().find("--no-such-option") != std::string::npos);
+}
