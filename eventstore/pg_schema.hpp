@@ -20,6 +20,8 @@
 //                   indexes: (created_at, execution_id),
 //                            (status, created_at, execution_id),
 //                            (workflow, created_at, execution_id)
+//                   fillfactor 70: room for HOT updates, since most appends
+//                   change only unindexed columns (next_seq, updated_at)
 //
 //   timers          execution_id | timer_id | fire_at bigint | purpose |
 //                   generation bigint      PK (execution_id, timer_id)
@@ -63,7 +65,7 @@ CREATE TABLE executions (
   wake_at bigint,
   created_at bigint NOT NULL,
   updated_at bigint NOT NULL
-);
+) WITH (fillfactor = 70);
 CREATE INDEX executions_by_created ON executions (created_at, execution_id);
 CREATE INDEX executions_by_status
   ON executions (status, created_at, execution_id);

@@ -16,7 +16,63 @@ std::string opt_int(const std::optional<std::int64_t>& v) {
   return v ? std::to_string(*v) : std::string{"NULL"};
 }
 
+/// Appends `text` as a double-quoted array element.
+void add_text(std::string& arr, std::string_view text) {
+  arr += arr.empty() ? "{\"" : ",\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') arr += '\\';
+    arr += c;
+  }
+  arr += '"';
+}
+
+void add_int(std::string& arr, const std::optional<std::int64_t>& v) {
+  arr += arr.empty() ? "{" : ",";
+  arr += v ? std::to_string(*v) : std::string{"NULL"};
+}
+
 } // namespace
+
+const char* const insert_index_from_arrays
+  = "INSERT INTO executions SELECT * FROM unnest($1::text[], $2::text[], "
+    "$3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], "
+    "$8::bigint[], $9::bigint[])";
+
+const char* const update_index_from_arrays
+  = "UPDATE executions e SET workflow = v.workflow, "
+    "workflow_version = v.workflow_version, status = v.status, "
+    "phase = v.phase, next_seq = v.next_seq, wake_at = v.wake_at, "
+    "updated_at = v.updated_at "
+    "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], "
+    "$5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], "
+    "$10::bigint[]) AS v(execution_id, workflow, workflow_version, status, "
+    "phase, next_seq, wake_at, created_at, updated_at, expected) "
+    "WHERE e.execution_id = v.execution_id AND e.next_seq = v.expected";
+
+index_arrays make_index_arrays(std::span<const index_change> changes) {
+  index_arrays a;
+  for (const auto& ch : changes) {
+    const auto& req = *ch.last;
+    const auto& ix = req.index;
+    add_text(a.ids, req.execution_id);
+    add_text(a.workflows, ix.workflow);
+    add_int(a.versions, static_cast<std::int64_t>(ix.workflow_version));
+    add_text(a.statuses, to_string(ix.status));
+    add_text(a.phases, ix.phase);
+    add_int(a.next_seqs, req.expected_next_seq
+                           + static_cast<std::int64_t>(req.events.size()));
+    add_int(a.wake_ats, ix.wake_at_ms);
+    add_int(a.created_ats, ix.created_at_ms);
+    add_int(a.updated_ats, ix.updated_at_ms);
+    add_int(a.expected, ch.expected_before);
+    ++a.rows;
+  }
+  for (auto* arr :
+       {&a.ids, &a.workflows, &a.versions, &a.statuses, &a.phases, &a.next_seqs,
+        &a.wake_ats, &a.created_ats, &a.updated_ats, &a.expected})
+    *arr += arr->empty() ? "{}" : "}";
+  return a;
+}
 
 void copy_events(pqxx::work& tx, std::span<const append_request* const> reqs) {
   pqxx::stream_to copy{tx, "events"};
@@ -121,16 +177,18 @@ std::string row_changes_sql(pqxx::transaction_base& tx,
   return sql;
 }
 
-std::string lock_index_sql(pqxx::transaction_base& tx,
-                           std::span<const append_request* const> reqs) {
+std::string select_index_sql(pqxx::transaction_base& tx,
+                             std::span<const append_request* const> reqs,
+                             bool lock) {
   std::string sql = "SELECT execution_id, next_seq FROM executions "
                     "WHERE execution_id IN (";
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (i > 0) sql += ',';
     sql += tx.quote(reqs[i]->execution_id);
   }
+  sql += ')';
   // A stable lock order keeps two writers of one database deadlock-free.
-  sql += ") ORDER BY execution_id FOR UPDATE";
+  if (lock) sql += " ORDER BY execution_id FOR UPDATE";
   return sql;
 }
 

@@ -20,6 +20,16 @@ constexpr const char* execution_columns
 
 using conn_ptr = std::unique_ptr<pqxx::connection>;
 
+using seq_map = std::unordered_map<std::string, std::int64_t>;
+
+/// The fast path found an execution not at the seq its first append of the
+/// group expected: the group is redone on the isolated path.
+struct prediction_failed : std::exception {
+  const char* what() const noexcept override {
+    return "an execution was not at its expected seq";
+  }
+};
+
 /// Maps a libpqxx exception caught at the store boundary to an `error`.
 error to_error(const std::exception& e, bool possibly_committed = false) {
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr)
@@ -116,14 +126,19 @@ class pg_store final : public event_store {
   status create_or_check_schema(pqxx::connection& conn);
 
   /// Validates and conflict-checks `reqs` inside `tx`; fills `out` for the
-  /// rejected ones and returns the accepted ones in order.
-  std::vector<std::size_t>
-  admit(pqxx::work& tx, std::span<const append_request> reqs,
-        std::vector<std::optional<append_result>>& out);
+  /// rejected ones, `before` with each execution's next_seq before the group
+  /// and returns the accepted ones in order.
+  std::vector<std::size_t> admit(pqxx::work& tx,
+                                 std::span<const append_request> reqs,
+                                 std::vector<std::optional<append_result>>& out,
+                                 seq_map& before, bool isolated);
 
-  /// Writes the accepted appends: one COPY and one upsert for the group.
+  /// Writes the accepted appends: one COPY, one INSERT of new and one
+  /// guarded UPDATE of existing index rows. Throws `prediction_failed` when
+  /// an execution was not at the expected seq.
   void write_fast(pqxx::work& tx, std::span<const append_request> reqs,
-                  const std::vector<std::size_t>& accepted);
+                  const std::vector<std::size_t>& accepted,
+                  const seq_map& before);
 
   /// Writes each accepted append in its own savepoint, failing only those
   /// that hit a constraint.
@@ -204,7 +219,8 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
 
 std::vector<std::size_t>
 pg_store::admit(pqxx::work& tx, std::span<const append_request> reqs,
-                std::vector<std::optional<append_result>>& out) {
+                std::vector<std::optional<append_result>>& out, seq_map& before,
+                bool isolated) {
   std::vector<std::size_t> valid;
   std::vector<const append_request*> ptrs;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
@@ -215,14 +231,19 @@ pg_store::admit(pqxx::work& tx, std::span<const append_request> reqs,
     valid.push_back(i);
     ptrs.push_back(&reqs[i]);
   }
-  std::unordered_map<std::string, std::int64_t> next;
-  if (!ptrs.empty())
-    for (const auto& row : tx.exec(detail::lock_index_sql(tx, ptrs)))
-      next.emplace(row[0].as<std::string>(), row[1].as<std::int64_t>());
+  // The isolated path reads and locks the index rows. The fast path trusts
+  // the first append of each execution and lets the guarded index UPDATE
+  // (and the events' primary key) confirm it inside the transaction.
+  if (isolated && !ptrs.empty())
+    for (const auto& row : tx.exec(detail::select_index_sql(tx, ptrs, true)))
+      before.emplace(row[0].as<std::string>(), row[1].as<std::int64_t>());
+  seq_map next;
   std::vector<std::size_t> accepted;
   for (auto i : valid) {
     const auto& req = reqs[i];
-    auto [it, added] = next.try_emplace(req.execution_id, 0);
+    if (!isolated) before.try_emplace(req.execution_id, req.expected_next_seq);
+    auto [it, added] = next.try_emplace(req.execution_id,
+                                        before[req.execution_id]);
     if (it->second != req.expected_next_seq) {
       out[i] = append_result{
         make_error(errc::conflict,
@@ -238,16 +259,41 @@ pg_store::admit(pqxx::work& tx, std::span<const append_request> reqs,
 }
 
 void pg_store::write_fast(pqxx::work& tx, std::span<const append_request> reqs,
-                          const std::vector<std::size_t>& accepted) {
+                          const std::vector<std::size_t>& accepted,
+                          const seq_map& before) {
   if (accepted.empty()) return;
   std::vector<const append_request*> ptrs;
   std::string changes;
+  std::unordered_map<std::string_view, std::size_t> slot;
+  std::vector<detail::index_change> created;
+  std::vector<detail::index_change> updated;
   for (auto i : accepted) {
-    ptrs.push_back(&reqs[i]);
-    changes += detail::row_changes_sql(tx, reqs[i]);
+    const auto* req = &reqs[i];
+    ptrs.push_back(req);
+    changes += detail::row_changes_sql(tx, *req);
+    auto base = before.at(req->execution_id);
+    auto& list = base == 0 ? created : updated;
+    auto [it, added] = slot.try_emplace(req->execution_id, list.size());
+    if (added)
+      list.push_back({req, base});
+    else
+      list[it->second].last = req; // same list: same base
   }
   detail::copy_events(tx, ptrs);
-  tx.exec0(detail::upsert_index_sql(tx, ptrs));
+  if (!created.empty()) {
+    auto a = detail::make_index_arrays(created);
+    tx.exec_params0(detail::insert_index_from_arrays, a.ids, a.workflows,
+                    a.versions, a.statuses, a.phases, a.next_seqs, a.wake_ats,
+                    a.created_ats, a.updated_ats);
+  }
+  if (!updated.empty()) {
+    auto a = detail::make_index_arrays(updated);
+    auto res = tx.exec_params(detail::update_index_from_arrays, a.ids,
+                              a.workflows, a.versions, a.statuses, a.phases,
+                              a.next_seqs, a.wake_ats, a.created_ats,
+                              a.updated_ats, a.expected);
+    if (res.affected_rows() != a.rows) throw prediction_failed{};
+  }
   if (!changes.empty()) tx.exec(changes);
 }
 
@@ -285,11 +331,12 @@ pg_store::try_batch(std::span<const append_request> reqs, bool isolated,
   try {
     if (!writer_ || !writer_->is_open()) writer_ = connect();
     pqxx::work tx{*writer_};
-    accepted = admit(tx, reqs, out);
+    seq_map before;
+    accepted = admit(tx, reqs, out, before, isolated);
     if (isolated)
       write_isolated(tx, reqs, accepted, out);
     else
-      write_fast(tx, reqs, accepted);
+      write_fast(tx, reqs, accepted, before);
     try {
       tx.commit();
     } catch (const pqxx::in_doubt_error& e) {
@@ -305,6 +352,9 @@ pg_store::try_batch(std::span<const append_request> reqs, bool isolated,
     return std::vector<append_result>(reqs.size(), to_error(e));
   } catch (const pqxx::in_doubt_error& e) {
     return std::vector<append_result>(reqs.size(), to_error(e));
+  } catch (const prediction_failed&) {
+    retry_isolated = true;
+    return {};
   } catch (const std::exception& e) {
     if (!isolated && is_data_error(e)) {
       retry_isolated = true; // a concurrent writer: find the culprit
@@ -370,12 +420,13 @@ result<std::size_t> pg_store::read(std::string_view execution_id,
     std::size_t n = 0;
     auto seq = from_seq;
     for (;;) {
-      pqxx::read_transaction tx{conn};
+      // One round trip per page; pages are append-only ranges, so they need
+      // no common snapshot.
+      pqxx::nontransaction tx{conn};
       auto rows = tx.exec_params("SELECT seq, type, payload, recorded_at "
                                  "FROM events WHERE execution_id = $1 "
                                  "AND seq >= $2 ORDER BY seq LIMIT $3",
                                  id, seq, page);
-      tx.commit();
       stored_event ev;
       for (const auto& r : rows) {
         ev.seq = r[0].as<std::int64_t>();
@@ -396,7 +447,7 @@ pg_store::get_execution(std::string_view execution_id) {
   using res_t = result<std::optional<execution_row>>;
   std::string id{execution_id};
   return with_reader([&](pqxx::connection& conn) -> res_t {
-    pqxx::read_transaction tx{conn};
+    pqxx::nontransaction tx{conn};
     auto rows = tx.exec_params(std::string{"SELECT "} + execution_columns
                                  + " FROM executions WHERE execution_id = $1",
                                id);

@@ -50,7 +50,8 @@ execution_row read_execution(const sqlite_stmt& st) {
 /// Prepared statements of the writer connection.
 struct write_stmts {
   explicit write_stmts(sqlite_db& db)
-    : next_seq(db, "SELECT next_seq FROM executions WHERE execution_id = ?"),
+    : index_state(db, "SELECT next_seq, status, workflow FROM executions "
+                      "WHERE execution_id = ?"),
       insert_event(db, "INSERT INTO events VALUES (?, ?, ?, ?, ?)"),
       upsert_index(db,
                    "INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -60,6 +61,9 @@ struct write_stmts {
                    "status = excluded.status, phase = excluded.phase, "
                    "next_seq = excluded.next_seq, wake_at = excluded.wake_at, "
                    "updated_at = excluded.updated_at"),
+      update_index(db, "UPDATE executions SET workflow_version = ?, "
+                       "phase = ?, next_seq = ?, wake_at = ?, updated_at = ? "
+                       "WHERE execution_id = ?"),
       upsert_timer(db, "INSERT INTO timers VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT (execution_id, timer_id) DO UPDATE SET "
                        "fire_at = excluded.fire_at, "
@@ -84,14 +88,25 @@ struct write_stmts {
     // nop
   }
 
-  sqlite_stmt next_seq;
+  sqlite_stmt index_state;
   sqlite_stmt insert_event;
   sqlite_stmt upsert_index;
+  sqlite_stmt update_index;
   sqlite_stmt upsert_timer;
   sqlite_stmt delete_timer;
   sqlite_stmt upsert_task;
   sqlite_stmt delete_task;
 };
+
+/// An execution's index row as the writer's transaction sees it.
+struct index_state {
+  std::int64_t next_seq = 0;
+  std::string status;
+  std::string workflow;
+  bool exists = false;
+};
+
+using index_cache = std::unordered_map<std::string, index_state>;
 
 class sqlite_store final : public event_store {
  public:
@@ -162,9 +177,22 @@ class sqlite_store final : public event_store {
 
   status ensure_schema();
 
+  /// Validates `req` and checks its expected seq; returns the error that
+  /// rejects it, if any.
+  std::optional<error> admit(const append_request& req, index_cache& cache);
+
+  /// Runs the group in one transaction; sets `retry_isolated` (and returns
+  /// nothing) when the fast path hit a constraint.
+  std::vector<append_result> try_batch(std::span<const append_request> reqs,
+                                       bool isolated, bool& retry_isolated);
+
   /// Applies one validated, conflict-checked request inside the open
-  /// transaction.
-  void apply(const append_request& req);
+  /// transaction and advances `state`.
+  void apply(const append_request& req, index_state& state);
+
+  /// `apply` inside a savepoint; a constraint failure rejects only `req`.
+  std::optional<error> apply_isolated(const append_request& req,
+                                      index_state& state);
 
   /// Runs `fn(db)` on a pooled reader connection.
   template <class F>
@@ -222,7 +250,7 @@ status sqlite_store::ensure_schema() {
   }
 }
 
-void sqlite_store::apply(const append_request& req) {
+void sqlite_store::apply(const append_request& req, index_state& state) {
   const auto& id = req.execution_id;
   auto seq = req.expected_next_seq;
   for (const auto& ev : req.events)
@@ -233,16 +261,29 @@ void sqlite_store::apply(const append_request& req) {
       .bind(5, ev.recorded_at_ms)
       .run();
   const auto& ix = req.index;
-  stmts_->upsert_index.bind(1, id)
-    .bind(2, ix.workflow)
-    .bind(3, static_cast<std::int64_t>(ix.workflow_version))
-    .bind(4, to_string(ix.status))
-    .bind(5, ix.phase)
-    .bind(6, seq)
-    .bind(7, ix.wake_at_ms)
-    .bind(8, ix.created_at_ms)
-    .bind(9, ix.updated_at_ms)
-    .run();
+  std::string status = to_string(ix.status);
+  if (state.exists && state.status == status && state.workflow == ix.workflow) {
+    // Only unindexed columns change: no index entry is rewritten.
+    stmts_->update_index.bind(1, static_cast<std::int64_t>(ix.workflow_version))
+      .bind(2, ix.phase)
+      .bind(3, seq)
+      .bind(4, ix.wake_at_ms)
+      .bind(5, ix.updated_at_ms)
+      .bind(6, id)
+      .run();
+  } else {
+    stmts_->upsert_index.bind(1, id)
+      .bind(2, ix.workflow)
+      .bind(3, static_cast<std::int64_t>(ix.workflow_version))
+      .bind(4, status)
+      .bind(5, ix.phase)
+      .bind(6, seq)
+      .bind(7, ix.wake_at_ms)
+      .bind(8, ix.created_at_ms)
+      .bind(9, ix.updated_at_ms)
+      .run();
+  }
+  state = {seq, std::move(status), ix.workflow, true};
   for (const auto& t : req.timer_upserts)
     stmts_->upsert_timer.bind(1, id)
       .bind(2, t.timer_id)
@@ -269,61 +310,59 @@ void sqlite_store::apply(const append_request& req) {
     stmts_->delete_task.bind(1, t).bind(2, id).run();
 }
 
+std::optional<error> sqlite_store::admit(const append_request& req,
+                                         index_cache& cache) {
+  if (auto st = validate(req, opts_.limits); !st) return std::move(st).err();
+  auto it = cache.find(req.execution_id);
+  if (it == cache.end()) {
+    index_state state;
+    auto& st = stmts_->index_state;
+    st.bind(1, req.execution_id);
+    if (st.step()) {
+      state = {st.int64(0), st.text(1), st.text(2), true};
+    }
+    st.reset();
+    it = cache.emplace(req.execution_id, std::move(state)).first;
+  }
+  if (it->second.next_seq != req.expected_next_seq)
+    return make_error(errc::conflict, "execution '" + req.execution_id
+                                        + "' expected seq "
+                                        + std::to_string(req.expected_next_seq)
+                                        + " but its next seq is "
+                                        + std::to_string(it->second.next_seq));
+  return std::nullopt;
+}
+
 std::vector<append_result>
-sqlite_store::append_batch(std::span<const append_request> reqs) {
+sqlite_store::try_batch(std::span<const append_request> reqs, bool isolated,
+                        bool& retry_isolated) {
   std::vector<append_result> out;
   out.reserve(reqs.size());
-  std::lock_guard guard{write_mtx_};
-  bool in_tx = false;
+  // Index rows as seen by this transaction, so that two appends to one
+  // execution in the same group see each other.
+  index_cache cache;
+  writer_->exec("BEGIN IMMEDIATE");
   try {
-    writer_->exec("BEGIN IMMEDIATE");
-    in_tx = true;
-    // Next sequence numbers as seen by this transaction, so that two
-    // appends to one execution in the same group see each other.
-    std::unordered_map<std::string_view, std::int64_t> next;
     for (const auto& req : reqs) {
-      if (auto st = validate(req, opts_.limits); !st) {
-        out.emplace_back(std::move(st).err());
+      if (auto err = admit(req, cache)) {
+        out.emplace_back(std::move(*err));
         continue;
       }
-      auto it = next.find(req.execution_id);
-      std::int64_t current = 0;
-      if (it != next.end()) {
-        current = it->second;
-      } else {
-        stmts_->next_seq.bind(1, req.execution_id);
-        current = stmts_->next_seq.step() ? stmts_->next_seq.int64(0) : 0;
-        stmts_->next_seq.reset();
-      }
-      if (current != req.expected_next_seq) {
-        out.emplace_back(
-          make_error(errc::conflict,
-                     "execution '" + req.execution_id + "' expected seq "
-                       + std::to_string(req.expected_next_seq)
-                       + " but its next seq is " + std::to_string(current)));
+      auto& state = cache[req.execution_id];
+      if (!isolated) {
+        apply(req, state);
+      } else if (auto err = apply_isolated(req, state)) {
+        out.emplace_back(std::move(*err));
         continue;
       }
-      writer_->exec("SAVEPOINT one_append");
-      try {
-        apply(req);
-        writer_->exec("RELEASE one_append");
-      } catch (const sqlite_failure& e) {
-        if (!e.is_data_error()) throw;
-        writer_->exec("ROLLBACK TO one_append");
-        writer_->exec("RELEASE one_append");
-        out.emplace_back(make_error(errc::invalid_argument,
-                                    "append to execution '" + req.execution_id
-                                      + "' rejected: " + e.what()));
-        continue;
-      }
-      auto end = req.expected_next_seq
-                 + static_cast<std::int64_t>(req.events.size());
-      next[req.execution_id] = end;
-      out.emplace_back(append_ack{req.expected_next_seq, end});
+      out.emplace_back(append_ack{req.expected_next_seq, state.next_seq});
     }
   } catch (const sqlite_failure& e) {
-    if (in_tx)
-      sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (!isolated && e.is_data_error()) {
+      retry_isolated = true;
+      return {};
+    }
     return std::vector<append_result>(reqs.size(), append_result{to_error(e)});
   }
   try {
@@ -338,6 +377,41 @@ sqlite_store::append_batch(std::span<const append_request> reqs) {
       if (r.ok()) r = append_result{err};
   }
   return out;
+}
+
+std::optional<error> sqlite_store::apply_isolated(const append_request& req,
+                                                  index_state& state) {
+  auto saved = state;
+  writer_->exec("SAVEPOINT one_append");
+  try {
+    apply(req, state);
+    writer_->exec("RELEASE one_append");
+    return std::nullopt;
+  } catch (const sqlite_failure& e) {
+    if (!e.is_data_error()) throw;
+    writer_->exec("ROLLBACK TO one_append");
+    writer_->exec("RELEASE one_append");
+    state = std::move(saved);
+    return make_error(errc::invalid_argument, "append to execution '"
+                                                + req.execution_id
+                                                + "' rejected: " + e.what());
+  }
+}
+
+std::vector<append_result>
+sqlite_store::append_batch(std::span<const append_request> reqs) {
+  std::lock_guard guard{write_mtx_};
+  try {
+    // Pre-validation makes the fast path conflict-free; a constraint failure
+    // can only come from data the checks did not foresee, and then each
+    // append is retried in its own savepoint so that it fails alone.
+    bool retry_isolated = false;
+    auto out = try_batch(reqs, false, retry_isolated);
+    if (retry_isolated) out = try_batch(reqs, true, retry_isolated);
+    return out;
+  } catch (const sqlite_failure& e) {
+    return std::vector<append_result>(reqs.size(), append_result{to_error(e)});
+  }
 }
 
 template <class F>

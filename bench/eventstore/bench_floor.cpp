@@ -1,0 +1,106 @@
+#include "bench/eventstore/bench_floor.hpp"
+
+#include <chrono>
+#include <stdexcept>
+#include <tuple>
+
+#include <pqxx/pqxx>
+#include <sqlite3.h>
+
+namespace cerebelum::eventstore::bench {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double per_second(std::size_t n, clock_type::time_point start) {
+  std::chrono::duration<double> secs = clock_type::now() - start;
+  return static_cast<double>(n) / secs.count();
+}
+
+std::string hex(const std::string& bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out = "\\x";
+  for (unsigned char b : bytes) {
+    out += digits[b >> 4];
+    out += digits[b & 0xf];
+  }
+  return out;
+}
+
+void sqlite_check(int rc, sqlite3* db) {
+  if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+    throw std::runtime_error(sqlite3_errmsg(db));
+}
+
+} // namespace
+
+std::string bench_payload(std::size_t i) {
+  auto p = "step_completed:" + std::to_string(i) + ":";
+  p.resize(200, static_cast<char>('a' + i % 26));
+  return p;
+}
+
+double sqlite_floor(const std::string& data_dir, const floor_shape& shape) {
+  auto rows = shape.rows;
+  auto batch = shape.batch;
+  sqlite3* db = nullptr;
+  auto path = data_dir + "/cerebelum-events.db";
+  sqlite_check(sqlite3_open(path.c_str(), &db), db);
+  sqlite_check(sqlite3_exec(db,
+                            "PRAGMA journal_mode = WAL; "
+                            "PRAGMA synchronous = FULL",
+                            nullptr, nullptr, nullptr),
+               db);
+  sqlite3_stmt* ins = nullptr;
+  sqlite_check(sqlite3_prepare_v2(db,
+                                  "INSERT INTO events VALUES (?, ?, 4, ?, 0)",
+                                  -1, &ins, nullptr),
+               db);
+  auto start = clock_type::now();
+  for (std::size_t i = 0; i < rows;) {
+    sqlite_check(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), db);
+    for (std::size_t j = 0; j < batch && i < rows; ++j, ++i) {
+      auto id = "floor-" + std::to_string(i % shape.executions);
+      auto payload = bench_payload(i);
+      sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(ins, 2,
+                         static_cast<sqlite3_int64>(i / shape.executions));
+      sqlite3_bind_blob(ins, 3, payload.data(),
+                        static_cast<int>(payload.size()), SQLITE_TRANSIENT);
+      sqlite_check(sqlite3_step(ins), db);
+      sqlite3_reset(ins);
+    }
+    sqlite_check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db);
+  }
+  auto rate = per_second(rows, start);
+  sqlite3_finalize(ins);
+  sqlite3_close(db);
+  return rate;
+}
+
+double pg_floor(const std::string& conninfo, const std::string& schema,
+                const floor_shape& shape) {
+  auto rows = shape.rows;
+  auto batch = shape.batch;
+  pqxx::connection conn{conninfo};
+  {
+    pqxx::nontransaction tx{conn};
+    tx.exec0("SET synchronous_commit = on");
+    tx.exec0("SET search_path TO " + tx.quote_name(schema));
+  }
+  auto start = clock_type::now();
+  for (std::size_t i = 0; i < rows;) {
+    pqxx::work tx{conn};
+    pqxx::stream_to copy{tx, "events"};
+    for (std::size_t j = 0; j < batch && i < rows; ++j, ++i)
+      copy << std::make_tuple("floor-" + std::to_string(i % shape.executions),
+                              static_cast<std::int64_t>(i / shape.executions),
+                              4, hex(bench_payload(i)), std::int64_t{0});
+    copy.complete();
+    tx.commit();
+  }
+  return per_second(rows, start);
+}
+
+} // namespace cerebelum::eventstore::bench
