@@ -12,11 +12,11 @@ namespace cerebelum::workflow {
 /// Which failures a diverge rule matches.
 struct error_match {
   /// Error kind; empty or "*" for any.
-  std::string kind;
+  std::string kind{};
   /// Substring of the message; empty for any.
-  std::string message_contains;
+  std::string message_contains{};
   /// Extra condition over `error`; empty for none.
-  std::string condition;
+  std::string condition{};
 };
 
 /// Builds one step. Expressions and durations are parsed as they are given;

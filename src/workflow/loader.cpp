@@ -29,6 +29,7 @@ class reader {
            "steps"});
     definition def;
     def.file = file_;
+    if (!root["name"]) fail(root, {}, "the workflow has no name");
     def.name = scalar(root["name"], {}, "name");
     if (auto v = root["version"]) def.version = scalar(v, {}, "version");
     if (auto v = root["max_iterations"])
@@ -165,7 +166,18 @@ class reader {
         out.push_back(to_json(item, depth + 1));
       return out;
     }
-    if (n.IsScalar()) return n.Scalar();
+    if (n.IsScalar()) {
+      // Plain scalars follow YAML's core schema; quoted ones stay strings.
+      if (n.Tag() != "!") {
+        const auto& t = n.Scalar();
+        if (t == "true" || t == "false" || t == "null"
+            || (!t.empty() && (t[0] == '-' || (t[0] >= '0' && t[0] <= '9')))) {
+          auto v = json::parse(t, nullptr, false);
+          if (!v.is_discarded() && !v.is_structured()) return v;
+        }
+      }
+      return n.Scalar();
+    }
     return nullptr;
   }
 
