@@ -1,0 +1,189 @@
+// Replay determinism on a full run of the demo order workflow: any prefix
+// then the rest folds to the same state, re-deciding on a recorded prefix
+// reproduces the recorded decision, and deciding twice changes nothing.
+#include <catch2/catch.hpp>
+
+#include "tests/workflow/support.hpp"
+
+using namespace cerebelum::workflow;
+using cerebelum::workflow::test::harness;
+
+namespace ev = cerebelum::events;
+
+namespace {
+
+definition order() {
+  auto r = load_file(std::string{CEREBELUM_EXAMPLES_DIR} + "/order.yaml");
+  if (!r) FAIL(r.error().to_string());
+  return std::move(*r);
+}
+
+/// Runs the order workflow through every stage and returns its harness and
+/// the history length after each decision.
+std::pair<harness, std::vector<std::size_t>> full_run() {
+  harness h{order(), {{"order_id", "o-1"}, {"amount", 5000}, {"items", {1}}}};
+  std::vector<std::size_t> boundaries;
+  h.decide();
+  boundaries.push_back(h.history().size());
+  for (const char* line :
+       {"ok validate {\"ok\":true}", "err inventory busy retryable",
+        "ok fraud {\"score\":0.1}", "fire inventory", "ok inventory {}",
+        "fire cool_down", "grant approve", "ok ship {\"tracking\":\"T1\"}"}) {
+    h.run(line);
+    boundaries.push_back(h.history().size());
+  }
+  return {std::move(h), boundaries};
+}
+
+std::string bytes(const std::vector<ev::Event>& events) {
+  std::string out;
+  for (const auto& e : events)
+    out += e.SerializeAsString() + "|";
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("the demo order workflow runs to completion") {
+  auto [h, boundaries] = full_run();
+  auto s = h.state();
+  CHECK(s.status() == execution_status::completed);
+  CHECK(s.result()
+        == json{{"order_id", "o-1"}, {"shipment", {{"tracking", "T1"}}}});
+  const auto& c = h.commands();
+  CHECK(std::count_if(c.begin(), c.end(),
+                      [](const std::string& x) {
+                        return x.rfind("timer sleep cool_down @", 0) == 0;
+                      })
+        == 1);
+  CHECK(std::find(c.begin(), c.end(), "finish completed") != c.end());
+}
+
+TEST_CASE("folding any prefix and then the rest equals folding the whole") {
+  auto [h, boundaries] = full_run();
+  const auto& hist = h.history();
+  auto whole = h.state().snapshot();
+  for (std::size_t k = 0; k <= hist.size(); ++k) {
+    execution_state s{h.def(), "ex-1"};
+    for (std::size_t i = 0; i < k; ++i)
+      REQUIRE(s.apply(hist[i]).ok());
+    auto copy = s; // resume from a copy, as a snapshot would
+    for (std::size_t i = k; i < hist.size(); ++i)
+      REQUIRE(copy.apply(hist[i]).ok());
+    INFO("prefix " << k);
+    CHECK(copy.snapshot() == whole);
+  }
+}
+
+TEST_CASE("re-deciding on a recorded prefix reproduces the recorded decision") {
+  auto [h, boundaries] = full_run();
+  const auto& hist = h.history();
+  for (std::size_t b = 0; b + 1 < boundaries.size(); ++b) {
+    // The input event after boundary b, then the decision that followed.
+    auto input_end = boundaries[b] + 1;
+    std::vector<ev::Event> prefix(hist.begin(), hist.begin() + input_end);
+    auto now = hist[input_end].recorded_at_ms();
+    auto d = decide(h.def(), prefix, {"ex-1", now});
+    REQUIRE(d.ok());
+    std::vector<ev::Event> recorded(hist.begin() + input_end,
+                                    hist.begin() + boundaries[b + 1]);
+    INFO("decision " << b);
+    CHECK(bytes(d->events) == bytes(recorded));
+  }
+}
+
+TEST_CASE("deciding twice on the same history gives the same output") {
+  auto [h, boundaries] = full_run();
+  for (auto end : boundaries) {
+    std::vector<ev::Event> prefix(h.history().begin(),
+                                  h.history().begin() + end - 1);
+    auto a = decide(h.def(), prefix, {"ex-1", 77});
+    auto b = decide(h.def(), prefix, {"ex-1", 77});
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(bytes(a->events) == bytes(b->events));
+    REQUIRE(a->commands.size() == b->commands.size());
+    for (std::size_t i = 0; i < a->commands.size(); ++i)
+      CHECK(test::describe(a->commands[i]) == test::describe(b->commands[i]));
+  }
+}
+
+TEST_CASE("a fully decided history yields no new events") {
+  auto [h, boundaries] = full_run();
+  harness mid{order(), {{"order_id", "o-2"}, {"amount", 5}, {"items", {}}}};
+  mid.decide();
+  auto again = decide(mid.def(), mid.history(), {"ex-1", 5000});
+  REQUIRE(again.ok());
+  CHECK(again->events.empty());
+  CHECK(again->commands.empty());
+}
+
+TEST_CASE("the incremental decider gives the same output as the pure one") {
+  auto [h, boundaries] = full_run();
+  const auto& hist = h.history();
+  execution_state s{h.def(), "ex-1"};
+  std::size_t i = 0;
+  for (std::size_t b = 0; b + 1 < boundaries.size(); ++b) {
+    for (; i < boundaries[b] + 1; ++i)
+      REQUIRE(s.apply(hist[i]).ok());
+    auto d = decide(s, hist[i].recorded_at_ms());
+    REQUIRE(d.ok());
+    i = boundaries[b + 1];
+    std::vector<ev::Event> recorded(hist.begin() + boundaries[b] + 1,
+                                    hist.begin() + boundaries[b + 1]);
+    CHECK(bytes(d->events) == bytes(recorded));
+  }
+  CHECK(s.snapshot() == h.state().snapshot());
+}
+
+TEST_CASE("resume commands re-issue what is outstanding after a restart") {
+  harness h{order(), {{"order_id", "o-1"}, {"amount", 5000}, {"items", {1}}}};
+  h.run_all({"ok validate {}"});
+  auto cmds = resume_commands(h.state());
+  REQUIRE(cmds.size() == 3); // two runs and fraud's step timeout
+  const auto& inv = std::get<run_step_command>(cmds[0]);
+  CHECK(inv.step == "inventory");
+  CHECK(inv.target == "orders.check_inventory");
+  CHECK(inv.input == json{{"order_id", "o-1"}, {"items", {1}}});
+  const auto& fraud = std::get<run_step_command>(cmds[1]);
+  CHECK(fraud.start_to_close_timeout_ms == 10'000);
+  CHECK(std::get<start_timer_command>(cmds[2]).purpose == "step_timeout");
+  h.run_all({"ok inventory {}", "ok fraud {\"score\":0.9}", "fire cool_down"});
+  auto waiting = resume_commands(h.state());
+  REQUIRE(waiting.size() == 2);
+  CHECK(std::get<start_timer_command>(waiting[0]).purpose
+        == "approval_timeout");
+  CHECK(std::get<request_approval_command>(waiting[1]).data["fraud_score"]
+        == 0.9);
+}
+
+TEST_CASE("a history from another definition version is refused") {
+  auto [h, boundaries] = full_run();
+  auto other = h.def();
+  other.version_hash ^= 1;
+  auto d = decide(other, h.history(), {"ex-1", 0});
+  REQUIRE_FALSE(d.ok());
+  CHECK_THAT(d.error().message, Catch::Contains("version mismatch"));
+}
+
+TEST_CASE("unknown optional events are skipped and unknown core events "
+          "refused") {
+  harness h{order(), {{"order_id", "o-1"}, {"amount", 1}, {"items", {}}}};
+  h.decide();
+  auto hist = h.history();
+  // An optional event from a newer node: field 1500 of Event, a message.
+  ev::Event optional;
+  std::string wire = std::string{"\xe2\x5d\x02\x08\x01", 5};
+  REQUIRE(optional.ParseFromString(wire));
+  hist.push_back(optional);
+  auto skipped = decide(h.def(), hist, {"ex-1", 0});
+  REQUIRE(skipped.ok());
+  CHECK(skipped->events.empty());
+  // A core event this node does not know: field 900.
+  ev::Event core;
+  REQUIRE(core.ParseFromString(std::string{"\xa2\x38\x00", 3}));
+  hist.push_back(core);
+  auto refused = decide(h.def(), hist, {"ex-1", 0});
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().message, Catch::Contains("unknown core event"));
+}
