@@ -1,6 +1,7 @@
 #include "eventstore/group_writer.hpp"
 
 #include <future>
+#include <limits>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -58,8 +59,11 @@ submit_status group_writer::enqueue(append_request req, callback on_done,
   if (!has_room(bytes)) return submit_status::overloaded;
   queued_bytes_ += bytes;
   queue_.push_back(item{std::move(req), std::move(on_done), bytes});
+  // Wake the writer for the first request, or once a lingering writer has
+  // what it waits for; not once per request.
+  bool wake = queue_.size() == 1 || queue_.size() >= linger_target_;
   lock.unlock();
-  not_empty_.notify_one();
+  if (wake) not_empty_.notify_one();
   return submit_status::accepted;
 }
 
@@ -87,8 +91,10 @@ void group_writer::run() {
       not_empty_.wait(lock, [&] {
         return closing_ || !queue_.empty();
       });
+      linger(lock);
       if (queue_.empty()) return; // closing and drained
       auto n = std::min(queue_.size(), opts_.max_group_size);
+      last_group_size_ = n;
       group.clear();
       group.reserve(n);
       for (std::size_t i = 0; i < n; ++i) {
@@ -100,6 +106,20 @@ void group_writer::run() {
     not_full_.notify_all();
     commit_group(group);
   }
+}
+
+void group_writer::linger(std::unique_lock<std::mutex>& lock) {
+  // The callers of the last group resubmit right after their callbacks; a
+  // short wait for them keeps groups large, which amortizes each commit's
+  // fsync. It never delays an acknowledgement, only the next group's start.
+  auto target = std::min(last_group_size_, opts_.max_group_size);
+  if (opts_.max_linger.count() == 0 || closing_ || queue_.size() >= target)
+    return;
+  linger_target_ = target;
+  not_empty_.wait_for(lock, opts_.max_linger, [&] {
+    return closing_ || queue_.size() >= target;
+  });
+  linger_target_ = std::numeric_limits<std::size_t>::max();
 }
 
 void group_writer::commit_group(std::vector<item>& group) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -24,6 +25,11 @@ struct writer_options {
   std::size_t max_queued_bytes = 256 * 1024 * 1024;
   /// Most requests in one transaction.
   std::size_t max_group_size = 4'096;
+  /// Longest wait, after a group, for as many requests as that group had
+  /// (the same callers coming back) before the next group starts; 0 starts
+  /// it with whatever is queued. Bounds the added latency; never delays an
+  /// acknowledgement.
+  std::chrono::microseconds max_linger{1'000};
   /// When a group's commit outcome is unknown, read the store back (after a
   /// reconnect) to find out whether each append is there before answering.
   bool verify_in_doubt = true;
@@ -55,7 +61,9 @@ struct writer_stats {
 ///
 /// ```
 ///  submit() --+                      writer thread
-///  submit() --+--> bounded queue --> take all queued (<= max_group_size)
+///  submit() --+--> bounded queue --> linger <= max_linger for the last
+///                                    group's callers to come back, then
+///                                    take all queued (<= max_group_size)
 ///  submit() --+    (back-pressure)   --> store.append_batch(group)  [1 txn]
 ///                                    --> verify in-doubt results
 ///                                    --> run each on_done(result)
@@ -64,7 +72,8 @@ struct writer_stats {
 /// Per-append failures (conflict, invalid request) fail only that append. A
 /// database failure fails the group; each error says whether the append
 /// possibly committed. While the writer commits one group the next one
-/// accumulates, so groups grow with load and no caller waits for a timer.
+/// accumulates, so groups grow with load; a lone caller never waits for a
+/// batch window.
 class group_writer {
  public:
   /// Receives the result of one append, on the writer thread. Must not block
@@ -109,6 +118,9 @@ class group_writer {
 
   bool has_room(std::size_t bytes) const noexcept;
 
+  /// Waits up to `max_linger` for the queue to reach the last group's size.
+  void linger(std::unique_lock<std::mutex>& lock);
+
   void run();
 
   void commit_group(std::vector<item>& group);
@@ -123,6 +135,8 @@ class group_writer {
   std::deque<item> queue_;
   std::size_t queued_bytes_ = 0;
   bool closing_ = false;
+  std::size_t last_group_size_ = 0;
+  std::size_t linger_target_ = std::numeric_limits<std::size_t>::max();
   writer_stats stats_;
   std::thread thread_;
 };
