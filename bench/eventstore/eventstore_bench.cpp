@@ -108,11 +108,14 @@ append_request bench_append(const appender& a, std::size_t n) {
 class ready_queue {
  public:
   void push(std::size_t i) {
+    bool was_empty = false;
     {
       std::lock_guard guard{mtx_};
+      was_empty = items_.empty();
       items_.push_back(i);
     }
-    cv_.notify_one();
+    // Like a mailbox: wake a scheduler thread only when work appears.
+    if (was_empty) cv_.notify_one();
   }
 
   /// Pops the next ready appender; `std::nullopt` once stopped.
