@@ -293,6 +293,8 @@ class reader {
 
   step read_step(const YAML::Node& n);
   void read_kind(step& s, const YAML::Node& n);
+  void read_other_kind(step& s, const YAML::Node& n);
+  void read_map(step& s, const YAML::Node& m);
   void read_options(step& s, const YAML::Node& n);
 
   std::string file_;
@@ -332,7 +334,15 @@ void reader::read_kind(step& s, const YAML::Node& n) {
   } else if (auto v = n["set"]) {
     s.kind = step_kind::set;
     s.input = values(v, nm, "set");
-  } else if (auto v = n["sleep"]) {
+  } else {
+    read_other_kind(s, n);
+  }
+  if (auto m = n["map"]) read_map(s, m);
+}
+
+void reader::read_other_kind(step& s, const YAML::Node& n) {
+  const auto& nm = s.name;
+  if (auto v = n["sleep"]) {
     s.kind = step_kind::sleep;
     if (v.IsMap()) {
       known(v, nm, {"duration", "expr"});
@@ -370,18 +380,20 @@ void reader::read_kind(step& s, const YAML::Node& n) {
       s.fail_kind = scalar(v, nm, "fail kind");
     }
   }
-  if (auto m = n["map"]) {
-    if (s.kind != step_kind::call && s.kind != step_kind::task)
-      fail(m, nm, "a map step runs a call or a task per item");
-    expect_map(m, nm, "'map' must be a mapping");
-    known(m, nm, {"over", "concurrency"});
-    s.child_kind = s.kind;
-    s.kind = step_kind::map;
-    if (!m["over"]) fail(m, nm, "map needs 'over'");
-    s.map_over = expr(m["over"], nm, "map over");
-    if (auto c = m["concurrency"])
-      s.concurrency = unsigned_int(c, nm, "concurrency");
-  }
+}
+
+void reader::read_map(step& s, const YAML::Node& m) {
+  const auto& nm = s.name;
+  if (s.kind != step_kind::call && s.kind != step_kind::task)
+    fail(m, nm, "a map step runs a call or a task per item");
+  expect_map(m, nm, "'map' must be a mapping");
+  known(m, nm, {"over", "concurrency"});
+  s.child_kind = s.kind;
+  s.kind = step_kind::map;
+  if (!m["over"]) fail(m, nm, "map needs 'over'");
+  s.map_over = expr(m["over"], nm, "map over");
+  if (auto c = m["concurrency"])
+    s.concurrency = unsigned_int(c, nm, "concurrency");
 }
 
 void reader::read_options(step& s, const YAML::Node& n) {
