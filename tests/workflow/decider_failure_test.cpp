@@ -347,3 +347,50 @@ TEST_CASE("a map over something that is not a list fails with "
   CHECK(h.events()[1] == "failed each expression_error");
   CHECK(h.state().status() == execution_status::failed);
 }
+
+TEST_CASE("a diverge goto backwards counts as a back-jump") {
+  auto def = must_load(R"y(
+name: t
+max_iterations: 1
+steps:
+  - name: prepare
+    log: prepare
+  - name: work
+    call: f
+    diverge:
+      - kind: stale
+        goto: prepare
+)y");
+  harness h{def};
+  h.run_all({"err work stale"});
+  auto ev = h.events();
+  CHECK(ev[5] == "diverge work goto prepare");
+  CHECK(ev[6] == "jumped work -> prepare #1");
+  CHECK(ev[7] == "scheduled prepare a1");
+  h.run("err work stale");
+  CHECK(h.events().back() == "execution failed max_iterations_exceeded");
+}
+
+TEST_CASE("a branch on a parallel group is evaluated after the join") {
+  auto def = must_load(R"y(
+name: t
+steps:
+  - name: g
+    parallel:
+      - { name: a, call: f }
+      - { name: b, call: f }
+    branch:
+      - if: "steps.a + steps.b > 2"
+        goto: big
+  - name: small
+    log: small
+    branch: [ { goto: end } ]
+  - name: big
+    log: big
+)y");
+  harness h{def};
+  h.run_all({"ok a 1", "ok b 2"});
+  auto ev = h.events();
+  CHECK(ev[4] == "branch g -> big");
+  CHECK(ev.back() == "execution completed {\"a\":1,\"b\":2,\"big\":null}");
+}
