@@ -3,6 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <tuple>
+#include <utility>
 
 #include <pqxx/pqxx>
 #include <sqlite3.h>
@@ -33,6 +34,14 @@ void sqlite_check(int rc, sqlite3* db) {
     throw std::runtime_error(sqlite3_errmsg(db));
 }
 
+/// The key of row `i` of a floor run.
+std::pair<std::string, std::int64_t> floor_key(const floor_shape& shape,
+                                               std::size_t i) {
+  if (shape.executions == 0) return {shape.tag + "-" + std::to_string(i), 0};
+  return {shape.tag + "-" + std::to_string(i % shape.executions),
+          static_cast<std::int64_t>(i / shape.executions)};
+}
+
 } // namespace
 
 std::string bench_payload(std::size_t i) {
@@ -42,8 +51,6 @@ std::string bench_payload(std::size_t i) {
 }
 
 double sqlite_floor(const std::string& data_dir, const floor_shape& shape) {
-  auto rows = shape.rows;
-  auto batch = shape.batch;
   sqlite3* db = nullptr;
   auto path = data_dir + "/cerebelum-events.db";
   sqlite_check(sqlite3_open(path.c_str(), &db), db);
@@ -58,14 +65,15 @@ double sqlite_floor(const std::string& data_dir, const floor_shape& shape) {
                                   -1, &ins, nullptr),
                db);
   auto start = clock_type::now();
-  for (std::size_t i = 0; i < rows;) {
+  auto end = start + std::chrono::duration<double>{shape.seconds};
+  std::size_t i = 0;
+  while (clock_type::now() < end) {
     sqlite_check(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), db);
-    for (std::size_t j = 0; j < batch && i < rows; ++j, ++i) {
-      auto id = "floor-" + std::to_string(i % shape.executions);
+    for (std::size_t j = 0; j < shape.batch; ++j, ++i) {
+      auto [id, seq] = floor_key(shape, i);
       auto payload = bench_payload(i);
       sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(ins, 2,
-                         static_cast<sqlite3_int64>(i / shape.executions));
+      sqlite3_bind_int64(ins, 2, seq);
       sqlite3_bind_blob(ins, 3, payload.data(),
                         static_cast<int>(payload.size()), SQLITE_TRANSIENT);
       sqlite_check(sqlite3_step(ins), db);
@@ -73,7 +81,7 @@ double sqlite_floor(const std::string& data_dir, const floor_shape& shape) {
     }
     sqlite_check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db);
   }
-  auto rate = per_second(rows, start);
+  auto rate = per_second(i, start);
   sqlite3_finalize(ins);
   sqlite3_close(db);
   return rate;
@@ -81,8 +89,6 @@ double sqlite_floor(const std::string& data_dir, const floor_shape& shape) {
 
 double pg_floor(const std::string& conninfo, const std::string& schema,
                 const floor_shape& shape) {
-  auto rows = shape.rows;
-  auto batch = shape.batch;
   pqxx::connection conn{conninfo};
   {
     pqxx::nontransaction tx{conn};
@@ -90,17 +96,20 @@ double pg_floor(const std::string& conninfo, const std::string& schema,
     tx.exec0("SET search_path TO " + tx.quote_name(schema));
   }
   auto start = clock_type::now();
-  for (std::size_t i = 0; i < rows;) {
+  auto end = start + std::chrono::duration<double>{shape.seconds};
+  std::size_t i = 0;
+  while (clock_type::now() < end) {
     pqxx::work tx{conn};
     pqxx::stream_to copy{tx, "events"};
-    for (std::size_t j = 0; j < batch && i < rows; ++j, ++i)
-      copy << std::make_tuple("floor-" + std::to_string(i % shape.executions),
-                              static_cast<std::int64_t>(i / shape.executions),
-                              4, hex(bench_payload(i)), std::int64_t{0});
+    for (std::size_t j = 0; j < shape.batch; ++j, ++i) {
+      auto [id, seq] = floor_key(shape, i);
+      copy << std::make_tuple(id, seq, 4, hex(bench_payload(i)),
+                              std::int64_t{0});
+    }
     copy.complete();
     tx.commit();
   }
-  return per_second(rows, start);
+  return per_second(i, start);
 }
 
 } // namespace cerebelum::eventstore::bench

@@ -11,22 +11,25 @@ namespace cerebelum::eventstore::bench {
 /// One event row of the benchmark: ~200 bytes of payload.
 std::string bench_payload(std::size_t i);
 
-/// Which rows a floor run writes: row i is event seq `i / executions` of
-/// execution `i % executions`. With `executions` = 1024 and batches of 1024
-/// these are the rows the store writes with 1,024 appenders.
+/// Which rows a floor run writes, for how long: row i is event seq
+/// `i / executions` of execution "<tag>-<i % executions>" (`executions` = 0:
+/// every row its own execution, i.e. fresh keys). With `executions` = 1024
+/// and batches of 1024 these are the rows the store writes with 1,024
+/// appenders.
 struct floor_shape {
-  std::size_t rows = 0;
   std::size_t batch = 1024;
   std::size_t executions = 1024;
+  double seconds = 5;
+  std::string tag = "floor";
 };
 
-/// Inserts the rows into the events table of the SQLite store in `data_dir`
+/// Inserts rows into the events table of the SQLite store in `data_dir`
 /// (created by `open_sqlite_store`), one transaction per batch with one
-/// prepared INSERT; returns rows per second.
+/// prepared INSERT, for `shape.seconds`; returns rows per second.
 double sqlite_floor(const std::string& data_dir, const floor_shape& shape);
 
-/// COPYs the rows into the events table of the PostgreSQL store in `schema`,
-/// one transaction per batch; returns rows per second.
+/// COPYs rows into the events table of the PostgreSQL store in `schema`, one
+/// transaction per batch, for `shape.seconds`; returns rows per second.
 double pg_floor(const std::string& conninfo, const std::string& schema,
                 const floor_shape& shape);
 
