@@ -6,7 +6,7 @@
 
 namespace cerebelum::supervision {
 
-void add_message_types(caf::actor_system_config& cfg) {
+void add_supervision_types(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::cerebelum_supervision>();
   // The templated add_error_category<T> of CAF 0.17.6 does not compile.
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,

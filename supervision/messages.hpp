@@ -80,7 +80,7 @@ typename Inspector::result_type inspect(Inspector& f, child_counts& x) {
 /// Registers the message types and the error category of this library in
 /// `cfg`. Every program that runs supervisors must call it before creating
 /// its `caf::actor_system`.
-void add_message_types(caf::actor_system_config& cfg);
+void add_supervision_types(caf::actor_system_config& cfg);
 
 } // namespace cerebelum::supervision
 

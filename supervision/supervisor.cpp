@@ -19,12 +19,21 @@ caf::expected<caf::actor> start_supervisor(caf::actor_system& sys,
   auto sup = spawn_supervisor(sys, std::move(cfg));
   if (!sup) return sup;
   caf::scoped_actor self{sys};
+  self->monitor(*sup);
   caf::error failure;
   self->request(*sup, caf::infinite, await_started_atom_v)
     .receive([] {},
              [&](caf::error& err) {
                failure = std::move(err);
              });
+  if (failure == caf::sec::request_receiver_down) {
+    // The supervisor failed before it read the request: its exit reason
+    // names the child.
+    self->receive([&](caf::down_msg& x) {
+      if (x.source == *sup) failure = std::move(x.reason);
+    });
+  }
+  self->demonitor(*sup);
   if (failure) return failure;
   return sup;
 }

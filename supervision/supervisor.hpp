@@ -10,7 +10,7 @@
 /// namespace sv = cerebelum::supervision;
 ///
 /// void caf_main(caf::actor_system& sys, const config&) {
-///   // config's constructor called sv::add_message_types(*this).
+///   // config's constructor called sv::add_supervision_types(*this).
 ///   sv::supervisor_config executions{"executions_sup",
 ///     {sv::restart_strategy::simple_one_for_one, 10,
 ///     std::chrono::seconds{10}},

@@ -4,6 +4,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
 #include <caf/skip.hpp>
 
 #include "supervision/errc.hpp"
@@ -42,11 +43,18 @@ const char* supervisor_actor::name() const {
 
 caf::behavior supervisor_actor::make_behavior() {
   set_exit_handler([this](caf::exit_msg& x) {
-    on_exit(x);
+    on_external_exit(x);
+  });
+  set_down_handler([this](caf::down_msg& x) {
+    on_down(x);
+  });
+  attach_functor([this](const caf::error& reason) {
+    on_abrupt_exit(reason);
   });
   if (simple()) {
     log_->info("supervisor {} started (simple_one_for_one, template {})", name_,
                template_.id);
+    started_ = true;
     phase_ = phase::running;
     return running_behavior();
   }
@@ -95,16 +103,23 @@ caf::behavior supervisor_actor::starting_behavior() {
 
 caf::behavior supervisor_actor::stopping_behavior() {
   return {
+    [this](await_started_atom) -> caf::result<void> {
+      if (started_) return caf::unit;
+      // The start failed and the started children are being stopped.
+      auto rp = make_response_promise();
+      start_waiters_.push_back(rp);
+      return rp;
+    },
     [this](stop_timer_atom, uint64_t generation) {
       on_stop_timeout(generation);
     },
   };
 }
 
-void supervisor_actor::on_exit(caf::exit_msg& x) {
+void supervisor_actor::on_down(caf::down_msg& x) {
   switch (phase_) {
-    case phase::running: on_running_exit(x); break;
-    case phase::stopping: on_stopping_exit(x); break;
+    case phase::running: on_running_down(x); break;
+    case phase::stopping: on_stopping_down(x); break;
     case phase::starting: {
       auto i = index_of(x.source);
       if (i >= 0 && i == awaiting_) {
@@ -114,15 +129,13 @@ void supervisor_actor::on_exit(caf::exit_msg& x) {
       } else if (i >= 0) {
         // OTP handles such exits after init: restart once running.
         deferred_.push_back(std::move(x));
-      } else {
-        on_external_exit(x);
       }
       break;
     }
   }
 }
 
-void supervisor_actor::on_running_exit(caf::exit_msg& x) {
+void supervisor_actor::on_running_down(caf::down_msg& x) {
   if (simple()) {
     auto id = x.source.id();
     auto i = dynamic_.find(id);
@@ -132,19 +145,17 @@ void supervisor_actor::on_running_exit(caf::exit_msg& x) {
     }
   } else if (auto i = index_of(x.source); i >= 0) {
     static_child_exited(static_cast<size_t>(i), x.reason);
-    return;
   }
-  on_external_exit(x);
 }
 
 void supervisor_actor::on_external_exit(caf::exit_msg& x) {
-  // An exit from an actor that is not a child comes from the parent (link)
-  // or from a user (anon_send_exit): stop all children, then exit with the
-  // same reason. A normal exit is ignored, as CAF does for non-trapping
-  // actors.
+  // Children are monitored, so an exit message comes from a user
+  // (anon_send_exit), a dying parent or an actor linked to us: stop all
+  // children in order, then exit with the same reason. A normal exit is
+  // ignored, as CAF does for actors that do not trap exits.
   if (!x.reason || x.reason == caf::exit_reason::normal) return;
   log_->info("supervisor {} shutting down: {}", name_,
-             caf::to_string(x.reason));
+             system().render(x.reason));
   if (phase_ == phase::running) {
     shutdown(std::move(x.reason));
     return;
@@ -155,11 +166,21 @@ void supervisor_actor::on_external_exit(caf::exit_msg& x) {
   }
 }
 
+void supervisor_actor::on_abrupt_exit(const caf::error& reason) {
+  // Runs when the actor terminates. After an orderly shutdown no child is
+  // left; after a kill, the children die with the same reason (a link
+  // would have done this, see the class comment).
+  for (auto& child : children_)
+    if (child.handle) send_exit(child.handle, reason);
+  for (auto& entry : dynamic_)
+    send_exit(entry.second.handle, reason);
+}
+
 void supervisor_actor::drain_deferred() {
   while (phase_ == phase::running && !deferred_.empty()) {
     auto x = std::move(deferred_.front());
     deferred_.pop_front();
-    on_running_exit(x);
+    on_running_down(x);
   }
   if (phase_ == phase::running && exit_pending_) {
     exit_pending_ = false;

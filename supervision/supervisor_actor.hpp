@@ -46,9 +46,14 @@ constexpr stop_timer_atom stop_timer_atom_v = stop_timer_atom{};
 ///                                      stopping (all) --> quit(reason)
 /// ```
 ///
-/// Children are linked; the supervisor traps exits. While `starting` or
-/// `stopping`, requests are postponed (skipped) and exits of children that
-/// are not part of the current job are deferred to `running`.
+/// Children are monitored, not linked: in CAF 0.17 an exit message with
+/// reason `kill` that arrives over a link kills the receiver even when it
+/// traps exits, so a killed child would take its supervisor down. Instead,
+/// a supervisor that dies abruptly sends its exit reason to the children
+/// left (see `make_behavior`). The supervisor traps exits: an exit message
+/// (from a parent or a user) starts an orderly shutdown. While `starting` or
+/// `stopping`, requests are postponed (skipped) and down messages of
+/// children that are not part of the current job are deferred to `running`.
 class supervisor_actor : public caf::event_based_actor {
  public:
   supervisor_actor(caf::actor_config& cfg, supervisor_config sup_cfg);
@@ -89,9 +94,10 @@ class supervisor_actor : public caf::event_based_actor {
   void enter(phase next);
   caf::behavior starting_behavior();
   caf::behavior stopping_behavior();
-  void on_exit(caf::exit_msg& x);
-  void on_running_exit(caf::exit_msg& x);
+  void on_down(caf::down_msg& x);
+  void on_running_down(caf::down_msg& x);
   void on_external_exit(caf::exit_msg& x);
+  void on_abrupt_exit(const caf::error& reason);
   void drain_deferred();
 
   // -- starting and restarting (supervisor_start.cpp) -------------------------
@@ -117,7 +123,7 @@ class supervisor_actor : public caf::event_based_actor {
   void stop_all_dynamic(std::function<void()> then);
   void stop_next();
   void stop_one(const caf::actor& child, const shutdown_policy& policy);
-  void on_stopping_exit(caf::exit_msg& x);
+  void on_stopping_down(caf::down_msg& x);
   void on_stop_timeout(uint64_t generation);
   void finish_job();
   void shutdown(caf::error reason);
@@ -154,6 +160,9 @@ class supervisor_actor : public caf::event_based_actor {
   restart_intensity intensity_;
   phase phase_ = phase::starting;
 
+  /// Whether all children of the initial spec have been started.
+  bool started_ = false;
+
   /// Static children in start order (not simple_one_for_one).
   std::vector<static_child> children_;
 
@@ -177,8 +186,9 @@ class supervisor_actor : public caf::event_based_actor {
   bool quitting_ = false;
   uint64_t stop_generation_ = 0;
 
-  /// Exits of children not involved in the current job, handled later.
-  std::deque<caf::exit_msg> deferred_;
+  /// Down messages of children not involved in the current job, handled
+  /// later.
+  std::deque<caf::down_msg> deferred_;
 
   /// Set when an exit from outside arrives while a job runs.
   caf::error pending_exit_;

@@ -35,14 +35,14 @@ caf::error supervisor_actor::start_static(static_child& child) {
   if (!res) return std::move(res.error());
   child.restarting = false;
   child.handle = std::move(*res);
-  if (child.handle) link_to(child.handle);
+  if (child.handle) monitor(child.handle);
   return caf::none;
 }
 
 caf::expected<caf::actor> supervisor_actor::start_dynamic(caf::message args) {
   auto res = call_start(template_, args);
   if (!res || !*res) return res;
-  link_to(*res);
+  monitor(*res);
   if (template_.restart == restart_type::temporary)
     args = caf::message{}; // never restarted: do not keep the arguments
   dynamic_.emplace((*res)->id(), dynamic_child{*res, std::move(args)});
@@ -75,6 +75,7 @@ void supervisor_actor::start_initial(size_t first) {
   }
   log_->info("supervisor {} started ({}, {} children)", name_,
              to_string(strategy_), children_.size());
+  started_ = true;
   for (auto& rp : start_waiters_)
     rp.deliver(caf::unit);
   start_waiters_.clear();
@@ -94,7 +95,9 @@ void supervisor_actor::await_child_start(size_t index) {
         start_initial(static_cast<size_t>(i) + 1);
       },
       [this, i](caf::error& err) {
-        if (awaiting_ != i) return;
+        // A child that died before answering: its down message carries
+        // the reason and ends the wait (see on_down).
+        if (awaiting_ != i || err == caf::sec::request_receiver_down) return;
         awaiting_ = -1;
         // An actor that does not speak the protocol is started as it is.
         if (err == caf::sec::unexpected_message) {

@@ -115,15 +115,13 @@ void supervisor_actor::on_stop_timeout(uint64_t generation) {
   }
 }
 
-void supervisor_actor::on_stopping_exit(caf::exit_msg& x) {
+void supervisor_actor::on_stopping_down(caf::down_msg& x) {
   if (job_.all_dynamic) {
     auto i = dynamic_.find(x.source.id());
     if (i != dynamic_.end() && i->second.handle.address() == x.source) {
       dynamic_.erase(i);
       if (dynamic_.empty()) finish_job();
-      return;
     }
-    on_external_exit(x);
     return;
   }
   if (job_.current && job_.current.address() == x.source) {
@@ -142,11 +140,8 @@ void supervisor_actor::on_stopping_exit(caf::exit_msg& x) {
     return;
   }
   auto is_dynamic_child = simple() && dynamic_.count(x.source.id()) > 0;
-  if (is_dynamic_child || index_of(x.source) >= 0) {
+  if (is_dynamic_child || index_of(x.source) >= 0)
     deferred_.push_back(std::move(x));
-    return;
-  }
-  on_external_exit(x);
 }
 
 void supervisor_actor::forget_stopped(const caf::actor_addr& who) {
