@@ -87,7 +87,7 @@ bool decision_maker::act_on_slot(std::size_t idx, std::int32_t map_index,
       return true;
     case slot_phase::resolve_fail: {
       auto error = sl.error; // the slot changes under emit()
-      if (sp.kind == step_kind::approval && error.kind == "approval_timeout") {
+      if (sl.record_timeout) {
         ev::Event e;
         auto* t = e.mutable_approval_timed_out();
         t->set_step(sp.name);

@@ -190,7 +190,8 @@ void execution_state::maybe_advance() {
 }
 
 workflow::result<ok_t> execution_state::apply(const ev::Event& e) {
-  next_seq_ = std::max(next_seq_, e.seq() + 1);
+  // Positions count even when an input event arrives without its seq.
+  next_seq_ = std::max(next_seq_ + 1, e.seq() + 1);
   using pc = ev::Event::PayloadCase;
   auto c = e.payload_case();
   if (!started_ && c != pc::kExecutionStarted && c != pc::kAnnotated
@@ -269,6 +270,7 @@ void execution_state::on_scheduled(const ev::StepScheduled& e) {
   sl->attempt = e.attempt();
   sl->token = e.attempt_token();
   sl->pending_result = nullptr;
+  sl->record_timeout = false;
   sl->scheduled = e;
 }
 
@@ -382,6 +384,7 @@ void execution_state::on_timer_fired(const ev::TimerFired& e) {
     sl->phase = slot_phase::resolve_fail;
     sl->error = {"approval_timeout", "no decision before the approval timeout",
                  nullptr, false};
+    sl->record_timeout = true;
     approval_.reset();
   } else if (t.purpose == "step_timeout") {
     sl->phase = slot_phase::resolve_fail;
@@ -447,7 +450,8 @@ json execution_state::snapshot() const {
                 {"attempt", s.attempt},
                 {"token", s.token},
                 {"pending_result", s.pending_result},
-                {"error", s.error.to_json()}};
+                {"error", s.error.to_json()},
+                {"record_timeout", s.record_timeout}};
   };
   json steps = json::object();
   for (std::size_t i = 0; i < steps_.size(); ++i) {

@@ -102,6 +102,9 @@ class execution_state {
     std::string token;
     json pending_result;
     step_error error;
+    /// An approval timeout came from the decider's own timer, so the
+    /// decider records approval_timed_out before the failure.
+    bool record_timeout = false;
     /// What the current attempt was scheduled with (for resume_commands).
     events::StepScheduled scheduled;
   };

@@ -394,3 +394,12 @@ steps:
   CHECK(ev[4] == "branch g -> big");
   CHECK(ev.back() == "execution completed {\"a\":1,\"b\":2,\"big\":null}");
 }
+
+TEST_CASE("an approval_timed_out appended by the actor is not recorded twice") {
+  harness h{must_load(approving), {{"amount", 10}}};
+  h.run_all({"timeout ask"});
+  auto ev = h.events();
+  CHECK(std::count(ev.begin(), ev.end(), "approval timed out ask") == 1);
+  CHECK(ev[4] == "failed ask approval_timeout");
+  CHECK(ev.back() == "execution completed {\"escalate\":null}");
+}
