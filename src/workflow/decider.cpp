@@ -166,39 +166,50 @@ int match_rule(const step& sp, const step_error& error, const json& err_json,
   return -1;
 }
 
+/// What a failure leads to: the rule, the action and its parameters.
+struct diverge_choice {
+  int rule_index = -1;
+  diverge_action action = diverge_action::fail;
+  std::string target;
+  std::int64_t delay_ms = 0;
+};
+
+diverge_choice choose(const step& sp, const execution_state::slot& sl,
+                      const eval_scope& sc) {
+  diverge_choice c;
+  c.rule_index = match_rule(sp, sl.error, sl.error.to_json(), sc);
+  std::optional<retry_policy> policy;
+  if (c.rule_index >= 0) {
+    const auto& r = sp.diverge[static_cast<std::size_t>(c.rule_index)];
+    c.action = r.action;
+    c.target = r.target;
+    policy = r.retry ? r.retry : sp.retry;
+  } else if (sp.retry && sl.error.retryable) {
+    c.action = diverge_action::retry;
+    policy = sp.retry;
+  }
+  if (c.action == diverge_action::retry) {
+    auto p = policy.value_or(retry_policy{});
+    if (sl.attempt >= p.max_attempts)
+      c.action = diverge_action::fail;
+    else
+      c.delay_ms = p.delay_ms(sl.attempt, sl.token);
+  }
+  return c;
+}
+
 } // namespace
 
 void decision_maker::apply_diverge(std::size_t idx, std::int32_t map_index,
                                    const slot& sl) {
   const auto& sp = def_.steps[idx];
-  auto err_json = sl.error.to_json();
   const auto& rt = s_.runtime(idx);
   json index = map_index;
   const json* item = map_index >= 0 && rt.items.is_array()
                        ? &rt.items[static_cast<std::size_t>(map_index)]
                        : nullptr;
-  auto rule_index = match_rule(sp, sl.error, err_json,
-                               scope(item, map_index >= 0 ? &index : nullptr));
-  auto action = diverge_action::fail;
-  std::optional<retry_policy> policy;
-  std::string target;
-  if (rule_index >= 0) {
-    const auto& r = sp.diverge[static_cast<std::size_t>(rule_index)];
-    action = r.action;
-    target = r.target;
-    policy = r.retry ? r.retry : sp.retry;
-  } else if (sp.retry && sl.error.retryable) {
-    action = diverge_action::retry;
-    policy = sp.retry;
-  }
-  std::int64_t delay = 0;
-  if (action == diverge_action::retry) {
-    auto p = policy.value_or(retry_policy{});
-    if (sl.attempt >= p.max_attempts)
-      action = diverge_action::fail;
-    else
-      delay = p.delay_ms(sl.attempt, sl.token);
-  }
+  auto [rule_index, action, target, delay]
+    = choose(sp, sl, scope(item, map_index >= 0 ? &index : nullptr));
   ev::Event e;
   auto* d = e.mutable_diverge_taken();
   d->set_step(sp.name);
