@@ -187,3 +187,24 @@ TEST_CASE("unknown optional events are skipped and unknown core events "
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.error().message, Catch::Contains("unknown core event"));
 }
+
+TEST_CASE("a history that does not begin with execution_started is refused") {
+  auto def = order();
+  auto empty = decide(def, {}, {"ex-1", 0});
+  REQUIRE_FALSE(empty.ok());
+  CHECK_THAT(empty.error().message, Catch::Contains("execution_started"));
+  ev::Event stray;
+  stray.mutable_timer_fired()->set_timer_id("x");
+  auto bad = decide(def, {stray}, {"ex-1", 0});
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message, Catch::Contains("does not begin"));
+}
+
+TEST_CASE("attempt tokens are deterministic and differ across executions") {
+  CHECK(attempt_token("ex-1", "ship", 1, 2, -1)
+        == attempt_token("ex-1", "ship", 1, 2, -1));
+  CHECK(attempt_token("ex-1", "ship", 1, 2, -1).rfind("ship/v1/a2/", 0) == 0);
+  CHECK(attempt_token("ex-1", "ship", 1, 2, -1)
+        != attempt_token("ex-2", "ship", 1, 2, -1));
+  CHECK(attempt_token("ex-1", "m", 1, 1, 3).rfind("m[3]/v1/a1/", 0) == 0);
+}
