@@ -10,6 +10,14 @@ std::string to_string(errc x) {
     case errc::none: return "none";
     case errc::data_dir_unusable: return "data_dir_unusable";
     case errc::data_dir_locked: return "data_dir_locked";
+    case errc::not_found: return "not_found";
+    case errc::unknown_workflow: return "unknown_workflow";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::not_awaiting_approval: return "not_awaiting_approval";
+    case errc::already_terminal: return "already_terminal";
+    case errc::deadline_exceeded: return "deadline_exceeded";
+    case errc::unavailable: return "unavailable";
+    case errc::internal: return "internal";
   }
   return "unknown_errc";
 }
@@ -17,6 +25,18 @@ std::string to_string(errc x) {
 caf::error make_error(errc x, std::string context) {
   return caf::error{static_cast<uint8_t>(x), error_category,
                     caf::make_message(std::move(context))};
+}
+
+errc api_error_code(const caf::error& err) {
+  if (!err) return errc::none;
+  if (err.category() != error_category) return errc::internal;
+  return static_cast<errc>(err.code());
+}
+
+std::string api_error_message(const caf::error& err) {
+  const auto& ctx = err.context();
+  if (ctx.match_elements<std::string>()) return ctx.get_as<std::string>(0);
+  return caf::to_string(err);
 }
 
 } // namespace cerebelum::actors

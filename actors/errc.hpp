@@ -18,6 +18,22 @@ enum class errc : uint8_t {
   /// Another process holds the data directory's lock (another node runs on
   /// it); the context names the directory and the holder's pid.
   data_dir_locked,
+  /// No execution has this id.
+  not_found,
+  /// No workflow of this name is loaded or registered.
+  unknown_workflow,
+  /// A request is malformed: bad JSON, oversized input, empty operator name.
+  invalid_argument,
+  /// Approve or reject of an execution that is not awaiting approval.
+  not_awaiting_approval,
+  /// The operation needs a running execution, but it has finished.
+  already_terminal,
+  /// A wait ended before the execution finished.
+  deadline_exceeded,
+  /// The node is stopping or its store is unreachable; retry later.
+  unavailable,
+  /// A bug or an unexpected store failure; the context says what.
+  internal,
 };
 
 /// The CAF error category of `errc`, at most 10 characters.
@@ -28,5 +44,12 @@ std::string to_string(errc x);
 
 /// Wraps `x` and a human-readable context into a `caf::error`.
 caf::error make_error(errc x, std::string context);
+
+/// Returns the `errc` of `err`, `errc::internal` for errors of other
+/// categories, `errc::none` for no error.
+errc api_error_code(const caf::error& err);
+
+/// Returns the context message of `err` (or its rendering when it has none).
+std::string api_error_message(const caf::error& err);
 
 } // namespace cerebelum::actors

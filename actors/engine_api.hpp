@@ -1,0 +1,144 @@
+#pragma once
+
+// The operations a node offers to its operators' interfaces (gRPC
+// AdminService, HTTP/JSON API, CLI). Implemented by the engine on top of its
+// actors; called from gRPC and HTTP threads, never from inside an actor
+// (every call blocks until the engine answers).
+//
+// Errors are `caf::error`s of category "node" (see actors/errc.hpp) whose
+// context is a message naming the problem; `api_error_code` and
+// `api_error_message` extract both for the transports.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+#include <nlohmann/json.hpp>
+
+#include "eventstore/types.hpp"
+#include "proto/events.pb.h"
+
+namespace cerebelum::actors {
+
+using json = nlohmann::json;
+
+/// An execution's error as operators see it.
+struct error_view {
+  std::string kind;
+  std::string message;
+  json details;
+  bool retryable = false;
+};
+
+/// What an operator sees of one execution.
+struct execution_view {
+  std::string execution_id;
+  std::string workflow;
+  std::uint64_t workflow_version = 0;
+  eventstore::execution_status status = eventstore::execution_status::running;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  json input;
+  /// Set when completed.
+  json result;
+  /// Set when failed (and for cancelled: who and why).
+  std::optional<error_view> error;
+  /// Set when sleeping.
+  std::optional<std::int64_t> wake_at_ms;
+  /// Set when awaiting approval: the step and the data shown to approvers.
+  std::string awaiting_step;
+  json approval_data;
+  std::int64_t history_length = 0;
+  /// Internal: the current stage.
+  std::string phase;
+};
+
+struct start_request {
+  std::string workflow;
+  json input = json::object();
+  /// Optional; starting the same id twice returns the existing execution.
+  std::string execution_id;
+  std::string started_by;
+};
+
+struct start_response {
+  execution_view execution;
+  /// False when `execution_id` named an existing execution.
+  bool created = true;
+};
+
+struct list_request {
+  std::optional<eventstore::execution_status> status;
+  std::optional<std::string> workflow;
+  std::optional<std::int64_t> created_from_ms;
+  std::optional<std::int64_t> created_to_ms;
+  /// 1..1000; 0 means 100.
+  std::size_t page_size = 0;
+  std::string page_token;
+};
+
+struct list_response {
+  std::vector<execution_view> executions;
+  /// Empty on the last page.
+  std::string next_page_token;
+};
+
+struct workflow_view {
+  std::string name;
+  std::uint64_t version = 0;
+  /// File path, or who registered it.
+  std::string source;
+};
+
+/// The node's operations. Thread-safe; every call blocks until answered.
+class engine_api {
+ public:
+  virtual ~engine_api();
+
+  /// Starts `req.workflow` with `req.input`. Errors: unknown_workflow,
+  /// invalid_argument (input not an object, too large, bad id),
+  /// unavailable.
+  virtual caf::expected<start_response> start(const start_request& req) = 0;
+
+  /// Errors: not_found.
+  virtual caf::expected<execution_view> describe(const std::string& id) = 0;
+
+  /// Reads the executions index. Errors: invalid_argument (bad page token).
+  virtual caf::expected<list_response> list(const list_request& req) = 0;
+
+  /// The recorded history from `from_seq`. Errors: not_found.
+  virtual caf::expected<std::vector<events::Event>>
+  history(const std::string& id, std::int64_t from_seq) = 0;
+
+  /// Grants the pending approval; `by` and `data` are recorded. Errors:
+  /// not_found, not_awaiting_approval, invalid_argument (empty `by`).
+  virtual caf::expected<execution_view>
+  approve(const std::string& id, const std::string& by, const json& data) = 0;
+
+  /// Rejects the pending approval; `by` and `reason` are recorded. Errors:
+  /// not_found, not_awaiting_approval, invalid_argument.
+  virtual caf::expected<execution_view> reject(const std::string& id,
+                                               const std::string& by,
+                                               const std::string& reason)
+    = 0;
+
+  /// Asks the execution to stop; it ends `cancelled`. Errors: not_found,
+  /// already_terminal.
+  virtual caf::expected<execution_view> cancel(const std::string& id,
+                                               const std::string& by,
+                                               const std::string& reason)
+    = 0;
+
+  /// Returns once the execution is terminal. Errors: not_found,
+  /// deadline_exceeded.
+  virtual caf::expected<execution_view>
+  wait(const std::string& id, std::chrono::milliseconds timeout) = 0;
+
+  /// The workflows this node can start.
+  virtual std::vector<workflow_view> workflows() = 0;
+};
+
+} // namespace cerebelum::actors
