@@ -68,6 +68,10 @@ class fixture {
                     restart_type restart = restart_type::permanent,
                     worker_options opts = {});
 
+  /// Template of a simple_one_for_one supervisor: start_child's first
+  /// argument (a string) becomes the worker's id.
+  child_spec dynamic_worker(restart_type restart);
+
   /// Spec whose start function fails with sec::runtime_error.
   child_spec failing(std::string id);
 
