@@ -57,3 +57,13 @@ TEST_CASE("enum and closed objects are enforced") {
   CHECK_FALSE(check_against_schema(schema, {{"mode", "warp"}}).ok());
   CHECK_FALSE(check_against_schema(schema, {{"other", 1}}).ok());
 }
+
+TEST_CASE("the demo order workflow checks its input") {
+  auto def = load_file(std::string{CEREBELUM_EXAMPLES_DIR} + "/order.yaml");
+  REQUIRE(def.ok());
+  CHECK(check_input(*def, {{"order_id", "o-1"}, {"amount", 10}, {"items", {1}}})
+          .ok());
+  auto missing = check_input(*def, {{"order_id", "o-1"}, {"amount", 10}});
+  REQUIRE_FALSE(missing.ok());
+  CHECK_THAT(missing.error().message, Catch::Contains("'items'"));
+}
