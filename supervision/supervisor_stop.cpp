@@ -7,6 +7,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/message_id.hpp>
 
 #include "supervision/supervisor_actor.hpp"
 
@@ -67,8 +68,13 @@ void supervisor_actor::stop_all_dynamic(std::function<void()> then) {
   auto reason = policy.what == shutdown_policy::kind::brutal_kill
                   ? caf::exit_reason::kill
                   : caf::exit_reason::user_shutdown;
+  // Enqueue without our execution unit: CAF then schedules each child
+  // through the shared scheduler instead of this worker's local queue, where
+  // thousands of children would be stolen one by one by the other workers.
   for (auto& entry : dynamic_)
-    send_exit(entry.second.handle, reason);
+    entry.second.handle->enqueue(
+      ctrl(), caf::make_message_id(),
+      caf::make_message(caf::exit_msg{address(), reason}), nullptr);
   ++stop_generation_;
   if (policy.what == shutdown_policy::kind::timeout)
     delayed_send(this, policy.timeout, stop_timer_atom_v, stop_generation_);
