@@ -26,8 +26,10 @@
 ///   auto sup = sv::start_supervisor(sys, std::move(root)); // blocks
 ///   if (!sup) { /* names the child that failed to start */ }
 ///   caf::scoped_actor self{sys};
-///   auto exec_sup = ...; // from sv::which_children(self, *sup)
-///   auto child = sv::start_child(self, exec_sup, caf::make_message("e-1"));
+///   auto kids = sv::which_children(self, *sup); // in start order
+///   auto exec_sup = kids->at(1).child;
+///   auto child = sv::start_child(self, exec_sup,
+///                                caf::make_message(std::string{"e-1"}));
 ///   // Graceful stop: children stop in reverse order, then the supervisor.
 ///   self->monitor(*sup);
 ///   caf::anon_send_exit(*sup, caf::exit_reason::user_shutdown);
