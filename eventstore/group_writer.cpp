@@ -127,7 +127,17 @@ void group_writer::commit_group(std::vector<item>& group) {
   reqs.reserve(group.size());
   for (auto& it : group)
     reqs.push_back(std::move(it.req));
-  auto results = store_->append_batch(reqs);
+  std::vector<append_result> results;
+  try {
+    results = store_->append_batch(reqs);
+  } catch (const std::exception& e) {
+    // Stores catch their own exceptions; this guards the writer thread
+    // against one that does not. The outcome of such a batch is unknown.
+    results.assign(reqs.size(),
+                   append_result{make_error(
+                     errc::storage_error,
+                     std::string{"store threw: "} + e.what(), true, true)});
+  }
   for (std::size_t i = 0; i < group.size(); ++i)
     group[i].req = std::move(reqs[i]);
   if (results.size() != group.size())

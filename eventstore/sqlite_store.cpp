@@ -130,6 +130,9 @@ class sqlite_store final : public event_store {
       return ok_status();
     } catch (const sqlite_failure& e) {
       return to_error(e);
+    } catch (const std::exception& e) {
+      return make_error(errc::storage_error,
+                        std::string{"sqlite: cannot open: "} + e.what());
     }
   }
 
@@ -364,6 +367,9 @@ sqlite_store::try_batch(std::span<const append_request> reqs, bool isolated,
       return {};
     }
     return std::vector<append_result>(reqs.size(), append_result{to_error(e)});
+  } catch (...) {
+    sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw; // reported by append_batch
   }
   try {
     writer_->exec("COMMIT");
@@ -411,6 +417,10 @@ sqlite_store::append_batch(std::span<const append_request> reqs) {
     return out;
   } catch (const sqlite_failure& e) {
     return std::vector<append_result>(reqs.size(), append_result{to_error(e)});
+  } catch (const std::exception& e) {
+    return std::vector<append_result>(
+      reqs.size(), append_result{make_error(
+                     errc::storage_error, std::string{"sqlite: "} + e.what())});
   }
 }
 
@@ -433,6 +443,8 @@ auto sqlite_store::with_reader(F&& fn)
     return res;
   } catch (const sqlite_failure& e) {
     return to_error(e);
+  } catch (const std::exception& e) {
+    return make_error(errc::storage_error, std::string{"sqlite: "} + e.what());
   }
 }
 

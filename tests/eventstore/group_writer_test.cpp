@@ -253,3 +253,31 @@ TEMPLATE_TEST_CASE("a blocked submitter resumes when the writer frees room",
   CHECK(done == 3);
   CHECK(read_all(*store, "p2").size() == 1);
 }
+
+TEST_CASE("a store that throws fails its group as possibly committed and the "
+          "writer keeps running",
+          "[writer]") {
+  auto be = make_sqlite_backend();
+  auto store = require_ok(be->open());
+  class throwing_store final : public store_decorator {
+   public:
+    using store_decorator::store_decorator;
+    std::vector<append_result>
+    append_batch(std::span<const append_request> reqs) override {
+      if (++calls_ == 1) throw std::runtime_error("boom");
+      return store_decorator::append_batch(reqs);
+    }
+
+   private:
+    int calls_ = 0;
+  };
+  writer_options opts;
+  opts.verify_in_doubt = false;
+  group_writer writer{std::make_shared<throwing_store>(store), opts};
+  auto first = writer.append_and_wait(make_append("z", 0, 1));
+  REQUIRE_FALSE(first.ok());
+  CHECK(first.err().possibly_committed);
+  CHECK_THAT(first.err().message, Catch::Contains("boom"));
+  CHECK(require_ok(writer.append_and_wait(make_append("z", 0, 1))).next_seq
+        == 1);
+}
