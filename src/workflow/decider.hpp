@@ -79,7 +79,9 @@ struct decide_options {
 /// Decides on a state folded so far and folds the new events into it.
 /// This is the incremental form the execution actor uses: keep one
 /// `execution_state`, `apply` each input event as it is appended, then call
-/// `decide`. Returns an error if the state has a fault (bad history).
+/// `decide`. The new events are folded into `state`: if appending them
+/// fails, rebuild the state from the store. Returns an error if the state
+/// has a fault (bad history).
 [[nodiscard]] result<decision> decide(execution_state& state,
                                       std::int64_t now_ms);
 
