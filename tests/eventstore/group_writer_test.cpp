@@ -281,3 +281,50 @@ TEST_CASE("a store that throws fails its group as possibly committed and the "
   CHECK(require_ok(writer.append_and_wait(make_append("z", 0, 1))).next_seq
         == 1);
 }
+
+TEMPLATE_TEST_CASE("two stores on one database never both commit the same "
+                   "sequence number",
+                   "[writer][concurrency]", BACKENDS) {
+  auto be = TestType::make();
+  auto store_a = require_ok(be->open());
+  auto store_b = require_ok(be->open()); // a second node on the same data
+  group_writer writer_a{store_a};
+  group_writer writer_b{store_b};
+  constexpr int executions = 4;
+  constexpr int attempts = 60;
+  std::atomic<int> committed{0};
+  auto race = [&](group_writer& writer, event_store& store, int salt) {
+    for (int i = 0; i < attempts; ++i) {
+      auto id = "race" + std::to_string((i + salt) % executions);
+      auto row = store.get_execution(id);
+      REQUIRE(row.ok());
+      std::int64_t next = row->has_value() ? (*row)->next_seq : 0;
+      auto res = writer.append_and_wait(make_append(id, next, 2));
+      if (res.ok())
+        ++committed;
+      else
+        CHECK(res.err().code == errc::conflict);
+    }
+  };
+  std::thread a{[&] {
+    race(writer_a, *store_a, 0);
+  }};
+  std::thread b{[&] {
+    race(writer_b, *store_b, 1);
+  }};
+  a.join();
+  b.join();
+  std::int64_t total = 0;
+  for (int e = 0; e < executions; ++e) {
+    auto id = "race" + std::to_string(e);
+    auto events = read_all(*store_a, id);
+    for (std::size_t s = 0; s < events.size(); ++s)
+      CHECK(events[s].seq == static_cast<std::int64_t>(s));
+    auto row = require_ok(store_a->get_execution(id));
+    REQUIRE(row.has_value());
+    CHECK(row->next_seq == static_cast<std::int64_t>(events.size()));
+    total += static_cast<std::int64_t>(events.size());
+  }
+  CHECK(total == 2 * committed);
+  CHECK(committed > 0);
+}
