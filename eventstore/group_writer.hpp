@@ -62,11 +62,11 @@ struct writer_stats {
 /// ```
 ///  submit() --+                      writer thread
 ///  submit() --+--> bounded queue --> linger <= max_linger for the last
-///                                    group's callers to come back, then
-///                                    take all queued (<= max_group_size)
-///  submit() --+    (back-pressure)   --> store.append_batch(group)  [1 txn]
-///                                    --> verify in-doubt results
-///                                    --> run each on_done(result)
+///  submit() --+    (back-pressure)   group's callers, then take all queued
+///                                    (<= max_group_size)
+///                                --> store.append_batch(group)  [1 txn]
+///                                --> verify in-doubt results
+///                                --> run each on_done(result)
 /// ```
 ///
 /// Per-append failures (conflict, invalid request) fail only that append. A
