@@ -21,6 +21,9 @@ struct floor_shape {
   std::size_t executions = 1024;
   double seconds = 5;
   std::string tag = "floor";
+  /// Also write each row's execution index row (insert for seq 0, then an
+  /// update of next_seq and updated_at), as the store does, with raw SQL.
+  bool with_index = false;
 };
 
 /// Inserts rows into the events table of the SQLite store in `data_dir`

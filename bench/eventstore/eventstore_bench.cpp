@@ -285,14 +285,18 @@ void run_backend(const config& cfg, const backend_ops& ops) {
   constexpr int rounds = 3;
   auto store = ops.open_store();
   std::vector<double> floors;
+  std::vector<double> index_floors;
   std::vector<store_run> runs;
   for (int r = 0; r < rounds; ++r) {
     auto tag = "r" + std::to_string(r);
     floors.push_back(ops.floor({1024, 1024, cfg.seconds, "floor" + tag}));
+    index_floors.push_back(
+      ops.floor({1024, 1024, cfg.seconds, "floorix" + tag, true}));
     runs.push_back(run_store(store, 1024, cfg.seconds, "c1024" + tag));
   }
   auto fresh = ops.floor({1024, 0, cfg.seconds, "fresh"});
   auto floor = median(floors);
+  auto index_floor = median(index_floors);
   std::sort(runs.begin(), runs.end(), [](const auto& x, const auto& y) {
     return x.events_per_s < y.events_per_s;
   });
@@ -300,6 +304,9 @@ void run_backend(const config& cfg, const backend_ops& ops) {
                "floor, same rows (" + ops.floor_how
                  + ", 1024 rows/txn, median of 3)",
                floor, "rows/s"});
+  report(cfg, {ops.name,
+               "floor, same rows + their index rows (raw SQL, median of 3)",
+               index_floor, "events/s"});
   report(cfg, {ops.name, "floor, fresh keys (" + ops.floor_how + ")", fresh,
                "rows/s"});
   for (std::size_t c : {1, 64, 1024}) {
@@ -315,6 +322,8 @@ void run_backend(const config& cfg, const backend_ops& ops) {
                  run.events_per_s, "events/s", run.p50_ms, run.p99_ms,
                  run.events_per_s / floor, run.avg_group});
   }
+  report(cfg, {ops.name, "store at 1024 appenders / floor with index rows",
+               100 * runs[rounds / 2].events_per_s / index_floor, "%"});
   auto rate = read_back(store, cfg.read_executions, cfg.read_events);
   report(cfg,
          {ops.name,
