@@ -4,6 +4,8 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/message_view.hpp>
+#include <caf/sec.hpp>
 #include <caf/send.hpp>
 #include <caf/skip.hpp>
 
@@ -16,6 +18,15 @@ namespace {
 std::shared_ptr<spdlog::logger> supervision_logger() {
   if (auto named = spdlog::get("supervision")) return named;
   return spdlog::default_logger();
+}
+
+/// Answers an unknown request with `sec::unexpected_message` and logs it,
+/// instead of CAF's printing to stderr.
+caf::result<caf::message> drop_unexpected(caf::scheduled_actor* self,
+                                          caf::message_view& x) {
+  supervision_logger()->warn("supervisor {} dropped an unexpected message: {}",
+                             self->id(), caf::to_string(x.content()));
+  return caf::sec::unexpected_message;
 }
 
 } // namespace
@@ -56,6 +67,7 @@ caf::behavior supervisor_actor::make_behavior() {
                template_.id);
     started_ = true;
     phase_ = phase::running;
+    set_default_handler(drop_unexpected);
     return running_behavior();
   }
   // The first behavior must exist before start_initial may switch it.
@@ -81,7 +93,7 @@ void supervisor_actor::enter(phase next) {
       become(stopping_behavior());
       break;
     case phase::running:
-      set_default_handler(caf::print_and_drop);
+      set_default_handler(drop_unexpected);
       become(running_behavior());
       drain_deferred();
       break;

@@ -188,3 +188,20 @@ TEST_CASE("the message-level API answers like the helper functions") {
       });
   CHECK(is(err, errc::not_found));
 }
+
+TEST_CASE("an unknown request is answered with unexpected_message and the "
+          "supervisor keeps running") {
+  fixture fx;
+  auto sup = fx.start(config(fx, {fx.worker("a")}));
+  caf::error err;
+  fx.self->request(sup, caf::infinite, 42)
+    .receive(
+      [](int) {
+        FAIL("answered an unknown request");
+      },
+      [&](caf::error& x) {
+        err = std::move(x);
+      });
+  CHECK(err == caf::sec::unexpected_message);
+  CHECK(fx.child(sup, "a").status == child_status::running);
+}
