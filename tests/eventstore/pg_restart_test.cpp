@@ -116,7 +116,7 @@ TEST_CASE("appends survive a PostgreSQL restart and the store reconnects",
   std::this_thread::sleep_for(std::chrono::milliseconds{500});
   server.restart();
   restarted = true;
-  std::this_thread::sleep_for(std::chrono::milliseconds{1500});
+  std::this_thread::sleep_for(std::chrono::milliseconds{3000});
   stop = true;
   for (auto& th : threads)
     th.join();
