@@ -200,3 +200,66 @@ TEST_CASE("ten thousand dynamic children start and stop") {
     if (fx.await_down(child) == caf::exit_reason::user_shutdown) ++stopped;
   CHECK(stopped == static_cast<size_t>(n));
 }
+
+TEST_CASE("a dynamic child whose restart fails is listed as restarting until "
+          "a retry succeeds") {
+  fixture fx;
+  auto allow = std::make_shared<std::atomic<bool>>(true);
+  auto spec = fx.dynamic_worker(restart_type::permanent);
+  spec.start = [allow, start = spec.start](
+                 caf::actor_system& sys,
+                 const caf::message& args) -> caf::expected<caf::actor> {
+    if (!allow->load())
+      return caf::make_error(caf::sec::runtime_error, "not now");
+    return start(sys, args);
+  };
+  auto sup = fx.start(config(fx, std::move(spec), 1000000));
+  auto w1 = start_dynamic(fx, sup, "w1");
+  allow->store(false);
+  fx.self->send(w1, die_atom::value, caf::error{caf::sec::runtime_error});
+  fx.wait_until(sup, [](const std::vector<child_info>& xs) {
+    return xs.size() == 1 && xs[0].status == child_status::restarting;
+  });
+  auto counts = count_children(fx.self, sup);
+  REQUIRE(counts);
+  CHECK(counts->active == 0);
+  CHECK(counts->workers == 1);
+  allow->store(true);
+  auto w1b = fx.await_start("w1", 2);
+  fx.wait_until(sup, [&](const std::vector<child_info>& xs) {
+    return xs.size() == 1 && xs[0].child == w1b;
+  });
+}
+
+TEST_CASE("dynamic children that hang on shutdown are all killed after the "
+          "shutdown timeout") {
+  fixture fx;
+  auto spec = fx.dynamic_worker(restart_type::transient, {true, true});
+  spec.shutdown = shutdown_timeout(std::chrono::milliseconds{50});
+  auto sup = fx.start(config(fx, std::move(spec)));
+  std::vector<caf::actor> children;
+  for (auto id : {"w1", "w2", "w3"}) {
+    children.push_back(start_dynamic(fx, sup, id));
+    fx.self->monitor(children.back());
+  }
+  fx.self->monitor(sup);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  CHECK(fx.await_down(sup) == caf::exit_reason::user_shutdown);
+  for (auto& child : children)
+    CHECK(fx.await_down(child) == caf::exit_reason::kill);
+  CHECK(fx.log->count("ignored:w1") == 1);
+}
+
+TEST_CASE("brutal_kill stops dynamic children at once") {
+  fixture fx;
+  auto spec = fx.dynamic_worker(restart_type::permanent, {true, true});
+  spec.shutdown = brutal_kill();
+  auto sup = fx.start(config(fx, std::move(spec)));
+  auto w1 = start_dynamic(fx, sup, "w1");
+  fx.self->monitor(w1);
+  fx.self->monitor(sup);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  CHECK(fx.await_down(sup) == caf::exit_reason::user_shutdown);
+  CHECK(fx.await_down(w1) == caf::exit_reason::kill);
+  CHECK(fx.log->count("ignored:w1") == 0);
+}

@@ -102,19 +102,19 @@ child_spec fixture::worker(std::string id, restart_type restart,
   return spec;
 }
 
-child_spec fixture::dynamic_worker(restart_type restart) {
+child_spec fixture::dynamic_worker(restart_type restart, worker_options opts) {
   child_spec spec;
   spec.id = "worker";
   spec.restart = restart;
   caf::actor observer = self;
-  spec.start = [log = log, observer](
-                 caf::actor_system& sys,
-                 const caf::message& args) -> caf::expected<caf::actor> {
+  spec.start = [log = log, observer,
+                opts](caf::actor_system& sys,
+                      const caf::message& args) -> caf::expected<caf::actor> {
     if (!args.match_elements<std::string>())
       return caf::make_error(caf::sec::invalid_argument, "expected an id");
     auto id = args.get_as<std::string>(0);
     log->add("start:" + id);
-    return sys.spawn(test_worker, id, log, observer, worker_options{});
+    return sys.spawn(test_worker, id, log, observer, opts);
   };
   return spec;
 }

@@ -70,7 +70,7 @@ class fixture {
 
   /// Template of a simple_one_for_one supervisor: start_child's first
   /// argument (a string) becomes the worker's id.
-  child_spec dynamic_worker(restart_type restart);
+  child_spec dynamic_worker(restart_type restart, worker_options opts = {});
 
   /// Spec whose start function fails with sec::runtime_error.
   child_spec failing(std::string id);
