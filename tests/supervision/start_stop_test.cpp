@@ -146,3 +146,20 @@ TEST_CASE("a start function that returns no actor is ignored as in OTP") {
   CHECK_FALSE(info.child);
   CHECK(fx.child(sup, "a").status == child_status::running);
 }
+
+TEST_CASE("an exit from outside during terminate_child stops the supervisor "
+          "once that child is down") {
+  fixture fx;
+  auto hanging = fx.worker("a", restart_type::permanent, {true, true});
+  hanging.shutdown = shutdown_timeout(std::chrono::milliseconds{50});
+  auto sup = fx.start(config("sup", {fx.worker("b"), std::move(hanging)}));
+  auto a = fx.await_start("a");
+  fx.self->monitor(a);
+  fx.self->monitor(sup);
+  fx.self->send(sup, terminate_child_atom_v, std::string{"a"});
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  CHECK(fx.await_down(sup) == caf::exit_reason::user_shutdown);
+  CHECK(fx.await_down(a) == caf::exit_reason::kill);
+  CHECK(fx.log->events()
+        == strings{"start:b", "start:a", "ignored:a", "stop:b"});
+}
