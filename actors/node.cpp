@@ -8,12 +8,20 @@
 #include <caf/system_messages.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
 
 #include "actors/data_dir_lock.hpp"
+#include "actors/engine.hpp"
+#include "actors/engine_client.hpp"
+#include "actors/engine_context.hpp"
 #include "actors/errc.hpp"
+#include "actors/execution.hpp"
+#include "actors/scheduler.hpp"
+#include "actors/services.hpp"
+#include "src/workflow/loader.hpp"
 #include "supervision/messages.hpp"
 #include "supervision/supervisor.hpp"
 
@@ -25,20 +33,129 @@ namespace {
 
 using stop_flag = std::shared_ptr<std::atomic<bool>>;
 
-sv::supervisor_config make_tree(const node_config& cfg) {
-  sv::child_spec lock;
-  lock.id = "data_dir_lock";
-  lock.start = [dir = cfg.data_dir](caf::actor_system& sys,
-                                    const caf::message&) {
-    return spawn_data_dir_lock(sys, dir);
+sv::child_spec worker(std::string id, sv::start_function start,
+                      sv::restart_type restart = sv::restart_type::permanent) {
+  sv::child_spec spec;
+  spec.id = std::move(id);
+  spec.start = std::move(start);
+  spec.restart = restart;
+  spec.shutdown = sv::shutdown_timeout(std::chrono::seconds{5});
+  return spec;
+}
+
+/// Wraps the start of a nested supervisor to remember its handle.
+sv::child_spec remembered(sv::child_spec spec,
+                          std::function<void(caf::actor)> remember) {
+  auto inner = std::move(spec.start);
+  spec.start = [inner, remember](caf::actor_system& sys,
+                                 const caf::message& args) {
+    auto res = inner(sys, args);
+    if (res) remember(*res);
+    return res;
   };
-  lock.restart = sv::restart_type::permanent;
-  lock.shutdown = sv::shutdown_timeout(std::chrono::seconds{5});
+  return spec;
+}
+
+sv::child_spec executions_sup(const context_ptr& ctx) {
+  // One bad execution must never take the node down: its own restart budget
+  // marks it failed long before this intensity could be reached.
+  sv::supervisor_flags flags{sv::restart_strategy::simple_one_for_one,
+                             1'000'000,
+                             std::chrono::seconds{1},
+                             {}};
+  auto tmpl = worker(
+    "execution",
+    [ctx](caf::actor_system& sys,
+          const caf::message& args) -> caf::expected<caf::actor> {
+      return spawn_execution(sys, ctx, args.get_as<std::string>(0));
+    },
+    sv::restart_type::transient);
+  auto spec = sv::supervisor_spec("executions_sup",
+                                  {"executions_sup", flags, {std::move(tmpl)}});
+  return remembered(std::move(spec), [ctx](caf::actor x) {
+    ctx->set_executions_sup(x);
+  });
+}
+
+sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
+                                std::shared_ptr<engine_api> api) {
+  std::vector<sv::child_spec> children;
+  children.push_back(
+    worker("data_dir_lock",
+           [dir = cfg.data_dir](caf::actor_system& sys, const caf::message&) {
+             return spawn_data_dir_lock(sys, dir);
+           }));
+  children.push_back(
+    worker("store_writer", [ctx, store = cfg.store, dir = cfg.data_dir](
+                             caf::actor_system& sys, const caf::message&) {
+      return spawn_store_writer(sys, ctx, store, dir);
+    }));
+  children.push_back(worker("scheduler",
+                            [ctx](caf::actor_system& sys, const caf::message&)
+                              -> caf::expected<caf::actor> {
+                              auto x = spawn_scheduler(sys, ctx);
+                              ctx->set_scheduler(x);
+                              return x;
+                            }));
+  children.push_back(executions_sup(ctx));
+  children.push_back(worker("engine",
+                            [ctx](caf::actor_system& sys, const caf::message&)
+                              -> caf::expected<caf::actor> {
+                              auto x = spawn_engine(sys, ctx);
+                              ctx->set_engine(x);
+                              return x;
+                            }));
+  children.push_back(worker(
+    "resurrector",
+    [ctx](caf::actor_system& sys,
+          const caf::message&) -> caf::expected<caf::actor> {
+      return spawn_resurrector(sys, ctx);
+    },
+    sv::restart_type::transient));
+  std::vector<sv::child_spec> bridges;
+  if (cfg.bridges) bridges = cfg.bridges(std::move(api));
+  sv::supervisor_flags bridge_flags{
+    sv::restart_strategy::one_for_one, 5, std::chrono::seconds{10}, {}};
+  children.push_back(sv::supervisor_spec(
+    "bridge_sup", {"bridge_sup", bridge_flags, std::move(bridges)}));
   sv::supervisor_flags flags;
   flags.strategy = sv::restart_strategy::one_for_one;
   flags.intensity = 5;
   flags.period = std::chrono::seconds{10};
-  return {"node_supervisor", flags, {std::move(lock)}};
+  return {"node_supervisor", flags, std::move(children)};
+}
+
+/// Loads every workflow file of `dir` into `ctx`; fails naming the first
+/// file that does not validate.
+caf::error load_workflows(const std::filesystem::path& dir,
+                          engine_context& ctx) {
+  if (dir.empty()) return caf::none;
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  for (auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    auto ext = entry.path().extension().string();
+    if (entry.is_regular_file()
+        && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
+      files.push_back(entry.path());
+  }
+  if (ec)
+    return make_error(errc::invalid_argument, "cannot read workflows dir "
+                                                + dir.string() + ": "
+                                                + ec.message());
+  std::sort(files.begin(), files.end());
+  for (auto& file : files) {
+    auto def = workflow::load_file(file);
+    if (!def) {
+      auto diag = def.error().to_string();
+      spdlog::error("workflow file {} is invalid: {}", file.string(), diag);
+      return make_error(errc::invalid_argument,
+                        "workflow file " + file.string() + ": " + diag);
+    }
+    spdlog::info("loaded workflow {} (version {}, {}) from {}", def->name,
+                 def->version, def->version_hash, file.string());
+    ctx.add_definition(std::move(*def), file.string());
+  }
+  return caf::none;
 }
 
 /// Logs the tree below `sup`, depth first, one line per child.
@@ -101,15 +218,42 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
                                 on_down_function on_down) {
   spdlog::info("starting node supervision tree (data dir {})",
                cfg.data_dir.string());
-  auto root = sv::start_supervisor(sys, make_tree(cfg));
-  if (!root) return std::move(root.error());
+  engine_options opts;
+  opts.passivation_delay = cfg.passivation_delay;
+  opts.restart_budget = cfg.restart_budget;
+  opts.before_decide = cfg.before_decide;
+  auto ctx = std::make_shared<engine_context>(cfg.functions, std::move(opts),
+                                              cfg.call_threads);
+  if (auto err = load_workflows(cfg.workflows_dir, *ctx)) return err;
+  auto api = make_engine_client(sys, ctx);
+  auto root = sv::start_supervisor(sys, make_tree(cfg, ctx, api));
+  if (!root) {
+    ctx->close();
+    return std::move(root.error());
+  }
   auto stopping = std::make_shared<std::atomic<bool>>(false);
   auto watcher = sys.spawn(root_watcher, *root, stopping, std::move(on_down));
   caf::scoped_actor self{sys};
   spdlog::info("supervision tree:");
   spdlog::info("  node_supervisor (one_for_one)");
   log_tree(self, *root, 0);
-  return node{sys, std::move(*root), std::move(watcher), std::move(stopping)};
+  node result{sys, std::move(*root), std::move(watcher), std::move(stopping)};
+  result.api_ = std::move(api);
+  result.ctx_ = std::move(ctx);
+  return result;
+}
+
+caf::actor node::engine() const {
+  return ctx_ ? ctx_->engine() : caf::actor{};
+}
+
+caf::actor node::scheduler() const {
+  return ctx_ ? ctx_->scheduler() : caf::actor{};
+}
+
+std::optional<std::chrono::milliseconds> node::resurrection_time() const {
+  if (!ctx_) return std::nullopt;
+  return ctx_->resurrection_time();
 }
 
 bool node::stop(std::chrono::milliseconds timeout) {
@@ -123,6 +267,13 @@ bool node::stop(std::chrono::milliseconds timeout) {
       stopped = true;
     },
     caf::after(timeout) >> [] {});
+  if (ctx_) {
+    // Normally done by the store writer as it stops; makes sure of it.
+    ctx_->close();
+    ctx_->set_engine(nullptr);
+    ctx_->set_scheduler(nullptr);
+    ctx_->set_executions_sup(nullptr);
+  }
   return stopped;
 }
 

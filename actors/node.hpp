@@ -5,17 +5,52 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/engine_api.hpp"
+#include "actors/function_registry.hpp"
+#include "supervision/child_spec.hpp"
+
 namespace cerebelum::actors {
+
+class engine_context;
 
 /// What a node needs to start.
 struct node_config {
   /// Directory of the embedded store and the node's lock; must exist.
   std::filesystem::path data_dir;
+  /// The event store: empty or "sqlite" for the SQLite file in `data_dir`;
+  /// "postgresql://..." (or a libpq "host=... dbname=..." string) for
+  /// PostgreSQL.
+  std::string store;
+  /// Every *.yaml, *.yml and *.json file in it is loaded; a file that fails
+  /// validation makes `start` fail, naming the file. Empty: none.
+  std::filesystem::path workflows_dir;
+  /// Native functions for `call` steps; empty: none registered.
+  std::shared_ptr<function_registry> functions;
+  /// How long a sleeping or waiting execution keeps its actor; 0 = it
+  /// passivates at once.
+  std::chrono::milliseconds passivation_delay{0};
+  /// Child specs of the operators' interfaces (gRPC, HTTP), started under
+  /// `bridge_sup` (one_for_one) last and stopped first; they receive the
+  /// node's engine_api.
+  std::function<std::vector<supervision::child_spec>(
+    std::shared_ptr<engine_api>)>
+    bridges;
+  /// Threads running native steps.
+  std::size_t call_threads = 4;
+  /// Crashes of one execution's actor before the execution is marked
+  /// failed (kind "crashed").
+  int restart_budget = 3;
+  /// Test hook: called by an execution actor before each decision; throwing
+  /// from it crashes that actor (a bug outside a native step).
+  std::function<void(const std::string& execution_id)> before_decide;
 };
 
 /// Registers every message type a node exchanges (supervision included) in
@@ -27,10 +62,15 @@ void add_node_message_types(caf::actor_system_config& cfg);
 /// ```
 /// node_supervisor (one_for_one)
 ///  +-- data_dir_lock   permanent   exclusive lock of the data directory
+///  +-- store_writer    permanent   store + group writer; drains on stop
+///  +-- scheduler       permanent   durable timers: heap + store paging
+///  +-- executions_sup  permanent   simple_one_for_one of executions
+///  +-- engine          permanent   live executions, waiters
+///  +-- resurrector     transient   boot: respawns running executions
+///  +-- bridge_sup      permanent   the interfaces (node_config::bridges)
 /// ```
 ///
-/// Children of later issues (store writer, scheduler, executions
-/// supervisor, ...) join this tree; see docs/ARCHITECTURE.md.
+/// See docs/engine.md.
 class node {
  public:
   /// Called once if the tree terminates on its own (escalation past the
@@ -54,6 +94,21 @@ class node {
     return root_;
   }
 
+  /// The operations of this node (thread-safe, blocking).
+  std::shared_ptr<engine_api> api() const {
+    return api_;
+  }
+
+  /// The engine actor (tests: `lookup_atom` gives an execution's live actor;
+  /// `stats_atom` the number of live executions).
+  caf::actor engine() const;
+
+  /// The scheduler actor (`stats_atom`: timers in memory, timers fired).
+  caf::actor scheduler() const;
+
+  /// How long the resurrector took, once it finished.
+  std::optional<std::chrono::milliseconds> resurrection_time() const;
+
  private:
   node(caf::actor_system& sys, caf::actor root, caf::actor watcher,
        std::shared_ptr<std::atomic<bool>> stopping);
@@ -64,6 +119,8 @@ class node {
   caf::actor watcher_;
   /// Set by `stop` so that the watcher stays quiet about the exit.
   std::shared_ptr<std::atomic<bool>> stopping_;
+  std::shared_ptr<engine_api> api_;
+  std::shared_ptr<engine_context> ctx_;
 };
 
 } // namespace cerebelum::actors

@@ -1,0 +1,182 @@
+// The engine: execution id -> live actor.
+//
+// ```
+//   (wake|timer, id) --> live? --yes--> forward (count it)
+//                          |
+//                          no --> start_child(executions_sup, id), queue the
+//                                 message until the actor says hello
+//   (passivate, id, seen) from the actor: grant (passok) only when every
+//   message forwarded to it was seen; then forget it. A later message spawns
+//   a new actor from the events.
+// ```
+
+#include "actors/engine.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+#include <spdlog/spdlog.h>
+
+#include <unordered_map>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "supervision/supervisor.hpp"
+
+namespace cerebelum::actors {
+
+namespace {
+
+struct live_entry {
+  caf::actor actor;
+  /// Messages forwarded to `actor` since its hello.
+  std::uint32_t sent = 0;
+  /// Messages waiting for the actor's hello.
+  std::vector<caf::message> pending;
+};
+
+struct engine_data {
+  context_ptr ctx;
+  std::unordered_map<std::string, live_entry> live;
+  std::unordered_map<caf::actor_addr, std::string> ids;
+  std::unordered_map<std::string, std::vector<caf::actor>> waiters;
+  std::uint64_t spawned = 0;
+};
+
+using engine_actor = caf::stateful_actor<engine_data>;
+
+void spawn_for(engine_actor* self, const std::string& id) {
+  auto sup = self->state.ctx->executions_sup();
+  ++self->state.spawned;
+  supervision::request_start_child(self, sup, caf::make_message(id))
+    .then([](caf::actor&) {},
+          [self, id](caf::error& err) {
+            spdlog::error("cannot spawn execution {}: {}", id,
+                          self->system().render(err));
+            auto i = self->state.live.find(id);
+            if (i != self->state.live.end() && !i->second.actor)
+              self->state.live.erase(i);
+          });
+}
+
+void route(engine_actor* self, const std::string& id, caf::message msg) {
+  auto& live = self->state.live;
+  auto i = live.find(id);
+  if (i == live.end()) {
+    live[id].pending.push_back(std::move(msg));
+    spawn_for(self, id);
+    return;
+  }
+  auto& e = i->second;
+  if (!e.actor) {
+    e.pending.push_back(std::move(msg));
+    return;
+  }
+  ++e.sent;
+  self->send(e.actor, std::move(msg));
+}
+
+void on_hello(engine_actor* self, const std::string& id, caf::actor a) {
+  auto& st = self->state;
+  auto& e = st.live[id];
+  if (e.actor && e.actor != a) st.ids.erase(e.actor.address());
+  e.actor = a;
+  e.sent = 0;
+  st.ids[a.address()] = id;
+  self->monitor(a);
+  for (auto& msg : e.pending) {
+    ++e.sent;
+    self->send(a, std::move(msg));
+  }
+  e.pending.clear();
+}
+
+void on_down(engine_actor* self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  auto j = st.ids.find(msg.source);
+  if (j == st.ids.end()) return;
+  auto id = std::move(j->second);
+  st.ids.erase(j);
+  auto i = st.live.find(id);
+  if (i == st.live.end() || i->second.actor.address() != msg.source) return;
+  if (supervision::is_normal_exit(msg.reason)) {
+    // Finished (or refused to start): forget it; respawn for late messages.
+    auto pending = std::move(i->second.pending);
+    st.live.erase(i);
+    for (auto& m : pending)
+      route(self, id, std::move(m));
+  } else {
+    // The supervisor restarts it; its hello will register the new actor.
+    i->second.actor = nullptr;
+  }
+}
+
+void on_finished(engine_actor* self, const std::string& id) {
+  auto i = self->state.waiters.find(id);
+  if (i == self->state.waiters.end()) return;
+  for (auto& w : i->second)
+    self->send(w, finished_atom::value, id);
+  self->state.waiters.erase(i);
+}
+
+caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  self->set_down_handler([self](caf::down_msg& msg) {
+    on_down(self, msg);
+  });
+  return {
+    [=](wake_atom, const std::string& id) {
+      route(self, id, caf::make_message(wake_atom::value));
+    },
+    [=](timer_atom, const std::string& id, const std::string& timer_id) {
+      route(self, id, caf::make_message(timer_atom::value, timer_id));
+    },
+    [=](hello_atom, const std::string& id, caf::actor a) {
+      on_hello(self, id, std::move(a));
+    },
+    [=](passivate_atom, const std::string& id, std::uint32_t seen,
+        caf::actor a) {
+      auto& st = self->state;
+      auto i = st.live.find(id);
+      if (i == st.live.end() || i->second.actor != a || i->second.sent != seen
+          || !i->second.pending.empty())
+        return;
+      st.ids.erase(a.address());
+      self->demonitor(a);
+      st.live.erase(i);
+      self->send(a, passok_atom::value);
+    },
+    [=](finished_atom, const std::string& id) {
+      on_finished(self, id);
+    },
+    [=](subscribe_atom, const std::string& id, caf::actor w) {
+      self->state.waiters[id].push_back(std::move(w));
+    },
+    [=](unsub_atom, const std::string& id, const caf::actor& w) {
+      auto i = self->state.waiters.find(id);
+      if (i == self->state.waiters.end()) return;
+      auto& xs = i->second;
+      xs.erase(std::remove(xs.begin(), xs.end(), w), xs.end());
+      if (xs.empty()) self->state.waiters.erase(i);
+    },
+    [=](lookup_atom, const std::string& id) {
+      auto i = self->state.live.find(id);
+      return i == self->state.live.end() ? caf::actor{} : i->second.actor;
+    },
+    [=](stats_atom) {
+      return std::make_tuple(
+        static_cast<std::uint64_t>(self->state.live.size()),
+        self->state.spawned);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_engine(caf::actor_system& sys, context_ptr ctx) {
+  return sys.spawn(engine_fun, std::move(ctx));
+}
+
+} // namespace cerebelum::actors

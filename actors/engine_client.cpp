@@ -1,0 +1,290 @@
+#include "actors/engine_client.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include <random>
+
+#include "actors/errc.hpp"
+#include "actors/history.hpp"
+#include "actors/messages.hpp"
+#include "actors/operator_commands.hpp"
+#include "eventstore/codec.hpp"
+#include "src/workflow/input_schema.hpp"
+
+namespace cerebelum::actors {
+
+engine_api::~engine_api() {
+  // nop
+}
+
+namespace {
+
+caf::error from_store(const eventstore::error& err, const std::string& what) {
+  auto code = err.code == eventstore::errc::unavailable
+                  || err.code == eventstore::errc::closed
+                  || err.code == eventstore::errc::overloaded
+                ? errc::unavailable
+                : errc::internal;
+  return make_error(code, what + ": " + eventstore::to_string(err));
+}
+
+std::string random_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id = "ex-";
+  for (int i = 0; i < 20; ++i)
+    id += hex[rng() % 16];
+  return id;
+}
+
+caf::error check_id(const std::string& id) {
+  if (id.size() > 200)
+    return make_error(errc::invalid_argument,
+                      "execution id longer than 200 bytes");
+  for (unsigned char c : id)
+    if (c < 0x21 || c == 0x7f)
+      return make_error(errc::invalid_argument,
+                        "execution id contains a control character or space");
+  return caf::none;
+}
+
+class engine_client : public engine_api {
+ public:
+  engine_client(caf::actor_system& sys, context_ptr ctx)
+    : sys_(&sys), ctx_(std::move(ctx)) {
+    // nop
+  }
+
+  caf::expected<start_response> start(const start_request& req) override;
+
+  caf::expected<execution_view> describe(const std::string& id) override {
+    auto row = ctx_->store().get_execution(id);
+    if (!row) return from_store(row.err(), "cannot read " + id);
+    if (!row->has_value())
+      return make_error(errc::not_found, "no execution with id " + id);
+    auto loaded = load_execution(*ctx_, id);
+    if (!loaded) return make_view(**row);
+    return make_view(*loaded->state, **row);
+  }
+
+  caf::expected<list_response> list(const list_request& req) override {
+    eventstore::list_filter filter{req.status, req.workflow,
+                                   req.created_from_ms, req.created_to_ms};
+    auto size = req.page_size == 0 ? 100 : req.page_size;
+    if (size > 1000)
+      return make_error(errc::invalid_argument, "page_size above 1000");
+    auto page = ctx_->store().list_executions(filter, size, req.page_token);
+    if (!page) {
+      if (page.err().code == eventstore::errc::invalid_argument)
+        return make_error(errc::invalid_argument,
+                          "bad page token: " + page.err().message);
+      return from_store(page.err(), "cannot list executions");
+    }
+    list_response result;
+    for (auto& row : page->rows)
+      result.executions.push_back(make_view(row));
+    result.next_page_token = page->next_page_token;
+    return result;
+  }
+
+  caf::expected<std::vector<events::Event>>
+  history(const std::string& id, std::int64_t from_seq) override {
+    auto row = ctx_->store().get_execution(id);
+    if (!row) return from_store(row.err(), "cannot read " + id);
+    if (!row->has_value())
+      return make_error(errc::not_found, "no execution with id " + id);
+    std::vector<events::Event> result;
+    auto n = eventstore::read_history(ctx_->store(), id,
+                                      std::max<std::int64_t>(0, from_seq),
+                                      [&](const events::Event& ev) {
+                                        result.push_back(ev);
+                                        return true;
+                                      });
+    if (!n) return from_store(n.err(), "cannot read the history of " + id);
+    return result;
+  }
+
+  caf::expected<execution_view> approve(const std::string& id,
+                                        const std::string& by,
+                                        const json& data) override {
+    if (by.empty())
+      return make_error(errc::invalid_argument, "approve needs the approver");
+    return command(id, make_approval(by, data));
+  }
+
+  caf::expected<execution_view> reject(const std::string& id,
+                                       const std::string& by,
+                                       const std::string& reason) override {
+    if (by.empty())
+      return make_error(errc::invalid_argument, "reject needs the rejecter");
+    return command(id, make_rejection(by, reason));
+  }
+
+  caf::expected<execution_view> cancel(const std::string& id,
+                                       const std::string& by,
+                                       const std::string& reason) override {
+    return command(id, make_cancellation(by, reason));
+  }
+
+  caf::expected<execution_view>
+  wait(const std::string& id, std::chrono::milliseconds timeout) override;
+
+  std::vector<workflow_view> workflows() override {
+    std::vector<workflow_view> result;
+    for (auto& [name, version, source] : ctx_->definitions())
+      result.push_back({name, version, source});
+    return result;
+  }
+
+ private:
+  caf::expected<execution_view> command(const std::string& id,
+                                        const operator_command& cmd) {
+    if (auto err = append_command(*ctx_, id, cmd)) return err;
+    caf::anon_send(ctx_->engine(), wake_atom::value, id);
+    return describe(id);
+  }
+
+  caf::actor_system* sys_;
+  context_ptr ctx_;
+};
+
+caf::expected<start_response> engine_client::start(const start_request& req) {
+  auto def = ctx_->latest(req.workflow);
+  if (!def)
+    return make_error(errc::unknown_workflow,
+                      "no workflow named '" + req.workflow + "' is loaded");
+  if (!req.input.is_object())
+    return make_error(errc::invalid_argument, "input must be a JSON object");
+  auto text = workflow::json_text(req.input);
+  if (text.size() > ctx_->options().max_input_bytes)
+    return make_error(errc::invalid_argument,
+                      "input of " + std::to_string(text.size())
+                        + " bytes exceeds the limit of "
+                        + std::to_string(ctx_->options().max_input_bytes));
+  if (auto ok = workflow::check_input(*def, req.input); !ok)
+    return make_error(errc::invalid_argument,
+                      "input does not match the input schema of " + req.workflow
+                        + ": " + ok.error().message);
+  auto id = req.execution_id.empty() ? random_id() : req.execution_id;
+  if (auto err = check_id(id)) return err;
+  auto existing = [&]() -> caf::expected<start_response> {
+    auto view = describe(id);
+    if (!view) return std::move(view.error());
+    return start_response{std::move(*view), false};
+  };
+  if (!req.execution_id.empty()) {
+    auto row = ctx_->store().get_execution(id);
+    if (!row) return from_store(row.err(), "cannot read " + id);
+    if (row->has_value()) return existing();
+  }
+  auto now = now_ms();
+  workflow::execution_state state{*def, id};
+  auto ev = workflow::make_started_event(*def, req.input, now, req.started_by);
+  if (!state.apply(ev))
+    return make_error(errc::internal, "cannot fold execution_started");
+  auto append = make_append(state, 0, {ev}, {}, {});
+  auto res = ctx_->writer().append_and_wait(std::move(append));
+  if (!res) {
+    if (res.err().code == eventstore::errc::conflict) return existing();
+    return from_store(res.err(), "cannot start " + id);
+  }
+  caf::anon_send(ctx_->engine(), wake_atom::value, id);
+  eventstore::execution_row row;
+  row.execution_id = id;
+  row.workflow = def->name;
+  row.workflow_version = def->version_hash;
+  row.created_at_ms = now;
+  row.updated_at_ms = now;
+  row.next_seq = 1;
+  return start_response{make_view(state, row), true};
+}
+
+caf::expected<execution_view>
+engine_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  caf::scoped_actor self{*sys_};
+  auto engine = ctx_->engine();
+  self->send(engine, subscribe_atom::value, id, caf::actor{self});
+  auto unsubscribe = [&] {
+    self->send(engine, unsub_atom::value, id, caf::actor{self});
+  };
+  for (;;) {
+    auto view = describe(id);
+    if (!view || eventstore::is_terminal(view->status)) {
+      unsubscribe();
+      return view;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    bool finished = false;
+    if (left.count() > 0)
+      self->receive(
+        [&](finished_atom, const std::string&) {
+          finished = true;
+        },
+        caf::after(left) >> [] {});
+    if (!finished) {
+      unsubscribe();
+      view = describe(id);
+      if (view && eventstore::is_terminal(view->status)) return view;
+      return make_error(errc::deadline_exceeded,
+                        "execution " + id + " did not finish within "
+                          + std::to_string(timeout.count()) + " ms");
+    }
+    // Re-subscribe in case the notification came from a conflict path.
+    self->send(engine, subscribe_atom::value, id, caf::actor{self});
+  }
+}
+
+} // namespace
+
+std::shared_ptr<engine_api> make_engine_client(caf::actor_system& sys,
+                                               context_ptr ctx) {
+  return std::make_shared<engine_client>(sys, std::move(ctx));
+}
+
+execution_view make_view(const eventstore::execution_row& row) {
+  execution_view v;
+  v.execution_id = row.execution_id;
+  v.workflow = row.workflow;
+  v.workflow_version = row.workflow_version;
+  v.status = row.status;
+  v.created_at_ms = row.created_at_ms;
+  v.updated_at_ms = row.updated_at_ms;
+  if (row.status == eventstore::execution_status::sleeping)
+    v.wake_at_ms = row.wake_at_ms;
+  v.history_length = row.next_seq;
+  v.phase = row.phase;
+  return v;
+}
+
+execution_view make_view(const workflow::execution_state& state,
+                         const eventstore::execution_row& row) {
+  auto v = make_view(row);
+  v.status = to_store_status(state.status());
+  v.input = state.input();
+  if (state.status() == workflow::execution_status::completed)
+    v.result = state.result();
+  if (auto& err = state.error()) {
+    v.error = error_view{err->kind, err->message, err->details, err->retryable};
+  } else if (state.status() == workflow::execution_status::cancelled) {
+    v.error = error_view{"cancelled",
+                         "cancelled by " + state.cancel_by() + ": "
+                           + state.cancel_reason(),
+                         json::object(), false};
+  }
+  v.wake_at_ms.reset();
+  if (state.status() == workflow::execution_status::sleeping)
+    v.wake_at_ms = state.next_wake_ms();
+  if (auto& ap = state.approval()) {
+    v.awaiting_step = ap->step;
+    v.approval_data = ap->data;
+  }
+  v.history_length = state.next_seq();
+  v.phase = state.phase();
+  return v;
+}
+
+} // namespace cerebelum::actors

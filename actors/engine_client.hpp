@@ -1,0 +1,27 @@
+#pragma once
+
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "actors/engine_api.hpp"
+#include "actors/engine_context.hpp"
+
+namespace cerebelum::actors {
+
+/// The `engine_api` of a node. Reads (describe, list, history) go straight
+/// to the store's index and histories without touching an actor; commands
+/// (start, approve, reject, cancel) append their event with optimistic
+/// concurrency and then wake the execution through the engine actor; `wait`
+/// subscribes to the engine. Never call it from inside an actor.
+std::shared_ptr<engine_api> make_engine_client(caf::actor_system& sys,
+                                               context_ptr ctx);
+
+/// Builds what operators see of a folded execution.
+execution_view make_view(const workflow::execution_state& state,
+                         const eventstore::execution_row& row);
+
+/// Builds what operators see of an index row alone (list).
+execution_view make_view(const eventstore::execution_row& row);
+
+} // namespace cerebelum::actors

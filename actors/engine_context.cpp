@@ -1,0 +1,155 @@
+#include "actors/engine_context.hpp"
+
+namespace cerebelum::actors {
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+engine_context::engine_context(std::shared_ptr<function_registry> functions,
+                               engine_options opts, std::size_t call_threads)
+  : functions_(functions ? std::move(functions)
+                         : std::make_shared<function_registry>()),
+    opts_(std::move(opts)),
+    calls_(call_threads) {
+  // nop
+}
+
+engine_context::~engine_context() {
+  close();
+}
+
+void engine_context::attach_store(
+  std::shared_ptr<eventstore::event_store> store) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (store_) return;
+  store_ = std::move(store);
+  writer_ = std::make_unique<eventstore::group_writer>(store_);
+}
+
+bool engine_context::has_store() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return store_ != nullptr;
+}
+
+void engine_context::close() {
+  calls_.stop();
+  if (writer_) writer_->close();
+}
+
+void engine_context::add_definition(workflow::definition def,
+                                    std::string source) {
+  auto ptr = std::make_shared<const workflow::definition>(std::move(def));
+  std::lock_guard<std::mutex> guard{mtx_};
+  defs_[ptr->name][ptr->version_hash] = ptr;
+  latest_[ptr->name] = ptr;
+  sources_[ptr->name + "@" + std::to_string(ptr->version_hash)]
+    = std::move(source);
+}
+
+engine_context::definition_ptr
+engine_context::latest(const std::string& name) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = latest_.find(name);
+  return i == latest_.end() ? nullptr : i->second;
+}
+
+engine_context::definition_ptr
+engine_context::find(const std::string& name, std::uint64_t version) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = defs_.find(name);
+  if (i == defs_.end()) return nullptr;
+  auto j = i->second.find(version);
+  return j == i->second.end() ? nullptr : j->second;
+}
+
+std::vector<std::tuple<std::string, std::uint64_t, std::string>>
+engine_context::definitions() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<std::tuple<std::string, std::uint64_t, std::string>> result;
+  for (auto& [name, versions] : defs_)
+    for (auto& [version, def] : versions)
+      result.emplace_back(name, version,
+                          sources_.at(name + "@" + std::to_string(version)));
+  return result;
+}
+
+void engine_context::set_engine(caf::actor x) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  engine_ = std::move(x);
+}
+
+void engine_context::set_scheduler(caf::actor x) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  scheduler_ = std::move(x);
+}
+
+void engine_context::set_executions_sup(caf::actor x) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  executions_sup_ = std::move(x);
+}
+
+caf::actor engine_context::engine() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return engine_;
+}
+
+caf::actor engine_context::scheduler() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return scheduler_;
+}
+
+caf::actor engine_context::executions_sup() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return executions_sup_;
+}
+
+void engine_context::note_resurrection_done(std::chrono::milliseconds took) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  resurrection_time_ = took;
+}
+
+std::optional<std::chrono::milliseconds>
+engine_context::resurrection_time() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return resurrection_time_;
+}
+
+int engine_context::note_crash(const std::string& id, std::string reason) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& entry = crashes_[id];
+  entry.first += 1;
+  entry.second = std::move(reason);
+  return entry.first;
+}
+
+std::pair<int, std::string>
+engine_context::crashes(const std::string& id) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = crashes_.find(id);
+  if (i == crashes_.end()) return {0, {}};
+  return i->second;
+}
+
+void engine_context::forget_crashes(const std::string& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  crashes_.erase(id);
+}
+
+eventstore::execution_status to_store_status(workflow::execution_status st) {
+  using es = eventstore::execution_status;
+  switch (st) {
+    case workflow::execution_status::running: return es::running;
+    case workflow::execution_status::sleeping: return es::sleeping;
+    case workflow::execution_status::awaiting_approval:
+      return es::awaiting_approval;
+    case workflow::execution_status::completed: return es::completed;
+    case workflow::execution_status::failed: return es::failed;
+    case workflow::execution_status::cancelled: return es::cancelled;
+  }
+  return es::running;
+}
+
+} // namespace cerebelum::actors

@@ -1,0 +1,144 @@
+#pragma once
+
+// What every actor of one node's engine shares: the store and its writer,
+// the loaded definitions, the native functions, the pool that runs them,
+// the handles of the long-lived actors and the per-execution crash records.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include <caf/actor.hpp>
+
+#include "actors/call_pool.hpp"
+#include "actors/function_registry.hpp"
+#include "eventstore/event_store.hpp"
+#include "eventstore/group_writer.hpp"
+#include "src/workflow/definition.hpp"
+#include "src/workflow/execution_state.hpp"
+
+namespace cerebelum::actors {
+
+/// Milliseconds since the epoch (the decision clock).
+std::int64_t now_ms();
+
+/// Tunables of the engine.
+struct engine_options {
+  /// How long a sleeping or waiting execution keeps its actor; 0 = quits at
+  /// once.
+  std::chrono::milliseconds passivation_delay{0};
+  /// Crashes of one execution's actor before it is marked failed.
+  int restart_budget = 3;
+  /// The scheduler keeps timers up to this far ahead in memory.
+  std::chrono::milliseconds timer_horizon{30'000};
+  /// Largest input of a start, in bytes of JSON text.
+  std::size_t max_input_bytes = 1024 * 1024;
+  /// Test hook: called before each decision of an execution actor; throwing
+  /// from it crashes the actor (a bug outside a native step).
+  std::function<void(const std::string& execution_id)> before_decide;
+};
+
+/// The shared context of one node's engine.
+class engine_context {
+ public:
+  using definition_ptr = std::shared_ptr<const workflow::definition>;
+
+  engine_context(std::shared_ptr<function_registry> functions,
+                 engine_options opts, std::size_t call_threads);
+
+  /// Attaches the opened store and starts its group writer (done by the
+  /// store_writer child, after the data directory is locked). Idempotent.
+  void attach_store(std::shared_ptr<eventstore::event_store> store);
+
+  /// Whether a store is attached.
+  bool has_store() const;
+
+  ~engine_context();
+
+  eventstore::event_store& store() {
+    return *store_;
+  }
+  eventstore::group_writer& writer() {
+    return *writer_;
+  }
+  function_registry& functions() {
+    return *functions_;
+  }
+  call_pool& calls() {
+    return calls_;
+  }
+  const engine_options& options() const {
+    return opts_;
+  }
+
+  /// Stops the call pool and drains and closes the writer (idempotent).
+  void close();
+
+  // -- definitions (filled before the node starts) ---------------------------
+
+  /// Adds `def` (source: file or registrant); the latest added version of a
+  /// name is what `start` uses.
+  void add_definition(workflow::definition def, std::string source);
+  /// The latest definition named `name`.
+  definition_ptr latest(const std::string& name) const;
+  /// The definition `name` with version hash `version`.
+  definition_ptr find(const std::string& name, std::uint64_t version) const;
+  /// (name, version hash, source) of every definition.
+  std::vector<std::tuple<std::string, std::uint64_t, std::string>>
+  definitions() const;
+
+  // -- long-lived actors -----------------------------------------------------
+
+  void set_engine(caf::actor x);
+  void set_scheduler(caf::actor x);
+  void set_executions_sup(caf::actor x);
+  caf::actor engine() const;
+  caf::actor scheduler() const;
+  caf::actor executions_sup() const;
+
+  // -- boot ------------------------------------------------------------------
+
+  /// Called by the resurrector when it has paged every open execution.
+  void note_resurrection_done(std::chrono::milliseconds took);
+  /// How long resurrection took, once done.
+  std::optional<std::chrono::milliseconds> resurrection_time() const;
+
+  // -- crash records ---------------------------------------------------------
+
+  /// Records a crash of `id`'s actor; returns the count so far.
+  int note_crash(const std::string& id, std::string reason);
+  /// The crashes of `id` so far and the last reason.
+  std::pair<int, std::string> crashes(const std::string& id) const;
+  /// Forgets the crashes of `id` (it finished).
+  void forget_crashes(const std::string& id);
+
+ private:
+  std::shared_ptr<eventstore::event_store> store_;
+  std::unique_ptr<eventstore::group_writer> writer_;
+  std::shared_ptr<function_registry> functions_;
+  engine_options opts_;
+  call_pool calls_;
+  mutable std::mutex mtx_;
+  std::map<std::string, std::map<std::uint64_t, definition_ptr>> defs_;
+  std::map<std::string, definition_ptr> latest_;
+  std::map<std::string, std::string> sources_;
+  caf::actor engine_;
+  caf::actor scheduler_;
+  caf::actor executions_sup_;
+  std::unordered_map<std::string, std::pair<int, std::string>> crashes_;
+  std::optional<std::chrono::milliseconds> resurrection_time_;
+};
+
+using context_ptr = std::shared_ptr<engine_context>;
+
+/// Maps the decider's status to the index's.
+eventstore::execution_status to_store_status(workflow::execution_status st);
+
+} // namespace cerebelum::actors

@@ -1,0 +1,144 @@
+#include "actors/history.hpp"
+
+#include <set>
+
+#include "actors/errc.hpp"
+#include "eventstore/codec.hpp"
+
+namespace cerebelum::actors {
+
+namespace {
+
+caf::error store_error(const eventstore::error& err, const std::string& id) {
+  if (err.code == eventstore::errc::unavailable
+      || err.code == eventstore::errc::closed)
+    return make_error(errc::unavailable, "store unavailable reading " + id
+                                           + ": " + eventstore::to_string(err));
+  return make_error(errc::internal,
+                    "cannot read " + id + ": " + eventstore::to_string(err));
+}
+
+} // namespace
+
+caf::expected<loaded_execution> load_execution(engine_context& ctx,
+                                               const std::string& id) {
+  loaded_execution result;
+  std::string fault;
+  auto n = eventstore::read_history(
+    ctx.store(), id, 0, [&](const events::Event& ev) {
+      if (!result.state) {
+        if (!ev.has_execution_started()) {
+          fault = "history of " + id + " does not begin with execution_started";
+          return false;
+        }
+        auto& started = ev.execution_started();
+        result.def = ctx.find(started.workflow(), started.workflow_version());
+        if (!result.def) {
+          fault = "execution " + id + " runs workflow " + started.workflow()
+                  + " version " + std::to_string(started.workflow_version())
+                  + ", which this node has not loaded";
+          return false;
+        }
+        result.state = std::make_unique<workflow::execution_state>(*result.def,
+                                                                   id);
+      }
+      auto applied = result.state->apply(ev);
+      if (!applied) {
+        fault = "cannot replay " + id + ": " + applied.error().to_string();
+        return false;
+      }
+      return true;
+    });
+  if (!n) return store_error(n.err(), id);
+  if (!fault.empty()) return make_error(errc::internal, std::move(fault));
+  if (!result.state)
+    return make_error(errc::not_found, "no execution with id " + id);
+  return result;
+}
+
+caf::error catch_up(engine_context& ctx, workflow::execution_state& state) {
+  std::string fault;
+  auto n = eventstore::read_history(ctx.store(), state.execution_id(),
+                                    state.next_seq(),
+                                    [&](const events::Event& ev) {
+                                      auto applied = state.apply(ev);
+                                      if (!applied) {
+                                        fault = applied.error().to_string();
+                                        return false;
+                                      }
+                                      return true;
+                                    });
+  if (!n) return store_error(n.err(), state.execution_id());
+  if (!fault.empty()) return make_error(errc::internal, std::move(fault));
+  return caf::none;
+}
+
+rows_before capture_rows(const workflow::execution_state& state) {
+  return {state.timers(), state.outstanding()};
+}
+
+eventstore::index_update make_index(const workflow::execution_state& state) {
+  eventstore::index_update idx;
+  idx.status = to_store_status(state.status());
+  idx.workflow = state.def().name;
+  idx.workflow_version = state.def().version_hash;
+  idx.phase = state.phase();
+  if (!state.terminal()) idx.wake_at_ms = state.next_wake_ms();
+  idx.created_at_ms = state.started_at_ms();
+  idx.updated_at_ms = now_ms();
+  return idx;
+}
+
+eventstore::append_request
+make_append(const workflow::execution_state& state,
+            std::int64_t expected_next_seq,
+            const std::vector<events::Event>& evs, const rows_before& before,
+            const std::vector<workflow::command>& commands) {
+  eventstore::append_request req;
+  req.execution_id = state.execution_id();
+  req.expected_next_seq = expected_next_seq;
+  for (auto& ev : evs) {
+    auto enc = eventstore::encode(ev);
+    if (!enc) continue; // the decider never emits an event without payload
+    enc->recorded_at_ms = ev.recorded_at_ms();
+    req.events.push_back(std::move(*enc));
+  }
+  req.index = make_index(state);
+  // Timer rows follow the state: armed ones are upserted, gone ones deleted.
+  std::set<std::string> after_ids;
+  for (auto& t : state.timers()) {
+    after_ids.insert(t.id);
+    bool known = false;
+    for (auto& b : before.timers)
+      known = known || b.id == t.id;
+    if (!known)
+      req.timer_upserts.push_back({{}, t.id, t.fire_at_ms, t.purpose, 0});
+  }
+  for (auto& b : before.timers)
+    if (after_ids.count(b.id) == 0) req.timer_deletes.push_back(b.id);
+  // Task rows: one per task attempt, written with its step_scheduled event.
+  std::set<std::string> open_tasks;
+  for (auto& a : state.outstanding())
+    if (a.kind == workflow::step_kind::task) open_tasks.insert(a.token);
+  for (auto& b : before.outstanding)
+    if (b.kind == workflow::step_kind::task && open_tasks.count(b.token) == 0)
+      req.task_deletes.push_back(b.token);
+  for (auto& cmd : commands) {
+    auto* run = std::get_if<workflow::run_step_command>(&cmd);
+    if (!run || run->kind != workflow::step_kind::task) continue;
+    eventstore::task_row row;
+    row.task_id = run->token;
+    row.queue = run->task_queue;
+    row.step = run->step;
+    row.attempt = static_cast<std::int32_t>(run->attempt);
+    row.attempt_token = run->token;
+    row.idempotency_key = run->idempotency_key;
+    row.payload = workflow::json_text(
+      workflow::json{{"target", run->target}, {"input", run->input}});
+    row.available_at_ms = now_ms();
+    req.task_upserts.push_back(std::move(row));
+  }
+  return req;
+}
+
+} // namespace cerebelum::actors

@@ -1,0 +1,54 @@
+#pragma once
+
+// Reading an execution back from the store and turning a decision into one
+// atomic append: the helpers shared by the execution actor and the
+// operators' facade.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "actors/engine_context.hpp"
+#include "eventstore/types.hpp"
+#include "src/workflow/decider.hpp"
+
+namespace cerebelum::actors {
+
+/// An execution folded from its history.
+struct loaded_execution {
+  engine_context::definition_ptr def;
+  std::unique_ptr<workflow::execution_state> state;
+};
+
+/// Folds the history of `id`. Errors: not_found (no history), internal
+/// (unknown definition version, unreadable or unreplayable history).
+caf::expected<loaded_execution> load_execution(engine_context& ctx,
+                                               const std::string& id);
+
+/// Folds the events of `id` from `state.next_seq()` on into `state`.
+caf::error catch_up(engine_context& ctx, workflow::execution_state& state);
+
+/// What an append changes besides its events: the durable rows of timers and
+/// tasks before the events were folded into the state.
+struct rows_before {
+  std::vector<workflow::pending_timer> timers;
+  std::vector<workflow::attempt_ref> outstanding;
+};
+
+rows_before capture_rows(const workflow::execution_state& state);
+
+/// Builds the atomic append of `evs` (already folded into `state`, which
+/// started at `expected_next_seq`): the events, the index row from `state`,
+/// the timer rows armed or dropped and the task rows of `commands`.
+eventstore::append_request
+make_append(const workflow::execution_state& state,
+            std::int64_t expected_next_seq,
+            const std::vector<events::Event>& evs, const rows_before& before,
+            const std::vector<workflow::command>& commands);
+
+/// The index row `state` implies.
+eventstore::index_update make_index(const workflow::execution_state& state);
+
+} // namespace cerebelum::actors

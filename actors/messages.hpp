@@ -1,0 +1,61 @@
+#pragma once
+
+// Atoms and message types exchanged by the engine's actors. Every message of
+// the engine travels inside one node: complex payloads are passed as
+// `std::shared_ptr`s allowed as unsafe (local-only) message types.
+
+#include <memory>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+
+#include "eventstore/event_store.hpp"
+#include "proto/events.pb.h"
+
+namespace cerebelum::actors {
+
+/// Asks the engine to deliver new history to an execution (spawning it when
+/// passivated); forwarded by the engine to the execution.
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+/// A timer is due: (execution id, timer id).
+using timer_atom = caf::atom_constant<caf::atom("timer")>;
+/// The outcome of a native step attempt: an event to append.
+using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
+/// The writer's answer to an append.
+using appended_atom = caf::atom_constant<caf::atom("appended")>;
+/// An execution asks to passivate; the engine answers with `passok_atom`.
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+using passok_atom = caf::atom_constant<caf::atom("passok")>;
+/// An execution reached a terminal status.
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
+/// Subscribes / unsubscribes an actor to the end of an execution.
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
+/// Registers a durable timer with the scheduler.
+using schedule_atom = caf::atom_constant<caf::atom("schedule")>;
+/// Periodic self-message.
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+/// An execution actor announces itself to the engine: (id, actor).
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+/// Asks for the live actor of an execution (tests, statistics).
+using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
+/// Asks the engine or scheduler for counters.
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+
+/// The result of an append, as delivered to the appending actor.
+struct append_outcome {
+  explicit append_outcome(eventstore::append_result r) : res(std::move(r)) {
+    // nop
+  }
+  eventstore::append_result res;
+};
+
+using append_outcome_ptr = std::shared_ptr<const append_outcome>;
+
+/// An event produced outside the execution actor (a native step's result).
+using event_ptr = std::shared_ptr<const events::Event>;
+
+} // namespace cerebelum::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::append_outcome_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::event_ptr)

@@ -1,0 +1,35 @@
+#pragma once
+
+// The long-lived helpers of the node tree: the store writer and the
+// resurrector.
+
+#include <filesystem>
+#include <string>
+
+#include <caf/expected.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/engine_context.hpp"
+
+namespace cerebelum::actors {
+
+/// Opens the store named by `store` ("" or "sqlite": SQLite in `data_dir`;
+/// "postgresql://..." or a libpq "host=..." string: PostgreSQL).
+caf::expected<std::shared_ptr<eventstore::event_store>>
+open_store(const std::string& store, const std::filesystem::path& data_dir);
+
+/// Spawns the store writer: it owns the context's store and group writer
+/// (opening the store on first start) and, when it stops, drains and
+/// commits every queued append and closes the writer.
+caf::expected<caf::actor> spawn_store_writer(caf::actor_system& sys,
+                                             context_ptr ctx, std::string store,
+                                             std::filesystem::path data_dir);
+
+/// Spawns the resurrector: pages through every open execution of the index
+/// once, respawns the running ones (their in-flight steps are re-dispatched
+/// as new attempts from resume_commands) and leaves sleeping and waiting ones
+/// passive (the scheduler pages their timers from the store), then exits
+/// normally.
+caf::actor spawn_resurrector(caf::actor_system& sys, context_ptr ctx);
+
+} // namespace cerebelum::actors

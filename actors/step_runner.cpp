@@ -1,0 +1,70 @@
+#include "actors/step_runner.hpp"
+
+#include <caf/send.hpp>
+
+#include "actors/messages.hpp"
+
+namespace cerebelum::actors {
+
+namespace {
+
+events::Event failed(const workflow::run_step_command& cmd, std::string kind,
+                     std::string message, bool retryable) {
+  events::Event ev;
+  auto* f = ev.mutable_step_failed();
+  f->set_step(cmd.step);
+  f->set_attempt(cmd.attempt);
+  f->set_attempt_token(cmd.token);
+  f->set_map_index(cmd.map_index);
+  f->set_failed_at_ms(now_ms());
+  auto* e = f->mutable_error();
+  e->set_kind(std::move(kind));
+  e->set_message(std::move(message));
+  e->set_retryable(retryable);
+  return ev;
+}
+
+events::Event run(const native_function& fn,
+                  const workflow::run_step_command& cmd) {
+  try {
+    auto result = fn(cmd.input);
+    events::Event ev;
+    auto* c = ev.mutable_step_completed();
+    c->set_step(cmd.step);
+    c->set_attempt(cmd.attempt);
+    c->set_attempt_token(cmd.token);
+    c->set_map_index(cmd.map_index);
+    c->set_result_json(workflow::json_text(result));
+    c->set_completed_at_ms(now_ms());
+    return ev;
+  } catch (const step_failure& e) {
+    return failed(cmd, e.kind, e.what(), e.retryable);
+  } catch (const std::exception& e) {
+    return failed(cmd, "exception", e.what(), true);
+  } catch (...) {
+    return failed(cmd, "exception", "unknown exception", true);
+  }
+}
+
+} // namespace
+
+void dispatch_call(engine_context& ctx, caf::actor to,
+                   const workflow::run_step_command& cmd) {
+  auto fn = ctx.functions().find(cmd.target);
+  if (!fn) {
+    auto ev = failed(cmd, "unknown_function",
+                     "no native function named " + cmd.target
+                       + " is registered on this node",
+                     false);
+    caf::anon_send(to, outcome_atom::value, cmd.token,
+                   std::make_shared<const events::Event>(std::move(ev)));
+    return;
+  }
+  ctx.calls().post([fn = std::move(*fn), cmd, to] {
+    auto ev = run(fn, cmd);
+    caf::anon_send(to, outcome_atom::value, cmd.token,
+                   std::make_shared<const events::Event>(std::move(ev)));
+  });
+}
+
+} // namespace cerebelum::actors

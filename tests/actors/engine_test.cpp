@@ -1,0 +1,239 @@
+// The engine in-process on SQLite: flows, passivation, approvals, cancel,
+// idempotent start and input errors.
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+#include <vector>
+
+#include "actors/errc.hpp"
+#include "tests/actors/engine_fixture.hpp"
+
+using namespace cerebelum::actors;
+using cerebelum::actors::test::engine_fixture;
+using status = cerebelum::eventstore::execution_status;
+namespace events = cerebelum::events;
+
+namespace {
+
+constexpr auto wait_time = std::chrono::seconds{20};
+
+int count_of(engine_api& api, const std::string& id,
+             events::Event::PayloadCase which) {
+  auto hist = api.history(id, 0);
+  REQUIRE(hist);
+  int n = 0;
+  for (auto& ev : *hist)
+    n += ev.payload_case() == which ? 1 : 0;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("a timeline of native calls completes with the right result") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("timeline", 1);
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 7}}); // ((1 + 1) * 2) + 3
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kStepCompleted) == 3);
+  auto listed = f.api().list({});
+  REQUIRE(listed);
+  REQUIRE(listed->executions.size() == 1);
+  CHECK(listed->executions[0].status == status::completed);
+}
+
+TEST_CASE("a parallel group joins and its branch picks the target") {
+  engine_fixture f;
+  f.start();
+  auto small = f.start("fanout", 2);
+  auto big = f.start("fanout", 9);
+  auto s = f.api().wait(small.execution_id, wait_time);
+  auto b = f.api().wait(big.execution_id, wait_time);
+  REQUIRE(s);
+  REQUIRE(b);
+  CHECK(s->result == json{{"left", 3}, {"right", 4}});
+  CHECK(b->result == json{{"left", 10}, {"right", 18}});
+  CHECK(count_of(f.api(), small.execution_id, events::Event::kBranchTaken)
+        >= 1);
+  auto hist = f.api().history(big.execution_id, 0);
+  REQUIRE(hist);
+  bool took_big = false;
+  for (auto& ev : *hist)
+    took_big = took_big
+               || (ev.has_branch_taken()
+                   && ev.branch_taken().target() == "big");
+  CHECK(took_big);
+}
+
+TEST_CASE("a sleeping execution passivates and wakes on its timer") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("sleeper", 400);
+  REQUIRE(f.wait_status(v.execution_id, status::sleeping));
+  REQUIRE(f.wait_passivated(v.execution_id));
+  auto desc = f.api().describe(v.execution_id);
+  REQUIRE(desc);
+  CHECK(desc->status == status::sleeping);
+  CHECK(desc->wake_at_ms.has_value());
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 401}});
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kTimerFired) == 1);
+}
+
+TEST_CASE("an execution awaiting approval passivates and resumes on approve") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("gated", 5);
+  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  REQUIRE(f.wait_passivated(v.execution_id));
+  auto desc = f.api().describe(v.execution_id);
+  REQUIRE(desc);
+  CHECK(desc->awaiting_step == "ask");
+  CHECK(desc->approval_data == json{{"i", 5}});
+  auto ok = f.api().approve(v.execution_id, "alice", json{{"note", "fine"}});
+  REQUIRE(ok);
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"i", 5}});
+  auto hist = f.api().history(v.execution_id, 0);
+  REQUIRE(hist);
+  bool recorded = false;
+  for (auto& ev : *hist)
+    recorded = recorded
+               || (ev.has_approval_granted()
+                   && ev.approval_granted().by() == "alice");
+  CHECK(recorded);
+}
+
+TEST_CASE("a rejected approval takes the step's diverge path") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("gated", 1);
+  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  REQUIRE(f.api().reject(v.execution_id, "bob", "too risky"));
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  INFO((done->error ? done->error->kind + ": " + done->error->message : ""));
+  CHECK(done->status == status::completed);
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kApprovalRejected)
+        == 1);
+  auto hist = f.api().history(v.execution_id, 0);
+  REQUIRE(hist);
+  for (auto& ev : *hist)
+    CHECK_FALSE(
+      (ev.has_step_scheduled() && ev.step_scheduled().step() == "go"));
+}
+
+TEST_CASE("approving an execution that is not awaiting approval is an error") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("timeline", 1);
+  REQUIRE(f.api().wait(v.execution_id, wait_time));
+  auto res = f.api().approve(v.execution_id, "alice", json::object());
+  REQUIRE(!res);
+  CHECK(api_error_code(res.error()) == errc::not_awaiting_approval);
+  CHECK(api_error_message(res.error()).find(v.execution_id)
+        != std::string::npos);
+  auto missing = f.api().approve("no-such-id", "alice", json::object());
+  REQUIRE(!missing);
+  CHECK(api_error_code(missing.error()) == errc::not_found);
+  auto nobody = f.api().approve(v.execution_id, "", json::object());
+  REQUIRE(!nobody);
+  CHECK(api_error_code(nobody.error()) == errc::invalid_argument);
+}
+
+TEST_CASE(
+  "a cancelled execution ends cancelled and cannot be cancelled again") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("gated", 1);
+  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  REQUIRE(f.api().cancel(v.execution_id, "carol", "not needed"));
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::cancelled);
+  REQUIRE(done->error);
+  CHECK(done->error->message.find("carol") != std::string::npos);
+  auto again = f.api().cancel(v.execution_id, "carol", "again");
+  REQUIRE(!again);
+  CHECK(api_error_code(again.error()) == errc::already_terminal);
+}
+
+TEST_CASE("starting the same execution id twice returns the existing one") {
+  engine_fixture f;
+  f.start();
+  start_request req{"timeline", json{{"i", 2}}, "order-42", "test"};
+  auto first = f.api().start(req);
+  REQUIRE(first);
+  CHECK(first->created);
+  auto second = f.api().start(req);
+  REQUIRE(second);
+  CHECK_FALSE(second->created);
+  CHECK(second->execution.execution_id == "order-42");
+  // Concurrent duplicates: exactly one creates it.
+  std::atomic<int> created{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&] {
+      start_request r{"timeline", json{{"i", 3}}, "dup-1", "test"};
+      auto res = f.api().start(r);
+      if (res && res->created) ++created;
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(created == 1);
+  auto done = f.api().wait("dup-1", wait_time);
+  REQUIRE(done);
+  CHECK(done->result == json{{"n", 11}});
+  CHECK(count_of(f.api(), "dup-1", events::Event::kExecutionStarted) == 1);
+}
+
+TEST_CASE("bad starts are refused with errors that name the problem") {
+  engine_fixture f;
+  f.start();
+  auto unknown = f.api().start({"nope", json::object(), "", ""});
+  REQUIRE(!unknown);
+  CHECK(api_error_code(unknown.error()) == errc::unknown_workflow);
+  CHECK(api_error_message(unknown.error()).find("nope") != std::string::npos);
+  auto not_object = f.api().start({"timeline", json::array(), "", ""});
+  REQUIRE(!not_object);
+  CHECK(api_error_code(not_object.error()) == errc::invalid_argument);
+  auto huge = f.api().start(
+    {"timeline", json{{"i", 1}, {"pad", std::string(2 << 20, 'x')}}, "", ""});
+  REQUIRE(!huge);
+  CHECK(api_error_code(huge.error()) == errc::invalid_argument);
+  auto missing = f.api().describe("ghost");
+  REQUIRE(!missing);
+  CHECK(api_error_code(missing.error()) == errc::not_found);
+  CHECK(api_error_message(missing.error()).find("ghost") != std::string::npos);
+  auto timeout = f.api().wait("ghost", std::chrono::milliseconds{10});
+  REQUIRE(!timeout);
+  CHECK(api_error_code(timeout.error()) == errc::not_found);
+}
+
+TEST_CASE("a retryable failure is retried after its backoff") {
+  engine_fixture f;
+  f.start();
+  test::flaky_failures = 2;
+  auto v = f.start("flaky", 4);
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 4}});
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kStepFailed) == 2);
+}
+
+TEST_CASE("a wait that outlives its deadline reports deadline_exceeded") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("gated", 1);
+  auto res = f.api().wait(v.execution_id, std::chrono::milliseconds{50});
+  REQUIRE(!res);
+  CHECK(api_error_code(res.error()) == errc::deadline_exceeded);
+}

@@ -1,0 +1,154 @@
+// Crashes of execution actors, resurrection after a restart on the same data
+// directory, and the engine on PostgreSQL.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+
+#include "actors/engine_context.hpp"
+#include "actors/errc.hpp"
+#include "actors/history.hpp"
+#include "eventstore/sqlite_store.hpp"
+#include "src/workflow/loader.hpp"
+#include "tests/actors/engine_fixture.hpp"
+
+using namespace cerebelum::actors;
+using cerebelum::actors::test::engine_fixture;
+using status = cerebelum::eventstore::execution_status;
+namespace events = cerebelum::events;
+namespace wf = cerebelum::workflow;
+namespace es = cerebelum::eventstore;
+
+namespace {
+
+constexpr auto wait_time = std::chrono::seconds{20};
+
+int count_of(engine_api& api, const std::string& id,
+             events::Event::PayloadCase which) {
+  auto hist = api.history(id, 0);
+  REQUIRE(hist);
+  int n = 0;
+  for (auto& ev : *hist)
+    n += ev.payload_case() == which ? 1 : 0;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("a crashed execution actor restarts from its events") {
+  engine_fixture f;
+  auto crashes = std::make_shared<std::atomic<int>>(0);
+  f.config().before_decide = [crashes](const std::string& id) {
+    if (id == "crash-twice" && crashes->fetch_add(1) < 2)
+      throw std::runtime_error("injected bug");
+  };
+  f.start();
+  auto v = f.start("timeline", 1, "crash-twice");
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 7}});
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kExecutionStarted)
+        == 1);
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kStepCompleted) == 3);
+  CHECK(crashes->load() >= 3);
+}
+
+TEST_CASE(
+  "an execution whose actor keeps crashing fails and the node stays up") {
+  engine_fixture f;
+  f.config().restart_budget = 2;
+  f.config().before_decide = [](const std::string& id) {
+    if (id == "doomed") throw std::runtime_error("always broken");
+  };
+  f.start();
+  auto v = f.start("timeline", 1, "doomed");
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::failed);
+  REQUIRE(done->error);
+  CHECK(done->error->kind == "crashed");
+  CHECK(done->error->message.find("always broken") != std::string::npos);
+  // The node is still up: another execution runs to the end.
+  auto other = f.start("timeline", 2);
+  auto ok = f.api().wait(other.execution_id, wait_time);
+  REQUIRE(ok);
+  CHECK(ok->result == json{{"n", 9}});
+}
+
+TEST_CASE("an execution interrupted mid-step is resurrected and completes") {
+  engine_fixture f;
+  {
+    // What a kill -9 leaves behind: execution_started and the first
+    // step_scheduled committed, no result.
+    es::sqlite_options opts;
+    opts.data_dir = f.data_dir().string();
+    auto store = es::open_sqlite_store(opts);
+    REQUIRE(store);
+    auto def = wf::load_file(f.data_dir() / "workflows" / "timeline.yaml");
+    REQUIRE(def);
+    wf::execution_state state{*def, "mid-step"};
+    auto now = now_ms();
+    std::vector<events::Event> evs{
+      wf::make_started_event(*def, json{{"i", 10}}, now, "test")};
+    REQUIRE(state.apply(evs[0]));
+    auto before = capture_rows(state);
+    auto dec = wf::decide(state, now);
+    REQUIRE(dec);
+    REQUIRE(!dec->events.empty());
+    for (auto& ev : dec->events)
+      evs.push_back(ev);
+    auto ack = (*store)->append(make_append(state, 0, evs, before, {}));
+    REQUIRE(ack);
+  }
+  f.start();
+  auto done = f.api().wait("mid-step", wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 25}}); // ((10 + 1) * 2) + 3
+  CHECK(count_of(f.api(), "mid-step", events::Event::kStepCompleted) == 3);
+}
+
+TEST_CASE("sleeping and waiting executions survive a restart of the node") {
+  engine_fixture f;
+  f.start();
+  auto sleeper = f.start("sleeper", 1500);
+  auto gated = f.start("gated", 3);
+  REQUIRE(f.wait_status(sleeper.execution_id, status::sleeping));
+  REQUIRE(f.wait_status(gated.execution_id, status::awaiting_approval));
+  f.stop();
+  f.start();
+  auto desc = f.api().describe(gated.execution_id);
+  REQUIRE(desc);
+  CHECK(desc->status == status::awaiting_approval);
+  REQUIRE(f.api().approve(gated.execution_id, "dave", json::object()));
+  auto g = f.api().wait(gated.execution_id, wait_time);
+  REQUIRE(g);
+  CHECK(g->status == status::completed);
+  auto s = f.api().wait(sleeper.execution_id, wait_time);
+  REQUIRE(s);
+  CHECK(s->status == status::completed);
+  CHECK(s->result == json{{"n", 1501}});
+  CHECK(count_of(f.api(), sleeper.execution_id, events::Event::kTimerFired)
+        == 1);
+}
+
+TEST_CASE("the engine runs timelines and approvals on PostgreSQL") {
+  auto conninfo = test::pg_conninfo();
+  if (conninfo.empty())
+    FAIL("CEREBELUM_TEST_PG is not set: run ./cerebelum.sh test, or start a "
+         "server with scripts/pg-throwaway.sh start DIR and export the "
+         "connection string it prints");
+  engine_fixture f{conninfo};
+  f.start();
+  auto v = f.start("timeline", 1);
+  auto gated = f.start("gated", 2);
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->result == json{{"n", 7}});
+  REQUIRE(f.wait_status(gated.execution_id, status::awaiting_approval));
+  REQUIRE(f.api().approve(gated.execution_id, "erin", json::object()));
+  auto g = f.api().wait(gated.execution_id, wait_time);
+  REQUIRE(g);
+  CHECK(g->status == status::completed);
+}
