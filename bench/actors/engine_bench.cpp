@@ -1,0 +1,217 @@
+// Engine benchmark: an in-process node on SQLite with durable commits.
+//
+//   engine_bench [--json] [--quick] [--sleepers N]
+//
+// Figures: a 3-step workflow of native calls (n = i+1, n*2, n+3; each step's
+// result committed before the next starts) with 64 and with 1 execution in
+// flight (executions/s, latency p50/p99 from start to result); 1,000
+// executions sleeping 2 s at once (wake-up lateness p50/p99 = recorded
+// timer_fired time - due time); boot with N passivated sleepers (node start
+// + resurrection time) and the node's memory per passivated execution.
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/node.hpp"
+#include "bench/actors/engine_bench_setup.hpp"
+
+namespace fs = std::filesystem;
+using namespace cerebelum;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct figure {
+  std::string name;
+  double value;
+  std::string unit;
+};
+
+std::vector<figure> figures;
+bool as_json = false;
+
+void report(std::string name, double value, std::string unit) {
+  if (!as_json) std::printf("%s: %.2f %s\n", name.c_str(), value, unit.c_str());
+  std::fflush(stdout);
+  figures.push_back({std::move(name), value, std::move(unit)});
+}
+
+double percentile(std::vector<double> xs, double p) {
+  if (xs.empty()) return 0;
+  std::sort(xs.begin(), xs.end());
+  auto idx = static_cast<std::size_t>(p * static_cast<double>(xs.size() - 1));
+  return xs[idx];
+}
+
+fs::path fresh_dir(const std::string& tag) {
+  std::random_device rd;
+  auto dir = fs::temp_directory_path()
+             / ("cerebelum-bench-" + tag + "-" + std::to_string(rd()));
+  fs::create_directories(dir);
+  bench::write_bench_workflows(dir / "workflows");
+  return dir;
+}
+
+actors::node start_node(caf::actor_system& sys, const fs::path& dir) {
+  actors::node_config cfg;
+  cfg.data_dir = dir;
+  cfg.workflows_dir = dir / "workflows";
+  cfg.functions = bench::bench_functions();
+  auto n = actors::node::start(sys, cfg);
+  if (!n) {
+    std::fprintf(stderr, "node: %s\n", sys.render(n.error()).c_str());
+    std::exit(1);
+  }
+  return std::move(*n);
+}
+
+template <class F>
+void parallel(std::size_t threads, std::size_t n, F fn) {
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> ts;
+  for (std::size_t t = 0; t < threads; ++t)
+    ts.emplace_back([&] {
+      for (auto i = next++; i < n; i = next++)
+        fn(i);
+    });
+  for (auto& t : ts)
+    t.join();
+}
+
+void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight) {
+  auto dir = fresh_dir("tp");
+  auto node = start_node(sys, dir);
+  auto api = node.api();
+  std::vector<double> lat(n);
+  std::atomic<std::size_t> wrong{0};
+  auto t0 = clock_type::now();
+  parallel(inflight, n, [&](std::size_t i) {
+    auto s = clock_type::now();
+    actors::start_request req{
+      "three_steps", actors::json{{"i", static_cast<int>(i)}}, {}, "bench"};
+    auto started = api->start(req);
+    if (!started) {
+      ++wrong;
+      return;
+    }
+    auto done = api->wait(started->execution.execution_id,
+                          std::chrono::seconds{60});
+    auto expected = (static_cast<int>(i) + 1) * 2 + 3;
+    if (!done || done->result != actors::json{{"n", expected}}) ++wrong;
+    lat[i] = std::chrono::duration<double, std::milli>(clock_type::now() - s)
+               .count();
+  });
+  auto secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  auto tag = "3-step, " + std::to_string(inflight) + " in flight";
+  report(tag + ", executions/s", static_cast<double>(n) / secs, "exec/s");
+  report(tag + ", latency p50", percentile(lat, 0.50), "ms");
+  report(tag + ", latency p99", percentile(lat, 0.99), "ms");
+  if (wrong > 0) report(tag + ", WRONG RESULTS", double(wrong), "executions");
+  node.stop(std::chrono::seconds{30});
+  fs::remove_all(dir);
+}
+
+void sleep_lateness(caf::actor_system& sys, std::size_t n) {
+  auto dir = fresh_dir("sleep");
+  auto node = start_node(sys, dir);
+  auto api = node.api();
+  std::vector<std::string> ids(n);
+  parallel(16, n, [&](std::size_t i) {
+    auto r = api->start({"nap", actors::json{{"ms", 2000}}, {}, "bench"});
+    if (r) ids[i] = r->execution.execution_id;
+  });
+  std::vector<double> late;
+  std::mutex mtx;
+  parallel(16, n, [&](std::size_t i) {
+    if (ids[i].empty() || !api->wait(ids[i], std::chrono::seconds{60})) return;
+    auto hist = api->history(ids[i], 0);
+    if (!hist) return;
+    std::int64_t due = 0;
+    std::int64_t fired = 0;
+    for (auto& ev : *hist) {
+      if (ev.has_timer_started()) due = ev.timer_started().fire_at_ms();
+      if (ev.has_timer_fired()) fired = ev.timer_fired().fired_at_ms();
+    }
+    std::lock_guard<std::mutex> guard{mtx};
+    late.push_back(static_cast<double>(fired - due));
+  });
+  report(std::to_string(n) + " x sleep 2 s, completed", double(late.size()),
+         "executions");
+  report(std::to_string(n) + " x sleep 2 s, lateness p50",
+         percentile(late, 0.50), "ms");
+  report(std::to_string(n) + " x sleep 2 s, lateness p99",
+         percentile(late, 0.99), "ms");
+  node.stop(std::chrono::seconds{30});
+  fs::remove_all(dir);
+}
+
+double boot(caf::actor_system& sys, const fs::path& dir, std::size_t& rss) {
+  auto t0 = clock_type::now();
+  auto node = start_node(sys, dir);
+  while (!node.resurrection_time())
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  auto ms
+    = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+  rss = bench::rss_bytes();
+  node.stop(std::chrono::seconds{30});
+  return ms;
+}
+
+void resurrection(caf::actor_system& sys, std::size_t n) {
+  auto full = fresh_dir("boot");
+  auto created = bench::create_sleepers(full, full / "workflows", n, 3'600'000);
+  auto empty = fresh_dir("empty");
+  std::size_t rss_empty = 0;
+  std::size_t rss_full = 0;
+  boot(sys, empty, rss_empty);
+  auto ms = boot(sys, full, rss_full);
+  auto tag = std::to_string(created) + " sleepers";
+  report("boot with " + tag + " (start + resurrection)", ms, "ms");
+  auto delta = rss_full > rss_empty ? double(rss_full - rss_empty) : 0.0;
+  report("memory per passivated execution (" + tag + ")",
+         delta / static_cast<double>(created), "bytes");
+  fs::remove_all(full);
+  fs::remove_all(empty);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::size_t sleepers = 100'000;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--json") == 0) as_json = true;
+    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    if (std::strcmp(argv[i], "--sleepers") == 0 && i + 1 < argc)
+      sleepers = std::stoul(argv[++i]);
+  }
+  spdlog::set_level(spdlog::level::warn);
+  caf::actor_system_config cfg;
+  actors::add_node_message_types(cfg);
+  caf::actor_system sys{cfg};
+  throughput(sys, quick ? 500 : 5000, 64);
+  throughput(sys, quick ? 100 : 1000, 1);
+  sleep_lateness(sys, 1000);
+  resurrection(sys, quick ? 10'000 : sleepers);
+  if (as_json) {
+    std::printf("[");
+    for (std::size_t i = 0; i < figures.size(); ++i)
+      std::printf("%s{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}",
+                  i ? ", " : "", figures[i].name.c_str(), figures[i].value,
+                  figures[i].unit.c_str());
+    std::printf("]\n");
+  }
+  return 0;
+}

@@ -1,0 +1,108 @@
+#include "bench/actors/engine_bench_setup.hpp"
+
+#include <atomic>
+#include <fstream>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "actors/engine_context.hpp"
+#include "actors/history.hpp"
+#include "eventstore/group_writer.hpp"
+#include "eventstore/sqlite_store.hpp"
+#include "src/workflow/loader.hpp"
+
+namespace cerebelum::bench {
+
+namespace {
+
+const char* three_steps = R"(name: three_steps
+version: "1"
+steps:
+  - name: a
+    call: b.inc
+    input: { n: "input.i" }
+  - name: b
+    call: b.double
+    input: { n: "steps.a.n" }
+  - name: c
+    call: b.add3
+    input: { n: "steps.b.n" }
+output:
+  n: "steps.c.n"
+)";
+
+const char* nap = R"(name: nap
+version: "1"
+steps:
+  - name: zz
+    sleep: { expr: "input.ms" }
+output:
+  slept: "input.ms"
+)";
+
+} // namespace
+
+void write_bench_workflows(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  std::ofstream{dir / "three_steps.yaml"} << three_steps;
+  std::ofstream{dir / "nap.yaml"} << nap;
+}
+
+std::shared_ptr<actors::function_registry> bench_functions() {
+  using json = nlohmann::json;
+  auto fns = std::make_shared<actors::function_registry>();
+  fns->add("b.inc", [](const json& in) {
+    return json{{"n", in["n"].get<int>() + 1}};
+  });
+  fns->add("b.double", [](const json& in) {
+    return json{{"n", in["n"].get<int>() * 2}};
+  });
+  fns->add("b.add3", [](const json& in) {
+    return json{{"n", in["n"].get<int>() + 3}};
+  });
+  return fns;
+}
+
+std::size_t create_sleepers(const std::filesystem::path& data_dir,
+                            const std::filesystem::path& workflows_dir,
+                            std::size_t count, std::int64_t sleep_ms) {
+  eventstore::sqlite_options opts;
+  opts.data_dir = data_dir.string();
+  auto store = eventstore::open_sqlite_store(opts);
+  if (!store) throw std::runtime_error(eventstore::to_string(store.err()));
+  auto def = workflow::load_file(workflows_dir / "nap.yaml");
+  if (!def) throw std::runtime_error(def.error().to_string());
+  eventstore::group_writer writer{*store};
+  std::atomic<std::size_t> ok{0};
+  auto now = actors::now_ms();
+  for (std::size_t i = 0; i < count; ++i) {
+    auto id = "sleeper-" + std::to_string(i);
+    workflow::execution_state state{*def, id};
+    std::vector<events::Event> evs{workflow::make_started_event(
+      *def, workflow::json{{"ms", sleep_ms}}, now, "bench")};
+    if (!state.apply(evs[0])) throw std::runtime_error("bad started event");
+    auto before = actors::capture_rows(state);
+    auto dec = workflow::decide(state, now);
+    if (!dec) throw std::runtime_error(dec.error().to_string());
+    for (auto& ev : dec->events)
+      evs.push_back(ev);
+    auto req = actors::make_append(state, 0, evs, before, dec->commands);
+    auto st = writer.submit(std::move(req), [&ok](eventstore::append_result r) {
+      if (r) ++ok;
+    });
+    if (st != eventstore::submit_status::accepted)
+      throw std::runtime_error("writer refused a sleeper");
+  }
+  writer.close();
+  return ok.load();
+}
+
+std::size_t rss_bytes() {
+  std::ifstream in{"/proc/self/statm"};
+  std::size_t pages = 0;
+  std::size_t resident = 0;
+  in >> pages >> resident;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+} // namespace cerebelum::bench
