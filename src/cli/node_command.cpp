@@ -11,7 +11,11 @@
 #include <system_error>
 #include <unistd.h>
 
+#include "actors/engine_api.hpp"
+#include "actors/function_registry.hpp"
 #include "actors/node.hpp"
+#include "src/api/servers.hpp"
+#include "src/demo/demo_functions.hpp"
 
 namespace cerebelum::cli {
 
@@ -38,6 +42,38 @@ int wait_for_stop_signal(const sigset_t& set) {
   return sig;
 }
 
+/// Checks a HOST:PORT option; empty is allowed when `optional`.
+CLI::Validator address_check(bool optional) {
+  return CLI::Validator(
+    [optional](std::string& value) -> std::string {
+      std::string host;
+      int port = 0;
+      if (optional && value.empty()) return {};
+      if (api::split_address(value, host, port)) return {};
+      return "expected HOST:PORT, got '" + value + "'";
+    },
+    "HOST:PORT");
+}
+
+/// The node's configuration: store, workflows, the demo functions and the
+/// gRPC and HTTP servers as children of bridge_sup.
+actors::node_config make_node_config(const node_options& opts) {
+  actors::node_config ncfg;
+  ncfg.data_dir = opts.data_dir;
+  ncfg.store = opts.store == "sqlite" ? std::string{} : opts.store;
+  ncfg.workflows_dir = opts.workflows_dir;
+  ncfg.functions = std::make_shared<actors::function_registry>();
+  demo::register_demo_functions(*ncfg.functions);
+  ncfg.bridges = [listen = opts.listen,
+                  http = opts.http](std::shared_ptr<actors::engine_api> api) {
+    std::vector<supervision::child_spec> specs;
+    specs.push_back(api::grpc_server_spec(listen, api));
+    if (!http.empty()) specs.push_back(api::http_server_spec(http, api));
+    return specs;
+  };
+  return ncfg;
+}
+
 } // namespace
 
 void add_node_options(CLI::App& cmd, node_options& opts) {
@@ -45,6 +81,22 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
     .add_option("--data-dir", opts.data_dir,
                 "Directory of the embedded store and the node's files")
     ->capture_default_str();
+  cmd
+    .add_option("--store", opts.store,
+                "sqlite (embedded, in the data dir) or a PostgreSQL URI "
+                "(postgresql://...)")
+    ->capture_default_str();
+  cmd.add_option("--listen", opts.listen, "gRPC AdminService address")
+    ->check(address_check(false))
+    ->capture_default_str();
+  cmd
+    .add_option("--http", opts.http,
+                "HTTP/JSON API address; an empty string disables it")
+    ->check(address_check(true))
+    ->capture_default_str();
+  cmd.add_option("--workflows", opts.workflows_dir,
+                 "Load every *.yaml, *.yml and *.json workflow in this "
+                 "directory");
   cmd
     .add_option("--shutdown-timeout", opts.shutdown_timeout_s,
                 "Seconds to wait for a graceful stop")
@@ -65,8 +117,7 @@ int run_node(const node_options& opts) {
   actors::add_node_message_types(cfg);
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
-  actors::node_config ncfg;
-  ncfg.data_dir = opts.data_dir;
+  auto ncfg = make_node_config(opts);
   auto node = actors::node::start(sys, ncfg, [](const caf::error&) {
     // Wake the main thread: the tree is gone, the node cannot serve.
     ::kill(::getpid(), SIGUSR1);
@@ -75,8 +126,10 @@ int run_node(const node_options& opts) {
     spdlog::error("node failed to start: {}", sys.render(node.error()));
     return 1;
   }
-  spdlog::info("node ready (data dir {}); SIGINT or SIGTERM stops it",
-               opts.data_dir);
+  spdlog::info("node ready (data dir {}, store {}, gRPC {}, HTTP {}); SIGINT "
+               "or SIGTERM stops it",
+               opts.data_dir, opts.store == "sqlite" ? "sqlite" : "postgresql",
+               opts.listen, opts.http.empty() ? "off" : opts.http);
   auto sig = wait_for_stop_signal(signals);
   if (sig == SIGUSR1) {
     spdlog::critical("the supervision tree terminated on its own; exiting");

@@ -12,6 +12,14 @@ namespace cerebelum::cli {
 struct node_options {
   /// Where the embedded store and the node's files live.
   std::string data_dir = ".cerebelum-data";
+  /// "sqlite" (embedded, in the data dir) or a PostgreSQL URI.
+  std::string store = "sqlite";
+  /// The gRPC AdminService's address.
+  std::string listen = "127.0.0.1:9740";
+  /// The HTTP/JSON API's address; empty disables it.
+  std::string http = "127.0.0.1:9741";
+  /// Directory of workflow files to load; empty: none.
+  std::string workflows_dir;
   /// Seconds to wait for the supervision tree to stop before giving up.
   int shutdown_timeout_s = 30;
 };

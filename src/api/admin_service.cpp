@@ -1,0 +1,154 @@
+#include "src/api/admin_service.hpp"
+
+#include "src/api/error_mapping.hpp"
+#include "src/api/proto_convert.hpp"
+#include "src/api/request_checks.hpp"
+
+namespace cerebelum::api {
+
+namespace {
+
+/// Fills `res` from `view` or maps the error.
+grpc::Status reply(const caf::expected<actors::execution_view>& view,
+                   admin::ExecutionInfo* res) {
+  if (!view) return to_status(view.error());
+  *res = to_proto(*view);
+  return grpc::Status::OK;
+}
+
+} // namespace
+
+grpc::Status to_status(const caf::error& err) {
+  auto code = actors::api_error_code(err);
+  return {static_cast<grpc::StatusCode>(grpc_code_of(code)),
+          actors::api_error_message(err)};
+}
+
+admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,
+                             std::shared_ptr<std::atomic<bool>> stopping)
+  : engine_(std::move(engine)), stopping_(std::move(stopping)) {
+  // nop
+}
+
+grpc::Status
+admin_service::StartExecution(grpc::ServerContext*,
+                              const admin::StartExecutionRequest* req,
+                              admin::StartExecutionResponse* res) {
+  if (auto err = require_non_empty("workflow", req->workflow()))
+    return to_status(err);
+  auto input = parse_json_field("input_json", req->input_json(),
+                                actors::json::object(), true);
+  if (!input) return to_status(input.error());
+  actors::start_request sreq;
+  sreq.workflow = req->workflow();
+  sreq.input = std::move(*input);
+  sreq.execution_id = req->execution_id();
+  sreq.started_by = req->started_by();
+  auto started = engine_->start(sreq);
+  if (!started) return to_status(started.error());
+  *res->mutable_execution() = to_proto(started->execution);
+  res->set_created(started->created);
+  return grpc::Status::OK;
+}
+
+grpc::Status
+admin_service::DescribeExecution(grpc::ServerContext*,
+                                 const admin::DescribeExecutionRequest* req,
+                                 admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  return reply(engine_->describe(req->execution_id()), res);
+}
+
+grpc::Status
+admin_service::ListExecutions(grpc::ServerContext*,
+                              const admin::ListExecutionsRequest* req,
+                              admin::ListExecutionsResponse* res) {
+  auto status = parse_status_filter(req->status());
+  if (!status) return to_status(status.error());
+  if (auto err = check_page_size(req->page_size())) return to_status(err);
+  actors::list_request lreq;
+  lreq.status = *status;
+  if (!req->workflow().empty()) lreq.workflow = req->workflow();
+  if (req->created_from_ms() != 0)
+    lreq.created_from_ms = req->created_from_ms();
+  if (req->created_to_ms() != 0) lreq.created_to_ms = req->created_to_ms();
+  lreq.page_size = req->page_size();
+  lreq.page_token = req->page_token();
+  auto listed = engine_->list(lreq);
+  if (!listed) return to_status(listed.error());
+  for (auto& view : listed->executions)
+    *res->add_executions() = to_proto(view);
+  res->set_next_page_token(listed->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status admin_service::GetHistory(grpc::ServerContext*,
+                                       const admin::GetHistoryRequest* req,
+                                       admin::GetHistoryResponse* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  if (req->from_seq() < 0)
+    return to_status(actors::make_error(actors::errc::invalid_argument,
+                                        "from_seq: must not be negative"));
+  auto events = engine_->history(req->execution_id(), req->from_seq());
+  if (!events) return to_status(events.error());
+  for (auto& ev : *events)
+    *res->add_events() = std::move(ev);
+  return grpc::Status::OK;
+}
+
+grpc::Status admin_service::Approve(grpc::ServerContext*,
+                                    const admin::ApproveRequest* req,
+                                    admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  auto data = parse_json_field("data_json", req->data_json(), actors::json{},
+                               false);
+  if (!data) return to_status(data.error());
+  return reply(engine_->approve(req->execution_id(), req->by(), *data), res);
+}
+
+grpc::Status admin_service::Reject(grpc::ServerContext*,
+                                   const admin::RejectRequest* req,
+                                   admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  return reply(engine_->reject(req->execution_id(), req->by(), req->reason()),
+               res);
+}
+
+grpc::Status admin_service::Cancel(grpc::ServerContext*,
+                                   const admin::CancelRequest* req,
+                                   admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  auto by = req->by().empty() ? std::string{"anonymous"} : req->by();
+  return reply(engine_->cancel(req->execution_id(), by, req->reason()), res);
+}
+
+grpc::Status
+admin_service::WaitForResult(grpc::ServerContext* ctx,
+                             const admin::WaitForResultRequest* req,
+                             admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  auto abandoned = [ctx, this] {
+    return ctx->IsCancelled() || (stopping_ && stopping_->load());
+  };
+  auto timeout = std::chrono::milliseconds{req->timeout_ms()};
+  return reply(
+    wait_for_result(*engine_, req->execution_id(), timeout, abandoned), res);
+}
+
+grpc::Status admin_service::ListWorkflows(grpc::ServerContext*,
+                                          const admin::ListWorkflowsRequest*,
+                                          admin::ListWorkflowsResponse* res) {
+  for (auto& wf : engine_->workflows())
+    *res->add_workflows() = to_proto(wf);
+  return grpc::Status::OK;
+}
+
+} // namespace cerebelum::api

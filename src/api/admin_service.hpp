@@ -1,0 +1,64 @@
+#pragma once
+
+// The gRPC AdminService (proto/admin.proto) over the engine's operations.
+// Included only by the gRPC server and its tests: it pulls in gRPC headers.
+
+#include <atomic>
+#include <memory>
+
+#include "actors/engine_api.hpp"
+#include "admin.grpc.pb.h"
+
+namespace cerebelum::api {
+
+/// Implements every AdminService RPC by calling `engine_api` (which blocks),
+/// mapping engine errors to the status codes documented in admin.proto.
+class admin_service final : public admin::AdminService::Service {
+ public:
+  /// `stopping`, when set, ends pending waits early (server shutdown).
+  explicit admin_service(std::shared_ptr<actors::engine_api> engine,
+                         std::shared_ptr<std::atomic<bool>> stopping = {});
+
+  grpc::Status StartExecution(grpc::ServerContext* ctx,
+                              const admin::StartExecutionRequest* req,
+                              admin::StartExecutionResponse* res) override;
+
+  grpc::Status DescribeExecution(grpc::ServerContext* ctx,
+                                 const admin::DescribeExecutionRequest* req,
+                                 admin::ExecutionInfo* res) override;
+
+  grpc::Status ListExecutions(grpc::ServerContext* ctx,
+                              const admin::ListExecutionsRequest* req,
+                              admin::ListExecutionsResponse* res) override;
+
+  grpc::Status GetHistory(grpc::ServerContext* ctx,
+                          const admin::GetHistoryRequest* req,
+                          admin::GetHistoryResponse* res) override;
+
+  grpc::Status Approve(grpc::ServerContext* ctx,
+                       const admin::ApproveRequest* req,
+                       admin::ExecutionInfo* res) override;
+
+  grpc::Status Reject(grpc::ServerContext* ctx, const admin::RejectRequest* req,
+                      admin::ExecutionInfo* res) override;
+
+  grpc::Status Cancel(grpc::ServerContext* ctx, const admin::CancelRequest* req,
+                      admin::ExecutionInfo* res) override;
+
+  grpc::Status WaitForResult(grpc::ServerContext* ctx,
+                             const admin::WaitForResultRequest* req,
+                             admin::ExecutionInfo* res) override;
+
+  grpc::Status ListWorkflows(grpc::ServerContext* ctx,
+                             const admin::ListWorkflowsRequest* req,
+                             admin::ListWorkflowsResponse* res) override;
+
+ private:
+  std::shared_ptr<actors::engine_api> engine_;
+  std::shared_ptr<std::atomic<bool>> stopping_;
+};
+
+/// Converts an engine error into a gRPC status with its message.
+grpc::Status to_status(const caf::error& err);
+
+} // namespace cerebelum::api

@@ -1,0 +1,157 @@
+#include "src/api/http_api.hpp"
+
+#include <httplib.h>
+
+#include "actors/engine_api.hpp"
+#include "actors/errc.hpp"
+#include "src/api/error_mapping.hpp"
+#include "src/api/http_support.hpp"
+#include "src/api/json_convert.hpp"
+#include "src/api/proto_convert.hpp"
+#include "src/api/request_checks.hpp"
+
+namespace cerebelum::api {
+
+namespace {
+
+using actors::errc;
+using actors::make_error;
+using engine_ptr = std::shared_ptr<actors::engine_api>;
+
+json view_json(const actors::execution_view& view) {
+  return message_to_json(to_proto(view));
+}
+
+/// Replies with the execution or the error.
+void reply(httplib::Response& res,
+           const caf::expected<actors::execution_view>& view) {
+  if (!view) return send_error(res, view.error());
+  send_json(res, 200, view_json(*view));
+}
+
+void start_route(httplib::Server& srv, engine_ptr engine,
+                 const http_options& opts) {
+  auto stopping = opts.stopping;
+  srv.Post(
+    R"(/v1/workflows/([^/]+)/executions)",
+    [engine, stopping](const httplib::Request& req, httplib::Response& res) {
+      auto input = parse_json_field("body", req.body, json::object(), true);
+      if (!input) return send_error(res, input.error());
+      auto wait = query_bool(req, "wait");
+      if (!wait) return send_error(res, wait.error());
+      auto timeout = query_int(req, "timeout_ms", 0);
+      if (!timeout) return send_error(res, timeout.error());
+      actors::start_request sreq;
+      sreq.workflow = req.matches[1];
+      sreq.input = std::move(*input);
+      sreq.execution_id = req.get_param_value("id");
+      sreq.started_by = req.has_param("by") ? req.get_param_value("by")
+                                            : "http";
+      auto started = engine->start(sreq);
+      if (!started) return send_error(res, started.error());
+      auto view = started->execution;
+      if (*wait) {
+        auto done = wait_for_result(*engine, view.execution_id,
+                                    std::chrono::milliseconds{*timeout},
+                                    [stopping] {
+                                      return stopping && stopping->load();
+                                    });
+        if (!done) return send_error(res, done.error());
+        view = std::move(*done);
+      }
+      json body{{"created", started->created}, {"execution", view_json(view)}};
+      send_json(res, started->created ? 201 : 200, body);
+    });
+}
+
+void list_route(httplib::Server& srv, engine_ptr engine) {
+  srv.Get("/v1/executions",
+          [engine](const httplib::Request& req, httplib::Response& res) {
+            auto status = parse_status_filter(req.get_param_value("status"));
+            if (!status) return send_error(res, status.error());
+            auto page_size = query_int(req, "page_size", 0);
+            if (!page_size) return send_error(res, page_size.error());
+            if (auto err = check_page_size(*page_size))
+              return send_error(res, err);
+            actors::list_request lreq;
+            lreq.status = *status;
+            if (req.has_param("workflow"))
+              lreq.workflow = req.get_param_value("workflow");
+            lreq.page_size = static_cast<std::size_t>(*page_size);
+            lreq.page_token = req.get_param_value("page_token");
+            auto listed = engine->list(lreq);
+            if (!listed) return send_error(res, listed.error());
+            json items = json::array();
+            for (auto& view : listed->executions)
+              items.push_back(view_json(view));
+            send_json(res, 200,
+                      {{"executions", std::move(items)},
+                       {"next_page_token", listed->next_page_token}});
+          });
+}
+
+void read_routes(httplib::Server& srv, engine_ptr engine) {
+  srv.Get(R"(/v1/executions/([^/]+))",
+          [engine](const httplib::Request& req, httplib::Response& res) {
+            reply(res, engine->describe(req.matches[1]));
+          });
+  srv.Get(
+    R"(/v1/executions/([^/]+)/history)",
+    [engine](const httplib::Request& req, httplib::Response& res) {
+      auto from = query_int(req, "from_seq", 0);
+      if (!from) return send_error(res, from.error());
+      if (*from < 0)
+        return send_error(res, make_error(errc::invalid_argument,
+                                          "from_seq: must not be negative"));
+      std::string id = req.matches[1];
+      auto events = engine->history(id, *from);
+      if (!events) return send_error(res, events.error());
+      json items = json::array();
+      for (auto& ev : *events)
+        items.push_back(event_to_json(ev));
+      send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
+    });
+  srv.Get("/v1/workflows",
+          [engine](const httplib::Request&, httplib::Response& res) {
+            json items = json::array();
+            for (auto& wf : engine->workflows())
+              items.push_back(message_to_json(to_proto(wf)));
+            send_json(res, 200, {{"workflows", std::move(items)}});
+          });
+}
+
+void decision_routes(httplib::Server& srv, engine_ptr engine) {
+  srv.Post(R"(/v1/executions/([^/]+)/approve)",
+           [engine](const httplib::Request& req, httplib::Response& res) {
+             auto body = decision_body::parse(req.body, true);
+             if (!body) return send_error(res, body.error());
+             reply(res, engine->approve(req.matches[1], body->by, body->data));
+           });
+  srv.Post(R"(/v1/executions/([^/]+)/reject)",
+           [engine](const httplib::Request& req, httplib::Response& res) {
+             auto body = decision_body::parse(req.body, true);
+             if (!body) return send_error(res, body.error());
+             reply(res, engine->reject(req.matches[1], body->by, body->reason));
+           });
+  srv.Post(R"(/v1/executions/([^/]+)/cancel)",
+           [engine](const httplib::Request& req, httplib::Response& res) {
+             auto body = decision_body::parse(req.body, false);
+             if (!body) return send_error(res, body.error());
+             auto by = body->by.empty() ? std::string{"anonymous"} : body->by;
+             reply(res, engine->cancel(req.matches[1], by, body->reason));
+           });
+}
+
+} // namespace
+
+void install_http_api(httplib::Server& server, engine_ptr engine,
+                      const http_options& opts) {
+  server.set_payload_max_length(opts.max_body_bytes);
+  install_error_handlers(server, opts.max_body_bytes);
+  start_route(server, engine, opts);
+  list_route(server, engine);
+  read_routes(server, engine);
+  decision_routes(server, std::move(engine));
+}
+
+} // namespace cerebelum::api

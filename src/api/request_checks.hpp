@@ -1,0 +1,46 @@
+#pragma once
+
+// Request checks and conversions shared by the gRPC and HTTP front ends, so
+// that both reject the same inputs with the same messages.
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include <caf/expected.hpp>
+
+#include "actors/engine_api.hpp"
+
+namespace cerebelum::api {
+
+/// The longest a single wait for a result may block.
+constexpr std::chrono::milliseconds max_wait{60'000};
+
+/// Parses the JSON text of request field `field`. An empty text yields
+/// `empty_value`; text that is not JSON is an `invalid_argument` error
+/// naming `field`. With `require_object`, anything but an object is too.
+caf::expected<actors::json>
+parse_json_field(const std::string& field, const std::string& text,
+                 const actors::json& empty_value, bool require_object);
+
+/// Returns an `invalid_argument` error naming `field` when `value` is empty.
+caf::error require_non_empty(const std::string& field,
+                             const std::string& value);
+
+/// Parses a status filter; empty means no filter. Unknown names are an
+/// `invalid_argument` error listing the valid ones.
+caf::expected<std::optional<eventstore::execution_status>>
+parse_status_filter(const std::string& text);
+
+/// Checks a page size: 0 (the default) to 1000.
+caf::error check_page_size(long long page_size);
+
+/// Waits for `id` to finish for at most `timeout` (0: `max_wait`), in slices
+/// of at most 250 ms so that `abandoned` (the client went away, the server
+/// stops) ends the wait early with `unavailable`.
+caf::expected<actors::execution_view>
+wait_for_result(actors::engine_api& engine, const std::string& id,
+                std::chrono::milliseconds timeout,
+                const std::function<bool()>& abandoned);
+
+} // namespace cerebelum::api

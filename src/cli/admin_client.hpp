@@ -1,0 +1,43 @@
+#pragma once
+
+// The CLI's connection to a node's AdminService. Included only by the CLI's
+// command files (pulls in gRPC).
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "admin.grpc.pb.h"
+
+namespace cerebelum::cli {
+
+/// A channel and stub to the node at `server` (HOST:PORT).
+class admin_client {
+ public:
+  explicit admin_client(std::string server);
+
+  /// Waits up to `timeout` for the channel to connect; prints "cannot reach
+  /// a node at ..." to stderr and returns false when it does not.
+  bool connect(std::chrono::milliseconds timeout = std::chrono::seconds{5});
+
+  admin::AdminService::Stub& stub() {
+    return *stub_;
+  }
+
+  /// A context whose deadline is `timeout` from now.
+  static std::unique_ptr<grpc::ClientContext>
+  context(std::chrono::milliseconds timeout = std::chrono::seconds{30});
+
+  /// Prints a failed call to stderr (the node's code and message, or that it
+  /// is unreachable) and returns the exit code 1.
+  int fail(const grpc::Status& status) const;
+
+ private:
+  std::string server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<admin::AdminService::Stub> stub_;
+};
+
+} // namespace cerebelum::cli

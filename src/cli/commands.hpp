@@ -1,0 +1,56 @@
+#pragma once
+
+// The operator subcommands of `cerebelum` (everything but `node`). Each
+// command group lives in its own file and registers its subcommands here.
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace CLI {
+class App;
+} // namespace CLI
+
+namespace cerebelum::cli {
+
+/// Options every operator command shares.
+struct global_options {
+  /// The node's AdminService, HOST:PORT.
+  std::string server = "127.0.0.1:9740";
+};
+
+/// The registered subcommands and what runs each.
+class command_set {
+ public:
+  using runner = std::function<int()>;
+
+  void add(CLI::App* cmd, runner run) {
+    commands_.emplace_back(cmd, std::move(run));
+  }
+
+  /// Runs the parsed subcommand; returns its exit code, or -1 when none of
+  /// these was parsed.
+  int run_parsed() const;
+
+ private:
+  std::vector<std::pair<CLI::App*, runner>> commands_;
+};
+
+/// `start WORKFLOW [--input JSON] [--id ID] [--wait] [--by NAME]`.
+void add_start_command(CLI::App& app, const global_options& global,
+                       command_set& set);
+
+/// `list`, `show ID [--history]`, `workflows`.
+void add_read_commands(CLI::App& app, const global_options& global,
+                       command_set& set);
+
+/// `approve`, `reject`, `cancel`.
+void add_decision_commands(CLI::App& app, const global_options& global,
+                           command_set& set);
+
+/// Exit code of a usage error found after parsing (e.g. --input is not
+/// JSON); prints `message` to stderr.
+int usage_error(const std::string& message);
+
+} // namespace cerebelum::cli

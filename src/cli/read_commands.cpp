@@ -1,0 +1,151 @@
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <memory>
+
+#include "src/api/json_convert.hpp"
+#include "src/cli/admin_client.hpp"
+#include "src/cli/commands.hpp"
+#include "src/cli/output.hpp"
+
+namespace cerebelum::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct list_options {
+  std::string status;
+  std::string workflow;
+  unsigned page_size = 0;
+  std::string page_token;
+  bool json = false;
+};
+
+struct show_options {
+  std::string id;
+  bool history = false;
+  bool json = false;
+};
+
+int run_list(const global_options& global, const list_options& opts) {
+  admin_client client{global.server};
+  if (!client.connect()) return 1;
+  admin::ListExecutionsRequest req;
+  req.set_status(opts.status);
+  req.set_workflow(opts.workflow);
+  req.set_page_size(opts.page_size);
+  req.set_page_token(opts.page_token);
+  admin::ListExecutionsResponse res;
+  auto ctx = admin_client::context();
+  auto status = client.stub().ListExecutions(ctx.get(), req, &res);
+  if (!status.ok()) return client.fail(status);
+  if (opts.json) {
+    print_json(api::message_to_json(res));
+    return 0;
+  }
+  print_execution_table(res.executions());
+  if (!res.next_page_token().empty())
+    std::cout << "more: --page-token " << res.next_page_token() << '\n';
+  return 0;
+}
+
+int run_show(const global_options& global, const show_options& opts) {
+  admin_client client{global.server};
+  if (!client.connect()) return 1;
+  admin::DescribeExecutionRequest req;
+  req.set_execution_id(opts.id);
+  admin::ExecutionInfo info;
+  auto ctx = admin_client::context();
+  auto status = client.stub().DescribeExecution(ctx.get(), req, &info);
+  if (!status.ok()) return client.fail(status);
+  admin::GetHistoryResponse history;
+  if (opts.history) {
+    admin::GetHistoryRequest hreq;
+    hreq.set_execution_id(opts.id);
+    auto hctx = admin_client::context();
+    status = client.stub().GetHistory(hctx.get(), hreq, &history);
+    if (!status.ok()) return client.fail(status);
+  }
+  if (opts.json) {
+    auto out = api::message_to_json(info);
+    if (opts.history) {
+      out["history"] = json::array();
+      for (auto& ev : history.events())
+        out["history"].push_back(api::event_to_json(ev));
+    }
+    print_json(out);
+    return 0;
+  }
+  print_execution(info);
+  if (opts.history) {
+    std::cout << "history:\n";
+    print_history(history.events());
+  }
+  return 0;
+}
+
+int run_workflows(const global_options& global, bool as_json) {
+  admin_client client{global.server};
+  if (!client.connect()) return 1;
+  admin::ListWorkflowsResponse res;
+  auto ctx = admin_client::context();
+  auto status = client.stub().ListWorkflows(ctx.get(), {}, &res);
+  if (!status.ok()) return client.fail(status);
+  if (as_json) {
+    print_json(api::message_to_json(res));
+    return 0;
+  }
+  for (auto& wf : res.workflows())
+    std::cout << wf.name() << "  version " << wf.version() << "  "
+              << wf.source() << '\n';
+  return 0;
+}
+
+void add_list(CLI::App& app, const global_options& global, command_set& set) {
+  auto opts = std::make_shared<list_options>();
+  auto* cmd = app.add_subcommand("list", "List executions, newest first");
+  cmd
+    ->add_option("--status", opts->status,
+                 "running, sleeping, awaiting_approval, completed, failed or "
+                 "cancelled")
+    ->check(CLI::IsMember({"running", "sleeping", "awaiting_approval",
+                           "completed", "failed", "cancelled"}));
+  cmd->add_option("--workflow", opts->workflow, "Only this workflow");
+  cmd->add_option("--page-size", opts->page_size, "1..1000 (default 100)")
+    ->check(CLI::Range(1, 1000));
+  cmd->add_option("--page-token", opts->page_token,
+                  "Continue where a previous page ended");
+  cmd->add_flag("--json", opts->json, "Print JSON");
+  set.add(cmd, [&global, opts] {
+    return run_list(global, *opts);
+  });
+}
+
+void add_show(CLI::App& app, const global_options& global, command_set& set) {
+  auto opts = std::make_shared<show_options>();
+  auto* cmd = app.add_subcommand("show", "Show an execution");
+  cmd->add_option("id", opts->id, "Execution id")->required();
+  cmd->add_flag("--history", opts->history, "Also print its history");
+  cmd->add_flag("--json", opts->json, "Print JSON");
+  set.add(cmd, [&global, opts] {
+    return run_show(global, *opts);
+  });
+}
+
+} // namespace
+
+void add_read_commands(CLI::App& app, const global_options& global,
+                       command_set& set) {
+  add_list(app, global, set);
+  add_show(app, global, set);
+  auto as_json = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand("workflows", "List the workflows a node "
+                                              "can start");
+  cmd->add_flag("--json", *as_json, "Print JSON");
+  set.add(cmd, [&global, as_json] {
+    return run_workflows(global, *as_json);
+  });
+}
+
+} // namespace cerebelum::cli

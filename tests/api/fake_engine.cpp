@@ -1,0 +1,147 @@
+#include "tests/api/fake_engine.hpp"
+
+#include <thread>
+
+#include "actors/errc.hpp"
+
+namespace cerebelum::test {
+
+using actors::errc;
+using actors::make_error;
+using st = eventstore::execution_status;
+
+void fake_engine::set_status(const std::string& id, st status) {
+  std::lock_guard guard{mtx_};
+  executions_[id].status = status;
+  if (status == st::awaiting_approval) {
+    executions_[id].awaiting_step = "approve";
+    executions_[id].approval_data = {{"amount", 1500}};
+  }
+  if (status == st::completed) executions_[id].result = {{"shipped", true}};
+}
+
+caf::expected<actors::start_response>
+fake_engine::start(const actors::start_request& req) {
+  std::lock_guard guard{mtx_};
+  if (req.workflow != "order")
+    return make_error(errc::unknown_workflow,
+                      "no workflow named '" + req.workflow + "'");
+  auto id = req.execution_id.empty() ? "e-" + std::to_string(next_id_++)
+                                     : req.execution_id;
+  if (auto i = executions_.find(id); i != executions_.end())
+    return actors::start_response{i->second, false};
+  actors::execution_view view;
+  view.execution_id = id;
+  view.workflow = req.workflow;
+  view.workflow_version = 7;
+  view.input = req.input;
+  view.created_at_ms = 1'700'000'000'000;
+  executions_[id] = view;
+  return actors::start_response{view, true};
+}
+
+caf::expected<actors::execution_view>
+fake_engine::describe(const std::string& id) {
+  std::lock_guard guard{mtx_};
+  auto i = executions_.find(id);
+  if (i == executions_.end())
+    return make_error(errc::not_found, "no execution with id '" + id + "'");
+  return i->second;
+}
+
+caf::expected<actors::list_response>
+fake_engine::list(const actors::list_request& req) {
+  std::lock_guard guard{mtx_};
+  std::size_t skip = 0;
+  if (!req.page_token.empty()) {
+    if (req.page_token.find_first_not_of("0123456789") != std::string::npos)
+      return make_error(errc::invalid_argument, "page_token: malformed");
+    skip = std::stoul(req.page_token);
+  }
+  auto size = req.page_size == 0 ? 100 : req.page_size;
+  actors::list_response res;
+  std::size_t seen = 0;
+  for (auto& [id, view] : executions_) {
+    if (req.status && view.status != *req.status) continue;
+    if (req.workflow && view.workflow != *req.workflow) continue;
+    if (seen++ < skip) continue;
+    if (res.executions.size() == size) {
+      res.next_page_token = std::to_string(skip + size);
+      break;
+    }
+    res.executions.push_back(view);
+  }
+  return res;
+}
+
+caf::expected<std::vector<events::Event>>
+fake_engine::history(const std::string& id, std::int64_t from_seq) {
+  auto view = describe(id);
+  if (!view) return std::move(view.error());
+  std::vector<events::Event> result;
+  events::Event started;
+  started.set_seq(0);
+  started.set_recorded_at_ms(view->created_at_ms);
+  started.mutable_execution_started()->set_workflow(view->workflow);
+  started.mutable_execution_started()->set_input_json(view->input.dump());
+  events::Event completed;
+  completed.set_seq(1);
+  completed.mutable_step_completed()->set_step("validate");
+  completed.mutable_step_completed()->set_result_json(R"({"ok":true})");
+  for (auto& ev : {started, completed})
+    if (ev.seq() >= from_seq) result.push_back(ev);
+  return result;
+}
+
+caf::expected<actors::execution_view>
+fake_engine::approve(const std::string& id, const std::string& by,
+                     const actors::json& data) {
+  auto view = describe(id);
+  if (!view) return view;
+  if (view->status != st::awaiting_approval)
+    return make_error(errc::not_awaiting_approval,
+                      "execution " + id + " is not awaiting approval");
+  {
+    std::lock_guard guard{mtx_};
+    last_by = by;
+    last_data = data;
+  }
+  set_status(id, st::running);
+  return describe(id);
+}
+
+caf::expected<actors::execution_view> fake_engine::reject(const std::string& id,
+                                                          const std::string& by,
+                                                          const std::string&) {
+  return approve(id, by, actors::json{});
+}
+
+caf::expected<actors::execution_view> fake_engine::cancel(const std::string& id,
+                                                          const std::string&,
+                                                          const std::string&) {
+  auto view = describe(id);
+  if (!view) return view;
+  if (eventstore::is_terminal(view->status))
+    return make_error(errc::already_terminal,
+                      "execution " + id + " has already finished");
+  set_status(id, st::cancelled);
+  return describe(id);
+}
+
+caf::expected<actors::execution_view>
+fake_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto view = describe(id);
+    if (!view || eventstore::is_terminal(view->status)) return view;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return make_error(errc::deadline_exceeded, "still running: " + id);
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
+}
+
+std::vector<actors::workflow_view> fake_engine::workflows() {
+  return {{"order", 7, "examples/workflows/order.yaml"}};
+}
+
+} // namespace cerebelum::test

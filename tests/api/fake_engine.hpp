@@ -1,0 +1,50 @@
+#pragma once
+
+// An in-memory engine_api for testing the transports: executions are plain
+// records whose status the test sets; no actors, no store.
+
+#include <map>
+#include <mutex>
+
+#include "actors/engine_api.hpp"
+
+namespace cerebelum::test {
+
+/// A test double of the engine's operations. Knows one workflow, "order".
+class fake_engine : public actors::engine_api {
+ public:
+  /// Sets the status of `id` (test setup).
+  void set_status(const std::string& id, eventstore::execution_status st);
+
+  caf::expected<actors::start_response>
+  start(const actors::start_request& req) override;
+  caf::expected<actors::execution_view>
+  describe(const std::string& id) override;
+  caf::expected<actors::list_response>
+  list(const actors::list_request& req) override;
+  caf::expected<std::vector<events::Event>>
+  history(const std::string& id, std::int64_t from_seq) override;
+  caf::expected<actors::execution_view>
+  approve(const std::string& id, const std::string& by,
+          const actors::json& data) override;
+  caf::expected<actors::execution_view>
+  reject(const std::string& id, const std::string& by,
+         const std::string& reason) override;
+  caf::expected<actors::execution_view>
+  cancel(const std::string& id, const std::string& by,
+         const std::string& reason) override;
+  caf::expected<actors::execution_view>
+  wait(const std::string& id, std::chrono::milliseconds timeout) override;
+  std::vector<actors::workflow_view> workflows() override;
+
+  /// The last approval's operator and data.
+  std::string last_by;
+  actors::json last_data;
+
+ private:
+  std::mutex mtx_;
+  std::map<std::string, actors::execution_view> executions_;
+  int next_id_ = 1;
+};
+
+} // namespace cerebelum::test

@@ -1,0 +1,212 @@
+// The AdminService over a real in-process gRPC server and the in-memory test
+// double of the engine: status codes, messages, JSON fields.
+
+#include <catch2/catch.hpp>
+
+#include <grpcpp/grpcpp.h>
+
+#include "src/api/admin_service.hpp"
+#include "tests/api/fake_engine.hpp"
+
+using cerebelum::test::fake_engine;
+using st = cerebelum::eventstore::execution_status;
+namespace admin = cerebelum::admin;
+
+namespace {
+
+struct fixture {
+  std::shared_ptr<fake_engine> engine = std::make_shared<fake_engine>();
+  cerebelum::api::admin_service service{engine};
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<admin::AdminService::Stub> stub;
+
+  fixture() {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                       grpc::InsecureChannelCredentials());
+    stub = admin::AdminService::NewStub(channel);
+  }
+
+  ~fixture() {
+    server->Shutdown();
+  }
+
+  grpc::Status start(const std::string& workflow, const std::string& input,
+                     admin::StartExecutionResponse& res,
+                     const std::string& id = "") {
+    grpc::ClientContext ctx;
+    admin::StartExecutionRequest req;
+    req.set_workflow(workflow);
+    req.set_input_json(input);
+    req.set_execution_id(id);
+    return stub->StartExecution(&ctx, req, &res);
+  }
+
+  grpc::Status approve(const std::string& id, const std::string& by,
+                       const std::string& data) {
+    grpc::ClientContext ctx;
+    admin::ApproveRequest req;
+    req.set_execution_id(id);
+    req.set_by(by);
+    req.set_data_json(data);
+    admin::ExecutionInfo info;
+    return stub->Approve(&ctx, req, &info);
+  }
+};
+
+} // namespace
+
+TEST_CASE("StartExecution returns the execution with its input as JSON text") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  auto status = f.start("order", R"({"order_id":"o-1"})", res);
+  REQUIRE(status.ok());
+  CHECK(res.created());
+  CHECK(res.execution().status() == "running");
+  CHECK(nlohmann::json::parse(res.execution().input_json())
+        == nlohmann::json{{"order_id", "o-1"}});
+}
+
+TEST_CASE("StartExecution with a known id returns the existing execution") {
+  fixture f;
+  admin::StartExecutionResponse first;
+  admin::StartExecutionResponse second;
+  REQUIRE(f.start("order", "{}", first, "fixed").ok());
+  REQUIRE(f.start("order", R"({"other":1})", second, "fixed").ok());
+  CHECK(first.created());
+  CHECK_FALSE(second.created());
+  CHECK(second.execution().input_json() == "{}");
+}
+
+TEST_CASE("StartExecution of an unknown workflow is NOT_FOUND") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  auto status = f.start("nope", "{}", res);
+  CHECK(status.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK_THAT(status.error_message(), Catch::Contains("nope"));
+}
+
+TEST_CASE("StartExecution with malformed input is INVALID_ARGUMENT naming the "
+          "field") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  auto status = f.start("order", "{not json", res);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::StartsWith("input_json: "));
+  status = f.start("order", "[1,2]", res);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::Contains("must be a JSON object"));
+}
+
+TEST_CASE("DescribeExecution of an unknown id is NOT_FOUND") {
+  fixture f;
+  grpc::ClientContext ctx;
+  admin::DescribeExecutionRequest req;
+  req.set_execution_id("missing");
+  admin::ExecutionInfo info;
+  auto status = f.stub->DescribeExecution(&ctx, req, &info);
+  CHECK(status.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK_THAT(status.error_message(), Catch::Contains("missing"));
+}
+
+TEST_CASE("Approve of an execution that is not awaiting approval is "
+          "FAILED_PRECONDITION") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  REQUIRE(f.start("order", "{}", res, "a").ok());
+  auto status = f.approve("a", "alice", "");
+  CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  f.engine->set_status("a", st::awaiting_approval);
+  REQUIRE(f.approve("a", "alice", R"({"note":"ok"})").ok());
+  CHECK(f.engine->last_by == "alice");
+  CHECK(f.engine->last_data == nlohmann::json{{"note", "ok"}});
+  // Approving twice: the second is a precondition failure, not a crash.
+  CHECK(f.approve("a", "alice", "").error_code()
+        == grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_CASE("Approve checks the operator's name and the data's JSON") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  REQUIRE(f.start("order", "{}", res, "a").ok());
+  f.engine->set_status("a", st::awaiting_approval);
+  auto status = f.approve("a", "", "");
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::StartsWith("by: "));
+  status = f.approve("a", "bob", "{oops");
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::StartsWith("data_json: "));
+}
+
+TEST_CASE("Cancel of a finished execution is FAILED_PRECONDITION") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  REQUIRE(f.start("order", "{}", res, "c").ok());
+  f.engine->set_status("c", st::completed);
+  grpc::ClientContext ctx;
+  admin::CancelRequest req;
+  req.set_execution_id("c");
+  admin::ExecutionInfo info;
+  CHECK(f.stub->Cancel(&ctx, req, &info).error_code()
+        == grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_CASE("WaitForResult that times out is DEADLINE_EXCEEDED") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  REQUIRE(f.start("order", "{}", res, "w").ok());
+  grpc::ClientContext ctx;
+  admin::WaitForResultRequest req;
+  req.set_execution_id("w");
+  req.set_timeout_ms(300);
+  admin::ExecutionInfo info;
+  CHECK(f.stub->WaitForResult(&ctx, req, &info).error_code()
+        == grpc::StatusCode::DEADLINE_EXCEEDED);
+  f.engine->set_status("w", st::completed);
+  grpc::ClientContext ctx2;
+  REQUIRE(f.stub->WaitForResult(&ctx2, req, &info).ok());
+  CHECK(info.status() == "completed");
+  CHECK(nlohmann::json::parse(info.result_json())
+        == nlohmann::json{{"shipped", true}});
+}
+
+TEST_CASE("ListExecutions filters by status and rejects unknown statuses") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  REQUIRE(f.start("order", "{}", res, "x").ok());
+  REQUIRE(f.start("order", "{}", res, "y").ok());
+  f.engine->set_status("y", st::completed);
+  grpc::ClientContext ctx;
+  admin::ListExecutionsRequest req;
+  req.set_status("completed");
+  admin::ListExecutionsResponse list;
+  REQUIRE(f.stub->ListExecutions(&ctx, req, &list).ok());
+  REQUIRE(list.executions_size() == 1);
+  CHECK(list.executions(0).execution_id() == "y");
+  grpc::ClientContext ctx2;
+  req.set_status("done");
+  auto status = f.stub->ListExecutions(&ctx2, req, &list);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::Contains("'done'"));
+}
+
+TEST_CASE("GetHistory returns the events and NOT_FOUND for an unknown id") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  REQUIRE(f.start("order", "{}", res, "h").ok());
+  grpc::ClientContext ctx;
+  admin::GetHistoryRequest req;
+  req.set_execution_id("h");
+  admin::GetHistoryResponse hist;
+  REQUIRE(f.stub->GetHistory(&ctx, req, &hist).ok());
+  CHECK(hist.events_size() == 2);
+  grpc::ClientContext ctx2;
+  req.set_execution_id("nope");
+  CHECK(f.stub->GetHistory(&ctx2, req, &hist).error_code()
+        == grpc::StatusCode::NOT_FOUND);
+}

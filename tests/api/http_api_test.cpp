@@ -1,0 +1,207 @@
+// The HTTP/JSON API over a real httplib server and the in-memory test double
+// of the engine: statuses, error bodies, JSON shapes.
+
+#include <catch2/catch.hpp>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "src/api/http_api.hpp"
+#include "tests/api/fake_engine.hpp"
+
+using cerebelum::test::fake_engine;
+using json = nlohmann::json;
+using st = cerebelum::eventstore::execution_status;
+
+namespace {
+
+struct fixture {
+  std::shared_ptr<fake_engine> engine = std::make_shared<fake_engine>();
+  httplib::Server server;
+  std::thread thread;
+  std::unique_ptr<httplib::Client> client;
+
+  fixture() {
+    cerebelum::api::http_options opts;
+    opts.max_body_bytes = 4096;
+    cerebelum::api::install_http_api(server, engine, opts);
+    int port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread{[this] {
+      server.listen_after_bind();
+    }};
+    client = std::make_unique<httplib::Client>("127.0.0.1", port);
+  }
+
+  ~fixture() {
+    server.stop();
+    thread.join();
+  }
+
+  /// POSTs `body` and returns status and parsed body.
+  std::pair<int, json> post(const std::string& path, const std::string& body) {
+    auto res = client->Post(path.c_str(), body, "application/json");
+    REQUIRE(res);
+    return {res->status, json::parse(res->body)};
+  }
+
+  std::pair<int, json> get(const std::string& path) {
+    auto res = client->Get(path.c_str());
+    REQUIRE(res);
+    return {res->status, json::parse(res->body)};
+  }
+};
+
+void check_error(const std::pair<int, json>& res, int status,
+                 const std::string& code) {
+  INFO(res.second.dump());
+  CHECK(res.first == status);
+  CHECK(res.second["error"]["code"] == code);
+  CHECK_FALSE(res.second["error"]["message"].get<std::string>().empty());
+}
+
+} // namespace
+
+TEST_CASE("POST executions starts one and nests its input as JSON") {
+  fixture f;
+  auto res = f.post("/v1/workflows/order/executions?id=o-1",
+                    R"({"order_id":"o-1","amount":5})");
+  CHECK(res.first == 201);
+  CHECK(res.second["created"] == true);
+  CHECK(res.second["execution"]["execution_id"] == "o-1");
+  CHECK(res.second["execution"]["input"]["amount"] == 5);
+  CHECK(res.second["execution"]["result"].is_null());
+  res = f.post("/v1/workflows/order/executions?id=o-1", "{}");
+  CHECK(res.first == 200);
+  CHECK(res.second["created"] == false);
+}
+
+TEST_CASE("POST executions rejects malformed or non-object bodies with 400") {
+  fixture f;
+  auto res = f.post("/v1/workflows/order/executions", "{oops");
+  check_error(res, 400, "invalid_argument");
+  CHECK_THAT(res.second["error"]["message"].get<std::string>(),
+             Catch::StartsWith("body: "));
+  check_error(f.post("/v1/workflows/order/executions", "42"), 400,
+              "invalid_argument");
+  check_error(f.post("/v1/workflows/order/executions?wait=maybe", "{}"), 400,
+              "invalid_argument");
+}
+
+TEST_CASE("POST executions of an unknown workflow is 404 unknown_workflow") {
+  fixture f;
+  check_error(f.post("/v1/workflows/nope/executions", "{}"), 404,
+              "unknown_workflow");
+}
+
+TEST_CASE("an oversized body is 413 with a JSON error") {
+  fixture f;
+  std::string big = R"({"pad":")" + std::string(8000, 'x') + R"("})";
+  check_error(f.post("/v1/workflows/order/executions", big), 413,
+              "payload_too_large");
+}
+
+TEST_CASE("GET an unknown execution is 404 not_found") {
+  fixture f;
+  check_error(f.get("/v1/executions/missing"), 404, "not_found");
+  check_error(f.get("/v1/executions/missing/history"), 404, "not_found");
+  check_error(f.post("/v1/executions/missing/approve", R"({"by":"a"})"), 404,
+              "not_found");
+}
+
+TEST_CASE("an unknown route is 404 with a JSON error") {
+  fixture f;
+  check_error(f.get("/v2/nothing"), 404, "not_found");
+}
+
+TEST_CASE("approve records the operator and the data; twice is 409") {
+  fixture f;
+  f.post("/v1/workflows/order/executions?id=a", "{}");
+  check_error(f.post("/v1/executions/a/approve", R"({"by":"al"})"), 409,
+              "not_awaiting_approval");
+  f.engine->set_status("a", st::awaiting_approval);
+  auto shown = f.get("/v1/executions/a");
+  CHECK(shown.second["status"] == "awaiting_approval");
+  CHECK(shown.second["approval_data"]["amount"] == 1500);
+  auto res = f.post("/v1/executions/a/approve",
+                    R"({"by":"al","data":{"ok":1}})");
+  CHECK(res.first == 200);
+  CHECK(f.engine->last_by == "al");
+  CHECK(f.engine->last_data == json{{"ok", 1}});
+  check_error(f.post("/v1/executions/a/approve", R"({"by":"al"})"), 409,
+              "not_awaiting_approval");
+}
+
+TEST_CASE("approve and reject need a string 'by'") {
+  fixture f;
+  f.post("/v1/workflows/order/executions?id=a", "{}");
+  f.engine->set_status("a", st::awaiting_approval);
+  check_error(f.post("/v1/executions/a/approve", "{}"), 400,
+              "invalid_argument");
+  check_error(f.post("/v1/executions/a/reject", R"({"by":5})"), 400,
+              "invalid_argument");
+  check_error(f.post("/v1/executions/a/reject", "{bad"), 400,
+              "invalid_argument");
+}
+
+TEST_CASE("cancel of a finished execution is 409 already_terminal") {
+  fixture f;
+  f.post("/v1/workflows/order/executions?id=c", "{}");
+  CHECK(f.post("/v1/executions/c/cancel", "").second["status"] == "cancelled");
+  check_error(f.post("/v1/executions/c/cancel", "{}"), 409, "already_terminal");
+}
+
+TEST_CASE("wait=true returns the finished execution or 504") {
+  fixture f;
+  auto res = f.post("/v1/workflows/order/executions?id=w&wait=true&timeout_ms="
+                    "300",
+                    "{}");
+  check_error(res, 504, "deadline_exceeded");
+  f.engine->set_status("w", st::completed);
+  res = f.post("/v1/workflows/order/executions?id=w&wait=true", "{}");
+  CHECK(res.first == 200);
+  CHECK(res.second["execution"]["status"] == "completed");
+  CHECK(res.second["execution"]["result"]["shipped"] == true);
+}
+
+TEST_CASE("GET executions filters, pages and checks its parameters") {
+  fixture f;
+  for (auto id : {"a", "b", "c"})
+    f.post(std::string{"/v1/workflows/order/executions?id="} + id, "{}");
+  f.engine->set_status("b", st::completed);
+  auto res = f.get("/v1/executions?status=running&page_size=1");
+  CHECK(res.first == 200);
+  REQUIRE(res.second["executions"].size() == 1);
+  auto token = res.second["next_page_token"].get<std::string>();
+  REQUIRE_FALSE(token.empty());
+  res = f.get("/v1/executions?status=running&page_size=1&page_token=" + token);
+  CHECK(res.second["executions"][0]["execution_id"] == "c");
+  check_error(f.get("/v1/executions?status=bogus"), 400, "invalid_argument");
+  check_error(f.get("/v1/executions?page_size=x"), 400, "invalid_argument");
+  check_error(f.get("/v1/executions?page_size=5000"), 400, "invalid_argument");
+  check_error(f.get("/v1/executions?page_token=zz"), 400, "invalid_argument");
+}
+
+TEST_CASE("GET history flattens events and nests their JSON") {
+  fixture f;
+  f.post("/v1/workflows/order/executions?id=h", R"({"n":1})");
+  auto res = f.get("/v1/executions/h/history");
+  CHECK(res.first == 200);
+  auto& evs = res.second["events"];
+  REQUIRE(evs.size() == 2);
+  CHECK(evs[0]["type"] == "execution_started");
+  CHECK(evs[0]["input"]["n"] == 1);
+  CHECK(evs[1]["type"] == "step_completed");
+  CHECK(evs[1]["result"]["ok"] == true);
+  CHECK(f.get("/v1/executions/h/history?from_seq=1").second["events"].size()
+        == 1);
+}
+
+TEST_CASE("GET workflows lists the engine's workflows") {
+  fixture f;
+  auto res = f.get("/v1/workflows");
+  CHECK(res.first == 200);
+  CHECK(res.second["workflows"][0]["name"] == "order");
+  CHECK(res.second["workflows"][0]["version"] == 7);
+}
