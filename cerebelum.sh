@@ -41,9 +41,8 @@ shift || true
 case "$cmd" in
   run)
     build "$root/build"
-    data_dir=${CEREBELUM_DATA_DIR:-$root/.cerebelum-data}
-    echo "==> running the demo node (data in $data_dir); Ctrl-C stops it"
-    exec "$root/build/src/cerebelum" node --data-dir "$data_dir" "$@"
+    echo "==> the five-minute tour (scripts/demo.sh)"
+    exec "$root/scripts/demo.sh" "$root/build/src/cerebelum"
     ;;
   build)
     dir=$(build_dir_for "${1:-}")
