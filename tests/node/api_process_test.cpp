@@ -1,0 +1,180 @@
+// The node's interfaces against the real `cerebelum node` process: the CLI
+// (over gRPC) and the HTTP/JSON API, happy paths, bad input and exit codes.
+
+#include <catch2/catch.hpp>
+
+#include <httplib.h>
+
+#include "tests/node/node_fixture.hpp"
+
+using namespace cerebelum::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+/// An order that needs approval (amount > 1000): it sleeps 2 s first.
+std::string big_order(const std::string& id) {
+  return json{
+    {"order_id", id}, {"amount", 1500}, {"items", {{{"sku", "a"}, {"qty", 2}}}}}
+    .dump();
+}
+
+/// An order that ships without approval.
+std::string small_order(const std::string& id) {
+  return json{{"order_id", id}, {"amount", 10}, {"items", {{{"sku", "b"}}}}}
+    .dump();
+}
+
+bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("the CLI starts, approves and shows an order to completion") {
+  node_process node;
+  auto started = node.cli(
+    {"start", "order", "--id", "o-1", "--input", big_order("o-1"), "--json"});
+  INFO(started.output);
+  REQUIRE(started.code == 0);
+  CHECK(started.json()["created"] == true);
+  auto waiting = node.wait_status("o-1", "awaiting_approval", 30s);
+  REQUIRE(waiting["status"] == "awaiting_approval");
+  CHECK(waiting["approval_data"]["amount"] == 1500);
+  auto approved = node.cli(
+    {"approve", "o-1", "--by", "alice", "--data", R"({"note":"ok"})"});
+  CHECK(approved.code == 0);
+  auto done = node.wait_status("o-1", "completed", 30s);
+  REQUIRE(done["status"] == "completed");
+  CHECK(done["result"]["shipment"]["shipment_id"] == "ship-o-1");
+  auto history = node.cli({"show", "o-1", "--history", "--json"}).json();
+  bool granted_by_alice = false;
+  for (auto& ev : history["history"])
+    if (ev["type"] == "approval_granted")
+      granted_by_alice = ev["by"] == "alice" && ev["data"]["note"] == "ok";
+  CHECK(granted_by_alice);
+  auto again = node.cli({"approve", "o-1", "--by", "alice"});
+  CHECK(again.code == 1);
+  CHECK(contains(again.output, "FAILED_PRECONDITION"));
+  auto listed = node.cli({"list", "--status", "completed", "--json"}).json();
+  REQUIRE(listed["executions"].size() == 1);
+  CHECK(listed["executions"][0]["execution_id"] == "o-1");
+}
+
+TEST_CASE("the CLI rejects and cancels executions; the node records both") {
+  node_process node;
+  REQUIRE(
+    node.cli({"start", "order", "--id", "r", "--input", big_order("r")}).code
+    == 0);
+  REQUIRE(
+    node.cli({"start", "order", "--id", "c", "--input", big_order("c")}).code
+    == 0);
+  REQUIRE(node.wait_status("r", "awaiting_approval", 30s)["status"]
+          == "awaiting_approval");
+  CHECK(node.cli({"reject", "r", "--by", "bob", "--reason", "too big"}).code
+        == 0);
+  auto failed = node.wait_status("r", "failed", 30s);
+  CHECK(failed["error"]["kind"] == "order_rejected");
+  CHECK(node.cli({"cancel", "c", "--by", "carol", "--reason", "test"}).code
+        == 0);
+  CHECK(node.wait_status("c", "cancelled", 30s)["status"] == "cancelled");
+  CHECK(node.cli({"cancel", "c"}).code == 1);
+}
+
+TEST_CASE("the CLI's exit codes: 1 for node errors, 2 for usage errors") {
+  node_process node;
+  auto unknown = node.cli({"start", "nope"});
+  CHECK(unknown.code == 1);
+  CHECK(contains(unknown.output, "NOT_FOUND"));
+  CHECK(node.cli({"show", "missing"}).code == 1);
+  CHECK(node.cli({"approve", "missing", "--by", "x"}).code == 1);
+  auto bad_json = node.cli({"start", "order", "--input", "{oops"});
+  CHECK(bad_json.code == 2);
+  CHECK(contains(bad_json.output, "--input"));
+  CHECK(node.cli({"approve", "x"}).code == 2); // --by is required
+  CHECK(node.cli({"list", "--status", "done"}).code == 2);
+  auto invalid = node.cli({"start", "order", "--input", R"({"amount":1})"});
+  CHECK(invalid.code == 1);
+  CHECK(contains(invalid.output, "INVALID_ARGUMENT"));
+  auto wait_fail = node.cli({"start", "order", "--wait", "--input",
+                             R"({"order_id":"x","amount":-1,"items":[]})"});
+  CHECK(wait_fail.code == 1);
+}
+
+TEST_CASE("the CLI says clearly when no node is reachable") {
+  auto res
+    = run_cli({"--server", "127.0.0.1:" + std::to_string(free_port()), "list"});
+  CHECK(res.code == 1);
+  CHECK(contains(res.output, "cannot reach a node at 127.0.0.1:"));
+}
+
+TEST_CASE("every command has --help") {
+  for (auto cmd : {"node", "start", "list", "show", "approve", "reject",
+                   "cancel", "workflows"}) {
+    auto res = run_cli({cmd, "--help"});
+    INFO(cmd);
+    CHECK(res.code == 0);
+    CHECK(contains(res.output, "--json") == (std::string{cmd} != "node"));
+  }
+}
+
+TEST_CASE("the HTTP API drives an order and rejects bad input") {
+  node_process node;
+  httplib::Client http{"127.0.0.1", node.http_port};
+  auto res = http.Post("/v1/workflows/order/executions?id=h-1",
+                       big_order("h-1"), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 201);
+  auto small = http.Post("/v1/workflows/order/executions?wait=true",
+                         small_order("h-2"), "application/json");
+  REQUIRE(small);
+  CHECK(small->status == 201);
+  auto body = json::parse(small->body);
+  CHECK(body["execution"]["status"] == "completed");
+  CHECK(body["execution"]["result"]["order_id"] == "h-2");
+  auto error_code = [&](const httplib::Result& r) {
+    REQUIRE(r);
+    return std::make_pair(
+      r->status, json::parse(r->body)["error"]["code"].get<std::string>());
+  };
+  using p = std::pair<int, std::string>;
+  CHECK(error_code(
+          http.Post("/v1/workflows/nope/executions", "{}", "application/json"))
+        == p{404, "unknown_workflow"});
+  CHECK(error_code(http.Post("/v1/workflows/order/executions", "{bad",
+                             "application/json"))
+        == p{400, "invalid_argument"});
+  CHECK(error_code(http.Get("/v1/executions/missing")) == p{404, "not_found"});
+  CHECK(error_code(http.Post("/v1/executions/h-1/approve", R"({"by":"a"})",
+                             "application/json"))
+        == p{409, "not_awaiting_approval"});
+  CHECK(error_code(
+          http.Post("/v1/executions/h-1/approve", "{bad", "application/json"))
+        == p{400, "invalid_argument"});
+  CHECK(error_code(
+          http.Post("/v1/executions/missing/cancel", "{}", "application/json"))
+        == p{404, "not_found"});
+  CHECK(error_code(http.Post("/v1/workflows/order/executions",
+                             std::string(2 << 20, ' '), "application/json"))
+          .first
+        == 413);
+  REQUIRE(node.wait_status("h-1", "awaiting_approval", 30s)["status"]
+          == "awaiting_approval");
+  auto ok = http.Post("/v1/executions/h-1/approve", R"({"by":"http-op"})",
+                      "application/json");
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+  CHECK(error_code(http.Post("/v1/executions/h-1/approve", R"({"by":"a"})",
+                             "application/json"))
+          .first
+        == 409);
+  CHECK(node.wait_status("h-1", "completed", 30s)["status"] == "completed");
+  auto hist = http.Get("/v1/executions/h-1/history");
+  REQUIRE(hist);
+  CHECK(json::parse(hist->body)["events"].back()["type"]
+        == "execution_completed");
+  auto list = http.Get("/v1/executions?status=completed&workflow=order");
+  REQUIRE(list);
+  CHECK(json::parse(list->body)["executions"].size() == 2);
+}

@@ -1,0 +1,93 @@
+#include "tests/node/node_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+namespace cerebelum::test {
+
+using namespace std::chrono_literals;
+
+temp_dir::temp_dir() {
+  std::string tmpl
+    = (std::filesystem::temp_directory_path() / "cerebelum-api-test.XXXXXX")
+        .string();
+  path = ::mkdtemp(tmpl.data());
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+nlohmann::json cli_result::json() const {
+  auto parsed = nlohmann::json::parse(output, nullptr, false);
+  return parsed.is_discarded() ? nlohmann::json{} : parsed;
+}
+
+cli_result run_cli(std::vector<std::string> args) {
+  args.insert(args.begin(), CEREBELUM_BIN);
+  child_process proc{args};
+  auto code = proc.wait_exit(60s);
+  return {code ? *code : -1, proc.output()};
+}
+
+node_process::node_process(std::filesystem::path data_dir) {
+  if (data_dir.empty()) {
+    own_dir_ = std::make_unique<temp_dir>();
+    data_dir = own_dir_->path;
+  }
+  data_dir_ = data_dir;
+  grpc_port = free_port();
+  http_port = free_port();
+  proc_ = std::make_unique<child_process>(std::vector<std::string>{
+    CEREBELUM_BIN, "node", "--data-dir", data_dir_.string(), "--workflows",
+    CEREBELUM_WORKFLOWS, "--listen", "127.0.0.1:" + std::to_string(grpc_port),
+    "--http", "127.0.0.1:" + std::to_string(http_port)});
+  auto ready = proc_->wait_for_line("node ready", 30s);
+  INFO(proc_->output());
+  REQUIRE(ready);
+}
+
+cli_result node_process::cli(std::vector<std::string> args) {
+  args.insert(args.begin(), {"--log-level", "warn", "--server",
+                             "127.0.0.1:" + std::to_string(grpc_port)});
+  drain();
+  return run_cli(std::move(args));
+}
+
+void node_process::drain() {
+  proc_->wait_for_line("\x01 never printed", 1ms);
+}
+
+nlohmann::json node_process::wait_status(const std::string& id,
+                                         const std::string& status,
+                                         std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  nlohmann::json last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    last = cli({"show", id, "--json"}).json();
+    if (last.is_object() && last["status"] == status) return last;
+    std::this_thread::sleep_for(100ms);
+  }
+  return last;
+}
+
+} // namespace cerebelum::test
