@@ -38,6 +38,11 @@ struct engine_options {
   int restart_budget = 3;
   /// The scheduler keeps timers up to this far ahead in memory.
   std::chrono::milliseconds timer_horizon{30'000};
+  /// The scheduler wakes an execution this long before its timer is due
+  /// (its actor is respawned and loaded ahead), and an execution whose next
+  /// timer is this close does not passivate: the firing then costs a
+  /// message, not a respawn.
+  std::chrono::milliseconds timer_prewarm{1'000};
   /// Largest input of a start, in bytes of JSON text.
   std::size_t max_input_bytes = 1024 * 1024;
   /// Test hook: called before each decision of an execution actor; throwing

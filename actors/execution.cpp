@@ -317,6 +317,10 @@ caf::message_handler passive(execution_actor* self) {
       if (gen != st.passivation_generation || st.appending
           || !st.running.empty() || !st.inbox.empty() || st.passivation_asked)
         return;
+      // A timer due soon: stay resident (the scheduler prewarmed us).
+      auto wake = st.state().next_wake_ms();
+      if (wake && *wake - now_ms() <= st.ctx->options().timer_prewarm.count())
+        return;
       st.passivation_asked = true;
       caf::anon_send(st.ctx->engine(), passivate_atom::value, st.id,
                      st.wakes_seen, caf::actor_cast<caf::actor>(self));

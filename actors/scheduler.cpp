@@ -7,6 +7,8 @@
 //   store.due_timers(now + horizon) --page--> heap (fire_at, id, timer)
 //   schedule(id, timer, fire_at <= loaded_until) -----^
 //   tick at heap top: pop due --> engine (timer, id, timer_id)
+//   (and timer_prewarm earlier: engine (wake, id), so that the actor is
+//   loaded when the timer fires)
 //   at loaded_until - horizon/2: page again (far-future timers enter)
 // ```
 //
@@ -39,6 +41,8 @@ struct entry {
   std::int64_t fire_at;
   std::string id;
   std::string timer;
+  /// Wakes the execution ahead of the timer instead of firing it.
+  bool prewarm = false;
   bool operator>(const entry& other) const {
     return fire_at > other.fire_at;
   }
@@ -72,7 +76,9 @@ void push(scheduler_actor* self, std::int64_t fire_at, const std::string& id,
   auto& st = self->state;
   auto k = key_of(id, timer);
   if (st.fired.count(k) > 0 || !st.known.insert(k).second) return;
-  st.heap.push({fire_at, id, timer});
+  st.heap.push({fire_at, id, timer, false});
+  auto ahead = fire_at - st.ctx->options().timer_prewarm.count();
+  if (ahead > now_ms()) st.heap.push({ahead, id, timer, true});
 }
 
 void page(scheduler_actor* self) {
@@ -114,6 +120,10 @@ void fire_due(scheduler_actor* self) {
   while (!st.heap.empty() && st.heap.top().fire_at <= now) {
     auto e = st.heap.top();
     st.heap.pop();
+    if (e.prewarm) {
+      self->send(engine, wake_atom::value, e.id);
+      continue;
+    }
     auto k = key_of(e.id, e.timer);
     st.known.erase(k);
     st.fired.emplace(std::move(k), e.fire_at);

@@ -71,7 +71,7 @@ TEST_CASE("a parallel group joins and its branch picks the target") {
 TEST_CASE("a sleeping execution passivates and wakes on its timer") {
   engine_fixture f;
   f.start();
-  auto v = f.start("sleeper", 400);
+  auto v = f.start("sleeper", 1500);
   REQUIRE(f.wait_status(v.execution_id, status::sleeping));
   REQUIRE(f.wait_passivated(v.execution_id));
   auto desc = f.api().describe(v.execution_id);
@@ -81,7 +81,7 @@ TEST_CASE("a sleeping execution passivates and wakes on its timer") {
   auto done = f.api().wait(v.execution_id, wait_time);
   REQUIRE(done);
   CHECK(done->status == status::completed);
-  CHECK(done->result == json{{"n", 401}});
+  CHECK(done->result == json{{"n", 1501}});
   CHECK(count_of(f.api(), v.execution_id, events::Event::kTimerFired) == 1);
 }
 
