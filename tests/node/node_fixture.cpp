@@ -49,7 +49,7 @@ cli_result run_cli(std::vector<std::string> args) {
   return {code ? *code : -1, proc.output()};
 }
 
-node_process::node_process(std::filesystem::path data_dir) {
+node_process::node_process(std::filesystem::path data_dir, std::string store) {
   if (data_dir.empty()) {
     own_dir_ = std::make_unique<temp_dir>();
     data_dir = own_dir_->path;
@@ -60,7 +60,8 @@ node_process::node_process(std::filesystem::path data_dir) {
   proc_ = std::make_unique<child_process>(std::vector<std::string>{
     CEREBELUM_BIN, "node", "--data-dir", data_dir_.string(), "--workflows",
     CEREBELUM_WORKFLOWS, "--listen", "127.0.0.1:" + std::to_string(grpc_port),
-    "--http", "127.0.0.1:" + std::to_string(http_port)});
+    "--http", "127.0.0.1:" + std::to_string(http_port), "--store",
+    store.empty() ? std::string{"sqlite"} : store});
   auto ready = proc_->wait_for_line("node ready", 30s);
   INFO(proc_->output());
   REQUIRE(ready);

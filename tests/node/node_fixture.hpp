@@ -36,9 +36,10 @@ struct cli_result {
 /// A node with the example workflows, the demo functions, gRPC and HTTP.
 class node_process {
  public:
-  /// Starts a node on `data_dir` (a fresh one when empty) and waits until it
-  /// is ready.
-  explicit node_process(std::filesystem::path data_dir = {});
+  /// Starts a node on `data_dir` (a fresh one when empty) and `store` (empty:
+  /// the embedded SQLite) and waits until it is ready.
+  explicit node_process(std::filesystem::path data_dir = {},
+                        std::string store = {});
 
   /// Runs `cerebelum --server <this node> args...`.
   cli_result cli(std::vector<std::string> args);
