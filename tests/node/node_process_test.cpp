@@ -7,6 +7,11 @@
 #include <filesystem>
 #include <string>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "tests/support/child_process.hpp"
 
 using cerebelum::test::child_process;
@@ -30,8 +35,23 @@ struct temp_dir {
   }
 };
 
+/// A port that was free a moment ago, so that tests running in parallel (and
+/// a node a developer runs) do not collide on the default 9740.
+std::string free_address() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+}
+
 std::vector<std::string> node_args(const temp_dir& dir) {
-  return {CEREBELUM_BIN, "node", "--data-dir", dir.path.string()};
+  return {CEREBELUM_BIN, "node",         "--data-dir", dir.path.string(),
+          "--listen",    free_address(), "--http",     ""};
 }
 
 } // namespace
