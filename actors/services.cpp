@@ -48,19 +48,23 @@ caf::expected<caf::actor> spawn_store_writer(caf::actor_system& sys,
     if (!opened) return std::move(opened.error());
     ctx->attach_store(std::move(*opened));
   }
-  return sys.spawn([ctx](caf::event_based_actor* self) -> caf::behavior {
-    self->attach_functor([ctx] {
-      // Stopped last but the lock: drain the queue and commit it.
-      ctx->close();
-      spdlog::info("store writer closed: every queued append committed");
-    });
-    return {
-      [ctx](stats_atom) {
-        auto s = ctx->writer().stats();
-        return std::make_tuple(s.groups, s.appends);
-      },
-    };
-  });
+  // Arguments are passed to spawn, not captured: CAF 0.17 dereferences a
+  // null argument tuple for argument-less function actors (UBSan flags it).
+  return sys.spawn(
+    [](caf::event_based_actor* self, context_ptr ctx) -> caf::behavior {
+      self->attach_functor([ctx] {
+        // Stopped last but the lock: drain the queue and commit it.
+        ctx->close();
+        spdlog::info("store writer closed: every queued append committed");
+      });
+      return {
+        [ctx](stats_atom) {
+          auto s = ctx->writer().stats();
+          return std::make_tuple(s.groups, s.appends);
+        },
+      };
+    },
+    std::move(ctx));
 }
 
 namespace {
@@ -70,46 +74,48 @@ constexpr std::size_t resurrect_page = 2'000;
 } // namespace
 
 caf::actor spawn_resurrector(caf::actor_system& sys, context_ptr ctx) {
-  return sys.spawn([ctx](caf::event_based_actor* self) -> caf::behavior {
-    auto token = std::make_shared<std::string>();
-    auto counts = std::make_shared<std::array<std::uint64_t, 3>>();
-    auto started = std::chrono::steady_clock::now();
-    self->send(self, tick_atom::value);
-    return {
-      [=](tick_atom) {
-        auto page = ctx->store().open_executions(resurrect_page, *token);
-        if (!page) {
-          spdlog::error("resurrector: cannot page open executions: {}",
-                        eventstore::to_string(page.err()));
-          self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
-          return;
-        }
-        for (auto& row : page->rows) {
-          using es = eventstore::execution_status;
-          if (row.status == es::running) {
-            ++(*counts)[0];
-            caf::anon_send(ctx->engine(), wake_atom::value, row.execution_id);
-          } else if (row.status == es::sleeping) {
-            ++(*counts)[1];
-          } else if (row.status == es::awaiting_approval) {
-            ++(*counts)[2];
+  return sys.spawn(
+    [](caf::event_based_actor* self, context_ptr ctx) -> caf::behavior {
+      auto token = std::make_shared<std::string>();
+      auto counts = std::make_shared<std::array<std::uint64_t, 3>>();
+      auto started = std::chrono::steady_clock::now();
+      self->send(self, tick_atom::value);
+      return {
+        [=](tick_atom) {
+          auto page = ctx->store().open_executions(resurrect_page, *token);
+          if (!page) {
+            spdlog::error("resurrector: cannot page open executions: {}",
+                          eventstore::to_string(page.err()));
+            self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
+            return;
           }
-        }
-        *token = page->next_page_token;
-        if (!token->empty()) {
-          self->send(self, tick_atom::value);
-          return;
-        }
-        auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now() - started);
-        spdlog::info("resurrector: {} running respawned, {} sleeping and {} "
-                     "awaiting approval left passive, in {} ms",
-                     (*counts)[0], (*counts)[1], (*counts)[2], took.count());
-        ctx->note_resurrection_done(took);
-        self->quit();
-      },
-    };
-  });
+          for (auto& row : page->rows) {
+            using es = eventstore::execution_status;
+            if (row.status == es::running) {
+              ++(*counts)[0];
+              caf::anon_send(ctx->engine(), wake_atom::value, row.execution_id);
+            } else if (row.status == es::sleeping) {
+              ++(*counts)[1];
+            } else if (row.status == es::awaiting_approval) {
+              ++(*counts)[2];
+            }
+          }
+          *token = page->next_page_token;
+          if (!token->empty()) {
+            self->send(self, tick_atom::value);
+            return;
+          }
+          auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started);
+          spdlog::info("resurrector: {} running respawned, {} sleeping and {} "
+                       "awaiting approval left passive, in {} ms",
+                       (*counts)[0], (*counts)[1], (*counts)[2], took.count());
+          ctx->note_resurrection_done(took);
+          self->quit();
+        },
+      };
+    },
+    std::move(ctx));
 }
 
 } // namespace cerebelum::actors
