@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <sys/socket.h>
 #include <thread>
 
 #include "actors/engine_api.hpp"
@@ -79,6 +80,12 @@ start_http(caf::actor_system& sys, const std::string& address,
   server->new_task_queue = [] {
     return new httplib::ThreadPool(128);
   };
+  // httplib's default sets SO_REUSEPORT, which lets a second node bind the
+  // same port silently; SO_REUSEADDR alone still allows quick restarts.
+  server->set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   install_http_api(*server, engine, opts);
   if (!server->bind_to_port(host, port))
     return make_error(errc::unavailable,

@@ -178,3 +178,25 @@ TEST_CASE("the HTTP API drives an order and rejects bad input") {
   REQUIRE(list);
   CHECK(json::parse(list->body)["executions"].size() == 2);
 }
+
+TEST_CASE("a node whose gRPC or HTTP port is taken fails and names the "
+          "address") {
+  node_process first;
+  for (auto which : {"--listen", "--http"}) {
+    temp_dir dir;
+    auto taken = "127.0.0.1:"
+                 + std::to_string(std::string{which} == "--listen"
+                                    ? first.grpc_port
+                                    : first.http_port);
+    auto other = "127.0.0.1:" + std::to_string(free_port());
+    bool grpc_taken = std::string{which} == "--listen";
+    child_process second{
+      {CEREBELUM_BIN, "node", "--data-dir", dir.path.string(), "--listen",
+       grpc_taken ? taken : other, "--http", grpc_taken ? other : taken}};
+    auto code = second.wait_exit(30s);
+    INFO(second.output());
+    REQUIRE(code);
+    CHECK(*code == 1);
+    CHECK(contains(second.output(), "cannot listen on " + taken));
+  }
+}
