@@ -35,8 +35,16 @@ bool engine_context::has_store() const {
 }
 
 void engine_context::close() {
+  std::lock_guard<std::mutex> guard{close_mtx_};
+  if (closed_) return;
+  closed_ = true;
   calls_.stop();
-  if (writer_) writer_->close();
+  eventstore::group_writer* writer = nullptr;
+  {
+    std::lock_guard<std::mutex> inner{mtx_};
+    writer = writer_.get();
+  }
+  if (writer) writer->close();
 }
 
 void engine_context::add_definition(workflow::definition def,

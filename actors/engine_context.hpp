@@ -83,7 +83,8 @@ class engine_context {
     return opts_;
   }
 
-  /// Stops the call pool and drains and closes the writer (idempotent).
+  /// Stops the call pool and drains and closes the writer. Idempotent and
+  /// thread-safe: a concurrent caller returns once the first one finished.
   void close();
 
   // -- definitions (filled before the node starts) ---------------------------
@@ -131,6 +132,9 @@ class engine_context {
   engine_options opts_;
   call_pool calls_;
   mutable std::mutex mtx_;
+  /// Serializes `close` (the store writer's exit and `node::stop` may race).
+  std::mutex close_mtx_;
+  bool closed_ = false;
   std::map<std::string, std::map<std::uint64_t, definition_ptr>> defs_;
   std::map<std::string, definition_ptr> latest_;
   std::map<std::string, std::string> sources_;
