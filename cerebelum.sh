@@ -2,8 +2,9 @@
 # Cerebelum's single entry point. Installs what is missing (apt), builds, and
 # runs. Idempotent: quick when everything is installed and built.
 #
-#   ./cerebelum.sh run              build and run the main job (a node on the
-#                                   embedded store); Ctrl-C stops it cleanly
+#   ./cerebelum.sh run              build and run the main job: a node on the
+#                                   embedded store runs the demo order workflow
+#                                   end to end (scripts/demo.sh)
 #   ./cerebelum.sh test [--sanitize] build and run the whole test suite
 #                                   against a throwaway PostgreSQL
 #   ./cerebelum.sh build [--sanitize] build only

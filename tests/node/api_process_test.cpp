@@ -62,7 +62,7 @@ TEST_CASE("the CLI starts, approves and shows an order to completion") {
   CHECK(listed["executions"][0]["execution_id"] == "o-1");
 }
 
-TEST_CASE("the CLI rejects and cancels executions; the node records both") {
+TEST_CASE("the CLI rejects and cancels executions and the node records both") {
   node_process node;
   REQUIRE(
     node.cli({"start", "order", "--id", "r", "--input", big_order("r")}).code
