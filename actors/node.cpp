@@ -225,6 +225,8 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   auto ctx = std::make_shared<engine_context>(cfg.functions, std::move(opts),
                                               cfg.call_threads);
   if (auto err = load_workflows(cfg.workflows_dir, *ctx)) return err;
+  for (const auto& def : cfg.definitions)
+    ctx->add_definition(def, "embedded (C++ builder)");
   auto api = make_engine_client(sys, ctx);
   auto root = sv::start_supervisor(sys, make_tree(cfg, ctx, api));
   if (!root) {

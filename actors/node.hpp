@@ -15,6 +15,7 @@
 
 #include "actors/engine_api.hpp"
 #include "actors/function_registry.hpp"
+#include "src/workflow/definition.hpp"
 #include "supervision/child_spec.hpp"
 
 namespace cerebelum::actors {
@@ -32,6 +33,10 @@ struct node_config {
   /// Every *.yaml, *.yml and *.json file in it is loaded; a file that fails
   /// validation makes `start` fail, naming the file. Empty: none.
   std::filesystem::path workflows_dir;
+  /// Workflows defined in C++ (builder API), added after those of
+  /// `workflows_dir`; a later definition of the same name is the one `start`
+  /// uses.
+  std::vector<workflow::definition> definitions;
   /// Native functions for `call` steps; empty: none registered.
   std::shared_ptr<function_registry> functions;
   /// How long a sleeping or waiting execution keeps its actor; 0 = it
