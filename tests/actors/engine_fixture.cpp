@@ -249,4 +249,14 @@ execution_view engine_fixture::start(const std::string& workflow, int i,
   return res->execution;
 }
 
+int count_of(engine_api& api, const std::string& id,
+             events::Event::PayloadCase which) {
+  auto hist = api.history(id, 0);
+  REQUIRE(hist);
+  int n = 0;
+  for (auto& ev : *hist)
+    n += ev.payload_case() == which ? 1 : 0;
+  return n;
+}
+
 } // namespace cerebelum::actors::test

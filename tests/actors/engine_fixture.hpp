@@ -29,6 +29,11 @@ extern std::atomic<int> flaky_failures;
 /// The connection string of the PostgreSQL test server, or "".
 std::string pg_conninfo();
 
+/// How many events of kind `which` the history of `id` holds (REQUIREs
+/// that the history can be read).
+int count_of(engine_api& api, const std::string& id,
+             events::Event::PayloadCase which);
+
 class engine_fixture {
  public:
   /// `store`: "" (SQLite) or a PostgreSQL connection string.

@@ -13,6 +13,7 @@
 #include "tests/actors/engine_fixture.hpp"
 
 using namespace cerebelum::actors;
+using cerebelum::actors::test::count_of;
 using cerebelum::actors::test::engine_fixture;
 using status = cerebelum::eventstore::execution_status;
 namespace events = cerebelum::events;
@@ -22,16 +23,6 @@ namespace es = cerebelum::eventstore;
 namespace {
 
 constexpr auto wait_time = std::chrono::seconds{20};
-
-int count_of(engine_api& api, const std::string& id,
-             events::Event::PayloadCase which) {
-  auto hist = api.history(id, 0);
-  REQUIRE(hist);
-  int n = 0;
-  for (auto& ev : *hist)
-    n += ev.payload_case() == which ? 1 : 0;
-  return n;
-}
 
 } // namespace
 
