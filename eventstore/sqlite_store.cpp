@@ -25,12 +25,24 @@ constexpr const char* execution_columns
   = "execution_id, workflow, workflow_version, status, phase, next_seq, "
     "wake_at, created_at, updated_at";
 
+constexpr const char* timer_columns
+  = "execution_id, timer_id, fire_at, purpose, generation";
+
 error to_error(const sqlite_failure& e, bool possibly_committed = false) {
   bool retryable = e.code() == SQLITE_BUSY || e.code() == SQLITE_LOCKED
                    || e.code() == SQLITE_IOERR || e.code() == SQLITE_FULL;
   auto code = e.code() == SQLITE_BUSY ? errc::unavailable : errc::storage_error;
   return make_error(code, std::string{"sqlite: "} + e.what(), retryable,
                     possibly_committed);
+}
+
+/// Reads every remaining row of `st`, which selects `timer_columns`.
+std::vector<timer_row> read_timers(sqlite_stmt& st) {
+  std::vector<timer_row> out;
+  while (st.step())
+    out.push_back(
+      {st.text(0), st.text(1), st.int64(2), st.text(3), st.int64(4)});
+  return out;
 }
 
 execution_row read_execution(const sqlite_stmt& st) {
@@ -527,15 +539,11 @@ result<std::vector<timer_row>> sqlite_store::due_timers(std::int64_t until_ms,
                                                         std::size_t limit) {
   using res_t = result<std::vector<timer_row>>;
   return with_reader([&](sqlite_db& db) -> res_t {
-    sqlite_stmt st{db, "SELECT execution_id, timer_id, fire_at, purpose, "
-                       "generation FROM timers WHERE fire_at <= ? "
-                       "ORDER BY fire_at, execution_id, timer_id LIMIT ?"};
+    sqlite_stmt st{db, std::string{"SELECT "} + timer_columns
+                         + " FROM timers WHERE fire_at <= ? "
+                           "ORDER BY fire_at, execution_id, timer_id LIMIT ?"};
     st.bind(1, until_ms).bind(2, static_cast<std::int64_t>(limit));
-    std::vector<timer_row> out;
-    while (st.step())
-      out.push_back(
-        {st.text(0), st.text(1), st.int64(2), st.text(3), st.int64(4)});
-    return out;
+    return read_timers(st);
   });
 }
 
@@ -543,15 +551,11 @@ result<std::vector<timer_row>>
 sqlite_store::timers_of(std::string_view execution_id) {
   using res_t = result<std::vector<timer_row>>;
   return with_reader([&](sqlite_db& db) -> res_t {
-    sqlite_stmt st{db, "SELECT execution_id, timer_id, fire_at, purpose, "
-                       "generation FROM timers WHERE execution_id = ? "
-                       "ORDER BY timer_id"};
+    sqlite_stmt st{db, std::string{"SELECT "} + timer_columns
+                         + " FROM timers WHERE execution_id = ? "
+                           "ORDER BY timer_id"};
     st.bind(1, execution_id);
-    std::vector<timer_row> out;
-    while (st.step())
-      out.push_back(
-        {st.text(0), st.text(1), st.int64(2), st.text(3), st.int64(4)});
-    return out;
+    return read_timers(st);
   });
 }
 
