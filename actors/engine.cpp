@@ -133,6 +133,11 @@ caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
     [=](timer_atom, const std::string& id, const std::string& timer_id) {
       route(self, id, caf::make_message(timer_atom::value, timer_id));
     },
+    [=](outcome_atom, const std::string& id, const std::string& token,
+        const event_ptr& ev) {
+      // A remote task's outcome (from the task router).
+      route(self, id, caf::make_message(outcome_atom::value, token, ev));
+    },
     [=](hello_atom, const std::string& id, caf::actor a) {
       on_hello(self, id, std::move(a));
     },

@@ -99,6 +99,16 @@ void engine_context::set_executions_sup(caf::actor x) {
   executions_sup_ = std::move(x);
 }
 
+void engine_context::set_task_router(caf::actor x) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  task_router_ = std::move(x);
+}
+
+caf::actor engine_context::task_router() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return task_router_;
+}
+
 caf::actor engine_context::engine() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return engine_;

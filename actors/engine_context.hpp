@@ -105,6 +105,9 @@ class engine_context {
   void set_engine(caf::actor x);
   void set_scheduler(caf::actor x);
   void set_executions_sup(caf::actor x);
+  /// The task router (remote `task` steps); null when the node has none.
+  void set_task_router(caf::actor x);
+  caf::actor task_router() const;
   caf::actor engine() const;
   caf::actor scheduler() const;
   caf::actor executions_sup() const;
@@ -141,6 +144,7 @@ class engine_context {
   caf::actor engine_;
   caf::actor scheduler_;
   caf::actor executions_sup_;
+  caf::actor task_router_;
   std::unordered_map<std::string, std::pair<int, std::string>> crashes_;
   std::optional<std::chrono::milliseconds> resurrection_time_;
 };

@@ -64,6 +64,8 @@ struct execution_data {
   /// Inputs of the append in flight (re-queued on conflict).
   std::vector<events::Event> in_flight_inputs;
   std::vector<workflow::command> pending_commands;
+  /// Task rows written/deleted by the append in flight (for the router).
+  task_changes pending_tasks;
   bool appending = false;
   bool need_catch_up = false;
   /// Native attempts running on the call pool, by token.
@@ -152,12 +154,40 @@ bool accepts(const workflow::execution_state& s, const events::Event& ev) {
     return s.accepts_result(ev.step_completed().attempt_token());
   if (ev.has_step_failed())
     return s.accepts_result(ev.step_failed().attempt_token());
+  if (ev.has_step_suspended())
+    return s.accepts_result(ev.step_suspended().attempt_token());
   if (ev.has_timer_fired()) {
     for (auto& t : s.timers())
       if (t.id == ev.timer_fired().timer_id()) return true;
     return false;
   }
   return true;
+}
+
+/// Tells the task router that the outcome `ev` of a task attempt was dropped.
+void refuse(execution_actor* self, const events::Event& ev) {
+  auto& st = self->state;
+  const std::string* token = nullptr;
+  if (ev.has_step_completed())
+    token = &ev.step_completed().attempt_token();
+  else if (ev.has_step_failed())
+    token = &ev.step_failed().attempt_token();
+  else if (ev.has_step_suspended())
+    token = &ev.step_suspended().attempt_token();
+  if (token == nullptr || st.running.count(*token) > 0) return;
+  if (auto router = st.ctx->task_router())
+    caf::anon_send(router, refused_atom::value, st.id, *token);
+}
+
+/// Tells the task router which task rows the acknowledged append changed.
+void publish_tasks(execution_actor* self) {
+  auto& st = self->state;
+  auto changes = std::move(st.pending_tasks);
+  st.pending_tasks = {};
+  if (changes.upserts.empty() && changes.deletes.empty()) return;
+  if (auto router = st.ctx->task_router())
+    caf::anon_send(router, tasks_atom::value, st.id,
+                   std::make_shared<const task_changes>(std::move(changes)));
 }
 
 void submit(execution_actor* self, eventstore::append_request req) {
@@ -193,7 +223,10 @@ void process(execution_actor* self) {
   while (!st.inbox.empty()) {
     auto ev = std::move(st.inbox.front());
     st.inbox.pop_front();
-    if (!accepts(s, ev)) continue;
+    if (!accepts(s, ev)) {
+      refuse(self, ev);
+      continue;
+    }
     ev.set_seq(s.next_seq());
     ev.set_recorded_at_ms(now);
     if (!s.apply(ev)) throw std::runtime_error("input refused by the state");
@@ -212,7 +245,10 @@ void process(execution_actor* self) {
   }
   st.in_flight_inputs = std::move(inputs);
   st.pending_commands = std::move(dec->commands);
-  submit(self, make_append(s, first_seq, evs, before, st.pending_commands));
+  auto req = make_append(s, first_seq, evs, before, st.pending_commands);
+  st.pending_tasks.upserts = req.task_upserts;
+  st.pending_tasks.deletes = req.task_deletes;
+  submit(self, std::move(req));
 }
 
 /// Reloads the whole history (after a conflict or a failed append).
@@ -232,6 +268,7 @@ void on_appended(execution_actor* self, const append_outcome_ptr& out) {
     auto cmds = std::move(st.pending_commands);
     st.pending_commands.clear();
     st.in_flight_inputs.clear();
+    publish_tasks(self);
     if (st.need_catch_up) {
       st.need_catch_up = false;
       if (auto err = catch_up(*st.ctx, st.state()))
@@ -248,6 +285,7 @@ void on_appended(execution_actor* self, const append_outcome_ptr& out) {
       st.inbox.push_front(std::move(*i));
     st.in_flight_inputs.clear();
     st.pending_commands.clear();
+    st.pending_tasks = {};
     st.need_catch_up = false;
     reload(self);
   }

@@ -42,6 +42,21 @@ using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 /// Asks the engine or scheduler for counters.
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
+/// Execution -> task router, after a commit that changed task rows:
+/// (execution id, task_changes_ptr).
+using tasks_atom = caf::atom_constant<caf::atom("tasks")>;
+/// Execution -> task router: a task outcome (by attempt token) was dropped
+/// because the execution no longer waits for that attempt: (id, token).
+using refused_atom = caf::atom_constant<caf::atom("refused")>;
+
+/// The task rows one committed append wrote and deleted.
+struct task_changes {
+  std::vector<eventstore::task_row> upserts;
+  std::vector<std::string> deletes;
+};
+
+using task_changes_ptr = std::shared_ptr<const task_changes>;
+
 /// The result of an append, as delivered to the appending actor.
 struct append_outcome {
   explicit append_outcome(eventstore::append_result r) : res(std::move(r)) {
@@ -59,3 +74,4 @@ using event_ptr = std::shared_ptr<const events::Event>;
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::append_outcome_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::event_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::task_changes_ptr)

@@ -221,7 +221,14 @@ workflow::result<ok_t> execution_state::apply(const ev::Event& e) {
     case pc::kExecutionCompleted:
     case pc::kExecutionFailed:
     case pc::kExecutionCancelled: on_terminal(e); break;
+    case pc::kStepSuspended:
+    case pc::kExecutionResumed:
+      set_fault(std::string{"event "}
+                + e.GetDescriptor()->FindFieldByNumber(c)->name()
+                + " is not handled by this node yet");
+      break;
     case pc::kStepStarted:
+    case pc::kStepProgress:
     case pc::kAnnotated: break;
     case pc::PAYLOAD_NOT_SET: {
       // An event this node does not know. Optional codes (>= 1000) are
