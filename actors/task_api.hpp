@@ -1,0 +1,231 @@
+#pragma once
+
+// The facade of a node's task router for worker front ends: the gRPC
+// WorkerService (src/api/worker_service.cpp) and the CAF worker gateway
+// (actors/worker_gateway.*). Every call is asynchronous: the callback runs
+// exactly once, on a CAF thread (keep it short, never block in it). The
+// facade is thread-safe and cheap to copy around as a shared_ptr.
+//
+// Lease and attempt rules (docs/worker-protocol.md):
+// - a task (one attempt of a `task` step) is leased to one worker at a time;
+//   the lease lasts `heartbeat_timeout_ms` of the step when set, else the
+//   router's default lease; each heartbeat extends it;
+// - lease expiry, `unregister` and `worker_lost` fail the attempt (step_failed,
+//   kind "lease_expired" / "worker_lost", retryable): the step's retry policy
+//   decides, a new attempt arrives as a new task with a new token;
+// - `complete` answers once the execution COMMITTED the outcome, or with
+//   `stale_token` when the attempt is no longer outstanding.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+namespace cerebelum::actors {
+
+/// Named error codes of the task API.
+enum class task_errc {
+  /// Empty or malformed field (worker id, queue name, wait key, ...).
+  invalid_argument,
+  /// The worker id is not registered (or was unregistered / lost).
+  unknown_worker,
+  /// A poll names a queue the worker did not register.
+  unknown_queue,
+  /// The attempt token is not leased to this worker (lease expired, step
+  /// timed out, execution ended, never existed).
+  stale_token,
+  /// A JSON field (result, details, approval data) is not valid JSON.
+  invalid_json,
+  /// A result or details text is larger than the limit (1 MiB).
+  oversized,
+  /// A workflow definition brought by `register_worker` does not validate.
+  invalid_workflow,
+  /// The node is shutting down or its store is down.
+  unavailable,
+};
+
+/// Stable name of `c`, e.g. "stale_token".
+const char* to_string(task_errc c) noexcept;
+
+struct task_error {
+  task_errc code = task_errc::unavailable;
+  std::string message;
+};
+
+/// Either a value or a task_error.
+template <class T>
+struct task_result {
+  std::optional<T> value;
+  std::optional<task_error> error;
+
+  static task_result ok(T x) {
+    task_result r;
+    r.value = std::move(x);
+    return r;
+  }
+  static task_result fail(task_errc c, std::string msg) {
+    task_result r;
+    r.error = task_error{c, std::move(msg)};
+    return r;
+  }
+  explicit operator bool() const noexcept {
+    return value.has_value();
+  }
+};
+
+/// A workflow definition brought by a worker (text as a workflows/ file).
+struct workflow_source {
+  std::string name;   ///< shown in diagnostics, e.g. "orders.yaml"
+  std::string format; ///< "yaml" or "json"
+  std::string text;
+};
+
+struct worker_registration {
+  std::string worker_id;
+  std::vector<std::string> queues;
+  std::vector<workflow_source> workflows;
+  /// Tasks leased to this worker at once; 0 = 1.
+  std::uint32_t max_in_flight = 1;
+};
+
+struct registration_info {
+  /// Names of the registered definitions.
+  std::vector<std::string> workflows;
+  /// Default lease length (steps without a heartbeat timeout).
+  std::int64_t lease_timeout_ms = 0;
+};
+
+/// One leased attempt of a `task` step.
+struct leased_task {
+  std::string task_id;
+  std::string attempt_token;
+  std::string execution_id;
+  std::string workflow;
+  std::string step;
+  std::string task_type;
+  std::string queue;
+  std::uint32_t attempt = 1;
+  std::string input_json;
+  std::string idempotency_key;
+  std::int64_t lease_expires_at_ms = 0;
+  std::int64_t heartbeat_timeout_ms = 0;
+  std::int64_t start_to_close_timeout_ms = 0;
+  std::string resume_json = "{}";
+};
+
+struct heartbeat_info {
+  std::int64_t lease_expires_at_ms = 0;
+  bool cancel_requested = false;
+};
+
+/// What a worker reports for an attempt.
+struct task_success {
+  std::string result_json;
+};
+struct task_failure {
+  std::string kind;
+  std::string message;
+  std::string details_json; ///< optional JSON object text
+  bool retryable = true;
+};
+struct task_suspend {
+  std::string wait_key;
+  std::int64_t sleep_ms = 0; ///< > 0: durable sleep
+  bool approval = false;     ///< wait for an operator's approval
+  std::string approval_data_json;
+  std::int64_t approval_timeout_ms = 0; ///< 0 = forever
+};
+using task_outcome = std::variant<task_success, task_failure, task_suspend>;
+
+struct complete_info {
+  /// true: this call recorded the outcome; false: the same outcome of this
+  /// attempt was already recorded by an earlier call (a retried call).
+  bool recorded = true;
+};
+
+/// Largest result / details / approval data, in bytes of JSON text.
+inline constexpr std::size_t max_task_json_bytes = 1024 * 1024;
+
+/// Cancels a pending poll: the poll's callback then runs at once with no
+/// task (if it did not run yet). A task handed to a callback whose poll was
+/// cancelled concurrently stays leased: call `task_api::release` for it.
+class poll_handle {
+ public:
+  poll_handle() = default;
+  poll_handle(caf::actor router, std::uint64_t id)
+    : router_(std::move(router)), id_(id) {
+    // nop
+  }
+  void cancel() const;
+  std::uint64_t id() const noexcept {
+    return id_;
+  }
+
+ private:
+  caf::actor router_;
+  std::uint64_t id_ = 0;
+};
+
+/// The facade. Obtain it from the node (`node::tasks()`), or as the second
+/// argument of `node_config::bridges`.
+class task_api {
+ public:
+  template <class T>
+  using callback = std::function<void(task_result<T>)>;
+
+  explicit task_api(caf::actor router);
+
+  /// Registers (or re-registers, replacing queues and limits) a worker and
+  /// adds the workflow definitions it brings to the node. A definition that
+  /// does not validate fails the whole call (invalid_workflow, with the
+  /// validator's diagnostic) and registers nothing.
+  void register_worker(worker_registration reg,
+                       callback<registration_info> done) const;
+
+  /// Long-polls `queues` (empty: every queue the worker registered) for up to
+  /// `wait` (0: 30 s). `done` runs once: with a task now leased to the
+  /// worker, or with nothing when the wait ended.
+  poll_handle poll(std::string worker_id, std::vector<std::string> queues,
+                   std::chrono::milliseconds wait,
+                   callback<std::optional<leased_task>> done) const;
+
+  /// Hands back a task leased by `poll` that never reached the worker (its
+  /// caller went away): it is ready again with the same attempt, no failure
+  /// recorded. Unknown or foreign tokens are ignored.
+  void release(std::string worker_id, std::string token) const;
+
+  /// Extends the lease of `token`; `details_json` (optional) is recorded as
+  /// step progress (rate-limited).
+  void heartbeat(std::string worker_id, std::string token,
+                 std::string details_json, callback<heartbeat_info> done) const;
+
+  /// Reports the outcome of the attempt `token`; `done` runs once the
+  /// execution committed it (or it was refused as stale).
+  void complete(std::string worker_id, std::string token, task_outcome outcome,
+                callback<complete_info> done) const;
+
+  /// The worker leaves: its leased tasks fail as "worker_lost" (retryable)
+  /// and are re-run per retry policy. Returns the number handed back.
+  void unregister(std::string worker_id, callback<std::uint32_t> done) const;
+
+  /// The worker's connection died (CAF down_msg): as `unregister`, at once.
+  void worker_lost(std::string worker_id, std::string reason) const;
+
+  const caf::actor& router() const noexcept {
+    return router_;
+  }
+
+ private:
+  caf::actor router_;
+};
+
+using task_api_ptr = std::shared_ptr<const task_api>;
+
+} // namespace cerebelum::actors
