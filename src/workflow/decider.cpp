@@ -79,8 +79,10 @@ bool decision_maker::act_on_slot(std::size_t idx, std::int32_t map_index,
       start_slot(idx, map_index, 1);
       return true;
     case slot_phase::retry_ready:
+    case slot_phase::resume_ready:
       start_slot(idx, map_index, sl.attempt + 1);
       return true;
+    case slot_phase::suspending: arm_suspension(idx, sl); return true;
     case slot_phase::resolve_ok:
       emit_completed(sp.name, map_index, sl.attempt, sl.token,
                      sl.pending_result);
@@ -190,10 +192,12 @@ diverge_choice choose(const step& sp, const execution_state::slot& sl,
   }
   if (c.action == diverge_action::retry) {
     auto p = policy.value_or(retry_policy{});
-    if (sl.attempt >= p.max_attempts)
+    // The budget counts failures, not attempts: an attempt that suspended
+    // itself and its continuation are one try.
+    if (sl.failures >= p.max_attempts)
       c.action = diverge_action::fail;
     else
-      c.delay_ms = p.delay_ms(sl.attempt, sl.token);
+      c.delay_ms = p.delay_ms(sl.failures, sl.token);
   }
   return c;
 }
@@ -231,11 +235,12 @@ void decision_maker::apply_diverge(std::size_t idx, std::int32_t map_index,
       break;
     case diverge_action::fail: {
       auto error = sl.error;
-      error.message = "step '" + sp.name + "' failed"
-                      + (sl.attempt > 1 ? " after " + std::to_string(sl.attempt)
-                                            + " attempts"
-                                        : std::string{})
-                      + ": " + error.message;
+      error.message
+        = "step '" + sp.name + "' failed"
+          + (sl.failures > 1
+               ? " after " + std::to_string(sl.failures) + " attempts"
+               : std::string{})
+          + ": " + error.message;
       fail_execution(error);
       break;
     }
@@ -418,18 +423,19 @@ std::vector<command> resume_commands(const execution_state& s) {
                        ? rt.self
                        : rt.children[static_cast<std::size_t>(a.map_index)];
     const auto& sched = sl.scheduled;
+    auto resume = parse_json_text(sched.resume_json());
     out.emplace_back(run_step_command{
       a.step, a.map_index, a.attempt, a.token, a.kind, sched.target(),
       sched.task_queue(), parse_json_text(sched.input_json()),
       sched.idempotency_key(), sched.start_to_close_timeout_ms(),
-      sched.heartbeat_timeout_ms()});
+      sched.heartbeat_timeout_ms(),
+      resume.is_object() ? std::move(resume) : json::object()});
   }
   for (const auto& t : s.timers())
     out.emplace_back(
       start_timer_command{t.id, t.purpose, t.step, t.fire_at_ms});
-  if (const auto& ap = s.approval())
-    out.emplace_back(
-      request_approval_command{ap->step, ap->data, ap->timeout_ms});
+  for (const auto& ap : s.approvals())
+    out.emplace_back(request_approval_command{ap.step, ap.data, ap.timeout_ms});
   return out;
 }
 

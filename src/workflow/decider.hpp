@@ -27,6 +27,9 @@ struct run_step_command {
   std::string idempotency_key;
   std::int64_t start_to_close_timeout_ms = 0;
   std::int64_t heartbeat_timeout_ms = 0;
+  /// Waits this step already went through (step_suspended): an object
+  /// wait_key -> value, empty on a first run; as in step_scheduled.resume_json.
+  json resume = json::object();
 };
 
 /// Arm a durable timer; when it fires, append timer_fired{timer_id}.
@@ -92,8 +95,8 @@ struct decide_options {
                                       const decide_options& options);
 
 /// Commands that are due but may not have been carried out: every
-/// outstanding call/task, pending timer and pending approval. The actor
-/// issues them when it is (re)spawned from history; all are idempotent by
+/// outstanding call/task, pending timer and pending approval (all of them). The
+/// actor issues them when it is (re)spawned from history; all are idempotent by
 /// token or timer id.
 [[nodiscard]] std::vector<command> resume_commands(const execution_state& s);
 

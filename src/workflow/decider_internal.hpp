@@ -53,6 +53,9 @@ class decision_maker {
                    const step_error& error);
   void start_timer(const std::string& id, const std::string& purpose,
                    const std::string& step, std::int64_t delay_ms);
+  void start_timer_at(const std::string& id, const std::string& purpose,
+                      const std::string& step, std::int64_t fire_at_ms);
+  void arm_suspension(std::size_t idx, const slot& sl);
 
   execution_state& s_;
   const definition& def_;

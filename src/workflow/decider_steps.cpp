@@ -2,6 +2,8 @@
 #include "src/workflow/decider_internal.hpp"
 #include "src/workflow/duration.hpp"
 
+#include <limits>
+
 namespace cerebelum::workflow::detail {
 
 namespace ev = cerebelum::events;
@@ -47,15 +49,51 @@ void decision_maker::start_timer(const std::string& id,
                                  const std::string& purpose,
                                  const std::string& step,
                                  std::int64_t delay_ms) {
+  start_timer_at(id, purpose, step, now_ + delay_ms);
+}
+
+void decision_maker::start_timer_at(const std::string& id,
+                                    const std::string& purpose,
+                                    const std::string& step,
+                                    std::int64_t fire_at_ms) {
   ev::Event e;
   auto* t = e.mutable_timer_started();
   t->set_timer_id(id);
   t->set_purpose(purpose);
   t->set_step(step);
-  t->set_fire_at_ms(now_ + delay_ms);
+  t->set_fire_at_ms(fire_at_ms);
   emit(std::move(e));
   out_.commands.emplace_back(
-    start_timer_command{id, purpose, step, now_ + delay_ms});
+    start_timer_command{id, purpose, step, fire_at_ms});
+}
+
+/// A task attempt suspended itself: arm its wait (a step_resume timer at
+/// suspended_at + sleep_ms, or an approval with its timeout).
+void decision_maker::arm_suspension(std::size_t idx, const slot& sl) {
+  const auto& sp = def_.steps[idx];
+  auto su = sl.suspension; // the slot changes under emit()
+  auto token = sl.token;
+  if (su.sleep_ms() > 0) {
+    auto base = su.suspended_at_ms() > 0 ? su.suspended_at_ms() : now_;
+    auto fire = su.sleep_ms() > std::numeric_limits<std::int64_t>::max() - base
+                  ? std::numeric_limits<std::int64_t>::max()
+                  : base + su.sleep_ms();
+    start_timer_at("resume:" + token, "step_resume", sp.name, fire);
+    return;
+  }
+  auto data = parse_json_text(su.approval_data_json());
+  ev::Event e;
+  auto* r = e.mutable_approval_requested();
+  r->set_step(sp.name);
+  r->set_data_json(json_text(data));
+  r->set_timeout_ms(su.approval_timeout_ms());
+  r->set_requested_at_ms(now_);
+  emit(std::move(e));
+  out_.commands.emplace_back(
+    request_approval_command{sp.name, data, su.approval_timeout_ms()});
+  if (su.approval_timeout_ms() > 0)
+    start_timer("approval:" + token, "approval_timeout", sp.name,
+                su.approval_timeout_ms());
 }
 
 void decision_maker::start_slot(std::size_t idx, std::int32_t map_index,
@@ -73,6 +111,12 @@ void decision_maker::start_slot(std::size_t idx, std::int32_t map_index,
   sched.set_kind(to_string(kind));
   if (map_index < 0 && sp.kind == step_kind::map) return start_map(sp, sched);
   if (kind == step_kind::call || kind == step_kind::task) {
+    // Waits done by earlier attempts of this visit (step_suspended).
+    const auto& sl = map_index < 0
+                       ? rt.self
+                       : rt.children[static_cast<std::size_t>(map_index)];
+    if (sl.resume.is_object() && !sl.resume.empty())
+      sched.set_resume_json(json_text(sl.resume));
     json index = map_index;
     const json* item = map_index >= 0 && rt.items.is_array()
                          ? &rt.items[static_cast<std::size_t>(map_index)]
@@ -111,10 +155,13 @@ void decision_maker::start_external(const step& sp, ev::StepScheduled sched,
   sched.set_start_to_close_timeout_ms(sp.start_to_close_timeout_ms);
   sched.set_heartbeat_timeout_ms(sp.heartbeat_timeout_ms);
   emit_scheduled(sched);
+  auto resume = sched.resume_json().empty()
+                  ? json::object()
+                  : parse_json_text(sched.resume_json());
   out_.commands.emplace_back(run_step_command{
     sp.name, sched.map_index(), sched.attempt(), sched.attempt_token(), kind,
     sp.target, sched.task_queue(), std::move(*input), key,
-    sp.start_to_close_timeout_ms, sp.heartbeat_timeout_ms});
+    sp.start_to_close_timeout_ms, sp.heartbeat_timeout_ms, std::move(resume)});
   if (sp.start_to_close_timeout_ms > 0)
     start_timer("timeout:" + sched.attempt_token(), "step_timeout", sp.name,
                 sp.start_to_close_timeout_ms);

@@ -173,7 +173,18 @@ void execution_state::drop_timers_of(const std::string& step) {
   std::erase_if(timers_, [&](const auto& kv) {
     return kv.second.step == step;
   });
-  if (approval_ && approval_->step == step) approval_.reset();
+  drop_approvals([&](const pending_approval& a) {
+    return a.step == step;
+  });
+}
+
+void execution_state::drop_approvals(
+  const std::function<bool(const pending_approval&)>& f) {
+  std::erase_if(approvals_, f);
+  if (approvals_.empty())
+    approval_.reset();
+  else
+    approval_ = approvals_.front();
 }
 
 /// Once every step of the current stage is done: branch or move on.
@@ -221,12 +232,8 @@ workflow::result<ok_t> execution_state::apply(const ev::Event& e) {
     case pc::kExecutionCompleted:
     case pc::kExecutionFailed:
     case pc::kExecutionCancelled: on_terminal(e); break;
-    case pc::kStepSuspended:
-    case pc::kExecutionResumed:
-      set_fault(std::string{"event "}
-                + e.GetDescriptor()->FindFieldByNumber(c)->name()
-                + " is not handled by this node yet");
-      break;
+    case pc::kStepSuspended: on_suspended(e.step_suspended()); break;
+    case pc::kExecutionResumed: on_resumed(e.execution_resumed()); break;
     case pc::kStepStarted:
     case pc::kStepProgress:
     case pc::kAnnotated: break;
@@ -279,6 +286,9 @@ void execution_state::on_scheduled(const ev::StepScheduled& e) {
   sl->pending_result = nullptr;
   sl->record_timeout = false;
   sl->scheduled = e;
+  sl->suspension.Clear();
+  auto resume = parse_json_text(e.resume_json());
+  sl->resume = resume.is_object() ? std::move(resume) : json::object();
 }
 
 void execution_state::on_completed(const ev::StepCompleted& e) {
@@ -308,9 +318,12 @@ void execution_state::on_failed(const ev::StepFailed& e) {
     return;
   sl->phase = slot_phase::failed;
   sl->error = step_error::from_proto(e.error());
+  ++sl->failures;
   errors_[e.step()] = sl->error.to_json();
   drop_timers_of_token(e.attempt_token());
-  if (approval_ && approval_->step == e.step()) approval_.reset();
+  drop_approvals([&](const pending_approval& a) {
+    return a.token == e.attempt_token();
+  });
 }
 
 void execution_state::on_diverge(const ev::DivergeTaken& e) {
@@ -354,6 +367,14 @@ void execution_state::on_branch(const ev::BranchTaken& e) {
 void execution_state::on_timer_started(const ev::TimerStarted& e) {
   timers_[e.timer_id()] = pending_timer{e.timer_id(), e.purpose(), e.step(),
                                         e.fire_at_ms()};
+  if (e.purpose() == "step_resume") {
+    auto colon = e.timer_id().find(':');
+    auto* sl = colon == std::string::npos
+                 ? nullptr
+                 : slot_by_token(e.step(), e.timer_id().substr(colon + 1));
+    if (sl && sl->phase == slot_phase::suspending)
+      sl->phase = slot_phase::suspended;
+  }
 }
 
 /// The slot of `step` whose current attempt token is `token`.
@@ -383,6 +404,23 @@ void execution_state::on_timer_fired(const ev::TimerFired& e) {
     if (sl->phase == slot_phase::backoff) sl->phase = slot_phase::retry_ready;
     return;
   }
+  if (sl->phase == slot_phase::suspended) {
+    // A suspended task attempt: its sleep is over, or its approval expired.
+    if (t.purpose == "step_resume") {
+      sl->resume[sl->suspension.wait_key()] = true;
+      sl->phase = slot_phase::resume_ready;
+    } else if (t.purpose == "approval_timeout") {
+      sl->phase = slot_phase::resolve_fail;
+      sl->error = {"approval_timeout",
+                   "no decision before the approval timeout",
+                   json{{"wait_key", sl->suspension.wait_key()}}, false};
+      sl->record_timeout = true;
+      drop_approvals([&](const pending_approval& a) {
+        return a.token == token;
+      });
+    }
+    return;
+  }
   if (sl->phase != slot_phase::scheduled) return;
   if (t.purpose == "sleep") {
     sl->phase = slot_phase::resolve_ok;
@@ -392,7 +430,9 @@ void execution_state::on_timer_fired(const ev::TimerFired& e) {
     sl->error = {"approval_timeout", "no decision before the approval timeout",
                  nullptr, false};
     sl->record_timeout = true;
-    approval_.reset();
+    drop_approvals([&](const pending_approval& a) {
+      return a.token == token;
+    });
   } else if (t.purpose == "step_timeout") {
     sl->phase = slot_phase::resolve_fail;
     sl->error = {"timeout", "the attempt did not finish in time", nullptr,
@@ -400,39 +440,215 @@ void execution_state::on_timer_fired(const ev::TimerFired& e) {
   }
 }
 
+void execution_state::on_approval_requested(const ev::ApprovalRequested& r) {
+  auto idx = def_->step_index(r.step());
+  if (idx < 0)
+    return set_fault("approval_requested for unknown step " + r.step());
+  const auto& sp = def_->steps[static_cast<std::size_t>(idx)];
+  auto& rt = steps_[static_cast<std::size_t>(idx)];
+  pending_approval pa{r.step(),
+                      parse_json_text(r.data_json()),
+                      r.requested_at_ms(),
+                      r.timeout_ms(),
+                      -1,
+                      {}};
+  if (sp.kind == step_kind::approval) {
+    pa.token = rt.self.token;
+  } else {
+    // A task attempt that suspended for an approval: the first slot of the
+    // step whose wait is not armed yet (the decider arms them in this order).
+    auto waits = [](const slot& sl) {
+      return sl.phase == slot_phase::suspending && sl.suspension.approval();
+    };
+    slot* sl = nullptr;
+    if (waits(rt.self)) {
+      sl = &rt.self;
+    } else {
+      for (std::size_t i = 0; i < rt.children.size() && !sl; ++i)
+        if (waits(rt.children[i])) {
+          sl = &rt.children[i];
+          pa.map_index = static_cast<std::int32_t>(i);
+        }
+    }
+    if (!sl)
+      return set_fault("approval_requested for step " + r.step()
+                       + ", which waits for no approval");
+    sl->phase = slot_phase::suspended;
+    pa.token = sl->token;
+  }
+  drop_approvals([&](const pending_approval& a) {
+    return a.token == pa.token;
+  });
+  approvals_.push_back(std::move(pa));
+  approval_ = approvals_.front();
+}
+
 void execution_state::on_approval(const ev::Event& e) {
   using pc = ev::Event::PayloadCase;
-  if (e.payload_case() == pc::kApprovalRequested) {
-    const auto& r = e.approval_requested();
-    approval_ = pending_approval{r.step(), parse_json_text(r.data_json()),
-                                 r.requested_at_ms(), r.timeout_ms()};
-    return;
-  }
+  if (e.payload_case() == pc::kApprovalRequested)
+    return on_approval_requested(e.approval_requested());
   std::string step = e.payload_case() == pc::kApprovalGranted
                        ? e.approval_granted().step()
                      : e.payload_case() == pc::kApprovalRejected
                        ? e.approval_rejected().step()
                        : e.approval_timed_out().step();
-  if (!approval_ || approval_->step != step) return; // not awaited: ignored
-  auto* sl = find_slot(step, -1);
-  if (!sl || sl->phase != slot_phase::scheduled) return;
-  approval_.reset();
-  drop_timers_of_token(sl->token);
+  if (e.payload_case() == pc::kApprovalTimedOut) {
+    // The decider's own record of a timeout its timer already applied.
+    auto idx = def_->step_index(step);
+    if (idx >= 0) {
+      const auto& rt = steps_[static_cast<std::size_t>(idx)];
+      auto recorded = [](const slot& sl) {
+        return sl.phase == slot_phase::resolve_fail && sl.record_timeout;
+      };
+      if (recorded(rt.self)
+          || std::any_of(rt.children.begin(), rt.children.end(), recorded))
+        return;
+    }
+  }
+  // The oldest pending approval of that step; none: not awaited, ignored.
+  auto it = std::find_if(approvals_.begin(), approvals_.end(),
+                         [&](const auto& a) {
+                           return a.step == step;
+                         });
+  if (it == approvals_.end()) return;
+  auto token = it->token;
+  auto* sl = slot_by_token(step, token);
+  if (!sl
+      || (sl->phase != slot_phase::scheduled
+          && sl->phase != slot_phase::suspended))
+    return;
+  bool suspended = sl->phase == slot_phase::suspended;
+  drop_approvals([&](const pending_approval& a) {
+    return a.token == token;
+  });
+  drop_timers_of_token(token);
   if (e.payload_case() == pc::kApprovalGranted) {
     const auto& g = e.approval_granted();
+    auto data = parse_json_text(g.data_json());
+    if (suspended) {
+      sl->resume[sl->suspension.wait_key()] = data.is_null() ? json(true)
+                                                             : std::move(data);
+      sl->phase = slot_phase::resume_ready;
+      return;
+    }
     sl->phase = slot_phase::resolve_ok;
-    sl->pending_result = {{"approved", true},
-                          {"by", g.by()},
-                          {"data", parse_json_text(g.data_json())}};
+    sl->pending_result
+      = {{"approved", true}, {"by", g.by()}, {"data", std::move(data)}};
   } else if (e.payload_case() == pc::kApprovalRejected) {
     const auto& r = e.approval_rejected();
     sl->phase = slot_phase::resolve_fail;
     sl->error = {"approval_rejected", r.reason(), json{{"by", r.by()}}, false};
+    if (suspended) sl->error.details["wait_key"] = sl->suspension.wait_key();
   } else {
     sl->phase = slot_phase::resolve_fail;
     sl->error = {"approval_timeout", "no decision before the approval timeout",
                  nullptr, false};
+    if (suspended)
+      sl->error.details = json{{"wait_key", sl->suspension.wait_key()}};
   }
+}
+
+void execution_state::on_suspended(const ev::StepSuspended& e) {
+  auto* sl = find_slot(e.step(), e.map_index());
+  if (!sl || sl->token != e.attempt_token()
+      || sl->phase != slot_phase::scheduled)
+    return; // not awaited (late or abandoned attempt): ignored
+  const auto& sp
+    = def_->steps[static_cast<std::size_t>(def_->step_index(e.step()))];
+  auto kind = e.map_index() >= 0 ? sp.child_kind : sp.kind;
+  if (kind != step_kind::task) return; // only task attempts suspend
+  // The attempt is over: its start-to-close timer goes with it.
+  drop_timers_of_token(e.attempt_token());
+  std::string problem;
+  const auto& key = e.wait_key();
+  if (key.empty())
+    problem = "step_suspended without a wait_key";
+  else if (sl->resume.contains(key))
+    problem = "wait_key '" + key
+              + "' was already resumed in an earlier attempt";
+  else if (e.sleep_ms() < 0 || e.approval_timeout_ms() < 0)
+    problem = "step_suspended with a negative duration";
+  else if (e.sleep_ms() > 0 && e.approval())
+    problem = "step_suspended asks for both a sleep and an approval";
+  else if (e.sleep_ms() == 0 && !e.approval())
+    problem = "step_suspended asks for neither a sleep (sleep_ms > 0) nor an "
+              "approval";
+  if (!problem.empty()) {
+    // Recorded as a failure of the attempt (the decider writes step_failed).
+    sl->phase = slot_phase::resolve_fail;
+    sl->error = {"invalid_suspension", problem, json{{"wait_key", key}}, false};
+    sl->record_timeout = false;
+    return;
+  }
+  sl->phase = slot_phase::suspending;
+  sl->suspension = e;
+}
+
+void execution_state::on_resumed(const ev::ExecutionResumed& e) {
+  if (!final_ || *final_ != execution_status::failed)
+    return set_fault(std::string{"execution_resumed while the execution is "}
+                     + to_string(status()) + ", not failed");
+  auto* target = find_slot(e.step(), e.map_index());
+  if (!target || target->phase != slot_phase::failed_final)
+    return set_fault("execution_resumed for step " + e.step()
+                     + (e.map_index() >= 0
+                          ? "[" + std::to_string(e.map_index()) + "]"
+                          : std::string{})
+                     + ", which did not fail the execution");
+  final_.reset();
+  error_.reset();
+  // Failing abandoned what else ran in the stage and dropped its timers and
+  // approvals: those slots start a new attempt (not counted as a failure).
+  auto restart = [](slot& sl) {
+    switch (sl.phase) {
+      case slot_phase::scheduled:
+      case slot_phase::suspending:
+      case slot_phase::suspended:
+      case slot_phase::backoff: sl.phase = slot_phase::retry_ready; break;
+      default: break;
+    }
+  };
+  for (auto idx : def_->stages[static_cast<std::size_t>(stage_)].steps) {
+    auto& rt = steps_[idx];
+    if (def_->steps[idx].kind == step_kind::map) {
+      for (auto& c : rt.children)
+        if (&c != target) restart(c);
+    } else if (&rt.self != target) {
+      restart(rt.self);
+    }
+  }
+  // The failed step: a new attempt with a fresh retry budget.
+  target->failures = 0;
+  target->phase = slot_phase::retry_ready;
+}
+
+std::optional<dead_letter_info> execution_state::dead_letter() const {
+  if (final_ != execution_status::failed || stage_ < 0
+      || stage_ >= static_cast<int>(def_->stages.size()))
+    return std::nullopt;
+  auto info = [](const step& sp, const slot& sl, std::int32_t map_index) {
+    const auto& sc = sl.scheduled;
+    return dead_letter_info{sp.name,
+                            map_index,
+                            sl.attempt,
+                            sl.token,
+                            sc.task_queue().empty() ? sp.task_queue
+                                                    : sc.task_queue(),
+                            sc.target().empty() ? sp.target : sc.target(),
+                            parse_json_text(sc.input_json()),
+                            sl.error};
+  };
+  for (auto idx : def_->stages[static_cast<std::size_t>(stage_)].steps) {
+    const auto& sp = def_->steps[idx];
+    const auto& rt = steps_[idx];
+    if (sp.kind == step_kind::task && rt.self.phase == slot_phase::failed_final)
+      return info(sp, rt.self, -1);
+    if (sp.kind == step_kind::map && sp.child_kind == step_kind::task)
+      for (std::size_t i = 0; i < rt.children.size(); ++i)
+        if (rt.children[i].phase == slot_phase::failed_final)
+          return info(sp, rt.children[i], static_cast<std::int32_t>(i));
+  }
+  return std::nullopt;
 }
 
 void execution_state::on_terminal(const ev::Event& e) {
@@ -448,6 +664,7 @@ void execution_state::on_terminal(const ev::Event& e) {
     final_ = execution_status::cancelled;
   }
   timers_.clear();
+  approvals_.clear();
   approval_.reset();
 }
 
@@ -458,7 +675,14 @@ json execution_state::snapshot() const {
                 {"token", s.token},
                 {"pending_result", s.pending_result},
                 {"error", s.error.to_json()},
-                {"record_timeout", s.record_timeout}};
+                {"record_timeout", s.record_timeout},
+                {"failures", s.failures},
+                {"resume", s.resume},
+                {"suspension",
+                 {s.suspension.wait_key(), s.suspension.sleep_ms(),
+                  s.suspension.approval(), s.suspension.approval_data_json(),
+                  s.suspension.approval_timeout_ms(),
+                  s.suspension.suspended_at_ms()}}};
   };
   json steps = json::object();
   for (std::size_t i = 0; i < steps_.size(); ++i) {
@@ -475,10 +699,10 @@ json execution_state::snapshot() const {
   json timers = json::array();
   for (const auto& [id, t] : timers_)
     timers.push_back({id, t.purpose, t.step, t.fire_at_ms});
-  json approval = nullptr;
-  if (approval_)
-    approval = {approval_->step, approval_->data, approval_->requested_at_ms,
-                approval_->timeout_ms};
+  json approvals = json::array();
+  for (const auto& a : approvals_)
+    approvals.push_back(
+      {a.step, a.data, a.requested_at_ms, a.timeout_ms, a.map_index, a.token});
   return {{"started", started_},
           {"input", input_},
           {"stage", stage_},
@@ -492,7 +716,7 @@ json execution_state::snapshot() const {
           {"errors", errors_},
           {"steps", steps},
           {"timers", timers},
-          {"approval", approval},
+          {"approvals", approvals},
           {"next_seq", next_seq_}};
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -62,6 +63,30 @@ struct pending_approval {
   std::int64_t requested_at_ms = 0;
   /// 0 = waits forever.
   std::int64_t timeout_ms = 0;
+  /// The slot waiting: -1 unless a child of a map step.
+  std::int32_t map_index = -1;
+  /// Token of the attempt that waits (an approval step's attempt, or the
+  /// suspended task attempt).
+  std::string token;
+};
+
+/// Why a failed execution failed, when the cause is a `task` step (or map
+/// child of tasks) whose failure no diverge rule handled: what a dead-letter
+/// row records and what an operator retries with `execution_resumed`.
+struct dead_letter_info {
+  std::string step;
+  /// -1 unless a child of a map step.
+  std::int32_t map_index = -1;
+  /// The last attempt (the one that failed).
+  std::uint32_t attempt = 0;
+  std::string attempt_token;
+  std::string task_queue;
+  /// The task type.
+  std::string target;
+  /// The evaluated input of the last attempt.
+  json input;
+  /// The step's own error (not the execution's summary).
+  step_error error;
 };
 
 /// Lifecycle of one attempt slot (a step, or one child of a map step).
@@ -86,6 +111,14 @@ enum class slot_phase {
   done,
   /// Failed and the execution fails with it.
   failed_final,
+  /// The attempt suspended itself (step_suspended); the decider arms the
+  /// wait next (a step_resume timer or an approval).
+  suspending,
+  /// Suspended; waits for its step_resume timer or its approval.
+  suspended,
+  /// The wait is over; the decider schedules the next attempt (which does
+  /// not count against the retry budget).
+  resume_ready,
 };
 
 /// The state of one execution: a pure fold over its history.
@@ -107,6 +140,13 @@ class execution_state {
     bool record_timeout = false;
     /// What the current attempt was scheduled with (for resume_commands).
     events::StepScheduled scheduled;
+    /// Failures counted against the retry budget (since the stage was
+    /// entered or the execution was resumed). Suspensions do not count.
+    std::uint32_t failures = 0;
+    /// Waits already done in this visit: wait_key -> value (an object).
+    json resume = json::object();
+    /// The suspension being waited for (phases suspending, suspended).
+    events::StepSuspended suspension;
   };
 
   /// Per-step bookkeeping; public for the decider (same module).
@@ -147,10 +187,22 @@ class execution_state {
     return results_;
   }
   [[nodiscard]] std::vector<pending_timer> timers() const;
+  /// The approval operators decide next (the oldest pending one).
   [[nodiscard]] const std::optional<pending_approval>&
   approval() const noexcept {
     return approval_;
   }
+  /// Every pending approval, oldest first (parallel members and map
+  /// children may wait at the same time). approval_granted/_rejected name a
+  /// step; they answer the oldest pending approval of that step.
+  [[nodiscard]] const std::vector<pending_approval>&
+  approvals() const noexcept {
+    return approvals_;
+  }
+  /// Set while the execution is failed because a `task` step (or a map
+  /// child of tasks) failed and no diverge rule handled it; unset otherwise
+  /// (also after execution_resumed).
+  [[nodiscard]] std::optional<dead_letter_info> dead_letter() const;
   /// Earliest pending timer, if any (the index row's wake time).
   [[nodiscard]] std::optional<std::int64_t> next_wake_ms() const;
   /// The execution's result once completed.
@@ -221,7 +273,11 @@ class execution_state {
   void on_timer_started(const events::TimerStarted& e);
   void on_timer_fired(const events::TimerFired& e);
   void on_approval(const events::Event& e);
+  void on_approval_requested(const events::ApprovalRequested& r);
+  void on_suspended(const events::StepSuspended& e);
+  void on_resumed(const events::ExecutionResumed& e);
   void on_terminal(const events::Event& e);
+  void drop_approvals(const std::function<bool(const pending_approval&)>& f);
   void drop_timers_of(const std::string& step);
   void drop_timers_of_token(const std::string& token);
   slot* slot_by_token(const std::string& step, const std::string& token);
@@ -245,6 +301,8 @@ class execution_state {
   json errors_ = json::object();
   std::vector<step_runtime> steps_;
   std::map<std::string, pending_timer> timers_;
+  std::vector<pending_approval> approvals_;
+  /// Mirror of approvals_.front().
   std::optional<pending_approval> approval_;
   std::int64_t next_seq_ = 0;
   std::optional<diagnostic> fault_;
