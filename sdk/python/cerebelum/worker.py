@@ -1,0 +1,687 @@
+"""The worker: registers with a node, long-polls its queues, runs steps.
+
+::
+
+    Worker("127.0.0.1:9740", queues=["orders"], workflows=[order]).run()
+
+* At most ``max_in_flight`` attempts run at once; the worker polls only
+  while it has a free slot.
+* ``async`` steps run on the worker's event loop; plain steps each run on a
+  thread of their own, so a blocking or CPU-bound step never holds up the
+  loop.
+* Heartbeats are sent by a dedicated thread (not the event loop), every
+  third of the task's heartbeat timeout (or of the lease when the step has
+  none), so even a step that blocks the event loop keeps its lease.
+  ``ctx.heartbeat(details)`` attaches progress to the next one.
+* A heartbeat answered with ``cancel_requested`` cancels the step (async:
+  ``CancelledError`` inside it; plain: ``ctx.cancelled`` turns true) and
+  the attempt is reported as failed with kind ``cancelled``. A heartbeat
+  refused as stale (the lease was lost, the step timed out) cancels the
+  step and nothing is reported: the node has moved on.
+* SIGINT/SIGTERM (or ``stop()``): stop polling, let running steps finish
+  for ``shutdown_grace`` seconds, hand the rest back, ``Unregister``. A
+  second signal stops at once.
+* When the node is unreachable the worker retries with exponential backoff
+  (``reconnect_backoff``) and registers again; results waiting to be
+  reported are kept and retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Iterable
+
+import grpc
+
+from . import _pb
+from .errors import RegistrationError, StepError
+from .steps import Cancelled, Step, StepContext, Suspend
+from .workflows import Workflow, to_source
+
+log = logging.getLogger("cerebelum.worker")
+
+_RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
+                grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def error_info(exc: BaseException) -> "_pb.events_pb2.ErrorInfo":
+    """The ErrorInfo an exception raised by a step is reported as."""
+    if isinstance(exc, StepError):
+        details = exc.details
+        return _pb.events_pb2.ErrorInfo(
+            kind=exc.kind, message=exc.message,
+            details_json=json.dumps(details) if details is not None else "",
+            retryable=bool(exc.retryable))
+    tb = "".join(traceback.format_exception(type(exc), exc,
+                                            exc.__traceback__))
+    return _pb.events_pb2.ErrorInfo(
+        kind=type(exc).__name__, message=str(exc) or type(exc).__name__,
+        details_json=json.dumps({"traceback": tb[-8000:]}),
+        retryable=getattr(exc, "retryable", True) is not False)
+
+
+class _Attempt:
+    """One leased task while this worker runs it."""
+
+    def __init__(self, task, ctx: StepContext, period: float,
+                 loop: asyncio.AbstractEventLoop):
+        self.task = task
+        self.ctx = ctx
+        self.period = period
+        self.loop = loop
+        self.async_task: asyncio.Task | None = None
+        self.cancel_reason: str | None = None
+        self.next_due = time.monotonic() + period
+        self.details_sent = 0
+        self.in_flight_hb = False
+
+    def request_cancel(self, reason: str) -> None:
+        """Thread-safe: stop the step (the reason decides what is
+        reported)."""
+        if self.cancel_reason is not None:
+            return
+        self.cancel_reason = reason
+        self.ctx._cancel()
+        if self.async_task is not None:
+            try:
+                self.loop.call_soon_threadsafe(self.async_task.cancel)
+            except RuntimeError:  # the loop is closed
+                pass
+
+
+class _Heartbeater(threading.Thread):
+    """Sends the heartbeats of every running attempt, off the event loop."""
+
+    def __init__(self, server: str, worker_id: str, options):
+        super().__init__(name="cerebelum-heartbeat", daemon=True)
+        self.worker_id = worker_id
+        self.channel = grpc.insecure_channel(server, options=options)
+        self.stub = _pb.worker_pb2_grpc.WorkerServiceStub(self.channel)
+        self.cond = threading.Condition()
+        self.attempts: dict[str, _Attempt] = {}
+        self.stopping = False
+        self.on_unknown_worker = None  # set by the worker
+
+    def add(self, a: _Attempt) -> None:
+        with self.cond:
+            self.attempts[a.task.attempt_token] = a
+            self.cond.notify()
+
+    def remove(self, a: _Attempt) -> None:
+        with self.cond:
+            self.attempts.pop(a.task.attempt_token, None)
+
+    def poke(self, a: _Attempt) -> None:
+        with self.cond:
+            a.next_due = time.monotonic()
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.join(timeout=5)
+        self.channel.close()
+
+    def run(self) -> None:
+        while True:
+            with self.cond:
+                if self.stopping:
+                    return
+                now = time.monotonic()
+                due = [a for a in self.attempts.values()
+                       if a.next_due <= now and not a.in_flight_hb]
+                if not due:
+                    waits = [a.next_due - now for a in self.attempts.values()
+                             if not a.in_flight_hb]
+                    self.cond.wait(timeout=min(waits) if waits else None)
+                    continue
+                for a in due:
+                    a.next_due = now + a.period
+                    a.in_flight_hb = True
+            for a in due:
+                self._send(a)
+
+    def _send(self, a: _Attempt) -> None:
+        ctx = a.ctx
+        req = _pb.worker_pb2.HeartbeatRequest(
+            worker_id=self.worker_id, attempt_token=a.task.attempt_token)
+        version = ctx._details_version
+        if version != a.details_sent and ctx.details is not None:
+            req.details_json = json.dumps(ctx.details)
+        try:
+            fut = self.stub.Heartbeat.future(req, timeout=max(a.period, 1.0))
+        except Exception as e:  # the channel is closed: we are stopping
+            log.debug("heartbeat not sent: %s", e)
+            a.in_flight_hb = False
+            return
+
+        def done(f):
+            a.in_flight_hb = False
+            try:
+                resp = f.result()
+            except grpc.RpcError as e:
+                self._failed(a, e)
+                return
+            a.details_sent = version
+            if resp.cancel_requested:
+                log.info("step %s of %s: the node asked to cancel",
+                         a.task.step, a.task.execution_id)
+                a.request_cancel("cancel_requested")
+            with self.cond:
+                self.cond.notify()
+        fut.add_done_callback(done)
+
+    def _failed(self, a: _Attempt, e: grpc.RpcError) -> None:
+        code = e.code()
+        if code == grpc.StatusCode.FAILED_PRECONDITION:
+            log.warning("step %s of %s attempt %d: lease lost (%s); "
+                        "stopping it", a.task.step, a.task.execution_id,
+                        a.task.attempt, e.details())
+            a.request_cancel("lease_lost")
+        elif code == grpc.StatusCode.NOT_FOUND and self.on_unknown_worker:
+            log.warning("heartbeat: %s", e.details())
+            self.on_unknown_worker()
+        else:
+            log.warning("heartbeat for step %s of %s failed: %s: %s",
+                        a.task.step, a.task.execution_id, code.name,
+                        e.details())
+        with self.cond:
+            self.cond.notify()
+
+
+class Worker:
+    """Runs the steps of one or more queues for a node."""
+
+    def __init__(self, server: str, queues: Iterable[str], *,
+                 steps: Iterable[Step] = (), workflows: Iterable = (),
+                 max_in_flight: int = 4, worker_id: str | None = None,
+                 poll_wait: float = 30.0, shutdown_grace: float = 30.0,
+                 reconnect_backoff: tuple[float, float] = (0.1, 5.0),
+                 handle_signals: bool = True,
+                 channel_options: list | None = None):
+        self.server = server
+        self.queues = list(queues)
+        if not self.queues or any(not q for q in self.queues):
+            raise ValueError("Worker needs at least one non-empty queue name")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self.worker_id = worker_id or \
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.max_in_flight = max_in_flight
+        self.poll_wait = poll_wait
+        self.shutdown_grace = shutdown_grace
+        self.reconnect_backoff = reconnect_backoff
+        self.handle_signals = handle_signals
+        self.channel_options = channel_options or []
+        self.sources = []
+        self.steps: dict[str, Step] = {}
+        all_steps = list(steps)
+        for w in workflows:
+            if isinstance(w, Workflow):
+                all_steps += w.steps()
+            self.sources.append(to_source(w))
+        for s in all_steps:
+            if not isinstance(s, Step):
+                raise TypeError(f"not a @step: {s!r}")
+            known = self.steps.get(s.task)
+            if known is not None and known.fn is not s.fn:
+                raise ValueError(f"task type {s.task!r} is served by two "
+                                 f"functions ({known.fn.__qualname__}, "
+                                 f"{s.fn.__qualname__})")
+            self.steps[s.task] = s
+        if not self.steps:
+            raise ValueError("Worker has no steps to run (pass steps=[...] "
+                             "or workflows=[...])")
+        self.registered_workflows: list[str] = []
+        self.lease_timeout_ms = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._forced = False
+        self._stop_requested = threading.Event()
+        self._inflight: set[asyncio.Task] = set()
+        self._attempts: set[_Attempt] = set()
+        self._poll_call = None
+        self._registered_gen = 0
+        self._reg_lock: asyncio.Lock | None = None
+        self._wake: asyncio.Event | None = None
+
+    # -- public ------------------------------------------------------------
+    def run(self) -> None:
+        """Runs until stopped (a signal or ``stop()``)."""
+        asyncio.run(self.run_async())
+
+    def stop(self, force: bool = False) -> None:
+        """Thread-safe. Graceful stop; ``force`` (or a second call) stops
+        running steps at once and hands their tasks back."""
+        self._stop_requested.set()
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._begin_stop, force)
+            except RuntimeError:
+                pass
+
+    async def run_async(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._reg_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._channel = grpc.aio.insecure_channel(
+            self.server, options=self.channel_options)
+        self._stub = _pb.worker_pb2_grpc.WorkerServiceStub(self._channel)
+        self._hb = _Heartbeater(self.server, self.worker_id,
+                                self.channel_options)
+        self._hb.on_unknown_worker = lambda: loop.call_soon_threadsafe(
+            self._note_unknown_worker)
+        self._hb.start()
+        signals = self._install_signals(loop)
+        if self._stop_requested.is_set():
+            self._begin_stop(False)
+        try:
+            await self._register()
+            await self._poll_loop()
+            await self._drain()
+        finally:
+            for s in signals:
+                loop.remove_signal_handler(s)
+            for t in list(self._inflight):
+                t.cancel()
+            if self.registered_workflows is not None and self._registered_gen:
+                await self._unregister()
+            self._hb.stop()
+            await self._channel.close()
+            log.info("worker %s stopped", self.worker_id)
+
+    # -- lifecycle -----------------------------------------------------------
+    def _install_signals(self, loop) -> list:
+        if not self.handle_signals or \
+                threading.current_thread() is not threading.main_thread():
+            return []
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+        return installed
+
+    def _on_signal(self, sig) -> None:
+        log.info("worker %s: %s, stopping%s", self.worker_id,
+                 signal.Signals(sig).name,
+                 " now" if self._stopping else
+                 f" (running steps get {self.shutdown_grace:g} s; again to "
+                 "stop at once)")
+        self._begin_stop(self._stopping)
+
+    def _begin_stop(self, force: bool) -> None:
+        if self._stopping:
+            force = True
+        self._stopping = True
+        if self._poll_call is not None:
+            self._poll_call.cancel()
+        if self._wake is not None:
+            self._wake.set()
+        if force and not self._forced:
+            self._forced = True
+            for a in list(self._attempts):
+                a.request_cancel("shutdown")
+
+    def _note_unknown_worker(self) -> None:
+        # A restarted node forgot us: the next call registers again.
+        self._registered_gen = -abs(self._registered_gen)
+
+    async def _backoff_sleep(self, delay: float) -> float:
+        """Sleeps ``delay`` (with jitter) unless stopping; the next delay."""
+        lo, hi = self.reconnect_backoff
+        await self._sleep_unless_stopping(delay * (0.5 + random.random() / 2))
+        return min(hi, max(lo, delay * 2))
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- calls -----------------------------------------------------------------
+    async def _register(self, seen_gen: int | None = None) -> bool:
+        """Registers (again). False if stopping before it succeeded."""
+        async with self._reg_lock:
+            if seen_gen is not None and self._registered_gen > 0 and \
+                    self._registered_gen != seen_gen:
+                return True  # another caller registered meanwhile
+            req = _pb.worker_pb2.RegisterRequest(
+                worker_id=self.worker_id, queues=self.queues,
+                max_in_flight=self.max_in_flight,
+                workflows=[_pb.worker_pb2.WorkflowSource(
+                    name=s.name, format=s.format, text=s.text)
+                    for s in self.sources])
+            delay = self.reconnect_backoff[0]
+            while True:
+                if self._stopping and self._forced:
+                    return False
+                try:
+                    resp = await self._stub.Register(req, timeout=10)
+                    break
+                except grpc.aio.AioRpcError as e:
+                    if e.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                    grpc.StatusCode.NOT_FOUND):
+                        raise RegistrationError(
+                            f"the node {self.server} refused worker "
+                            f"{self.worker_id}: {e.details()}",
+                            e.code()) from None
+                    if self._stopping and not self._attempts:
+                        return False
+                    log.warning("register with %s: %s: %s; retrying in "
+                                "%.1f s", self.server, e.code().name,
+                                e.details(), delay)
+                    delay = await self._backoff_sleep(delay)
+            self.registered_workflows = list(resp.workflows)
+            self.lease_timeout_ms = resp.lease_timeout_ms
+            self._registered_gen = abs(self._registered_gen) + 1
+            log.info("worker %s registered with %s: queues %s, workflows %s",
+                     self.worker_id, self.server, ",".join(self.queues),
+                     ",".join(self.registered_workflows) or "-")
+            return True
+
+    async def _poll_loop(self) -> None:
+        slots = asyncio.Semaphore(self.max_in_flight)
+        delay = self.reconnect_backoff[0]
+        while not self._stopping:
+            await slots.acquire()
+            if self._stopping:
+                slots.release()
+                break
+            if self._registered_gen <= 0:
+                if not await self._register():
+                    slots.release()
+                    break
+            gen = self._registered_gen
+            req = _pb.worker_pb2.PollTaskRequest(
+                worker_id=self.worker_id, queues=self.queues,
+                wait_ms=int(self.poll_wait * 1000))
+            self._poll_call = self._stub.PollTask(
+                req, timeout=self.poll_wait + 10)
+            try:
+                resp = await self._poll_call
+            except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+                slots.release()
+                if self._stopping:
+                    break
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                code = e.code()
+                if code == grpc.StatusCode.NOT_FOUND:
+                    log.warning("poll: %s; registering again", e.details())
+                    self._registered_gen = -abs(gen)
+                elif code in _RETRY_CODES:
+                    log.warning("poll %s: %s: %s; retrying in %.1f s",
+                                self.server, code.name, e.details(), delay)
+                    if code == grpc.StatusCode.UNAVAILABLE:
+                        self._registered_gen = -abs(gen)
+                    delay = await self._backoff_sleep(delay)
+                else:
+                    log.error("poll %s: %s: %s; retrying in %.1f s",
+                              self.server, code.name, e.details(), delay)
+                    delay = await self._backoff_sleep(delay)
+                continue
+            finally:
+                self._poll_call = None
+            delay = self.reconnect_backoff[0]
+            if not resp.HasField("task"):
+                slots.release()
+                continue
+            t = asyncio.ensure_future(self._handle(resp.task))
+            self._inflight.add(t)
+
+            def done(t, slots=slots):
+                self._inflight.discard(t)
+                slots.release()
+            t.add_done_callback(done)
+
+    async def _drain(self) -> None:
+        if not self._inflight:
+            return
+        log.info("worker %s: waiting up to %g s for %d running step(s)",
+                 self.worker_id, self.shutdown_grace, len(self._inflight))
+        _, pending = await asyncio.wait(list(self._inflight),
+                                        timeout=self.shutdown_grace)
+        if pending:
+            log.warning("worker %s: handing back %d step(s) still running",
+                        self.worker_id, len(pending))
+            self._begin_stop(True)
+            await asyncio.wait(pending, timeout=2)
+
+    async def _unregister(self) -> None:
+        try:
+            resp = await self._stub.Unregister(
+                _pb.worker_pb2.UnregisterRequest(worker_id=self.worker_id),
+                timeout=5)
+            log.info("worker %s unregistered (%d task(s) handed back)",
+                     self.worker_id, resp.requeued)
+        except grpc.aio.AioRpcError as e:
+            log.warning("unregister: %s: %s", e.code().name, e.details())
+
+    # -- one attempt -------------------------------------------------------
+    def _period(self, task) -> float:
+        spans = [ms for ms in (task.heartbeat_timeout_ms,
+                               self.lease_timeout_ms) if ms > 0]
+        remaining = task.lease_expires_at_ms - int(time.time() * 1000)
+        if task.lease_expires_at_ms > 0 and remaining > 0:
+            spans.append(remaining)
+        if not spans:
+            return 10.0
+        return min(30.0, max(0.05, min(spans) / 3000.0))
+
+    async def _handle(self, task) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        step = self.steps.get(task.task_type)
+        done = _pb.worker_pb2.CompleteTaskRequest(
+            worker_id=self.worker_id, attempt_token=task.attempt_token)
+        if step is None:
+            log.error("task type %r (step %s of %s) is not served by this "
+                      "worker (it serves %s)", task.task_type, task.step,
+                      task.execution_id, ", ".join(sorted(self.steps)))
+            done.error.CopyFrom(_pb.events_pb2.ErrorInfo(
+                kind="unknown_task_type",
+                message=f"worker {self.worker_id} has no step for task type "
+                f"'{task.task_type}' (it serves: "
+                f"{', '.join(sorted(self.steps))})", retryable=False))
+            await self._complete(task, done)
+            return
+        try:
+            value = json.loads(task.input_json) if task.input_json else None
+            resume = json.loads(task.resume_json) if task.resume_json else {}
+            if not isinstance(resume, dict):
+                raise ValueError("resume_json is not an object")
+        except ValueError as e:
+            done.error.CopyFrom(_pb.events_pb2.ErrorInfo(
+                kind="invalid_input", message=f"step '{task.step}': the "
+                f"task's JSON is malformed: {e}", retryable=False))
+            await self._complete(task, done)
+            return
+        attempt: _Attempt | None = None
+        ctx = StepContext(
+            execution_id=task.execution_id, workflow=task.workflow,
+            step=task.step, attempt=task.attempt, task_id=task.task_id,
+            task_type=task.task_type, queue=task.queue,
+            idempotency_key=task.idempotency_key, worker_id=self.worker_id,
+            input=value, resume=resume,
+            heartbeat_timeout=task.heartbeat_timeout_ms / 1000.0,
+            is_async=step.is_async,
+            on_heartbeat=lambda: attempt and self._hb.poke(attempt))
+        attempt = _Attempt(task, ctx, self._period(task), loop)
+        self._attempts.add(attempt)
+        self._hb.add(attempt)
+        if self._forced:
+            attempt.request_cancel("shutdown")
+        log.debug("step %s of %s attempt %d started", task.step,
+                  task.execution_id, task.attempt)
+        try:
+            outcome = await self._run_step(step, value, ctx, attempt)
+        finally:
+            self._hb.remove(attempt)
+            self._attempts.discard(attempt)
+        elapsed = (time.monotonic() - started) * 1000
+        kind, payload = outcome
+        if attempt.cancel_reason in ("lease_lost", "shutdown") and \
+                kind != "ok":
+            log.info("step %s of %s attempt %d stopped (%s); not reported",
+                     task.step, task.execution_id, task.attempt,
+                     attempt.cancel_reason)
+            return
+        if kind == "ok":
+            try:
+                done.result_json = json.dumps(payload)
+            except (TypeError, ValueError) as e:
+                done.error.CopyFrom(_pb.events_pb2.ErrorInfo(
+                    kind="result_not_json", message=f"step '{task.step}' "
+                    f"returned a value that is not JSON: {e}",
+                    retryable=False))
+        elif kind == "suspend":
+            s: Suspend = payload
+            done.suspend.CopyFrom(_pb.worker_pb2.Suspend(
+                wait_key=s.wait_key, sleep_ms=s.sleep_ms,
+                approval=s.approval, approval_data_json=s.data_json,
+                approval_timeout_ms=s.timeout_ms))
+        elif kind == "cancelled":
+            done.error.CopyFrom(_pb.events_pb2.ErrorInfo(
+                kind="cancelled", message=f"step '{task.step}' was "
+                "cancelled at the node's request", retryable=False))
+        else:
+            done.error.CopyFrom(error_info(payload))
+        what = done.WhichOneof("outcome")
+        log.info("step %s of %s attempt %d: %s in %.1f ms%s", task.step,
+                 task.execution_id, task.attempt,
+                 {"result_json": "completed", "error": "failed",
+                  "suspend": "suspended"}[what], elapsed,
+                 f" ({done.error.kind}: {done.error.message})"
+                 if what == "error" else
+                 f" ({done.suspend.wait_key})" if what == "suspend" else "")
+        await self._complete(task, done)
+
+    async def _run_step(self, step: Step, value, ctx: StepContext,
+                        attempt: _Attempt) -> tuple[str, Any]:
+        """("ok", result) | ("suspend", Suspend) | ("cancelled", None) |
+        ("raise", exception)."""
+        try:
+            args, kwargs = step.bind(value, ctx)
+        except StepError as e:
+            return "raise", e
+        if step.is_async:
+            attempt.async_task = asyncio.ensure_future(
+                _call_async(step.fn, args, kwargs))
+            if attempt.cancel_reason is not None:
+                attempt.async_task.cancel()
+            try:
+                return await asyncio.shield(attempt.async_task)
+            except asyncio.CancelledError:
+                if attempt.async_task.cancelled():
+                    return "cancelled", None
+                attempt.async_task.cancel()  # the worker itself is cancelled
+                raise
+        outcome = await _call_in_thread(step.fn, args, kwargs,
+                                        f"cerebelum-step-{ctx.step}")
+        if outcome[0] == "ok" and asyncio.iscoroutine(outcome[1]):
+            return await _call_async(lambda: outcome[1], (), {})
+        return outcome
+
+    async def _complete(self, task, req) -> None:
+        delay = self.reconnect_backoff[0]
+        while True:
+            gen = self._registered_gen
+            try:
+                resp = await self._stub.CompleteTask(req, timeout=10)
+                if not resp.recorded:
+                    log.info("step %s of %s attempt %d: outcome was already "
+                             "recorded", task.step, task.execution_id,
+                             task.attempt)
+                return
+            except grpc.aio.AioRpcError as e:
+                code = e.code()
+                if code == grpc.StatusCode.FAILED_PRECONDITION:
+                    log.warning("step %s of %s attempt %d: the node refused "
+                                "the outcome as stale: %s", task.step,
+                                task.execution_id, task.attempt, e.details())
+                    return
+                if code == grpc.StatusCode.INVALID_ARGUMENT and \
+                        req.WhichOneof("outcome") != "error":
+                    log.error("step %s of %s: outcome refused: %s",
+                              task.step, task.execution_id, e.details())
+                    req.error.CopyFrom(_pb.events_pb2.ErrorInfo(
+                        kind="invalid_result", message=f"the node refused "
+                        f"the step's outcome: {e.details()}",
+                        retryable=False))
+                    continue
+                if code == grpc.StatusCode.NOT_FOUND:
+                    log.warning("complete: %s; registering again",
+                                e.details())
+                    if not await self._register(gen):
+                        return
+                    continue
+                if self._forced or (self._stopping and code not in
+                                    _RETRY_CODES):
+                    log.error("step %s of %s: outcome not reported: %s: %s",
+                              task.step, task.execution_id, code.name,
+                              e.details())
+                    return
+                log.warning("complete step %s of %s: %s: %s; retrying in "
+                            "%.1f s", task.step, task.execution_id,
+                            code.name, e.details(), delay)
+                delay = await self._backoff_sleep(delay)
+
+
+async def _call_async(fn, args, kwargs) -> tuple[str, Any]:
+    try:
+        return "ok", await fn(*args, **kwargs)
+    except Suspend as s:
+        return "suspend", s
+    except Cancelled:
+        return "cancelled", None
+    except asyncio.CancelledError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - reported as the failure
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        return "raise", e
+
+
+def _call_in_thread(fn, args, kwargs, name: str) -> asyncio.Future:
+    """Runs a plain step on a daemon thread of its own: a step that never
+    returns cannot keep the process alive after a forced stop."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def settle(outcome):
+        if not fut.done():
+            fut.set_result(outcome)
+
+    def body():
+        try:
+            outcome = ("ok", fn(*args, **kwargs))
+        except Suspend as s:
+            outcome = ("suspend", s)
+        except Cancelled:
+            outcome = ("cancelled", None)
+        except BaseException as e:  # noqa: BLE001 - reported as the failure
+            outcome = ("raise", e)
+        try:
+            loop.call_soon_threadsafe(settle, outcome)
+        except RuntimeError:  # the loop is gone: the worker was stopped
+            pass
+
+    threading.Thread(target=body, name=name, daemon=True).start()
+    return fut
