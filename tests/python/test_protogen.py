@@ -24,7 +24,8 @@ class ProtoGen(unittest.TestCase):
                     "a.ExecutionInfo(status='x').status)")
             out = subprocess.run([sys.executable, "-c", code], cwd=d,
                                  capture_output=True, text=True,
-                                 env={"PATH": os.environ.get("PATH", "")})
+                                 env={"PATH": os.environ.get("PATH", ""),
+                                      "PYTHONDONTWRITEBYTECODE": "1"})
             self.assertEqual(out.returncode, 0, out.stderr)
             self.assertEqual(out.stdout.strip(), "WorkerServiceStub x")
 
@@ -40,7 +41,7 @@ class ProtoGen(unittest.TestCase):
         sdk = Path(protogen.__file__).resolve().parents[1]
         with tempfile.TemporaryDirectory() as d:
             env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(sdk),
-                   "CEREBELUM_STUBS_DIR": d}
+                   "CEREBELUM_STUBS_DIR": d, "PYTHONDONTWRITEBYTECODE": "1"}
             code = ("from cerebelum import _pb; "
                     "print(_pb.worker_pb2.Task(step='s').step)")
             out = subprocess.run([sys.executable, "-c", code],

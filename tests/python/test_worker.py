@@ -475,26 +475,29 @@ class Stopping(WorkerCase):
         w.stop()
         th.join(10)
         self.assertFalse(th.is_alive())
-        done = self.fake.wait_for("CompleteTask")[0]
+        done = self.fake.wait_for("CompleteTask", token=t.attempt_token)[0]
         unreg = self.fake.wait_for("Unregister")[0]
         self.assertEqual(done.request.result_json, '"finished"')
         self.assertLess(done.at, unreg.at)
         self.assertEqual(unreg.request.worker_id, w.worker_id)
 
     def test_steps_still_running_after_the_grace_are_handed_back(self):
+        started = threading.Event()
+
         @step
         async def endless():
+            started.set()
             await asyncio.sleep(60)
 
         w, th = self.start_worker([endless], shutdown_grace=0.3)
         t = self.fake.add_task(task_type="endless")
-        self.fake.wait_for("PollTask", 2)  # the task was taken
+        self.assertTrue(started.wait(5))
         start = time.monotonic()
         w.stop()
         th.join(10)
         self.assertLess(time.monotonic() - start, 3)
         self.fake.wait_for("Unregister")
-        self.assertEqual(self.fake.of("CompleteTask"), [])
+        self.assertEqual(self.fake.of("CompleteTask", t.attempt_token), [])
 
     def test_sigterm_stops_a_worker_process_gracefully(self):
         here = os.path.dirname(os.path.abspath(__file__))

@@ -37,7 +37,6 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import uuid
 from typing import Any, Iterable
 
@@ -45,7 +44,9 @@ import grpc
 
 from . import _pb
 from .errors import RegistrationError, StepError
-from .steps import Cancelled, Step, StepContext, Suspend
+from .heartbeats import Attempt, Heartbeater
+from .runner import call_async, call_in_thread, error_info
+from .steps import Step, StepContext, Suspend
 from .workflows import Workflow, to_source
 
 log = logging.getLogger("cerebelum.worker")
@@ -53,152 +54,6 @@ log = logging.getLogger("cerebelum.worker")
 _RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
                 grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED)
-
-
-def error_info(exc: BaseException) -> "_pb.events_pb2.ErrorInfo":
-    """The ErrorInfo an exception raised by a step is reported as."""
-    if isinstance(exc, StepError):
-        details = exc.details
-        return _pb.events_pb2.ErrorInfo(
-            kind=exc.kind, message=exc.message,
-            details_json=json.dumps(details) if details is not None else "",
-            retryable=bool(exc.retryable))
-    tb = "".join(traceback.format_exception(type(exc), exc,
-                                            exc.__traceback__))
-    return _pb.events_pb2.ErrorInfo(
-        kind=type(exc).__name__, message=str(exc) or type(exc).__name__,
-        details_json=json.dumps({"traceback": tb[-8000:]}),
-        retryable=getattr(exc, "retryable", True) is not False)
-
-
-class _Attempt:
-    """One leased task while this worker runs it."""
-
-    def __init__(self, task, ctx: StepContext, period: float,
-                 loop: asyncio.AbstractEventLoop):
-        self.task = task
-        self.ctx = ctx
-        self.period = period
-        self.loop = loop
-        self.async_task: asyncio.Task | None = None
-        self.cancel_reason: str | None = None
-        self.next_due = time.monotonic() + period
-        self.details_sent = 0
-        self.in_flight_hb = False
-
-    def request_cancel(self, reason: str) -> None:
-        """Thread-safe: stop the step (the reason decides what is
-        reported)."""
-        if self.cancel_reason is not None:
-            return
-        self.cancel_reason = reason
-        self.ctx._cancel()
-        if self.async_task is not None:
-            try:
-                self.loop.call_soon_threadsafe(self.async_task.cancel)
-            except RuntimeError:  # the loop is closed
-                pass
-
-
-class _Heartbeater(threading.Thread):
-    """Sends the heartbeats of every running attempt, off the event loop."""
-
-    def __init__(self, server: str, worker_id: str, options):
-        super().__init__(name="cerebelum-heartbeat", daemon=True)
-        self.worker_id = worker_id
-        self.channel = grpc.insecure_channel(server, options=options)
-        self.stub = _pb.worker_pb2_grpc.WorkerServiceStub(self.channel)
-        self.cond = threading.Condition()
-        self.attempts: dict[str, _Attempt] = {}
-        self.stopping = False
-        self.on_unknown_worker = None  # set by the worker
-
-    def add(self, a: _Attempt) -> None:
-        with self.cond:
-            self.attempts[a.task.attempt_token] = a
-            self.cond.notify()
-
-    def remove(self, a: _Attempt) -> None:
-        with self.cond:
-            self.attempts.pop(a.task.attempt_token, None)
-
-    def poke(self, a: _Attempt) -> None:
-        with self.cond:
-            a.next_due = time.monotonic()
-            self.cond.notify()
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify()
-        self.join(timeout=5)
-        self.channel.close()
-
-    def run(self) -> None:
-        while True:
-            with self.cond:
-                if self.stopping:
-                    return
-                now = time.monotonic()
-                due = [a for a in self.attempts.values()
-                       if a.next_due <= now and not a.in_flight_hb]
-                if not due:
-                    waits = [a.next_due - now for a in self.attempts.values()
-                             if not a.in_flight_hb]
-                    self.cond.wait(timeout=min(waits) if waits else None)
-                    continue
-                for a in due:
-                    a.next_due = now + a.period
-                    a.in_flight_hb = True
-            for a in due:
-                self._send(a)
-
-    def _send(self, a: _Attempt) -> None:
-        ctx = a.ctx
-        req = _pb.worker_pb2.HeartbeatRequest(
-            worker_id=self.worker_id, attempt_token=a.task.attempt_token)
-        version = ctx._details_version
-        if version != a.details_sent and ctx.details is not None:
-            req.details_json = json.dumps(ctx.details)
-        try:
-            fut = self.stub.Heartbeat.future(req, timeout=max(a.period, 1.0))
-        except Exception as e:  # the channel is closed: we are stopping
-            log.debug("heartbeat not sent: %s", e)
-            a.in_flight_hb = False
-            return
-
-        def done(f):
-            a.in_flight_hb = False
-            try:
-                resp = f.result()
-            except grpc.RpcError as e:
-                self._failed(a, e)
-                return
-            a.details_sent = version
-            if resp.cancel_requested:
-                log.info("step %s of %s: the node asked to cancel",
-                         a.task.step, a.task.execution_id)
-                a.request_cancel("cancel_requested")
-            with self.cond:
-                self.cond.notify()
-        fut.add_done_callback(done)
-
-    def _failed(self, a: _Attempt, e: grpc.RpcError) -> None:
-        code = e.code()
-        if code == grpc.StatusCode.FAILED_PRECONDITION:
-            log.warning("step %s of %s attempt %d: lease lost (%s); "
-                        "stopping it", a.task.step, a.task.execution_id,
-                        a.task.attempt, e.details())
-            a.request_cancel("lease_lost")
-        elif code == grpc.StatusCode.NOT_FOUND and self.on_unknown_worker:
-            log.warning("heartbeat: %s", e.details())
-            self.on_unknown_worker()
-        else:
-            log.warning("heartbeat for step %s of %s failed: %s: %s",
-                        a.task.step, a.task.execution_id, code.name,
-                        e.details())
-        with self.cond:
-            self.cond.notify()
 
 
 class Worker:
@@ -251,7 +106,7 @@ class Worker:
         self._forced = False
         self._stop_requested = threading.Event()
         self._inflight: set[asyncio.Task] = set()
-        self._attempts: set[_Attempt] = set()
+        self._attempts: set[Attempt] = set()
         self._poll_call = None
         self._registered_gen = 0
         self._reg_lock: asyncio.Lock | None = None
@@ -281,7 +136,7 @@ class Worker:
         self._channel = grpc.aio.insecure_channel(
             self.server, options=self.channel_options)
         self._stub = _pb.worker_pb2_grpc.WorkerServiceStub(self._channel)
-        self._hb = _Heartbeater(self.server, self.worker_id,
+        self._hb = Heartbeater(self.server, self.worker_id,
                                 self.channel_options)
         self._hb.on_unknown_worker = lambda: loop.call_soon_threadsafe(
             self._note_unknown_worker)
@@ -513,7 +368,7 @@ class Worker:
                 f"task's JSON is malformed: {e}", retryable=False))
             await self._complete(task, done)
             return
-        attempt: _Attempt | None = None
+        attempt: Attempt | None = None
         ctx = StepContext(
             execution_id=task.execution_id, workflow=task.workflow,
             step=task.step, attempt=task.attempt, task_id=task.task_id,
@@ -523,7 +378,7 @@ class Worker:
             heartbeat_timeout=task.heartbeat_timeout_ms / 1000.0,
             is_async=step.is_async,
             on_heartbeat=lambda: attempt and self._hb.poke(attempt))
-        attempt = _Attempt(task, ctx, self._period(task), loop)
+        attempt = Attempt(task, ctx, self._period(task), loop)
         self._attempts.add(attempt)
         self._hb.add(attempt)
         if self._forced:
@@ -574,7 +429,7 @@ class Worker:
         await self._complete(task, done)
 
     async def _run_step(self, step: Step, value, ctx: StepContext,
-                        attempt: _Attempt) -> tuple[str, Any]:
+                        attempt: Attempt) -> tuple[str, Any]:
         """("ok", result) | ("suspend", Suspend) | ("cancelled", None) |
         ("raise", exception)."""
         try:
@@ -583,7 +438,7 @@ class Worker:
             return "raise", e
         if step.is_async:
             attempt.async_task = asyncio.ensure_future(
-                _call_async(step.fn, args, kwargs))
+                call_async(step.fn, args, kwargs))
             if attempt.cancel_reason is not None:
                 attempt.async_task.cancel()
             try:
@@ -593,10 +448,10 @@ class Worker:
                     return "cancelled", None
                 attempt.async_task.cancel()  # the worker itself is cancelled
                 raise
-        outcome = await _call_in_thread(step.fn, args, kwargs,
+        outcome = await call_in_thread(step.fn, args, kwargs,
                                         f"cerebelum-step-{ctx.step}")
         if outcome[0] == "ok" and asyncio.iscoroutine(outcome[1]):
-            return await _call_async(lambda: outcome[1], (), {})
+            return await call_async(lambda: outcome[1], (), {})
         return outcome
 
     async def _complete(self, task, req) -> None:
@@ -642,46 +497,3 @@ class Worker:
                             "%.1f s", task.step, task.execution_id,
                             code.name, e.details(), delay)
                 delay = await self._backoff_sleep(delay)
-
-
-async def _call_async(fn, args, kwargs) -> tuple[str, Any]:
-    try:
-        return "ok", await fn(*args, **kwargs)
-    except Suspend as s:
-        return "suspend", s
-    except Cancelled:
-        return "cancelled", None
-    except asyncio.CancelledError:
-        raise
-    except BaseException as e:  # noqa: BLE001 - reported as the failure
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        return "raise", e
-
-
-def _call_in_thread(fn, args, kwargs, name: str) -> asyncio.Future:
-    """Runs a plain step on a daemon thread of its own: a step that never
-    returns cannot keep the process alive after a forced stop."""
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-
-    def settle(outcome):
-        if not fut.done():
-            fut.set_result(outcome)
-
-    def body():
-        try:
-            outcome = ("ok", fn(*args, **kwargs))
-        except Suspend as s:
-            outcome = ("suspend", s)
-        except Cancelled:
-            outcome = ("cancelled", None)
-        except BaseException as e:  # noqa: BLE001 - reported as the failure
-            outcome = ("raise", e)
-        try:
-            loop.call_soon_threadsafe(settle, outcome)
-        except RuntimeError:  # the loop is gone: the worker was stopped
-            pass
-
-    threading.Thread(target=body, name=name, daemon=True).start()
-    return fut
