@@ -65,6 +65,10 @@ std::size_t append_request::byte_size() const noexcept {
          + t.lease_owner.size();
   for (const auto& id : task_deletes)
     n += sizeof(id) + id.size();
+  for (const auto& d : dead_letter_inserts)
+    n += sizeof(d) + d.task_id.size() + d.queue.size() + d.payload.size()
+         + d.error.size();
+  n += dead_letter_deletes.size() * sizeof(std::int64_t);
   return n;
 }
 
@@ -101,6 +105,13 @@ status validate_rows(const append_request& req, const store_limits& limits) {
   }
   for (const auto& id : req.task_deletes)
     if (id.empty()) return invalid(req, "task delete with an empty task_id");
+  for (const auto& d : req.dead_letter_inserts)
+    if (d.payload.size() + d.error.size() > limits.max_payload_bytes)
+      return make_error(errc::payload_too_large,
+                        "dead letter of task '" + d.task_id + "' is "
+                          + std::to_string(d.payload.size() + d.error.size())
+                          + " bytes, the limit (max_payload_bytes) is "
+                          + std::to_string(limits.max_payload_bytes));
   return ok_status();
 }
 

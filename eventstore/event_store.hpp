@@ -78,6 +78,23 @@ class event_store {
   virtual result<std::vector<task_row>> tasks_of(std::string_view execution_id)
     = 0;
 
+  /// Pages every task row (the task router's recovery at boot), ordered by
+  /// task_id. `page_token` is empty for the first page or the
+  /// `next_page_token` of the previous page.
+  virtual result<task_page>
+  all_tasks(std::size_t page_size, std::string_view page_token) = 0;
+
+  /// Lists dead letters, oldest first, optionally of one queue (empty: every
+  /// queue), paged as `all_tasks`.
+  virtual result<dead_letter_page>
+  list_dead_letters(std::string_view queue, std::size_t page_size,
+                    std::string_view page_token)
+    = 0;
+
+  /// Returns the dead letter `id`, or `std::nullopt`.
+  virtual result<std::optional<dead_letter_row>>
+  get_dead_letter(std::int64_t id) = 0;
+
   /// The schema version this store runs on.
   virtual int schema_version() const noexcept = 0;
 };

@@ -174,6 +174,15 @@ std::string row_changes_sql(pqxx::transaction_base& tx,
   for (const auto& t : req.task_deletes)
     sql += "DELETE FROM tasks WHERE task_id = " + tx.quote(t)
            + " AND execution_id = " + id + ';';
+  for (const auto& d : req.dead_letter_inserts)
+    sql += "INSERT INTO dead_letters (task_id, execution_id, queue, attempt, "
+           "payload, error, failed_at) VALUES ("
+           + tx.quote(d.task_id) + ',' + id + ',' + tx.quote(d.queue) + ','
+           + std::to_string(d.attempt) + ',' + bytea_literal(d.payload) + ','
+           + tx.quote(d.error) + ',' + std::to_string(d.failed_at_ms) + ");";
+  for (auto d : req.dead_letter_deletes)
+    sql += "DELETE FROM dead_letters WHERE id = " + std::to_string(d)
+           + " AND execution_id = " + id + ';';
   return sql;
 }
 

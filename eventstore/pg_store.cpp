@@ -110,6 +110,16 @@ class pg_store final : public event_store {
   result<std::vector<task_row>>
   tasks_of(std::string_view execution_id) override;
 
+  result<task_page> all_tasks(std::size_t page_size,
+                              std::string_view page_token) override;
+
+  result<dead_letter_page>
+  list_dead_letters(std::string_view queue, std::size_t page_size,
+                    std::string_view page_token) override;
+
+  result<std::optional<dead_letter_row>>
+  get_dead_letter(std::int64_t id) override;
+
   int schema_version() const noexcept override {
     return current_schema_version;
   }
@@ -525,34 +535,105 @@ pg_store::timers_of(std::string_view execution_id) {
   });
 }
 
+constexpr const char* pg_task_columns
+  = "task_id, execution_id, queue, step, attempt, attempt_token, "
+    "idempotency_key, payload, available_at, lease_owner, lease_expires_at";
+
+std::vector<task_row> read_tasks(const pqxx::result& res) {
+  std::vector<task_row> out;
+  for (const auto& r : res) {
+    task_row t{r[0].as<std::string>(),
+               r[1].as<std::string>(),
+               r[2].as<std::string>(),
+               r[3].as<std::string>(),
+               r[4].as<std::int32_t>(),
+               r[5].as<std::string>(),
+               r[6].as<std::string>(),
+               bytes_of(r[7]),
+               r[8].as<std::int64_t>(),
+               r[9].as<std::string>(),
+               std::nullopt};
+    if (!r[10].is_null()) t.lease_expires_at_ms = r[10].as<std::int64_t>();
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+constexpr const char* pg_dead_letter_columns
+  = "id, task_id, execution_id, queue, attempt, payload, error, failed_at";
+
+std::vector<dead_letter_row> read_dead_letters(const pqxx::result& res) {
+  std::vector<dead_letter_row> out;
+  for (const auto& r : res)
+    out.push_back({r[0].as<std::int64_t>(), r[1].as<std::string>(),
+                   r[2].as<std::string>(), r[3].as<std::string>(),
+                   r[4].as<std::int32_t>(), bytes_of(r[5]),
+                   r[6].as<std::string>(), r[7].as<std::int64_t>()});
+  return out;
+}
+
 result<std::vector<task_row>>
 pg_store::tasks_of(std::string_view execution_id) {
   using res_t = result<std::vector<task_row>>;
   std::string id{execution_id};
   return with_reader([&](pqxx::connection& conn) -> res_t {
     pqxx::read_transaction tx{conn};
-    std::vector<task_row> out;
-    for (const auto& r : tx.exec_params(
-           "SELECT task_id, execution_id, queue, step, attempt, "
-           "attempt_token, idempotency_key, payload, available_at, "
-           "lease_owner, lease_expires_at FROM tasks "
-           "WHERE execution_id = $1 ORDER BY task_id",
-           id)) {
-      task_row t{r[0].as<std::string>(),
-                 r[1].as<std::string>(),
-                 r[2].as<std::string>(),
-                 r[3].as<std::string>(),
-                 r[4].as<std::int32_t>(),
-                 r[5].as<std::string>(),
-                 r[6].as<std::string>(),
-                 bytes_of(r[7]),
-                 r[8].as<std::int64_t>(),
-                 r[9].as<std::string>(),
-                 std::nullopt};
-      if (!r[10].is_null()) t.lease_expires_at_ms = r[10].as<std::int64_t>();
-      out.push_back(std::move(t));
-    }
-    return out;
+    return read_tasks(tx.exec_params(std::string{"SELECT "} + pg_task_columns
+                                       + " FROM tasks WHERE execution_id = $1 "
+                                         "ORDER BY task_id",
+                                     id));
+  });
+}
+
+result<task_page> pg_store::all_tasks(std::size_t page_size,
+                                      std::string_view page_token) {
+  auto limit = detail::clamp_page_size(page_size);
+  std::string after{page_token};
+  return with_reader([&](pqxx::connection& conn) -> result<task_page> {
+    pqxx::read_transaction tx{conn};
+    task_page page;
+    page.rows = read_tasks(tx.exec_params(
+      std::string{"SELECT "} + pg_task_columns
+        + " FROM tasks WHERE task_id > $1 ORDER BY task_id LIMIT $2",
+      after, static_cast<std::int64_t>(limit)));
+    if (page.rows.size() == limit)
+      page.next_page_token = page.rows.back().task_id;
+    return page;
+  });
+}
+
+result<dead_letter_page>
+pg_store::list_dead_letters(std::string_view queue, std::size_t page_size,
+                            std::string_view page_token) {
+  auto after = detail::decode_id_token(page_token);
+  if (!after) return std::move(after).err();
+  auto limit = detail::clamp_page_size(page_size);
+  std::string q{queue};
+  return with_reader([&](pqxx::connection& conn) -> result<dead_letter_page> {
+    pqxx::read_transaction tx{conn};
+    dead_letter_page page;
+    page.rows = read_dead_letters(tx.exec_params(
+      std::string{"SELECT "} + pg_dead_letter_columns
+        + " FROM dead_letters WHERE id > $1 AND ($2 = '' OR queue = $2) "
+          "ORDER BY id LIMIT $3",
+      *after, q, static_cast<std::int64_t>(limit)));
+    if (page.rows.size() == limit)
+      page.next_page_token = std::to_string(page.rows.back().id);
+    return page;
+  });
+}
+
+result<std::optional<dead_letter_row>>
+pg_store::get_dead_letter(std::int64_t id) {
+  using res_t = result<std::optional<dead_letter_row>>;
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::read_transaction tx{conn};
+    auto rows = read_dead_letters(
+      tx.exec_params(std::string{"SELECT "} + pg_dead_letter_columns
+                       + " FROM dead_letters WHERE id = $1",
+                     id));
+    if (rows.empty()) return std::optional<dead_letter_row>{};
+    return std::optional<dead_letter_row>{std::move(rows.front())};
   });
 }
 

@@ -96,7 +96,12 @@ struct write_stmts {
                       "lease_expires_at = excluded.lease_expires_at "
                       "WHERE tasks.execution_id = excluded.execution_id"),
       delete_task(db, "DELETE FROM tasks WHERE task_id = ? "
-                      "AND execution_id = ?") {
+                      "AND execution_id = ?"),
+      insert_dead_letter(db, "INSERT INTO dead_letters (task_id, "
+                             "execution_id, queue, attempt, payload, error, "
+                             "failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+      delete_dead_letter(db, "DELETE FROM dead_letters WHERE id = ? "
+                             "AND execution_id = ?") {
     // nop
   }
 
@@ -108,6 +113,8 @@ struct write_stmts {
   sqlite_stmt delete_timer;
   sqlite_stmt upsert_task;
   sqlite_stmt delete_task;
+  sqlite_stmt insert_dead_letter;
+  sqlite_stmt delete_dead_letter;
 };
 
 /// An execution's index row as the writer's transaction sees it.
@@ -176,6 +183,16 @@ class sqlite_store final : public event_store {
 
   result<std::vector<task_row>>
   tasks_of(std::string_view execution_id) override;
+
+  result<task_page> all_tasks(std::size_t page_size,
+                              std::string_view page_token) override;
+
+  result<dead_letter_page>
+  list_dead_letters(std::string_view queue, std::size_t page_size,
+                    std::string_view page_token) override;
+
+  result<std::optional<dead_letter_row>>
+  get_dead_letter(std::int64_t id) override;
 
   int schema_version() const noexcept override {
     return current_schema_version;
@@ -323,6 +340,17 @@ void sqlite_store::apply(const append_request& req, index_state& state) {
       .run();
   for (const auto& t : req.task_deletes)
     stmts_->delete_task.bind(1, t).bind(2, id).run();
+  for (const auto& d : req.dead_letter_inserts)
+    stmts_->insert_dead_letter.bind(1, d.task_id)
+      .bind(2, id)
+      .bind(3, d.queue)
+      .bind(4, std::int64_t{d.attempt})
+      .bind_blob(5, d.payload)
+      .bind(6, d.error)
+      .bind(7, d.failed_at_ms)
+      .run();
+  for (auto d : req.dead_letter_deletes)
+    stmts_->delete_dead_letter.bind(1, d).bind(2, id).run();
 }
 
 std::optional<error> sqlite_store::admit(const append_request& req,
@@ -559,32 +587,108 @@ sqlite_store::timers_of(std::string_view execution_id) {
   });
 }
 
+namespace {
+
+constexpr const char* task_columns
+  = "task_id, execution_id, queue, step, attempt, attempt_token, "
+    "idempotency_key, payload, available_at, lease_owner, lease_expires_at";
+
+std::vector<task_row> read_tasks(sqlite_stmt& st) {
+  std::vector<task_row> out;
+  while (st.step()) {
+    task_row t{st.text(0),
+               st.text(1),
+               st.text(2),
+               st.text(3),
+               static_cast<std::int32_t>(st.int64(4)),
+               st.text(5),
+               st.text(6),
+               st.blob(7),
+               st.int64(8),
+               st.text(9),
+               std::nullopt};
+    if (!st.is_null(10)) t.lease_expires_at_ms = st.int64(10);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+constexpr const char* dead_letter_columns
+  = "id, task_id, execution_id, queue, attempt, payload, error, failed_at";
+
+std::vector<dead_letter_row> read_dead_letters(sqlite_stmt& st) {
+  std::vector<dead_letter_row> out;
+  while (st.step())
+    out.push_back({st.int64(0), st.text(1), st.text(2), st.text(3),
+                   static_cast<std::int32_t>(st.int64(4)), st.blob(5),
+                   st.text(6), st.int64(7)});
+  return out;
+}
+
+} // namespace
+
 result<std::vector<task_row>>
 sqlite_store::tasks_of(std::string_view execution_id) {
   using res_t = result<std::vector<task_row>>;
   return with_reader([&](sqlite_db& db) -> res_t {
-    sqlite_stmt st{db, "SELECT task_id, execution_id, queue, step, attempt, "
-                       "attempt_token, idempotency_key, payload, "
-                       "available_at, lease_owner, lease_expires_at "
-                       "FROM tasks WHERE execution_id = ? ORDER BY task_id"};
+    sqlite_stmt st{db, std::string{"SELECT "} + task_columns
+                         + " FROM tasks WHERE execution_id = ? "
+                           "ORDER BY task_id"};
     st.bind(1, execution_id);
-    std::vector<task_row> out;
-    while (st.step()) {
-      task_row t{st.text(0),
-                 st.text(1),
-                 st.text(2),
-                 st.text(3),
-                 static_cast<std::int32_t>(st.int64(4)),
-                 st.text(5),
-                 st.text(6),
-                 st.blob(7),
-                 st.int64(8),
-                 st.text(9),
-                 std::nullopt};
-      if (!st.is_null(10)) t.lease_expires_at_ms = st.int64(10);
-      out.push_back(std::move(t));
-    }
-    return out;
+    return read_tasks(st);
+  });
+}
+
+result<task_page> sqlite_store::all_tasks(std::size_t page_size,
+                                          std::string_view page_token) {
+  auto limit = detail::clamp_page_size(page_size);
+  return with_reader([&](sqlite_db& db) -> result<task_page> {
+    sqlite_stmt st{db, std::string{"SELECT "} + task_columns
+                         + " FROM tasks WHERE task_id > ? "
+                           "ORDER BY task_id LIMIT ?"};
+    st.bind(1, page_token).bind(2, static_cast<std::int64_t>(limit));
+    task_page page;
+    page.rows = read_tasks(st);
+    if (page.rows.size() == limit)
+      page.next_page_token = page.rows.back().task_id;
+    return page;
+  });
+}
+
+result<dead_letter_page>
+sqlite_store::list_dead_letters(std::string_view queue, std::size_t page_size,
+                                std::string_view page_token) {
+  auto after = detail::decode_id_token(page_token);
+  if (!after) return std::move(after).err();
+  auto limit = detail::clamp_page_size(page_size);
+  return with_reader([&](sqlite_db& db) -> result<dead_letter_page> {
+    std::string sql = std::string{"SELECT "} + dead_letter_columns
+                      + " FROM dead_letters WHERE id > ?";
+    if (!queue.empty()) sql += " AND queue = ?";
+    sql += " ORDER BY id LIMIT ?";
+    sqlite_stmt st{db, sql};
+    int i = 1;
+    st.bind(i++, *after);
+    if (!queue.empty()) st.bind(i++, queue);
+    st.bind(i, static_cast<std::int64_t>(limit));
+    dead_letter_page page;
+    page.rows = read_dead_letters(st);
+    if (page.rows.size() == limit)
+      page.next_page_token = std::to_string(page.rows.back().id);
+    return page;
+  });
+}
+
+result<std::optional<dead_letter_row>>
+sqlite_store::get_dead_letter(std::int64_t id) {
+  using res_t = result<std::optional<dead_letter_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, std::string{"SELECT "} + dead_letter_columns
+                         + " FROM dead_letters WHERE id = ?"};
+    st.bind(1, id);
+    auto rows = read_dead_letters(st);
+    if (rows.empty()) return std::optional<dead_letter_row>{};
+    return std::optional<dead_letter_row>{std::move(rows.front())};
   });
 }
 

@@ -51,6 +51,21 @@ store_decorator::tasks_of(std::string_view execution_id) {
   return inner_->tasks_of(execution_id);
 }
 
+result<task_page> store_decorator::all_tasks(std::size_t page_size,
+                                             std::string_view page_token) {
+  return inner_->all_tasks(page_size, page_token);
+}
+
+result<dead_letter_page> store_decorator::list_dead_letters(
+  std::string_view queue, std::size_t page_size, std::string_view page_token) {
+  return inner_->list_dead_letters(queue, page_size, page_token);
+}
+
+result<std::optional<dead_letter_row>>
+store_decorator::get_dead_letter(std::int64_t id) {
+  return inner_->get_dead_letter(id);
+}
+
 int store_decorator::schema_version() const noexcept {
   return inner_->schema_version();
 }

@@ -38,6 +38,16 @@ class store_decorator : public event_store {
   result<std::vector<task_row>>
   tasks_of(std::string_view execution_id) override;
 
+  result<task_page> all_tasks(std::size_t page_size,
+                              std::string_view page_token) override;
+
+  result<dead_letter_page>
+  list_dead_letters(std::string_view queue, std::size_t page_size,
+                    std::string_view page_token) override;
+
+  result<std::optional<dead_letter_row>>
+  get_dead_letter(std::int64_t id) override;
+
   int schema_version() const noexcept override;
 
  protected:

@@ -37,6 +37,18 @@ std::string to_hex(std::string_view bytes) {
   return out;
 }
 
+result<std::int64_t> decode_id_token(std::string_view token) {
+  if (token.empty()) return std::int64_t{0};
+  std::int64_t id = 0;
+  auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(),
+                                   id);
+  if (ec != std::errc{} || ptr != token.data() + token.size() || id < 0)
+    return make_error(errc::invalid_argument,
+                      "malformed page token '" + std::string{token}
+                        + "': pass the next_page_token of the previous page");
+  return id;
+}
+
 std::size_t clamp_page_size(std::size_t n) noexcept {
   return std::clamp<std::size_t>(n, 1, 10'000);
 }

@@ -23,6 +23,9 @@ std::string encode_page_token(const page_position& pos);
 /// Parses a page token; an empty token is the first page (`std::nullopt`).
 result<std::optional<page_position>> decode_page_token(std::string_view token);
 
+/// Parses a numeric id page token (dead letters); empty = 0 (first page).
+result<std::int64_t> decode_id_token(std::string_view token);
+
 /// Lowercase hex of `bytes`.
 std::string to_hex(std::string_view bytes);
 

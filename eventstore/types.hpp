@@ -100,6 +100,21 @@ struct task_row {
   std::optional<std::int64_t> lease_expires_at_ms;
 };
 
+/// A dead letter: a task whose failure failed its execution. The store
+/// assigns `id` on insert.
+struct dead_letter_row {
+  std::int64_t id = 0; ///< Assigned by the store; ignored on write.
+  std::string task_id;
+  std::string execution_id; ///< Filled by the store on read; ignored on write.
+  std::string queue;
+  std::int32_t attempt = 1;
+  /// What to show and retry: JSON object text (workflow, step, input, ...).
+  std::string payload;
+  /// The step's error: JSON object text.
+  std::string error;
+  std::int64_t failed_at_ms = 0;
+};
+
 /// One atomic append: the events, the index row and the timer/task changes of
 /// one execution commit together or not at all.
 struct append_request {
@@ -112,6 +127,9 @@ struct append_request {
   std::vector<std::string> timer_deletes;
   std::vector<task_row> task_upserts;
   std::vector<std::string> task_deletes;
+  std::vector<dead_letter_row> dead_letter_inserts;
+  /// Ids of dead letters of this execution to delete.
+  std::vector<std::int64_t> dead_letter_deletes;
 
   /// Approximate memory held by this request (queue accounting).
   std::size_t byte_size() const noexcept;
@@ -137,6 +155,20 @@ struct list_filter {
 /// One page of executions, ordered by (created_at_ms, execution_id).
 struct execution_page {
   std::vector<execution_row> rows;
+  /// Pass to the next call; empty when this is the last page.
+  std::string next_page_token;
+};
+
+/// One page of task rows, ordered by task_id.
+struct task_page {
+  std::vector<task_row> rows;
+  /// Pass to the next call; empty when this is the last page.
+  std::string next_page_token;
+};
+
+/// One page of dead letters, ordered by id.
+struct dead_letter_page {
+  std::vector<dead_letter_row> rows;
   /// Pass to the next call; empty when this is the last page.
   std::string next_page_token;
 };

@@ -409,3 +409,97 @@ TEMPLATE_TEST_CASE("a conflict or bad append inside a group fails only itself",
   CHECK(read_all(*store, "c").size() == 1);
   CHECK(require_ok(store->get_execution("a"))->next_seq == 3);
 }
+
+TEMPLATE_TEST_CASE("every task row is paged back in task_id order without "
+                   "gaps or repeats",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  std::set<std::string> written;
+  for (int e = 0; e < 5; ++e) {
+    auto req = make_append("x" + std::to_string(e), 0, 1);
+    for (int t = 0; t < 5; ++t) {
+      auto id = "task-" + std::to_string(t) + "-" + std::to_string(e);
+      written.insert(id);
+      req.task_upserts.push_back({id, "", "q" + std::to_string(t % 2), "s", 1,
+                                  id, "i", "payload", 10, "", std::nullopt});
+    }
+    require_ok(store->append(req));
+  }
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = require_ok(store->all_tasks(7, token));
+    ++pages;
+    for (auto& row : page.rows) {
+      seen.push_back(row.task_id);
+      CHECK(row.execution_id == "x" + row.task_id.substr(7));
+      CHECK(row.payload == "payload");
+    }
+    token = page.next_page_token;
+  } while (!token.empty());
+  CHECK(pages >= 4);
+  CHECK(seen == std::vector<std::string>(written.begin(), written.end()));
+  CHECK(require_ok(store->all_tasks(100, "task-4-4")).rows.empty());
+}
+
+TEMPLATE_TEST_CASE("dead letters commit with their append, list by queue "
+                   "and are deleted by a later append",
+                   "[conformance]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto a = make_append("d1", 0, 1);
+  a.dead_letter_inserts.push_back({0, "tok-a", "", "emails", 3,
+                                   std::string("{\"x\":\0}", 7), "{\"e\":1}",
+                                   500});
+  require_ok(store->append(a));
+  auto b = make_append("d2", 0, 1);
+  b.dead_letter_inserts.push_back(
+    {0, "tok-b", "", "billing", 1, "{}", "{\"e\":2}", 600});
+  require_ok(store->append(b));
+  // A conflicting append writes no dead letter.
+  auto bad = make_append("d2", 0, 1);
+  bad.dead_letter_inserts.push_back(
+    {0, "tok-c", "", "billing", 1, "{}", "{}", 700});
+  CHECK(store->append(bad).err().code == errc::conflict);
+
+  auto all = require_ok(store->list_dead_letters("", 100, ""));
+  REQUIRE(all.rows.size() == 2);
+  CHECK(all.next_page_token.empty());
+  CHECK(all.rows[0].id < all.rows[1].id);
+  CHECK(all.rows[0].execution_id == "d1");
+  CHECK(all.rows[0].task_id == "tok-a");
+  CHECK(all.rows[0].attempt == 3);
+  CHECK(all.rows[0].payload == std::string("{\"x\":\0}", 7));
+  CHECK(all.rows[0].error == "{\"e\":1}");
+  CHECK(all.rows[0].failed_at_ms == 500);
+  auto billing = require_ok(store->list_dead_letters("billing", 100, ""));
+  REQUIRE(billing.rows.size() == 1);
+  CHECK(billing.rows[0].execution_id == "d2");
+  auto first = require_ok(store->list_dead_letters("", 1, ""));
+  REQUIRE(first.rows.size() == 1);
+  REQUIRE_FALSE(first.next_page_token.empty());
+  auto second
+    = require_ok(store->list_dead_letters("", 1, first.next_page_token));
+  REQUIRE(second.rows.size() == 1);
+  CHECK(second.rows[0].id == all.rows[1].id);
+  CHECK(store->list_dead_letters("", 1, "nope").err().code
+        == errc::invalid_argument);
+
+  auto got = require_ok(store->get_dead_letter(all.rows[1].id));
+  REQUIRE(got.has_value());
+  CHECK(got->queue == "billing");
+  CHECK_FALSE(require_ok(store->get_dead_letter(999999)).has_value());
+
+  // Only the owning execution's append deletes it.
+  auto other = make_append("d1", 1, 1);
+  other.dead_letter_deletes.push_back(all.rows[1].id);
+  require_ok(store->append(other));
+  CHECK(require_ok(store->get_dead_letter(all.rows[1].id)).has_value());
+  auto del = make_append("d2", 1, 1);
+  del.dead_letter_deletes.push_back(all.rows[1].id);
+  require_ok(store->append(del));
+  CHECK_FALSE(require_ok(store->get_dead_letter(all.rows[1].id)).has_value());
+  CHECK(require_ok(store->list_dead_letters("", 100, "")).rows.size() == 1);
+}
