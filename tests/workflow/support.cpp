@@ -29,7 +29,8 @@ std::string describe(const ev::Event& e) {
     case pc::kStepScheduled: {
       const auto& s = e.step_scheduled();
       return "scheduled " + slot_name(s.step(), s.map_index()) + " a"
-             + std::to_string(s.attempt());
+             + std::to_string(s.attempt())
+             + (s.resume_json().empty() ? "" : " resume " + s.resume_json());
     }
     case pc::kStepCompleted: {
       const auto& s = e.step_completed();
@@ -77,6 +78,16 @@ std::string describe(const ev::Event& e) {
     case pc::kExecutionCancelled: return "execution cancelled";
     case pc::kAnnotated:
       return "log " + e.annotated().level() + " " + e.annotated().message();
+    case pc::kStepSuspended: {
+      const auto& s = e.step_suspended();
+      return "suspended " + slot_name(s.step(), s.map_index()) + " a"
+             + std::to_string(s.attempt()) + " " + s.wait_key();
+    }
+    case pc::kExecutionResumed:
+      return "execution resumed "
+             + slot_name(e.execution_resumed().step(),
+                         e.execution_resumed().map_index());
+    case pc::kStepProgress: return "progress " + e.step_progress().step();
     default: return "other";
   }
 }
@@ -86,7 +97,8 @@ std::string describe(const command& c) {
     std::string operator()(const run_step_command& r) const {
       return std::string{"run "} + to_string(r.kind) + " " + r.target + " "
              + slot_name(r.step, r.map_index) + " a" + std::to_string(r.attempt)
-             + " " + r.input.dump();
+             + " " + r.input.dump()
+             + (r.resume.empty() ? "" : " resume " + r.resume.dump());
     }
     std::string operator()(const start_timer_command& t) const {
       return "timer " + t.purpose + " " + t.step + " @"
@@ -215,6 +227,48 @@ decision harness::run(const std::string& line) {
     e.mutable_approval_rejected()->set_reason("no");
   } else if (verb == "timeout") {
     e.mutable_approval_timed_out()->set_step(step);
+  } else if (verb == "suspend") {
+    // suspend STEP[i] KEY sleep MS | suspend STEP[i] KEY approval [MS [DATA]]
+    auto a = outstanding(step, index);
+    std::istringstream r{rest};
+    std::string key, how;
+    std::int64_t ms = 0;
+    r >> key >> how >> ms;
+    std::string data;
+    std::getline(r, data);
+    if (!data.empty() && data.front() == ' ') data.erase(0, 1);
+    auto* s = e.mutable_step_suspended();
+    s->set_step(step);
+    s->set_map_index(index);
+    s->set_attempt(a.attempt);
+    s->set_attempt_token(a.token);
+    s->set_wait_key(key);
+    s->set_suspended_at_ms(now);
+    s->set_worker_id("w-1");
+    if (how == "sleep") {
+      s->set_sleep_ms(ms);
+    } else if (how == "approval") {
+      s->set_approval(true);
+      s->set_approval_timeout_ms(ms);
+      s->set_approval_data_json(data);
+    } else {
+      FAIL("suspend needs sleep or approval, got " << how);
+    }
+  } else if (verb == "resume") {
+    auto* r = e.mutable_execution_resumed();
+    r->set_by("ops");
+    r->set_step(step);
+    r->set_map_index(index);
+    r->set_dead_letter_id(7);
+    r->set_resumed_at_ms(now);
+  } else if (verb == "progress") {
+    auto a = outstanding(step, index);
+    auto* p = e.mutable_step_progress();
+    p->set_step(step);
+    p->set_attempt_token(a.token);
+    p->set_details_json(rest.empty() ? "{}" : rest);
+    p->set_worker_id("w-1");
+    p->set_at_ms(now);
   } else if (verb == "cancel") {
     e.mutable_cancel_requested()->set_by("ops");
     e.mutable_cancel_requested()->set_reason("test");

@@ -35,6 +35,10 @@ class harness {
   ///   late STEP[i] JSON      complete with an old (abandoned) token
   ///   fire STEP              fire the earliest timer of STEP at fire_at
   ///   grant STEP | reject STEP | timeout STEP (approval_timed_out)
+  ///   suspend STEP[i] KEY sleep MS      step_suspended (durable sleep)
+  ///   suspend STEP[i] KEY approval [TIMEOUT_MS [DATA]]
+  ///   resume STEP[i]         execution_resumed (dead-letter retry)
+  ///   progress STEP[i] [JSON] step_progress of the outstanding attempt
   ///   cancel | wait MS
   decision run(const std::string& line);
 
