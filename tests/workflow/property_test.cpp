@@ -1,7 +1,8 @@
 // Seeded, reproducible property test: random workflows driven by random
 // interleavings of inputs (results, failures, timers, approvals, cancels,
-// late and duplicate deliveries). After every decision it checks that
-// deciding twice agrees, that every command is backed by an event of the
+// late and duplicate deliveries, task suspensions, step progress, and
+// dead-letter retries of failed executions). After every decision it checks
+// that deciding twice agrees, that every command is backed by an event of the
 // same decision, and that no step ever has two outstanding attempts; at the
 // end, that re-deciding on every recorded prefix reproduces the history.
 #include <map>
@@ -47,7 +48,8 @@ step_builder random_step(rng& r, const std::string& name, bool in_group,
     case 3: s = step_builder::sleep(name, "5s"); break;
     case 4: s = step_builder::approval(name).approval_timeout("1m"); break;
     case 5:
-      s = step_builder::call(name, "f." + name)
+      s = (r.chance(50) ? step_builder::call(name, "f." + name)
+                        : step_builder::task(name, "t." + name, "q"))
             .map_over("[1, 2, 3, 4]", static_cast<std::uint32_t>(r.below(3)));
       break;
     default: s = step_builder::log(name, "at ${now()}"); break;
@@ -125,6 +127,11 @@ void check_single_attempt(const std::vector<ev::Event>& history) {
                                 << " is open");
       CHECK(it == open.end());
       open[k] = s.attempt_token();
+    } else if (e.has_step_suspended()) {
+      // A suspension ends the attempt; the resumed one is a new attempt.
+      const auto& s = e.step_suspended();
+      auto it = open.find(key(s.step(), s.map_index()));
+      if (it != open.end() && it->second == s.attempt_token()) open.erase(it);
     } else if (e.has_step_completed() || e.has_step_failed()) {
       const auto& step = e.has_step_completed() ? e.step_completed().step()
                                                 : e.step_failed().step();
@@ -166,7 +173,30 @@ ev::Event pick_input(rng& r, const execution_state& s, std::int64_t& now,
     e = *results[r.below(results.size())];
   } else if (!runs.empty() && (timers.empty() || r.chance(70))) {
     const auto& a = runs[r.below(runs.size())];
-    if (r.chance(80)) {
+    if (a.kind == step_kind::task && r.chance(25)) {
+      // The worker suspends the attempt: a durable sleep or an approval,
+      // under one of a few keys (a key used twice is an invalid suspension).
+      auto* su = e.mutable_step_suspended();
+      su->set_step(a.step);
+      su->set_map_index(a.map_index);
+      su->set_attempt(a.attempt);
+      su->set_attempt_token(a.token);
+      su->set_wait_key("k" + std::to_string(r.below(3)));
+      su->set_suspended_at_ms(now);
+      su->set_worker_id("w");
+      if (r.chance(50)) {
+        su->set_sleep_ms(static_cast<std::int64_t>(1 + r.below(5000)));
+      } else {
+        su->set_approval(true);
+        su->set_approval_data_json("{\"a\":1}");
+        if (r.chance(50)) su->set_approval_timeout_ms(60'000);
+      }
+    } else if (r.chance(5)) {
+      auto* p = e.mutable_step_progress();
+      p->set_step(a.step);
+      p->set_attempt_token(a.token);
+      p->set_details_json("{}");
+    } else if (r.chance(80)) {
       auto* c = e.mutable_step_completed();
       c->set_step(a.step);
       c->set_map_index(a.map_index);
@@ -200,6 +230,11 @@ ev::Event pick_input(rng& r, const execution_state& s, std::int64_t& now,
 
 /// How the random executions ended, by status name.
 std::map<std::string, std::size_t> endings;
+/// Dead letters retried (execution_resumed) over all runs.
+std::size_t resumes = 0;
+/// step_suspended inputs and attempts scheduled with a resume_json.
+std::size_t suspensions = 0;
+std::size_t resumed_attempts = 0;
 
 /// Runs one random execution; returns the number of decisions made.
 std::size_t run_one(std::uint64_t seed) {
@@ -210,6 +245,7 @@ std::size_t run_one(std::uint64_t seed) {
   std::vector<ev::Event> history{make_started_event(*def, json::object(), now)};
   std::vector<std::size_t> inputs{0};
   std::size_t decisions = 0;
+  int resumed = 0;
   for (int round = 0; round < 150; ++round) {
     auto d1 = decide(*def, history, {"ex", now});
     auto d2 = decide(*def, history, {"ex", now});
@@ -229,10 +265,29 @@ std::size_t run_one(std::uint64_t seed) {
     for (const auto& a : s.outstanding())
       CHECK(keys.insert(key(a.step, a.map_index)).second);
     if (s.terminal()) {
-      ++endings[to_string(s.status())];
       CHECK(s.outstanding().empty());
       CHECK(s.timers().empty());
-      break;
+      CHECK(s.approvals().empty());
+      auto dl = s.dead_letter();
+      if (s.status() != execution_status::failed) CHECK_FALSE(dl);
+      if (!dl || resumed >= 2 || !r.chance(50)) {
+        ++endings[to_string(s.status())];
+        break;
+      }
+      // An operator retries the dead letter.
+      ++resumed;
+      ++resumes;
+      ev::Event e;
+      auto* x = e.mutable_execution_resumed();
+      x->set_by("prop");
+      x->set_step(dl->step);
+      x->set_map_index(dl->map_index);
+      x->set_dead_letter_id(static_cast<std::int64_t>(resumes));
+      e.set_seq(static_cast<std::int64_t>(history.size()));
+      e.set_recorded_at_ms(now);
+      inputs.push_back(history.size());
+      history.push_back(std::move(e));
+      continue;
     }
     auto e = pick_input(r, s, now, history);
     e.set_seq(static_cast<std::int64_t>(history.size()));
@@ -241,6 +296,11 @@ std::size_t run_one(std::uint64_t seed) {
     history.push_back(std::move(e));
   }
   check_single_attempt(history);
+  for (const auto& e : history) {
+    if (e.has_step_suspended()) ++suspensions;
+    if (e.has_step_scheduled() && !e.step_scheduled().resume_json().empty())
+      ++resumed_attempts;
+  }
   // Replay: every recorded decision is reproduced from its prefix.
   for (std::size_t b = 0; b < inputs.size(); ++b) {
     auto begin = inputs[b] + 1;
@@ -280,4 +340,10 @@ TEST_CASE("random workflows under random interleavings replay exactly and "
   CHECK(endings["completed"] > 100);
   CHECK(endings["failed"] > 100);
   CHECK(endings["cancelled"] > 10);
+  // Suspensions and dead-letter retries are exercised too.
+  INFO(resumes << " executions resumed, " << suspensions << " suspensions, "
+               << resumed_attempts << " attempts with resume_json");
+  CHECK(resumes > 50);
+  CHECK(suspensions > 200);
+  CHECK(resumed_attempts > 100);
 }
