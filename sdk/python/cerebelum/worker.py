@@ -5,7 +5,8 @@
     Worker("127.0.0.1:9740", queues=["orders"], workflows=[order]).run()
 
 * At most ``max_in_flight`` attempts run at once; the worker polls only
-  while it has a free slot.
+  while it has a free slot, with up to ``pollers`` (default 4) long-polls
+  open at once.
 * ``async`` steps run on the worker's event loop; plain steps each run on a
   thread of their own, so a blocking or CPU-bound step never holds up the
   loop.
@@ -61,7 +62,8 @@ class Worker:
 
     def __init__(self, server: str, queues: Iterable[str], *,
                  steps: Iterable[Step] = (), workflows: Iterable = (),
-                 max_in_flight: int = 4, worker_id: str | None = None,
+                 max_in_flight: int = 4, pollers: int | None = None,
+                 worker_id: str | None = None,
                  poll_wait: float = 30.0, shutdown_grace: float = 30.0,
                  reconnect_backoff: tuple[float, float] = (0.1, 5.0),
                  handle_signals: bool = True,
@@ -75,6 +77,9 @@ class Worker:
         self.worker_id = worker_id or \
             f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.max_in_flight = max_in_flight
+        # Concurrent long-polls: one poll hands out one task, so a single
+        # poller caps a busy worker at one task per round trip.
+        self.pollers = max(1, min(max_in_flight, pollers or 4))
         self.poll_wait = poll_wait
         self.shutdown_grace = shutdown_grace
         self.reconnect_backoff = reconnect_backoff
@@ -107,7 +112,7 @@ class Worker:
         self._stop_requested = threading.Event()
         self._inflight: set[asyncio.Task] = set()
         self._attempts: set[Attempt] = set()
-        self._poll_call = None
+        self._poll_calls: set = set()
         self._registered_gen = 0
         self._reg_lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
@@ -146,7 +151,9 @@ class Worker:
             self._begin_stop(False)
         try:
             await self._register()
-            await self._poll_loop()
+            slots = asyncio.Semaphore(self.max_in_flight)
+            await asyncio.gather(*(self._poll_loop(slots)
+                                   for _ in range(self.pollers)))
             await self._drain()
         finally:
             for s in signals:
@@ -185,8 +192,8 @@ class Worker:
         if self._stopping:
             force = True
         self._stopping = True
-        if self._poll_call is not None:
-            self._poll_call.cancel()
+        for call in list(self._poll_calls):
+            call.cancel()
         if self._wake is not None:
             self._wake.set()
         if force and not self._forced:
@@ -251,8 +258,8 @@ class Worker:
                      ",".join(self.registered_workflows) or "-")
             return True
 
-    async def _poll_loop(self) -> None:
-        slots = asyncio.Semaphore(self.max_in_flight)
+    async def _poll_loop(self, slots: asyncio.Semaphore) -> None:
+        """One poller; ``pollers`` of them share the in-flight slots."""
         delay = self.reconnect_backoff[0]
         while not self._stopping:
             await slots.acquire()
@@ -260,17 +267,17 @@ class Worker:
                 slots.release()
                 break
             if self._registered_gen <= 0:
-                if not await self._register():
+                if not await self._register(self._registered_gen):
                     slots.release()
                     break
             gen = self._registered_gen
             req = _pb.worker_pb2.PollTaskRequest(
                 worker_id=self.worker_id, queues=self.queues,
                 wait_ms=int(self.poll_wait * 1000))
-            self._poll_call = self._stub.PollTask(
-                req, timeout=self.poll_wait + 10)
+            call = self._stub.PollTask(req, timeout=self.poll_wait + 10)
+            self._poll_calls.add(call)
             try:
-                resp = await self._poll_call
+                resp = await call
             except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
                 slots.release()
                 if self._stopping:
@@ -293,7 +300,7 @@ class Worker:
                     delay = await self._backoff_sleep(delay)
                 continue
             finally:
-                self._poll_call = None
+                self._poll_calls: set = set()
             delay = self.reconnect_backoff[0]
             if not resp.HasField("task"):
                 slots.release()
