@@ -8,6 +8,17 @@ namespace cerebelum::workflow::detail {
 
 namespace ev = cerebelum::events;
 
+namespace {
+
+/// `base + delay` without overflow (delays from workers may be huge).
+std::int64_t saturating_add(std::int64_t base, std::int64_t delay) {
+  constexpr auto max = std::numeric_limits<std::int64_t>::max();
+  if (base > 0 && delay > max - base) return max;
+  return base + delay;
+}
+
+} // namespace
+
 void decision_maker::emit_scheduled(const ev::StepScheduled& sched) {
   ev::Event e;
   *e.mutable_step_scheduled() = sched;
@@ -49,7 +60,7 @@ void decision_maker::start_timer(const std::string& id,
                                  const std::string& purpose,
                                  const std::string& step,
                                  std::int64_t delay_ms) {
-  start_timer_at(id, purpose, step, now_ + delay_ms);
+  start_timer_at(id, purpose, step, saturating_add(now_, delay_ms));
 }
 
 void decision_maker::start_timer_at(const std::string& id,
@@ -75,10 +86,8 @@ void decision_maker::arm_suspension(std::size_t idx, const slot& sl) {
   auto token = sl.token;
   if (su.sleep_ms() > 0) {
     auto base = su.suspended_at_ms() > 0 ? su.suspended_at_ms() : now_;
-    auto fire = su.sleep_ms() > std::numeric_limits<std::int64_t>::max() - base
-                  ? std::numeric_limits<std::int64_t>::max()
-                  : base + su.sleep_ms();
-    start_timer_at("resume:" + token, "step_resume", sp.name, fire);
+    start_timer_at("resume:" + token, "step_resume", sp.name,
+                   saturating_add(base, su.sleep_ms()));
     return;
   }
   auto data = parse_json_text(su.approval_data_json());

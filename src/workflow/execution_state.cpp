@@ -610,7 +610,9 @@ void execution_state::on_resumed(const ev::ExecutionResumed& e) {
   };
   for (auto idx : def_->stages[static_cast<std::size_t>(stage_)].steps) {
     auto& rt = steps_[idx];
-    if (def_->steps[idx].kind == step_kind::map) {
+    // A scheduled map step is running its children: restart those instead.
+    if (def_->steps[idx].kind == step_kind::map
+        && rt.self.phase == slot_phase::scheduled) {
       for (auto& c : rt.children)
         if (&c != target) restart(c);
     } else if (&rt.self != target) {

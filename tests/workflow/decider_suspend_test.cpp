@@ -3,6 +3,8 @@
 // carrying resume_json; execution_resumed (dead-letter retry) with a fresh
 // retry budget; dead_letter(); step_progress and worker ids as no-ops; lease
 // and heartbeat failures as ordinary retryable failures.
+#include <limits>
+
 #include <catch2/catch.hpp>
 
 #include "tests/workflow/support.hpp"
@@ -563,4 +565,43 @@ TEST_CASE("cancelling a suspended execution drops its waits") {
   CHECK(s.status() == execution_status::cancelled);
   CHECK(s.timers().empty());
   CHECK_FALSE(s.approval());
+}
+
+TEST_CASE("execution_resumed in a parallel group restarts the abandoned "
+          "members") {
+  auto def = must_load(R"y(
+name: g
+steps:
+  - name: both
+    parallel:
+      - { name: a, task: t.a, queue: q }
+      - { name: b, task: t.b, queue: q, timeout: 10s }
+      - { name: c, task: t.c, queue: q }
+)y");
+  harness h{def};
+  h.run_all({"suspend c k approval 0", "err a fatal"});
+  auto failed = h.state();
+  REQUIRE(failed.status() == execution_status::failed);
+  CHECK(failed.timers().empty());
+  CHECK(failed.approvals().empty());
+  auto abandoned_b = h.stale("b").token;
+  h.run("resume a");
+  auto s = h.state();
+  CHECK(s.status() == execution_status::running);
+  CHECK(h.outstanding("a").attempt == 2);
+  CHECK(h.outstanding("b").attempt == 2);
+  CHECK(h.outstanding("c").attempt == 2); // asks for its approval again
+  CHECK_FALSE(s.accepts_result(abandoned_b));
+  REQUIRE(s.timers().size() == 1); // b's new step timeout
+  CHECK(s.timers()[0].id == "timeout:" + h.outstanding("b").token);
+  h.run_all({"ok a 1", "ok b 2", "ok c 3"});
+  CHECK(h.state().result() == json{{"a", 1}, {"b", 2}, {"c", 3}});
+}
+
+TEST_CASE("a huge sleep saturates instead of overflowing") {
+  harness h{must_load(remote)};
+  h.run_all({"suspend work k sleep 9223372036854775000"});
+  REQUIRE(h.state().timers().size() == 1);
+  CHECK(h.state().timers()[0].fire_at_ms
+        == std::numeric_limits<std::int64_t>::max());
 }
