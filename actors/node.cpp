@@ -21,6 +21,7 @@
 #include "actors/execution.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/services.hpp"
+#include "sdk/cpp/protocol.hpp"
 #include "src/workflow/loader.hpp"
 #include "supervision/messages.hpp"
 #include "supervision/supervisor.hpp"
@@ -196,6 +197,7 @@ caf::behavior root_watcher(caf::event_based_actor* self, caf::actor root,
 
 void add_node_message_types(caf::actor_system_config& cfg) {
   sv::add_supervision_types(cfg);
+  worker::add_protocol_types(cfg); // C++ workers (actors/worker_gateway)
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& ctx) {
     auto result = "node: " + to_string(static_cast<errc>(code));
