@@ -1,6 +1,7 @@
 // Fuzz-style robustness: thousands of seeded mutations of YAML documents and
-// of expressions. Loading, validating, evaluating and deciding must return a
-// clean result or a clean error; nothing may throw or crash.
+// of expressions, and random worker inputs folded into histories. Loading,
+// validating, evaluating and deciding must return a clean result or a clean
+// error; nothing may throw or crash.
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -223,4 +224,148 @@ TEST_CASE("random JSON documents load or fail cleanly") {
     auto res = load_json(doc, "doc.json");
     if (!res) CHECK_FALSE(res.error().message.empty());
   }
+}
+
+TEST_CASE("random worker inputs (suspensions, resumes, results with odd "
+          "fields) fold and decide cleanly") {
+  namespace ev = cerebelum::events;
+  auto def = load_yaml(R"y(
+name: f
+steps:
+  - name: a
+    task: t.a
+    queue: q
+    retry: { max_attempts: 2, initial_interval: 1s }
+  - name: m
+    map: { over: "[1, 2]" }
+    task: t.m
+    queue: q
+  - name: g
+    parallel:
+      - { name: x, task: t.x, queue: q }
+      - { name: y, approval: { timeout: 1m } }
+)y");
+  REQUIRE(def.ok());
+  const char* steps[] = {"a", "m", "x", "y", "nope", ""};
+  const char* keys[] = {"k", "", "k2", "\xff"};
+  const char* data[] = {"", "null", "{\"a\":1}", "not json", "[1,"};
+  rng r{0xd0d0};
+  std::size_t ok = 0, refused = 0, armed = 0, resumed = 0;
+  for (int run = 0; run < 600; ++run) {
+    std::int64_t now = 1000;
+    std::vector<ev::Event> history{make_started_event(*def, json{}, now)};
+    for (int round = 0; round < 40; ++round) {
+      auto d = decide(*def, history, {"fz", now});
+      if (!d) {
+        // Only a bad resume may make the history unusable here.
+        CHECK_THAT(d.error().message, Catch::Contains("execution_resumed"));
+        ++refused;
+        break;
+      }
+      ++ok;
+      for (const auto& x : d->events) {
+        if (x.has_timer_started()
+            && x.timer_started().purpose() == "step_resume")
+          ++armed;
+        if (x.has_approval_requested() && x.approval_requested().step() != "y")
+          ++armed;
+      }
+      if (history.back().has_execution_resumed()) ++resumed;
+      history.insert(history.end(), d->events.begin(), d->events.end());
+      execution_state s{*def, "fz"};
+      for (const auto& e : history)
+        (void)s.apply(e);
+      auto out = s.outstanding();
+      ev::Event e;
+      const auto* a = out.empty() ? nullptr : &out[r.below(out.size())];
+      auto step = a && r.below(4) != 0 ? a->step
+                                       : std::string{steps[r.below(6)]};
+      auto index = a && r.below(4) != 0
+                     ? a->map_index
+                     : static_cast<std::int32_t>(r.below(5)) - 2;
+      auto token = a && r.below(5) != 0 ? a->token : std::string{"bogus"};
+      switch (r.below(7)) {
+        case 0:
+        case 1: {
+          auto* x = e.mutable_step_suspended();
+          x->set_step(step);
+          x->set_map_index(index);
+          x->set_attempt_token(token);
+          x->set_approval_data_json(data[r.below(5)]);
+          x->set_suspended_at_ms(r.below(2) == 0 ? 0 : now);
+          if (r.below(3) != 0) { // well-formed
+            x->set_wait_key(keys[r.below(2) * 2]);
+            if (r.below(2) == 0)
+              x->set_sleep_ms(1 + static_cast<std::int64_t>(r.below(1000)));
+            else
+              x->set_approval(true);
+            break;
+          }
+          x->set_wait_key(keys[r.below(4)]);
+          x->set_sleep_ms(static_cast<std::int64_t>(r.below(4)) - 1);
+          x->set_approval(r.below(2) == 0);
+          x->set_approval_timeout_ms(static_cast<std::int64_t>(r.below(3)) - 1);
+          break;
+        }
+        case 2: {
+          if (!s.terminal() && r.below(5) != 0) {
+            e.mutable_step_progress()->set_step(step);
+            break;
+          }
+          auto* x = e.mutable_execution_resumed();
+          auto dl = s.dead_letter();
+          x->set_step(dl && r.below(3) != 0 ? dl->step : step);
+          x->set_map_index(dl && r.below(3) != 0 ? dl->map_index : index);
+          break;
+        }
+        case 3: {
+          auto* x = e.mutable_step_failed();
+          x->set_step(step);
+          x->set_map_index(index);
+          x->set_attempt_token(token);
+          x->mutable_error()->set_kind(r.below(2) == 0 ? "lease_expired"
+                                                       : "fatal");
+          x->mutable_error()->set_retryable(r.below(2) == 0);
+          break;
+        }
+        case 4: {
+          auto* x = e.mutable_step_completed();
+          x->set_step(step);
+          x->set_map_index(index);
+          x->set_attempt_token(token);
+          x->set_result_json(data[r.below(5)]);
+          break;
+        }
+        case 5: {
+          auto timers = s.timers();
+          if (timers.empty()) {
+            e.mutable_approval_granted()->set_step(step);
+            e.mutable_approval_granted()->set_data_json(data[r.below(5)]);
+          } else {
+            const auto& t = timers[r.below(timers.size())];
+            now = std::max(now, t.fire_at_ms);
+            e.mutable_timer_fired()->set_timer_id(t.id);
+          }
+          break;
+        }
+        default: {
+          if (r.below(2) == 0)
+            e.mutable_approval_rejected()->set_step(step);
+          else
+            e.mutable_step_progress()->set_step(step);
+          break;
+        }
+      }
+      e.set_seq(static_cast<std::int64_t>(history.size()));
+      e.set_recorded_at_ms(now);
+      history.push_back(std::move(e));
+      now += 100;
+    }
+  }
+  INFO(ok << " decisions, " << refused << " refused, " << armed
+          << " suspensions armed, " << resumed << " resumes");
+  CHECK(ok > 3000);
+  CHECK(refused > 0);
+  CHECK(armed > 100);
+  CHECK(resumed > 5);
 }
