@@ -178,9 +178,11 @@ class execution_state {
   }
 
   /// Attempts whose outcome is awaited (calls, tasks, sleeps, approvals).
+  /// A suspended task attempt is over: it is not listed (its wait shows in
+  /// `timers()` / `approvals()`).
   [[nodiscard]] std::vector<attempt_ref> outstanding() const;
-  /// Whether a step_completed/step_failed carrying `token` would be
-  /// accepted now; late results of old attempts are not.
+  /// Whether a step_completed/step_failed/step_suspended carrying `token`
+  /// would be accepted now; late results of old attempts are not.
   [[nodiscard]] bool accepts_result(const std::string& token) const;
   /// Results by step name (what `steps.<name>` reads).
   [[nodiscard]] const json& results() const noexcept {
