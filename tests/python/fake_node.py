@@ -233,7 +233,8 @@ class FakeAdminService(admin_pb2_grpc.AdminServiceServicer):
 class FakeNode:
     """A gRPC server on 127.0.0.1 with both fake services."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, with_workers: bool = True):
+        self.with_workers = with_workers
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.worker = FakeWorkerService()
@@ -242,8 +243,9 @@ class FakeNode:
 
     def start(self) -> "FakeNode":
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-        worker_pb2_grpc.add_WorkerServiceServicer_to_server(self.worker,
-                                                            self.server)
+        if self.with_workers:
+            worker_pb2_grpc.add_WorkerServiceServicer_to_server(self.worker,
+                                                                self.server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin,
                                                           self.server)
         self.server.add_insecure_port(self.address)

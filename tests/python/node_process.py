@@ -33,7 +33,8 @@ class NodeProcess:
              "--workflows", str(wf), "--listen", self.address,
              "--http", f"127.0.0.1:{self.http_port}"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         if not self.wait_for_line("node ready", 30):
             out = self.output()
             self.stop()
@@ -69,4 +70,7 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._reader.join(5)
+        if not self._reader.is_alive():
+            self.proc.stdout.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

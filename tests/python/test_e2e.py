@@ -25,14 +25,22 @@ class EndToEnd(unittest.TestCase):
         cls.worker = Worker(cls.node.address, ["orders"],
                             workflows=[orders.py_order], max_in_flight=4,
                             poll_wait=2, handle_signals=False)
-        cls.thread = threading.Thread(target=cls.worker.run, daemon=True)
+        cls.worker_error = None
+
+        def run():
+            try:
+                cls.worker.run()
+            except Exception as e:  # shown by the assertion below
+                cls.worker_error = e
+        cls.thread = threading.Thread(target=run, daemon=True)
         cls.thread.start()
         cls.client = Client(cls.node.address, by="e2e")
         deadline = time.monotonic() + 20
         while "py_order" not in cls.worker.registered_workflows:
             if time.monotonic() > deadline or not cls.thread.is_alive():
                 cls.tearDownClass()
-                raise AssertionError("the worker did not register py_order")
+                raise AssertionError("the worker did not register py_order: "
+                                     f"{cls.worker_error}")
             time.sleep(0.05)
 
     @classmethod

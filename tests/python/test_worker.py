@@ -459,6 +459,22 @@ class Connection(WorkerCase):
         self.assertEqual(self.fake.of("Unregister"), [])
 
 
+    def test_a_node_without_worker_service_is_named_not_retried(self):
+        @step
+        def hello():
+            return "hi"
+
+        admin_only = FakeNode(with_workers=False).start()
+        try:
+            w = Worker(admin_only.address, ["q"], steps=[hello],
+                       handle_signals=False)
+            with self.assertRaisesRegex(cerebelum.RegistrationError,
+                                        "does not serve the WorkerService"):
+                w.run()
+        finally:
+            admin_only.stop()
+
+
 class Stopping(WorkerCase):
     def test_stop_lets_a_running_step_finish_then_unregisters(self):
         started = threading.Event()

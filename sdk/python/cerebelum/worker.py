@@ -238,6 +238,11 @@ class Worker:
                     resp = await self._stub.Register(req, timeout=10)
                     break
                 except grpc.aio.AioRpcError as e:
+                    if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                        raise RegistrationError(
+                            f"the node {self.server} does not serve the "
+                            f"WorkerService (an older node?): {e.details()}",
+                            e.code()) from None
                     if e.code() in (grpc.StatusCode.INVALID_ARGUMENT,
                                     grpc.StatusCode.NOT_FOUND):
                         raise RegistrationError(
