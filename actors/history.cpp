@@ -133,10 +133,40 @@ make_append(const workflow::execution_state& state,
     row.attempt = static_cast<std::int32_t>(run->attempt);
     row.attempt_token = run->token;
     row.idempotency_key = run->idempotency_key;
-    row.payload = workflow::json_text(
-      workflow::json{{"target", run->target}, {"input", run->input}});
+    // What a worker needs besides the row's columns (see task_router.cpp).
+    row.payload = workflow::json_text(workflow::json{
+      {"target", run->target},
+      {"input", run->input},
+      {"workflow", state.def().name},
+      {"map_index", run->map_index},
+      {"start_to_close_timeout_ms", run->start_to_close_timeout_ms},
+      {"heartbeat_timeout_ms", run->heartbeat_timeout_ms},
+      {"resume",
+       run->resume.is_object() ? run->resume : workflow::json::object()}});
     row.available_at_ms = now_ms();
     req.task_upserts.push_back(std::move(row));
+  }
+  // A task step's unhandled failure that failed the execution in this append
+  // becomes a dead letter, in the same commit.
+  bool failed_now = false;
+  for (auto& ev : evs)
+    failed_now = failed_now || ev.has_execution_failed();
+  if (failed_now) {
+    if (auto dl = state.dead_letter()) {
+      eventstore::dead_letter_row row;
+      row.task_id = dl->attempt_token;
+      row.queue = dl->task_queue;
+      row.attempt = static_cast<std::int32_t>(dl->attempt);
+      row.payload
+        = workflow::json_text(workflow::json{{"workflow", state.def().name},
+                                             {"step", dl->step},
+                                             {"map_index", dl->map_index},
+                                             {"target", dl->target},
+                                             {"input", dl->input}});
+      row.error = workflow::json_text(dl->error.to_json());
+      row.failed_at_ms = now_ms();
+      req.dead_letter_inserts.push_back(std::move(row));
+    }
   }
   return req;
 }

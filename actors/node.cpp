@@ -21,6 +21,7 @@
 #include "actors/execution.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/services.hpp"
+#include "actors/task_router.hpp"
 #include "sdk/cpp/protocol.hpp"
 #include "src/workflow/loader.hpp"
 #include "supervision/messages.hpp"
@@ -79,7 +80,8 @@ sv::child_spec executions_sup(const context_ptr& ctx) {
 }
 
 sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
-                                std::shared_ptr<engine_api> api) {
+                                std::shared_ptr<engine_api> api,
+                                task_api_ptr tasks) {
   std::vector<sv::child_spec> children;
   children.push_back(
     worker("data_dir_lock",
@@ -98,6 +100,14 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
                               ctx->set_scheduler(x);
                               return x;
                             }));
+  children.push_back(worker(
+    "task_router",
+    [ctx, opts = cfg.tasks](caf::actor_system& sys,
+                            const caf::message&) -> caf::expected<caf::actor> {
+      auto x = spawn_task_router(sys, ctx, opts);
+      ctx->set_task_router(x);
+      return x;
+    }));
   children.push_back(executions_sup(ctx));
   children.push_back(worker("engine",
                             [ctx](caf::actor_system& sys, const caf::message&)
@@ -114,7 +124,7 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
     },
     sv::restart_type::transient));
   std::vector<sv::child_spec> bridges;
-  if (cfg.bridges) bridges = cfg.bridges(std::move(api));
+  if (cfg.bridges) bridges = cfg.bridges(std::move(api), std::move(tasks));
   sv::supervisor_flags bridge_flags{
     sv::restart_strategy::one_for_one, 5, std::chrono::seconds{10}, {}};
   children.push_back(sv::supervisor_spec(
@@ -230,7 +240,10 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   for (const auto& def : cfg.definitions)
     ctx->add_definition(def, "embedded (C++ builder)");
   auto api = make_engine_client(sys, ctx);
-  auto root = sv::start_supervisor(sys, make_tree(cfg, ctx, api));
+  auto tasks = std::make_shared<const task_api>([ctx] {
+    return ctx->task_router();
+  });
+  auto root = sv::start_supervisor(sys, make_tree(cfg, ctx, api, tasks));
   if (!root) {
     ctx->close();
     return std::move(root.error());
@@ -244,6 +257,7 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   node result{sys, std::move(*root), std::move(watcher), std::move(stopping)};
   result.api_ = std::move(api);
   result.ctx_ = std::move(ctx);
+  result.tasks_ = std::move(tasks);
   return result;
 }
 
@@ -253,6 +267,10 @@ caf::actor node::engine() const {
 
 caf::actor node::scheduler() const {
   return ctx_ ? ctx_->scheduler() : caf::actor{};
+}
+
+caf::actor node::task_router() const {
+  return ctx_ ? ctx_->task_router() : caf::actor{};
 }
 
 std::optional<std::chrono::milliseconds> node::resurrection_time() const {
@@ -277,6 +295,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
     ctx_->set_engine(nullptr);
     ctx_->set_scheduler(nullptr);
     ctx_->set_executions_sup(nullptr);
+    ctx_->set_task_router(nullptr);
   }
   return stopped;
 }

@@ -15,6 +15,8 @@
 
 #include "actors/engine_api.hpp"
 #include "actors/function_registry.hpp"
+#include "actors/task_api.hpp"
+#include "actors/task_router.hpp"
 #include "src/workflow/definition.hpp"
 #include "supervision/child_spec.hpp"
 
@@ -46,8 +48,11 @@ struct node_config {
   /// `bridge_sup` (one_for_one) last and stopped first; they receive the
   /// node's engine_api.
   std::function<std::vector<supervision::child_spec>(
-    std::shared_ptr<engine_api>)>
+    std::shared_ptr<engine_api>, task_api_ptr)>
     bridges;
+  /// The task router's options (leases, polls, per-queue sticky routing and
+  /// concurrency limits).
+  router_options tasks;
   /// Threads running native steps.
   std::size_t call_threads = 4;
   /// Crashes of one execution's actor before the execution is marked
@@ -69,6 +74,7 @@ void add_node_message_types(caf::actor_system_config& cfg);
 ///  +-- data_dir_lock   permanent   exclusive lock of the data directory
 ///  +-- store_writer    permanent   store + group writer; drains on stop
 ///  +-- scheduler       permanent   durable timers: heap + store paging
+///  +-- task_router     permanent   open tasks of remote workers, leases
 ///  +-- executions_sup  permanent   simple_one_for_one of executions
 ///  +-- engine          permanent   live executions, waiters
 ///  +-- resurrector     transient   boot: respawns running executions
@@ -111,6 +117,14 @@ class node {
   /// The scheduler actor (`stats_atom`: timers in memory, timers fired).
   caf::actor scheduler() const;
 
+  /// The task facade for worker front ends.
+  task_api_ptr tasks() const {
+    return tasks_;
+  }
+
+  /// The task router actor (`stats_atom`: open tasks, ready, leased total).
+  caf::actor task_router() const;
+
   /// How long the resurrector took, once it finished.
   std::optional<std::chrono::milliseconds> resurrection_time() const;
 
@@ -126,6 +140,7 @@ class node {
   std::shared_ptr<std::atomic<bool>> stopping_;
   std::shared_ptr<engine_api> api_;
   std::shared_ptr<engine_context> ctx_;
+  task_api_ptr tasks_;
 };
 
 } // namespace cerebelum::actors

@@ -49,6 +49,11 @@ enum class task_errc {
   invalid_workflow,
   /// The node is shutting down or its store is down.
   unavailable,
+  /// No such dead letter.
+  not_found,
+  /// The dead letter's execution is no longer failed by that task (it was
+  /// retried already).
+  not_retryable,
 };
 
 /// Stable name of `c`, e.g. "stale_token".
@@ -153,6 +158,30 @@ struct complete_info {
 /// Largest result / details / approval data, in bytes of JSON text.
 inline constexpr std::size_t max_task_json_bytes = 1024 * 1024;
 
+/// A task whose unhandled failure failed its execution.
+struct dead_letter_view {
+  std::int64_t id = 0;
+  std::string task_id; ///< the attempt token of the last attempt
+  std::string execution_id;
+  std::string workflow;
+  std::string step;
+  std::int32_t map_index = -1;
+  std::string queue;
+  std::uint32_t attempt = 0;
+  std::string task_type;
+  std::string input_json;
+  std::string error_kind;
+  std::string error_message;
+  std::string error_details_json;
+  bool error_retryable = false;
+  std::int64_t failed_at_ms = 0;
+};
+
+struct dead_letter_list {
+  std::vector<dead_letter_view> items;
+  std::string next_page_token;
+};
+
 /// Cancels a pending poll: the poll's callback then runs at once with no
 /// task (if it did not run yet). A task handed to a callback whose poll was
 /// cancelled concurrently stays leased: call `task_api::release` for it.
@@ -181,6 +210,8 @@ class task_api {
   using callback = std::function<void(task_result<T>)>;
 
   explicit task_api(caf::actor router);
+  /// Finds the router at each call (it may be restarted by its supervisor).
+  explicit task_api(std::function<caf::actor()> locate);
 
   /// Registers (or re-registers, replacing queues and limits) a worker and
   /// adds the workflow definitions it brings to the node. A definition that
@@ -218,12 +249,25 @@ class task_api {
   /// The worker's connection died (CAF down_msg): as `unregister`, at once.
   void worker_lost(std::string worker_id, std::string reason) const;
 
-  const caf::actor& router() const noexcept {
-    return router_;
-  }
+  // -- dead letters (operators) ---------------------------------------------
+
+  /// Lists dead letters, oldest first, of `queue` (empty: all).
+  void list_dead_letters(std::string queue, std::size_t page_size,
+                         std::string page_token,
+                         callback<dead_letter_list> done) const;
+
+  /// Reopens the failed execution of dead letter `id` (its step gets a new
+  /// attempt with a fresh retry budget) and deletes the dead letter in the
+  /// same commit; answers the execution id.
+  void retry_dead_letter(std::int64_t id, std::string by,
+                         callback<std::string> done) const;
+
+  /// The router actor (null when the node has none).
+  caf::actor router() const;
 
  private:
   caf::actor router_;
+  std::function<caf::actor()> locate_;
 };
 
 using task_api_ptr = std::shared_ptr<const task_api>;

@@ -14,6 +14,7 @@
 #include "actors/engine_api.hpp"
 #include "actors/function_registry.hpp"
 #include "actors/node.hpp"
+#include "actors/worker_gateway.hpp"
 #include "src/api/servers.hpp"
 #include "src/demo/demo_functions.hpp"
 
@@ -64,13 +65,18 @@ actors::node_config make_node_config(const node_options& opts) {
   ncfg.workflows_dir = opts.workflows_dir;
   ncfg.functions = std::make_shared<actors::function_registry>();
   demo::register_demo_functions(*ncfg.functions);
-  ncfg.bridges = [listen = opts.listen,
-                  http = opts.http](std::shared_ptr<actors::engine_api> api) {
-    std::vector<supervision::child_spec> specs;
-    specs.push_back(api::grpc_server_spec(listen, api));
-    if (!http.empty()) specs.push_back(api::http_server_spec(http, api));
-    return specs;
-  };
+  ncfg.bridges
+    = [listen = opts.listen, http = opts.http, caf_host = opts.caf_host,
+       caf_port = opts.caf_port](std::shared_ptr<actors::engine_api> api,
+                                 actors::task_api_ptr tasks) {
+        std::vector<supervision::child_spec> specs;
+        specs.push_back(api::grpc_server_spec(listen, api, tasks));
+        if (!http.empty()) specs.push_back(api::http_server_spec(http, api));
+        if (caf_port > 0)
+          specs.push_back(actors::worker_gateway_spec(
+            caf_host, static_cast<std::uint16_t>(caf_port), tasks));
+        return specs;
+      };
   return ncfg;
 }
 
@@ -97,6 +103,13 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
   cmd.add_option("--workflows", opts.workflows_dir,
                  "Load every *.yaml, *.yml and *.json workflow in this "
                  "directory");
+  cmd
+    .add_option("--caf-port", opts.caf_port,
+                "Port for C++ workers (CAF networking); 0 keeps it closed")
+    ->check(CLI::Range(0, 65535))
+    ->capture_default_str();
+  cmd.add_option("--caf-host", opts.caf_host, "Interface of the CAF port")
+    ->capture_default_str();
   cmd
     .add_option("--shutdown-timeout", opts.shutdown_timeout_s,
                 "Seconds to wait for a graceful stop")
@@ -126,10 +139,13 @@ int run_node(const node_options& opts) {
     spdlog::error("node failed to start: {}", sys.render(node.error()));
     return 1;
   }
-  spdlog::info("node ready (data dir {}, store {}, gRPC {}, HTTP {}); SIGINT "
-               "or SIGTERM stops it",
+  spdlog::info("node ready (data dir {}, store {}, gRPC {}, HTTP {}, CAF "
+               "workers {}); SIGINT or SIGTERM stops it",
                opts.data_dir, opts.store == "sqlite" ? "sqlite" : "postgresql",
-               opts.listen, opts.http.empty() ? "off" : opts.http);
+               opts.listen, opts.http.empty() ? "off" : opts.http,
+               opts.caf_port > 0
+                 ? opts.caf_host + ":" + std::to_string(opts.caf_port)
+                 : std::string{"off"});
   auto sig = wait_for_stop_signal(signals);
   if (sig == SIGUSR1) {
     spdlog::critical("the supervision tree terminated on its own; exiting");

@@ -1,0 +1,25 @@
+#pragma once
+
+// Dead letters: listing them from the store and retrying one (an
+// `execution_resumed` appended at the execution's next seq, the dead letter
+// row deleted in the same commit, the execution woken). Blocking: called off
+// the actors' threads (the task router runs them on detached actors).
+
+#include <cstdint>
+#include <string>
+
+#include "actors/engine_context.hpp"
+#include "actors/task_api.hpp"
+
+namespace cerebelum::actors {
+
+/// Lists dead letters of `queue` (empty: all), oldest first.
+task_result<dead_letter_list>
+list_dead_letters(engine_context& ctx, const std::string& queue,
+                  std::size_t page_size, const std::string& page_token);
+
+/// Retries dead letter `id`; answers the execution id.
+task_result<std::string> retry_dead_letter(engine_context& ctx, std::int64_t id,
+                                           const std::string& by);
+
+} // namespace cerebelum::actors
