@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   cli::add_start_command(app, global, commands);
   cli::add_read_commands(app, global, commands);
   cli::add_decision_commands(app, global, commands);
+  cli::add_dlq_commands(app, global, commands);
 
   try {
     app.parse(argc, argv);

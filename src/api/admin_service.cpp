@@ -3,6 +3,10 @@
 #include "src/api/error_mapping.hpp"
 #include "src/api/proto_convert.hpp"
 #include "src/api/request_checks.hpp"
+#include "src/api/worker_service.hpp"
+
+#include <condition_variable>
+#include <mutex>
 
 namespace cerebelum::api {
 
@@ -25,8 +29,11 @@ grpc::Status to_status(const caf::error& err) {
 }
 
 admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,
-                             std::shared_ptr<std::atomic<bool>> stopping)
-  : engine_(std::move(engine)), stopping_(std::move(stopping)) {
+                             std::shared_ptr<std::atomic<bool>> stopping,
+                             actors::task_api_ptr tasks)
+  : engine_(std::move(engine)),
+    tasks_(std::move(tasks)),
+    stopping_(std::move(stopping)) {
   // nop
 }
 
@@ -149,6 +156,85 @@ grpc::Status admin_service::ListWorkflows(grpc::ServerContext*,
   for (auto& wf : engine_->workflows())
     *res->add_workflows() = to_proto(wf);
   return grpc::Status::OK;
+}
+
+namespace {
+
+/// Waits (up to a minute) for a task API callback.
+template <class T>
+std::optional<actors::task_result<T>>
+await_task(const std::function<void(actors::task_api::callback<T>)>& call) {
+  struct shared {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::optional<actors::task_result<T>> res;
+  };
+  auto st = std::make_shared<shared>();
+  call([st](actors::task_result<T> r) {
+    std::lock_guard<std::mutex> guard{st->mtx};
+    st->res = std::move(r);
+    st->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> guard{st->mtx};
+  st->cv.wait_for(guard, std::chrono::seconds{60}, [&] {
+    return st->res.has_value();
+  });
+  return std::move(st->res);
+}
+
+} // namespace
+
+grpc::Status
+admin_service::ListDeadLetters(grpc::ServerContext*,
+                               const admin::ListDeadLettersRequest* req,
+                               admin::ListDeadLettersResponse* res) {
+  if (!tasks_)
+    return {grpc::StatusCode::UNIMPLEMENTED, "this node has no task router"};
+  if (req->page_size() > 1000)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "page_size is " + std::to_string(req->page_size())
+              + ", at most 1000"};
+  auto r = await_task<actors::dead_letter_list>(
+    [&](actors::task_api::callback<actors::dead_letter_list> cb) {
+      tasks_->list_dead_letters(req->queue(), req->page_size(),
+                                req->page_token(), std::move(cb));
+    });
+  if (!r) return {grpc::StatusCode::UNAVAILABLE, "the node did not answer"};
+  if (r->error) return to_status(*r->error);
+  for (auto& v : r->value->items) {
+    auto* d = res->add_dead_letters();
+    d->set_id(v.id);
+    d->set_task_id(v.task_id);
+    d->set_execution_id(v.execution_id);
+    d->set_workflow(v.workflow);
+    d->set_step(v.step);
+    d->set_queue(v.queue);
+    d->set_attempt(v.attempt);
+    d->set_input_json(v.input_json);
+    d->mutable_error()->set_kind(v.error_kind);
+    d->mutable_error()->set_message(v.error_message);
+    d->mutable_error()->set_details_json(v.error_details_json);
+    d->mutable_error()->set_retryable(v.error_retryable);
+    d->set_failed_at_ms(v.failed_at_ms);
+  }
+  res->set_next_page_token(r->value->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status
+admin_service::RetryDeadLetter(grpc::ServerContext*,
+                               const admin::RetryDeadLetterRequest* req,
+                               admin::ExecutionInfo* res) {
+  if (!tasks_)
+    return {grpc::StatusCode::UNIMPLEMENTED, "this node has no task router"};
+  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  auto r
+    = await_task<std::string>([&](actors::task_api::callback<std::string> cb) {
+        tasks_->retry_dead_letter(req->id(), req->by(), std::move(cb));
+      });
+  if (!r) return {grpc::StatusCode::UNAVAILABLE, "the node did not answer"};
+  if (r->error) return to_status(*r->error);
+  return reply(engine_->describe(*r->value), res);
 }
 
 } // namespace cerebelum::api

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "actors/engine_api.hpp"
+#include "actors/task_api.hpp"
 #include "admin.grpc.pb.h"
 
 namespace cerebelum::api {
@@ -16,8 +17,10 @@ namespace cerebelum::api {
 class admin_service final : public admin::AdminService::Service {
  public:
   /// `stopping`, when set, ends pending waits early (server shutdown).
+  /// `tasks`, when set, serves the dead letter RPCs (else UNIMPLEMENTED).
   explicit admin_service(std::shared_ptr<actors::engine_api> engine,
-                         std::shared_ptr<std::atomic<bool>> stopping = {});
+                         std::shared_ptr<std::atomic<bool>> stopping = {},
+                         actors::task_api_ptr tasks = nullptr);
 
   grpc::Status StartExecution(grpc::ServerContext* ctx,
                               const admin::StartExecutionRequest* req,
@@ -53,8 +56,17 @@ class admin_service final : public admin::AdminService::Service {
                              const admin::ListWorkflowsRequest* req,
                              admin::ListWorkflowsResponse* res) override;
 
+  grpc::Status ListDeadLetters(grpc::ServerContext* ctx,
+                               const admin::ListDeadLettersRequest* req,
+                               admin::ListDeadLettersResponse* res) override;
+
+  grpc::Status RetryDeadLetter(grpc::ServerContext* ctx,
+                               const admin::RetryDeadLetterRequest* req,
+                               admin::ExecutionInfo* res) override;
+
  private:
   std::shared_ptr<actors::engine_api> engine_;
+  actors::task_api_ptr tasks_;
   std::shared_ptr<std::atomic<bool>> stopping_;
 };
 

@@ -13,6 +13,7 @@
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
 #include "src/api/admin_service.hpp"
+#include "src/api/worker_service.hpp"
 
 namespace cerebelum::api {
 
@@ -40,22 +41,29 @@ caf::behavior server_owner(caf::event_based_actor* self, std::string what,
 
 caf::expected<caf::actor>
 start_grpc(caf::actor_system& sys, const std::string& address,
-           const std::shared_ptr<actors::engine_api>& engine) {
+           const std::shared_ptr<actors::engine_api>& engine,
+           const actors::task_api_ptr& tasks) {
   auto stopping = std::make_shared<std::atomic<bool>>(false);
-  auto service = std::make_shared<admin_service>(engine, stopping);
+  auto service = std::make_shared<admin_service>(engine, stopping, tasks);
+  std::shared_ptr<worker_service> workers;
+  if (tasks) workers = std::make_shared<worker_service>(tasks, stopping);
   grpc::ServerBuilder builder;
   // Without this, Linux lets a second node bind the same port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(service.get());
+  if (workers) builder.RegisterService(workers.get());
+  // Worker results up to 1 MiB of JSON plus the envelope.
+  builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
   std::shared_ptr<grpc::Server> server{builder.BuildAndStart()};
   if (!server || port == 0)
     return make_error(errc::unavailable,
                       "cannot listen on " + address
                         + " (gRPC): address in use or invalid");
-  spdlog::info("gRPC AdminService listening on {}", address);
-  auto shutdown = [server, service, stopping] {
+  spdlog::info("gRPC AdminService{} listening on {}",
+               workers ? " and WorkerService" : "", address);
+  auto shutdown = [server, service, workers, stopping] {
     stopping->store(true);
     server->Shutdown(std::chrono::system_clock::now()
                      + std::chrono::seconds{2});
@@ -128,11 +136,13 @@ bool split_address(const std::string& address, std::string& host, int& port) {
 
 supervision::child_spec
 grpc_server_spec(std::string address,
-                 std::shared_ptr<actors::engine_api> engine) {
-  return make_spec("grpc_server", [address, engine](caf::actor_system& sys,
-                                                    const caf::message&) {
-    return start_grpc(sys, address, engine);
-  });
+                 std::shared_ptr<actors::engine_api> engine,
+                 actors::task_api_ptr tasks) {
+  return make_spec("grpc_server",
+                   [address, engine, tasks](caf::actor_system& sys,
+                                            const caf::message&) {
+                     return start_grpc(sys, address, engine, tasks);
+                   });
 }
 
 supervision::child_spec

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/task_api.hpp"
 #include "src/api/http_api.hpp"
 #include "supervision/child_spec.hpp"
 
@@ -17,10 +18,12 @@ class engine_api;
 
 namespace cerebelum::api {
 
-/// A child "grpc_server" serving the AdminService on `address` (HOST:PORT).
+/// A child "grpc_server" serving the AdminService on `address` (HOST:PORT),
+/// and the WorkerService when `tasks` is set.
 supervision::child_spec
 grpc_server_spec(std::string address,
-                 std::shared_ptr<actors::engine_api> engine);
+                 std::shared_ptr<actors::engine_api> engine,
+                 actors::task_api_ptr tasks = nullptr);
 
 /// A child "http_server" serving the HTTP/JSON API on `address` (HOST:PORT).
 supervision::child_spec
