@@ -1,13 +1,14 @@
 // A C++ worker for examples/caf_worker/invoice.yaml: joins a node over CAF
-// networking, registers the workflow, and runs `invoice.price` and
-// `invoice.tax` until SIGINT or SIGTERM (then it stops gracefully: running
-// tasks finish and report first).
+// networking, registers the workflow, and runs `invoice.price`,
+// `invoice.tax` and `invoice.send` until SIGINT or SIGTERM (then it stops
+// gracefully: running tasks finish and report first).
 //
 //   cerebelum node --caf-port 4300 &
 //   caf_worker_example --port 4300 --id invoicer-1
 //     --workflow examples/caf_worker/invoice.yaml &
-//   cerebelum start caf_invoice --input '{"items": [{"sku": "a", "qty": 2,
-//     "price_cents": 150}], "tax_rate": 0.2, "work_ms": 0}'
+//   cerebelum start caf_invoice --wait --input '{"items": [{"sku": "a",
+//     "qty": 2, "price_cents": 150}], "tax_rate": 0.2, "work_ms": 0,
+//     "send_after_ms": 0}'
 //
 // (each command on one line).
 //
@@ -93,6 +94,19 @@ json tax(const json& input, task_context&) {
   return {{"tax", t}};
 }
 
+/// Waits `input.after_ms` durably inside the step (the node records the
+/// sleep and runs the step again as a new attempt when it is over: this
+/// process may even be gone by then), then "sends" the invoice.
+json send(const json& input, task_context& ctx) {
+  auto after_ms = input.value("after_ms", json{}).is_number_integer()
+                    ? input["after_ms"].get<std::int64_t>()
+                    : 0;
+  ctx.sleep(std::chrono::milliseconds{after_ms}, "send-window");
+  return {{"sent", true},
+          {"total", input.value("total", json{})},
+          {"attempt", ctx.attempt()}};
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -139,7 +153,9 @@ int main(int argc, char** argv) {
     caf_worker w{opts};
     for (auto& file : workflows)
       w.add_workflow_file(file);
-    w.on("invoice.price", price).on("invoice.tax", tax);
+    w.on("invoice.price", price)
+      .on("invoice.tax", tax)
+      .on("invoice.send", send);
     std::thread signals{[&] {
       int sig = 0;
       while (sigwait(&set, &sig) != 0) {
