@@ -1,0 +1,98 @@
+#include "tests/cafworkers/caf_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+namespace cerebelum::test {
+
+using namespace std::chrono_literals;
+
+scratch_dir::scratch_dir() {
+  std::string tmpl
+    = (std::filesystem::temp_directory_path() / "cerebelum-caf-test.XXXXXX")
+        .string();
+  if (::mkdtemp(tmpl.data()) == nullptr)
+    throw std::runtime_error("mkdtemp failed");
+  path = tmpl;
+}
+
+scratch_dir::~scratch_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+int unused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+caf_node::caf_node() {
+  grpc_port = unused_port();
+  caf_port = unused_port();
+  proc_ = std::make_unique<child_process>(std::vector<std::string>{
+    CEREBELUM_BIN, "node", "--data-dir", dir_.path.string(), "--listen",
+    "127.0.0.1:" + std::to_string(grpc_port), "--http", "", "--store", "sqlite",
+    "--caf-port", std::to_string(caf_port)});
+  auto ready = proc_->wait_for_line("node ready", 30s);
+  INFO(proc_->output());
+  REQUIRE(ready);
+}
+
+std::pair<int, std::string> caf_node::cli(std::vector<std::string> args) {
+  args.insert(args.begin(), {CEREBELUM_BIN, "--log-level", "warn", "--server",
+                             "127.0.0.1:" + std::to_string(grpc_port)});
+  // Keeps the node's pipe from filling.
+  proc_->wait_for_line("\x01 never printed", 1ms);
+  child_process run{args};
+  auto code = run.wait_exit(60s);
+  return {code ? *code : -1, run.output()};
+}
+
+nlohmann::json caf_node::wait_status(const std::string& id,
+                                     const std::string& status,
+                                     std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  nlohmann::json last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto [code, out] = cli({"show", id, "--json"});
+    last = nlohmann::json::parse(out, nullptr, false);
+    if (last.is_object() && last["status"] == status) return last;
+    std::this_thread::sleep_for(100ms);
+  }
+  return last;
+}
+
+nlohmann::json caf_node::history(const std::string& id) {
+  auto [code, out] = cli({"show", id, "--history", "--json"});
+  auto parsed = nlohmann::json::parse(out, nullptr, false);
+  INFO(out);
+  REQUIRE(code == 0);
+  REQUIRE(parsed.is_object());
+  return parsed["history"];
+}
+
+std::unique_ptr<child_process> start_worker(caf_node& node,
+                                            const std::string& id) {
+  auto proc = std::make_unique<child_process>(std::vector<std::string>{
+    CAF_WORKER_BIN, "--port", std::to_string(node.caf_port), "--id", id,
+    "--workflow", CAF_WORKER_WORKFLOW});
+  auto registered = proc->wait_for_line("registered", 30s);
+  INFO(proc->output());
+  REQUIRE(registered);
+  return proc;
+}
+
+} // namespace cerebelum::test

@@ -1,0 +1,62 @@
+#pragma once
+
+// A real `cerebelum node` with its CAF worker port open, and example C++
+// workers (examples/caf_worker) as real processes, for the CAF worker tests.
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/child_process.hpp"
+
+namespace cerebelum::test {
+
+/// A temporary directory removed at destruction.
+struct scratch_dir {
+  std::filesystem::path path;
+  scratch_dir();
+  ~scratch_dir();
+};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+int unused_port();
+
+/// A node on a fresh data directory with gRPC and the CAF worker port.
+class caf_node {
+ public:
+  caf_node();
+
+  /// Runs `cerebelum --server <this node> args...`; returns (exit code,
+  /// output).
+  std::pair<int, std::string> cli(std::vector<std::string> args);
+
+  /// `show ID --json` until its status is `status` or `timeout` passes.
+  nlohmann::json wait_status(const std::string& id, const std::string& status,
+                             std::chrono::milliseconds timeout);
+
+  /// `show ID --history --json`'s history.
+  nlohmann::json history(const std::string& id);
+
+  child_process& process() {
+    return *proc_;
+  }
+
+  int grpc_port = 0;
+  int caf_port = 0;
+
+ private:
+  scratch_dir dir_;
+  std::unique_ptr<child_process> proc_;
+};
+
+/// Starts examples/caf_worker's program as worker `id` against `node`,
+/// registering examples/caf_worker/invoice.yaml, and waits until it is
+/// registered.
+std::unique_ptr<child_process> start_worker(caf_node& node,
+                                            const std::string& id);
+
+} // namespace cerebelum::test
