@@ -8,6 +8,10 @@
 //   (passivate, id, seen) from the actor: grant (passok) only when every
 //   message forwarded to it was seen; then forget it. A later message spawns
 //   a new actor from the events.
+//   (started, id) from engine_api::start: spawn its first actor (which takes
+//   the committed state handed over through the context); nothing queued.
+//   Restarted by its supervisor: asks executions_sup for its children and
+//   sends each (hello, engine); they register again with their id.
 // ```
 
 #include "actors/engine.hpp"
@@ -35,6 +39,9 @@ struct live_entry {
   std::uint32_t sent = 0;
   /// Messages waiting for the actor's hello.
   std::vector<caf::message> pending;
+  /// Set when the execution reported its end (until its actor is down).
+  bool finished = false;
+  final_state_ptr fin;
 };
 
 struct engine_data {
@@ -47,6 +54,9 @@ struct engine_data {
 
 using engine_actor = caf::stateful_actor<engine_data>;
 
+void on_finished(engine_actor* self, const std::string& id,
+                 const final_state_ptr& fin);
+
 void spawn_for(engine_actor* self, const std::string& id) {
   auto sup = self->state.ctx->executions_sup();
   ++self->state.spawned;
@@ -55,9 +65,13 @@ void spawn_for(engine_actor* self, const std::string& id) {
           [self, id](caf::error& err) {
             spdlog::error("cannot spawn execution {}: {}", id,
                           self->system().render(err));
+            self->state.ctx->drop_handover(id);
             auto i = self->state.live.find(id);
-            if (i != self->state.live.end() && !i->second.actor)
+            if (i != self->state.live.end() && !i->second.actor) {
               self->state.live.erase(i);
+              // Waiters look at the store again (and keep waiting).
+              on_finished(self, id, nullptr);
+            }
           });
 }
 
@@ -113,12 +127,35 @@ void on_down(engine_actor* self, const caf::down_msg& msg) {
   }
 }
 
-void on_finished(engine_actor* self, const std::string& id) {
+void on_finished(engine_actor* self, const std::string& id,
+                 const final_state_ptr& fin) {
+  if (auto e = self->state.live.find(id); e != self->state.live.end()) {
+    e->second.finished = true;
+    e->second.fin = fin;
+  }
   auto i = self->state.waiters.find(id);
   if (i == self->state.waiters.end()) return;
   for (auto& w : i->second)
-    self->send(w, finished_atom::value, id);
+    self->send(w, finished_atom::value, id, fin);
   self->state.waiters.erase(i);
+}
+
+/// After a restart of the engine: the live executions register again.
+void recall_executions(engine_actor* self) {
+  auto sup = self->state.ctx->executions_sup();
+  if (!sup) return;
+  supervision::request_which_children(self, sup,
+                                      caf::duration{std::chrono::seconds{30}})
+    .then(
+      [self](std::vector<supervision::child_info>& xs) {
+        auto me = caf::actor_cast<caf::actor>(self);
+        for (auto& x : xs)
+          if (x.child) self->send(x.child, hello_atom::value, me);
+      },
+      [self](caf::error& err) {
+        spdlog::error("engine: cannot list the live executions: {}",
+                      self->system().render(err));
+      });
 }
 
 caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
@@ -126,7 +163,17 @@ caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
   self->set_down_handler([self](caf::down_msg& msg) {
     on_down(self, msg);
   });
+  recall_executions(self);
   return {
+    [=](started_atom, const std::string& id) {
+      auto& live = self->state.live;
+      if (live.count(id) > 0) {
+        route(self, id, caf::make_message(wake_atom::value));
+        return;
+      }
+      live.emplace(id, live_entry{});
+      spawn_for(self, id);
+    },
     [=](wake_atom, const std::string& id) {
       route(self, id, caf::make_message(wake_atom::value));
     },
@@ -154,10 +201,25 @@ caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
       self->send(a, passok_atom::value);
     },
     [=](finished_atom, const std::string& id) {
-      on_finished(self, id);
+      on_finished(self, id, nullptr);
+    },
+    [=](finished_atom, const std::string& id, const final_state_ptr& fin) {
+      on_finished(self, id, fin);
     },
     [=](subscribe_atom, const std::string& id, caf::actor w) {
       self->state.waiters[id].push_back(std::move(w));
+    },
+    [=](watch_atom, const std::string& id, caf::actor w) {
+      auto& st = self->state;
+      auto i = st.live.find(id);
+      if (i != st.live.end() && i->second.finished)
+        return std::make_tuple(static_cast<std::int32_t>(watch_reply::finished),
+                               i->second.fin);
+      st.waiters[id].push_back(std::move(w));
+      auto reply = i == st.live.end() ? watch_reply::unknown
+                                      : watch_reply::watching;
+      return std::make_tuple(static_cast<std::int32_t>(reply),
+                             final_state_ptr{});
     },
     [=](unsub_atom, const std::string& id, const caf::actor& w) {
       auto i = self->state.waiters.find(id);

@@ -3,8 +3,10 @@
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/system_messages.hpp>
 
 #include <random>
+#include <thread>
 
 #include "actors/errc.hpp"
 #include "actors/history.hpp"
@@ -30,12 +32,21 @@ caf::error from_store(const eventstore::error& err, const std::string& what) {
   return make_error(code, what + ": " + eventstore::to_string(err));
 }
 
+/// "ex-" + 12 hex digits of the creation time (ms since the epoch) + 8
+/// random hex digits. Time-ordered ids keep the rows of executions started
+/// together next to each other in the stores' b-trees (events and index
+/// are keyed by id), so a group commit dirties a few pages at the right
+/// edge instead of one random page per execution.
 std::string random_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char hex[] = "0123456789abcdef";
   std::string id = "ex-";
-  for (int i = 0; i < 20; ++i)
-    id += hex[rng() % 16];
+  auto t = static_cast<std::uint64_t>(now_ms());
+  for (int shift = 44; shift >= 0; shift -= 4)
+    id += hex[(t >> shift) & 0xf];
+  auto r = rng();
+  for (int i = 0; i < 8; ++i, r >>= 4)
+    id += hex[r & 0xf];
   return id;
 }
 
@@ -146,6 +157,15 @@ class engine_client : public engine_api {
     return describe(id);
   }
 
+  /// After the commit of a start: tells the router about task rows, then
+  /// spawns the first actor with the committed state (or, for a passive or
+  /// finished execution, only registers its timers / tells the waiters).
+  void
+  carry_out_start(const std::string& id, engine_context::definition_ptr def,
+                  std::unique_ptr<workflow::execution_state> state,
+                  std::vector<workflow::command> commands,
+                  std::shared_ptr<task_changes> tasks, std::int64_t updated_at);
+
   caf::actor_system* sys_;
   context_ptr ctx_;
 };
@@ -179,62 +199,187 @@ caf::expected<start_response> engine_client::start(const start_request& req) {
     if (!row) return from_store(row.err(), "cannot read " + id);
     if (row->has_value()) return existing();
   }
+  // The first decision is taken here and committed with execution_started
+  // in ONE append: a start costs one commit, not two, and the first actor
+  // takes this state over instead of reading back what was just written.
   auto now = now_ms();
-  workflow::execution_state state{*def, id};
-  auto ev = workflow::make_started_event(*def, req.input, now, req.started_by);
-  if (!state.apply(ev))
+  auto state = std::make_unique<workflow::execution_state>(*def, id);
+  std::vector<events::Event> evs{
+    workflow::make_started_event(*def, req.input, now, req.started_by)};
+  if (!state->apply(evs[0]))
     return make_error(errc::internal, "cannot fold execution_started");
-  auto append = make_append(state, 0, {ev}, {}, {});
+  auto before = capture_rows(*state);
+  auto dec = workflow::decide(*state, now);
+  if (!dec)
+    return make_error(errc::internal, "cannot decide the start of " + id + ": "
+                                        + dec.error().to_string());
+  for (auto& ev : dec->events)
+    evs.push_back(std::move(ev));
+  auto append = make_append(*state, 0, evs, before, dec->commands);
+  auto tasks = std::make_shared<task_changes>();
+  tasks->upserts = append.task_upserts;
+  tasks->deletes = append.task_deletes;
+  auto updated_at = append.index.updated_at_ms;
   auto res = ctx_->writer().append_and_wait(std::move(append));
   if (!res) {
     if (res.err().code == eventstore::errc::conflict) return existing();
     return from_store(res.err(), "cannot start " + id);
   }
-  caf::anon_send(ctx_->engine(), wake_atom::value, id);
   eventstore::execution_row row;
   row.execution_id = id;
   row.workflow = def->name;
   row.workflow_version = def->version_hash;
   row.created_at_ms = now;
-  row.updated_at_ms = now;
-  row.next_seq = 1;
-  return start_response{make_view(state, row), true};
+  row.updated_at_ms = updated_at;
+  row.next_seq = state->next_seq();
+  auto view = make_view(*state, row);
+  carry_out_start(id, def, std::move(state), std::move(dec->commands),
+                  std::move(tasks), updated_at);
+  return start_response{std::move(view), true};
+}
+
+void engine_client::carry_out_start(
+  const std::string& id, engine_context::definition_ptr def,
+  std::unique_ptr<workflow::execution_state> state,
+  std::vector<workflow::command> commands, std::shared_ptr<task_changes> tasks,
+  std::int64_t updated_at) {
+  if (!tasks->upserts.empty() || !tasks->deletes.empty())
+    if (auto router = ctx_->task_router())
+      caf::anon_send(router, tasks_atom::value, id,
+                     task_changes_ptr{std::move(tasks)});
+  auto status = state->status();
+  if (state->terminal()) {
+    // Finished by its first decision (e.g. no steps): nothing to run.
+    auto fin = std::make_shared<final_state>();
+    fin->def = std::move(def);
+    fin->state = std::move(state);
+    fin->updated_at_ms = updated_at;
+    caf::anon_send(ctx_->engine(), finished_atom::value, id,
+                   final_state_ptr{std::move(fin)});
+    return;
+  }
+  bool passive = status == workflow::execution_status::sleeping
+                 || status == workflow::execution_status::awaiting_approval;
+  if (passive && ctx_->options().passivation_delay.count() == 0) {
+    // Its actor would passivate at once: leave it a row and a timer (what
+    // the actor would have registered), as for any passivated execution.
+    for (auto& cmd : commands)
+      if (auto* t = std::get_if<workflow::start_timer_command>(&cmd))
+        caf::anon_send(ctx_->scheduler(), schedule_atom::value, id, t->timer_id,
+                       t->fire_at_ms);
+    return;
+  }
+  ctx_->hand_over(id, started_execution{std::move(def), std::move(state),
+                                        std::move(commands)});
+  caf::anon_send(ctx_->engine(), started_atom::value, id);
 }
 
 caf::expected<execution_view>
 engine_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  using std::chrono::steady_clock;
+  auto deadline = steady_clock::now() + timeout;
   caf::scoped_actor self{*sys_};
-  auto engine = ctx_->engine();
-  self->send(engine, subscribe_atom::value, id, caf::actor{self});
-  auto unsubscribe = [&] {
-    self->send(engine, unsub_atom::value, id, caf::actor{self});
+  caf::actor engine;
+  // The view of a finished execution, from the state its actor sent.
+  auto from_final = [&](const final_state& fin) {
+    auto& st = *fin.state;
+    eventstore::execution_row row;
+    row.execution_id = id;
+    row.workflow = st.def().name;
+    row.workflow_version = st.def().version_hash;
+    row.created_at_ms = st.started_at_ms();
+    row.updated_at_ms = fin.updated_at_ms;
+    return make_view(st, row);
   };
-  for (;;) {
-    auto view = describe(id);
-    if (!view || eventstore::is_terminal(view->status)) {
-      unsubscribe();
-      return view;
+  // The store's view when the execution is terminal, nothing otherwise.
+  auto look = [&]() -> std::optional<caf::expected<execution_view>> {
+    auto row = ctx_->store().get_execution(id);
+    if (!row) return {from_store(row.err(), "cannot read " + id)};
+    if (!row->has_value())
+      return {make_error(errc::not_found, "no execution with id " + id)};
+    if (!eventstore::is_terminal((*row)->status)) return std::nullopt;
+    auto loaded = load_execution(*ctx_, id);
+    if (!loaded) return {make_view(**row)};
+    return {make_view(*loaded->state, **row)};
+  };
+  auto unsubscribe = [&] {
+    if (!engine) return;
+    self->demonitor(engine);
+    self->send(engine, unsub_atom::value, id, caf::actor{self});
+    engine = nullptr;
+  };
+  // Subscribes and asks the engine what it knows: a live execution is
+  // announced when it finishes (no store read); otherwise the store is
+  // read once. Messages from one sender arrive in order, so a finish the
+  // engine learns after the watch reaches this waiter.
+  auto watch = [&]() -> std::optional<caf::expected<execution_view>> {
+    engine = ctx_->engine();
+    auto reply = watch_reply::unknown;
+    final_state_ptr fin;
+    if (engine) {
+      self->monitor(engine);
+      self
+        ->request(engine, caf::infinite, watch_atom::value, id,
+                  caf::actor{self})
+        .receive(
+          [&](std::int32_t code, final_state_ptr& x) {
+            reply = static_cast<watch_reply>(code);
+            fin = std::move(x);
+          },
+          [&](caf::error&) {});
     }
+    if (reply == watch_reply::finished) {
+      engine = nullptr; // the engine subscribed no one
+      if (fin && fin->state) return {from_final(*fin)};
+    }
+    if (reply == watch_reply::watching) return std::nullopt;
+    auto seen = look();
+    if (seen) unsubscribe();
+    return seen;
+  };
+  if (auto seen = watch()) return std::move(*seen);
+  for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
+      deadline - steady_clock::now());
+    final_state_ptr fin;
     bool finished = false;
+    bool engine_down = false;
     if (left.count() > 0)
       self->receive(
+        [&](finished_atom, const std::string&, final_state_ptr& x) {
+          finished = true;
+          fin = std::move(x);
+        },
         [&](finished_atom, const std::string&) {
           finished = true;
         },
+        [&](caf::down_msg&) {
+          engine_down = true;
+        },
         caf::after(left) >> [] {});
-    if (!finished) {
+    if (finished && fin && fin->state) {
+      if (engine) self->demonitor(engine);
+      return from_final(*fin);
+    }
+    if (engine_down) {
+      // The engine was restarted by its supervisor and lost the
+      // subscription: watch through its successor.
+      auto old = engine;
+      while (steady_clock::now() < deadline && ctx_->engine() == old)
+        std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    } else if (!finished) {
       unsubscribe();
-      view = describe(id);
-      if (view && eventstore::is_terminal(view->status)) return view;
+      if (auto seen = look(); seen && *seen) return std::move(*seen);
       return make_error(errc::deadline_exceeded,
                         "execution " + id + " did not finish within "
                           + std::to_string(timeout.count()) + " ms");
+    } else if (engine) {
+      // Announced without its state (someone else finished it, it failed
+      // after crashes, or its actor could not be spawned): the store says.
+      self->demonitor(engine);
+      engine = nullptr;
     }
-    // Re-subscribe in case the notification came from a conflict path.
-    self->send(engine, subscribe_atom::value, id, caf::actor{self});
+    if (auto seen = watch()) return std::move(*seen);
   }
 }
 

@@ -124,6 +124,26 @@ caf::actor engine_context::executions_sup() const {
   return executions_sup_;
 }
 
+void engine_context::hand_over(const std::string& id, started_execution x) {
+  std::lock_guard<std::mutex> guard{handover_mtx_};
+  handovers_.insert_or_assign(id, std::move(x));
+}
+
+std::optional<started_execution>
+engine_context::take_over(const std::string& id) {
+  std::lock_guard<std::mutex> guard{handover_mtx_};
+  auto i = handovers_.find(id);
+  if (i == handovers_.end()) return std::nullopt;
+  auto result = std::move(i->second);
+  handovers_.erase(i);
+  return result;
+}
+
+void engine_context::drop_handover(const std::string& id) {
+  std::lock_guard<std::mutex> guard{handover_mtx_};
+  handovers_.erase(id);
+}
+
 void engine_context::note_resurrection_done(std::chrono::milliseconds took) {
   std::lock_guard<std::mutex> guard{mtx_};
   resurrection_time_ = took;

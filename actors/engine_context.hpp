@@ -14,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <caf/actor.hpp>
 
@@ -21,6 +22,7 @@
 #include "actors/function_registry.hpp"
 #include "eventstore/event_store.hpp"
 #include "eventstore/group_writer.hpp"
+#include "src/workflow/decider.hpp"
 #include "src/workflow/definition.hpp"
 #include "src/workflow/execution_state.hpp"
 
@@ -48,6 +50,16 @@ struct engine_options {
   /// Test hook: called before each decision of an execution actor; throwing
   /// from it crashes the actor (a bug outside a native step).
   std::function<void(const std::string& execution_id)> before_decide;
+};
+
+/// An execution folded and decided by `engine_api::start`, handed to its
+/// first actor so that the actor neither re-reads the history just written
+/// nor re-parses the commands of the decision just committed.
+struct started_execution {
+  std::shared_ptr<const workflow::definition> def;
+  std::unique_ptr<workflow::execution_state> state;
+  /// The commands of the committed first decision (not yet carried out).
+  std::vector<workflow::command> commands;
 };
 
 /// The shared context of one node's engine.
@@ -112,6 +124,16 @@ class engine_context {
   caf::actor scheduler() const;
   caf::actor executions_sup() const;
 
+  // -- start handoff ---------------------------------------------------------
+
+  /// Leaves the committed first state of `id` for its first actor.
+  void hand_over(const std::string& id, started_execution x);
+  /// Takes what `hand_over` left for `id`, if anything (a restarted actor
+  /// finds nothing and folds the history from the store).
+  std::optional<started_execution> take_over(const std::string& id);
+  /// Drops what was left for `id` (its actor could not be spawned).
+  void drop_handover(const std::string& id);
+
   // -- boot ------------------------------------------------------------------
 
   /// Called by the resurrector when it has paged every open execution.
@@ -146,6 +168,8 @@ class engine_context {
   caf::actor executions_sup_;
   caf::actor task_router_;
   std::unordered_map<std::string, std::pair<int, std::string>> crashes_;
+  std::mutex handover_mtx_;
+  std::unordered_map<std::string, started_execution> handovers_;
   std::optional<std::chrono::milliseconds> resurrection_time_;
 };
 

@@ -57,7 +57,11 @@ const char* to_string(exec_phase x) {
 struct execution_data {
   context_ptr ctx;
   std::string id;
-  loaded_execution loaded;
+  engine_context::definition_ptr def;
+  /// Shared with waiters once terminal (sent with `finished_atom`).
+  std::shared_ptr<workflow::execution_state> exec;
+  /// The index row's update time of the last append.
+  std::int64_t updated_at_ms = 0;
   exec_phase phase = exec_phase::executing;
   /// Inputs not yet appended.
   std::deque<events::Event> inbox;
@@ -78,7 +82,12 @@ struct execution_data {
   std::string crash_reason;
 
   workflow::execution_state& state() {
-    return *loaded.state;
+    return *exec;
+  }
+
+  void adopt(loaded_execution x) {
+    def = std::move(x.def);
+    exec = std::move(x.state);
   }
 };
 
@@ -142,7 +151,12 @@ void run_commands(execution_actor* self,
                      timer->timer_id, timer->fire_at_ms);
     } else if (std::holds_alternative<workflow::finish_command>(cmd)) {
       st.ctx->forget_crashes(st.id);
-      caf::anon_send(st.ctx->engine(), finished_atom::value, st.id);
+      auto fin = std::make_shared<final_state>();
+      fin->def = st.def;
+      fin->state = st.exec;
+      fin->updated_at_ms = st.updated_at_ms;
+      caf::anon_send(st.ctx->engine(), finished_atom::value, st.id,
+                     final_state_ptr{std::move(fin)});
     }
   }
 }
@@ -246,6 +260,7 @@ void process(execution_actor* self) {
   st.in_flight_inputs = std::move(inputs);
   st.pending_commands = std::move(dec->commands);
   auto req = make_append(s, first_seq, evs, before, st.pending_commands);
+  st.updated_at_ms = req.index.updated_at_ms;
   st.pending_tasks.upserts = req.task_upserts;
   st.pending_tasks.deletes = req.task_deletes;
   submit(self, std::move(req));
@@ -258,7 +273,7 @@ void reload(execution_actor* self) {
   if (!loaded)
     throw std::runtime_error("cannot reload: "
                              + api_error_message(loaded.error()));
-  st.loaded = std::move(*loaded);
+  st.adopt(std::move(*loaded));
 }
 
 void on_appended(execution_actor* self, const append_outcome_ptr& out) {
@@ -338,6 +353,17 @@ caf::message_handler common(execution_actor* self) {
     [=](tick_atom) {
       process(self);
     },
+    [=](hello_atom, const caf::actor& engine) {
+      // A restarted engine lost its map: register again and start the
+      // passivation handshake's count afresh (the new engine counts from
+      // this hello on).
+      auto& st = self->state;
+      st.wakes_seen = 0;
+      st.passivation_asked = false;
+      self->send(engine, hello_atom::value, st.id,
+                 caf::actor_cast<caf::actor>(self));
+      if (st.phase != exec_phase::executing) transition(self, st.phase);
+    },
     [=](passivate_atom, std::uint64_t) {
       // Stale: the execution is executing again.
     },
@@ -384,7 +410,7 @@ caf::behavior awaiting_approval(execution_actor* self) {
 }
 
 caf::behavior terminal(execution_actor*) {
-  return {[](wake_atom) {}};
+  return {[](wake_atom) {}, [](hello_atom, const caf::actor&) {}};
 }
 
 /// Spawn: fold the history, re-issue what may not have been carried out,
@@ -415,19 +441,29 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
     self->quit();
     return terminal(self);
   }
-  auto loaded = load_execution(*st.ctx, st.id);
-  if (!loaded) {
-    auto what = "cannot load: " + api_error_message(loaded.error());
-    st.ctx->note_crash(st.id, what);
-    self->quit(make_error(errc::internal, std::move(what)));
-    return terminal(self);
+  // A fresh start hands its committed first decision over; anything else
+  // (a restart, a respawn after passivation) folds the history.
+  std::vector<workflow::command> first;
+  if (auto started = st.ctx->take_over(st.id)) {
+    st.def = std::move(started->def);
+    st.exec = std::move(started->state);
+    first = std::move(started->commands);
+  } else {
+    auto loaded = load_execution(*st.ctx, st.id);
+    if (!loaded) {
+      auto what = "cannot load: " + api_error_message(loaded.error());
+      st.ctx->note_crash(st.id, what);
+      self->quit(make_error(errc::internal, std::move(what)));
+      return terminal(self);
+    }
+    st.adopt(std::move(*loaded));
+    first = workflow::resume_commands(st.state());
   }
-  st.loaded = std::move(*loaded);
   if (st.state().terminal()) {
     self->quit();
     return terminal(self);
   }
-  run_commands(self, workflow::resume_commands(st.state()));
+  run_commands(self, first);
   st.phase = phase_of(st.state());
   self->send(self, tick_atom::value);
   return executing(self);

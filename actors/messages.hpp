@@ -11,12 +11,16 @@
 
 #include "eventstore/event_store.hpp"
 #include "proto/events.pb.h"
+#include "src/workflow/execution_state.hpp"
 
 namespace cerebelum::actors {
 
 /// Asks the engine to deliver new history to an execution (spawning it when
 /// passivated); forwarded by the engine to the execution.
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+/// engine_api::start committed an execution's first decision: (id). The
+/// engine spawns its actor, which takes the state handed over.
+using started_atom = caf::atom_constant<caf::atom("started")>;
 /// A timer is due: (execution id, timer id).
 using timer_atom = caf::atom_constant<caf::atom("timer")>;
 /// The outcome of a native step attempt: an event to append.
@@ -26,11 +30,26 @@ using appended_atom = caf::atom_constant<caf::atom("appended")>;
 /// An execution asks to passivate; the engine answers with `passok_atom`.
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using passok_atom = caf::atom_constant<caf::atom("passok")>;
-/// An execution reached a terminal status.
+/// An execution reached a terminal status: (id) or (id, final_state_ptr),
+/// forwarded by the engine to the waiters.
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 /// Subscribes / unsubscribes an actor to the end of an execution.
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
+/// Request (id, waiter) -> (watch_reply, final_state_ptr): subscribes like
+/// `subscribe_atom` and says what the engine knows of the execution.
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+
+/// The engine's answer to `watch_atom`.
+enum class watch_reply : std::int32_t {
+  /// Live and not finished: `finished_atom` will come.
+  watching = 0,
+  /// Not live (passivated, finished long ago or unknown): the store knows;
+  /// the waiter is subscribed in case it finishes later.
+  unknown = 1,
+  /// Finished; the final state comes with the answer when the actor sent it.
+  finished = 2,
+};
 /// Registers a durable timer with the scheduler.
 using schedule_atom = caf::atom_constant<caf::atom("schedule")>;
 /// Periodic self-message.
@@ -70,8 +89,20 @@ using append_outcome_ptr = std::shared_ptr<const append_outcome>;
 /// An event produced outside the execution actor (a native step's result).
 using event_ptr = std::shared_ptr<const events::Event>;
 
+/// The committed terminal state of an execution, sent with `finished_atom`
+/// so that waiters answer without reading the store. `updated_at_ms` is the
+/// index row's update time of the terminal append.
+struct final_state {
+  std::shared_ptr<const workflow::definition> def;
+  std::shared_ptr<const workflow::execution_state> state;
+  std::int64_t updated_at_ms = 0;
+};
+
+using final_state_ptr = std::shared_ptr<const final_state>;
+
 } // namespace cerebelum::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::append_outcome_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::event_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::task_changes_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::final_state_ptr)

@@ -1,6 +1,10 @@
 // Engine benchmark: an in-process node on SQLite with durable commits.
 //
-//   engine_bench [--json] [--quick] [--sleepers N]
+//   engine_bench [--json] [--quick] [--sleepers N] [--only WHAT]
+//                [--executions N] [--inflight C]
+//
+// WHAT (repeatable): tp64, tp1, sleep, boot. --executions and --inflight
+// replace the throughput runs by one run of N executions with C in flight.
 //
 // Figures: a 3-step workflow of native calls (n = i+1, n*2, n+3; each step's
 // result committed before the next starts) with 64 and with 1 execution in
@@ -191,20 +195,49 @@ void resurrection(caf::actor_system& sys, std::size_t n) {
 int main(int argc, char** argv) {
   bool quick = false;
   std::size_t sleepers = 100'000;
+  std::size_t executions = 0;
+  std::size_t inflight = 0;
+  std::vector<std::string> only;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--json") == 0) as_json = true;
-    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
-    if (std::strcmp(argv[i], "--sleepers") == 0 && i + 1 < argc)
+    auto arg = [&](const char* name) {
+      return std::strcmp(argv[i], name) == 0 && i + 1 < argc;
+    };
+    if (std::strcmp(argv[i], "--json") == 0) {
+      as_json = true;
+    } else if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else if (arg("--sleepers")) {
       sleepers = std::stoul(argv[++i]);
+    } else if (arg("--only")) {
+      only.emplace_back(argv[++i]);
+    } else if (arg("--executions")) {
+      executions = std::stoul(argv[++i]);
+    } else if (arg("--inflight")) {
+      inflight = std::stoul(argv[++i]);
+    } else {
+      std::fprintf(stderr, "engine_bench: unknown or incomplete option %s\n",
+                   argv[i]);
+      return 2;
+    }
   }
+  bool custom = executions > 0 || inflight > 0;
+  auto wanted = [&](const char* what) {
+    return (only.empty() && !custom)
+           || std::find(only.begin(), only.end(), what) != only.end();
+  };
   spdlog::set_level(spdlog::level::warn);
   caf::actor_system_config cfg;
   actors::add_node_message_types(cfg);
   caf::actor_system sys{cfg};
-  throughput(sys, quick ? 500 : 5000, 64);
-  throughput(sys, quick ? 100 : 1000, 1);
-  sleep_lateness(sys, 1000);
-  resurrection(sys, quick ? 10'000 : sleepers);
+  if (custom) {
+    throughput(sys, executions > 0 ? executions : 1000,
+               inflight > 0 ? inflight : 64);
+  } else {
+    if (wanted("tp64")) throughput(sys, quick ? 500 : 5000, 64);
+    if (wanted("tp1")) throughput(sys, quick ? 100 : 1000, 1);
+  }
+  if (wanted("sleep")) sleep_lateness(sys, 1000);
+  if (wanted("boot")) resurrection(sys, quick ? 10'000 : sleepers);
   if (as_json) {
     std::printf("[");
     for (std::size_t i = 0; i < figures.size(); ++i)
