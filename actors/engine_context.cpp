@@ -1,5 +1,12 @@
 #include "actors/engine_context.hpp"
 
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "actors/messages.hpp"
+
 namespace cerebelum::actors {
 
 std::int64_t now_ms() {
@@ -50,11 +57,50 @@ void engine_context::close() {
 void engine_context::add_definition(workflow::definition def,
                                     std::string source) {
   auto ptr = std::make_shared<const workflow::definition>(std::move(def));
+  std::vector<std::string> woken;
+  caf::actor engine;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    defs_[ptr->name][ptr->version_hash] = ptr;
+    latest_[ptr->name] = ptr;
+    sources_[ptr->name + "@" + std::to_string(ptr->version_hash)]
+      = std::move(source);
+    auto i = parked_.find({ptr->name, ptr->version_hash});
+    if (i != parked_.end()) {
+      woken = std::move(i->second);
+      parked_.erase(i);
+      unparked_.insert(woken.begin(), woken.end());
+    }
+    engine = engine_;
+  }
+  if (woken.empty()) return;
+  spdlog::info("workflow {} (version {}) registered: waking {} parked "
+               "execution(s)",
+               ptr->name, ptr->version_hash, woken.size());
+  // Running ones resume (their in-flight steps are re-dispatched); sleeping
+  // or awaiting ones fold and stay passive until their timer or approval.
+  if (engine)
+    for (auto& id : woken)
+      caf::anon_send(engine, wake_atom::value, id);
+}
+
+bool engine_context::take_unparked(const std::string& id) {
   std::lock_guard<std::mutex> guard{mtx_};
-  defs_[ptr->name][ptr->version_hash] = ptr;
-  latest_[ptr->name] = ptr;
-  sources_[ptr->name + "@" + std::to_string(ptr->version_hash)]
-    = std::move(source);
+  return unparked_.erase(id) > 0;
+}
+
+engine_context::park_result engine_context::park(const std::string& id,
+                                                 const std::string& name,
+                                                 std::uint64_t version) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto i = defs_.find(name);
+      i != defs_.end() && i->second.count(version) > 0)
+    return park_result::now_known;
+  auto& ids = parked_[{name, version}];
+  if (std::find(ids.begin(), ids.end(), id) != ids.end())
+    return park_result::parked_again;
+  ids.push_back(id);
+  return park_result::parked_first;
 }
 
 engine_context::definition_ptr

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -102,7 +103,8 @@ class engine_context {
   // -- definitions (filled before the node starts) ---------------------------
 
   /// Adds `def` (source: file or registrant); the latest added version of a
-  /// name is what `start` uses.
+  /// name is what `start` uses. Wakes (through the engine) every execution
+  /// parked for this name and version.
   void add_definition(workflow::definition def, std::string source);
   /// The latest definition named `name`.
   definition_ptr latest(const std::string& name) const;
@@ -111,6 +113,27 @@ class engine_context {
   /// (name, version hash, source) of every definition.
   std::vector<std::tuple<std::string, std::uint64_t, std::string>>
   definitions() const;
+
+  // -- parked executions -----------------------------------------------------
+
+  enum class park_result {
+    /// Parked; the first time for this execution (log it).
+    parked_first,
+    /// Parked again (already known to wait for this definition).
+    parked_again,
+    /// The definition is known by now: load again instead.
+    now_known,
+  };
+  /// Parks `id`, whose workflow `name` version `version` is not loaded: the
+  /// next `add_definition` of that version wakes it. Atomic with
+  /// `add_definition` (a registration cannot slip between the failed load and
+  /// the parking).
+  park_result park(const std::string& id, const std::string& name,
+                   std::uint64_t version);
+  /// Whether `id` was woken from parking since its last call (once): its
+  /// actor then fires the timers that came due while it was parked itself
+  /// (the scheduler does not fire a key twice within its horizon).
+  bool take_unparked(const std::string& id);
 
   // -- long-lived actors -----------------------------------------------------
 
@@ -163,6 +186,10 @@ class engine_context {
   std::map<std::string, std::map<std::uint64_t, definition_ptr>> defs_;
   std::map<std::string, definition_ptr> latest_;
   std::map<std::string, std::string> sources_;
+  /// Parked executions by (workflow name, version hash).
+  std::map<std::pair<std::string, std::uint64_t>, std::vector<std::string>>
+    parked_;
+  std::unordered_set<std::string> unparked_;
   caf::actor engine_;
   caf::actor scheduler_;
   caf::actor executions_sup_;

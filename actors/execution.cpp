@@ -449,7 +449,27 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
     st.exec = std::move(started->state);
     first = std::move(started->commands);
   } else {
-    auto loaded = load_execution(*st.ctx, st.id);
+    missing_workflow missing;
+    auto loaded = load_execution(*st.ctx, st.id, &missing);
+    while (!loaded
+           && api_error_code(loaded.error()) == errc::unknown_workflow) {
+      // Its definition is not known (yet): typically registered by a remote
+      // worker that has not registered again since a node restart. Park:
+      // quit normally, append nothing, count no crash; registering the
+      // definition wakes it (engine_context::add_definition).
+      using pr = engine_context::park_result;
+      auto parked = st.ctx->park(st.id, missing.name, missing.version);
+      if (parked == pr::now_known) {
+        loaded = load_execution(*st.ctx, st.id, &missing);
+        continue;
+      }
+      if (parked == pr::parked_first)
+        spdlog::warn("execution {} waits for workflow {} (version {}) to be "
+                     "registered",
+                     st.id, missing.name, missing.version);
+      self->quit();
+      return terminal(self);
+    }
     if (!loaded) {
       auto what = "cannot load: " + api_error_message(loaded.error());
       st.ctx->note_crash(st.id, what);
@@ -458,6 +478,13 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
     }
     st.adopt(std::move(*loaded));
     first = workflow::resume_commands(st.state());
+    if (st.ctx->take_unparked(st.id)) {
+      // Timers that came due while parked were fired to a parked actor (and
+      // lost); the scheduler will not fire those keys again for a while.
+      auto now = now_ms();
+      for (auto& t : st.state().timers())
+        if (t.fire_at_ms <= now) self->send(self, timer_atom::value, t.id);
+    }
   }
   if (st.state().terminal()) {
     self->quit();

@@ -21,9 +21,11 @@ caf::error store_error(const eventstore::error& err, const std::string& id) {
 } // namespace
 
 caf::expected<loaded_execution> load_execution(engine_context& ctx,
-                                               const std::string& id) {
+                                               const std::string& id,
+                                               missing_workflow* missing) {
   loaded_execution result;
   std::string fault;
+  bool unknown = false;
   auto n = eventstore::read_history(
     ctx.store(), id, 0, [&](const events::Event& ev) {
       if (!result.state) {
@@ -34,9 +36,13 @@ caf::expected<loaded_execution> load_execution(engine_context& ctx,
         auto& started = ev.execution_started();
         result.def = ctx.find(started.workflow(), started.workflow_version());
         if (!result.def) {
+          unknown = true;
+          if (missing)
+            *missing = {started.workflow(), started.workflow_version()};
           fault = "execution " + id + " runs workflow " + started.workflow()
                   + " version " + std::to_string(started.workflow_version())
-                  + ", which this node has not loaded";
+                  + ", which this node has not loaded (not in --workflows and "
+                    "not registered by a worker yet)";
           return false;
         }
         result.state = std::make_unique<workflow::execution_state>(*result.def,
@@ -50,7 +56,9 @@ caf::expected<loaded_execution> load_execution(engine_context& ctx,
       return true;
     });
   if (!n) return store_error(n.err(), id);
-  if (!fault.empty()) return make_error(errc::internal, std::move(fault));
+  if (!fault.empty())
+    return make_error(unknown ? errc::unknown_workflow : errc::internal,
+                      std::move(fault));
   if (!result.state)
     return make_error(errc::not_found, "no execution with id " + id);
   return result;

@@ -4,6 +4,7 @@
 // atomic append: the helpers shared by the execution actor and the
 // operators' facade.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,10 +23,19 @@ struct loaded_execution {
   std::unique_ptr<workflow::execution_state> state;
 };
 
-/// Folds the history of `id`. Errors: not_found (no history), internal
-/// (unknown definition version, unreadable or unreplayable history).
-caf::expected<loaded_execution> load_execution(engine_context& ctx,
-                                               const std::string& id);
+/// The workflow an execution runs when this node has not loaded it.
+struct missing_workflow {
+  std::string name;
+  std::uint64_t version = 0;
+};
+
+/// Folds the history of `id`. Errors: not_found (no history),
+/// unknown_workflow (its workflow version is not loaded or registered (yet);
+/// `missing`, when given, receives which), internal (unreadable or
+/// unreplayable history).
+caf::expected<loaded_execution>
+load_execution(engine_context& ctx, const std::string& id,
+               missing_workflow* missing = nullptr);
 
 /// Folds the events of `id` from `state.next_seq()` on into `state`.
 caf::error catch_up(engine_context& ctx, workflow::execution_state& state);

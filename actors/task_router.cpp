@@ -133,6 +133,9 @@ struct task_entry {
   /// The worker call waiting for the commit (phase completing).
   task_api::callback<complete_info> on_commit;
   std::int64_t completing_since_ms = 0;
+  /// The router's failure of the attempt (phase failing), re-sent while no
+  /// commit or refusal answers it (its execution may be parked).
+  std::shared_ptr<const events::Event> failure;
 };
 
 struct worker_entry {
@@ -391,7 +394,10 @@ void fail_attempt(router_actor* self, const std::string& token,
   err->set_retryable(true);
   spdlog::info("task router: attempt {} of {} ({}): {}", e.row.attempt,
                e.row.step, e.row.execution_id, message);
+  e.failure = std::make_shared<const events::Event>(ev);
+  e.completing_since_ms = now_ms();
   send_outcome(self, e, std::move(ev));
+  arm_tick(self);
 }
 
 /// Drops `token` from the router (its row was deleted by a commit).
@@ -846,6 +852,15 @@ void on_tick(router_actor* self) {
           done(task_result<complete_info>::fail(
             task_errc::unavailable,
             "the outcome was not committed in time; retry the call"));
+      }
+    } else if (e.phase == task_phase::failing) {
+      // Not answered yet (its execution waits for its workflow to be
+      // registered again, or the message was lost): send it again.
+      busy = true;
+      if (e.failure
+          && now - e.completing_since_ms >= st.opts.commit_timeout.count()) {
+        e.completing_since_ms = now;
+        send_outcome(self, e, *e.failure);
       }
     }
   }

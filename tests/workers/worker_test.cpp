@@ -69,6 +69,35 @@ steps:
     input: { x: "input.x" }
 )";
 
+/// Registered only by workers (not in tests/workers/workflows).
+const char* parked_flow = R"(
+name: wt_parked
+version: "1"
+output: "steps.b"
+steps:
+  - name: a
+    task: t.a
+    queue: pq
+    input: { n: "input.n" }
+  - name: b
+    task: t.b
+    queue: pq
+    input: { m: "steps.a.m" }
+)";
+
+/// A durable sleep, then a task; registered only by workers.
+const char* parked_sleep_flow = R"(
+name: wt_parked_sleep
+version: "1"
+output: "steps.after"
+steps:
+  - name: pause
+    sleep: 2s
+  - name: after
+    task: t.after
+    queue: psq
+)";
+
 std::string unique_prefix() {
   return std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr))
          + "-";
@@ -435,4 +464,94 @@ TEST_CASE("bad worker requests get clear gRPC statuses") {
   CHECK(st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   // The lease holder still can.
   REQUIRE(c.complete("w", task->attempt_token(), R"({"m": 2})").ok());
+}
+
+TEST_CASE("an execution of a worker-registered workflow survives a node kill "
+          "-9: parked until a worker registers it again, then completes") {
+  temp_dir dir;
+  std::string id;
+  std::string token_b;
+  {
+    node_process node{dir.path};
+    worker_client c{node.grpc_port};
+    REQUIRE(c.register_worker("w1", {"pq"}, parked_flow).ok());
+    id = c.start("wt_parked", R"({"n": 1})");
+    auto ta = c.poll_until("w1", 10s);
+    REQUIRE(ta);
+    REQUIRE(ta->step() == "a");
+    REQUIRE(c.complete("w1", ta->attempt_token(), R"({"m": 2})").ok());
+    // Mid-step: b is leased to w1 when the node dies.
+    auto tb = c.poll_until("w1", 10s);
+    REQUIRE(tb);
+    REQUIRE(tb->step() == "b");
+    token_b = tb->attempt_token();
+    node.process().kill_hard();
+  }
+  node_process node{dir.path};
+  worker_client c{node.grpc_port};
+  // No worker for a while: the resurrector respawns the execution, which
+  // cannot load (unknown workflow) and must wait, not fail.
+  std::this_thread::sleep_for(3s);
+  auto info = c.describe(id);
+  CHECK(info.status() == "running");
+  auto h = c.history(id);
+  CHECK(count_events(h, pc::kExecutionFailed) == 0);
+  CHECK(count_events(h, pc::kStepCompleted) == 1);
+  // The worker comes back and registers the definition: the execution wakes.
+  REQUIRE(c.register_worker("w1", {"pq"}, parked_flow).ok());
+  auto tb = c.poll_until("w1", 15s);
+  REQUIRE(tb);
+  CHECK(tb->execution_id() == id);
+  CHECK(tb->step() == "b");
+  CHECK(tb->attempt_token() == token_b);
+  CHECK(nlohmann::json::parse(tb->input_json()) == nlohmann::json{{"m", 2}});
+  auto st = c.complete("w1", tb->attempt_token(), R"({"done": 3})");
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  info = c.wait(id, 15s);
+  CHECK(info.status() == "completed");
+  CHECK(nlohmann::json::parse(info.result_json())
+        == nlohmann::json{{"done", 3}});
+  h = c.history(id);
+  CHECK(count_events(h, pc::kStepCompleted, "a") == 1);
+  CHECK(count_events(h, pc::kStepCompleted, "b") == 1);
+  CHECK(count_events(h, pc::kExecutionFailed) == 0);
+}
+
+TEST_CASE("a sleep of a worker-registered workflow that ends while the node "
+          "waits for the workflow resumes once a worker registers it") {
+  temp_dir dir;
+  std::string id;
+  {
+    node_process node{dir.path};
+    worker_client c{node.grpc_port};
+    REQUIRE(c.register_worker("s1", {"psq"}, parked_sleep_flow).ok());
+    id = c.start("wt_parked_sleep", "{}");
+    REQUIRE(c.describe(id).status() == "sleeping");
+    node.process().kill_hard();
+  }
+  node_process node{dir.path};
+  worker_client c{node.grpc_port};
+  // The timer fires while nobody has registered the workflow: the execution
+  // waits (nothing appended), it does not fail.
+  std::this_thread::sleep_for(4s);
+  CHECK(c.describe(id).status() == "sleeping");
+  auto h = c.history(id);
+  CHECK(count_events(h, pc::kTimerFired) == 0);
+  CHECK(count_events(h, pc::kExecutionFailed) == 0);
+  // Registering the definition wakes it: the overdue timer fires, the task
+  // step is scheduled.
+  REQUIRE(c.register_worker("s1", {"psq"}, parked_sleep_flow).ok());
+  auto t = c.poll_until("s1", 15s);
+  REQUIRE(t);
+  CHECK(t->execution_id() == id);
+  CHECK(t->step() == "after");
+  REQUIRE(c.complete("s1", t->attempt_token(), R"({"ok": true})").ok());
+  auto info = c.wait(id, 15s);
+  CHECK(info.status() == "completed");
+  CHECK(nlohmann::json::parse(info.result_json())
+        == nlohmann::json{{"ok", true}});
+  h = c.history(id);
+  CHECK(count_events(h, pc::kTimerFired) == 1);
+  CHECK(count_events(h, pc::kStepCompleted, "after") == 1);
 }
