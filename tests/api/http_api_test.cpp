@@ -115,7 +115,7 @@ TEST_CASE("an unknown route is 404 with a JSON error") {
   check_error(f.get("/v2/nothing"), 404, "not_found");
 }
 
-TEST_CASE("approve records the operator and the data; twice is 409") {
+TEST_CASE("approve records the operator and the data, twice is 409") {
   fixture f;
   f.post("/v1/workflows/order/executions?id=a", "{}");
   check_error(f.post("/v1/executions/a/approve", R"({"by":"al"})"), 409,

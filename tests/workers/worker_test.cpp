@@ -366,7 +366,7 @@ TEST_CASE("retries of a task wait the exact delays of the retry policy") {
   }
 }
 
-TEST_CASE("a task failure that fails the execution is a dead letter; "
+TEST_CASE("a task failure that fails the execution is a dead letter, "
           "dlq list and dlq retry resume it") {
   node_process node;
   worker_client c{node.grpc_port};
