@@ -12,36 +12,9 @@ namespace cerebelum::test {
 
 using namespace std::chrono_literals;
 
-scratch_dir::scratch_dir() {
-  std::string tmpl
-    = (std::filesystem::temp_directory_path() / "cerebelum-caf-test.XXXXXX")
-        .string();
-  if (::mkdtemp(tmpl.data()) == nullptr)
-    throw std::runtime_error("mkdtemp failed");
-  path = tmpl;
-}
-
-scratch_dir::~scratch_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-}
-
-int unused_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 caf_node::caf_node() {
-  grpc_port = unused_port();
-  caf_port = unused_port();
+  grpc_port = free_port();
+  caf_port = free_port();
   proc_ = std::make_unique<child_process>(std::vector<std::string>{
     CEREBELUM_BIN, "node", "--data-dir", dir_.path.string(), "--listen",
     "127.0.0.1:" + std::to_string(grpc_port), "--http", "", "--store", "sqlite",

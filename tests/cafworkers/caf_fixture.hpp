@@ -12,18 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/scratch.hpp"
 
 namespace cerebelum::test {
-
-/// A temporary directory removed at destruction.
-struct scratch_dir {
-  std::filesystem::path path;
-  scratch_dir();
-  ~scratch_dir();
-};
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-int unused_port();
 
 /// A node on a fresh data directory with gRPC and the CAF worker port.
 class caf_node {
@@ -49,7 +40,7 @@ class caf_node {
   int caf_port = 0;
 
  private:
-  scratch_dir dir_;
+  temp_dir dir_;
   std::unique_ptr<child_process> proc_;
 };
 

@@ -197,7 +197,7 @@ TEST_CASE("a worker stopped with SIGTERM finishes its running task before it "
 TEST_CASE("a worker bringing an invalid workflow is refused with the "
           "validator's message") {
   caf_node node;
-  scratch_dir dir;
+  temp_dir dir;
   auto file = dir.path / "broken.yaml";
   std::ofstream{file} << "name: broken\nsteps:\n  - name: a\n    task: x.y\n";
   child_process worker{{CAF_WORKER_BIN, "--port", std::to_string(node.caf_port),
@@ -211,7 +211,7 @@ TEST_CASE("a worker bringing an invalid workflow is refused with the "
 }
 
 TEST_CASE("a worker fails clearly when no node listens on its port") {
-  child_process worker{{CAF_WORKER_BIN, "--port", std::to_string(unused_port()),
+  child_process worker{{CAF_WORKER_BIN, "--port", std::to_string(free_port()),
                         "--id", "lonely", "--connect-timeout-ms", "500"}};
   auto code = worker.wait_exit(30s);
   INFO(worker.output());

@@ -12,31 +12,6 @@ namespace cerebelum::test {
 
 using namespace std::chrono_literals;
 
-temp_dir::temp_dir() {
-  std::string tmpl
-    = (std::filesystem::temp_directory_path() / "cerebelum-api-test.XXXXXX")
-        .string();
-  path = ::mkdtemp(tmpl.data());
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-}
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 nlohmann::json cli_result::json() const {
   auto parsed = nlohmann::json::parse(output, nullptr, false);
   return parsed.is_discarded() ? nlohmann::json{} : parsed;

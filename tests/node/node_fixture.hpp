@@ -12,18 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/scratch.hpp"
 
 namespace cerebelum::test {
-
-/// A temporary directory removed at destruction.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir();
-  ~temp_dir();
-};
-
-/// Returns a TCP port on 127.0.0.1 that was free a moment ago.
-int free_port();
 
 /// What a CLI run printed and returned.
 struct cli_result {

@@ -1,0 +1,23 @@
+#pragma once
+
+// Scratch resources of integration tests: a temporary directory and a free
+// loopback port.
+
+#include <filesystem>
+
+namespace cerebelum::test {
+
+/// A temporary directory removed at destruction.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+};
+
+/// Returns a TCP port on 127.0.0.1 that was free a moment ago, so that tests
+/// running in parallel (and a node a developer runs) do not collide.
+int free_port();
+
+} // namespace cerebelum::test
