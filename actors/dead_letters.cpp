@@ -4,6 +4,7 @@
 
 #include "actors/history.hpp"
 #include "actors/messages.hpp"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 
@@ -70,6 +71,9 @@ task_result<std::string> retry_dead_letter(engine_context& ctx, std::int64_t id,
   if (by.empty())
     return res_t::fail(task_errc::invalid_argument,
                        "name the operator who retries (by)");
+  if (auto bad = workflow::check_text("by", by, workflow::max_name_bytes,
+                                      workflow::text_rule::label))
+    return res_t::fail(task_errc::invalid_argument, std::move(*bad));
   auto row = ctx.store().get_dead_letter(id);
   if (!row) return store_failure<std::string>(row.err());
   if (!*row)

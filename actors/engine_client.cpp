@@ -14,6 +14,7 @@
 #include "actors/operator_commands.hpp"
 #include "eventstore/codec.hpp"
 #include "src/workflow/input_schema.hpp"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 
@@ -50,15 +51,37 @@ std::string random_id() {
   return id;
 }
 
-caf::error check_id(const std::string& id) {
-  if (id.size() > 200)
-    return make_error(errc::invalid_argument,
-                      "execution id longer than 200 bytes");
-  for (unsigned char c : id)
-    if (c < 0x21 || c == 0x7f)
-      return make_error(errc::invalid_argument,
-                        "execution id contains a control character or space");
+caf::error check_text(std::string_view field, const std::string& value,
+                      std::size_t max_bytes, workflow::text_rule rule) {
+  if (auto bad = workflow::check_text(field, value, max_bytes, rule))
+    return make_error(errc::invalid_argument, std::move(*bad));
   return caf::none;
+}
+
+caf::error check_id(const std::string& id) {
+  return check_text("execution id", id, workflow::max_name_bytes,
+                    workflow::text_rule::name);
+}
+
+/// Checks the operator's name recorded with a command.
+caf::error check_by(const std::string& by) {
+  return check_text("by", by, workflow::max_name_bytes,
+                    workflow::text_rule::label);
+}
+
+caf::error check_json_value(std::string_view field, const json& value) {
+  if (workflow::json_depth(value, workflow::max_json_depth)
+      > workflow::max_json_depth)
+    return make_error(errc::invalid_argument,
+                      std::string{field} + ": JSON nested deeper than "
+                        + std::to_string(workflow::max_json_depth) + " levels");
+  return caf::none;
+}
+
+/// "no execution with id X", X made safe to echo.
+caf::error no_execution(const std::string& id) {
+  return make_error(errc::not_found,
+                    "no execution with id " + workflow::printable(id));
 }
 
 class engine_client : public engine_api {
@@ -71,16 +94,21 @@ class engine_client : public engine_api {
   caf::expected<start_response> start(const start_request& req) override;
 
   caf::expected<execution_view> describe(const std::string& id) override {
+    if (auto err = check_id(id)) return err;
     auto row = ctx_->store().get_execution(id);
     if (!row) return from_store(row.err(), "cannot read " + id);
-    if (!row->has_value())
-      return make_error(errc::not_found, "no execution with id " + id);
+    if (!row->has_value()) return no_execution(id);
     auto loaded = load_execution(*ctx_, id);
     if (!loaded) return make_view(**row);
     return make_view(*loaded->state, **row);
   }
 
   caf::expected<list_response> list(const list_request& req) override {
+    if (req.workflow)
+      if (auto err = check_text("workflow", *req.workflow,
+                                workflow::max_name_bytes,
+                                workflow::text_rule::name))
+        return err;
     eventstore::list_filter filter{req.status, req.workflow,
                                    req.created_from_ms, req.created_to_ms};
     auto size = req.page_size == 0 ? 100 : req.page_size;
@@ -102,10 +130,10 @@ class engine_client : public engine_api {
 
   caf::expected<std::vector<events::Event>>
   history(const std::string& id, std::int64_t from_seq) override {
+    if (auto err = check_id(id)) return err;
     auto row = ctx_->store().get_execution(id);
     if (!row) return from_store(row.err(), "cannot read " + id);
-    if (!row->has_value())
-      return make_error(errc::not_found, "no execution with id " + id);
+    if (!row->has_value()) return no_execution(id);
     std::vector<events::Event> result;
     auto n = eventstore::read_history(ctx_->store(), id,
                                       std::max<std::int64_t>(0, from_seq),
@@ -122,6 +150,8 @@ class engine_client : public engine_api {
                                         const json& data) override {
     if (by.empty())
       return make_error(errc::invalid_argument, "approve needs the approver");
+    if (auto err = check_by(by)) return err;
+    if (auto err = check_json_value("data", data)) return err;
     return command(id, make_approval(by, data));
   }
 
@@ -130,12 +160,20 @@ class engine_client : public engine_api {
                                        const std::string& reason) override {
     if (by.empty())
       return make_error(errc::invalid_argument, "reject needs the rejecter");
+    if (auto err = check_by(by)) return err;
+    if (auto err = check_text("reason", reason, workflow::max_free_text_bytes,
+                              workflow::text_rule::free))
+      return err;
     return command(id, make_rejection(by, reason));
   }
 
   caf::expected<execution_view> cancel(const std::string& id,
                                        const std::string& by,
                                        const std::string& reason) override {
+    if (auto err = check_by(by)) return err;
+    if (auto err = check_text("reason", reason, workflow::max_free_text_bytes,
+                              workflow::text_rule::free))
+      return err;
     return command(id, make_cancellation(by, reason));
   }
 
@@ -152,6 +190,7 @@ class engine_client : public engine_api {
  private:
   caf::expected<execution_view> command(const std::string& id,
                                         const operator_command& cmd) {
+    if (auto err = check_id(id)) return err;
     if (auto err = append_command(*ctx_, id, cmd)) return err;
     caf::anon_send(ctx_->engine(), wake_atom::value, id);
     return describe(id);
@@ -171,12 +210,19 @@ class engine_client : public engine_api {
 };
 
 caf::expected<start_response> engine_client::start(const start_request& req) {
+  if (auto err = check_text("workflow", req.workflow, workflow::max_name_bytes,
+                            workflow::text_rule::name))
+    return err;
+  if (auto err = check_id(req.execution_id)) return err;
+  if (auto err = check_by(req.started_by)) return err;
   auto def = ctx_->latest(req.workflow);
   if (!def)
     return make_error(errc::unknown_workflow,
-                      "no workflow named '" + req.workflow + "' is loaded");
+                      "no workflow named '" + workflow::printable(req.workflow)
+                        + "' is loaded");
   if (!req.input.is_object())
     return make_error(errc::invalid_argument, "input must be a JSON object");
+  if (auto err = check_json_value("input", req.input)) return err;
   auto text = workflow::json_text(req.input);
   if (text.size() > ctx_->options().max_input_bytes)
     return make_error(errc::invalid_argument,
@@ -277,6 +323,7 @@ void engine_client::carry_out_start(
 caf::expected<execution_view>
 engine_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
   using std::chrono::steady_clock;
+  if (auto err = check_id(id)) return err;
   auto deadline = steady_clock::now() + timeout;
   caf::scoped_actor self{*sys_};
   caf::actor engine;
@@ -295,8 +342,7 @@ engine_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
   auto look = [&]() -> std::optional<caf::expected<execution_view>> {
     auto row = ctx_->store().get_execution(id);
     if (!row) return {from_store(row.err(), "cannot read " + id)};
-    if (!row->has_value())
-      return {make_error(errc::not_found, "no execution with id " + id)};
+    if (!row->has_value()) return {no_execution(id)};
     if (!eventstore::is_terminal((*row)->status)) return std::nullopt;
     auto loaded = load_execution(*ctx_, id);
     if (!loaded) return {make_view(**row)};

@@ -31,6 +31,7 @@
 #include "actors/messages.hpp"
 #include "eventstore/codec.hpp"
 #include "src/workflow/loader.hpp"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 
@@ -428,7 +429,8 @@ void drop(router_actor* self, const std::string& token) {
 
 task_error unknown_worker(const std::string& w) {
   return {task_errc::unknown_worker,
-          "worker '" + w + "' is not registered (call Register first)"};
+          "worker '" + workflow::printable(w)
+            + "' is not registered (call Register first)"};
 }
 
 /// Validates JSON text; empty text is allowed when `optional`.
@@ -444,11 +446,17 @@ std::optional<task_error> check_json(const std::string& text, const char* what,
     return task_error{task_errc::invalid_json,
                       std::string{what} + " is empty (expected JSON text)"};
   }
-  auto doc = workflow::json::parse(text, nullptr, false);
-  if (doc.is_discarded())
-    return task_error{task_errc::invalid_json, std::string{what}
-                                                 + " is not valid JSON: '"
-                                                 + text.substr(0, 80) + "'"};
+  if (auto doc = workflow::parse_json(text, what); !doc)
+    return task_error{task_errc::invalid_json, doc.error().message};
+  return std::nullopt;
+}
+
+/// Checks a text field of a request against the text rule.
+std::optional<task_error>
+check_field(std::string_view what, const std::string& value,
+            std::size_t max_bytes, workflow::text_rule rule) {
+  if (auto bad = workflow::check_text(what, value, max_bytes, rule))
+    return task_error{task_errc::invalid_argument, std::move(*bad)};
   return std::nullopt;
 }
 
@@ -478,6 +486,11 @@ make_outcome(const task_entry& e, const std::string& worker,
                        "error.message is larger than 1 MiB"};
       return std::nullopt;
     }
+    if ((err = check_field("error.kind", bad->kind, workflow::max_name_bytes,
+                           workflow::text_rule::name))
+        || (err = check_field("error.message", bad->message,
+                              max_task_json_bytes, workflow::text_rule::free)))
+      return std::nullopt;
     auto* f = ev.mutable_step_failed();
     f->set_step(e.row.step);
     f->set_attempt(static_cast<std::uint32_t>(e.row.attempt));
@@ -492,6 +505,10 @@ make_outcome(const task_entry& e, const std::string& worker,
     info->set_retryable(bad->retryable);
   } else {
     auto& s = std::get<task_suspend>(out);
+    if ((err = check_field("suspend.wait_key", s.wait_key,
+                           workflow::max_name_bytes,
+                           workflow::text_rule::name)))
+      return std::nullopt;
     if (s.wait_key.empty()) {
       err = task_error{task_errc::invalid_argument,
                        "suspend.wait_key is empty (name the wait, unique "
@@ -560,9 +577,9 @@ void on_complete(router_actor* self, complete_req& req) {
   std::string exec_id;
   std::string token;
   if (!parse_external_token(req.token, exec_id, token)) {
-    done(task_result<complete_info>::fail(task_errc::stale_token,
-                                          "unknown attempt token '"
-                                            + req.token.substr(0, 120) + "'"));
+    done(task_result<complete_info>::fail(
+      task_errc::stale_token,
+      "unknown attempt token '" + workflow::printable(req.token, 120) + "'"));
     return;
   }
   auto i = st.tasks.find(token);
@@ -594,16 +611,17 @@ void on_complete(router_actor* self, complete_req& req) {
       done(task_result<complete_info>::ok({false}));
     else
       done(task_result<complete_info>::fail(
-        task_errc::stale_token, "attempt " + req.token
-                                  + " is not leased to worker '" + req.worker
+        task_errc::stale_token, "attempt " + workflow::printable(req.token, 120)
+                                  + " is not leased to worker '"
+                                  + workflow::printable(req.worker)
                                   + "': " + g->second.why));
     return;
   }
   if (i != st.tasks.end()) {
-    done(task_result<complete_info>::fail(task_errc::stale_token,
-                                          "attempt " + req.token
-                                            + " is not leased to worker '"
-                                            + req.worker + "'"));
+    done(task_result<complete_info>::fail(
+      task_errc::stale_token, "attempt " + workflow::printable(req.token, 120)
+                                + " is not leased to worker '"
+                                + workflow::printable(req.worker) + "'"));
     return;
   }
   // Unknown here (e.g. recorded before a node restart): look in the history
@@ -629,7 +647,7 @@ void on_heartbeat(router_actor* self, heartbeat_req& req) {
   if (!parse_external_token(req.token, exec_id, token)) {
     req.done(task_result<heartbeat_info>::fail(
       task_errc::stale_token,
-      "unknown attempt token '" + req.token.substr(0, 120) + "'"));
+      "unknown attempt token '" + workflow::printable(req.token, 120) + "'"));
     return;
   }
   if (st.workers.count(req.worker) == 0) {
@@ -653,7 +671,8 @@ void on_heartbeat(router_actor* self, heartbeat_req& req) {
     }
     req.done(task_result<heartbeat_info>::fail(
       task_errc::stale_token,
-      "attempt " + req.token + " is not leased to worker '" + req.worker + "'"
+      "attempt " + workflow::printable(req.token, 120)
+        + " is not leased to worker '" + workflow::printable(req.worker) + "'"
         + (g != st.gone.end() ? ": " + g->second.why : std::string{})));
     return;
   }
@@ -718,6 +737,18 @@ void on_register(router_actor* self, register_req& req) {
     req.done(res_t::fail(task_errc::invalid_argument, "worker_id is empty"));
     return;
   }
+  if (auto bad = check_field("worker_id", reg.worker_id,
+                             workflow::max_name_bytes,
+                             workflow::text_rule::name)) {
+    req.done(res_t::fail(bad->code, bad->message));
+    return;
+  }
+  for (auto& q : reg.queues)
+    if (auto bad = check_field("queues", q, workflow::max_name_bytes,
+                               workflow::text_rule::name)) {
+      req.done(res_t::fail(bad->code, bad->message));
+      return;
+    }
   if (reg.queues.empty()) {
     req.done(res_t::fail(task_errc::invalid_argument,
                          "worker '" + reg.worker_id
@@ -791,8 +822,9 @@ void on_poll(router_actor* self, poll_req& req) {
   for (auto& q : req.queues)
     if (w->second.queues.count(q) == 0) {
       req.done(res_t::fail(task_errc::unknown_queue,
-                           "queue '" + q + "' is not registered by worker '"
-                             + req.worker + "'"));
+                           "queue '" + workflow::printable(q)
+                             + "' is not registered by worker '"
+                             + workflow::printable(req.worker) + "'"));
       return;
     }
   auto wait = req.wait.count() <= 0 ? st.opts.default_poll_wait : req.wait;

@@ -35,18 +35,25 @@ void start_route(httplib::Server& srv, engine_ptr engine,
   srv.Post(
     R"(/v1/workflows/([^/]+)/executions)",
     [engine, stopping](const httplib::Request& req, httplib::Response& res) {
+      std::string workflow = req.matches[1];
+      if (auto err = check_path_value("workflow", workflow))
+        return send_error(res, err);
+      query_params query{req};
+      auto wait = query.flag("wait");
+      if (!wait) return send_error(res, wait.error());
+      auto timeout = query.integer("timeout_ms", 0);
+      if (!timeout) return send_error(res, timeout.error());
+      auto id = query.text("id");
+      if (!id) return send_error(res, id.error());
+      auto by = query.text("by", "http", workflow::text_rule::label);
+      if (!by) return send_error(res, by.error());
       auto input = parse_json_field("body", req.body, json::object(), true);
       if (!input) return send_error(res, input.error());
-      auto wait = query_bool(req, "wait");
-      if (!wait) return send_error(res, wait.error());
-      auto timeout = query_int(req, "timeout_ms", 0);
-      if (!timeout) return send_error(res, timeout.error());
       actors::start_request sreq;
-      sreq.workflow = req.matches[1];
+      sreq.workflow = std::move(workflow);
       sreq.input = std::move(*input);
-      sreq.execution_id = req.get_param_value("id");
-      sreq.started_by = req.has_param("by") ? req.get_param_value("by")
-                                            : "http";
+      sreq.execution_id = std::move(*id);
+      sreq.started_by = std::move(*by);
       auto started = engine->start(sreq);
       if (!started) return send_error(res, started.error());
       auto view = started->execution;
@@ -65,29 +72,34 @@ void start_route(httplib::Server& srv, engine_ptr engine,
 }
 
 void list_route(httplib::Server& srv, engine_ptr engine) {
-  srv.Get("/v1/executions",
-          [engine](const httplib::Request& req, httplib::Response& res) {
-            auto status = parse_status_filter(req.get_param_value("status"));
-            if (!status) return send_error(res, status.error());
-            auto page_size = query_int(req, "page_size", 0);
-            if (!page_size) return send_error(res, page_size.error());
-            if (auto err = check_page_size(*page_size))
-              return send_error(res, err);
-            actors::list_request lreq;
-            lreq.status = *status;
-            if (req.has_param("workflow"))
-              lreq.workflow = req.get_param_value("workflow");
-            lreq.page_size = static_cast<std::size_t>(*page_size);
-            lreq.page_token = req.get_param_value("page_token");
-            auto listed = engine->list(lreq);
-            if (!listed) return send_error(res, listed.error());
-            json items = json::array();
-            for (auto& view : listed->executions)
-              items.push_back(view_json(view));
-            send_json(res, 200,
-                      {{"executions", std::move(items)},
-                       {"next_page_token", listed->next_page_token}});
-          });
+  srv.Get("/v1/executions", [engine](const httplib::Request& req,
+                                     httplib::Response& res) {
+    query_params query{req};
+    auto status_text = query.text("status");
+    if (!status_text) return send_error(res, status_text.error());
+    auto status = parse_status_filter(*status_text);
+    if (!status) return send_error(res, status.error());
+    auto page_size = query.integer("page_size", 0);
+    if (!page_size) return send_error(res, page_size.error());
+    if (auto err = check_page_size(*page_size)) return send_error(res, err);
+    auto workflow = query.text("workflow");
+    if (!workflow) return send_error(res, workflow.error());
+    auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
+    if (!token) return send_error(res, token.error());
+    actors::list_request lreq;
+    lreq.status = *status;
+    if (query.has("workflow")) lreq.workflow = std::move(*workflow);
+    lreq.page_size = static_cast<std::size_t>(*page_size);
+    lreq.page_token = std::move(*token);
+    auto listed = engine->list(lreq);
+    if (!listed) return send_error(res, listed.error());
+    json items = json::array();
+    for (auto& view : listed->executions)
+      items.push_back(view_json(view));
+    send_json(res, 200,
+              {{"executions", std::move(items)},
+               {"next_page_token", listed->next_page_token}});
+  });
 }
 
 void read_routes(httplib::Server& srv, engine_ptr engine) {
@@ -98,7 +110,7 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
   srv.Get(
     R"(/v1/executions/([^/]+)/history)",
     [engine](const httplib::Request& req, httplib::Response& res) {
-      auto from = query_int(req, "from_seq", 0);
+      auto from = query_params{req}.integer("from_seq", 0);
       if (!from) return send_error(res, from.error());
       if (*from < 0)
         return send_error(res, make_error(errc::invalid_argument,

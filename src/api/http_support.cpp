@@ -41,7 +41,7 @@ caf::error read_string(const json& obj, const char* key, std::string& out) {
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(workflow::safe_dump(body), "application/json");
 }
 
 void send_error(httplib::Response& res, const caf::error& err) {
@@ -55,28 +55,58 @@ void send_error(httplib::Response& res, int status, const std::string& code,
   send_json(res, status, {{"error", {{"code", code}, {"message", message}}}});
 }
 
-caf::expected<bool> query_bool(const httplib::Request& req,
-                               const std::string& name) {
-  if (!req.has_param(name.c_str())) return false;
-  auto value = req.get_param_value(name.c_str());
+query_params::query_params(const httplib::Request& req) {
+  auto q = req.target.find('?');
+  if (q != std::string::npos)
+    httplib::detail::parse_query_text(req.target.substr(q + 1), params_);
+}
+
+bool query_params::has(const std::string& name) const {
+  return params_.count(name) > 0;
+}
+
+caf::expected<std::string>
+query_params::text(const std::string& name, std::string fallback,
+                   workflow::text_rule rule, std::size_t max_bytes) const {
+  auto i = params_.find(name);
+  if (i == params_.end()) return fallback;
+  if (auto bad = workflow::check_text(name, i->second, max_bytes, rule))
+    return make_error(errc::invalid_argument, std::move(*bad));
+  return i->second;
+}
+
+caf::expected<bool> query_params::flag(const std::string& name) const {
+  auto i = params_.find(name);
+  if (i == params_.end()) return false;
+  const auto& value = i->second;
   if (value == "true" || value == "1" || value.empty()) return true;
   if (value == "false" || value == "0") return false;
   return make_error(errc::invalid_argument,
-                    name + ": expected true or false, got '" + value + "'");
+                    name + ": expected true or false, got '"
+                      + workflow::printable(value) + "'");
 }
 
-caf::expected<long long> query_int(const httplib::Request& req,
-                                   const std::string& name,
-                                   long long fallback) {
-  if (!req.has_param(name.c_str())) return fallback;
-  auto value = req.get_param_value(name.c_str());
+caf::expected<long long> query_params::integer(const std::string& name,
+                                               long long fallback) const {
+  auto i = params_.find(name);
+  if (i == params_.end()) return fallback;
+  const auto& value = i->second;
   long long result = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(),
                                    result);
   if (ec != std::errc{} || end != value.data() + value.size())
     return make_error(errc::invalid_argument,
-                      name + ": expected an integer, got '" + value + "'");
+                      name + ": expected an integer, got '"
+                        + workflow::printable(value) + "'");
   return result;
+}
+
+caf::error check_path_value(const std::string& field,
+                            const std::string& value) {
+  if (auto bad = workflow::check_text(field, value, workflow::max_name_bytes,
+                                      workflow::text_rule::name))
+    return make_error(errc::invalid_argument, std::move(*bad));
+  return {};
 }
 
 caf::expected<decision_body> decision_body::parse(const std::string& text,
@@ -103,7 +133,8 @@ void install_error_handlers(httplib::Server& server,
         message = "request body exceeds " + std::to_string(max_body_bytes)
                   + " bytes";
       else if (res.status == 404)
-        message = "no route " + req.method + " " + req.path;
+        message = "no route " + workflow::printable(req.method, 16) + " "
+                  + workflow::printable(req.path, 120);
       else
         message = "HTTP " + std::to_string(res.status);
       send_error(res, res.status, code_of_status(res.status), message);
@@ -118,7 +149,7 @@ void install_error_handlers(httplib::Server& server,
       } catch (...) {
         // keep the generic message
       }
-      send_error(res, 500, "internal", what);
+      send_error(res, 500, "internal", workflow::printable(what, 300));
     });
 }
 

@@ -10,6 +10,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "src/workflow/safe_text.hpp"
+
 namespace cerebelum::api {
 
 using json = nlohmann::json;
@@ -25,13 +27,38 @@ void send_error(httplib::Response& res, const caf::error& err);
 void send_error(httplib::Response& res, int status, const std::string& code,
                 const std::string& message);
 
-/// Reads the query parameter `name` as true/false (absent: false).
-caf::expected<bool> query_bool(const httplib::Request& req,
-                               const std::string& name);
+/// The query parameters of a request's target, never of its body (httplib
+/// also parses form-encoded bodies into `Request::params`; a JSON body sent
+/// with curl's default Content-Type must not set parameters). Every value
+/// read is checked against the text rule of its field.
+class query_params {
+ public:
+  explicit query_params(const httplib::Request& req);
 
-/// Reads the query parameter `name` as an integer (absent: `fallback`).
-caf::expected<long long> query_int(const httplib::Request& req,
-                                   const std::string& name, long long fallback);
+  [[nodiscard]] bool has(const std::string& name) const;
+
+  /// The value of `name` (absent: `fallback`), valid UTF-8 within
+  /// `max_bytes` and `rule`, or an `invalid_argument` error naming it.
+  [[nodiscard]] caf::expected<std::string>
+  text(const std::string& name, std::string fallback = {},
+       workflow::text_rule rule = workflow::text_rule::name,
+       std::size_t max_bytes = workflow::max_name_bytes) const;
+
+  /// The value of `name` as true/false (absent: false).
+  [[nodiscard]] caf::expected<bool> flag(const std::string& name) const;
+
+  /// The value of `name` as an integer (absent: `fallback`).
+  [[nodiscard]] caf::expected<long long> integer(const std::string& name,
+                                                 long long fallback) const;
+
+ private:
+  httplib::Params params_;
+};
+
+/// Checks a value captured from the request path (a workflow name or an
+/// execution id): `invalid_argument` naming `field` when it breaks the text
+/// rule of names.
+caf::error check_path_value(const std::string& field, const std::string& value);
 
 /// The body of approve, reject and cancel.
 struct decision_body {

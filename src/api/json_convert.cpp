@@ -4,6 +4,7 @@
 #include <google/protobuf/message.h>
 
 #include "proto/events.pb.h"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::api {
 
@@ -122,9 +123,9 @@ json event_to_json(const events::Event& ev) {
 std::optional<json> parse_json_text(const std::string& text,
                                     const json& empty_value) {
   if (text.empty()) return empty_value;
-  auto parsed = json::parse(text, nullptr, false);
-  if (parsed.is_discarded()) return std::nullopt;
-  return parsed;
+  auto parsed = workflow::parse_json(text, "embedded JSON");
+  if (!parsed) return std::nullopt;
+  return std::move(parsed.value());
 }
 
 } // namespace cerebelum::api

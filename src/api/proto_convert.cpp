@@ -1,12 +1,14 @@
 #include "src/api/proto_convert.hpp"
 
+#include "src/workflow/safe_text.hpp"
+
 namespace cerebelum::api {
 
 namespace {
 
 /// Dumps `value`; null (unset) becomes the empty text.
 std::string json_text(const actors::json& value) {
-  return value.is_null() ? std::string{} : value.dump();
+  return value.is_null() ? std::string{} : workflow::safe_dump(value);
 }
 
 } // namespace

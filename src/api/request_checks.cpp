@@ -1,6 +1,7 @@
 #include "src/api/request_checks.hpp"
 
 #include "actors/errc.hpp"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::api {
 
@@ -11,13 +12,9 @@ caf::expected<actors::json>
 parse_json_field(const std::string& field, const std::string& text,
                  const actors::json& empty_value, bool require_object) {
   if (text.empty()) return empty_value;
-  actors::json parsed;
-  try {
-    parsed = actors::json::parse(text);
-  } catch (const actors::json::parse_error& e) {
-    return make_error(errc::invalid_argument,
-                      field + ": not valid JSON: " + e.what());
-  }
+  auto doc = workflow::parse_json(text, field);
+  if (!doc) return make_error(errc::invalid_argument, doc.error().message);
+  auto parsed = std::move(doc.value());
   if (require_object && !parsed.is_object())
     return make_error(errc::invalid_argument,
                       field + ": must be a JSON object, got "
@@ -38,7 +35,7 @@ parse_status_filter(const std::string& text) {
   if (auto st = eventstore::parse_status(text))
     return std::optional<eventstore::execution_status>{*st};
   return make_error(errc::invalid_argument,
-                    "status: unknown status '" + text
+                    "status: unknown status '" + workflow::printable(text)
                       + "' (one of running, sleeping, awaiting_approval, "
                         "completed, failed, cancelled)");
 }

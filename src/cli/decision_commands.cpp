@@ -7,6 +7,7 @@
 #include "src/cli/admin_client.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/output.hpp"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::cli {
 
@@ -33,8 +34,9 @@ int report(const char* verb, const admin::ExecutionInfo& info, bool as_json) {
 }
 
 int run_approve(const global_options& global, const decision_options& opts) {
-  auto data = api::parse_json_text(opts.data);
-  if (!data) return usage_error("--data: not valid JSON: '" + opts.data + "'");
+  if (!opts.data.empty())
+    if (auto data = workflow::parse_json(opts.data, "--data"); !data)
+      return usage_error(data.error().message);
   admin_client client{global.server};
   if (!client.connect()) return 1;
   admin::ApproveRequest req;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "src/api/json_convert.hpp"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::cli {
 
@@ -16,7 +17,8 @@ using json = nlohmann::json;
 
 /// Compact JSON, strings unquoted.
 std::string render(const json& value) {
-  return value.is_string() ? value.get<std::string>() : value.dump();
+  return value.is_string() ? value.get<std::string>()
+                           : workflow::safe_dump(value);
 }
 
 bool is_empty(const json& value) {
@@ -53,7 +55,7 @@ void line(const char* key, const std::string& value) {
 } // namespace
 
 void print_json(const nlohmann::json& value) {
-  std::cout << value.dump(2) << '\n';
+  std::cout << workflow::safe_dump(value, 2) << '\n';
 }
 
 std::string format_time(std::int64_t ms) {

@@ -7,6 +7,7 @@
 #include "src/cli/admin_client.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/output.hpp"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::cli {
 
@@ -33,15 +34,17 @@ grpc::Status wait_finished(admin_client& client, const start_options& opts,
 }
 
 int run_start(const global_options& global, const start_options& opts) {
-  auto input = api::parse_json_text(opts.input);
-  if (!input || !input->is_object())
-    return usage_error("--input: expected a JSON object, got '" + opts.input
-                       + "'");
+  auto input = workflow::parse_json(opts.input.empty() ? "{}" : opts.input,
+                                    "--input");
+  if (!input) return usage_error(input.error().message);
+  if (!input->is_object())
+    return usage_error("--input: expected a JSON object, got '"
+                       + workflow::printable(opts.input) + "'");
   admin_client client{global.server};
   if (!client.connect()) return 1;
   admin::StartExecutionRequest req;
   req.set_workflow(opts.workflow);
-  req.set_input_json(input->dump());
+  req.set_input_json(workflow::safe_dump(*input));
   req.set_execution_id(opts.id);
   req.set_started_by(opts.by.empty() ? "cli" : opts.by);
   admin::StartExecutionResponse res;

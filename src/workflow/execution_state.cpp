@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "src/workflow/safe_text.hpp"
+
 namespace cerebelum::workflow {
 
 namespace ev = cerebelum::events;
@@ -21,12 +23,14 @@ const char* to_string(execution_status s) {
 
 json parse_json_text(const std::string& text) {
   if (text.empty()) return nullptr;
-  auto v = json::parse(text, nullptr, false);
-  return v.is_discarded() ? json(nullptr) : v;
+  // Stored text was checked when it entered; the limits still apply so that
+  // a history written before they existed cannot overflow a stack here.
+  auto v = parse_json(text, "stored JSON");
+  return v ? std::move(v.value()) : json(nullptr);
 }
 
 std::string json_text(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+  return safe_dump(value);
 }
 
 json step_error::to_json() const {
