@@ -114,8 +114,9 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
     ->capture_default_str();
   cmd
     .add_option("--shutdown-timeout", opts.shutdown_timeout_s,
-                "Seconds to wait for a graceful stop")
-    ->check(CLI::PositiveNumber)
+                "Seconds to wait for a graceful stop before exiting without "
+                "it (committed state is kept either way)")
+    ->check(CLI::Range(0.001, 86400.0))
     ->capture_default_str();
 }
 
@@ -154,7 +155,9 @@ int run_node(const node_options& opts) {
     return 1;
   }
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  if (!node->stop(std::chrono::seconds{opts.shutdown_timeout_s})) {
+  auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::duration<double>{opts.shutdown_timeout_s});
+  if (!node->stop(timeout)) {
     // Actors are still running: destroying the actor system now races with
     // them (seen: "pure virtual method called" in remove_link, SIGABRT).
     // Every decision that took effect is committed, exactly as after a

@@ -24,8 +24,9 @@ struct node_options {
   std::string caf_host = "127.0.0.1";
   /// Directory of workflow files to load; empty: none.
   std::string workflows_dir;
-  /// Seconds to wait for the supervision tree to stop before giving up.
-  int shutdown_timeout_s = 30;
+  /// Seconds to wait for the supervision tree to stop before exiting
+  /// without it (fractions allowed).
+  double shutdown_timeout_s = 30;
 };
 
 /// Declares the options of `cerebelum node` on `cmd`.
