@@ -202,6 +202,27 @@ TEST_CASE("a start with an invalid UTF-8 id or by is refused and stores "
   require_alive(node);
 }
 
+TEST_CASE("invalid UTF-8 in a gRPC request is refused and stores nothing") {
+  node_process node;
+  worker_client client{node.grpc_port};
+  for (auto [id, by] : {std::pair<std::string, std::string>{"\xff\xfe", "x"},
+                        {"ok-id", "\xff"},
+                        {"ok-id", std::string(1000, 'b')}}) {
+    admin::StartExecutionRequest req;
+    req.set_workflow("hostile");
+    req.set_input_json(R"({"n": 1})");
+    req.set_execution_id(id);
+    req.set_started_by(by);
+    admin::StartExecutionResponse res;
+    auto ctx = context_for();
+    auto st = client.admin().StartExecution(ctx.get(), req, &res);
+    INFO(st.error_message());
+    CHECK_FALSE(st.ok());
+  }
+  CHECK(execution_count(node) == 0);
+  require_alive(node);
+}
+
 TEST_CASE("a JSON body sent as a form cannot set query parameters") {
   node_process node;
   auto body = R"({"n": 1, "s": "&id=chosen&by=%FF"})";
