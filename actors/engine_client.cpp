@@ -25,10 +25,14 @@ engine_api::~engine_api() {
 namespace {
 
 caf::error from_store(const eventstore::error& err, const std::string& what) {
+  // An event over the store's payload limit is the caller's data (an input
+  // just under the input limit plus the event's envelope): a bad request.
   auto code = err.code == eventstore::errc::unavailable
                   || err.code == eventstore::errc::closed
                   || err.code == eventstore::errc::overloaded
                 ? errc::unavailable
+              : err.code == eventstore::errc::payload_too_large
+                ? errc::invalid_argument
                 : errc::internal;
   return make_error(code, what + ": " + eventstore::to_string(err));
 }

@@ -3,6 +3,7 @@
 #include "src/api/error_mapping.hpp"
 #include "src/api/proto_convert.hpp"
 #include "src/api/request_checks.hpp"
+#include "src/api/request_gate.hpp"
 #include "src/api/worker_service.hpp"
 
 #include <condition_variable>
@@ -21,6 +22,12 @@ grpc::Status reply(const caf::expected<actors::execution_view>& view,
 }
 
 } // namespace
+
+/// The answer to a large request that found no free slot in time.
+grpc::Status busy() {
+  return {grpc::StatusCode::UNAVAILABLE,
+          "too many large requests in flight; retry later"};
+}
 
 grpc::Status to_status(const caf::error& err) {
   auto code = actors::api_error_code(err);
@@ -43,6 +50,8 @@ admin_service::StartExecution(grpc::ServerContext*,
                               admin::StartExecutionResponse* res) {
   if (auto err = require_non_empty("workflow", req->workflow()))
     return to_status(err);
+  auto slot = request_gate::shared().admit(req->input_json().size());
+  if (!slot) return busy();
   auto input = parse_json_field("input_json", req->input_json(),
                                 actors::json::object(), true);
   if (!input) return to_status(input.error());
@@ -111,6 +120,8 @@ grpc::Status admin_service::Approve(grpc::ServerContext*,
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
   if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  auto slot = request_gate::shared().admit(req->data_json().size());
+  if (!slot) return busy();
   auto data = parse_json_field("data_json", req->data_json(), actors::json{},
                                false);
   if (!data) return to_status(data.error());

@@ -9,6 +9,7 @@
 #include "src/api/json_convert.hpp"
 #include "src/api/proto_convert.hpp"
 #include "src/api/request_checks.hpp"
+#include "src/api/request_gate.hpp"
 
 namespace cerebelum::api {
 
@@ -20,6 +21,17 @@ using engine_ptr = std::shared_ptr<actors::engine_api>;
 
 json view_json(const actors::execution_view& view) {
   return message_to_json(to_proto(view));
+}
+
+/// Admits the request through the node's gate for large requests; replies
+/// 503 when no slot freed up in time.
+std::optional<request_gate::ticket> admit(const httplib::Request& req,
+                                          httplib::Response& res) {
+  auto slot = request_gate::shared().admit(req.body.size());
+  if (!slot)
+    send_error(res, 503, "unavailable",
+               "too many large requests in flight; retry later");
+  return slot;
 }
 
 /// Replies with the execution or the error.
@@ -47,6 +59,8 @@ void start_route(httplib::Server& srv, engine_ptr engine,
       if (!id) return send_error(res, id.error());
       auto by = query.text("by", "http", workflow::text_rule::label);
       if (!by) return send_error(res, by.error());
+      auto slot = admit(req, res);
+      if (!slot) return;
       auto input = parse_json_field("body", req.body, json::object(), true);
       if (!input) return send_error(res, input.error());
       actors::start_request sreq;
@@ -55,6 +69,9 @@ void start_route(httplib::Server& srv, engine_ptr engine,
       sreq.execution_id = std::move(*id);
       sreq.started_by = std::move(*by);
       auto started = engine->start(sreq);
+      // A waiting start holds no slot: the input is recorded by now.
+      sreq.input = nullptr;
+      slot.reset();
       if (!started) return send_error(res, started.error());
       auto view = started->execution;
       if (*wait) {
@@ -135,18 +152,24 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
 void decision_routes(httplib::Server& srv, engine_ptr engine) {
   srv.Post(R"(/v1/executions/([^/]+)/approve)",
            [engine](const httplib::Request& req, httplib::Response& res) {
+             auto slot = admit(req, res);
+             if (!slot) return;
              auto body = decision_body::parse(req.body, true);
              if (!body) return send_error(res, body.error());
              reply(res, engine->approve(req.matches[1], body->by, body->data));
            });
   srv.Post(R"(/v1/executions/([^/]+)/reject)",
            [engine](const httplib::Request& req, httplib::Response& res) {
+             auto slot = admit(req, res);
+             if (!slot) return;
              auto body = decision_body::parse(req.body, true);
              if (!body) return send_error(res, body.error());
              reply(res, engine->reject(req.matches[1], body->by, body->reason));
            });
   srv.Post(R"(/v1/executions/([^/]+)/cancel)",
            [engine](const httplib::Request& req, httplib::Response& res) {
+             auto slot = admit(req, res);
+             if (!slot) return;
              auto body = decision_body::parse(req.body, false);
              if (!body) return send_error(res, body.error());
              auto by = body->by.empty() ? std::string{"anonymous"} : body->by;
