@@ -101,6 +101,15 @@ std::string deep_json(int depth) {
          + std::string(static_cast<std::size_t>(depth), ']') + "}";
 }
 
+/// "{},{},..." of at least `bytes` bytes: JSON whose parsed form is ~35
+/// times its text.
+std::string empty_objects(std::size_t bytes) {
+  std::string items = "{}";
+  while (items.size() < bytes)
+    items += ",{}";
+  return items;
+}
+
 /// The error code of an error body (empty when the body is not one).
 std::string error_code(const raw_reply& r) {
   auto body = json::parse(r.body, nullptr, false);
@@ -226,9 +235,7 @@ TEST_CASE("invalid UTF-8 in a gRPC request is refused and stores nothing") {
 TEST_CASE("an input just under the input limit whose event exceeds the "
           "event limit answers 400, not 500") {
   node_process node;
-  std::string items;
-  while (items.size() < 1024 * 1024 - 40)
-    items += items.empty() ? "{}" : ",{}";
+  auto items = empty_objects(1024 * 1024 - 40);
   auto body = R"({"n": 1, "a": [)" + items + "]}";
   REQUIRE(body.size() < 1024 * 1024);
   auto r = raw_http(node.http_port,
@@ -243,9 +250,7 @@ TEST_CASE("an input just under the input limit whose event exceeds the "
 TEST_CASE("64 clients sending 1 MiB JSON bodies at once leave the node's "
           "memory bounded") {
   node_process node;
-  std::string items;
-  while (items.size() < 1024 * 1024 - 40)
-    items += items.empty() ? "{}" : ",{}";
+  auto items = empty_objects(1024 * 1024 - 40);
   // Parsed, each body is ~350,000 objects (~35 MB); it is refused after
   // parsing (no such execution), so only the front end's memory counts.
   auto request = post("/v1/executions/nope/approve",
