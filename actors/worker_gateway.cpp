@@ -325,6 +325,10 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
     st.tasks->worker_lost(id, "the CAF connection of worker " + id
                                 + " was lost: " + reason);
   });
+  // Whatever else arrives comes from an unauthenticated port: answer it as
+  // CAF does (unexpected_message) without print_and_drop's line on stdout,
+  // which would let any peer write megabytes to the node's log.
+  self->set_default_handler(caf::drop);
   return {
     [=](wk::register_atom, wk::register_msg& reg) {
       return on_register(self, reg);
@@ -509,14 +513,15 @@ caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks) {
 }
 
 supervision::child_spec
-worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks) {
+worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks,
+                    std::shared_ptr<std::atomic<std::uint16_t>> published) {
   supervision::child_spec spec;
   spec.id = "caf_gateway";
   spec.restart = supervision::restart_type::permanent;
   spec.shutdown = supervision::shutdown_timeout(std::chrono::seconds{5});
-  spec.start = [host, port,
-                tasks](caf::actor_system& sys,
-                       const caf::message&) -> caf::expected<caf::actor> {
+  spec.start = [host, port, tasks,
+                published](caf::actor_system& sys,
+                           const caf::message&) -> caf::expected<caf::actor> {
     auto& mm = sys.middleman();
     auto gateway = spawn_worker_gateway(sys, tasks);
     auto bound = mm.publish(gateway, port, host.c_str(), true);
@@ -527,11 +532,16 @@ worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks) {
                               + ":" + std::to_string(port) + ": "
                               + sys.render(bound.error()));
     }
-    // A restarted gateway publishes again on the same port.
-    gateway->attach_functor([mm_actor = mm.actor_handle(), p = *bound] {
-      caf::anon_send(mm_actor, caf::close_atom::value, p);
-    });
-    spdlog::info("CAF worker gateway listening on {}:{}", host, *bound);
+    // A restarted gateway publishes again (on the same port unless 0).
+    if (published) published->store(*bound);
+    gateway->attach_functor(
+      [mm_actor = mm.actor_handle(), p = *bound, published] {
+        // Only this gateway's port: its successor may have published already.
+        auto mine = p;
+        if (published) published->compare_exchange_strong(mine, 0);
+        caf::anon_send(mm_actor, caf::close_atom::value, p);
+      });
+    spdlog::info("CAF worker gateway published on {}:{}", host, *bound);
     return gateway;
   };
   return spec;

@@ -5,7 +5,9 @@
 // tasks and relays their heartbeats and results to the task router. The
 // protocol is sdk/cpp/protocol.hpp; docs/caf-workers.md shows the flows.
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -19,11 +21,15 @@ namespace cerebelum::actors {
 caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks);
 
 /// A child spec (id "caf_gateway", permanent) that spawns a gateway and
-/// publishes it on `host:port` with the system's middleman; the start fails
-/// naming the address when the port cannot be bound. The actor system must
-/// have loaded `caf::io::middleman`. The port is closed when the gateway
-/// exits.
+/// publishes it on `host:port` with the system's middleman (port 0 picks a
+/// free one); the start fails naming the address when the port cannot be
+/// bound. The actor system must have loaded `caf::io::middleman`. The port
+/// is closed when the gateway exits. When `published` is set, it holds the
+/// bound port while the gateway runs and 0 after it exited (a restarted
+/// gateway publishes again, on a new port when `port` is 0).
 supervision::child_spec
-worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks);
+worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks,
+                    std::shared_ptr<std::atomic<std::uint16_t>> published
+                    = nullptr);
 
 } // namespace cerebelum::actors

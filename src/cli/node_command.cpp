@@ -16,8 +16,8 @@
 #include "actors/engine_api.hpp"
 #include "actors/function_registry.hpp"
 #include "actors/node.hpp"
-#include "actors/worker_gateway.hpp"
 #include "src/api/servers.hpp"
+#include "src/caf_guard/caf_port.hpp"
 #include "src/demo/demo_functions.hpp"
 
 namespace cerebelum::cli {
@@ -74,9 +74,12 @@ actors::node_config make_node_config(const node_options& opts) {
         std::vector<supervision::child_spec> specs;
         specs.push_back(api::grpc_server_spec(listen, api, tasks));
         if (!http.empty()) specs.push_back(api::http_server_spec(http, api));
+        // The gateway behind a guard that checks each BASP frame: the
+        // port is unauthenticated and libcaf_io trusts what it parses.
         if (caf_port > 0)
-          specs.push_back(actors::worker_gateway_spec(
-            caf_host, static_cast<std::uint16_t>(caf_port), tasks));
+          for (auto& spec : caf_guard::caf_port_specs(
+                 caf_host, static_cast<std::uint16_t>(caf_port), tasks))
+            specs.push_back(std::move(spec));
         return specs;
       };
   return ncfg;
@@ -110,7 +113,10 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
                 "Port for C++ workers (CAF networking); 0 keeps it closed")
     ->check(CLI::Range(0, 65535))
     ->capture_default_str();
-  cmd.add_option("--caf-host", opts.caf_host, "Interface of the CAF port")
+  cmd
+    .add_option("--caf-host", opts.caf_host,
+                "Interface of the CAF port; it is unauthenticated: keep it on "
+                "loopback or a private network")
     ->capture_default_str();
   cmd
     .add_option("--shutdown-timeout", opts.shutdown_timeout_s,

@@ -18,9 +18,10 @@ struct node_options {
   std::string listen = "127.0.0.1:9740";
   /// The HTTP/JSON API's address; empty disables it.
   std::string http = "127.0.0.1:9741";
-  /// The CAF port C++ workers join (actors/worker_gateway); 0: closed.
+  /// The CAF port C++ workers join (src/caf_guard in front of
+  /// actors/worker_gateway); 0: closed.
   int caf_port = 0;
-  /// The interface of the CAF port.
+  /// The interface of the CAF port (unauthenticated: loopback by default).
   std::string caf_host = "127.0.0.1";
   /// Directory of workflow files to load; empty: none.
   std::string workflows_dir;

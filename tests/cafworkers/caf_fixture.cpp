@@ -12,13 +12,16 @@ namespace cerebelum::test {
 
 using namespace std::chrono_literals;
 
-caf_node::caf_node() {
+caf_node::caf_node(std::vector<std::string> extra_args) {
   grpc_port = free_port();
   caf_port = free_port();
-  proc_ = std::make_unique<child_process>(std::vector<std::string>{
-    CEREBELUM_BIN, "node", "--data-dir", dir_.path.string(), "--listen",
-    "127.0.0.1:" + std::to_string(grpc_port), "--http", "", "--store", "sqlite",
-    "--caf-port", std::to_string(caf_port)});
+  std::vector<std::string> args{
+    CEREBELUM_BIN,      "node",       "--data-dir",
+    dir_.path.string(), "--listen",   "127.0.0.1:" + std::to_string(grpc_port),
+    "--http",           "",           "--store",
+    "sqlite",           "--caf-port", std::to_string(caf_port)};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  proc_ = std::make_unique<child_process>(std::move(args));
   auto ready = proc_->wait_for_line("node ready", 30s);
   INFO(proc_->output());
   REQUIRE(ready);

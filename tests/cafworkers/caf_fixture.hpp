@@ -19,7 +19,8 @@ namespace cerebelum::test {
 /// A node on a fresh data directory with gRPC and the CAF worker port.
 class caf_node {
  public:
-  caf_node();
+  /// Starts the node with `extra_args` after the usual ones.
+  explicit caf_node(std::vector<std::string> extra_args = {});
 
   /// Runs `cerebelum --server <this node> args...`; returns (exit code,
   /// output).

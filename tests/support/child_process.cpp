@@ -68,6 +68,14 @@ child_process::wait_for_line(const std::string& needle,
   }
 }
 
+void child_process::drain() {
+  while (out_fd_ >= 0) {
+    pollfd pfd{out_fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, 0) <= 0) return;
+    if (!read_some(std::chrono::milliseconds{0})) return;
+  }
+}
+
 void child_process::signal(int sig) {
   if (!exited_) ::kill(pid_, sig);
 }

@@ -32,6 +32,10 @@ class child_process {
   std::optional<std::string> wait_for_line(const std::string& needle,
                                            std::chrono::milliseconds timeout);
 
+  /// Reads whatever output is available now, without waiting, so that a
+  /// chatty child never blocks on a full pipe.
+  void drain();
+
   /// Sends `sig` to the process.
   void signal(int sig);
 

@@ -1,0 +1,174 @@
+// The CAF worker port against hostile peers, on the real node binary: BASP
+// bytes that crash libcaf_io 0.17.6 or make it reserve gigabytes close
+// their connection only; the node lives on and real workers still work.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <optional>
+#include <sstream>
+
+#include "tests/cafworkers/basp_peer.hpp"
+#include "tests/cafworkers/caf_fixture.hpp"
+#include "tests/cafworkers/guard_checks.hpp"
+
+using namespace cerebelum::test;
+using namespace std::chrono_literals;
+using cerebelum::caf_guard::basp_header;
+
+namespace {
+
+/// Connects a raw peer and reads the node's server handshake; returns the
+/// published gateway's actor id.
+std::uint64_t open_peer(raw_peer& peer) {
+  REQUIRE(peer.ok());
+  auto aid = peer.read_server_handshake(10s);
+  REQUIRE(aid);
+  return *aid;
+}
+
+/// The line of the node's startup output that contains `needle`.
+std::optional<std::string> startup_line(caf_node& node,
+                                        const std::string& needle) {
+  // The fixture read the output up to "node ready", which comes later.
+  std::istringstream in{node.process().output()};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find(needle) != std::string::npos) return line;
+  return std::nullopt;
+}
+
+/// The node logged that it closed `peer` (one line naming it).
+void require_close_logged(caf_node& node, const raw_peer& peer) {
+  auto needle = "closed 127.0.0.1:" + std::to_string(peer.local_port());
+  auto line = node.process().wait_for_line(needle, 10s);
+  INFO(node.process().output());
+  REQUIRE(line);
+}
+
+} // namespace
+
+TEST_CASE("a BASP client_handshake header with payload length 0 does not "
+          "crash the node") {
+  caf_node node;
+  raw_peer peer{node.caf_port};
+  open_peer(peer);
+  bytes hdr(32, 0);
+  hdr[0] = 0x01; // client_handshake, payload_len 0
+  REQUIRE(peer.send(hdr));
+  CHECK(peer.wait_closed(10s));
+  require_close_logged(node, peer);
+  require_node_serves(node);
+  require_worker_completes(node, "after-zero-handshake");
+}
+
+TEST_CASE("a BASP server_handshake or select-connection handshake of length "
+          "0 from a client does not crash the node") {
+  caf_node node;
+  basp_header server_hs;
+  server_hs.operation = 0x00;
+  server_hs.operation_data = 1; // passes libcaf_io's valid()
+  basp_header select_hs;
+  select_hs.operation = 0x01;
+  select_hs.flags = 0x02;
+  for (const auto& hdr : {server_hs, select_hs}) {
+    raw_peer first{node.caf_port};
+    open_peer(first);
+    REQUIRE(first.send(frame(hdr)));
+    CHECK(first.wait_closed(10s));
+    // The same header after a valid handshake.
+    raw_peer second{node.caf_port};
+    open_peer(second);
+    auto stream = client_handshake();
+    append(stream, frame(hdr));
+    REQUIRE(second.send(stream));
+    CHECK(second.wait_closed(10s));
+    require_close_logged(node, second);
+  }
+  require_node_serves(node);
+  require_worker_completes(node, "after-zero-handshakes");
+}
+
+// Bound: the node's RSS grows by less than 64 MiB over its idle size (the
+// guard buffers 2 x 64 KiB per connection and refuses the header itself).
+TEST_CASE("a BASP header declaring a 4 GiB payload does not make the node "
+          "reserve it") {
+  caf_node node;
+  auto pid = node.process().pid();
+  auto before = rss_kib(pid);
+  REQUIRE(before > 0);
+  // One as the first frame, one after a valid handshake.
+  raw_peer first{node.caf_port};
+  raw_peer second{node.caf_port};
+  open_peer(first);
+  auto aid = open_peer(second);
+  basp_header huge_hs;
+  huge_hs.operation = 0x01;
+  huge_hs.payload_len = 0xFFFFFFF0u;
+  REQUIRE(first.send(frame(huge_hs)));
+  basp_header huge_msg;
+  huge_msg.operation = 0x02;
+  huge_msg.payload_len = 0xFFFFFFF0u;
+  huge_msg.dest_actor = aid;
+  auto stream = client_handshake();
+  append(stream, frame(huge_msg));
+  REQUIRE(second.send(stream));
+  CHECK(first.wait_closed(10s));
+  CHECK(second.wait_closed(10s));
+  auto after = rss_kib(pid);
+  INFO("RSS before " << before << " KiB, after " << after << " KiB");
+  CHECK(after > 0); // -1: the node is gone
+  CHECK(after - before < 64 * 1024);
+  require_close_logged(node, first);
+  require_close_logged(node, second);
+  require_node_serves(node);
+  require_worker_completes(node, "after-huge-header");
+}
+
+TEST_CASE("the node logs at startup that the CAF port is unauthenticated "
+          "and bound to loopback") {
+  caf_node node;
+  auto line = startup_line(node, "CAF worker port");
+  INFO(node.process().output());
+  REQUIRE(line);
+  CHECK(line->find("127.0.0.1:" + std::to_string(node.caf_port))
+        != std::string::npos);
+  CHECK(line->find("unauthenticated and bound to loopback only")
+        != std::string::npos);
+}
+
+TEST_CASE("the node warns at startup when the CAF port is not bound to "
+          "loopback") {
+  caf_node node{{"--caf-host", "0.0.0.0"}};
+  auto line = startup_line(node, "CAF worker port");
+  INFO(node.process().output());
+  REQUIRE(line);
+  CHECK(line->find("warn") != std::string::npos);
+  CHECK(line->find("NOT bound to loopback") != std::string::npos);
+}
+
+TEST_CASE("a flood of bad BASP connections is logged a few lines at a time, "
+          "not a line each") {
+  caf_node node;
+  constexpr int flood = 300;
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < flood; ++i) {
+    raw_peer peer{node.caf_port};
+    REQUIRE(peer.ok());
+    REQUIRE(peer.send(bytes(32, 0xFF)));
+    REQUIRE(peer.wait_closed(10s));
+  }
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::steady_clock::now() - started)
+                   .count();
+  // Each close was logged (or counted) before the peer saw it: the lines
+  // are in the pipe already; read them all.
+  long lines = 0;
+  while (node.process().wait_for_line("closed 127.0.0.1:", 500ms))
+    ++lines;
+  INFO(lines << " lines for " << flood << " bad connections in " << seconds
+             << " s");
+  CHECK(lines <= 10 + seconds + 1);
+  CHECK(lines >= 1);
+  require_node_serves(node);
+}
