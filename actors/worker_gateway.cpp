@@ -31,6 +31,7 @@
 #include <unordered_map>
 
 #include "sdk/cpp/protocol.hpp"
+#include "src/workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 
@@ -352,7 +353,7 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
     },
     [=](joined_atom, std::uint64_t id, const std::string& wid,
         std::uint64_t session, caf::error& err) {
-      spdlog::warn("CAF worker {} refused: {}", wid,
+      spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid),
                    wk::render_error(self->system(), err));
       auto* w = current(self, wid, session);
       if (w != nullptr && id == 0) {
@@ -491,7 +492,7 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
         wid, answer_to<std::uint32_t>(self, id, [](std::uint32_t n) {
           return n;
         }));
-      spdlog::info("CAF worker {} unregistered", wid);
+      spdlog::info("CAF worker {} unregistered", workflow::printable(wid));
       return caf::delegated<std::uint32_t>{};
     },
     [=](answer_atom, std::uint64_t id, wk::heartbeat_ack& x) {
