@@ -28,7 +28,8 @@ caf::error from_store(const eventstore::error& err, const std::string& what) {
                   || err.code == eventstore::errc::closed
                   || err.code == eventstore::errc::overloaded
                 ? errc::unavailable
-                : errc::internal;
+              : is_store_damage(err) ? errc::store_damaged
+                                     : errc::internal;
   return make_error(code, what + ": " + eventstore::to_string(err));
 }
 
