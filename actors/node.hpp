@@ -34,9 +34,9 @@ struct node_config {
   /// PostgreSQL.
   std::string store;
   /// What the open verifies of an existing SQLite store file (see
-  /// `eventstore::sqlite_open_check`); PostgreSQL checks its own pages.
+  /// `eventstore::sqlite_open_check`); PostgreSQL is not checked at open.
   eventstore::sqlite_open_check store_check
-    = eventstore::sqlite_open_check::quick;
+    = eventstore::sqlite_open_check::full;
   /// Every *.yaml, *.yml and *.json file in it is loaded; a file that fails
   /// validation makes `start` fail, naming the file. Empty: none.
   std::filesystem::path workflows_dir;

@@ -21,7 +21,7 @@ namespace cerebelum::actors {
 caf::expected<std::shared_ptr<eventstore::event_store>>
 open_store(const std::string& store, const std::filesystem::path& data_dir,
            eventstore::sqlite_open_check check
-           = eventstore::sqlite_open_check::quick);
+           = eventstore::sqlite_open_check::full);
 
 /// Spawns the store writer: it owns the context's store and group writer
 /// (opening the store on first start) and, when it stops, drains and
@@ -30,7 +30,7 @@ caf::expected<caf::actor>
 spawn_store_writer(caf::actor_system& sys, context_ptr ctx, std::string store,
                    std::filesystem::path data_dir,
                    eventstore::sqlite_open_check check
-                   = eventstore::sqlite_open_check::quick);
+                   = eventstore::sqlite_open_check::full);
 
 /// Spawns the resurrector: pages through every open execution of the index
 /// once, respawns the running ones (their in-flight steps are re-dispatched

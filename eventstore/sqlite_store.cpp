@@ -738,7 +738,7 @@ const char* to_string(sqlite_open_check x) noexcept {
     case sqlite_open_check::quick: return "quick";
     case sqlite_open_check::full: return "full";
   }
-  return "quick";
+  return "full";
 }
 
 std::optional<sqlite_open_check> parse_sqlite_open_check(std::string_view x) {

@@ -64,7 +64,7 @@ actors::node_config make_node_config(const node_options& opts) {
   ncfg.data_dir = opts.data_dir;
   ncfg.store = opts.store == "sqlite" ? std::string{} : opts.store;
   ncfg.store_check = eventstore::parse_sqlite_open_check(opts.store_check)
-                       .value_or(eventstore::sqlite_open_check::quick);
+                       .value_or(eventstore::sqlite_open_check::full);
   ncfg.workflows_dir = opts.workflows_dir;
   ncfg.functions = std::make_shared<actors::function_registry>();
   demo::register_demo_functions(*ncfg.functions);
@@ -97,10 +97,11 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
     ->capture_default_str();
   cmd
     .add_option("--store-check", opts.store_check,
-                "What opening the embedded store verifies: quick (PRAGMA "
-                "quick_check, reads every page), full (integrity_check) or "
-                "none; a damaged store is refused")
-    ->check(CLI::IsMember({"quick", "full", "none"}))
+                "What opening the embedded store verifies: full (PRAGMA "
+                "integrity_check, reads every page), quick (quick_check: "
+                "not indexes against tables) or none; a damaged store is "
+                "refused")
+    ->check(CLI::IsMember({"full", "quick", "none"}))
     ->capture_default_str();
   cmd.add_option("--listen", opts.listen, "gRPC AdminService address")
     ->check(address_check(false))

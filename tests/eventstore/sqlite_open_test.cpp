@@ -27,7 +27,7 @@ constexpr const char* store_file = "cerebelum-events.db";
 
 result<std::shared_ptr<event_store>>
 open_in(const fs::path& dir,
-        sqlite_open_check check = sqlite_open_check::quick) {
+        sqlite_open_check check = sqlite_open_check::full) {
   sqlite_options opts;
   opts.data_dir = dir.string();
   opts.open_check = check;
@@ -194,6 +194,46 @@ TEST_CASE("a damaged page is refused at open with the executions it touches") {
     CHECK_THAT(msg, Catch::Contains("from a backup"));
     CHECK_THAT(msg, !Catch::Contains("newer"));
   }
+}
+
+TEST_CASE("a flipped key in a well-formed index page is missed by "
+          "quick_check and refused by the default check") {
+  temp_dir dir;
+  fill(dir.path, 50);
+  auto path = dir.path / store_file;
+  auto pages = leaf_pages(path, "executions_by_status");
+  if (pages.empty()) { // a one-page index is its own (leaf) root
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db,
+                               "SELECT rootpage FROM sqlite_master WHERE "
+                               "name = 'executions_by_status'",
+                               -1, &st, nullptr)
+            == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    pages.push_back(sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+  {
+    // "running" -> "bunning" in one index entry: the page stays well formed.
+    std::fstream f{path, std::ios::in | std::ios::out | std::ios::binary};
+    std::string page(4096, '\0');
+    f.seekg((pages.front() - 1) * 4096);
+    f.read(page.data(), 4096);
+    auto at = page.find("running");
+    REQUIRE(at != std::string::npos);
+    f.seekp((pages.front() - 1) * 4096 + static_cast<std::streamoff>(at));
+    f.write("b", 1);
+    REQUIRE(f);
+  }
+  require_ok(open_in(dir.path, sqlite_open_check::quick));
+  auto res = open_in(dir.path);
+  REQUIRE_FALSE(res.ok());
+  CHECK(res.err().code == errc::corrupt_store);
+  CHECK_THAT(res.err().message, Catch::Contains("integrity_check found"));
+  CHECK_THAT(res.err().message, Catch::Contains("executions_by_status"));
 }
 
 TEST_CASE("a damaged page met after an open without check is a corrupt_store "

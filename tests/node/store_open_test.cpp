@@ -199,11 +199,11 @@ TEST_CASE("a node refuses a store with flipped bytes and does not claim it "
   auto damaged = read_file(db);
   auto run = run_until_exit(dir.path);
   INFO(run.output);
-  // quick_check at open finds the damage: the node refuses, naming the file,
-  // the damage and what to do, and never blames a newer version.
+  // integrity_check at open finds the damage: the node refuses, naming the
+  // file, the damage and what to do, and never blames a newer version.
   REQUIRE(run.code == 1);
   CHECK_THAT(run.output, Catch::Contains(db.string() + " is damaged"));
-  CHECK_THAT(run.output, Catch::Contains("quick_check found"));
+  CHECK_THAT(run.output, Catch::Contains("integrity_check found"));
   CHECK_THAT(run.output,
              Catch::Contains("restore " + db.string() + " from a backup"));
   CHECK_THAT(run.output, !Catch::Contains("newer"));
