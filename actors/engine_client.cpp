@@ -33,7 +33,8 @@ caf::error from_store(const eventstore::error& err, const std::string& what) {
                 ? errc::unavailable
               : err.code == eventstore::errc::payload_too_large
                 ? errc::invalid_argument
-                : errc::internal;
+              : is_store_damage(err) ? errc::store_damaged
+                                     : errc::internal;
   return make_error(code, what + ": " + eventstore::to_string(err));
 }
 

@@ -201,6 +201,46 @@ engine_context::resurrection_time() const {
   return resurrection_time_;
 }
 
+namespace {
+
+/// Damaged executions remembered by name (the count covers them all).
+constexpr std::size_t damaged_names_kept = 100;
+
+} // namespace
+
+bool engine_context::note_damaged(const std::string& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!damaged_.insert(id).second) return false;
+  if (damaged_first_.size() < damaged_names_kept) damaged_first_.push_back(id);
+  return true;
+}
+
+std::pair<std::size_t, std::vector<std::string>>
+engine_context::damaged(std::size_t max) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto n = std::min(max, damaged_first_.size());
+  return {damaged_.size(),
+          {damaged_first_.begin(),
+           damaged_first_.begin() + static_cast<std::ptrdiff_t>(n)}};
+}
+
+void engine_context::fatal(caf::error reason) {
+  std::function<void(const caf::error&)> fn;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (fatal_) return;
+    fatal_ = reason;
+    fn = on_fatal_;
+  }
+  if (fn) fn(reason);
+}
+
+caf::error engine_context::on_fatal(std::function<void(const caf::error&)> fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  on_fatal_ = std::move(fn);
+  return fatal_;
+}
+
 int engine_context::note_crash(const std::string& id, std::string reason) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& entry = crashes_[id];

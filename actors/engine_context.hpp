@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/error.hpp>
 
 #include "actors/call_pool.hpp"
 #include "actors/function_registry.hpp"
@@ -164,6 +165,25 @@ class engine_context {
   /// How long resurrection took, once done.
   std::optional<std::chrono::milliseconds> resurrection_time() const;
 
+  // -- store damage ----------------------------------------------------------
+
+  /// Records that the history of `id` cannot be read back because the store
+  /// is damaged (its actor sets it aside: not resumed, not marked failed).
+  /// Returns true the first time, when the caller reports it.
+  bool note_damaged(const std::string& id);
+  /// How many executions were set aside as damaged since the node started,
+  /// and the first `max` of them.
+  std::pair<std::size_t, std::vector<std::string>>
+  damaged(std::size_t max) const;
+
+  /// Stops the node for a fault it cannot run with (its store's index is
+  /// damaged): passes `reason` to the function set with `on_fatal`, or keeps
+  /// it for that function if none is set yet. The first reason wins.
+  void fatal(caf::error reason);
+  /// Sets what `fatal` calls. Returns the reason of a `fatal` raised before
+  /// (the node then does not start), or none.
+  caf::error on_fatal(std::function<void(const caf::error&)> fn);
+
   // -- crash records ---------------------------------------------------------
 
   /// Records a crash of `id`'s actor; returns the count so far.
@@ -198,6 +218,11 @@ class engine_context {
   std::mutex handover_mtx_;
   std::unordered_map<std::string, started_execution> handovers_;
   std::optional<std::chrono::milliseconds> resurrection_time_;
+  std::unordered_set<std::string> damaged_;
+  /// The first damaged executions, in the order they were found.
+  std::vector<std::string> damaged_first_;
+  std::function<void(const caf::error&)> on_fatal_;
+  caf::error fatal_;
 };
 
 using context_ptr = std::shared_ptr<engine_context>;

@@ -3,6 +3,8 @@
 #include <caf/error.hpp>
 #include <caf/make_message.hpp>
 
+#include "eventstore/result.hpp"
+
 namespace cerebelum::actors {
 
 std::string to_string(errc x) {
@@ -18,8 +20,15 @@ std::string to_string(errc x) {
     case errc::deadline_exceeded: return "deadline_exceeded";
     case errc::unavailable: return "unavailable";
     case errc::internal: return "internal";
+    case errc::store_damaged: return "store_damaged";
   }
   return "unknown_errc";
+}
+
+bool is_store_damage(const eventstore::error& err) {
+  using eventstore::errc;
+  return err.code == errc::corrupt_store || err.code == errc::corrupt_event
+         || err.code == errc::unknown_event_type;
 }
 
 caf::error make_error(errc x, std::string context) {

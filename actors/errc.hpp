@@ -6,6 +6,10 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+namespace cerebelum::eventstore {
+struct error;
+} // namespace cerebelum::eventstore
+
 namespace cerebelum::actors {
 
 /// Error codes of the engine's actors and of the node. Errors carry the
@@ -34,10 +38,18 @@ enum class errc : uint8_t {
   unavailable,
   /// A bug or an unexpected store failure; the context says what.
   internal,
+  /// The store is damaged: an execution's history cannot be read back or
+  /// decoded, or the node's index cannot be read. Retrying cannot help;
+  /// restore the store from a backup.
+  store_damaged,
 };
 
 /// The CAF error category of `errc`, at most 10 characters.
 constexpr caf::atom_value error_category = caf::atom("node");
+
+/// Returns whether `err` says that the store is damaged (`corrupt_store`,
+/// `corrupt_event`, `unknown_event_type`), not unreachable or misused.
+bool is_store_damage(const eventstore::error& err);
 
 /// Returns the enumerator name of `x`, e.g. "data_dir_locked".
 std::string to_string(errc x);

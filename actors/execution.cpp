@@ -470,6 +470,18 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
       self->quit();
       return terminal(self);
     }
+    if (!loaded && api_error_code(loaded.error()) == errc::store_damaged) {
+      // Replaying or failing it would build on events the store cannot give
+      // back: set it aside as stored (a restored backup brings it back), with
+      // no crash counted and nothing appended. Reported once per node run.
+      if (st.ctx->note_damaged(st.id))
+        spdlog::error("execution {} is set aside (not resumed, not marked "
+                      "failed): {}; restore the store from a backup to "
+                      "resume it",
+                      st.id, api_error_message(loaded.error()));
+      self->quit();
+      return terminal(self);
+    }
     if (!loaded) {
       auto what = "cannot load: " + api_error_message(loaded.error());
       st.ctx->note_crash(st.id, what);

@@ -14,6 +14,10 @@ caf::error store_error(const eventstore::error& err, const std::string& id) {
       || err.code == eventstore::errc::closed)
     return make_error(errc::unavailable, "store unavailable reading " + id
                                            + ": " + eventstore::to_string(err));
+  if (is_store_damage(err))
+    return make_error(errc::store_damaged, "the history of " + id
+                                             + " cannot be read back: "
+                                             + eventstore::to_string(err));
   return make_error(errc::internal,
                     "cannot read " + id + ": " + eventstore::to_string(err));
 }

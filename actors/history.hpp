@@ -31,8 +31,9 @@ struct missing_workflow {
 
 /// Folds the history of `id`. Errors: not_found (no history),
 /// unknown_workflow (its workflow version is not loaded or registered (yet);
-/// `missing`, when given, receives which), internal (unreadable or
-/// unreplayable history).
+/// `missing`, when given, receives which), store_damaged (the store cannot
+/// give the history back: damaged file or undecodable event), internal
+/// (unreadable or unreplayable history).
 caf::expected<loaded_execution>
 load_execution(engine_context& ctx, const std::string& id,
                missing_workflow* missing = nullptr);

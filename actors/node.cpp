@@ -89,9 +89,10 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
              return spawn_data_dir_lock(sys, dir);
            }));
   children.push_back(
-    worker("store_writer", [ctx, store = cfg.store, dir = cfg.data_dir](
-                             caf::actor_system& sys, const caf::message&) {
-      return spawn_store_writer(sys, ctx, store, dir);
+    worker("store_writer", [ctx, store = cfg.store, dir = cfg.data_dir,
+                            check = cfg.store_check](caf::actor_system& sys,
+                                                     const caf::message&) {
+      return spawn_store_writer(sys, ctx, store, dir, check);
     }));
   children.push_back(worker("scheduler",
                             [ctx](caf::actor_system& sys, const caf::message&)
@@ -250,14 +251,25 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   }
   auto stopping = std::make_shared<std::atomic<bool>>(false);
   auto watcher = sys.spawn(root_watcher, *root, stopping, std::move(on_down));
+  node result{sys, *root, std::move(watcher), std::move(stopping)};
+  result.api_ = std::move(api);
+  result.ctx_ = ctx;
+  result.tasks_ = std::move(tasks);
+  // A fault the node cannot run with (a damaged index found by the
+  // resurrector) stops the tree with that reason; the watcher reports it.
+  auto fatal = ctx->on_fatal([addr = root->address()](const caf::error& why) {
+    if (auto ptr = caf::actor_cast<caf::strong_actor_ptr>(addr))
+      ptr->enqueue(nullptr, caf::make_message_id(),
+                   caf::make_message(caf::exit_msg{addr, why}), nullptr);
+  });
+  if (fatal) {
+    result.stop(std::chrono::seconds{10});
+    return fatal;
+  }
   caf::scoped_actor self{sys};
   spdlog::info("supervision tree:");
   spdlog::info("  node_supervisor (one_for_one)");
   log_tree(self, *root, 0);
-  node result{sys, std::move(*root), std::move(watcher), std::move(stopping)};
-  result.api_ = std::move(api);
-  result.ctx_ = std::move(ctx);
-  result.tasks_ = std::move(tasks);
   return result;
 }
 

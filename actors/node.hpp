@@ -17,6 +17,7 @@
 #include "actors/function_registry.hpp"
 #include "actors/task_api.hpp"
 #include "actors/task_router.hpp"
+#include "eventstore/sqlite_store.hpp"
 #include "src/workflow/definition.hpp"
 #include "supervision/child_spec.hpp"
 
@@ -32,6 +33,10 @@ struct node_config {
   /// "postgresql://..." (or a libpq "host=... dbname=..." string) for
   /// PostgreSQL.
   std::string store;
+  /// What the open verifies of an existing SQLite store file (see
+  /// `eventstore::sqlite_open_check`); PostgreSQL is not checked at open.
+  eventstore::sqlite_open_check store_check
+    = eventstore::sqlite_open_check::full;
   /// Every *.yaml, *.yml and *.json file in it is loaded; a file that fails
   /// validation makes `start` fail, naming the file. Empty: none.
   std::filesystem::path workflows_dir;

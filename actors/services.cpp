@@ -7,21 +7,25 @@
 
 #include "actors/errc.hpp"
 #include "actors/messages.hpp"
+#include "eventstore/codec.hpp"
 #include "eventstore/pg_store.hpp"
 #include "eventstore/sqlite_store.hpp"
 
 namespace cerebelum::actors {
 
 caf::expected<std::shared_ptr<eventstore::event_store>>
-open_store(const std::string& store, const std::filesystem::path& data_dir) {
+open_store(const std::string& store, const std::filesystem::path& data_dir,
+           eventstore::sqlite_open_check check) {
   auto fail = [&](const eventstore::error& err) {
-    return make_error(errc::unavailable, "cannot open the store "
-                                           + (store.empty() ? "sqlite" : store)
-                                           + ": " + eventstore::to_string(err));
+    return make_error(
+      is_store_damage(err) ? errc::store_damaged : errc::unavailable,
+      "cannot open the store " + (store.empty() ? "sqlite" : store) + ": "
+        + eventstore::to_string(err));
   };
   if (store.empty() || store == "sqlite") {
     eventstore::sqlite_options opts;
     opts.data_dir = data_dir.string();
+    opts.open_check = check;
     auto res = eventstore::open_sqlite_store(opts);
     if (!res) return fail(res.err());
     return std::move(*res);
@@ -40,11 +44,12 @@ open_store(const std::string& store, const std::filesystem::path& data_dir) {
                       + "': use sqlite, postgresql://... or a libpq string");
 }
 
-caf::expected<caf::actor> spawn_store_writer(caf::actor_system& sys,
-                                             context_ptr ctx, std::string store,
-                                             std::filesystem::path data_dir) {
+caf::expected<caf::actor>
+spawn_store_writer(caf::actor_system& sys, context_ptr ctx, std::string store,
+                   std::filesystem::path data_dir,
+                   eventstore::sqlite_open_check check) {
   if (!ctx->has_store()) {
-    auto opened = open_store(store, data_dir);
+    auto opened = open_store(store, data_dir, check);
     if (!opened) return std::move(opened.error());
     ctx->attach_store(std::move(*opened));
   }
@@ -71,45 +76,141 @@ namespace {
 
 constexpr std::size_t resurrect_page = 2'000;
 
+/// Damaged executions a report names, at most (the count covers them all).
+constexpr std::size_t damaged_listed = 10;
+
+/// Where the resurrector is; shared by its handler invocations.
+struct resurrection {
+  std::string token;
+  std::uint64_t running = 0;
+  std::uint64_t sleeping = 0;
+  std::uint64_t awaiting = 0;
+  std::uint64_t damaged = 0;
+  std::vector<std::string> damaged_ids;
+  /// The error of the last failed page (logged once, not at every retry).
+  std::string failing;
+  std::chrono::steady_clock::time_point started
+    = std::chrono::steady_clock::now();
+};
+
+/// Returns the damage that stops the history of `id` from being read back,
+/// if any. Other errors (an unreachable store) are left to the actor.
+std::optional<eventstore::error> damage_of(engine_context& ctx,
+                                           const std::string& id) {
+  auto n = eventstore::read_history(ctx.store(), id, 0,
+                                    [](const events::Event&) {
+                                      return true;
+                                    });
+  if (!n && is_store_damage(n.err())) return std::move(n).err();
+  return std::nullopt;
+}
+
+std::string name_damaged(const resurrection& r) {
+  std::string out;
+  for (const auto& id : r.damaged_ids)
+    out += (out.empty() ? "" : ", ") + id;
+  if (r.damaged > r.damaged_ids.size())
+    out += ", and " + std::to_string(r.damaged - r.damaged_ids.size())
+           + " more";
+  return out;
+}
+
+enum class paged {
+  /// Another page follows (or a retry is due).
+  more,
+  /// Every open execution was paged.
+  done,
+  /// The index cannot be read: the node stops.
+  fatal,
+};
+
+/// One page of open executions: respawns the running ones whose history
+/// reads back, sets aside the damaged ones.
+paged resurrect_page_of(caf::event_based_actor* self, engine_context& ctx,
+                        resurrection& r) {
+  auto page = ctx.store().open_executions(resurrect_page, r.token);
+  if (!page) {
+    const auto& err = page.err();
+    if (is_store_damage(err)) {
+      // The index itself cannot be read: the node cannot know what it
+      // should run. It stops, once, rather than serve a part and retry.
+      auto what
+        = "the store is damaged: cannot list the open executions ("
+          + std::to_string(r.running + r.sleeping + r.awaiting + r.damaged)
+          + " listed before the damage): " + eventstore::to_string(err)
+          + "; the node stops: restore the store from a backup";
+      spdlog::critical("resurrector: {}", what);
+      ctx.fatal(make_error(errc::store_damaged, std::move(what)));
+      return paged::fatal;
+    }
+    auto text = eventstore::to_string(err);
+    if (text != r.failing)
+      spdlog::error("resurrector: cannot page open executions, retrying "
+                    "every second: {}",
+                    text);
+    r.failing = std::move(text);
+    self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
+    return paged::more;
+  }
+  if (!r.failing.empty()) {
+    spdlog::info("resurrector: paging open executions again");
+    r.failing.clear();
+  }
+  for (auto& row : page->rows) {
+    using es = eventstore::execution_status;
+    if (row.status == es::running) {
+      // Checked here, not only in the actor, so that the damage is
+      // reported once, as one list, and no actor is spawned for it.
+      if (auto damage = damage_of(ctx, row.execution_id)) {
+        ++r.damaged;
+        ctx.note_damaged(row.execution_id);
+        if (r.damaged_ids.size() < damaged_listed)
+          r.damaged_ids.push_back(row.execution_id + " ("
+                                  + eventstore::to_string(*damage) + ")");
+        continue;
+      }
+      ++r.running;
+      caf::anon_send(ctx.engine(), wake_atom::value, row.execution_id);
+    } else if (row.status == es::sleeping) {
+      ++r.sleeping;
+    } else if (row.status == es::awaiting_approval) {
+      ++r.awaiting;
+    }
+  }
+  r.token = page->next_page_token;
+  if (r.token.empty()) return paged::done;
+  self->send(self, tick_atom::value);
+  return paged::more;
+}
+
 } // namespace
 
 caf::actor spawn_resurrector(caf::actor_system& sys, context_ptr ctx) {
   return sys.spawn(
     [](caf::event_based_actor* self, context_ptr ctx) -> caf::behavior {
-      auto token = std::make_shared<std::string>();
-      auto counts = std::make_shared<std::array<std::uint64_t, 3>>();
-      auto started = std::chrono::steady_clock::now();
+      auto r = std::make_shared<resurrection>();
       self->send(self, tick_atom::value);
       return {
         [=](tick_atom) {
-          auto page = ctx->store().open_executions(resurrect_page, *token);
-          if (!page) {
-            spdlog::error("resurrector: cannot page open executions: {}",
-                          eventstore::to_string(page.err()));
-            self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
-            return;
-          }
-          for (auto& row : page->rows) {
-            using es = eventstore::execution_status;
-            if (row.status == es::running) {
-              ++(*counts)[0];
-              caf::anon_send(ctx->engine(), wake_atom::value, row.execution_id);
-            } else if (row.status == es::sleeping) {
-              ++(*counts)[1];
-            } else if (row.status == es::awaiting_approval) {
-              ++(*counts)[2];
-            }
-          }
-          *token = page->next_page_token;
-          if (!token->empty()) {
-            self->send(self, tick_atom::value);
+          auto state = resurrect_page_of(self, *ctx, *r);
+          if (state == paged::more) return;
+          if (state == paged::fatal) {
+            self->quit();
             return;
           }
           auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now() - started);
+            std::chrono::steady_clock::now() - r->started);
+          if (r->damaged > 0)
+            spdlog::error("resurrector: the store is damaged: {} running "
+                          "execution(s) cannot be read back and are set "
+                          "aside (not resumed, not marked failed): {}; "
+                          "restore the store from a backup to resume them",
+                          r->damaged, name_damaged(*r));
           spdlog::info("resurrector: {} running respawned, {} sleeping and {} "
-                       "awaiting approval left passive, in {} ms",
-                       (*counts)[0], (*counts)[1], (*counts)[2], took.count());
+                       "awaiting approval left passive, {} damaged set "
+                       "aside, in {} ms",
+                       r->running, r->sleeping, r->awaiting, r->damaged,
+                       took.count());
           ctx->note_resurrection_done(took);
           self->quit();
         },

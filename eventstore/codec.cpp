@@ -36,12 +36,14 @@ result<std::optional<events::Event>> decode(const stored_event& ev) {
   const auto* field = events::Event::descriptor()->FindFieldByNumber(ev.type);
   if (field == nullptr || field->containing_oneof() != payload_oneof()) {
     if (is_skippable_type(ev.type)) return std::optional<events::Event>{};
+    // Not "written by a newer node": that node would have raised the schema
+    // version, and this store's version was accepted at open.
     return make_error(errc::unknown_event_type,
                       "event seq " + std::to_string(ev.seq) + " has type code "
                         + std::to_string(ev.type)
-                        + ", which this node does not know: the history was "
-                          "written by a newer Cerebelum node; upgrade this "
-                          "node to replay it");
+                        + ", which store schema version "
+                        + std::to_string(current_schema_version)
+                        + " does not define: the stored event is damaged");
   }
   events::Event out;
   out.set_seq(ev.seq);
@@ -50,7 +52,8 @@ result<std::optional<events::Event>> decode(const stored_event& ev) {
   if (!msg->ParseFromString(ev.payload))
     return make_error(errc::corrupt_event, "event seq " + std::to_string(ev.seq)
                                              + " of type " + field->name()
-                                             + " has an unparsable payload");
+                                             + " has an unparsable payload: "
+                                               "the stored event is damaged");
   return std::optional<events::Event>{std::move(out)};
 }
 

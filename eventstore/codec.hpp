@@ -30,7 +30,9 @@ result<new_event> encode(const events::Event& ev);
 
 /// Decodes a stored event. Returns `std::nullopt` for an unknown type in the
 /// skippable range, an `unknown_event_type` error for an unknown core type
-/// and `corrupt_event` for an unparsable payload.
+/// and `corrupt_event` for an unparsable payload. Both errors mean a damaged
+/// event, never a newer writer: adding a core type (1..999) raises
+/// `current_schema_version`, and a node refuses a newer schema at open.
 result<std::optional<events::Event>> decode(const stored_event& ev);
 
 /// Receives decoded events; returns `false` to stop early.

@@ -19,6 +19,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::overloaded: return "overloaded";
     case errc::closed: return "closed";
     case errc::injected_fault: return "injected_fault";
+    case errc::corrupt_store: return "corrupt_store";
   }
   return "unknown_error";
 }

@@ -18,8 +18,10 @@ enum class errc : std::uint8_t {
   invalid_argument,
   /// An event payload exceeds the configured `max_payload_bytes`.
   payload_too_large,
-  /// A stored event has a core type code this node does not know: the
-  /// history was written by a newer node. Upgrade this node.
+  /// A stored event has a core type code (1..999) that the store's schema
+  /// version does not define. A node that adds core types also raises the
+  /// schema version (which older nodes refuse at open), so in a store whose
+  /// version this node accepted, the event is damaged.
   unknown_event_type,
   /// A stored payload cannot be parsed as the message of its type code.
   corrupt_event,
@@ -37,6 +39,10 @@ enum class errc : std::uint8_t {
   closed,
   /// A failure injected by `faulty_store` (tests only).
   injected_fault,
+  /// The store's file is damaged, missing, empty or not a database (SQLite:
+  /// SQLITE_CORRUPT, SQLITE_NOTADB, a failed quick_check at open, a marker
+  /// without its store). Retrying cannot help: restore from a backup.
+  corrupt_store,
 };
 
 /// Returns the name of `code`, e.g. "conflict".

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "eventstore/sqlite_db.hpp"
+#include "eventstore/sqlite_open_check.hpp"
 #include "eventstore/sqlite_schema.hpp"
 #include "eventstore/store_util.hpp"
 
@@ -28,13 +29,22 @@ constexpr const char* execution_columns
 constexpr const char* timer_columns
   = "execution_id, timer_id, fire_at, purpose, generation";
 
-error to_error(const sqlite_failure& e, bool possibly_committed = false) {
+error to_error(const sqlite_failure& e, const std::string& path,
+               bool possibly_committed = false) {
+  if (e.code() == SQLITE_CORRUPT || e.code() == SQLITE_NOTADB)
+    return make_error(errc::corrupt_store,
+                      std::string{"sqlite: "} + e.what() + ": the store file "
+                        + path + " is damaged; restore it from a backup",
+                      false, possibly_committed);
   bool retryable = e.code() == SQLITE_BUSY || e.code() == SQLITE_LOCKED
                    || e.code() == SQLITE_IOERR || e.code() == SQLITE_FULL;
   auto code = e.code() == SQLITE_BUSY ? errc::unavailable : errc::storage_error;
   return make_error(code, std::string{"sqlite: "} + e.what(), retryable,
                     possibly_committed);
 }
+
+/// Executions named in the refusal of a damaged store, at most.
+constexpr std::size_t max_listed_executions = 10;
 
 /// Reads every remaining row of `st`, which selects `timer_columns`.
 std::vector<timer_row> read_timers(sqlite_stmt& st) {
@@ -130,6 +140,11 @@ using index_cache = std::unordered_map<std::string, index_state>;
 class sqlite_store final : public event_store {
  public:
   explicit sqlite_store(sqlite_options opts) : opts_(std::move(opts)) {
+    // Absolute, so that messages name the file whatever the working
+    // directory of the reader.
+    std::error_code ec;
+    auto dir = std::filesystem::absolute(opts_.data_dir, ec);
+    if (!ec) opts_.data_dir = dir.lexically_normal().string();
     path_ = (std::filesystem::path{opts_.data_dir} / opts_.file_name).string();
   }
 
@@ -142,13 +157,27 @@ class sqlite_store final : public event_store {
         return make_error(errc::storage_error, "cannot create data directory "
                                                  + opts_.data_dir + ": "
                                                  + ec.message());
+      auto pre = detail::check_before_open(opts_.data_dir, opts_.file_name);
+      if (!pre) return std::move(pre).err();
       writer_ = connect(opts_.create_if_missing);
+      if (!pre->fresh) {
+        auto problems = detail::check_pages(*writer_, opts_.open_check);
+        if (!problems.empty())
+          return detail::damaged_store_error(
+            path_, opts_.open_check, problems,
+            detail::survey_damage(*writer_, max_listed_executions));
+      }
       writer_->exec("PRAGMA journal_mode = WAL");
-      if (auto st = ensure_schema(); !st) return st;
+      if (auto st = ensure_schema(pre->marker); !st) return st;
+      if (!pre->marker)
+        if (auto st = detail::write_store_marker(opts_.data_dir,
+                                                 opts_.file_name);
+            !st)
+          return st;
       stmts_ = std::make_unique<write_stmts>(*writer_);
       return ok_status();
     } catch (const sqlite_failure& e) {
-      return to_error(e);
+      return to_error(e, path_);
     } catch (const std::exception& e) {
       return make_error(errc::storage_error,
                         std::string{"sqlite: cannot open: "} + e.what());
@@ -207,7 +236,9 @@ class sqlite_store final : public event_store {
     return db;
   }
 
-  status ensure_schema();
+  /// Creates the schema in a database without tables, unless `marker` says
+  /// that a store existed here; validates the version of an existing one.
+  status ensure_schema(const std::optional<detail::store_marker>& marker);
 
   /// Validates `req` and checks its expected seq; returns the error that
   /// rejects it, if any.
@@ -243,7 +274,8 @@ class sqlite_store final : public event_store {
   std::vector<std::unique_ptr<sqlite_db>> readers_;
 };
 
-status sqlite_store::ensure_schema() {
+status
+sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
   writer_->exec("BEGIN IMMEDIATE");
   try {
     sqlite_stmt tables{*writer_, "SELECT count(*), "
@@ -260,6 +292,10 @@ status sqlite_store::ensure_schema() {
                             + " is not a Cerebelum event store (it has no "
                               "schema_version table): point the node at an "
                               "empty data directory");
+      }
+      if (marker) {
+        writer_->exec("ROLLBACK");
+        return detail::lost_store_error(path_, "has no tables", *marker);
       }
       writer_->exec(detail::sqlite_schema_v1);
       sqlite_stmt ins{*writer_, "INSERT INTO schema_version VALUES (?, ?, ?)"};
@@ -406,7 +442,8 @@ sqlite_store::try_batch(std::span<const append_request> reqs, bool isolated,
       retry_isolated = true;
       return {};
     }
-    return std::vector<append_result>(reqs.size(), append_result{to_error(e)});
+    return std::vector<append_result>(reqs.size(),
+                                      append_result{to_error(e, path_)});
   } catch (...) {
     sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw; // reported by append_batch
@@ -418,7 +455,7 @@ sqlite_store::try_batch(std::span<const append_request> reqs, bool isolated,
     // lock was simply busy, the outcome is unknown.
     bool doubt = e.code() != SQLITE_BUSY;
     sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-    auto err = to_error(e, doubt);
+    auto err = to_error(e, path_, doubt);
     for (auto& r : out)
       if (r.ok()) r = append_result{err};
   }
@@ -456,7 +493,8 @@ sqlite_store::append_batch(std::span<const append_request> reqs) {
     if (retry_isolated) out = try_batch(reqs, true, retry_isolated);
     return out;
   } catch (const sqlite_failure& e) {
-    return std::vector<append_result>(reqs.size(), append_result{to_error(e)});
+    return std::vector<append_result>(reqs.size(),
+                                      append_result{to_error(e, path_)});
   } catch (const std::exception& e) {
     return std::vector<append_result>(
       reqs.size(), append_result{make_error(
@@ -482,7 +520,7 @@ auto sqlite_store::with_reader(F&& fn)
     if (readers_.size() < 8) readers_.push_back(std::move(db));
     return res;
   } catch (const sqlite_failure& e) {
-    return to_error(e);
+    return to_error(e, path_);
   } catch (const std::exception& e) {
     return make_error(errc::storage_error, std::string{"sqlite: "} + e.what());
   }
@@ -693,6 +731,22 @@ sqlite_store::get_dead_letter(std::int64_t id) {
 }
 
 } // namespace
+
+const char* to_string(sqlite_open_check x) noexcept {
+  switch (x) {
+    case sqlite_open_check::none: return "none";
+    case sqlite_open_check::quick: return "quick";
+    case sqlite_open_check::full: return "full";
+  }
+  return "full";
+}
+
+std::optional<sqlite_open_check> parse_sqlite_open_check(std::string_view x) {
+  for (auto level : {sqlite_open_check::none, sqlite_open_check::quick,
+                     sqlite_open_check::full})
+    if (x == to_string(level)) return level;
+  return std::nullopt;
+}
 
 result<std::shared_ptr<event_store>>
 open_sqlite_store(const sqlite_options& opts) {

@@ -30,6 +30,7 @@ int grpc_code_of(errc code) {
     case errc::not_awaiting_approval:
     case errc::already_terminal: return grpc::StatusCode::FAILED_PRECONDITION;
     case errc::deadline_exceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case errc::store_damaged: return grpc::StatusCode::DATA_LOSS;
     case errc::unavailable:
     case errc::data_dir_locked:
     case errc::data_dir_unusable: return grpc::StatusCode::UNAVAILABLE;

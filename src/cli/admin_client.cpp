@@ -17,6 +17,7 @@ const char* code_name(grpc::StatusCode code) {
     case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
     case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
     case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
     default: return "ERROR";
   }
 }

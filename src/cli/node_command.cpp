@@ -16,6 +16,7 @@
 #include "actors/engine_api.hpp"
 #include "actors/function_registry.hpp"
 #include "actors/node.hpp"
+#include "eventstore/sqlite_store.hpp"
 #include "src/api/servers.hpp"
 #include "src/caf_guard/caf_port.hpp"
 #include "src/demo/demo_functions.hpp"
@@ -64,6 +65,8 @@ actors::node_config make_node_config(const node_options& opts) {
   actors::node_config ncfg;
   ncfg.data_dir = opts.data_dir;
   ncfg.store = opts.store == "sqlite" ? std::string{} : opts.store;
+  ncfg.store_check = eventstore::parse_sqlite_open_check(opts.store_check)
+                       .value_or(eventstore::sqlite_open_check::full);
   ncfg.workflows_dir = opts.workflows_dir;
   ncfg.functions = std::make_shared<actors::function_registry>();
   demo::register_demo_functions(*ncfg.functions);
@@ -96,6 +99,14 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
     .add_option("--store", opts.store,
                 "sqlite (embedded, in the data dir) or a PostgreSQL URI "
                 "(postgresql://...)")
+    ->capture_default_str();
+  cmd
+    .add_option("--store-check", opts.store_check,
+                "What opening the embedded store verifies: full (PRAGMA "
+                "integrity_check, reads every page), quick (quick_check: "
+                "not indexes against tables) or none; a damaged store is "
+                "refused")
+    ->check(CLI::IsMember({"full", "quick", "none"}))
     ->capture_default_str();
   cmd.add_option("--listen", opts.listen, "gRPC AdminService address")
     ->check(address_check(false))

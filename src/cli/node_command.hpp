@@ -14,6 +14,9 @@ struct node_options {
   std::string data_dir = ".cerebelum-data";
   /// "sqlite" (embedded, in the data dir) or a PostgreSQL URI.
   std::string store = "sqlite";
+  /// What the embedded store's open verifies: "full" (PRAGMA
+  /// integrity_check), "quick" (quick_check) or "none".
+  std::string store_check = "full";
   /// The gRPC AdminService's address.
   std::string listen = "127.0.0.1:9740";
   /// The HTTP/JSON API's address; empty disables it.
