@@ -91,6 +91,8 @@ caf::actor spawn_resurrector(caf::actor_system& sys, context_ptr ctx) {
           }
           for (auto& row : page->rows) {
             using es = eventstore::execution_status;
+            // Its definition must stay loaded while this node runs.
+            ctx->note_open_execution(row.workflow, row.workflow_version);
             if (row.status == es::running) {
               ++(*counts)[0];
               caf::anon_send(ctx->engine(), wake_atom::value, row.execution_id);
