@@ -73,6 +73,18 @@ inline constexpr int max_value_depth = 128;
 /// same event as the step's input.
 inline constexpr std::size_t max_idempotency_key_bytes = 1024;
 
+// -- decisions ---------------------------------------------------------------
+
+/// Most events one decision may record. Local steps (`set`, `log`, `fail`)
+/// and branches are decided without waiting, so a loop of them, or a map
+/// over a long list, records everything in one append; the store takes at
+/// most 10,000 events per append and refuses more for good.
+inline constexpr std::size_t max_decision_events = 8'000;
+
+/// Most bytes of event payloads one decision may record (a loop of `set`
+/// steps each yielding a value just under `max_value_bytes`).
+inline constexpr std::size_t max_decision_bytes = 64 * 1024 * 1024;
+
 // -- checks ------------------------------------------------------------------
 
 /// Size and depth of a JSON value, measured without serializing it.

@@ -395,3 +395,61 @@ TEST_CASE("measuring a value nested far deeper than any limit stops at the "
     v = std::move(inner);
   }
 }
+
+TEST_CASE("a loop of local steps that never ends fails its execution at the "
+          "events limit of one decision instead of growing") {
+  auto def = must_load(R"y(
+name: spin
+max_iterations: 100000000
+steps:
+  - name: a
+    set: "input.n"
+  - name: b
+    log: "again"
+    branch:
+      - if: "steps.a == 'never'"
+        goto: end
+      - goto: a
+)y");
+  harness h{def, json{{"n", 1}}};
+  auto d = h.decide();
+  auto st = h.state();
+  REQUIRE(st.status() == execution_status::failed);
+  CHECK(st.error()->kind == "decision_too_large");
+  CHECK_FALSE(st.error()->retryable);
+  CHECK_THAT(st.error()->message, Catch::Contains("max_decision_events"));
+  // The store takes at most 10,000 events in one append.
+  CHECK(d.events.size() < 10'000);
+}
+
+TEST_CASE("a loop of set steps each yielding a large value fails at the "
+          "bytes limit of one decision") {
+  auto def = must_load(R"y(
+name: heavy
+steps:
+  - name: a
+    set: "input.s"
+  - name: b
+    set: "input.s"
+    branch:
+      - if: "len(steps.b) == 0"
+        goto: end
+      - goto: a
+)y");
+  // Two events of 900 KB an iteration: without the limit, the 1,000
+  // iterations max_iterations allows would record 1.8 GB in one append.
+  auto run = run_bounded(
+    [&] {
+      harness h{def, json{{"s", std::string(900'000, 'x')}}};
+      auto d = h.decide();
+      auto st = h.state();
+      return std::string{to_string(st.status())} + "|"
+             + (st.error() ? st.error()->kind : std::string{}) + "|"
+             + std::to_string(d.events.size());
+    },
+    1024UL * 1024 * 1024, 30);
+  INFO(run.message);
+  REQUIRE(run.status == 0);
+  CHECK_THAT(run.message, Catch::StartsWith("failed|decision_too_large|"));
+  CHECK(run.max_rss_kb < 512 * 1024);
+}
