@@ -5,6 +5,10 @@
 
 #include <algorithm>
 
+#ifdef __GLIBC__
+#  include <malloc.h>
+#endif
+
 #include "actors/messages.hpp"
 
 namespace cerebelum::actors {
@@ -54,34 +58,146 @@ void engine_context::close() {
   if (writer) writer->close();
 }
 
-void engine_context::add_definition(workflow::definition def,
-                                    std::string source) {
-  auto ptr = std::make_shared<const workflow::definition>(std::move(def));
+std::vector<std::string>
+engine_context::add_locked(workflow::definition def, std::string source,
+                           bool permanent, const std::string& worker) {
+  auto& e = defs_[def.name][def.version_hash];
+  // The same version again (a worker registering after a restart of its
+  // own) keeps the object executions already point to.
+  if (!e.def)
+    e.def = std::make_shared<const workflow::definition>(std::move(def));
+  const auto& ptr = e.def;
+  e.source = std::move(source);
+  e.added = ++add_seq_;
+  e.permanent = e.permanent || permanent;
+  if (!worker.empty()) e.workers.insert(worker);
+  latest_[ptr->name] = ptr;
   std::vector<std::string> woken;
-  caf::actor engine;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    defs_[ptr->name][ptr->version_hash] = ptr;
-    latest_[ptr->name] = ptr;
-    sources_[ptr->name + "@" + std::to_string(ptr->version_hash)]
-      = std::move(source);
-    auto i = parked_.find({ptr->name, ptr->version_hash});
-    if (i != parked_.end()) {
-      woken = std::move(i->second);
-      parked_.erase(i);
-      unparked_.insert(woken.begin(), woken.end());
-    }
-    engine = engine_;
+  auto i = parked_.find({ptr->name, ptr->version_hash});
+  if (i != parked_.end()) {
+    woken = std::move(i->second);
+    parked_.erase(i);
+    unparked_.insert(woken.begin(), woken.end());
+    needed_.insert({ptr->name, ptr->version_hash});
   }
-  if (woken.empty()) return;
-  spdlog::info("workflow {} (version {}) registered: waking {} parked "
-               "execution(s)",
-               ptr->name, ptr->version_hash, woken.size());
+  return woken;
+}
+
+void engine_context::sweep_locked(std::vector<definition_ptr>& out) {
+  // Before the resurrector reported every open execution, any version may
+  // be needed by one.
+  if (!resurrection_time_) return;
+  for (auto n = defs_.begin(); n != defs_.end();) {
+    auto& versions = n->second;
+    bool latest_gone = false;
+    for (auto v = versions.begin(); v != versions.end();) {
+      auto& e = v->second;
+      if (e.permanent || !e.workers.empty()
+          || needed_.count({n->first, v->first}) > 0) {
+        ++v;
+        continue;
+      }
+      auto l = latest_.find(n->first);
+      latest_gone = latest_gone || (l != latest_.end() && l->second == e.def);
+      out.push_back(std::move(e.def));
+      v = versions.erase(v);
+    }
+    if (latest_gone) {
+      // The most recently added version that remains, if any.
+      const def_entry* best = nullptr;
+      for (auto& [version, e] : versions)
+        if (best == nullptr || e.added > best->added) best = &e;
+      if (best)
+        latest_[n->first] = best->def;
+      else
+        latest_.erase(n->first);
+    }
+    n = versions.empty() ? defs_.erase(n) : std::next(n);
+  }
+}
+
+void engine_context::after_change(const std::string& what,
+                                  std::vector<std::string> ids,
+                                  std::vector<definition_ptr> released) {
+  if (!released.empty()) {
+    spdlog::info("{}: released {} workflow definition(s) no registration "
+                 "or execution needs",
+                 what, released.size());
+    released.clear();
+#ifdef __GLIBC__
+    // A definition is thousands of small blocks; without a trim the freed
+    // pages stay resident.
+    malloc_trim(0);
+#endif
+  }
+  if (ids.empty()) return;
+  auto engine = this->engine();
+  spdlog::info("{}: waking {} parked execution(s)", what, ids.size());
   // Running ones resume (their in-flight steps are re-dispatched); sleeping
   // or awaiting ones fold and stay passive until their timer or approval.
   if (engine)
-    for (auto& id : woken)
+    for (auto& id : ids)
       caf::anon_send(engine, wake_atom::value, id);
+}
+
+void engine_context::add_definition(workflow::definition def,
+                                    std::string source) {
+  auto what = "workflow " + def.name + " (version "
+              + std::to_string(def.version_hash) + ") added";
+  std::vector<std::string> woken;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    woken = add_locked(std::move(def), std::move(source), true, {});
+  }
+  after_change(what, std::move(woken), {});
+}
+
+void engine_context::register_definitions(
+  const std::string& worker, std::vector<workflow::definition> defs) {
+  std::vector<std::string> woken;
+  std::vector<definition_ptr> released;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    std::set<version_key> now;
+    for (auto& d : defs) {
+      now.insert({d.name, d.version_hash});
+      auto ids = add_locked(std::move(d), "worker " + worker, false, worker);
+      woken.insert(woken.end(), ids.begin(), ids.end());
+    }
+    auto& before = held_by_[worker];
+    for (auto& key : before)
+      if (now.count(key) == 0)
+        if (auto n = defs_.find(key.first); n != defs_.end())
+          if (auto v = n->second.find(key.second); v != n->second.end())
+            v->second.workers.erase(worker);
+    before = std::move(now);
+    if (before.empty()) held_by_.erase(worker);
+    sweep_locked(released);
+  }
+  after_change("worker " + worker + " registered", std::move(woken),
+               std::move(released));
+}
+
+void engine_context::unregister_definitions(const std::string& worker) {
+  std::vector<definition_ptr> released;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto held = held_by_.find(worker);
+    if (held == held_by_.end()) return;
+    for (auto& key : held->second)
+      if (auto n = defs_.find(key.first); n != defs_.end())
+        if (auto v = n->second.find(key.second); v != n->second.end())
+          v->second.workers.erase(worker);
+    held_by_.erase(held);
+    sweep_locked(released);
+  }
+  after_change("worker " + worker + " gone", {}, std::move(released));
+}
+
+void engine_context::note_open_execution(const std::string& name,
+                                         std::uint64_t version) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  needed_.insert({name, version});
 }
 
 bool engine_context::take_unparked(const std::string& id) {
@@ -96,6 +212,7 @@ engine_context::park_result engine_context::park(const std::string& id,
   if (auto i = defs_.find(name);
       i != defs_.end() && i->second.count(version) > 0)
     return park_result::now_known;
+  needed_.insert({name, version});
   auto& ids = parked_[{name, version}];
   if (std::find(ids.begin(), ids.end(), id) != ids.end())
     return park_result::parked_again;
@@ -107,7 +224,9 @@ engine_context::definition_ptr
 engine_context::latest(const std::string& name) const {
   std::lock_guard<std::mutex> guard{mtx_};
   auto i = latest_.find(name);
-  return i == latest_.end() ? nullptr : i->second;
+  if (i == latest_.end()) return nullptr;
+  needed_.insert({name, i->second->version_hash});
+  return i->second;
 }
 
 engine_context::definition_ptr
@@ -116,7 +235,9 @@ engine_context::find(const std::string& name, std::uint64_t version) const {
   auto i = defs_.find(name);
   if (i == defs_.end()) return nullptr;
   auto j = i->second.find(version);
-  return j == i->second.end() ? nullptr : j->second;
+  if (j == i->second.end()) return nullptr;
+  needed_.insert({name, version});
+  return j->second.def;
 }
 
 std::vector<std::tuple<std::string, std::uint64_t, std::string>>
@@ -124,9 +245,8 @@ engine_context::definitions() const {
   std::lock_guard<std::mutex> guard{mtx_};
   std::vector<std::tuple<std::string, std::uint64_t, std::string>> result;
   for (auto& [name, versions] : defs_)
-    for (auto& [version, def] : versions)
-      result.emplace_back(name, version,
-                          sources_.at(name + "@" + std::to_string(version)));
+    for (auto& [version, e] : versions)
+      result.emplace_back(name, version, e.source);
   return result;
 }
 
@@ -191,8 +311,14 @@ void engine_context::drop_handover(const std::string& id) {
 }
 
 void engine_context::note_resurrection_done(std::chrono::milliseconds took) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  resurrection_time_ = took;
+  std::vector<definition_ptr> released;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    resurrection_time_ = took;
+    // Registrations that came and went while the node was booting.
+    sweep_locked(released);
+  }
+  after_change("boot", {}, std::move(released));
 }
 
 std::optional<std::chrono::milliseconds>

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -101,15 +102,36 @@ class engine_context {
   /// thread-safe: a concurrent caller returns once the first one finished.
   void close();
 
-  // -- definitions (filled before the node starts) ---------------------------
+  // -- definitions -----------------------------------------------------------
+  //
+  // A definition from `--workflows` or the embedded list is held for the
+  // node's lifetime. One a worker registers is held by that worker's
+  // registration: registering again replaces the set a worker holds, and
+  // unregistering (or losing the worker) drops it. A version no
+  // registration holds any more is released (memory returned to the OS)
+  // unless an execution may still need it: one started on it, loaded with
+  // it or woken for it since the node started, or open on it when the node
+  // started (the resurrector reports those; nothing is released before it
+  // is done). Such a version stays until the node restarts; an execution
+  // that needs a released version later is parked like after a restart.
 
-  /// Adds `def` (source: file or registrant); the latest added version of a
+  /// Adds `def` from a file or the embedded list (source: where it came
+  /// from), held for the node's lifetime; the latest added version of a
   /// name is what `start` uses. Wakes (through the engine) every execution
   /// parked for this name and version.
   void add_definition(workflow::definition def, std::string source);
-  /// The latest definition named `name`.
+  /// Makes `defs` the definitions worker `worker` holds (added like
+  /// `add_definition`), then releases what no one needs any more.
+  void register_definitions(const std::string& worker,
+                            std::vector<workflow::definition> defs);
+  /// Worker `worker` is gone: releases what no one needs any more.
+  void unregister_definitions(const std::string& worker);
+  /// The resurrector found an open execution of `name` version `version`:
+  /// that version is never released while this node runs.
+  void note_open_execution(const std::string& name, std::uint64_t version);
+  /// The latest definition named `name` (marks it needed).
   definition_ptr latest(const std::string& name) const;
-  /// The definition `name` with version hash `version`.
+  /// The definition `name` with version hash `version` (marks it needed).
   definition_ptr find(const std::string& name, std::uint64_t version) const;
   /// (name, version hash, source) of every definition.
   std::vector<std::tuple<std::string, std::uint64_t, std::string>>
@@ -203,9 +225,34 @@ class engine_context {
   /// Serializes `close` (the store writer's exit and `node::stop` may race).
   std::mutex close_mtx_;
   bool closed_ = false;
-  std::map<std::string, std::map<std::uint64_t, definition_ptr>> defs_;
+  /// One version of a definition and who holds it.
+  struct def_entry {
+    definition_ptr def;
+    std::string source;
+    /// Order of the last add: the latest remaining version is `latest`.
+    std::uint64_t added = 0;
+    /// From a file or embedded: never released.
+    bool permanent = false;
+    /// Workers whose registration holds it.
+    std::set<std::string> workers;
+  };
+  using version_key = std::pair<std::string, std::uint64_t>;
+  /// Adds under `mtx_`; returns the ids of executions parked on it.
+  std::vector<std::string> add_locked(workflow::definition def,
+                                      std::string source, bool permanent,
+                                      const std::string& worker);
+  /// Releases, under `mtx_`, every version no one needs; moves them into
+  /// `out` so that they are destroyed outside the lock.
+  void sweep_locked(std::vector<definition_ptr>& out);
+  /// Sends `wake` for `ids` and drops `released` (returning memory).
+  void after_change(const std::string& what, std::vector<std::string> ids,
+                    std::vector<definition_ptr> released);
+  std::map<std::string, std::map<std::uint64_t, def_entry>> defs_;
   std::map<std::string, definition_ptr> latest_;
-  std::map<std::string, std::string> sources_;
+  std::map<std::string, std::set<version_key>> held_by_;
+  /// Versions an execution may need (see above); only ever grows.
+  mutable std::set<version_key> needed_;
+  std::uint64_t add_seq_ = 0;
   /// Parked executions by (workflow name, version hash).
   std::map<std::pair<std::string, std::uint64_t>, std::vector<std::string>>
     parked_;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -138,7 +139,9 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
 }
 
 /// Loads every workflow file of `dir` into `ctx`; fails naming the first
-/// file that does not validate.
+/// file that does not validate (or that exceeds a limit: an alias bomb is
+/// refused in milliseconds), and both files of a workflow name defined
+/// twice (the later one used to win without a word).
 caf::error load_workflows(const std::filesystem::path& dir,
                           engine_context& ctx) {
   if (dir.empty()) return caf::none;
@@ -155,6 +158,7 @@ caf::error load_workflows(const std::filesystem::path& dir,
                                                 + dir.string() + ": "
                                                 + ec.message());
   std::sort(files.begin(), files.end());
+  std::map<std::string, std::filesystem::path> seen;
   for (auto& file : files) {
     auto def = workflow::load_file(file);
     if (!def) {
@@ -162,6 +166,12 @@ caf::error load_workflows(const std::filesystem::path& dir,
       spdlog::error("workflow file {} is invalid: {}", file.string(), diag);
       return make_error(errc::invalid_argument,
                         "workflow file " + file.string() + ": " + diag);
+    }
+    if (auto [first, fresh] = seen.emplace(def->name, file); !fresh) {
+      auto msg = "workflow '" + def->name + "' is defined twice: in "
+                 + first->second.string() + " and in " + file.string();
+      spdlog::error("{}", msg);
+      return make_error(errc::invalid_argument, msg);
     }
     spdlog::info("loaded workflow {} (version {}, {}) from {}", def->name,
                  def->version, def->version_hash, file.string());

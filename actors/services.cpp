@@ -157,6 +157,8 @@ paged resurrect_page_of(caf::event_based_actor* self, engine_context& ctx,
     r.failing.clear();
   }
   for (auto& row : page->rows) {
+    // Its definition must stay loaded while this node runs.
+    ctx.note_open_execution(row.workflow, row.workflow_version);
     using es = eventstore::execution_status;
     if (row.status == es::running) {
       // Checked here, not only in the actor, so that the damage is

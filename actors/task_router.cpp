@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -764,17 +765,12 @@ void on_register(router_actor* self, register_req& req) {
     }
   // Validate every definition before adding any.
   std::vector<workflow::definition> defs;
+  std::map<std::string, std::string> sources; // workflow name -> source name
   for (auto& src : reg.workflows) {
     auto name = src.name.empty() ? std::string{"<worker workflow>"} : src.name;
     workflow::result<workflow::definition> def = workflow::load_yaml("", name);
     if (src.format == "json") {
-      auto doc = workflow::json::parse(src.text, nullptr, false);
-      if (doc.is_discarded()) {
-        req.done(
-          res_t::fail(task_errc::invalid_workflow, name + ": not valid JSON"));
-        return;
-      }
-      def = workflow::load_json(doc, name);
+      def = workflow::load_json_text(src.text, name);
     } else if (src.format == "yaml" || src.format.empty()) {
       def = workflow::load_yaml(src.text, name);
     } else {
@@ -788,6 +784,13 @@ void on_register(router_actor* self, register_req& req) {
         res_t::fail(task_errc::invalid_workflow, def.error().to_string()));
       return;
     }
+    auto [first, fresh] = sources.emplace(def->name, name);
+    if (!fresh) {
+      req.done(res_t::fail(task_errc::invalid_workflow,
+                           "workflow '" + def->name + "' is defined twice: in "
+                             + first->second + " and in " + name));
+      return;
+    }
     defs.push_back(std::move(*def));
   }
   registration_info info;
@@ -796,8 +799,9 @@ void on_register(router_actor* self, register_req& req) {
     info.workflows.push_back(d.name);
     spdlog::info("worker {} registered workflow {} (version {})", reg.worker_id,
                  d.name, d.version_hash);
-    st.ctx->add_definition(std::move(d), "worker " + reg.worker_id);
   }
+  // Replaces what this worker held; what no one needs any more is released.
+  st.ctx->register_definitions(reg.worker_id, std::move(defs));
   auto& w = st.workers[reg.worker_id];
   w.queues = {reg.queues.begin(), reg.queues.end()};
   w.max_in_flight = std::max<std::uint32_t>(1, reg.max_in_flight);
@@ -1000,6 +1004,7 @@ caf::behavior router_fun(router_actor* self, context_ptr ctx,
             else
               n = drop_worker(self, r.worker, "worker_lost",
                               "worker '" + r.worker + "' lost: " + r.reason);
+            self->state.ctx->unregister_definitions(r.worker);
             if (r.done) r.done(task_result<std::uint32_t>::ok(n));
             dispatch(self);
           }

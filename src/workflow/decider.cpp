@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "src/workflow/decider_internal.hpp"
+#include "src/workflow/limits.hpp"
 
 namespace cerebelum::workflow {
 
@@ -30,7 +31,27 @@ void decision_maker::emit(ev::Event e) {
   e.set_seq(s_.next_seq());
   e.set_recorded_at_ms(now_);
   (void)s_.apply(e); // a fault is reported by the caller's loop
+  bytes_ += e.ByteSizeLong();
   out_.events.push_back(std::move(e));
+}
+
+bool decision_maker::over_budget() const {
+  return out_.events.size() > limits::max_decision_events
+         || bytes_ > limits::max_decision_bytes;
+}
+
+void decision_maker::fail_over_budget() {
+  if (s_.terminal() || s_.fault()) return;
+  fail_execution(
+    {"decision_too_large",
+     "one decision recorded " + std::to_string(out_.events.size())
+       + " events of " + std::to_string(bytes_)
+       + " bytes without waiting for anything (limits max_decision_events "
+       + std::to_string(limits::max_decision_events) + ", max_decision_bytes "
+       + std::to_string(limits::max_decision_bytes)
+       + "): a loop of set, log or fail steps that does not end, or a map "
+         "over too many items",
+     nullptr, false});
 }
 
 eval_scope decision_maker::scope(const json* item, const json* index,
@@ -368,6 +389,13 @@ result<decision> decide(execution_state& state, std::int64_t now_ms) {
   for (std::size_t guard = 0; maker.step_once(); ++guard) {
     if (guard > 10'000'000)
       return diagnostic{{}, 0, 0, {}, "decider made no progress"};
+    // What one decision records goes into one append: bounded, so that a
+    // definition cannot grow it without end (and the store never refuses
+    // it, which would be retried forever).
+    if (maker.over_budget()) {
+      maker.fail_over_budget();
+      break;
+    }
   }
   if (state.fault()) return *state.fault();
   return out;

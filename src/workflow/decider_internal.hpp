@@ -19,6 +19,13 @@ class decision_maker {
   /// Takes one action; false when the execution waits (or is finished).
   bool step_once();
 
+  /// Whether the events recorded so far exceed the limits of one decision
+  /// (`limits::max_decision_events`, `limits::max_decision_bytes`).
+  [[nodiscard]] bool over_budget() const;
+
+  /// Fails the execution: this decision recorded too much without waiting.
+  void fail_over_budget();
+
  private:
   using slot = execution_state::slot;
 
@@ -61,6 +68,8 @@ class decision_maker {
   const definition& def_;
   std::int64_t now_;
   decision& out_;
+  /// Payload bytes of `out_.events`.
+  std::size_t bytes_ = 0;
 };
 
 /// A failure of kind `expression_error` from an evaluation diagnostic.

@@ -1,6 +1,7 @@
 // The decider: starting an attempt of each kind of step.
 #include "src/workflow/decider_internal.hpp"
 #include "src/workflow/duration.hpp"
+#include "src/workflow/limits.hpp"
 
 #include <limits>
 
@@ -9,6 +10,11 @@ namespace cerebelum::workflow::detail {
 namespace ev = cerebelum::events;
 
 namespace {
+
+/// Names the part `what` of step `sp` in an expression failure.
+std::string of(const step& sp, const char* what) {
+  return "step '" + sp.name + "' " + what;
+}
 
 /// `base + delay` without overflow (delays from workers may be huge).
 std::int64_t saturating_add(std::int64_t base, std::int64_t delay) {
@@ -148,12 +154,15 @@ void decision_maker::start_external(const step& sp, ev::StepScheduled sched,
                 sched.attempt_token(), err);
   };
   auto input = sp.input.eval(sc);
-  if (!input) return fail_now(expression_failure("input", input.error()));
+  if (!input)
+    return fail_now(expression_failure(of(sp, "input"), input.error()));
   std::string key = s_.execution_id() + "/" + sp.name;
   if (sched.map_index() >= 0) key += "/" + std::to_string(sched.map_index());
   if (sp.idempotency_key) {
-    auto k = sp.idempotency_key->render(sc);
-    if (!k) return fail_now(expression_failure("idempotency_key", k.error()));
+    auto k = sp.idempotency_key->render(sc, limits::max_idempotency_key_bytes,
+                                        "max_idempotency_key_bytes");
+    if (!k)
+      return fail_now(expression_failure(of(sp, "idempotency_key"), k.error()));
     key = std::move(*k);
   }
   auto kind = sched.map_index() >= 0 ? sp.child_kind : sp.kind;
@@ -183,9 +192,16 @@ void decision_maker::start_map(const step& sp, ev::StepScheduled sched) {
                                   std::string{"map over: expected a list, got "}
                                     + items->type_name(),
                                   nullptr, false}
-                     : expression_failure("map over", items.error());
+                     : expression_failure(of(sp, "map over"), items.error());
     emit_scheduled(sched);
     emit_failed(sp.name, -1, sched.attempt(), sched.attempt_token(), err);
+    return;
+  }
+  if (auto why = limits::check_value(*items)) {
+    emit_scheduled(sched);
+    emit_failed(sp.name, -1, sched.attempt(), sched.attempt_token(),
+                step_error{"expression_error", of(sp, "map over") + ": " + *why,
+                           nullptr, false});
     return;
   }
   // The list is recorded so replay never evaluates `over` again.
@@ -200,7 +216,7 @@ void decision_maker::start_sleep(const step& sp, ev::StepScheduled sched) {
     auto v = sp.sleep_expr->eval(scope());
     std::optional<step_error> err;
     if (!v) {
-      err = expression_failure("sleep", v.error());
+      err = expression_failure(of(sp, "sleep"), v.error());
     } else if (v->is_number_integer() && v->get<std::int64_t>() >= 0) {
       ms = v->get<std::int64_t>();
     } else if (v->is_string()) {
@@ -232,7 +248,7 @@ void decision_maker::start_approval(const step& sp, ev::StepScheduled sched) {
   if (!data) {
     emit_scheduled(sched);
     emit_failed(sp.name, -1, sched.attempt(), sched.attempt_token(),
-                expression_failure("approval data", data.error()));
+                expression_failure(of(sp, "approval data"), data.error()));
     return;
   }
   sched.set_input_json(json_text(*data));
@@ -263,12 +279,12 @@ void decision_maker::start_local(const step& sp, ev::StepScheduled sched) {
   };
   if (sp.kind == step_kind::set) {
     auto v = sp.input.eval(sc, json::object());
-    return v ? done(*v) : failed(expression_failure("set", v.error()));
+    return v ? done(*v) : failed(expression_failure(of(sp, "set"), v.error()));
   }
   std::string message;
   if (sp.message) {
     auto m = sp.message->render(sc);
-    if (!m) return failed(expression_failure("message", m.error()));
+    if (!m) return failed(expression_failure(of(sp, "message"), m.error()));
     message = std::move(*m);
   }
   if (sp.kind == step_kind::fail)

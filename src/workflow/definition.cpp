@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "src/workflow/limits.hpp"
 #include "src/workflow/validator.hpp"
 
 namespace cerebelum::workflow {
@@ -59,10 +60,25 @@ std::int64_t retry_policy::delay_ms(std::uint32_t failed_attempt,
   return static_cast<std::int64_t>(std::llround(delay));
 }
 
+namespace {
+
+/// The value a template yields, or why it is over the value limits: it is
+/// recorded in one event, which must stay under the store's payload limit.
+result<json> within_limits(json v) {
+  if (auto why = limits::check_value(v)) return diagnostic{{}, 0, 0, {}, *why};
+  return v;
+}
+
+} // namespace
+
 result<json> value_template::eval(const eval_scope& scope,
                                   const json& empty_value) const {
-  if (whole) return whole->eval(scope);
-  if (fields.empty()) return empty_value;
+  if (whole) {
+    auto v = whole->eval(scope);
+    if (!v) return v;
+    return within_limits(std::move(*v));
+  }
+  if (fields.empty()) return within_limits(empty_value);
   json out = json::object();
   for (const auto& [key, expr] : fields) {
     auto v = expr.eval(scope);
@@ -73,7 +89,7 @@ result<json> value_template::eval(const eval_scope& scope,
     }
     out[key] = std::move(*v);
   }
-  return out;
+  return within_limits(std::move(out));
 }
 
 std::vector<std::string> value_template::step_refs() const {

@@ -1,20 +1,18 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "src/workflow/expression_tree.hpp"
+#include "src/workflow/limits.hpp"
 #include "src/workflow/result.hpp"
 
 namespace cerebelum::workflow {
-
-using json = nlohmann::json;
-
-struct expr_node;
 
 /// What an expression may read while it is evaluated. Absent roots (null
 /// pointers) are errors when referenced.
@@ -40,14 +38,19 @@ struct eval_scope {
 class expression {
  public:
   /// Parses `source`; on error the diagnostic's column is 1-based.
+  /// Sources over `limits::max_expression_bytes`, nested deeper than
+  /// `limits::max_expression_nesting` or with a tree deeper than
+  /// `limits::max_expression_depth` are refused.
   [[nodiscard]] static result<expression> parse(std::string_view source);
 
-  /// Evaluates against `scope`.
+  /// Evaluates against `scope`. A value built on the way (a concatenation,
+  /// a list or object literal, `upper`/`lower`) over
+  /// `limits::max_value_bytes` or `limits::max_value_depth` is an error.
   [[nodiscard]] result<json> eval(const eval_scope& scope) const;
 
   /// The text it was parsed from.
   [[nodiscard]] const std::string& source() const noexcept {
-    return source_;
+    return tree_.source;
   }
 
   /// A normalized rendering (fully parenthesized, canonical spacing); two
@@ -56,14 +59,10 @@ class expression {
   [[nodiscard]] std::string canonical() const;
 
   /// Names `x` of every `steps.x` path the expression reads.
-  [[nodiscard]] const std::vector<std::string>& step_refs() const noexcept {
-    return step_refs_;
-  }
+  [[nodiscard]] std::vector<std::string> step_refs() const;
 
  private:
-  std::string source_;
-  std::shared_ptr<const expr_node> root_;
-  std::vector<std::string> step_refs_;
+  expr_tree tree_;
 };
 
 /// A string with `${expression}` holes (log messages, idempotency keys,
@@ -73,8 +72,12 @@ class text_template {
   /// Parses `source`; the diagnostic column points into `source`.
   [[nodiscard]] static result<text_template> parse(std::string_view source);
 
-  /// Renders the template.
-  [[nodiscard]] result<std::string> render(const eval_scope& scope) const;
+  /// Renders the template; a text over `max_bytes` is an error (naming
+  /// the limit `limit_name`).
+  [[nodiscard]] result<std::string>
+  render(const eval_scope& scope,
+         std::size_t max_bytes = limits::max_value_bytes,
+         std::string_view limit_name = "max_value_bytes") const;
 
   [[nodiscard]] const std::string& source() const noexcept {
     return source_;
@@ -93,7 +96,7 @@ class text_template {
  private:
   struct part {
     std::string text;
-    std::shared_ptr<expression> expr;
+    std::optional<expression> expr;
   };
   std::string source_;
   std::vector<part> parts_;

@@ -16,13 +16,11 @@
 #include <cstdlib>
 
 #include "src/workflow/expression_ast.hpp"
+#include "src/workflow/limits.hpp"
 
 namespace cerebelum::workflow {
 
 namespace {
-
-constexpr int max_depth = 64;
-constexpr std::size_t max_source = 64 * 1024;
 
 const char* const roots[] = {"input", "steps", "error", "item", "index"};
 const char* const functions[] = {"len", "lower", "upper", "contains", "now"};
@@ -35,20 +33,28 @@ bool is_ident_char(char c) {
   return is_ident_start(c) || (c >= '0' && c <= '9');
 }
 
-using node_ptr = std::unique_ptr<expr_node>;
+using kind = expr_node::kind;
 
+/// Appends nodes in post-order: every parse function leaves exactly one
+/// subtree (its result) at the end of `tree_.nodes`, or sets `ok_ = false`.
 class parser {
  public:
-  parser(std::string_view src, std::vector<std::string>& refs)
-    : src_(src), refs_(refs) {}
+  explicit parser(std::string_view src) : src_(src) {
+    tree_.source = std::string{src};
+  }
 
-  result<node_ptr> run() {
-    if (src_.size() > max_source) return fail(1, "expression too long");
-    auto root = parse_or();
+  result<expr_tree> run() {
+    if (src_.size() > limits::max_expression_bytes)
+      return fail(1, "expression too long (over "
+                       + std::to_string(limits::max_expression_bytes)
+                       + " bytes; limit max_expression_bytes)");
+    parse_or();
     if (!ok_) return error_;
     skip_ws();
     if (pos_ != src_.size()) return fail(col(), "unexpected trailing input");
-    return root;
+    tree_.nodes.shrink_to_fit();
+    tree_.literals.shrink_to_fit();
+    return std::move(tree_);
   }
 
  private:
@@ -64,9 +70,8 @@ class parser {
     return error_;
   }
 
-  node_ptr bad(std::string msg) {
+  void bad(std::string msg) {
     fail(col(), std::move(msg));
-    return nullptr;
   }
 
   void skip_ws() {
@@ -93,21 +98,51 @@ class parser {
     return pos_ < src_.size() && src_[pos_] == c;
   }
 
-  static node_ptr make(expr_node::kind k, int column) {
-    auto n = std::make_unique<expr_node>();
-    n->k = k;
-    n->column = column;
-    return n;
+  /// Appends a node over the last `arity` subtrees.
+  void emit(kind k, int column, std::uint32_t arity = 0,
+            expr_op op = expr_op::add) {
+    auto& nodes = tree_.nodes;
+    expr_node n;
+    n.k = k;
+    n.op = op;
+    n.column = static_cast<std::uint32_t>(column);
+    n.arity = arity;
+    std::uint32_t height = 0;
+    auto at = nodes.size();
+    for (std::uint32_t c = 0; c < arity; ++c) {
+      const auto& child = nodes[at - 1];
+      n.size += child.size;
+      height = std::max<std::uint32_t>(height, child.height);
+      at -= child.size;
+    }
+    if (height + 1 > static_cast<std::uint32_t>(limits::max_expression_depth)) {
+      fail(column, "expression nested too deeply (a tree of more than "
+                     + std::to_string(limits::max_expression_depth)
+                     + " levels; limit max_expression_depth)");
+      return;
+    }
+    n.height = static_cast<std::uint16_t>(height + 1);
+    nodes.push_back(n);
   }
 
-  static node_ptr binary(expr_op op, node_ptr lhs, node_ptr rhs, int column) {
-    auto n = make(expr_node::kind::binary, column);
-    n->op = op;
-    n->children.push_back(std::move(lhs));
-    n->children.push_back(std::move(rhs));
-    return n;
+  void emit_named(kind k, int column, std::size_t name_at, std::size_t name_len,
+                  std::uint32_t arity = 0) {
+    emit(k, column, arity);
+    if (!ok_) return;
+    tree_.nodes.back().text = static_cast<std::uint32_t>(name_at);
+    tree_.nodes.back().text_len = static_cast<std::uint32_t>(name_len);
   }
 
+  void emit_literal(int column, json value) {
+    emit(kind::literal, column);
+    if (!ok_) return;
+    tree_.nodes.back().text = static_cast<std::uint32_t>(tree_.literals.size());
+    tree_.literals.push_back(std::move(value));
+  }
+
+  /// Counts one level of nesting: every parenthesis, bracket, brace, index
+  /// and argument list enters `parse_or` once; every prefix operator counts
+  /// one more. Bounds the recursion of this parser.
   struct depth_guard {
     parser& p;
     explicit depth_guard(parser& self) : p(self) {
@@ -118,55 +153,61 @@ class parser {
     }
   };
 
-  node_ptr parse_or() {
+  bool too_deep() {
+    // The whole expression is the first `parse_or`: level 0.
+    if (depth_ - 1 <= limits::max_expression_nesting) return false;
+    bad("expression nested too deeply (more than "
+        + std::to_string(limits::max_expression_nesting)
+        + " levels of parentheses, brackets or prefix operators; limit "
+          "max_expression_nesting)");
+    return true;
+  }
+
+  void parse_or() {
     depth_guard g{*this};
-    if (depth_ > max_depth) return bad("expression nested too deeply");
-    auto lhs = parse_and();
+    if (too_deep()) return;
+    parse_and();
     while (ok_) {
       skip_ws();
       int c = col();
       if (!accept("or") && !accept("||")) break;
-      auto rhs = parse_and();
-      if (!ok_) return nullptr;
-      lhs = binary(expr_op::or_, std::move(lhs), std::move(rhs), c);
+      parse_and();
+      if (!ok_) return;
+      emit(kind::binary, c, 2, expr_op::or_);
     }
-    return ok_ ? std::move(lhs) : nullptr;
   }
 
-  node_ptr parse_and() {
-    auto lhs = parse_not();
+  void parse_and() {
+    parse_not();
     while (ok_) {
       skip_ws();
       int c = col();
       if (!accept("and") && !accept("&&")) break;
-      auto rhs = parse_not();
-      if (!ok_) return nullptr;
-      lhs = binary(expr_op::and_, std::move(lhs), std::move(rhs), c);
+      parse_not();
+      if (!ok_) return;
+      emit(kind::binary, c, 2, expr_op::and_);
     }
-    return ok_ ? std::move(lhs) : nullptr;
   }
 
-  node_ptr parse_not() {
-    depth_guard g{*this};
-    if (depth_ > max_depth) return bad("expression nested too deeply");
+  void parse_not() {
     skip_ws();
     int c = col();
     bool bang = peek('!') && src_.substr(pos_, 2) != "!=";
     if (bang || accept("not")) {
       if (bang) ++pos_;
-      auto operand = parse_not();
-      if (!ok_) return nullptr;
-      auto n = make(expr_node::kind::unary, c);
-      n->op = expr_op::not_;
-      n->children.push_back(std::move(operand));
-      return n;
+      depth_guard g{*this};
+      if (too_deep()) return;
+      parse_not();
+      if (!ok_) return;
+      emit(kind::unary, c, 1, expr_op::not_);
+      return;
     }
-    return parse_cmp();
+    parse_cmp();
   }
 
-  node_ptr parse_cmp() {
-    auto lhs = parse_add();
-    if (!ok_) return nullptr;
+  void parse_cmp() {
+    parse_add();
+    if (!ok_) return;
     skip_ws();
     int c = col();
     static const std::pair<std::string_view, expr_op> ops[]
@@ -175,16 +216,16 @@ class parser {
          {"in", expr_op::in}};
     for (const auto& [tok, op] : ops) {
       if (accept(tok)) {
-        auto rhs = parse_add();
-        if (!ok_) return nullptr;
-        return binary(op, std::move(lhs), std::move(rhs), c);
+        parse_add();
+        if (!ok_) return;
+        emit(kind::binary, c, 2, op);
+        return;
       }
     }
-    return lhs;
   }
 
-  node_ptr parse_add() {
-    auto lhs = parse_mul();
+  void parse_add() {
+    parse_mul();
     while (ok_) {
       skip_ws();
       int c = col();
@@ -195,15 +236,14 @@ class parser {
         op = expr_op::sub;
       else
         break;
-      auto rhs = parse_mul();
-      if (!ok_) return nullptr;
-      lhs = binary(op, std::move(lhs), std::move(rhs), c);
+      parse_mul();
+      if (!ok_) return;
+      emit(kind::binary, c, 2, op);
     }
-    return ok_ ? std::move(lhs) : nullptr;
   }
 
-  node_ptr parse_mul() {
-    auto lhs = parse_unary();
+  void parse_mul() {
+    parse_unary();
     while (ok_) {
       skip_ws();
       int c = col();
@@ -216,69 +256,57 @@ class parser {
         op = expr_op::mod;
       else
         break;
-      auto rhs = parse_unary();
-      if (!ok_) return nullptr;
-      lhs = binary(op, std::move(lhs), std::move(rhs), c);
+      parse_unary();
+      if (!ok_) return;
+      emit(kind::binary, c, 2, op);
     }
-    return ok_ ? std::move(lhs) : nullptr;
   }
 
-  node_ptr parse_unary() {
-    depth_guard g{*this};
-    if (depth_ > max_depth) return bad("expression nested too deeply");
+  void parse_unary() {
     skip_ws();
     int c = col();
     if (accept("-")) {
-      auto operand = parse_unary();
-      if (!ok_) return nullptr;
-      auto n = make(expr_node::kind::unary, c);
-      n->op = expr_op::neg;
-      n->children.push_back(std::move(operand));
-      return n;
+      depth_guard g{*this};
+      if (too_deep()) return;
+      parse_unary();
+      if (!ok_) return;
+      emit(kind::unary, c, 1, expr_op::neg);
+      return;
     }
-    return parse_postfix();
+    parse_postfix();
   }
 
-  node_ptr parse_postfix() {
-    auto base = parse_primary();
+  void parse_postfix() {
+    parse_primary();
     while (ok_) {
       skip_ws();
       int c = col();
       if (accept(".")) {
         skip_ws();
+        auto at = pos_;
         auto name = ident();
         if (name.empty()) return bad("expected a field name after '.'");
-        if (base->k == expr_node::kind::variable && base->name == "steps")
-          if (std::find(refs_.begin(), refs_.end(), name) == refs_.end())
-            refs_.push_back(name);
-        auto n = make(expr_node::kind::member, c);
-        n->name = std::move(name);
-        n->children.push_back(std::move(base));
-        base = std::move(n);
+        emit_named(kind::member, c, at, name.size(), 1);
       } else if (accept("[")) {
-        auto idx = parse_or();
-        if (!ok_) return nullptr;
+        parse_or();
+        if (!ok_) return;
         if (!accept("]")) return bad("expected ']'");
-        auto n = make(expr_node::kind::index, c);
-        n->children.push_back(std::move(base));
-        n->children.push_back(std::move(idx));
-        base = std::move(n);
+        emit(kind::index, c, 2);
       } else {
         break;
       }
     }
-    return ok_ ? std::move(base) : nullptr;
   }
 
-  std::string ident() {
+  std::string_view ident() {
     if (pos_ >= src_.size() || !is_ident_start(src_[pos_])) return {};
     auto start = pos_;
     while (pos_ < src_.size() && is_ident_char(src_[pos_]))
       ++pos_;
-    return std::string{src_.substr(start, pos_ - start)};
+    return src_.substr(start, pos_ - start);
   }
 
-  node_ptr parse_primary() {
+  void parse_primary() {
     skip_ws();
     int c = col();
     if (pos_ >= src_.size()) return bad("unexpected end of expression");
@@ -286,90 +314,87 @@ class parser {
     if (ch >= '0' && ch <= '9') return number();
     if (ch == '"' || ch == '\'') return string_literal();
     if (accept("(")) {
-      auto inner = parse_or();
-      if (!ok_) return nullptr;
+      parse_or();
+      if (!ok_) return;
       if (!accept(")")) return bad("expected ')'");
-      return inner;
+      return;
     }
     if (accept("[")) return list(c);
     if (accept("{")) return object(c);
     if (!is_ident_start(ch))
       return bad(std::string{"unexpected character '"} + ch + "'");
+    auto at = pos_;
     auto name = ident();
-    if (name == "true" || name == "false" || name == "null") {
-      auto n = make(expr_node::kind::literal, c);
-      n->value = name == "null" ? json(nullptr) : json(name == "true");
-      return n;
-    }
-    if (peek('(')) return call(std::move(name), c);
+    if (name == "true" || name == "false" || name == "null")
+      return emit_literal(c, name == "null" ? json(nullptr)
+                                            : json(name == "true"));
+    if (peek('(')) return call(at, name, c);
     if (std::find(std::begin(roots), std::end(roots), name)
         == std::end(roots)) {
-      fail(c, "unknown name '" + name
+      fail(c, "unknown name '" + std::string{name}
                 + "' (use input, steps, error, item or index)");
-      return nullptr;
+      return;
     }
-    auto n = make(expr_node::kind::variable, c);
-    n->name = std::move(name);
-    return n;
+    emit_named(kind::variable, c, at, name.size());
   }
 
-  node_ptr call(std::string name, int c) {
+  void call(std::size_t at, std::string_view name, int c) {
     if (std::find(std::begin(functions), std::end(functions), name)
         == std::end(functions)) {
-      fail(c, "unknown function '" + name + "'");
-      return nullptr;
+      fail(c, "unknown function '" + std::string{name} + "'");
+      return;
     }
     accept("(");
-    auto n = make(expr_node::kind::call, c);
-    n->name = std::move(name);
+    std::uint32_t arity = 0;
     if (!accept(")")) {
       do {
-        auto arg = parse_or();
-        if (!ok_) return nullptr;
-        n->children.push_back(std::move(arg));
+        parse_or();
+        if (!ok_) return;
+        ++arity;
       } while (accept(","));
       if (!accept(")")) return bad("expected ')' or ','");
     }
-    return n;
+    emit_named(kind::call, c, at, name.size(), arity);
   }
 
-  node_ptr list(int c) {
-    auto n = make(expr_node::kind::list, c);
-    if (accept("]")) return n;
-    do {
-      auto item = parse_or();
-      if (!ok_) return nullptr;
-      n->children.push_back(std::move(item));
-    } while (accept(","));
-    if (!accept("]")) return bad("expected ']' or ','");
-    return n;
+  void list(int c) {
+    std::uint32_t arity = 0;
+    if (!accept("]")) {
+      do {
+        parse_or();
+        if (!ok_) return;
+        ++arity;
+      } while (accept(","));
+      if (!accept("]")) return bad("expected ']' or ','");
+    }
+    emit(kind::list, c, arity);
   }
 
-  node_ptr object(int c) {
-    auto n = make(expr_node::kind::object, c);
-    if (accept("}")) return n;
-    do {
-      skip_ws();
-      std::string key;
-      if (peek('"') || peek('\'')) {
-        auto lit = string_literal();
-        if (!ok_) return nullptr;
-        key = lit->value.get<std::string>();
-      } else {
-        key = ident();
-        if (key.empty()) return bad("expected an object key");
-      }
-      if (!accept(":")) return bad("expected ':' after object key");
-      auto value = parse_or();
-      if (!ok_) return nullptr;
-      n->keys.push_back(std::move(key));
-      n->children.push_back(std::move(value));
-    } while (accept(","));
-    if (!accept("}")) return bad("expected '}' or ','");
-    return n;
+  void object(int c) {
+    std::uint32_t arity = 0;
+    if (!accept("}")) {
+      do {
+        skip_ws();
+        if (peek('"') || peek('\'')) {
+          string_literal();
+          if (!ok_) return;
+        } else {
+          int kc = col();
+          auto key = ident();
+          if (key.empty()) return bad("expected an object key");
+          emit_literal(kc, std::string{key});
+        }
+        if (!accept(":")) return bad("expected ':' after object key");
+        parse_or();
+        if (!ok_) return;
+        arity += 2;
+      } while (accept(","));
+      if (!accept("}")) return bad("expected '}' or ','");
+    }
+    emit(kind::object, c, arity);
   }
 
-  node_ptr number() {
+  void number() {
     int c = col();
     auto start = pos_;
     bool is_float = false;
@@ -383,16 +408,14 @@ class parser {
       ++pos_;
     }
     auto text = src_.substr(start, pos_ - start);
-    auto n = make(expr_node::kind::literal, c);
     if (!is_float) {
       std::int64_t v = 0;
       auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
       if (ec != std::errc{} || p != text.data() + text.size()) {
         fail(c, "invalid number '" + std::string{text} + "'");
-        return nullptr;
+        return;
       }
-      n->value = v;
-      return n;
+      return emit_literal(c, v);
     }
     std::string copy{text};
     char* end = nullptr;
@@ -400,13 +423,12 @@ class parser {
     if (end != copy.c_str() + copy.size() || !(d == d)
         || d > 1.7976931348623157e308) {
       fail(c, "invalid number '" + copy + "'");
-      return nullptr;
+      return;
     }
-    n->value = d;
-    return n;
+    emit_literal(c, d);
   }
 
-  node_ptr string_literal() {
+  void string_literal() {
     int c = col();
     char quote = src_[pos_++];
     std::string out;
@@ -426,21 +448,19 @@ class parser {
         case '"': out += '"'; break;
         default:
           fail(col() - 1, std::string{"unknown escape '\\"} + esc + "'");
-          return nullptr;
+          return;
       }
     }
     if (pos_ >= src_.size()) {
       fail(c, "unterminated string");
-      return nullptr;
+      return;
     }
     ++pos_;
-    auto n = make(expr_node::kind::literal, c);
-    n->value = std::move(out);
-    return n;
+    emit_literal(c, std::move(out));
   }
 
   std::string_view src_;
-  std::vector<std::string>& refs_;
+  expr_tree tree_;
   std::size_t pos_ = 0;
   int depth_ = 0;
   bool ok_ = true;
@@ -449,9 +469,8 @@ class parser {
 
 } // namespace
 
-result<std::unique_ptr<expr_node>>
-parse_expr_tree(std::string_view source, std::vector<std::string>& step_refs) {
-  parser p{source, step_refs};
+result<expr_tree> parse_expr_tree(std::string_view source) {
+  parser p{source};
   return p.run();
 }
 

@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <set>
+#include <unordered_map>
+
+#include "src/workflow/limits.hpp"
 
 namespace cerebelum::workflow {
 
@@ -59,15 +62,47 @@ std::vector<std::vector<bool>> reachability(const stage_graph& g) {
   return reach;
 }
 
+/// Printable ASCII but space: task types, queues, error kinds.
+bool is_token(std::string_view s) {
+  if (s.size() > limits::max_name_bytes) return false;
+  for (char c : s)
+    if (c < 0x21 || c > 0x7E) return false;
+  return true;
+}
+
+/// Every string of a JSON value is UTF-8 (the builder takes any `json`).
+bool utf8_strings(const json& v, int depth) {
+  if (depth > limits::max_document_depth) return false;
+  if (v.is_string())
+    return !limits::invalid_utf8_at(v.get_ref<const std::string&>());
+  if (v.is_object()) {
+    for (const auto& [k, x] : v.items())
+      if (limits::invalid_utf8_at(k) || !utf8_strings(x, depth + 1))
+        return false;
+  } else if (v.is_array()) {
+    for (const auto& x : v)
+      if (!utf8_strings(x, depth + 1)) return false;
+  }
+  return true;
+}
+
 class checker {
  public:
   explicit checker(const definition& def)
-    : def_(def), graph_(build_graph(def)), reach_(reachability(graph_)) {}
+    : def_(def), graph_(build_graph(def)), reach_(reachability(graph_)) {
+    for (std::size_t i = 0; i < def_.steps.size(); ++i)
+      step_index_.emplace(def_.steps[i].name, static_cast<int>(i));
+    stage_of_.resize(def_.steps.size(), 0);
+    for (std::size_t i = 0; i < def_.stages.size(); ++i)
+      for (auto s : def_.stages[i].steps)
+        if (s < stage_of_.size()) stage_of_[s] = i;
+  }
 
   std::vector<diagnostic> run() {
     if (def_.name.empty()) add(0, {}, "the workflow has no name");
     if (def_.stages.empty()) add(0, {}, "the workflow has no steps");
     if (def_.max_iterations == 0) add(0, {}, "max_iterations must be >= 1");
+    check_identity();
     check_names();
     for (std::size_t i = 0; i < def_.stages.size(); ++i)
       check_stage(i);
@@ -81,6 +116,60 @@ class checker {
  private:
   void add(int line, const std::string& step, std::string msg) {
     problems_.push_back(diagnostic{def_.file, line, 0, step, std::move(msg)});
+  }
+
+  void check_identity() {
+    if (!def_.name.empty() && !is_valid_workflow_name(def_.name))
+      add(0, {},
+          "invalid workflow name '" + def_.name + "' (1 to "
+            + std::to_string(limits::max_name_bytes)
+            + " letters, digits, '.', '_' or '-', starting with a letter or "
+              "a digit)");
+    if (!def_.version.empty()
+        && (def_.version.size() > limits::max_version_bytes
+            || !is_valid_workflow_name(def_.version)))
+      add(0, {},
+          "invalid version '" + def_.version + "' (up to "
+            + std::to_string(limits::max_version_bytes)
+            + " letters, digits, '.', '_' or '-', starting with a letter or "
+              "a digit)");
+    if (!utf8_strings(def_.input_schema, 0))
+      add(0, {},
+          "input_schema: a string is not valid UTF-8 (or the schema is "
+          "nested more than "
+            + std::to_string(limits::max_document_depth) + " levels deep)");
+  }
+
+  /// Task types, queues, error kinds: echoed in logs and matched by
+  /// workers, so no spaces or control characters.
+  void check_tokens(const step& s) {
+    auto token = [&](const std::string& v, const char* what, int line) {
+      if (!is_token(v))
+        add(line, s.name,
+            std::string{"invalid "} + what + " '" + v + "' (up to "
+              + std::to_string(limits::max_name_bytes)
+              + " printable ASCII characters, no spaces)");
+    };
+    token(s.target, "call or task type", s.line);
+    token(s.task_queue, "queue name", s.line);
+    token(s.fail_kind, "fail kind", s.line);
+    for (const auto& r : s.diverge)
+      token(r.kind, "error kind", r.line);
+    // Free text: any UTF-8.
+    auto text = [&](const std::string& v, const char* what, int line) {
+      if (limits::invalid_utf8_at(v))
+        add(line, s.name, std::string{what} + " is not valid UTF-8");
+    };
+    for (const auto& r : s.diverge)
+      text(r.message_contains, "a diverge message", r.line);
+    if (s.message) text(s.message->source(), "the message", s.line);
+    if (s.idempotency_key)
+      text(s.idempotency_key->source(), "the idempotency key", s.line);
+    for (const auto& [key, e] : s.input.fields) {
+      text(key, "an input key", s.line);
+      text(e.source(), "an input expression", s.line);
+    }
+    if (s.input.whole) text(s.input.whole->source(), "the input", s.line);
   }
 
   void check_names() {
@@ -152,6 +241,7 @@ class checker {
     need(s.start_to_close_timeout_ms >= 0 && s.heartbeat_timeout_ms >= 0
            && s.approval_timeout_ms >= 0 && s.sleep_ms >= 0,
          "invalid duration: durations must not be negative");
+    check_tokens(s);
     if (s.retry) check_policy(*s.retry, s.line, s.name);
     for (const auto& r : s.diverge) {
       if (r.retry) check_policy(*r.retry, r.line, s.name);
@@ -177,13 +267,13 @@ class checker {
                   std::size_t stage_idx, bool after_stage = false,
                   int line = 0) {
     for (const auto& r : refs) {
-      auto idx = def_.step_index(r);
-      if (idx < 0) {
+      auto it = step_index_.find(r);
+      if (it == step_index_.end()) {
         add(line ? line : s.line, s.name,
             "unknown step '" + r + "' referenced in an expression");
         continue;
       }
-      auto from = static_cast<std::size_t>(def_.stage_of(idx));
+      auto from = stage_of_[static_cast<std::size_t>(it->second)];
       bool same = after_stage && from == stage_idx;
       if (!same && !reach_[from][stage_idx])
         add(line ? line : s.line, s.name,
@@ -239,13 +329,17 @@ class checker {
   const definition& def_;
   stage_graph graph_;
   std::vector<std::vector<bool>> reach_;
+  std::unordered_map<std::string_view, int> step_index_;
+  std::vector<std::size_t> stage_of_;
   std::vector<diagnostic> problems_;
 };
 
 } // namespace
 
 bool is_valid_name(std::string_view name) {
-  if (name.empty() || name.size() > 128 || name == end_target) return false;
+  if (name.empty() || name.size() > limits::max_name_bytes
+      || name == end_target)
+    return false;
   if (name[0] >= '0' && name[0] <= '9') return false;
   for (char c : name)
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
@@ -254,7 +348,29 @@ bool is_valid_name(std::string_view name) {
   return true;
 }
 
+bool is_valid_workflow_name(std::string_view name) {
+  if (name.empty() || name.size() > limits::max_name_bytes) return false;
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9');
+  };
+  if (!alnum(name[0])) return false;
+  for (char c : name)
+    if (!alnum(c) && c != '.' && c != '_' && c != '-') return false;
+  return true;
+}
+
 std::vector<diagnostic> validate(const definition& def) {
+  // Before the stage graph, whose reachability matrix is quadratic in the
+  // number of stages (the builder can make any number).
+  if (def.steps.size() > limits::max_steps)
+    return {diagnostic{def.file,
+                       0,
+                       0,
+                       {},
+                       "the workflow has more than "
+                         + std::to_string(limits::max_steps)
+                         + " steps (limit max_steps)"}};
   return checker{def}.run();
 }
 

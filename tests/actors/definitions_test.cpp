@@ -1,0 +1,113 @@
+// Which workflow definitions the engine context holds and when it releases
+// them (docs/worker-protocol.md, "Definitions a worker holds").
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "actors/engine_context.hpp"
+#include "src/workflow/loader.hpp"
+
+using namespace cerebelum;
+using actors::engine_context;
+
+namespace {
+
+workflow::definition def(const std::string& name, const std::string& label) {
+  auto r = workflow::load_yaml("name: " + name + "\nversion: \"" + label
+                               + "\"\nsteps:\n  - {name: a, set: '1'}\n");
+  REQUIRE(r.ok());
+  return std::move(*r);
+}
+
+/// Versions of `name` the context holds, without marking any as needed
+/// (`latest` and `find` would).
+std::vector<std::uint64_t> versions(const engine_context& ctx,
+                                    const std::string& name) {
+  std::vector<std::uint64_t> out;
+  for (auto& [n, v, source] : ctx.definitions())
+    if (n == name) out.push_back(v);
+  return out;
+}
+
+struct booted {
+  engine_context ctx{nullptr, actors::engine_options{}, 1};
+  booted() {
+    ctx.note_resurrection_done(std::chrono::milliseconds{0});
+  }
+};
+
+} // namespace
+
+TEST_CASE("a worker's definition is released when the worker leaves and no "
+          "execution needs it") {
+  booted b;
+  b.ctx.register_definitions("w", {def("flow", "1")});
+  CHECK(versions(b.ctx, "flow").size() == 1);
+  b.ctx.unregister_definitions("w");
+  CHECK(versions(b.ctx, "flow").empty());
+  CHECK(b.ctx.latest("flow") == nullptr);
+}
+
+TEST_CASE("registering again replaces what a worker holds, and the latest "
+          "remaining version is the one a start uses") {
+  booted b;
+  auto v0 = def("flow", "0");
+  auto h0 = v0.version_hash;
+  b.ctx.add_definition(std::move(v0), "file flow.yaml");
+  auto v1 = def("flow", "1");
+  auto v2 = def("flow", "2");
+  auto h1 = v1.version_hash;
+  auto h2 = v2.version_hash;
+  b.ctx.register_definitions("w", {std::move(v1)});
+  b.ctx.register_definitions("w", {std::move(v2)});
+  auto held = versions(b.ctx, "flow");
+  CHECK(std::count(held.begin(), held.end(), h1) == 0);
+  CHECK(std::count(held.begin(), held.end(), h2) == 1);
+  b.ctx.unregister_definitions("w");
+  // The file's version is never released and is the latest again.
+  CHECK(versions(b.ctx, "flow") == std::vector<std::uint64_t>{h0});
+  REQUIRE(b.ctx.latest("flow"));
+  CHECK(b.ctx.latest("flow")->version_hash == h0);
+}
+
+TEST_CASE("a version an execution started on stays after its worker "
+          "registers another one and leaves") {
+  booted b;
+  b.ctx.register_definitions("w", {def("flow", "1")});
+  auto started = b.ctx.latest("flow"); // what a start does
+  REQUIRE(started);
+  b.ctx.register_definitions("w", {def("flow", "2")});
+  b.ctx.unregister_definitions("w");
+  auto held = versions(b.ctx, "flow");
+  CHECK(held == std::vector<std::uint64_t>{started->version_hash});
+  CHECK(b.ctx.find("flow", started->version_hash) == started);
+}
+
+TEST_CASE("a version open at boot stays, and nothing is released before the "
+          "resurrector is done") {
+  engine_context ctx{nullptr, actors::engine_options{}, 1};
+  auto open = def("flow", "1");
+  auto h = open.version_hash;
+  ctx.note_open_execution("flow", h);
+  ctx.register_definitions("w", {std::move(open)});
+  ctx.register_definitions("x", {def("other", "1")});
+  ctx.unregister_definitions("w");
+  ctx.unregister_definitions("x");
+  // Booting: the resurrector may not have reported every open execution.
+  CHECK(versions(ctx, "other").size() == 1);
+  ctx.note_resurrection_done(std::chrono::milliseconds{0});
+  CHECK(versions(ctx, "other").empty());
+  CHECK(versions(ctx, "flow") == std::vector<std::uint64_t>{h});
+}
+
+TEST_CASE("two workers holding one version keep it until both leave") {
+  booted b;
+  auto d = def("flow", "1");
+  auto h = d.version_hash;
+  b.ctx.register_definitions("w1", {d});
+  b.ctx.register_definitions("w2", {std::move(d)});
+  b.ctx.unregister_definitions("w1");
+  CHECK(versions(b.ctx, "flow") == std::vector<std::uint64_t>{h});
+  b.ctx.unregister_definitions("w2");
+  CHECK(versions(b.ctx, "flow").empty());
+}
