@@ -1,5 +1,7 @@
 #include "src/workflow/limits.hpp"
 
+#include "src/workflow/safe_text.hpp"
+
 #include <vector>
 
 namespace cerebelum::workflow::limits {
@@ -105,38 +107,11 @@ std::optional<std::string> check_value(const json& v) {
 }
 
 std::optional<std::size_t> invalid_utf8_at(std::string_view text) noexcept {
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  std::size_t n = text.size();
   std::size_t i = 0;
-  while (i < n) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return i;
-    }
-    if (i + len > n) return i;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800)
-                    || (len == 4 && cp < 0x10000);
-    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-    i += len;
+  while (i < text.size()) {
+    auto n = utf8_sequence_length(text.substr(i));
+    if (n == 0) return i;
+    i += n;
   }
   return std::nullopt;
 }

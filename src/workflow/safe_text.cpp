@@ -1,5 +1,7 @@
 #include "src/workflow/safe_text.hpp"
 
+#include "src/workflow/limits.hpp"
+
 #include <algorithm>
 #include <cstdint>
 
@@ -7,8 +9,21 @@ namespace cerebelum::workflow {
 
 namespace {
 
-/// Length of the well-formed UTF-8 sequence at the start of `s`, or 0.
-std::size_t utf8_sequence(std::string_view s) noexcept {
+void append_hex(std::string& out, std::uint8_t c) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += "\\x";
+  out += hex[c >> 4];
+  out += hex[c & 0xf];
+}
+
+std::string field_prefix(std::string_view field) {
+  return std::string{field} + ": ";
+}
+
+} // namespace
+
+std::size_t utf8_sequence_length(std::string_view s) noexcept {
+  if (s.empty()) return 0;
   auto b = [&](std::size_t i) {
     return static_cast<std::uint8_t>(s[i]);
   };
@@ -33,32 +48,8 @@ std::size_t utf8_sequence(std::string_view s) noexcept {
   return 0;
 }
 
-void append_hex(std::string& out, std::uint8_t c) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out += "\\x";
-  out += hex[c >> 4];
-  out += hex[c & 0xf];
-}
-
-std::string field_prefix(std::string_view field) {
-  return std::string{field} + ": ";
-}
-
-} // namespace
-
 bool valid_utf8(std::string_view text) noexcept {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    // Fast path for ASCII runs.
-    if (static_cast<std::uint8_t>(text[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    auto n = utf8_sequence(text.substr(i));
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
+  return !limits::invalid_utf8_at(text).has_value();
 }
 
 std::string printable(std::string_view text, std::size_t max_bytes) {
@@ -72,7 +63,7 @@ std::string printable(std::string_view text, std::size_t max_bytes) {
       ++i;
       continue;
     }
-    auto n = c < 0x80 ? 1 : utf8_sequence(text.substr(i));
+    auto n = c < 0x80 ? 1 : utf8_sequence_length(text.substr(i));
     if (n == 0) {
       append_hex(out, c);
       ++i;

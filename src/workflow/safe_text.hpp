@@ -13,16 +13,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/workflow/limits.hpp"
 #include "src/workflow/result.hpp"
 
 namespace cerebelum::workflow {
 
 using json = nlohmann::json;
 
-/// Deepest nesting of arrays and objects a JSON document may have. nlohmann's
-/// serializer recurses once per level (a document nested ~47,000 levels
-/// overflows an 8 MiB stack); 128 leaves a wide margin on any thread.
-constexpr int max_json_depth = 128;
+/// Deepest nesting of arrays and objects a JSON document may have: the same
+/// as a value an expression may build (nlohmann's serializer recurses once
+/// per level and overflows an 8 MiB stack near 47,000 levels).
+constexpr int max_json_depth = limits::max_value_depth;
 
 /// Largest JSON document accepted at a boundary (the event payload limit is
 /// 1 MiB; a request may carry a little more than one payload).
@@ -54,6 +55,10 @@ struct json_limits {
 /// Compact JSON text of `value`; invalid UTF-8 in strings is replaced, so
 /// this never throws.
 [[nodiscard]] std::string safe_dump(const json& value, int indent = -1);
+
+/// Length of the well-formed UTF-8 sequence at the start of `s` (1 to 4),
+/// or 0 when it starts with an ill-formed one (or `s` is empty).
+[[nodiscard]] std::size_t utf8_sequence_length(std::string_view s) noexcept;
 
 /// True when `text` is well-formed UTF-8 (no overlong forms, no surrogates,
 /// nothing above U+10FFFF).
