@@ -5,6 +5,7 @@
 #include <caf/send.hpp>
 #include <caf/system_messages.hpp>
 
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -75,8 +76,10 @@ caf::error check_by(const std::string& by) {
 }
 
 caf::error check_json_value(std::string_view field, const json& value) {
-  if (workflow::json_depth(value, workflow::max_json_depth)
-      > workflow::max_json_depth)
+  // Depth only: the size of a start input is checked on its text.
+  auto size = workflow::limits::measure(
+    value, std::numeric_limits<std::size_t>::max(), workflow::max_json_depth);
+  if (size.depth > workflow::max_json_depth)
     return make_error(errc::invalid_argument,
                       std::string{field} + ": JSON nested deeper than "
                         + std::to_string(workflow::max_json_depth) + " levels");

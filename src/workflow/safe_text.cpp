@@ -108,16 +108,6 @@ int json_text_depth(std::string_view text, int stop_at) {
   return deepest;
 }
 
-int json_depth(const json& value, int stop_at) {
-  if (!value.is_structured() || stop_at < 0) return 0;
-  int deepest = 0;
-  for (auto& child : value) {
-    deepest = std::max(deepest, json_depth(child, stop_at - 1));
-    if (deepest >= stop_at) break;
-  }
-  return deepest + 1;
-}
-
 result<json> parse_json(std::string_view text, std::string_view field,
                         const json_limits& limits) {
   auto fail = [&](std::string message) -> result<json> {

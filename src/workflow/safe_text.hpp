@@ -48,10 +48,6 @@ struct json_limits {
 /// without parsing; strings are skipped. Stops counting at `stop_at`.
 [[nodiscard]] int json_text_depth(std::string_view text, int stop_at);
 
-/// The nesting depth of a JSON value, stopping at `stop_at` (so a value
-/// nested deeper than that is never walked further).
-[[nodiscard]] int json_depth(const json& value, int stop_at);
-
 /// Compact JSON text of `value`; invalid UTF-8 in strings is replaced, so
 /// this never throws.
 [[nodiscard]] std::string safe_dump(const json& value, int indent = -1);
