@@ -42,20 +42,6 @@ struct fixture {
   }
 };
 
-bytes message(const std::string& types, const bytes& values = {}) {
-  // No forwarding stack, object number 0, the type name, the values.
-  bytes out;
-  out.reserve(4 + types.size() + values.size());
-  out.push_back(0x00);
-  out.push_back(0x00);
-  out.push_back(0x00);
-  out.push_back(static_cast<std::uint8_t>(types.size()));
-  for (auto c : types)
-    out.push_back(static_cast<std::uint8_t>(c));
-  append(out, values);
-  return out;
-}
-
 /// (sys, get, "info"): what a worker's middleman asks "SpawnServ".
 bytes info_query(const std::string& key = "info") {
   bytes values;
@@ -66,7 +52,7 @@ bytes info_query(const std::string& key = "info") {
   values.push_back(static_cast<std::uint8_t>(key.size()));
   for (auto c : key)
     values.push_back(static_cast<std::uint8_t>(c));
-  return message("@<>+@atom+@atom+@str", values);
+  return message_payload("@<>+@atom+@atom+@str", values);
 }
 
 basp_header direct_to(std::uint64_t dest) {
@@ -90,10 +76,10 @@ TEST_CASE_METHOD(fixture, "a worker's handshakes, spawn server query and "
   auto query = direct_to(static_cast<std::uint64_t>(caf::atom("SpawnServ")));
   query.flags = 0x01;
   append(stream, sized_frame(query, info_query()));
-  append(stream,
-         sized_frame(direct_to(17), message("@<>+@atom+cerebelum::worker::"
-                                            "complete_msg",
-                                            bytes(100, 0x02))));
+  append(stream, sized_frame(direct_to(17),
+                             message_payload("@<>+@atom+cerebelum::worker::"
+                                             "complete_msg",
+                                             bytes(100, 0x02))));
   basp_header monitor;
   monitor.operation = 0x04;
   monitor.dest_actor = 17;
@@ -111,8 +97,8 @@ TEST_CASE_METHOD(fixture, "a worker's handshakes, spawn server query and "
 TEST_CASE_METHOD(fixture, "a payload longer than the inspected prefix is "
                           "forwarded as it streams in") {
   auto stream = client_handshake();
-  append(stream,
-         sized_frame(direct_to(17), message("@<>+@str", bytes(100000, 'x'))));
+  append(stream, sized_frame(direct_to(17),
+                             message_payload("@<>+@str", bytes(100000, 'x'))));
   basp_checker c{limits};
   c.allow_destination(gateway);
   // The header waits for the first 4096 payload bytes, then the rest flows.
@@ -155,26 +141,30 @@ TEST_CASE_METHOD(fixture, "frames that crash or bloat libcaf_io are "
     {"server_handshake from a client", frame(server_hs)},
     {"4 GiB payload", after_hs(frame(huge))},
     {"4 GiB handshake", frame(basp_header{1, 0, 0, 0, 0xFFFFFFF0u, 0, 0, 0})},
-    {"direct message first", sized_frame(direct_to(17), message("@<>"))},
+    {"direct message first",
+     sized_frame(direct_to(17), message_payload("@<>"))},
     {"padding", sized_frame(padded, node_id(1))},
-    {"routed message", after_hs(sized_frame(routed, message("@<>")))},
-    {"named receiver", after_hs(sized_frame(named, message("@<>")))},
+    {"routed message", after_hs(sized_frame(routed, message_payload("@<>")))},
+    {"named receiver", after_hs(sized_frame(named, message_payload("@<>")))},
     {"message to an actor the node did not introduce",
-     after_hs(sized_frame(direct_to(1), message("@<>+@str", {0x01, 'x'})))},
+     after_hs(
+       sized_frame(direct_to(1), message_payload("@<>+@str", {0x01, 'x'})))},
     {"spawn server asked for another key",
      after_hs(sized_frame(spawn_serv, info_query("ConfigServ")))},
     {"unknown operation", after_hs(frame(unknown))},
     {"handshake with another node id", after_hs(client_handshake(/*pid=*/7))},
     {"handshake with an empty host",
      sized_frame(zero_hs, node_id(1, /*host_fill=*/0))},
-    {"charbuf", after_hs(sized_frame(direct_to(17),
-                                     message("@<>+@charbuf",
-                                             {0xFF, 0xFF, 0xFF, 0xFF, 0x0F})))},
+    {"charbuf",
+     after_hs(sized_frame(direct_to(17),
+                          message_payload("@<>+@charbuf",
+                                          {0xFF, 0xFF, 0xFF, 0xFF, 0x0F})))},
     {"nested message",
-     after_hs(sized_frame(direct_to(17), message("@<>+@message")))},
+     after_hs(sized_frame(direct_to(17), message_payload("@<>+@message")))},
     {"node-internal type",
-     after_hs(sized_frame(direct_to(17), message("@<>+cerebelum::supervision::"
-                                                 "child_info")))},
+     after_hs(
+       sized_frame(direct_to(17), message_payload("@<>+cerebelum::supervision::"
+                                                  "child_info")))},
     {"forwarding stack",
      after_hs(sized_frame(direct_to(17), bytes{0x01, 0x00, 0x00, 0x00}))},
     {"varbyte longer than 5 bytes",
@@ -234,8 +224,10 @@ TEST_CASE_METHOD(fixture, "the worker may message the published gateway and "
   for (std::size_t i = 0; i < from_node.size(); i += 7)
     REQUIRE_FALSE(node_side.feed(
       from_node.data() + i, std::min<std::size_t>(7, from_node.size() - i), c));
-  auto to_gateway = sized_frame(direct_to(23), message("@<>+@str", {1, 'x'}));
-  auto answer = sized_frame(direct_to(31), message("@<>+@str", {1, 'y'}));
+  auto to_gateway = sized_frame(direct_to(23),
+                                message_payload("@<>+@str", {1, 'x'}));
+  auto answer = sized_frame(direct_to(31),
+                            message_payload("@<>+@str", {1, 'y'}));
   auto stream = client_handshake();
   append(stream, to_gateway);
   append(stream, to_gateway);

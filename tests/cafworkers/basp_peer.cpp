@@ -2,6 +2,8 @@
 
 #include <caf/atom.hpp>
 
+#include "tests/support/scratch.hpp"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <fstream>
@@ -43,16 +45,8 @@ void put_be(bytes& out, std::uint64_t x, int size) {
 
 } // namespace
 
-raw_peer::raw_peer(int port) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<std::uint16_t>(port));
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
+raw_peer::raw_peer(int port) : fd_(connect_loopback(port)) {
+  // nop
 }
 
 raw_peer::~raw_peer() {
@@ -158,12 +152,17 @@ void append(bytes& x, const bytes& more) {
   x.insert(x.end(), more.begin(), more.end());
 }
 
-long rss_kib(int pid) {
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
+bytes message_payload(const std::string& types, const bytes& values) {
+  bytes out;
+  out.reserve(4 + types.size() + values.size());
+  out.push_back(0x00);
+  out.push_back(0x00);
+  out.push_back(0x00);
+  out.push_back(static_cast<std::uint8_t>(types.size()));
+  for (auto c : types)
+    out.push_back(static_cast<std::uint8_t>(c));
+  append(out, values);
+  return out;
 }
 
 } // namespace cerebelum::test

@@ -65,7 +65,8 @@ bytes sized_frame(caf_guard::basp_header hdr, const bytes& payload);
 /// Appends `more` to `x`.
 void append(bytes& x, const bytes& more);
 
-/// Resident set size of process `pid` in KiB (VmRSS), or -1.
-long rss_kib(int pid);
+/// A BASP message payload: no forwarding stack, object number 0, the
+/// message's type name `types`, then `values` as serialized.
+bytes message_payload(const std::string& types, const bytes& values = {});
 
 } // namespace cerebelum::test

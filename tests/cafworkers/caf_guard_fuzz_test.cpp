@@ -52,21 +52,6 @@ bytes direct_payload(caf::actor_system& sys, caf::message msg) {
   return bytes(buf.begin(), buf.end());
 }
 
-/// A payload whose message type name is `types` followed by `values`.
-bytes raw_message_payload(const std::string& types, const bytes& values) {
-  // No forwarding stack, object number 0, the type name, the values.
-  bytes out;
-  out.reserve(4 + types.size() + values.size());
-  out.push_back(0x00);
-  out.push_back(0x00);
-  out.push_back(0x00);
-  out.push_back(static_cast<std::uint8_t>(types.size()));
-  for (auto c : types)
-    out.push_back(static_cast<std::uint8_t>(c));
-  append(out, values);
-  return out;
-}
-
 basp_header direct(std::uint64_t dest, std::uint64_t mid = 1) {
   basp_header hdr;
   hdr.operation = 0x02;
@@ -141,14 +126,14 @@ std::vector<bytes> make_corpus(caf::actor_system& sys, std::uint64_t aid) {
                                                       std::string{"fuzz"}))));
   // Hostile: a byte buffer CAF resizes to 4 GiB before reading it, a nested
   // message, a type the node has but a worker never sends.
-  with_hs(sized_frame(
-    direct(aid),
-    raw_message_payload("@<>+@charbuf", bytes{0xFF, 0xFF, 0xFF, 0xFF, 0x0F})));
-  with_hs(sized_frame(
-    direct(aid), raw_message_payload("@<>+@message",
-                                     bytes{0x00, 0x00, 0x03, '@', '<', '>'})));
   with_hs(sized_frame(direct(aid),
-                      raw_message_payload("@<>+@error", bytes(9, 0x01))));
+                      message_payload("@<>+@charbuf",
+                                      bytes{0xFF, 0xFF, 0xFF, 0xFF, 0x0F})));
+  with_hs(sized_frame(direct(aid),
+                      message_payload("@<>+@message",
+                                      bytes{0x00, 0x00, 0x03, '@', '<', '>'})));
+  with_hs(
+    sized_frame(direct(aid), message_payload("@<>+@error", bytes(9, 0x01))));
   return corpus;
 }
 
@@ -344,7 +329,7 @@ TEST_CASE("thousands of mutated BASP streams neither crash the node nor "
     REQUIRE(found);
     aid = *found;
   }
-  auto before = rss_kib(pid);
+  auto before = proc_status_kib(pid, "VmRSS");
   mutator gen{seed, make_corpus(sys, aid), aid};
   cerebelum::caf_guard::check_limits limits;
   limits.allowed_types = cerebelum::caf_guard::worker_type_names();
@@ -382,7 +367,7 @@ TEST_CASE("thousands of mutated BASP streams neither crash the node nor "
   }
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
     std::chrono::steady_clock::now() - started);
-  auto after = rss_kib(pid);
+  auto after = proc_status_kib(pid, "VmRSS");
   node.process().drain();
   std::size_t printed = 0;
   const auto& out = node.process().output();

@@ -95,7 +95,7 @@ TEST_CASE("a BASP header declaring a 4 GiB payload does not make the node "
           "reserve it") {
   caf_node node;
   auto pid = node.process().pid();
-  auto before = rss_kib(pid);
+  auto before = proc_status_kib(pid, "VmRSS");
   REQUIRE(before > 0);
   // One as the first frame, one after a valid handshake.
   raw_peer first{node.caf_port};
@@ -115,7 +115,7 @@ TEST_CASE("a BASP header declaring a 4 GiB payload does not make the node "
   REQUIRE(second.send(stream));
   CHECK(first.wait_closed(10s));
   CHECK(second.wait_closed(10s));
-  auto after = rss_kib(pid);
+  auto after = proc_status_kib(pid, "VmRSS");
   INFO("RSS before " << before << " KiB, after " << after << " KiB");
   CHECK(after > 0); // -1: the node is gone
   CHECK(after - before < 64 * 1024);

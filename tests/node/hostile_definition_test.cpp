@@ -13,32 +13,14 @@
 
 #include "tests/node/node_fixture.hpp"
 #include "tests/workers/worker_client.hpp"
+#include "tests/workflow/support.hpp"
 
 using namespace cerebelum;
 using namespace cerebelum::test;
 using namespace std::chrono_literals;
+using cerebelum::workflow::test::alias_bomb;
 
 namespace {
-
-/// 9 levels of 10 aliases in an input schema enum: 683 bytes, 10^9 strings
-/// once expanded.
-std::string alias_bomb(const std::string& name) {
-  std::string y = "name: " + name
-                  + "\ninput_schema:\n  type: object\n  properties:\n    x:\n"
-                    "      a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\","
-                    "\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
-  for (int level = 1; level <= 8; ++level) {
-    auto prev = "*a" + std::to_string(level - 1);
-    y += "      a" + std::to_string(level) + ": &a" + std::to_string(level)
-         + " [";
-    for (int i = 0; i < 10; ++i)
-      y += (i ? "," : "") + prev;
-    y += "]\n";
-  }
-  y += "      enum: [*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8]\n"
-       "steps:\n  - name: a\n    set: \"1\"\n";
-  return y;
-}
 
 /// A definition of about 310 KB: 780 task steps with inputs, retry
 /// policies, diverge rules and branches, the shape of a real large flow.
@@ -63,16 +45,6 @@ std::string large_definition(const std::string& name) {
            + std::to_string(i + 1) + " }\n";
   }
   return y;
-}
-
-/// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
-long proc_kb(int pid, const std::string& field) {
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0)
-      return std::stol(line.substr(field.size() + 1));
-  return -1;
 }
 
 void write_file(const std::filesystem::path& p, const std::string& text) {
@@ -178,7 +150,7 @@ TEST_CASE("an alias bomb sent by Register is refused with INVALID_ARGUMENT and "
   CHECK(info.status() == "completed");
   CHECK(info.result_json() == "42");
   // 256 MiB: the bomb expanded needs tens of GB.
-  CHECK(proc_kb(node.process().pid(), "VmHWM") < 256 * 1024);
+  CHECK(proc_status_kib(node.process().pid(), "VmHWM") < 256 * 1024);
   // Nothing of it was registered.
   auto names = workflow_names(c);
   CHECK(std::find(names.begin(), names.end(), "bomb") == names.end());
@@ -222,7 +194,7 @@ TEST_CASE("a chain of doubling set steps fails its execution within seconds "
   CHECK_THAT(info.error().message(), Catch::Contains("step 's18'"));
   CHECK_THAT(info.error().message(), Catch::Contains("max_value_bytes"));
   // Peak resident memory of the whole node: the chain needed > 6 GB.
-  auto hwm = proc_kb(node.process().pid(), "VmHWM");
+  auto hwm = proc_status_kib(node.process().pid(), "VmHWM");
   INFO("VmHWM " << hwm << " KiB");
   CHECK(hwm < 256 * 1024);
   // The node answers.
@@ -237,7 +209,7 @@ TEST_CASE("200 distinct large definitions registered and unregistered leave "
   // A first registration and release warms the allocator up.
   REQUIRE(c.register_worker("warm", {"q"}, large_definition("warm")).ok());
   REQUIRE(unregister(c, "warm").ok());
-  auto start_kb = proc_kb(pid, "VmRSS");
+  auto start_kb = proc_status_kib(pid, "VmRSS");
   const int n = 200;
   for (int i = 0; i < n; ++i) {
     auto name = "big" + std::to_string(i);
@@ -248,7 +220,7 @@ TEST_CASE("200 distinct large definitions registered and unregistered leave "
     REQUIRE(st.ok());
     drain(node);
   }
-  auto held_kb = proc_kb(pid, "VmRSS");
+  auto held_kb = proc_status_kib(pid, "VmRSS");
   for (int i = 0; i < n; ++i) {
     auto st = unregister(c, "w" + std::to_string(i));
     INFO(st.error_message());
@@ -262,7 +234,7 @@ TEST_CASE("200 distinct large definitions registered and unregistered leave "
                         return s.rfind("big", 0) == 0;
                       })
         == 0);
-  auto end_kb = proc_kb(pid, "VmRSS");
+  auto end_kb = proc_status_kib(pid, "VmRSS");
   INFO("RSS start " << start_kb / 1024 << " MiB, with 200 held "
                     << held_kb / 1024 << " MiB, after unregister "
                     << end_kb / 1024 << " MiB");

@@ -5,13 +5,10 @@
 
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
 #include <csignal>
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <random>
 #include <sys/socket.h>
 #include <thread>
@@ -41,19 +38,11 @@ struct raw_reply {
 raw_reply raw_http(int port, const std::string& request,
                    std::chrono::milliseconds timeout = 5s) {
   raw_reply out;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
+  int fd = connect_loopback(port);
+  if (fd < 0) return out;
   timeval tv{static_cast<time_t>(timeout.count() / 1000),
              static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return out;
-  }
   std::size_t sent = 0;
   while (sent < request.size()) {
     auto n = ::send(fd, request.data() + sent, request.size() - sent,
@@ -135,15 +124,6 @@ std::size_t execution_count(node_process& node) {
   auto r = raw_http(node.http_port, get("/v1/executions?page_size=1000"));
   REQUIRE(r.status == 200);
   return json::parse(r.body)["executions"].size();
-}
-
-/// Resident memory of `pid` in KiB.
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
 }
 
 } // namespace
@@ -268,12 +248,12 @@ TEST_CASE("64 clients sending 1 MiB JSON bodies at once leave the node's "
     });
   long peak = 0;
   while (done < 64) {
-    peak = std::max(peak, rss_kib(node.process().pid()));
+    peak = std::max(peak, proc_status_kib(node.process().pid(), "VmRSS"));
     std::this_thread::sleep_for(20ms);
   }
   for (auto& t : clients)
     t.join();
-  auto after = rss_kib(node.process().pid());
+  auto after = proc_status_kib(node.process().pid(), "VmRSS");
   WARN("peak RSS " << peak / 1024 << " MiB, after " << after / 1024 << " MiB, "
                    << answered << " of 128 answered 404");
   // The rest lost their connection: the HTTP server's listen backlog is 5
@@ -463,7 +443,7 @@ TEST_CASE("a random mutation run of HTTP requests kills nothing") {
                              << " clients, statuses" << summary << ", seed "
                              << seed);
   require_alive(node);
-  auto rss = rss_kib(node.process().pid());
+  auto rss = proc_status_kib(node.process().pid(), "VmRSS");
   WARN("node RSS after the run: " << rss / 1024 << " MiB");
   CHECK(rss < 512 * 1024);
   CHECK(sent >= 2000);

@@ -63,4 +63,7 @@ class child_process {
   size_t scanned_ = 0;
 };
 
+/// A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"), or -1.
+long proc_status_kib(pid_t pid, const std::string& field);
+
 } // namespace cerebelum::test

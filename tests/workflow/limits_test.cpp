@@ -24,6 +24,7 @@
 #include "tests/workflow/support.hpp"
 
 using namespace cerebelum::workflow;
+using cerebelum::workflow::test::alias_bomb;
 using cerebelum::workflow::test::harness;
 using cerebelum::workflow::test::must_load;
 
@@ -89,25 +90,6 @@ bounded_run run_bounded(const std::function<std::string()>& fn,
   out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   out.max_rss_kb = usage.ru_maxrss;
   return out;
-}
-
-/// 9 levels of 10 aliases: 10^9 strings once expanded, 683 bytes written.
-std::string alias_bomb() {
-  std::string y = "name: bomb\ninput_schema:\n  type: object\n"
-                  "  properties:\n    x:\n      a0: &a0 [\"lol\",\"lol\","
-                  "\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\","
-                  "\"lol\"]\n";
-  for (int level = 1; level <= 8; ++level) {
-    auto prev = "*a" + std::to_string(level - 1);
-    y += "      a" + std::to_string(level) + ": &a" + std::to_string(level)
-         + " [";
-    for (int i = 0; i < 10; ++i)
-      y += (i ? "," : "") + prev;
-    y += "]\n";
-  }
-  y += "      enum: [*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8]\n"
-       "steps:\n  - name: a\n    set: \"1\"\n";
-  return y;
 }
 
 /// 29 `set` steps, each the previous one twice: 2^30 bytes at the end.

@@ -6,6 +6,24 @@
 
 namespace cerebelum::workflow::test {
 
+std::string alias_bomb(const std::string& name) {
+  std::string y = "name: " + name
+                  + "\ninput_schema:\n  type: object\n  properties:\n    x:\n"
+                    "      a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\","
+                    "\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
+  for (int level = 1; level <= 8; ++level) {
+    auto prev = "*a" + std::to_string(level - 1);
+    y += "      a" + std::to_string(level) + ": &a" + std::to_string(level)
+         + " [";
+    for (int i = 0; i < 10; ++i)
+      y += (i ? "," : "") + prev;
+    y += "]\n";
+  }
+  y += "      enum: [*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8,*a8]\n"
+       "steps:\n  - name: a\n    set: \"1\"\n";
+  return y;
+}
+
 namespace ev = cerebelum::events;
 
 definition must_load(const std::string& yaml) {

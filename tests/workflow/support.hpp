@@ -14,6 +14,10 @@ namespace cerebelum::workflow::test {
 /// Loads YAML or fails the test with the diagnostic.
 definition must_load(const std::string& yaml);
 
+/// A 683-byte YAML alias bomb named `name`: 9 levels of 10 aliases in an
+/// input schema enum, 10^9 strings once expanded.
+std::string alias_bomb(const std::string& name = "bomb");
+
 /// One-line description of an event ("scheduled a a1", "branch x -> y").
 std::string describe(const events::Event& e);
 
