@@ -83,6 +83,16 @@ engine_context::add_locked(workflow::definition def, std::string source,
   return woken;
 }
 
+bool engine_context::drop_holder_locked(const std::string& worker,
+                                        const std::set<version_key>& keep) {
+  bool dropped = false;
+  for (auto& [name, versions] : defs_)
+    for (auto& [version, e] : versions)
+      if (keep.count({name, version}) == 0 && e.workers.erase(worker) > 0)
+        dropped = true;
+  return dropped;
+}
+
 void engine_context::sweep_locked(std::vector<definition_ptr>& out) {
   // Before the resurrector reported every open execution, any version may
   // be needed by one.
@@ -164,14 +174,7 @@ void engine_context::register_definitions(
       auto ids = add_locked(std::move(d), "worker " + worker, false, worker);
       woken.insert(woken.end(), ids.begin(), ids.end());
     }
-    auto& before = held_by_[worker];
-    for (auto& key : before)
-      if (now.count(key) == 0)
-        if (auto n = defs_.find(key.first); n != defs_.end())
-          if (auto v = n->second.find(key.second); v != n->second.end())
-            v->second.workers.erase(worker);
-    before = std::move(now);
-    if (before.empty()) held_by_.erase(worker);
+    drop_holder_locked(worker, now);
     sweep_locked(released);
   }
   after_change("worker " + worker + " registered", std::move(woken),
@@ -182,13 +185,7 @@ void engine_context::unregister_definitions(const std::string& worker) {
   std::vector<definition_ptr> released;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto held = held_by_.find(worker);
-    if (held == held_by_.end()) return;
-    for (auto& key : held->second)
-      if (auto n = defs_.find(key.first); n != defs_.end())
-        if (auto v = n->second.find(key.second); v != n->second.end())
-          v->second.workers.erase(worker);
-    held_by_.erase(held);
+    if (!drop_holder_locked(worker, {})) return;
     sweep_locked(released);
   }
   after_change("worker " + worker + " gone", {}, std::move(released));

@@ -241,6 +241,10 @@ class engine_context {
   std::vector<std::string> add_locked(workflow::definition def,
                                       std::string source, bool permanent,
                                       const std::string& worker);
+  /// Drops, under `mtx_`, worker `worker` from the holders of every version
+  /// not in `keep`; returns whether it held any.
+  bool drop_holder_locked(const std::string& worker,
+                          const std::set<version_key>& keep);
   /// Releases, under `mtx_`, every version no one needs; moves them into
   /// `out` so that they are destroyed outside the lock.
   void sweep_locked(std::vector<definition_ptr>& out);
@@ -249,7 +253,6 @@ class engine_context {
                     std::vector<definition_ptr> released);
   std::map<std::string, std::map<std::uint64_t, def_entry>> defs_;
   std::map<std::string, definition_ptr> latest_;
-  std::map<std::string, std::set<version_key>> held_by_;
   /// Versions an execution may need (see above); only ever grows.
   mutable std::set<version_key> needed_;
   std::uint64_t add_seq_ = 0;
