@@ -4,7 +4,7 @@
 
 #include "actors/history.hpp"
 #include "actors/messages.hpp"
-#include "src/workflow/safe_text.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 

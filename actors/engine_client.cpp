@@ -14,8 +14,8 @@
 #include "actors/messages.hpp"
 #include "actors/operator_commands.hpp"
 #include "eventstore/codec.hpp"
-#include "src/workflow/input_schema.hpp"
-#include "src/workflow/safe_text.hpp"
+#include "workflow/input_schema.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 

@@ -25,9 +25,9 @@
 #include "actors/function_registry.hpp"
 #include "eventstore/event_store.hpp"
 #include "eventstore/group_writer.hpp"
-#include "src/workflow/decider.hpp"
-#include "src/workflow/definition.hpp"
-#include "src/workflow/execution_state.hpp"
+#include "workflow/decider.hpp"
+#include "workflow/definition.hpp"
+#include "workflow/execution_state.hpp"
 
 namespace cerebelum::actors {
 

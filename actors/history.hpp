@@ -13,7 +13,7 @@
 
 #include "actors/engine_context.hpp"
 #include "eventstore/types.hpp"
-#include "src/workflow/decider.hpp"
+#include "workflow/decider.hpp"
 
 namespace cerebelum::actors {
 

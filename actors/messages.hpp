@@ -11,7 +11,7 @@
 
 #include "eventstore/event_store.hpp"
 #include "proto/events.pb.h"
-#include "src/workflow/execution_state.hpp"
+#include "workflow/execution_state.hpp"
 
 namespace cerebelum::actors {
 

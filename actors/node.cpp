@@ -23,10 +23,9 @@
 #include "actors/scheduler.hpp"
 #include "actors/services.hpp"
 #include "actors/task_router.hpp"
-#include "sdk/cpp/protocol.hpp"
-#include "src/workflow/loader.hpp"
 #include "supervision/messages.hpp"
 #include "supervision/supervisor.hpp"
+#include "workflow/loader.hpp"
 
 namespace cerebelum::actors {
 
@@ -218,7 +217,6 @@ caf::behavior root_watcher(caf::event_based_actor* self, caf::actor root,
 
 void add_node_message_types(caf::actor_system_config& cfg) {
   sv::add_supervision_types(cfg);
-  worker::add_protocol_types(cfg); // C++ workers (actors/worker_gateway)
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& ctx) {
     auto result = "node: " + to_string(static_cast<errc>(code));

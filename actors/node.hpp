@@ -18,8 +18,8 @@
 #include "actors/task_api.hpp"
 #include "actors/task_router.hpp"
 #include "eventstore/sqlite_store.hpp"
-#include "src/workflow/definition.hpp"
 #include "supervision/child_spec.hpp"
+#include "workflow/definition.hpp"
 
 namespace cerebelum::actors {
 

@@ -3,7 +3,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/engine_context.hpp"
-#include "src/workflow/decider.hpp"
+#include "workflow/decider.hpp"
 
 namespace cerebelum::actors {
 

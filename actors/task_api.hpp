@@ -1,9 +1,9 @@
 #pragma once
 
 // The facade of a node's task router for worker front ends: the gRPC
-// WorkerService (src/api/worker_service.cpp) and the CAF worker gateway
-// (actors/worker_gateway.*). Every call is asynchronous: the callback runs
-// exactly once, on a CAF thread (keep it short, never block in it). The
+// WorkerService (src/bridges/worker_service.cpp) and the CAF worker gateway
+// (src/bridges/caf/worker_gateway.*). Every call is asynchronous: the callback
+// runs exactly once, on a CAF thread (keep it short, never block in it). The
 // facade is thread-safe and cheap to copy around as a shared_ptr.
 //
 // Lease and attempt rules (docs/worker-protocol.md):

@@ -31,8 +31,8 @@
 #include "actors/dead_letters.hpp"
 #include "actors/messages.hpp"
 #include "eventstore/codec.hpp"
-#include "src/workflow/loader.hpp"
-#include "src/workflow/safe_text.hpp"
+#include "workflow/loader.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 

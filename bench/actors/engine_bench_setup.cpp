@@ -9,7 +9,7 @@
 #include "actors/history.hpp"
 #include "eventstore/group_writer.hpp"
 #include "eventstore/sqlite_store.hpp"
-#include "src/workflow/loader.hpp"
+#include "workflow/loader.hpp"
 
 namespace cerebelum::bench {
 

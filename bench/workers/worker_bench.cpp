@@ -33,7 +33,7 @@
 
 #include "actors/node.hpp"
 #include "admin.grpc.pb.h"
-#include "src/api/servers.hpp"
+#include "src/bridges/servers.hpp"
 #include "worker.grpc.pb.h"
 
 namespace {

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "src/workflow/builder.hpp"
-#include "src/workflow/decider.hpp"
+#include "workflow/builder.hpp"
+#include "workflow/decider.hpp"
 
 using namespace cerebelum::workflow;
 namespace ev = cerebelum::events;

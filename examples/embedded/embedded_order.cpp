@@ -19,7 +19,7 @@
 #include "actors/errc.hpp"
 #include "actors/function_registry.hpp"
 #include "actors/node.hpp"
-#include "src/workflow/builder.hpp"
+#include "workflow/builder.hpp"
 
 namespace wf = cerebelum::workflow;
 namespace ac = cerebelum::actors;

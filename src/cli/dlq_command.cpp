@@ -5,7 +5,7 @@
 #include <iostream>
 #include <memory>
 
-#include "src/api/json_convert.hpp"
+#include "src/bridges/json_convert.hpp"
 #include "src/cli/admin_client.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/output.hpp"

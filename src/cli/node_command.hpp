@@ -22,7 +22,7 @@ struct node_options {
   /// The HTTP/JSON API's address; empty disables it.
   std::string http = "127.0.0.1:9741";
   /// The CAF port C++ workers join (src/caf_guard in front of
-  /// actors/worker_gateway); 0: closed.
+  /// src/bridges/caf/worker_gateway); 0: closed.
   int caf_port = 0;
   /// The interface of the CAF port (unauthenticated: loopback by default).
   std::string caf_host = "127.0.0.1";

@@ -6,8 +6,8 @@
 #include <sstream>
 #include <vector>
 
-#include "src/api/json_convert.hpp"
-#include "src/workflow/safe_text.hpp"
+#include "src/bridges/json_convert.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::cli {
 

@@ -3,11 +3,11 @@
 #include <iostream>
 #include <memory>
 
-#include "src/api/json_convert.hpp"
+#include "src/bridges/json_convert.hpp"
 #include "src/cli/admin_client.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/output.hpp"
-#include "src/workflow/safe_text.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::cli {
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "actors/engine_context.hpp"
-#include "src/workflow/loader.hpp"
+#include "workflow/loader.hpp"
 
 using namespace cerebelum;
 using actors::engine_context;

@@ -9,8 +9,8 @@
 #include "actors/errc.hpp"
 #include "actors/history.hpp"
 #include "eventstore/sqlite_store.hpp"
-#include "src/workflow/loader.hpp"
 #include "tests/actors/engine_fixture.hpp"
+#include "workflow/loader.hpp"
 
 using namespace cerebelum::actors;
 using cerebelum::actors::test::count_of;

@@ -5,7 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "src/api/admin_service.hpp"
+#include "src/bridges/admin_service.hpp"
 #include "tests/api/fake_engine.hpp"
 
 using cerebelum::test::fake_engine;

@@ -8,7 +8,7 @@
 
 #include <thread>
 
-#include "src/api/http_api.hpp"
+#include "src/bridges/http_api.hpp"
 #include "tests/api/fake_engine.hpp"
 
 using cerebelum::test::fake_engine;

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "admin.pb.h"
-#include "src/api/json_convert.hpp"
+#include "src/bridges/json_convert.hpp"
 
 using nlohmann::json;
 

@@ -5,7 +5,7 @@
 
 #include <caf/atom.hpp>
 
-#include "src/caf_guard/basp_check.hpp"
+#include "src/bridges/caf/basp_check.hpp"
 #include "tests/cafworkers/basp_peer.hpp"
 
 using namespace cerebelum::test;

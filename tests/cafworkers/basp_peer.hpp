@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "src/caf_guard/basp_check.hpp"
+#include "src/bridges/caf/basp_check.hpp"
 
 namespace cerebelum::test {
 

@@ -19,7 +19,7 @@
 #include <random>
 
 #include "sdk/cpp/protocol.hpp"
-#include "src/caf_guard/basp_check.hpp"
+#include "src/bridges/caf/basp_check.hpp"
 #include "tests/cafworkers/basp_peer.hpp"
 #include "tests/cafworkers/caf_fixture.hpp"
 #include "tests/cafworkers/guard_checks.hpp"

@@ -17,9 +17,9 @@
 #include <thread>
 #include <unistd.h>
 
-#include "actors/worker_gateway.hpp"
 #include "sdk/cpp/protocol.hpp"
-#include "src/caf_guard/guard.hpp"
+#include "src/bridges/caf/guard.hpp"
+#include "src/bridges/caf/worker_gateway.hpp"
 #include "tests/cafworkers/basp_peer.hpp"
 
 using namespace cerebelum::test;

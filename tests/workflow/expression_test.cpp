@@ -1,7 +1,7 @@
 // The expression language: literals, paths, operators, functions, errors.
 #include <catch2/catch.hpp>
 
-#include "src/workflow/expression.hpp"
+#include "workflow/expression.hpp"
 
 using namespace cerebelum::workflow;
 

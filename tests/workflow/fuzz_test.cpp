@@ -8,8 +8,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "src/workflow/decider.hpp"
-#include "src/workflow/loader.hpp"
+#include "workflow/decider.hpp"
+#include "workflow/loader.hpp"
 
 using namespace cerebelum::workflow;
 

@@ -1,8 +1,8 @@
 // Input schemas: the JSON-Schema subset checked before an execution starts.
 #include <catch2/catch.hpp>
 
-#include "src/workflow/input_schema.hpp"
-#include "src/workflow/loader.hpp"
+#include "workflow/input_schema.hpp"
+#include "workflow/loader.hpp"
 
 using namespace cerebelum::workflow;
 

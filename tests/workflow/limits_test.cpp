@@ -17,11 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "src/workflow/builder.hpp"
-#include "src/workflow/limits.hpp"
-#include "src/workflow/loader.hpp"
-#include "src/workflow/validator.hpp"
 #include "tests/workflow/support.hpp"
+#include "workflow/builder.hpp"
+#include "workflow/limits.hpp"
+#include "workflow/loader.hpp"
+#include "workflow/validator.hpp"
 
 using namespace cerebelum::workflow;
 using cerebelum::workflow::test::alias_bomb;

@@ -2,8 +2,8 @@
 // hash, and error messages naming file, line, step and column.
 #include <catch2/catch.hpp>
 
-#include "src/workflow/builder.hpp"
-#include "src/workflow/loader.hpp"
+#include "workflow/builder.hpp"
+#include "workflow/loader.hpp"
 
 using namespace cerebelum::workflow;
 

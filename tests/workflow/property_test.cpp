@@ -11,8 +11,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "src/workflow/builder.hpp"
 #include "tests/workflow/support.hpp"
+#include "workflow/builder.hpp"
 
 using namespace cerebelum::workflow;
 namespace ev = cerebelum::events;

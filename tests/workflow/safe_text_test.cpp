@@ -1,8 +1,8 @@
-// The one rule for text and JSON at the boundaries (src/workflow/safe_text).
+// The one rule for text and JSON at the boundaries (workflow/safe_text).
 
 #include <catch2/catch.hpp>
 
-#include "src/workflow/safe_text.hpp"
+#include "workflow/safe_text.hpp"
 
 using namespace cerebelum::workflow;
 

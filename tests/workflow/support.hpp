@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "src/workflow/decider.hpp"
-#include "src/workflow/loader.hpp"
+#include "workflow/decider.hpp"
+#include "workflow/loader.hpp"
 
 namespace cerebelum::workflow::test {
 

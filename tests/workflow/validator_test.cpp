@@ -1,7 +1,7 @@
 // Validation: each structural problem is found and named.
 #include <catch2/catch.hpp>
 
-#include "src/workflow/loader.hpp"
+#include "workflow/loader.hpp"
 
 using namespace cerebelum::workflow;
 

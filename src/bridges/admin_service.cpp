@@ -1,0 +1,251 @@
+#include "src/bridges/admin_service.hpp"
+
+#include "src/bridges/error_mapping.hpp"
+#include "src/bridges/proto_convert.hpp"
+#include "src/bridges/request_checks.hpp"
+#include "src/bridges/request_gate.hpp"
+#include "src/bridges/worker_service.hpp"
+
+#include <condition_variable>
+#include <mutex>
+
+namespace cerebelum::api {
+
+namespace {
+
+/// Fills `res` from `view` or maps the error.
+grpc::Status reply(const caf::expected<actors::execution_view>& view,
+                   admin::ExecutionInfo* res) {
+  if (!view) return to_status(view.error());
+  *res = to_proto(*view);
+  return grpc::Status::OK;
+}
+
+} // namespace
+
+/// The answer to a large request that found no free slot in time.
+grpc::Status busy() {
+  return {grpc::StatusCode::UNAVAILABLE,
+          "too many large requests in flight; retry later"};
+}
+
+grpc::Status to_status(const caf::error& err) {
+  auto code = actors::api_error_code(err);
+  return {static_cast<grpc::StatusCode>(grpc_code_of(code)),
+          actors::api_error_message(err)};
+}
+
+admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,
+                             std::shared_ptr<std::atomic<bool>> stopping,
+                             actors::task_api_ptr tasks)
+  : engine_(std::move(engine)),
+    tasks_(std::move(tasks)),
+    stopping_(std::move(stopping)) {
+  // nop
+}
+
+grpc::Status
+admin_service::StartExecution(grpc::ServerContext*,
+                              const admin::StartExecutionRequest* req,
+                              admin::StartExecutionResponse* res) {
+  if (auto err = require_non_empty("workflow", req->workflow()))
+    return to_status(err);
+  auto slot = request_gate::shared().admit(req->input_json().size());
+  if (!slot) return busy();
+  auto input = parse_json_field("input_json", req->input_json(),
+                                actors::json::object(), true);
+  if (!input) return to_status(input.error());
+  actors::start_request sreq;
+  sreq.workflow = req->workflow();
+  sreq.input = std::move(*input);
+  sreq.execution_id = req->execution_id();
+  sreq.started_by = req->started_by();
+  auto started = engine_->start(sreq);
+  if (!started) return to_status(started.error());
+  *res->mutable_execution() = to_proto(started->execution);
+  res->set_created(started->created);
+  return grpc::Status::OK;
+}
+
+grpc::Status
+admin_service::DescribeExecution(grpc::ServerContext*,
+                                 const admin::DescribeExecutionRequest* req,
+                                 admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  return reply(engine_->describe(req->execution_id()), res);
+}
+
+grpc::Status
+admin_service::ListExecutions(grpc::ServerContext*,
+                              const admin::ListExecutionsRequest* req,
+                              admin::ListExecutionsResponse* res) {
+  auto status = parse_status_filter(req->status());
+  if (!status) return to_status(status.error());
+  if (auto err = check_page_size(req->page_size())) return to_status(err);
+  actors::list_request lreq;
+  lreq.status = *status;
+  if (!req->workflow().empty()) lreq.workflow = req->workflow();
+  if (req->created_from_ms() != 0)
+    lreq.created_from_ms = req->created_from_ms();
+  if (req->created_to_ms() != 0) lreq.created_to_ms = req->created_to_ms();
+  lreq.page_size = req->page_size();
+  lreq.page_token = req->page_token();
+  auto listed = engine_->list(lreq);
+  if (!listed) return to_status(listed.error());
+  for (auto& view : listed->executions)
+    *res->add_executions() = to_proto(view);
+  res->set_next_page_token(listed->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status admin_service::GetHistory(grpc::ServerContext*,
+                                       const admin::GetHistoryRequest* req,
+                                       admin::GetHistoryResponse* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  if (req->from_seq() < 0)
+    return to_status(actors::make_error(actors::errc::invalid_argument,
+                                        "from_seq: must not be negative"));
+  auto events = engine_->history(req->execution_id(), req->from_seq());
+  if (!events) return to_status(events.error());
+  for (auto& ev : *events)
+    *res->add_events() = std::move(ev);
+  return grpc::Status::OK;
+}
+
+grpc::Status admin_service::Approve(grpc::ServerContext*,
+                                    const admin::ApproveRequest* req,
+                                    admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  auto slot = request_gate::shared().admit(req->data_json().size());
+  if (!slot) return busy();
+  auto data = parse_json_field("data_json", req->data_json(), actors::json{},
+                               false);
+  if (!data) return to_status(data.error());
+  return reply(engine_->approve(req->execution_id(), req->by(), *data), res);
+}
+
+grpc::Status admin_service::Reject(grpc::ServerContext*,
+                                   const admin::RejectRequest* req,
+                                   admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  return reply(engine_->reject(req->execution_id(), req->by(), req->reason()),
+               res);
+}
+
+grpc::Status admin_service::Cancel(grpc::ServerContext*,
+                                   const admin::CancelRequest* req,
+                                   admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  auto by = req->by().empty() ? std::string{"anonymous"} : req->by();
+  return reply(engine_->cancel(req->execution_id(), by, req->reason()), res);
+}
+
+grpc::Status
+admin_service::WaitForResult(grpc::ServerContext* ctx,
+                             const admin::WaitForResultRequest* req,
+                             admin::ExecutionInfo* res) {
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  auto abandoned = [ctx, this] {
+    return ctx->IsCancelled() || (stopping_ && stopping_->load());
+  };
+  auto timeout = std::chrono::milliseconds{req->timeout_ms()};
+  return reply(
+    wait_for_result(*engine_, req->execution_id(), timeout, abandoned), res);
+}
+
+grpc::Status admin_service::ListWorkflows(grpc::ServerContext*,
+                                          const admin::ListWorkflowsRequest*,
+                                          admin::ListWorkflowsResponse* res) {
+  for (auto& wf : engine_->workflows())
+    *res->add_workflows() = to_proto(wf);
+  return grpc::Status::OK;
+}
+
+namespace {
+
+/// Waits (up to a minute) for a task API callback.
+template <class T>
+std::optional<actors::task_result<T>>
+await_task(const std::function<void(actors::task_api::callback<T>)>& call) {
+  struct shared {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::optional<actors::task_result<T>> res;
+  };
+  auto st = std::make_shared<shared>();
+  call([st](actors::task_result<T> r) {
+    std::lock_guard<std::mutex> guard{st->mtx};
+    st->res = std::move(r);
+    st->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> guard{st->mtx};
+  st->cv.wait_for(guard, std::chrono::seconds{60}, [&] {
+    return st->res.has_value();
+  });
+  return std::move(st->res);
+}
+
+} // namespace
+
+grpc::Status
+admin_service::ListDeadLetters(grpc::ServerContext*,
+                               const admin::ListDeadLettersRequest* req,
+                               admin::ListDeadLettersResponse* res) {
+  if (!tasks_)
+    return {grpc::StatusCode::UNIMPLEMENTED, "this node has no task router"};
+  if (req->page_size() > 1000)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "page_size is " + std::to_string(req->page_size())
+              + ", at most 1000"};
+  auto r = await_task<actors::dead_letter_list>(
+    [&](actors::task_api::callback<actors::dead_letter_list> cb) {
+      tasks_->list_dead_letters(req->queue(), req->page_size(),
+                                req->page_token(), std::move(cb));
+    });
+  if (!r) return {grpc::StatusCode::UNAVAILABLE, "the node did not answer"};
+  if (r->error) return to_status(*r->error);
+  for (auto& v : r->value->items) {
+    auto* d = res->add_dead_letters();
+    d->set_id(v.id);
+    d->set_task_id(v.task_id);
+    d->set_execution_id(v.execution_id);
+    d->set_workflow(v.workflow);
+    d->set_step(v.step);
+    d->set_queue(v.queue);
+    d->set_attempt(v.attempt);
+    d->set_input_json(v.input_json);
+    d->mutable_error()->set_kind(v.error_kind);
+    d->mutable_error()->set_message(v.error_message);
+    d->mutable_error()->set_details_json(v.error_details_json);
+    d->mutable_error()->set_retryable(v.error_retryable);
+    d->set_failed_at_ms(v.failed_at_ms);
+  }
+  res->set_next_page_token(r->value->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status
+admin_service::RetryDeadLetter(grpc::ServerContext*,
+                               const admin::RetryDeadLetterRequest* req,
+                               admin::ExecutionInfo* res) {
+  if (!tasks_)
+    return {grpc::StatusCode::UNIMPLEMENTED, "this node has no task router"};
+  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  auto r
+    = await_task<std::string>([&](actors::task_api::callback<std::string> cb) {
+        tasks_->retry_dead_letter(req->id(), req->by(), std::move(cb));
+      });
+  if (!r) return {grpc::StatusCode::UNAVAILABLE, "the node did not answer"};
+  if (r->error) return to_status(*r->error);
+  return reply(engine_->describe(*r->value), res);
+}
+
+} // namespace cerebelum::api

@@ -1,0 +1,93 @@
+#include "src/bridges/caf/caf_port.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+
+#include "src/bridges/caf/worker_gateway.hpp"
+
+namespace cerebelum::caf_guard {
+
+namespace {
+
+/// Owns a guard: it stops when the actor exits, whatever the reason.
+caf::behavior guard_owner(caf::event_based_actor* self,
+                          std::shared_ptr<guard> g) {
+  self->attach_functor([g](const caf::error&) {
+    g->stop();
+    spdlog::info("CAF worker port {} closed", g->address());
+  });
+  return {
+    [g](caf::get_atom) {
+      return g->address();
+    },
+  };
+}
+
+void log_exposure(const guard& g, const guard_options& opts) {
+  auto limits = fmt::format(
+    "each frame checked before CAF sees it (payloads up to {} bytes, at "
+    "most {} connections)",
+    opts.limits.max_payload, opts.max_connections);
+  if (g.loopback())
+    spdlog::info("CAF worker port {} is unauthenticated and bound to "
+                 "loopback only (--caf-host); {}",
+                 g.address(), limits);
+  else
+    spdlog::warn("CAF worker port {} is unauthenticated and NOT bound to "
+                 "loopback: any host that reaches it can join as a worker "
+                 "(no TLS yet); {}",
+                 g.address(), limits);
+}
+
+} // namespace
+
+supervision::child_spec guard_spec(guard_options opts) {
+  supervision::child_spec spec;
+  spec.id = "caf_guard";
+  spec.restart = supervision::restart_type::permanent;
+  spec.shutdown = supervision::shutdown_timeout(std::chrono::seconds{5});
+  spec.start = [opts](caf::actor_system& sys,
+                      const caf::message&) -> caf::expected<caf::actor> {
+    // The relay thread reports a fatal error by killing its owner, which
+    // the supervisor then restarts.
+    struct owner_cell {
+      std::mutex mtx;
+      caf::weak_actor_ptr actor;
+    };
+    auto owner = std::make_shared<owner_cell>();
+    auto started = guard::start(opts, [owner] {
+      std::lock_guard<std::mutex> lock{owner->mtx};
+      if (auto a = caf::actor_cast<caf::actor>(owner->actor))
+        caf::anon_send_exit(a, caf::exit_reason::kill);
+    });
+    if (!started) return std::move(started.error());
+    std::shared_ptr<guard> g{std::move(*started)};
+    log_exposure(*g, opts);
+    auto a = sys.spawn(guard_owner, g);
+    std::lock_guard<std::mutex> lock{owner->mtx};
+    owner->actor = caf::actor_cast<caf::weak_actor_ptr>(a);
+    return a;
+  };
+  return spec;
+}
+
+std::vector<supervision::child_spec>
+caf_port_specs(std::string host, std::uint16_t port, actors::task_api_ptr tasks,
+               guard_options opts) {
+  auto upstream = std::make_shared<std::atomic<std::uint16_t>>(0);
+  opts.host = std::move(host);
+  opts.port = port;
+  opts.upstream = upstream;
+  std::vector<supervision::child_spec> specs;
+  specs.push_back(
+    actors::worker_gateway_spec("127.0.0.1", 0, std::move(tasks), upstream));
+  specs.push_back(guard_spec(std::move(opts)));
+  return specs;
+}
+
+} // namespace cerebelum::caf_guard

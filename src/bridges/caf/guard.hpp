@@ -1,0 +1,111 @@
+#pragma once
+
+// The guard in front of the node's CAF worker port: it listens on the public
+// address (--caf-host:--caf-port), and for every accepted connection opens
+// one to the worker gateway's internal loopback port and relays bytes both
+// ways on one thread (poll). The worker -> node direction is checked frame
+// by frame (basp_check.hpp) before libcaf_io sees a byte of it; a bad frame
+// closes that connection only. The node -> worker direction is relayed
+// as is (this node's libcaf_io writes it); the guard only follows its
+// frames to learn which node actors the worker may address.
+//
+// ```
+//  worker --TCP--> [guard: host:port] --TCP--> [CAF: 127.0.0.1:ephemeral]
+//          <------                   <------
+//  accept: inner port 0 (gateway down) or connection cap reached -> close
+//  worker closes / resets   -> inner closed: CAF sends down_msg at once
+//  CAF closes the inner one -> worker's closed
+//  bad frame, no handshake within handshake_timeout -> both closed, one
+//  log line (rate-limited)
+// ```
+//
+// Memory: two fixed buffers of `buffer_size` per connection and at most
+// `max_connections` connections, so at most 2 * 64 KiB * 64 = 8 MiB with
+// the defaults; a full buffer stops reading from its side (backpressure).
+// Behind it, libcaf_io holds at most one payload (<= max_payload) per
+// connection.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/expected.hpp>
+
+#include "src/bridges/caf/basp_check.hpp"
+
+namespace cerebelum::caf_guard {
+
+/// The gateway's current internal port; 0 while it is not published.
+using upstream_port = std::shared_ptr<std::atomic<std::uint16_t>>;
+
+/// What a guard listens on and how much it holds.
+struct guard_options {
+  /// The public interface and port (0 picks a free port).
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+
+  /// Where to relay to (127.0.0.1:*upstream, read at every accept).
+  upstream_port upstream;
+
+  /// Connections relayed at once; more are accepted and closed at once.
+  std::size_t max_connections = 64;
+
+  /// Bytes buffered per direction and connection.
+  std::size_t buffer_size = 64 * 1024;
+
+  /// A connection must send a valid client_handshake within this time.
+  std::chrono::milliseconds handshake_timeout{10000};
+
+  /// Frame checks (the allow-list defaults to `worker_type_names()`).
+  check_limits limits;
+};
+
+/// Counters of a guard, for tests and logs.
+struct guard_stats {
+  std::uint64_t accepted = 0;
+  std::uint64_t rejected_frames = 0;
+  std::uint64_t refused_connections = 0;
+};
+
+/// A running guard: bound at `start`, relaying on its own thread until
+/// `stop` or destruction.
+class guard {
+ public:
+  /// Binds `opts.host:opts.port` and starts the relay thread; fails naming
+  /// the address when it cannot bind. `on_fatal` runs (on the relay thread)
+  /// if the relay loop dies of an exception.
+  static caf::expected<std::unique_ptr<guard>>
+  start(guard_options opts, std::function<void()> on_fatal);
+
+  ~guard();
+
+  guard(const guard&) = delete;
+  guard& operator=(const guard&) = delete;
+
+  /// The bound port.
+  std::uint16_t port() const;
+
+  /// The bound address as "HOST:PORT".
+  const std::string& address() const;
+
+  /// Whether the bound address is a loopback address.
+  bool loopback() const;
+
+  /// Stops the relay thread and closes every socket; idempotent.
+  void stop();
+
+  guard_stats stats() const;
+
+  struct impl;
+
+ private:
+  explicit guard(std::unique_ptr<impl> ptr);
+
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace cerebelum::caf_guard

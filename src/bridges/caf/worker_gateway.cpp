@@ -1,0 +1,551 @@
+// The CAF worker gateway: one actor for every C++ worker of the node.
+//
+// A worker's life at the gateway:
+//
+// ```
+//   register_msg        register_worker ok        drain / unregister
+//  -------------> joining ----------------> serving -----------------> gone
+//                   |  refused: error          |  keeps <= max_in_flight
+//                   |                          |  polls + leased tasks;
+//                   +--- down_msg -------------+  a leased task is pushed
+//                        worker_lost(id): its leases fail as worker_lost
+//                        and are re-queued at once (no lease expiry wait)
+// ```
+//
+// Every facade callback runs on a CAF thread that is not the gateway's; it
+// only sends the outcome back to the gateway (`answer_atom` / `polled_atom`),
+// where state changes and response promises are handled.
+
+#include "src/bridges/caf/worker_gateway.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "sdk/cpp/protocol.hpp"
+#include "workflow/safe_text.hpp"
+
+namespace cerebelum::actors {
+
+namespace wk = cerebelum::worker;
+
+namespace {
+
+using answer_atom = caf::atom_constant<caf::atom("gw_answer")>;
+using polled_atom = caf::atom_constant<caf::atom("gw_polled")>;
+using joined_atom = caf::atom_constant<caf::atom("gw_joined")>;
+
+/// How long one poll waits in the router before it is renewed.
+constexpr auto poll_wait = std::chrono::seconds{30};
+
+struct worker_entry {
+  std::string id;
+  caf::actor handle;
+  std::uint64_t session = 0;
+  std::vector<std::string> queues;
+  std::uint32_t max_in_flight = 1;
+  bool joined = false;
+  bool draining = false;
+  /// Tokens pushed to the worker and not completed yet.
+  std::set<std::string> leased;
+  /// Pending polls by local id.
+  std::map<std::uint64_t, poll_handle> polls;
+  /// The drain request waiting for the pending polls to end.
+  std::optional<caf::response_promise> drain_reply;
+};
+
+struct gateway_state {
+  task_api_ptr tasks;
+  std::unordered_map<std::string, worker_entry> workers;
+  std::map<caf::actor_addr, std::string> by_addr;
+  /// Requests waiting for a facade callback, by local id.
+  std::unordered_map<std::uint64_t, caf::response_promise> pending;
+  std::uint64_t next_id = 1;
+
+  ~gateway_state() {
+    // The gateway stops (node shutdown or a crash): its workers lose their
+    // connection with it, so their leases go back to the queues now.
+    for (auto& [id, w] : workers) {
+      for (auto& [pid, handle] : w.polls)
+        handle.cancel();
+      if (tasks) tasks->worker_lost(id, "the CAF worker gateway stopped");
+    }
+  }
+
+  static inline const char* name = "worker_gateway";
+};
+
+using gateway_actor = caf::stateful_actor<gateway_state>;
+
+wk::errc to_wire(task_errc c) {
+  switch (c) {
+    case task_errc::unknown_worker: return wk::errc::unknown_worker;
+    case task_errc::stale_token: return wk::errc::stale_attempt;
+    case task_errc::unavailable: return wk::errc::unavailable;
+    default: return wk::errc::invalid_argument;
+  }
+}
+
+caf::error to_wire(const task_error& err) {
+  auto code = to_wire(err.code);
+  auto context = err.message;
+  if (code == wk::errc::invalid_argument)
+    context = std::string{to_string(err.code)} + ": " + context;
+  return wk::make_error(code, std::move(context));
+}
+
+wk::task_msg to_wire(const leased_task& t) {
+  wk::task_msg m;
+  m.task_id = t.task_id;
+  m.attempt_token = t.attempt_token;
+  m.execution_id = t.execution_id;
+  m.workflow = t.workflow;
+  m.step = t.step;
+  m.task_type = t.task_type;
+  m.queue = t.queue;
+  m.attempt = t.attempt;
+  m.input_json = t.input_json;
+  m.idempotency_key = t.idempotency_key;
+  m.lease_expires_at_ms = t.lease_expires_at_ms;
+  m.heartbeat_timeout_ms = t.heartbeat_timeout_ms;
+  m.start_to_close_timeout_ms = t.start_to_close_timeout_ms;
+  m.resume_json = t.resume_json;
+  return m;
+}
+
+/// The outcome of `msg`, or an error naming the unknown outcome.
+caf::expected<task_outcome> to_outcome(const wk::complete_msg& msg) {
+  if (msg.outcome == "success")
+    return task_outcome{task_success{msg.result_json}};
+  if (msg.outcome == "failure") {
+    if (msg.error_kind.empty())
+      return wk::make_error(wk::errc::invalid_argument,
+                            "a failure needs an error kind");
+    return task_outcome{task_failure{msg.error_kind, msg.error_message,
+                                     msg.error_details_json, msg.retryable}};
+  }
+  if (msg.outcome == "suspend")
+    return task_outcome{task_suspend{msg.wait_key, msg.sleep_ms, msg.approval,
+                                     msg.approval_data_json,
+                                     msg.approval_timeout_ms}};
+  return wk::make_error(wk::errc::invalid_argument,
+                        "unknown outcome '" + msg.outcome
+                          + "' (expected success, failure or suspend)");
+}
+
+/// Parks a response promise until the facade answers; returns its id.
+std::uint64_t park(gateway_actor* self) {
+  auto id = self->state.next_id++;
+  self->state.pending.emplace(id, self->make_response_promise());
+  return id;
+}
+
+/// A facade callback that sends its result back to the gateway as
+/// `(answer_atom, id, value-or-error)`; `convert` maps the value.
+template <class T, class F>
+std::function<void(task_result<T>)>
+answer_to(gateway_actor* self, std::uint64_t id, F convert) {
+  auto me = caf::actor_cast<caf::actor>(self);
+  return [me, id, convert](task_result<T> res) {
+    if (res)
+      caf::anon_send(me, answer_atom::value, id, convert(*res.value));
+    else
+      caf::anon_send(me, answer_atom::value, id, to_wire(*res.error));
+  };
+}
+
+template <class T>
+void deliver(gateway_actor* self, std::uint64_t id, T&& x) {
+  auto i = self->state.pending.find(id);
+  if (i == self->state.pending.end()) return;
+  auto rp = std::move(i->second);
+  self->state.pending.erase(i);
+  rp.deliver(std::forward<T>(x));
+}
+
+/// The registered worker that sent the current message, or an error.
+caf::expected<worker_entry*> sender_entry(gateway_actor* self,
+                                          const std::string& worker_id) {
+  auto i = self->state.workers.find(worker_id);
+  if (i == self->state.workers.end() || !i->second.joined)
+    return wk::make_error(wk::errc::unknown_worker,
+                          "worker '" + worker_id + "' is not registered");
+  auto sender = self->current_sender();
+  if (sender && sender->address() != i->second.handle.address())
+    return wk::make_error(wk::errc::unknown_worker,
+                          "worker '" + worker_id
+                            + "' is registered by another actor");
+  return &i->second;
+}
+
+/// Drops `w` without telling the router (the caller does).
+void forget(gateway_actor* self, const std::string& worker_id) {
+  auto i = self->state.workers.find(worker_id);
+  if (i == self->state.workers.end()) return;
+  for (auto& [pid, handle] : i->second.polls)
+    handle.cancel();
+  self->demonitor(i->second.handle);
+  self->state.by_addr.erase(i->second.handle.address());
+  self->state.workers.erase(i);
+}
+
+/// Answers a pending drain once no poll of `w` can hand it a task anymore.
+void maybe_drained(worker_entry& w) {
+  if (!w.draining || !w.polls.empty() || !w.drain_reply) return;
+  auto rp = std::move(*w.drain_reply);
+  w.drain_reply.reset();
+  rp.deliver(static_cast<std::uint32_t>(w.leased.size()));
+}
+
+/// Keeps `max_in_flight` polls and leased tasks going for `w`.
+void pump(gateway_actor* self, worker_entry& w) {
+  auto& st = self->state;
+  auto me = caf::actor_cast<caf::actor>(self);
+  while (w.joined && !w.draining
+         && w.leased.size() + w.polls.size() < w.max_in_flight) {
+    auto pid = st.next_id++;
+    auto handle
+      = st.tasks->poll(w.id, {}, poll_wait,
+                       [me, id = w.id, session = w.session,
+                        pid](task_result<std::optional<leased_task>> res) {
+                         if (res && *res.value)
+                           caf::anon_send(me, polled_atom::value, id, session,
+                                          pid, true, to_wire(**res.value));
+                         else if (res)
+                           caf::anon_send(me, polled_atom::value, id, session,
+                                          pid, false, wk::task_msg{});
+                         else
+                           caf::anon_send(me, polled_atom::value, id, session,
+                                          pid, to_wire(*res.error));
+                       });
+    w.polls.emplace(pid, std::move(handle));
+  }
+}
+
+/// The entry of `id` if its session is `session`.
+worker_entry* current(gateway_actor* self, const std::string& id,
+                      std::uint64_t session) {
+  auto i = self->state.workers.find(id);
+  if (i == self->state.workers.end() || i->second.session != session)
+    return nullptr;
+  return &i->second;
+}
+
+/// Registers `w` with the router under a new session (answers of polls of
+/// an earlier session are stale); `reply` is the parked request to answer
+/// (0: none).
+void join(gateway_actor* self, worker_entry& w, std::uint64_t reply,
+          std::vector<workflow_source> workflows) {
+  auto& st = self->state;
+  for (auto& [pid, handle] : w.polls)
+    handle.cancel();
+  w.polls.clear();
+  w.session = st.next_id++;
+  w.joined = false;
+  worker_registration fr;
+  fr.worker_id = w.id;
+  fr.queues = w.queues;
+  fr.max_in_flight = w.max_in_flight;
+  fr.workflows = std::move(workflows);
+  auto me = caf::actor_cast<caf::actor>(self);
+  st.tasks->register_worker(std::move(fr), [me, reply, wid = w.id,
+                                            session = w.session](
+                                             task_result<registration_info>
+                                               res) {
+    if (res) {
+      wk::registered_msg ok{res.value->workflows, res.value->lease_timeout_ms};
+      caf::anon_send(me, joined_atom::value, reply, wid, session, ok);
+    } else {
+      caf::anon_send(me, joined_atom::value, reply, wid, session,
+                     to_wire(*res.error));
+    }
+  });
+}
+
+caf::result<wk::registered_msg> on_register(gateway_actor* self,
+                                            wk::register_msg& reg) {
+  auto& st = self->state;
+  if (reg.worker_id.empty())
+    return wk::make_error(wk::errc::invalid_argument, "empty worker id");
+  if (reg.queues.empty())
+    return wk::make_error(wk::errc::invalid_argument,
+                          "worker '" + reg.worker_id + "' serves no queue");
+  for (auto& q : reg.queues)
+    if (q.empty())
+      return wk::make_error(wk::errc::invalid_argument,
+                            "worker '" + reg.worker_id + "': empty queue name");
+  if (!reg.worker)
+    reg.worker = caf::actor_cast<caf::actor>(self->current_sender());
+  if (!reg.worker)
+    return wk::make_error(wk::errc::invalid_argument,
+                          "worker '" + reg.worker_id + "' sent no actor");
+  auto i = st.workers.find(reg.worker_id);
+  if (i != st.workers.end()
+      && i->second.handle.address() != reg.worker.address())
+    return wk::make_error(wk::errc::already_registered,
+                          "worker id '" + reg.worker_id
+                            + "' is in use by another connected worker");
+  if (i == st.workers.end()) {
+    worker_entry w;
+    w.id = reg.worker_id;
+    w.handle = reg.worker;
+    i = st.workers.emplace(reg.worker_id, std::move(w)).first;
+    st.by_addr.emplace(reg.worker.address(), reg.worker_id);
+    self->monitor(reg.worker);
+  }
+  auto& w = i->second;
+  w.queues = reg.queues;
+  w.max_in_flight = std::max<std::uint32_t>(reg.max_in_flight, 1);
+  std::vector<workflow_source> workflows;
+  for (auto& src : reg.workflows)
+    workflows.push_back({src.name, src.format, src.text});
+  join(self, w, park(self), std::move(workflows));
+  return caf::delegated<wk::registered_msg>{};
+}
+
+caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
+  self->state.tasks = std::move(tasks);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(msg.source);
+    if (i == st.by_addr.end()) return;
+    auto id = i->second;
+    auto reason = self->system().render(msg.reason);
+    auto leased = st.workers.count(id) ? st.workers[id].leased.size() : 0;
+    spdlog::info("CAF worker {} lost ({}): its {} leased tasks are re-queued",
+                 id, reason, leased);
+    forget(self, id);
+    st.tasks->worker_lost(id, "the CAF connection of worker " + id
+                                + " was lost: " + reason);
+  });
+  // Whatever else arrives comes from an unauthenticated port: answer it as
+  // CAF does (unexpected_message) without print_and_drop's line on stdout,
+  // which would let any peer write megabytes to the node's log.
+  self->set_default_handler(caf::drop);
+  return {
+    [=](wk::register_atom, wk::register_msg& reg) {
+      return on_register(self, reg);
+    },
+    [=](joined_atom, std::uint64_t id, const std::string& wid,
+        std::uint64_t session, wk::registered_msg& ok) {
+      auto* w = current(self, wid, session);
+      if (w == nullptr) {
+        // Lost or re-registered in the meantime.
+        deliver(
+          self, id,
+          wk::make_error(wk::errc::unknown_worker,
+                         "worker '" + wid + "' left during its registration"));
+        return;
+      }
+      w->joined = true;
+      spdlog::info("CAF worker {} registered (queues {}, max in flight {})",
+                   wid, fmt::join(w->queues, ", "), w->max_in_flight);
+      deliver(self, id, std::move(ok));
+      pump(self, *w);
+    },
+    [=](joined_atom, std::uint64_t id, const std::string& wid,
+        std::uint64_t session, caf::error& err) {
+      spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid),
+                   wk::render_error(self->system(), err));
+      auto* w = current(self, wid, session);
+      if (w != nullptr && id == 0) {
+        // A re-registration on the worker's behalf failed: it cannot serve.
+        forget(self, wid);
+        self->state.tasks->worker_lost(wid, "re-registration refused");
+      } else if (w != nullptr && w->leased.empty()) {
+        forget(self, wid);
+      }
+      deliver(self, id, std::move(err));
+    },
+    [=](polled_atom, const std::string& wid, std::uint64_t session,
+        std::uint64_t pid, bool has_task, wk::task_msg& task) {
+      auto* w = current(self, wid, session);
+      if (w != nullptr) w->polls.erase(pid);
+      if (w == nullptr || w->draining || !w->joined) {
+        // Nobody to hand it to: back to the queue, same attempt.
+        if (has_task) self->state.tasks->release(wid, task.attempt_token);
+        if (w != nullptr) maybe_drained(*w);
+        return;
+      }
+      if (has_task) {
+        spdlog::debug("pushing {} ({} of {}, attempt {}) to CAF worker {}",
+                      task.task_type, task.step, task.execution_id,
+                      task.attempt, wid);
+        w->leased.insert(task.attempt_token);
+        self->send(w->handle, wk::task_atom::value, std::move(task));
+      }
+      pump(self, *w);
+    },
+    [=](polled_atom, const std::string& wid, std::uint64_t session,
+        std::uint64_t pid, caf::error& err) {
+      auto* w = current(self, wid, session);
+      if (w == nullptr) return;
+      w->polls.erase(pid);
+      spdlog::warn("poll for CAF worker {} failed: {}", wid,
+                   wk::render_error(self->system(), err));
+      maybe_drained(*w);
+      if (wk::error_code(err) == wk::errc::unknown_worker) {
+        // The router forgot the worker (e.g. after a restart of the router):
+        // register it again; its definitions are registered already.
+        join(self, *w, 0, {});
+        return;
+      }
+      // Retry later rather than spinning on a failing router.
+      self->delayed_send(self, std::chrono::seconds{1}, polled_atom::value, wid,
+                         session);
+    },
+    [=](polled_atom, const std::string& wid, std::uint64_t session) {
+      if (auto* w = current(self, wid, session)) pump(self, *w);
+    },
+    [=](wk::heartbeat_atom,
+        wk::heartbeat_msg& hb) -> caf::result<wk::heartbeat_ack> {
+      auto w = sender_entry(self, hb.worker_id);
+      if (!w) return std::move(w.error());
+      if ((*w)->leased.count(hb.attempt_token) == 0)
+        return wk::make_error(wk::errc::stale_attempt,
+                              "attempt token '" + hb.attempt_token
+                                + "' is not leased to worker '" + hb.worker_id
+                                + "'");
+      auto id = park(self);
+      self->state.tasks->heartbeat(
+        hb.worker_id, hb.attempt_token, std::move(hb.details_json),
+        answer_to<heartbeat_info>(self, id, [](const heartbeat_info& x) {
+          return wk::heartbeat_ack{x.lease_expires_at_ms, x.cancel_requested};
+        }));
+      return caf::delegated<wk::heartbeat_ack>{};
+    },
+    [=](wk::complete_atom,
+        wk::complete_msg& msg) -> caf::result<wk::complete_ack> {
+      auto w = sender_entry(self, msg.worker_id);
+      if (!w) return std::move(w.error());
+      if ((*w)->leased.count(msg.attempt_token) == 0)
+        return wk::make_error(wk::errc::stale_attempt,
+                              "attempt token '" + msg.attempt_token
+                                + "' is not leased to worker '" + msg.worker_id
+                                + "'");
+      auto outcome = to_outcome(msg);
+      if (!outcome) return std::move(outcome.error());
+      auto id = park(self);
+      auto me = caf::actor_cast<caf::actor>(self);
+      self->state.tasks->complete(
+        msg.worker_id, msg.attempt_token, std::move(*outcome),
+        [me, id, wid = msg.worker_id, session = (*w)->session,
+         token = msg.attempt_token](task_result<complete_info> res) {
+          if (res)
+            caf::anon_send(me, wk::complete_atom::value, id, wid, session,
+                           token, wk::complete_ack{res.value->recorded});
+          else
+            caf::anon_send(me, wk::complete_atom::value, id, wid, session,
+                           token, to_wire(*res.error));
+        });
+      return caf::delegated<wk::complete_ack>{};
+    },
+    [=](wk::complete_atom, std::uint64_t id, const std::string& wid,
+        std::uint64_t session, const std::string& token,
+        wk::complete_ack& ack) {
+      if (auto* w = current(self, wid, session)) {
+        w->leased.erase(token);
+        pump(self, *w);
+      }
+      deliver(self, id, std::move(ack));
+    },
+    [=](wk::complete_atom, std::uint64_t id, const std::string& wid,
+        std::uint64_t session, const std::string& token, caf::error& err) {
+      if (auto* w = current(self, wid, session)) {
+        // Unavailable: the lease still stands, the worker may try again.
+        if (wk::error_code(err) != wk::errc::unavailable) {
+          w->leased.erase(token);
+          pump(self, *w);
+        }
+      }
+      deliver(self, id, std::move(err));
+    },
+    [=](wk::drain_atom, const std::string& wid) -> caf::result<std::uint32_t> {
+      auto w = sender_entry(self, wid);
+      if (!w) return std::move(w.error());
+      (*w)->draining = true;
+      for (auto& [pid, handle] : (*w)->polls)
+        handle.cancel();
+      if ((*w)->polls.empty())
+        return static_cast<std::uint32_t>((*w)->leased.size());
+      // Answered once the cancelled polls report (a task leased by one of
+      // them is released, not pushed).
+      auto rp = self->make_response_promise<std::uint32_t>();
+      (*w)->drain_reply = rp;
+      return rp;
+    },
+    [=](wk::unregister_atom,
+        const std::string& wid) -> caf::result<std::uint32_t> {
+      auto w = sender_entry(self, wid);
+      if (!w) return std::move(w.error());
+      forget(self, wid);
+      auto id = park(self);
+      self->state.tasks->unregister(
+        wid, answer_to<std::uint32_t>(self, id, [](std::uint32_t n) {
+          return n;
+        }));
+      spdlog::info("CAF worker {} unregistered", workflow::printable(wid));
+      return caf::delegated<std::uint32_t>{};
+    },
+    [=](answer_atom, std::uint64_t id, wk::heartbeat_ack& x) {
+      deliver(self, id, std::move(x));
+    },
+    [=](answer_atom, std::uint64_t id, std::uint32_t x) {
+      deliver(self, id, x);
+    },
+    [=](answer_atom, std::uint64_t id, caf::error& err) {
+      deliver(self, id, std::move(err));
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks) {
+  return sys.spawn(gateway_fun, std::move(tasks));
+}
+
+supervision::child_spec
+worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks,
+                    std::shared_ptr<std::atomic<std::uint16_t>> published) {
+  supervision::child_spec spec;
+  spec.id = "caf_gateway";
+  spec.restart = supervision::restart_type::permanent;
+  spec.shutdown = supervision::shutdown_timeout(std::chrono::seconds{5});
+  spec.start = [host, port, tasks,
+                published](caf::actor_system& sys,
+                           const caf::message&) -> caf::expected<caf::actor> {
+    auto& mm = sys.middleman();
+    auto gateway = spawn_worker_gateway(sys, tasks);
+    auto bound = mm.publish(gateway, port, host.c_str(), true);
+    if (!bound) {
+      caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+      return wk::make_error(wk::errc::unavailable,
+                            "cannot publish the CAF worker gateway on " + host
+                              + ":" + std::to_string(port) + ": "
+                              + sys.render(bound.error()));
+    }
+    // A restarted gateway publishes again (on the same port unless 0).
+    if (published) published->store(*bound);
+    gateway->attach_functor(
+      [mm_actor = mm.actor_handle(), p = *bound, published] {
+        // Only this gateway's port: its successor may have published already.
+        auto mine = p;
+        if (published) published->compare_exchange_strong(mine, 0);
+        caf::anon_send(mm_actor, caf::close_atom::value, p);
+      });
+    spdlog::info("CAF worker gateway published on {}:{}", host, *bound);
+    return gateway;
+  };
+  return spec;
+}
+
+} // namespace cerebelum::actors

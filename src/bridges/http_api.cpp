@@ -1,0 +1,192 @@
+#include "src/bridges/http_api.hpp"
+
+#include <httplib.h>
+
+#include "actors/engine_api.hpp"
+#include "actors/errc.hpp"
+#include "src/bridges/error_mapping.hpp"
+#include "src/bridges/http_support.hpp"
+#include "src/bridges/json_convert.hpp"
+#include "src/bridges/proto_convert.hpp"
+#include "src/bridges/request_checks.hpp"
+#include "src/bridges/request_gate.hpp"
+
+namespace cerebelum::api {
+
+namespace {
+
+using actors::errc;
+using actors::make_error;
+using engine_ptr = std::shared_ptr<actors::engine_api>;
+
+json view_json(const actors::execution_view& view) {
+  return message_to_json(to_proto(view));
+}
+
+/// Admits the request through the node's gate for large requests; replies
+/// 503 when no slot freed up in time.
+std::optional<request_gate::ticket> admit(const httplib::Request& req,
+                                          httplib::Response& res) {
+  auto slot = request_gate::shared().admit(req.body.size());
+  if (!slot)
+    send_error(res, 503, "unavailable",
+               "too many large requests in flight; retry later");
+  return slot;
+}
+
+/// Replies with the execution or the error.
+void reply(httplib::Response& res,
+           const caf::expected<actors::execution_view>& view) {
+  if (!view) return send_error(res, view.error());
+  send_json(res, 200, view_json(*view));
+}
+
+void start_route(httplib::Server& srv, engine_ptr engine,
+                 const http_options& opts) {
+  auto stopping = opts.stopping;
+  srv.Post(
+    R"(/v1/workflows/([^/]+)/executions)",
+    [engine, stopping](const httplib::Request& req, httplib::Response& res) {
+      std::string workflow = req.matches[1];
+      if (auto err = check_path_value("workflow", workflow))
+        return send_error(res, err);
+      query_params query{req};
+      auto wait = query.flag("wait");
+      if (!wait) return send_error(res, wait.error());
+      auto timeout = query.integer("timeout_ms", 0);
+      if (!timeout) return send_error(res, timeout.error());
+      auto id = query.text("id");
+      if (!id) return send_error(res, id.error());
+      auto by = query.text("by", "http", workflow::text_rule::label);
+      if (!by) return send_error(res, by.error());
+      auto slot = admit(req, res);
+      if (!slot) return;
+      auto input = parse_json_field("body", req.body, json::object(), true);
+      if (!input) return send_error(res, input.error());
+      actors::start_request sreq;
+      sreq.workflow = std::move(workflow);
+      sreq.input = std::move(*input);
+      sreq.execution_id = std::move(*id);
+      sreq.started_by = std::move(*by);
+      auto started = engine->start(sreq);
+      // A waiting start holds no slot: the input is recorded by now.
+      sreq.input = nullptr;
+      slot.reset();
+      if (!started) return send_error(res, started.error());
+      auto view = started->execution;
+      if (*wait) {
+        auto done = wait_for_result(*engine, view.execution_id,
+                                    std::chrono::milliseconds{*timeout},
+                                    [stopping] {
+                                      return stopping && stopping->load();
+                                    });
+        if (!done) return send_error(res, done.error());
+        view = std::move(*done);
+      }
+      json body{{"created", started->created}, {"execution", view_json(view)}};
+      send_json(res, started->created ? 201 : 200, body);
+    });
+}
+
+void list_route(httplib::Server& srv, engine_ptr engine) {
+  srv.Get("/v1/executions", [engine](const httplib::Request& req,
+                                     httplib::Response& res) {
+    query_params query{req};
+    auto status_text = query.text("status");
+    if (!status_text) return send_error(res, status_text.error());
+    auto status = parse_status_filter(*status_text);
+    if (!status) return send_error(res, status.error());
+    auto page_size = query.integer("page_size", 0);
+    if (!page_size) return send_error(res, page_size.error());
+    if (auto err = check_page_size(*page_size)) return send_error(res, err);
+    auto workflow = query.text("workflow");
+    if (!workflow) return send_error(res, workflow.error());
+    auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
+    if (!token) return send_error(res, token.error());
+    actors::list_request lreq;
+    lreq.status = *status;
+    if (query.has("workflow")) lreq.workflow = std::move(*workflow);
+    lreq.page_size = static_cast<std::size_t>(*page_size);
+    lreq.page_token = std::move(*token);
+    auto listed = engine->list(lreq);
+    if (!listed) return send_error(res, listed.error());
+    json items = json::array();
+    for (auto& view : listed->executions)
+      items.push_back(view_json(view));
+    send_json(res, 200,
+              {{"executions", std::move(items)},
+               {"next_page_token", listed->next_page_token}});
+  });
+}
+
+void read_routes(httplib::Server& srv, engine_ptr engine) {
+  srv.Get(R"(/v1/executions/([^/]+))",
+          [engine](const httplib::Request& req, httplib::Response& res) {
+            reply(res, engine->describe(req.matches[1]));
+          });
+  srv.Get(
+    R"(/v1/executions/([^/]+)/history)",
+    [engine](const httplib::Request& req, httplib::Response& res) {
+      auto from = query_params{req}.integer("from_seq", 0);
+      if (!from) return send_error(res, from.error());
+      if (*from < 0)
+        return send_error(res, make_error(errc::invalid_argument,
+                                          "from_seq: must not be negative"));
+      std::string id = req.matches[1];
+      auto events = engine->history(id, *from);
+      if (!events) return send_error(res, events.error());
+      json items = json::array();
+      for (auto& ev : *events)
+        items.push_back(event_to_json(ev));
+      send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
+    });
+  srv.Get("/v1/workflows",
+          [engine](const httplib::Request&, httplib::Response& res) {
+            json items = json::array();
+            for (auto& wf : engine->workflows())
+              items.push_back(message_to_json(to_proto(wf)));
+            send_json(res, 200, {{"workflows", std::move(items)}});
+          });
+}
+
+void decision_routes(httplib::Server& srv, engine_ptr engine) {
+  srv.Post(R"(/v1/executions/([^/]+)/approve)",
+           [engine](const httplib::Request& req, httplib::Response& res) {
+             auto slot = admit(req, res);
+             if (!slot) return;
+             auto body = decision_body::parse(req.body, true);
+             if (!body) return send_error(res, body.error());
+             reply(res, engine->approve(req.matches[1], body->by, body->data));
+           });
+  srv.Post(R"(/v1/executions/([^/]+)/reject)",
+           [engine](const httplib::Request& req, httplib::Response& res) {
+             auto slot = admit(req, res);
+             if (!slot) return;
+             auto body = decision_body::parse(req.body, true);
+             if (!body) return send_error(res, body.error());
+             reply(res, engine->reject(req.matches[1], body->by, body->reason));
+           });
+  srv.Post(R"(/v1/executions/([^/]+)/cancel)",
+           [engine](const httplib::Request& req, httplib::Response& res) {
+             auto slot = admit(req, res);
+             if (!slot) return;
+             auto body = decision_body::parse(req.body, false);
+             if (!body) return send_error(res, body.error());
+             auto by = body->by.empty() ? std::string{"anonymous"} : body->by;
+             reply(res, engine->cancel(req.matches[1], by, body->reason));
+           });
+}
+
+} // namespace
+
+void install_http_api(httplib::Server& server, engine_ptr engine,
+                      const http_options& opts) {
+  server.set_payload_max_length(opts.max_body_bytes);
+  install_error_handlers(server, opts.max_body_bytes);
+  start_route(server, engine, opts);
+  list_route(server, engine);
+  read_routes(server, engine);
+  decision_routes(server, std::move(engine));
+}
+
+} // namespace cerebelum::api

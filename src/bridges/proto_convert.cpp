@@ -1,0 +1,49 @@
+#include "src/bridges/proto_convert.hpp"
+
+#include "workflow/safe_text.hpp"
+
+namespace cerebelum::api {
+
+namespace {
+
+/// Dumps `value`; null (unset) becomes the empty text.
+std::string json_text(const actors::json& value) {
+  return value.is_null() ? std::string{} : workflow::safe_dump(value);
+}
+
+} // namespace
+
+admin::ExecutionInfo to_proto(const actors::execution_view& view) {
+  admin::ExecutionInfo info;
+  info.set_execution_id(view.execution_id);
+  info.set_workflow(view.workflow);
+  info.set_workflow_version(view.workflow_version);
+  info.set_status(eventstore::to_string(view.status));
+  info.set_created_at_ms(view.created_at_ms);
+  info.set_updated_at_ms(view.updated_at_ms);
+  info.set_input_json(json_text(view.input));
+  info.set_result_json(json_text(view.result));
+  if (view.error) {
+    auto* err = info.mutable_error();
+    err->set_kind(view.error->kind);
+    err->set_message(view.error->message);
+    err->set_details_json(json_text(view.error->details));
+    err->set_retryable(view.error->retryable);
+  }
+  if (view.wake_at_ms) info.set_wake_at_ms(*view.wake_at_ms);
+  info.set_awaiting_step(view.awaiting_step);
+  info.set_approval_data_json(json_text(view.approval_data));
+  info.set_history_length(view.history_length);
+  info.set_phase(view.phase);
+  return info;
+}
+
+admin::WorkflowInfo to_proto(const actors::workflow_view& view) {
+  admin::WorkflowInfo info;
+  info.set_name(view.name);
+  info.set_version(view.version);
+  info.set_source(view.source);
+  return info;
+}
+
+} // namespace cerebelum::api

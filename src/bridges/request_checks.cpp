@@ -1,0 +1,78 @@
+#include "src/bridges/request_checks.hpp"
+
+#include "actors/errc.hpp"
+#include "workflow/safe_text.hpp"
+
+namespace cerebelum::api {
+
+using actors::errc;
+using actors::make_error;
+
+caf::expected<actors::json>
+parse_json_field(const std::string& field, const std::string& text,
+                 const actors::json& empty_value, bool require_object) {
+  if (text.empty()) return empty_value;
+  auto doc = workflow::parse_json(text, field);
+  if (!doc) return make_error(errc::invalid_argument, doc.error().message);
+  auto parsed = std::move(doc.value());
+  if (require_object && !parsed.is_object())
+    return make_error(errc::invalid_argument,
+                      field + ": must be a JSON object, got "
+                        + std::string{parsed.type_name()});
+  return parsed;
+}
+
+caf::error require_non_empty(const std::string& field,
+                             const std::string& value) {
+  if (value.empty())
+    return make_error(errc::invalid_argument, field + ": must not be empty");
+  return {};
+}
+
+caf::expected<std::optional<eventstore::execution_status>>
+parse_status_filter(const std::string& text) {
+  if (text.empty()) return std::optional<eventstore::execution_status>{};
+  if (auto st = eventstore::parse_status(text))
+    return std::optional<eventstore::execution_status>{*st};
+  return make_error(errc::invalid_argument,
+                    "status: unknown status '" + workflow::printable(text)
+                      + "' (one of running, sleeping, awaiting_approval, "
+                        "completed, failed, cancelled)");
+}
+
+caf::error check_page_size(long long page_size) {
+  if (page_size < 0 || page_size > 1000)
+    return make_error(errc::invalid_argument,
+                      "page_size: must be between 1 and 1000, got "
+                        + std::to_string(page_size));
+  return {};
+}
+
+caf::expected<actors::execution_view>
+wait_for_result(actors::engine_api& engine, const std::string& id,
+                std::chrono::milliseconds timeout,
+                const std::function<bool()>& abandoned) {
+  using std::chrono::steady_clock;
+  if (timeout <= std::chrono::milliseconds{0} || timeout > max_wait)
+    timeout = max_wait;
+  auto deadline = steady_clock::now() + timeout;
+  constexpr std::chrono::milliseconds slice{250};
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - steady_clock::now());
+    auto res = engine.wait(id, std::max(std::chrono::milliseconds{1},
+                                        std::min(left, slice)));
+    if (res || actors::api_error_code(res.error()) != errc::deadline_exceeded)
+      return res;
+    if (steady_clock::now() >= deadline)
+      return make_error(errc::deadline_exceeded,
+                        "execution " + id + " did not finish within "
+                          + std::to_string(timeout.count()) + " ms");
+    if (abandoned && abandoned())
+      return make_error(errc::unavailable,
+                        "the wait was abandoned (client gone or node "
+                        "stopping)");
+  }
+}
+
+} // namespace cerebelum::api

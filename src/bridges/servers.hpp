@@ -1,0 +1,38 @@
+#pragma once
+
+// The node's network front ends as children of its bridge supervisor: each
+// is a CAF actor that owns one server. The server starts in the child's
+// start function (so a taken port fails the node's start with an error
+// naming the address) and shuts down when the actor exits.
+
+#include <memory>
+#include <string>
+
+#include "actors/task_api.hpp"
+#include "src/bridges/http_api.hpp"
+#include "supervision/child_spec.hpp"
+
+namespace cerebelum::actors {
+class engine_api;
+} // namespace cerebelum::actors
+
+namespace cerebelum::api {
+
+/// A child "grpc_server" serving the AdminService on `address` (HOST:PORT),
+/// and the WorkerService when `tasks` is set.
+supervision::child_spec
+grpc_server_spec(std::string address,
+                 std::shared_ptr<actors::engine_api> engine,
+                 actors::task_api_ptr tasks = nullptr);
+
+/// A child "http_server" serving the HTTP/JSON API on `address` (HOST:PORT).
+supervision::child_spec
+http_server_spec(std::string address,
+                 std::shared_ptr<actors::engine_api> engine,
+                 http_options opts = {});
+
+/// Splits "HOST:PORT"; returns false when the port is missing or not a
+/// number in 0..65535.
+bool split_address(const std::string& address, std::string& host, int& port);
+
+} // namespace cerebelum::api
