@@ -7,51 +7,23 @@
 #include <filesystem>
 #include <string>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include "tests/support/child_process.hpp"
+#include "tests/support/scratch.hpp"
 
 using cerebelum::test::child_process;
+using cerebelum::test::free_port;
+using cerebelum::test::temp_dir;
 using namespace std::chrono_literals;
 
 namespace {
 
 constexpr auto ready_line = "node ready";
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string tmpl
-      = (std::filesystem::temp_directory_path() / "cerebelum-node-test.XXXXXX")
-          .string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-/// A port that was free a moment ago, so that tests running in parallel (and
-/// a node a developer runs) do not collide on the default 9740.
-std::string free_address() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
-}
-
 std::vector<std::string> node_args(const temp_dir& dir) {
-  return {CEREBELUM_BIN, "node",         "--data-dir", dir.path.string(),
-          "--listen",    free_address(), "--http",     ""};
+  return {CEREBELUM_BIN, "node",
+          "--data-dir",  dir.path.string(),
+          "--listen",    "127.0.0.1:" + std::to_string(free_port()),
+          "--http",      ""};
 }
 
 } // namespace

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/rng.hpp"
 #include "workflow/decider.hpp"
 #include "workflow/loader.hpp"
 
@@ -15,18 +16,7 @@ using namespace cerebelum::workflow;
 
 namespace {
 
-struct rng {
-  std::uint64_t state;
-  std::uint64_t next() {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  }
-  std::size_t below(std::size_t n) {
-    return n == 0 ? 0 : static_cast<std::size_t>(next() % n);
-  }
-};
+using cerebelum::test::rng;
 
 const std::string noise[] = {":",
                              "-",

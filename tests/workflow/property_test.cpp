@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/rng.hpp"
 #include "tests/workflow/support.hpp"
 #include "workflow/builder.hpp"
 
@@ -19,22 +20,7 @@ namespace ev = cerebelum::events;
 
 namespace {
 
-/// Small deterministic generator (same sequence on every platform).
-struct rng {
-  std::uint64_t state;
-  std::uint64_t next() {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  }
-  std::size_t below(std::size_t n) {
-    return static_cast<std::size_t>(next() % n);
-  }
-  bool chance(int percent) {
-    return below(100) < static_cast<std::size_t>(percent);
-  }
-};
+using cerebelum::test::rng;
 
 const char* const kinds[] = {"timeout", "fatal", "soft", "jump"};
 
