@@ -10,8 +10,8 @@
 // ```
 //
 // Handlers run on `handler_pool` threads; each reports its outcome to the
-// actor with a `(done_atom, complete_msg)` message, and the actor (never a
-// pool thread) talks to the gateway. Heartbeats are timers of the actor, so
+// actor with a `(done_atom, CompleteTaskRequest)` message, and the actor (never
+// a pool thread) talks to the gateway. Heartbeats are timers of the actor, so
 // a handler that computes for minutes still keeps its lease.
 
 #include "sdk/cpp/caf_worker.hpp"
@@ -118,7 +118,7 @@ task_error::task_error(std::string kind, const std::string& message,
 }
 
 struct task_context::shared_state {
-  task_msg task;
+  Task task;
   caf::actor worker;
   std::atomic<bool> cancelled{false};
 };
@@ -128,21 +128,21 @@ task_context::task_context(std::shared_ptr<shared_state> st)
   // nop
 }
 
-const task_msg& task_context::task() const {
+const Task& task_context::task() const {
   return st_->task;
 }
 
 void task_context::heartbeat(const json& details) {
-  caf::anon_send(st_->worker, beat_atom::value, st_->task.attempt_token,
+  caf::anon_send(st_->worker, beat_atom::value, st_->task.attempt_token(),
                  details.dump());
 }
 
 namespace {
 
 /// The value of `key` in the task's resume_json, if the wait is over.
-std::optional<json> resumed(const task_msg& t, const std::string& key) {
-  if (t.resume_json.empty()) return std::nullopt;
-  auto waits = json::parse(t.resume_json, nullptr, false);
+std::optional<json> resumed(const Task& t, const std::string& key) {
+  if (t.resume_json().empty()) return std::nullopt;
+  auto waits = json::parse(t.resume_json(), nullptr, false);
   if (!waits.is_object() || !waits.contains(key)) return std::nullopt;
   return waits[key];
 }
@@ -228,12 +228,11 @@ void finish(worker_actor* self, std::string error) {
 }
 
 /// The heartbeat period of `t`.
-std::chrono::milliseconds beat_period(const worker_state& st,
-                                      const task_msg& t) {
+std::chrono::milliseconds beat_period(const worker_state& st, const Task& t) {
   using std::chrono::milliseconds;
   if (st.opts.heartbeat_interval.count() > 0) return st.opts.heartbeat_interval;
-  std::int64_t basis = t.heartbeat_timeout_ms;
-  if (basis <= 0) basis = t.lease_expires_at_ms - now_ms();
+  std::int64_t basis = t.heartbeat_timeout_ms();
+  if (basis <= 0) basis = t.lease_expires_at_ms() - now_ms();
   if (basis <= 0) basis = st.lease_timeout_ms;
   return milliseconds{std::max<std::int64_t>(basis / 3, 50)};
 }
@@ -244,19 +243,19 @@ void maybe_unregister(worker_actor* self) {
       || st.pending_completes > 0)
     return;
   st.unregistering = true;
-  self
-    ->request(st.gateway, request_timeout, unregister_atom::value,
-              st.opts.worker_id)
+  UnregisterRequest req;
+  req.set_worker_id(st.opts.worker_id);
+  self->request(st.gateway, request_timeout, std::move(req))
     .then(
-      [=](std::uint32_t requeued) {
+      [=](const UnregisterResponse& res) {
         spdlog::info("worker {} unregistered ({} leased tasks handed back)",
-                     self->state.opts.worker_id, requeued);
+                     self->state.opts.worker_id, res.requeued());
         finish(self, {});
       },
       [=](caf::error& err) {
         spdlog::warn("worker {}: unregister failed: {}",
                      self->state.opts.worker_id,
-                     render_error(self->system(), err));
+                     wire::render_error(self->system(), err));
         finish(self, {});
       });
 }
@@ -264,12 +263,15 @@ void maybe_unregister(worker_actor* self) {
 void send_beat(worker_actor* self, const std::string& token,
                std::string details) {
   auto& st = self->state;
-  heartbeat_msg msg{st.opts.worker_id, token, std::move(details)};
-  self->request(st.gateway, request_timeout, heartbeat_atom::value, msg)
+  HeartbeatRequest msg;
+  msg.set_worker_id(st.opts.worker_id);
+  msg.set_attempt_token(token);
+  msg.set_details_json(std::move(details));
+  self->request(st.gateway, request_timeout, std::move(msg))
     .then(
-      [=](const heartbeat_ack& ack) {
+      [=](const HeartbeatResponse& ack) {
         auto i = self->state.running.find(token);
-        if (i != self->state.running.end() && ack.cancel_requested
+        if (i != self->state.running.end() && ack.cancel_requested()
             && !i->second.shared->cancelled.exchange(true))
           spdlog::info("worker {}: the node asked to stop attempt {}",
                        self->state.opts.worker_id, token);
@@ -277,117 +279,121 @@ void send_beat(worker_actor* self, const std::string& token,
       [=](caf::error& err) {
         auto i = self->state.running.find(token);
         if (i == self->state.running.end()) return;
-        if (error_code(err) == errc::stale_attempt
-            || error_code(err) == errc::unknown_worker) {
+        if (wire::error_code(err) == wire::errc::stale_attempt
+            || wire::error_code(err) == wire::errc::unknown_worker) {
           // The lease is gone: whatever the handler returns is rejected.
           i->second.shared->cancelled = true;
           spdlog::warn("worker {}: lost the lease of attempt {}: {}",
                        self->state.opts.worker_id, token,
-                       render_error(self->system(), err));
+                       wire::render_error(self->system(), err));
         } else {
           spdlog::warn("worker {}: heartbeat of {} failed: {}",
                        self->state.opts.worker_id, token,
-                       render_error(self->system(), err));
+                       wire::render_error(self->system(), err));
         }
       });
 }
 
-void send_complete(worker_actor* self, complete_msg msg) {
+void send_complete(worker_actor* self, CompleteTaskRequest msg) {
   auto& st = self->state;
   ++st.pending_completes;
-  auto token = msg.attempt_token;
-  self->request(st.gateway, request_timeout, complete_atom::value, msg)
+  auto token = msg.attempt_token();
+  self->request(st.gateway, request_timeout, std::move(msg))
     .then(
-      [=](const complete_ack& ack) {
+      [=](const CompleteTaskResponse& ack) {
         --self->state.pending_completes;
         ++*self->state.completed;
         spdlog::debug("worker {}: outcome of {} {}", self->state.opts.worker_id,
-                      token, ack.recorded ? "recorded" : "already recorded");
+                      token, ack.recorded() ? "recorded" : "already recorded");
         maybe_unregister(self);
       },
       [=](caf::error& err) {
         --self->state.pending_completes;
         spdlog::warn("worker {}: the node rejected the outcome of {}: {}",
                      self->state.opts.worker_id, token,
-                     render_error(self->system(), err));
+                     wire::render_error(self->system(), err));
         maybe_unregister(self);
       });
 }
 
-complete_msg failure(const std::string& worker_id, const std::string& token,
-                     std::string kind, std::string message, bool retryable) {
-  complete_msg msg;
-  msg.worker_id = worker_id;
-  msg.attempt_token = token;
-  msg.outcome = "failure";
-  msg.error_kind = std::move(kind);
-  msg.error_message = std::move(message);
-  msg.retryable = retryable;
+/// An outcome of the attempt `token`, without its outcome set yet.
+CompleteTaskRequest outcome_of(const std::string& worker_id,
+                               const std::string& token) {
+  CompleteTaskRequest msg;
+  msg.set_worker_id(worker_id);
+  msg.set_attempt_token(token);
+  return msg;
+}
+
+CompleteTaskRequest failure(const std::string& worker_id,
+                            const std::string& token, std::string kind,
+                            std::string message, bool retryable) {
+  auto msg = outcome_of(worker_id, token);
+  auto* err = msg.mutable_error();
+  err->set_kind(std::move(kind));
+  err->set_message(std::move(message));
+  err->set_retryable(retryable);
   return msg;
 }
 
 /// Runs on a pool thread: the handler, its exceptions mapped to failures.
-complete_msg run_handler(const task_handler& handler,
-                         const std::shared_ptr<task_context::shared_state>& sh,
-                         const std::string& worker_id) {
+CompleteTaskRequest
+run_handler(const task_handler& handler,
+            const std::shared_ptr<task_context::shared_state>& sh,
+            const std::string& worker_id) {
   const auto& t = sh->task;
   json input;
-  if (!t.input_json.empty()) {
-    input = json::parse(t.input_json, nullptr, false);
+  if (!t.input_json().empty()) {
+    input = json::parse(t.input_json(), nullptr, false);
     if (input.is_discarded())
-      return failure(worker_id, t.attempt_token, "invalid_input",
+      return failure(worker_id, t.attempt_token(), "invalid_input",
                      "the task's input is not valid JSON", false);
   }
   try {
     task_context ctx{sh};
     auto result = handler(input, ctx);
-    complete_msg msg;
-    msg.worker_id = worker_id;
-    msg.attempt_token = t.attempt_token;
-    msg.outcome = "success";
-    msg.result_json = result.dump();
+    auto msg = outcome_of(worker_id, t.attempt_token());
+    msg.set_result_json(result.dump());
     return msg;
   } catch (const suspend_request& req) {
-    complete_msg msg;
-    msg.worker_id = worker_id;
-    msg.attempt_token = t.attempt_token;
-    msg.outcome = "suspend";
-    msg.wait_key = req.wait_key;
-    msg.sleep_ms = req.sleep_ms;
-    msg.approval = req.approval;
-    msg.approval_data_json = req.approval_data_json;
-    msg.approval_timeout_ms = req.approval_timeout_ms;
+    auto msg = outcome_of(worker_id, t.attempt_token());
+    auto* s = msg.mutable_suspend();
+    s->set_wait_key(req.wait_key);
+    s->set_sleep_ms(req.sleep_ms);
+    s->set_approval(req.approval);
+    s->set_approval_data_json(req.approval_data_json);
+    s->set_approval_timeout_ms(req.approval_timeout_ms);
     return msg;
   } catch (const task_error& e) {
-    return failure(worker_id, t.attempt_token, e.kind(), e.what(),
+    return failure(worker_id, t.attempt_token(), e.kind(), e.what(),
                    e.retryable());
   } catch (const std::exception& e) {
-    return failure(worker_id, t.attempt_token, "handler_exception", e.what(),
+    return failure(worker_id, t.attempt_token(), "handler_exception", e.what(),
                    true);
   } catch (...) {
-    return failure(worker_id, t.attempt_token, "handler_exception",
+    return failure(worker_id, t.attempt_token(), "handler_exception",
                    "unknown exception", true);
   }
 }
 
-void on_task(worker_actor* self, task_msg t) {
+void on_task(worker_actor* self, Task t) {
   auto& st = self->state;
-  auto token = t.attempt_token;
+  auto token = t.attempt_token();
   if (st.running.count(token) > 0) return; // pushed twice: runs once
-  auto h = st.handlers->find(t.task_type);
+  auto h = st.handlers->find(t.task_type());
   if (h == st.handlers->end()) {
     spdlog::warn("worker {}: no handler for task type '{}' (step {} of {})",
-                 st.opts.worker_id, t.task_type, t.step, t.execution_id);
+                 st.opts.worker_id, t.task_type(), t.step(), t.execution_id());
     send_complete(self, failure(st.opts.worker_id, token, "unknown_task_type",
                                 "worker " + st.opts.worker_id
                                   + " has no handler for task type '"
-                                  + t.task_type + "'",
+                                  + t.task_type() + "'",
                                 false));
     return;
   }
   spdlog::info("worker {}: running {} (step {} of {}, attempt {})",
-               st.opts.worker_id, t.task_type, t.step, t.execution_id,
-               t.attempt);
+               st.opts.worker_id, t.task_type(), t.step(), t.execution_id(),
+               t.attempt());
   auto shared = std::make_shared<task_context::shared_state>();
   shared->task = std::move(t);
   shared->worker = caf::actor_cast<caf::actor>(self);
@@ -404,20 +410,22 @@ caf::behavior serving(worker_actor* self);
 
 caf::behavior joining(worker_actor* self) {
   auto& st = self->state;
-  register_msg reg;
-  reg.worker_id = st.opts.worker_id;
-  reg.queues = st.opts.queues;
-  reg.max_in_flight = st.opts.max_in_flight;
-  reg.workflows = st.opts.workflows;
-  reg.worker = caf::actor_cast<caf::actor>(self);
-  self->request(st.gateway, request_timeout, register_atom::value, reg)
+  // The gateway takes this actor, the request's sender, as the worker.
+  RegisterRequest reg;
+  reg.set_worker_id(st.opts.worker_id);
+  for (auto& q : st.opts.queues)
+    reg.add_queues(q);
+  reg.set_max_in_flight(st.opts.max_in_flight);
+  for (auto& w : st.opts.workflows)
+    *reg.add_workflows() = w;
+  self->request(st.gateway, request_timeout, std::move(reg))
     .then(
-      [=](const registered_msg& ok) {
+      [=](const RegisterResponse& ok) {
         auto& st = self->state;
         st.registered = true;
-        st.lease_timeout_ms = ok.lease_timeout_ms;
+        st.lease_timeout_ms = ok.lease_timeout_ms();
         std::string names;
-        for (auto& n : ok.workflows)
+        for (auto& n : ok.workflows())
           names += (names.empty() ? "" : ", ") + n;
         spdlog::info("worker {} registered (queues: {}; workflows: {}; max in "
                      "flight {})",
@@ -432,14 +440,14 @@ caf::behavior joining(worker_actor* self) {
       [=](caf::error& err) {
         finish(self, "the node refused the registration of worker "
                        + self->state.opts.worker_id + ": "
-                       + render_error(self->system(), err));
+                       + wire::render_error(self->system(), err));
       });
   return {
     [=](stop_atom) {
       // Handled once registered (the node may already push tasks).
       self->state.stopping = true;
     },
-    [=](task_atom, task_msg&) -> caf::skip_t {
+    [=](Task&) -> caf::skip_t {
       // The gateway pushes only after its reply; kept for `serving` anyway.
       return caf::skip;
     },
@@ -448,19 +456,29 @@ caf::behavior joining(worker_actor* self) {
 
 caf::behavior serving(worker_actor* self) {
   return {
-    [=](task_atom, task_msg& t) {
+    [=](Task& t) {
       on_task(self, std::move(t));
     },
-    [=](done_atom, complete_msg& msg) {
+    [=](done_atom, CompleteTaskRequest& msg) {
       auto& st = self->state;
-      auto i = st.running.find(msg.attempt_token);
+      auto i = st.running.find(msg.attempt_token());
       if (i == st.running.end()) return;
       bool cancelled = i->second.shared->cancelled.load();
       st.running.erase(i);
       if (cancelled)
         spdlog::info("worker {}: attempt {} finished after its cancellation; "
                      "reporting it anyway (the node decides)",
-                     st.opts.worker_id, msg.attempt_token);
+                     st.opts.worker_id, msg.attempt_token());
+      if (auto size = msg.ByteSizeLong(); size > wire::max_message_bytes) {
+        // CAF 0.17 would send it cut short, without an error: fail the
+        // attempt instead (a retry would produce the same outcome).
+        msg = failure(st.opts.worker_id, msg.attempt_token(),
+                      "outcome_too_large",
+                      "the outcome is " + std::to_string(size)
+                        + " bytes; the CAF port takes at most "
+                        + std::to_string(wire::max_message_bytes),
+                      false);
+      }
       send_complete(self, std::move(msg));
     },
     [=](beat_atom, const std::string& token) {
@@ -482,18 +500,18 @@ caf::behavior serving(worker_actor* self) {
                    st.running.size());
       // Tasks pushed before the gateway handled the drain arrive before its
       // reply (messages between two actors keep their order).
-      self
-        ->request(st.gateway, request_timeout, drain_atom::value,
-                  st.opts.worker_id)
+      DrainRequest req;
+      req.set_worker_id(st.opts.worker_id);
+      self->request(st.gateway, request_timeout, std::move(req))
         .then(
-          [=](std::uint32_t) {
+          [=](const DrainResponse&) {
             self->state.drained = true;
             maybe_unregister(self);
           },
           [=](caf::error& err) {
             spdlog::warn("worker {}: drain failed: {}",
                          self->state.opts.worker_id,
-                         render_error(self->system(), err));
+                         wire::render_error(self->system(), err));
             self->state.drained = true;
             maybe_unregister(self);
           });
@@ -567,8 +585,11 @@ caf_worker& caf_worker::max_in_flight(std::uint32_t n) {
 
 caf_worker& caf_worker::add_workflow(std::string name, std::string format,
                                      std::string text) {
-  impl_->opts.workflows.push_back(
-    {std::move(name), std::move(format), std::move(text)});
+  WorkflowSource src;
+  src.set_name(std::move(name));
+  src.set_format(std::move(format));
+  src.set_text(std::move(text));
+  impl_->opts.workflows.push_back(std::move(src));
   return *this;
 }
 
@@ -617,7 +638,7 @@ void caf_worker::run() {
   opts.max_in_flight = std::max<std::uint32_t>(opts.max_in_flight, 1);
   if (impl_->stop_requested) return;
   caf::actor_system_config cfg;
-  add_protocol_types(cfg);
+  wire::add_wire_types(cfg);
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
   auto deadline = std::chrono::steady_clock::now() + opts.connect_timeout;

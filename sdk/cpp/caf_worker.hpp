@@ -34,7 +34,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sdk/cpp/protocol.hpp"
+#include "wire/wire.hpp"
 
 namespace cerebelum::worker {
 
@@ -80,21 +80,21 @@ class task_context {
 
   explicit task_context(std::shared_ptr<shared_state> st);
 
-  /// The leased attempt as the node sent it.
-  const task_msg& task() const;
+  /// The leased attempt as the node sent it (proto/worker.proto).
+  const Task& task() const;
 
   const std::string& execution_id() const {
-    return task().execution_id;
+    return task().execution_id();
   }
   const std::string& step() const {
-    return task().step;
+    return task().step();
   }
   std::uint32_t attempt() const {
-    return task().attempt;
+    return task().attempt();
   }
   /// The same for every attempt of this step: use it for side effects.
   const std::string& idempotency_key() const {
-    return task().idempotency_key;
+    return task().idempotency_key();
   }
 
   /// Sends a heartbeat now with `details` (a JSON object, recorded as the
@@ -137,8 +137,9 @@ struct worker_options {
   std::vector<std::string> queues;
   /// Tasks run at once (threads); at least 1.
   std::uint32_t max_in_flight = 1;
-  /// Workflow definitions registered with the node when the worker joins.
-  std::vector<workflow_source> workflows;
+  /// Workflow definitions registered with the node when the worker joins
+  /// (see `caf_worker::add_workflow`).
+  std::vector<WorkflowSource> workflows;
   /// Heartbeat period while a handler runs; 0 = a third of the task's
   /// heartbeat timeout (or of the lease when it has none).
   std::chrono::milliseconds heartbeat_interval{0};

@@ -4,7 +4,7 @@
 #include "src/bridges/proto_convert.hpp"
 #include "src/bridges/request_checks.hpp"
 #include "src/bridges/request_gate.hpp"
-#include "src/bridges/worker_service.hpp"
+#include "src/bridges/worker_convert.hpp"
 
 #include <condition_variable>
 #include <mutex>

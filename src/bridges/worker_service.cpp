@@ -1,5 +1,7 @@
 #include "src/bridges/worker_service.hpp"
 
+#include "src/bridges/worker_convert.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -61,23 +63,6 @@ status_of(const std::optional<actors::task_result<T>>& r, const char* what) {
   return grpc::Status::OK;
 }
 
-void fill(worker::Task& t, const actors::leased_task& x) {
-  t.set_task_id(x.task_id);
-  t.set_attempt_token(x.attempt_token);
-  t.set_execution_id(x.execution_id);
-  t.set_workflow(x.workflow);
-  t.set_step(x.step);
-  t.set_task_type(x.task_type);
-  t.set_queue(x.queue);
-  t.set_attempt(x.attempt);
-  t.set_input_json(x.input_json);
-  t.set_idempotency_key(x.idempotency_key);
-  t.set_lease_expires_at_ms(x.lease_expires_at_ms);
-  t.set_heartbeat_timeout_ms(x.heartbeat_timeout_ms);
-  t.set_start_to_close_timeout_ms(x.start_to_close_timeout_ms);
-  t.set_resume_json(x.resume_json);
-}
-
 grpc::Status require(const std::string& value, const char* field) {
   if (!value.empty()) return grpc::Status::OK;
   return {grpc::StatusCode::INVALID_ARGUMENT, std::string{field} + " is empty"};
@@ -87,28 +72,6 @@ grpc::Status require(const std::string& value, const char* field) {
 constexpr auto call_limit = std::chrono::milliseconds{60'000};
 
 } // namespace
-
-grpc::Status to_status(const actors::task_error& err) {
-  using actors::task_errc;
-  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
-  switch (err.code) {
-    case task_errc::invalid_argument:
-    case task_errc::invalid_json:
-    case task_errc::oversized:
-    case task_errc::invalid_workflow:
-      code = grpc::StatusCode::INVALID_ARGUMENT;
-      break;
-    case task_errc::unknown_worker:
-    case task_errc::unknown_queue:
-    case task_errc::not_found: code = grpc::StatusCode::NOT_FOUND; break;
-    case task_errc::not_retryable:
-    case task_errc::stale_token:
-      code = grpc::StatusCode::FAILED_PRECONDITION;
-      break;
-    case task_errc::unavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-  }
-  return {code, std::string{actors::to_string(err.code)} + ": " + err.message};
-}
 
 worker_service::worker_service(actors::task_api_ptr tasks,
                                std::shared_ptr<std::atomic<bool>> stopping)
@@ -120,23 +83,15 @@ grpc::Status worker_service::Register(grpc::ServerContext* ctx,
                                       const worker::RegisterRequest* req,
                                       worker::RegisterResponse* res) {
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok()) return st;
-  actors::worker_registration reg;
-  reg.worker_id = req->worker_id();
-  reg.queues.assign(req->queues().begin(), req->queues().end());
-  reg.max_in_flight = req->max_in_flight();
-  for (auto& w : req->workflows())
-    reg.workflows.push_back({w.name(), w.format(), w.text()});
   waiter<actors::registration_info> w;
-  tasks_->register_worker(std::move(reg), w.callback());
+  tasks_->register_worker(to_registration(*req), w.callback());
   auto r = w.wait(
     [ctx] {
       return ctx->IsCancelled();
     },
     call_limit);
   if (auto st = status_of(r, "Register"); !st.ok()) return st;
-  for (auto& name : r->value->workflows)
-    res->add_workflows(name);
-  res->set_lease_timeout_ms(r->value->lease_timeout_ms);
+  *res = to_proto(*r->value);
   return grpc::Status::OK;
 }
 
@@ -183,7 +138,7 @@ grpc::Status worker_service::PollTask(grpc::ServerContext* ctx,
       tasks_->release(req->worker_id(), (*r->value)->attempt_token);
       return {grpc::StatusCode::CANCELLED, "the call was cancelled"};
     }
-    fill(*res->mutable_task(), **r->value);
+    *res->mutable_task() = to_proto(**r->value);
   }
   return grpc::Status::OK;
 }
@@ -203,8 +158,7 @@ grpc::Status worker_service::Heartbeat(grpc::ServerContext* ctx,
     },
     call_limit);
   if (auto st = status_of(r, "Heartbeat"); !st.ok()) return st;
-  res->set_lease_expires_at_ms(r->value->lease_expires_at_ms);
-  res->set_cancel_requested(r->value->cancel_requested);
+  *res = to_proto(*r->value);
   return grpc::Status::OK;
 }
 
@@ -215,31 +169,11 @@ worker_service::CompleteTask(grpc::ServerContext* ctx,
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok()) return st;
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
     return st;
-  actors::task_outcome outcome;
-  switch (req->outcome_case()) {
-    case worker::CompleteTaskRequest::kResultJson:
-      outcome = actors::task_success{req->result_json()};
-      break;
-    case worker::CompleteTaskRequest::kError: {
-      auto& e = req->error();
-      outcome = actors::task_failure{e.kind(), e.message(), e.details_json(),
-                                     e.retryable()};
-      break;
-    }
-    case worker::CompleteTaskRequest::kSuspend: {
-      auto& s = req->suspend();
-      outcome = actors::task_suspend{s.wait_key(), s.sleep_ms(), s.approval(),
-                                     s.approval_data_json(),
-                                     s.approval_timeout_ms()};
-      break;
-    }
-    default:
-      return {grpc::StatusCode::INVALID_ARGUMENT,
-              "CompleteTask needs one of result_json, error or suspend"};
-  }
+  auto outcome = to_outcome(*req);
+  if (!outcome) return to_status(*outcome.error);
   waiter<actors::complete_info> w;
-  tasks_->complete(req->worker_id(), req->attempt_token(), std::move(outcome),
-                   w.callback());
+  tasks_->complete(req->worker_id(), req->attempt_token(),
+                   std::move(*outcome.value), w.callback());
   // Not abandoned when the caller goes away: the outcome is on its way.
   auto r = w.wait(
     [] {
@@ -248,7 +182,7 @@ worker_service::CompleteTask(grpc::ServerContext* ctx,
     call_limit);
   (void)ctx;
   if (auto st = status_of(r, "CompleteTask"); !st.ok()) return st;
-  res->set_recorded(r->value->recorded);
+  *res = to_proto(*r->value);
   return grpc::Status::OK;
 }
 
@@ -264,7 +198,7 @@ grpc::Status worker_service::Unregister(grpc::ServerContext* ctx,
     },
     call_limit);
   if (auto st = status_of(r, "Unregister"); !st.ok()) return st;
-  res->set_requeued(*r->value);
+  *res = unregistered(*r->value);
   return grpc::Status::OK;
 }
 

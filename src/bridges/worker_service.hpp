@@ -1,7 +1,8 @@
 #pragma once
 
 // The gRPC WorkerService (proto/worker.proto) over the task router's facade
-// (actors/task_api.hpp). Included only by the gRPC server and its tests.
+// (actors/task_api.hpp); the messages convert in worker_convert.hpp.
+// Included only by the gRPC server and its tests.
 
 #include <atomic>
 #include <memory>
@@ -43,8 +44,5 @@ class worker_service final : public worker::WorkerService::Service {
   actors::task_api_ptr tasks_;
   std::shared_ptr<std::atomic<bool>> stopping_;
 };
-
-/// The gRPC status of a task API error.
-grpc::Status to_status(const actors::task_error& err);
 
 } // namespace cerebelum::api

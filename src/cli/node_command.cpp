@@ -17,10 +17,10 @@
 #include "actors/function_registry.hpp"
 #include "actors/node.hpp"
 #include "eventstore/sqlite_store.hpp"
-#include "sdk/cpp/protocol.hpp"
 #include "src/bridges/caf/caf_port.hpp"
 #include "src/bridges/servers.hpp"
 #include "src/demo/demo_functions.hpp"
+#include "wire/wire.hpp"
 
 namespace cerebelum::cli {
 
@@ -149,7 +149,7 @@ int run_node(const node_options& opts) {
   auto signals = block_stop_signals();
   caf::actor_system_config cfg;
   actors::add_node_message_types(cfg);
-  worker::add_protocol_types(cfg); // the CAF worker port (src/bridges/caf)
+  wire::add_wire_types(cfg); // the CAF worker port (src/bridges/caf)
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
   auto ncfg = make_node_config(opts);

@@ -76,10 +76,10 @@ TEST_CASE_METHOD(fixture, "a worker's handshakes, spawn server query and "
   auto query = direct_to(static_cast<std::uint64_t>(caf::atom("SpawnServ")));
   query.flags = 0x01;
   append(stream, sized_frame(query, info_query()));
-  append(stream, sized_frame(direct_to(17),
-                             message_payload("@<>+@atom+cerebelum::worker::"
-                                             "complete_msg",
-                                             bytes(100, 0x02))));
+  append(stream,
+         sized_frame(direct_to(17), message_payload("@<>+cerebelum::worker::"
+                                                    "CompleteTaskRequest",
+                                                    bytes(100, 0x02))));
   basp_header monitor;
   monitor.operation = 0x04;
   monitor.dest_actor = 17;

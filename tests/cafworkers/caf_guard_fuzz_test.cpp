@@ -18,16 +18,16 @@
 #include <iostream>
 #include <random>
 
-#include "sdk/cpp/protocol.hpp"
 #include "src/bridges/caf/basp_check.hpp"
 #include "tests/cafworkers/basp_peer.hpp"
 #include "tests/cafworkers/caf_fixture.hpp"
 #include "tests/cafworkers/guard_checks.hpp"
+#include "wire/wire.hpp"
 
 using namespace cerebelum::test;
 using namespace std::chrono_literals;
 using cerebelum::caf_guard::basp_header;
-namespace cw = cerebelum::worker;
+namespace pb = cerebelum::worker;
 
 namespace {
 
@@ -99,31 +99,30 @@ std::vector<bytes> make_corpus(caf::actor_system& sys, std::uint64_t aid) {
   basp_header beat;
   beat.operation = 0x06;
   with_hs(frame(beat));
-  cw::register_msg reg;
-  reg.worker_id = "fuzz";
-  reg.queues = {"cpp-invoices"};
-  reg.workflows = {{"w.yaml", "yaml", "name: w\nsteps: []\n"}};
-  with_hs(sized_frame(
-    direct(aid),
-    direct_payload(sys, caf::make_message(cw::register_atom::value, reg))));
-  cw::heartbeat_msg hb;
-  hb.worker_id = "fuzz";
-  hb.attempt_token = "t-1";
-  with_hs(sized_frame(
-    direct(aid, 2),
-    direct_payload(sys, caf::make_message(cw::heartbeat_atom::value, hb))));
-  cw::complete_msg done;
-  done.worker_id = "fuzz";
-  done.attempt_token = "t-1";
-  done.outcome = "success";
-  done.result_json = R"({"total": 1})";
-  with_hs(sized_frame(
-    direct(aid, 3),
-    direct_payload(sys, caf::make_message(cw::complete_atom::value, done))));
+  pb::RegisterRequest reg;
+  reg.set_worker_id("fuzz");
+  reg.add_queues("cpp-invoices");
+  auto* src = reg.add_workflows();
+  src->set_name("w.yaml");
+  src->set_format("yaml");
+  src->set_text("name: w\nsteps: []\n");
   with_hs(
-    sized_frame(direct(aid, 4),
-                direct_payload(sys, caf::make_message(cw::drain_atom::value,
-                                                      std::string{"fuzz"}))));
+    sized_frame(direct(aid), direct_payload(sys, caf::make_message(reg))));
+  pb::HeartbeatRequest hb;
+  hb.set_worker_id("fuzz");
+  hb.set_attempt_token("t-1");
+  with_hs(
+    sized_frame(direct(aid, 2), direct_payload(sys, caf::make_message(hb))));
+  pb::CompleteTaskRequest done;
+  done.set_worker_id("fuzz");
+  done.set_attempt_token("t-1");
+  done.set_result_json(R"({"total": 1})");
+  with_hs(
+    sized_frame(direct(aid, 3), direct_payload(sys, caf::make_message(done))));
+  pb::DrainRequest drain;
+  drain.set_worker_id("fuzz");
+  with_hs(
+    sized_frame(direct(aid, 4), direct_payload(sys, caf::make_message(drain))));
   // Hostile: a byte buffer CAF resizes to 4 GiB before reading it, a nested
   // message, a type the node has but a worker never sends.
   with_hs(sized_frame(direct(aid),
@@ -317,7 +316,7 @@ TEST_CASE("thousands of mutated BASP streams neither crash the node nor "
   std::cout << "caf guard fuzz: seed " << seed
             << " (CEREBELUM_FUZZ_SEED=" << seed << " replays it)" << std::endl;
   caf::actor_system_config cfg;
-  cw::add_protocol_types(cfg);
+  cerebelum::wire::add_wire_types(cfg);
   caf::actor_system sys{cfg};
   caf_node node;
   auto pid = node.process().pid();

@@ -125,6 +125,50 @@ TEST_CASE("a BASP header declaring a 4 GiB payload does not make the node "
   require_worker_completes(node, "after-huge-header");
 }
 
+TEST_CASE("garbage bytes as a wire message to the worker gateway are "
+          "rejected without crashing the node") {
+  caf_node node;
+  // The wire's types pass the guard; their protobuf bytes are what CAF
+  // hands to the wire's parser (one CAF string: varbyte length, bytes).
+  auto wire_string = [](const bytes& content, std::uint32_t declared) {
+    bytes out;
+    for (auto n = declared;; n >>= 7) {
+      out.push_back(
+        static_cast<std::uint8_t>((n & 0x7F) | (n > 0x7F ? 0x80 : 0)));
+      if (n <= 0x7F) break;
+    }
+    append(out, content);
+    return out;
+  };
+  bytes garbage(64, 0xFF);
+  const std::vector<std::pair<std::string, bytes>> cases = {
+    // Not a protobuf encoding: a tag of an invalid wire type.
+    {"cerebelum::worker::CompleteTaskRequest", wire_string(garbage, 64)},
+    {"cerebelum::worker::RegisterRequest", wire_string(garbage, 64)},
+    // A length beyond the frame: the string is cut short.
+    {"cerebelum::worker::HeartbeatRequest",
+     wire_string(garbage, 3 * 1024 * 1024)},
+    // A protobuf string field that is not UTF-8.
+    {"cerebelum::worker::DrainRequest",
+     wire_string(bytes{0x0A, 0x02, 0xC3, 0x28}, 4)},
+  };
+  for (const auto& [type, values] : cases) {
+    INFO(type);
+    raw_peer peer{node.caf_port};
+    auto aid = open_peer(peer);
+    basp_header msg;
+    msg.operation = 0x02;
+    msg.operation_data = 1;
+    msg.source_actor = 8;
+    msg.dest_actor = aid;
+    auto stream = client_handshake();
+    append(stream, sized_frame(msg, message_payload("@<>+" + type, values)));
+    REQUIRE(peer.send(stream));
+  }
+  require_node_serves(node);
+  require_worker_completes(node, "after-garbage-wire-messages");
+}
+
 TEST_CASE("the node logs at startup that the CAF port is unauthenticated "
           "and bound to loopback") {
   caf_node node;

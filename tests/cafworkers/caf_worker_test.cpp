@@ -12,13 +12,14 @@
 #include <csignal>
 #include <fstream>
 
-#include "sdk/cpp/protocol.hpp"
 #include "tests/cafworkers/caf_fixture.hpp"
+#include "wire/wire.hpp"
 
 using namespace cerebelum::test;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-namespace cw = cerebelum::worker;
+namespace pb = cerebelum::worker;
+namespace wire = cerebelum::wire;
 
 namespace {
 
@@ -127,48 +128,46 @@ TEST_CASE("a replayed result of a killed worker's attempt is rejected as "
   // A client replays the killed attempt's result over the CAF port, as
   // worker "doomed" (gone) and as a newly registered worker.
   caf::actor_system_config cfg;
-  cw::add_protocol_types(cfg);
+  wire::add_wire_types(cfg);
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
   auto gw = sys.middleman().remote_actor("127.0.0.1", node.caf_port);
   REQUIRE(gw);
   caf::scoped_actor self{sys};
-  cw::complete_msg late;
-  late.worker_id = "doomed";
-  late.attempt_token = old_token;
-  late.outcome = "success";
-  late.result_json = R"({"subtotal": 1, "lines": 1})";
+  pb::CompleteTaskRequest late;
+  late.set_worker_id("doomed");
+  late.set_attempt_token(old_token);
+  late.set_result_json(R"({"subtotal": 1, "lines": 1})");
   caf::error err;
-  self->request(*gw, 10s, cw::complete_atom::value, late)
-    .receive([](const cw::complete_ack&) {},
+  self->request(*gw, 10s, late)
+    .receive([](const pb::CompleteTaskResponse&) {},
              [&](caf::error& e) {
                err = std::move(e);
              });
-  INFO(cw::render_error(sys, err));
-  CHECK(cw::error_code(err) == cw::errc::unknown_worker);
-  cw::register_msg reg;
-  reg.worker_id = "replayer";
-  reg.queues = {"nothing-runs-here"};
-  reg.worker = caf::actor_cast<caf::actor>(self);
+  INFO(wire::render_error(sys, err));
+  CHECK(wire::error_code(err) == wire::errc::unknown_worker);
+  pb::RegisterRequest reg;
+  reg.set_worker_id("replayer");
+  reg.add_queues("nothing-runs-here");
   bool registered = false;
-  self->request(*gw, 10s, cw::register_atom::value, reg)
+  self->request(*gw, 10s, reg)
     .receive(
-      [&](const cw::registered_msg&) {
+      [&](const pb::RegisterResponse&) {
         registered = true;
       },
       [&](caf::error& e) {
-        FAIL(cw::render_error(sys, e));
+        FAIL(wire::render_error(sys, e));
       });
   REQUIRE(registered);
-  late.worker_id = "replayer";
+  late.set_worker_id("replayer");
   err = caf::error{};
-  self->request(*gw, 10s, cw::complete_atom::value, late)
-    .receive([](const cw::complete_ack&) {},
+  self->request(*gw, 10s, late)
+    .receive([](const pb::CompleteTaskResponse&) {},
              [&](caf::error& e) {
                err = std::move(e);
              });
-  INFO(cw::render_error(sys, err));
-  CHECK(cw::error_code(err) == cw::errc::stale_attempt);
+  INFO(wire::render_error(sys, err));
+  CHECK(wire::error_code(err) == wire::errc::stale_attempt);
   auto hist = node.history("inv-late");
   CHECK(events_of(hist, "step_completed", "price").size() == 1);
   CHECK(node.wait_status("inv-late", "completed", 5s)["result"]

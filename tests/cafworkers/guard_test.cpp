@@ -17,10 +17,10 @@
 #include <thread>
 #include <unistd.h>
 
-#include "sdk/cpp/protocol.hpp"
 #include "src/bridges/caf/guard.hpp"
 #include "src/bridges/caf/worker_gateway.hpp"
 #include "tests/cafworkers/basp_peer.hpp"
+#include "wire/wire.hpp"
 
 using namespace cerebelum::test;
 using namespace std::chrono_literals;
@@ -195,7 +195,7 @@ TEST_CASE_METHOD(guard_fixture, "connections beyond the cap are closed at "
 TEST_CASE("a restarted worker gateway publishes its new port and the old "
           "one's exit does not clear it") {
   caf::actor_system_config cfg;
-  cerebelum::worker::add_protocol_types(cfg);
+  cerebelum::wire::add_wire_types(cfg);
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
   auto cell = std::make_shared<std::atomic<std::uint16_t>>(0);

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "sdk/cpp/protocol.hpp"
+#include "wire/wire.hpp"
 
 namespace cerebelum::caf_guard {
 
@@ -159,13 +159,6 @@ std::string op_name(std::uint8_t op) {
   return "operation " + std::to_string(op);
 }
 
-template <std::uint16_t... Is>
-void add_block_names(std::set<std::string, std::less<>>& out,
-                     std::integer_sequence<std::uint16_t, Is...>) {
-  constexpr auto first = caf::id_block::cerebelum_worker::begin;
-  (out.emplace(caf::type_name_by_id<first + Is>::value), ...);
-}
-
 } // namespace
 
 basp_header decode_header(const std::uint8_t* bytes) {
@@ -200,14 +193,11 @@ std::vector<std::uint8_t> encode_header(const basp_header& hdr) {
 }
 
 std::set<std::string, std::less<>> worker_type_names() {
-  std::set<std::string, std::less<>> names{
-    "@atom", "@str", "@strvec",   "@strong_actor_ptr",
-    "@unit", "bool", "@i8",       "@i16",
-    "@i32",  "@i64", "@u8",       "@u16",
-    "@u32",  "@u64", "@timespan", "@timestamp"};
-  constexpr auto count = caf::id_block::cerebelum_worker::end
-                         - caf::id_block::cerebelum_worker::begin;
-  add_block_names(names, std::make_integer_sequence<std::uint16_t, count>{});
+  auto names = wire::type_names();
+  // CAF's own connection setup: a worker's spawn server answers the node
+  // middleman's (sys, get, "info") with (ok, "info", actor, name).
+  for (const char* builtin : {"@atom", "@str", "@strong_actor_ptr"})
+    names.emplace(builtin);
   return names;
 }
 

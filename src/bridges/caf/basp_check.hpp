@@ -102,12 +102,12 @@ struct check_limits {
   std::set<std::string, std::less<>> allowed_types;
 };
 
-/// The allow-list for the node's worker gateway: the types of the
-/// `cerebelum_worker` type id block (sdk/cpp/protocol.hpp) and the CAF
-/// built-ins the worker SDK and CAF's connection setup send (atoms, strings,
-/// integers, actor handles). Not allowed,
-/// among others: `@charbuf` (CAF resizes it to a length read from the
-/// payload before checking it) and `@error`/`@message` (nested messages).
+/// The allow-list for the node's worker gateway: the message types of the
+/// wire (`wire::type_names()`, the `cerebelum_wire` type id block) and the
+/// CAF built-ins of CAF's own connection setup (atoms, strings, actor
+/// handles). Not allowed, among others: `@charbuf` (CAF resizes it to a
+/// length read from the payload before checking it), `@error`/`@message`
+/// (nested messages) and integers (no wire message is one).
 std::set<std::string, std::less<>> worker_type_names();
 
 /// Checks the client -> server stream of one connection, frame by frame.

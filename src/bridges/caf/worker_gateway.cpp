@@ -3,7 +3,7 @@
 // A worker's life at the gateway:
 //
 // ```
-//   register_msg        register_worker ok        drain / unregister
+//  RegisterRequest      register_worker ok        drain / unregister
 //  -------------> joining ----------------> serving -----------------> gone
 //                   |  refused: error          |  keeps <= max_in_flight
 //                   |                          |  polls + leased tasks;
@@ -30,18 +30,22 @@
 #include <set>
 #include <unordered_map>
 
-#include "sdk/cpp/protocol.hpp"
+#include "src/bridges/worker_convert.hpp"
+#include "wire/wire.hpp"
 #include "workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 
-namespace wk = cerebelum::worker;
+namespace pb = cerebelum::worker;
+using api::to_proto;
+using api::to_wire_error;
 
 namespace {
 
 using answer_atom = caf::atom_constant<caf::atom("gw_answer")>;
 using polled_atom = caf::atom_constant<caf::atom("gw_polled")>;
 using joined_atom = caf::atom_constant<caf::atom("gw_joined")>;
+using done_atom = caf::atom_constant<caf::atom("gw_done")>;
 
 /// How long one poll waits in the router before it is renewed.
 constexpr auto poll_wait = std::chrono::seconds{30};
@@ -85,62 +89,6 @@ struct gateway_state {
 
 using gateway_actor = caf::stateful_actor<gateway_state>;
 
-wk::errc to_wire(task_errc c) {
-  switch (c) {
-    case task_errc::unknown_worker: return wk::errc::unknown_worker;
-    case task_errc::stale_token: return wk::errc::stale_attempt;
-    case task_errc::unavailable: return wk::errc::unavailable;
-    default: return wk::errc::invalid_argument;
-  }
-}
-
-caf::error to_wire(const task_error& err) {
-  auto code = to_wire(err.code);
-  auto context = err.message;
-  if (code == wk::errc::invalid_argument)
-    context = std::string{to_string(err.code)} + ": " + context;
-  return wk::make_error(code, std::move(context));
-}
-
-wk::task_msg to_wire(const leased_task& t) {
-  wk::task_msg m;
-  m.task_id = t.task_id;
-  m.attempt_token = t.attempt_token;
-  m.execution_id = t.execution_id;
-  m.workflow = t.workflow;
-  m.step = t.step;
-  m.task_type = t.task_type;
-  m.queue = t.queue;
-  m.attempt = t.attempt;
-  m.input_json = t.input_json;
-  m.idempotency_key = t.idempotency_key;
-  m.lease_expires_at_ms = t.lease_expires_at_ms;
-  m.heartbeat_timeout_ms = t.heartbeat_timeout_ms;
-  m.start_to_close_timeout_ms = t.start_to_close_timeout_ms;
-  m.resume_json = t.resume_json;
-  return m;
-}
-
-/// The outcome of `msg`, or an error naming the unknown outcome.
-caf::expected<task_outcome> to_outcome(const wk::complete_msg& msg) {
-  if (msg.outcome == "success")
-    return task_outcome{task_success{msg.result_json}};
-  if (msg.outcome == "failure") {
-    if (msg.error_kind.empty())
-      return wk::make_error(wk::errc::invalid_argument,
-                            "a failure needs an error kind");
-    return task_outcome{task_failure{msg.error_kind, msg.error_message,
-                                     msg.error_details_json, msg.retryable}};
-  }
-  if (msg.outcome == "suspend")
-    return task_outcome{task_suspend{msg.wait_key, msg.sleep_ms, msg.approval,
-                                     msg.approval_data_json,
-                                     msg.approval_timeout_ms}};
-  return wk::make_error(wk::errc::invalid_argument,
-                        "unknown outcome '" + msg.outcome
-                          + "' (expected success, failure or suspend)");
-}
-
 /// Parks a response promise until the facade answers; returns its id.
 std::uint64_t park(gateway_actor* self) {
   auto id = self->state.next_id++;
@@ -158,7 +106,7 @@ answer_to(gateway_actor* self, std::uint64_t id, F convert) {
     if (res)
       caf::anon_send(me, answer_atom::value, id, convert(*res.value));
     else
-      caf::anon_send(me, answer_atom::value, id, to_wire(*res.error));
+      caf::anon_send(me, answer_atom::value, id, to_wire_error(*res.error));
   };
 }
 
@@ -176,13 +124,13 @@ caf::expected<worker_entry*> sender_entry(gateway_actor* self,
                                           const std::string& worker_id) {
   auto i = self->state.workers.find(worker_id);
   if (i == self->state.workers.end() || !i->second.joined)
-    return wk::make_error(wk::errc::unknown_worker,
-                          "worker '" + worker_id + "' is not registered");
+    return wire::make_error(wire::errc::unknown_worker,
+                            "worker '" + worker_id + "' is not registered");
   auto sender = self->current_sender();
   if (sender && sender->address() != i->second.handle.address())
-    return wk::make_error(wk::errc::unknown_worker,
-                          "worker '" + worker_id
-                            + "' is registered by another actor");
+    return wire::make_error(wire::errc::unknown_worker,
+                            "worker '" + worker_id
+                              + "' is registered by another actor");
   return &i->second;
 }
 
@@ -197,12 +145,27 @@ void forget(gateway_actor* self, const std::string& worker_id) {
   self->state.workers.erase(i);
 }
 
+/// The answer to a drain of `w`.
+pb::DrainResponse drained(const worker_entry& w) {
+  pb::DrainResponse res;
+  res.set_leased(static_cast<std::uint32_t>(w.leased.size()));
+  return res;
+}
+
+/// Fails unless `token` was pushed to `w` and is not completed yet.
+caf::error check_leased(const worker_entry& w, const std::string& token) {
+  if (w.leased.count(token) > 0) return caf::none;
+  return wire::make_error(wire::errc::stale_attempt,
+                          "attempt token '" + token
+                            + "' is not leased to worker '" + w.id + "'");
+}
+
 /// Answers a pending drain once no poll of `w` can hand it a task anymore.
 void maybe_drained(worker_entry& w) {
   if (!w.draining || !w.polls.empty() || !w.drain_reply) return;
   auto rp = std::move(*w.drain_reply);
   w.drain_reply.reset();
-  rp.deliver(static_cast<std::uint32_t>(w.leased.size()));
+  rp.deliver(drained(w));
 }
 
 /// Keeps `max_in_flight` polls and leased tasks going for `w`.
@@ -218,13 +181,13 @@ void pump(gateway_actor* self, worker_entry& w) {
                         pid](task_result<std::optional<leased_task>> res) {
                          if (res && *res.value)
                            caf::anon_send(me, polled_atom::value, id, session,
-                                          pid, true, to_wire(**res.value));
+                                          pid, true, to_proto(**res.value));
                          else if (res)
                            caf::anon_send(me, polled_atom::value, id, session,
-                                          pid, false, wk::task_msg{});
+                                          pid, false, pb::Task{});
                          else
                            caf::anon_send(me, polled_atom::value, id, session,
-                                          pid, to_wire(*res.error));
+                                          pid, to_wire_error(*res.error));
                        });
     w.polls.emplace(pid, std::move(handle));
   }
@@ -256,59 +219,56 @@ void join(gateway_actor* self, worker_entry& w, std::uint64_t reply,
   fr.max_in_flight = w.max_in_flight;
   fr.workflows = std::move(workflows);
   auto me = caf::actor_cast<caf::actor>(self);
-  st.tasks->register_worker(std::move(fr), [me, reply, wid = w.id,
-                                            session = w.session](
-                                             task_result<registration_info>
-                                               res) {
-    if (res) {
-      wk::registered_msg ok{res.value->workflows, res.value->lease_timeout_ms};
-      caf::anon_send(me, joined_atom::value, reply, wid, session, ok);
-    } else {
-      caf::anon_send(me, joined_atom::value, reply, wid, session,
-                     to_wire(*res.error));
-    }
-  });
+  st.tasks->register_worker(
+    std::move(fr), [me, reply, wid = w.id,
+                    session = w.session](task_result<registration_info> res) {
+      if (res)
+        caf::anon_send(me, joined_atom::value, reply, wid, session,
+                       to_proto(*res.value));
+      else
+        caf::anon_send(me, joined_atom::value, reply, wid, session,
+                       to_wire_error(*res.error));
+    });
 }
 
-caf::result<wk::registered_msg> on_register(gateway_actor* self,
-                                            wk::register_msg& reg) {
+/// The worker actor is the request's sender: a message of the CAF port holds
+/// no actor handle.
+caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
+                                              const pb::RegisterRequest& req) {
   auto& st = self->state;
-  if (reg.worker_id.empty())
-    return wk::make_error(wk::errc::invalid_argument, "empty worker id");
-  if (reg.queues.empty())
-    return wk::make_error(wk::errc::invalid_argument,
-                          "worker '" + reg.worker_id + "' serves no queue");
-  for (auto& q : reg.queues)
+  const auto& wid = req.worker_id();
+  if (wid.empty())
+    return wire::make_error(wire::errc::invalid_argument, "empty worker id");
+  if (req.queues().empty())
+    return wire::make_error(wire::errc::invalid_argument,
+                            "worker '" + wid + "' serves no queue");
+  for (auto& q : req.queues())
     if (q.empty())
-      return wk::make_error(wk::errc::invalid_argument,
-                            "worker '" + reg.worker_id + "': empty queue name");
-  if (!reg.worker)
-    reg.worker = caf::actor_cast<caf::actor>(self->current_sender());
-  if (!reg.worker)
-    return wk::make_error(wk::errc::invalid_argument,
-                          "worker '" + reg.worker_id + "' sent no actor");
-  auto i = st.workers.find(reg.worker_id);
-  if (i != st.workers.end()
-      && i->second.handle.address() != reg.worker.address())
-    return wk::make_error(wk::errc::already_registered,
-                          "worker id '" + reg.worker_id
-                            + "' is in use by another connected worker");
+      return wire::make_error(wire::errc::invalid_argument,
+                              "worker '" + wid + "': empty queue name");
+  auto handle = caf::actor_cast<caf::actor>(self->current_sender());
+  if (!handle)
+    return wire::make_error(wire::errc::invalid_argument,
+                            "worker '" + wid + "' sent no actor");
+  auto i = st.workers.find(wid);
+  if (i != st.workers.end() && i->second.handle.address() != handle.address())
+    return wire::make_error(wire::errc::already_registered,
+                            "worker id '" + wid
+                              + "' is in use by another connected worker");
   if (i == st.workers.end()) {
     worker_entry w;
-    w.id = reg.worker_id;
-    w.handle = reg.worker;
-    i = st.workers.emplace(reg.worker_id, std::move(w)).first;
-    st.by_addr.emplace(reg.worker.address(), reg.worker_id);
-    self->monitor(reg.worker);
+    w.id = wid;
+    w.handle = handle;
+    i = st.workers.emplace(wid, std::move(w)).first;
+    st.by_addr.emplace(handle.address(), wid);
+    self->monitor(handle);
   }
   auto& w = i->second;
+  auto reg = api::to_registration(req);
   w.queues = reg.queues;
   w.max_in_flight = std::max<std::uint32_t>(reg.max_in_flight, 1);
-  std::vector<workflow_source> workflows;
-  for (auto& src : reg.workflows)
-    workflows.push_back({src.name, src.format, src.text});
-  join(self, w, park(self), std::move(workflows));
-  return caf::delegated<wk::registered_msg>{};
+  join(self, w, park(self), std::move(reg.workflows));
+  return caf::delegated<pb::RegisterResponse>{};
 }
 
 caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
@@ -331,18 +291,18 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
   // which would let any peer write megabytes to the node's log.
   self->set_default_handler(caf::drop);
   return {
-    [=](wk::register_atom, wk::register_msg& reg) {
-      return on_register(self, reg);
+    [=](const pb::RegisterRequest& req) {
+      return on_register(self, req);
     },
     [=](joined_atom, std::uint64_t id, const std::string& wid,
-        std::uint64_t session, wk::registered_msg& ok) {
+        std::uint64_t session, pb::RegisterResponse& ok) {
       auto* w = current(self, wid, session);
       if (w == nullptr) {
         // Lost or re-registered in the meantime.
-        deliver(
-          self, id,
-          wk::make_error(wk::errc::unknown_worker,
-                         "worker '" + wid + "' left during its registration"));
+        deliver(self, id,
+                wire::make_error(wire::errc::unknown_worker,
+                                 "worker '" + wid
+                                   + "' left during its registration"));
         return;
       }
       w->joined = true;
@@ -354,7 +314,7 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
     [=](joined_atom, std::uint64_t id, const std::string& wid,
         std::uint64_t session, caf::error& err) {
       spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid),
-                   wk::render_error(self->system(), err));
+                   wire::render_error(self->system(), err));
       auto* w = current(self, wid, session);
       if (w != nullptr && id == 0) {
         // A re-registration on the worker's behalf failed: it cannot serve.
@@ -366,21 +326,21 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
       deliver(self, id, std::move(err));
     },
     [=](polled_atom, const std::string& wid, std::uint64_t session,
-        std::uint64_t pid, bool has_task, wk::task_msg& task) {
+        std::uint64_t pid, bool has_task, pb::Task& task) {
       auto* w = current(self, wid, session);
       if (w != nullptr) w->polls.erase(pid);
       if (w == nullptr || w->draining || !w->joined) {
         // Nobody to hand it to: back to the queue, same attempt.
-        if (has_task) self->state.tasks->release(wid, task.attempt_token);
+        if (has_task) self->state.tasks->release(wid, task.attempt_token());
         if (w != nullptr) maybe_drained(*w);
         return;
       }
       if (has_task) {
         spdlog::debug("pushing {} ({} of {}, attempt {}) to CAF worker {}",
-                      task.task_type, task.step, task.execution_id,
-                      task.attempt, wid);
-        w->leased.insert(task.attempt_token);
-        self->send(w->handle, wk::task_atom::value, std::move(task));
+                      task.task_type(), task.step(), task.execution_id(),
+                      task.attempt(), wid);
+        w->leased.insert(task.attempt_token());
+        self->send(w->handle, std::move(task));
       }
       pump(self, *w);
     },
@@ -390,9 +350,9 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
       if (w == nullptr) return;
       w->polls.erase(pid);
       spdlog::warn("poll for CAF worker {} failed: {}", wid,
-                   wk::render_error(self->system(), err));
+                   wire::render_error(self->system(), err));
       maybe_drained(*w);
-      if (wk::error_code(err) == wk::errc::unknown_worker) {
+      if (wire::error_code(err) == wire::errc::unknown_worker) {
         // The router forgot the worker (e.g. after a restart of the router):
         // register it again; its definitions are registered already.
         join(self, *w, 0, {});
@@ -405,101 +365,91 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
     [=](polled_atom, const std::string& wid, std::uint64_t session) {
       if (auto* w = current(self, wid, session)) pump(self, *w);
     },
-    [=](wk::heartbeat_atom,
-        wk::heartbeat_msg& hb) -> caf::result<wk::heartbeat_ack> {
-      auto w = sender_entry(self, hb.worker_id);
+    [=](pb::HeartbeatRequest& hb) -> caf::result<pb::HeartbeatResponse> {
+      auto w = sender_entry(self, hb.worker_id());
       if (!w) return std::move(w.error());
-      if ((*w)->leased.count(hb.attempt_token) == 0)
-        return wk::make_error(wk::errc::stale_attempt,
-                              "attempt token '" + hb.attempt_token
-                                + "' is not leased to worker '" + hb.worker_id
-                                + "'");
+      if (auto err = check_leased(**w, hb.attempt_token())) return err;
       auto id = park(self);
       self->state.tasks->heartbeat(
-        hb.worker_id, hb.attempt_token, std::move(hb.details_json),
+        hb.worker_id(), hb.attempt_token(),
+        std::move(*hb.mutable_details_json()),
         answer_to<heartbeat_info>(self, id, [](const heartbeat_info& x) {
-          return wk::heartbeat_ack{x.lease_expires_at_ms, x.cancel_requested};
+          return to_proto(x);
         }));
-      return caf::delegated<wk::heartbeat_ack>{};
+      return caf::delegated<pb::HeartbeatResponse>{};
     },
-    [=](wk::complete_atom,
-        wk::complete_msg& msg) -> caf::result<wk::complete_ack> {
-      auto w = sender_entry(self, msg.worker_id);
+    [=](const pb::CompleteTaskRequest& msg)
+      -> caf::result<pb::CompleteTaskResponse> {
+      auto w = sender_entry(self, msg.worker_id());
       if (!w) return std::move(w.error());
-      if ((*w)->leased.count(msg.attempt_token) == 0)
-        return wk::make_error(wk::errc::stale_attempt,
-                              "attempt token '" + msg.attempt_token
-                                + "' is not leased to worker '" + msg.worker_id
-                                + "'");
-      auto outcome = to_outcome(msg);
-      if (!outcome) return std::move(outcome.error());
+      if (auto err = check_leased(**w, msg.attempt_token())) return err;
+      auto outcome = api::to_outcome(msg);
+      if (!outcome) return to_wire_error(*outcome.error);
       auto id = park(self);
       auto me = caf::actor_cast<caf::actor>(self);
       self->state.tasks->complete(
-        msg.worker_id, msg.attempt_token, std::move(*outcome),
-        [me, id, wid = msg.worker_id, session = (*w)->session,
-         token = msg.attempt_token](task_result<complete_info> res) {
+        msg.worker_id(), msg.attempt_token(), std::move(*outcome.value),
+        [me, id, wid = msg.worker_id(), session = (*w)->session,
+         token = msg.attempt_token()](task_result<complete_info> res) {
           if (res)
-            caf::anon_send(me, wk::complete_atom::value, id, wid, session,
-                           token, wk::complete_ack{res.value->recorded});
+            caf::anon_send(me, done_atom::value, id, wid, session, token,
+                           to_proto(*res.value));
           else
-            caf::anon_send(me, wk::complete_atom::value, id, wid, session,
-                           token, to_wire(*res.error));
+            caf::anon_send(me, done_atom::value, id, wid, session, token,
+                           to_wire_error(*res.error));
         });
-      return caf::delegated<wk::complete_ack>{};
+      return caf::delegated<pb::CompleteTaskResponse>{};
     },
-    [=](wk::complete_atom, std::uint64_t id, const std::string& wid,
+    [=](done_atom, std::uint64_t id, const std::string& wid,
         std::uint64_t session, const std::string& token,
-        wk::complete_ack& ack) {
+        pb::CompleteTaskResponse& ack) {
       if (auto* w = current(self, wid, session)) {
         w->leased.erase(token);
         pump(self, *w);
       }
       deliver(self, id, std::move(ack));
     },
-    [=](wk::complete_atom, std::uint64_t id, const std::string& wid,
+    [=](done_atom, std::uint64_t id, const std::string& wid,
         std::uint64_t session, const std::string& token, caf::error& err) {
       if (auto* w = current(self, wid, session)) {
         // Unavailable: the lease still stands, the worker may try again.
-        if (wk::error_code(err) != wk::errc::unavailable) {
+        if (wire::error_code(err) != wire::errc::unavailable) {
           w->leased.erase(token);
           pump(self, *w);
         }
       }
       deliver(self, id, std::move(err));
     },
-    [=](wk::drain_atom, const std::string& wid) -> caf::result<std::uint32_t> {
-      auto w = sender_entry(self, wid);
+    [=](const pb::DrainRequest& req) -> caf::result<pb::DrainResponse> {
+      auto w = sender_entry(self, req.worker_id());
       if (!w) return std::move(w.error());
       (*w)->draining = true;
       for (auto& [pid, handle] : (*w)->polls)
         handle.cancel();
-      if ((*w)->polls.empty())
-        return static_cast<std::uint32_t>((*w)->leased.size());
+      if ((*w)->polls.empty()) return drained(**w);
       // Answered once the cancelled polls report (a task leased by one of
       // them is released, not pushed).
-      auto rp = self->make_response_promise<std::uint32_t>();
+      auto rp = self->make_response_promise<pb::DrainResponse>();
       (*w)->drain_reply = rp;
       return rp;
     },
-    [=](wk::unregister_atom,
-        const std::string& wid) -> caf::result<std::uint32_t> {
+    [=](
+      const pb::UnregisterRequest& req) -> caf::result<pb::UnregisterResponse> {
+      const auto& wid = req.worker_id();
       auto w = sender_entry(self, wid);
       if (!w) return std::move(w.error());
       forget(self, wid);
       auto id = park(self);
       self->state.tasks->unregister(
-        wid, answer_to<std::uint32_t>(self, id, [](std::uint32_t n) {
-          return n;
-        }));
+        wid, answer_to<std::uint32_t>(self, id, api::unregistered));
       spdlog::info("CAF worker {} unregistered", workflow::printable(wid));
-      return caf::delegated<std::uint32_t>{};
+      return caf::delegated<pb::UnregisterResponse>{};
     },
-    [=](answer_atom, std::uint64_t id, wk::heartbeat_ack& x) {
+    [=](answer_atom, std::uint64_t id, pb::HeartbeatResponse& x) {
       deliver(self, id, std::move(x));
     },
-    [=](answer_atom, std::uint64_t id, std::uint32_t x) {
-      deliver(self, id, x);
+    [=](answer_atom, std::uint64_t id, pb::UnregisterResponse& x) {
+      deliver(self, id, std::move(x));
     },
     [=](answer_atom, std::uint64_t id, caf::error& err) {
       deliver(self, id, std::move(err));
@@ -528,10 +478,10 @@ worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks,
     auto bound = mm.publish(gateway, port, host.c_str(), true);
     if (!bound) {
       caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
-      return wk::make_error(wk::errc::unavailable,
-                            "cannot publish the CAF worker gateway on " + host
-                              + ":" + std::to_string(port) + ": "
-                              + sys.render(bound.error()));
+      return wire::make_error(wire::errc::unavailable,
+                              "cannot publish the CAF worker gateway on " + host
+                                + ":" + std::to_string(port) + ": "
+                                + sys.render(bound.error()));
     }
     // A restarted gateway publishes again (on the same port unless 0).
     if (published) published->store(*bound);

@@ -3,7 +3,7 @@
 // The node side of C++ workers over CAF networking: an actor published on
 // the node's CAF port (caf::io) that registers workers, pushes them leased
 // tasks and relays their heartbeats and results to the task router. The
-// protocol is sdk/cpp/protocol.hpp; docs/caf-workers.md shows the flows.
+// protocol is wire/wire.hpp; docs/caf-workers.md shows the flows.
 
 #include <atomic>
 #include <cstdint>
