@@ -3,6 +3,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/make_message.hpp>
+#include <google/protobuf/stubs/logging.h>
 
 #include <utility>
 
@@ -61,6 +62,9 @@ caf::error decode(google::protobuf::MessageLite& x, const std::string& bytes) {
                       x.GetTypeName() + " of " + std::to_string(bytes.size())
                         + " bytes (limit " + std::to_string(max_message_bytes)
                         + ")");
+  // The bytes come from an unauthenticated peer: libprotobuf would log a
+  // line for each bad string field (invalid UTF-8); the error says enough.
+  google::protobuf::LogSilencer quiet;
   if (!x.ParseFromString(bytes))
     return make_error(errc::malformed_message, std::to_string(bytes.size())
                                                  + " bytes that are not a "

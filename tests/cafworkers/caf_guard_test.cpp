@@ -152,9 +152,11 @@ TEST_CASE("garbage bytes as a wire message to the worker gateway are "
     {"cerebelum::worker::DrainRequest",
      wire_string(bytes{0x0A, 0x02, 0xC3, 0x28}, 4)},
   };
+  std::vector<int> ports;
   for (const auto& [type, values] : cases) {
     INFO(type);
     raw_peer peer{node.caf_port};
+    ports.push_back(peer.local_port());
     auto aid = open_peer(peer);
     basp_header msg;
     msg.operation = 0x02;
@@ -167,6 +169,16 @@ TEST_CASE("garbage bytes as a wire message to the worker gateway are "
   }
   require_node_serves(node);
   require_worker_completes(node, "after-garbage-wire-messages");
+  // The guard passed them (wire types): the node's CAF parsed and refused.
+  REQUIRE(node.process().wait_for_line(
+    "CAF worker after-garbage-wire-messages registered", 10s));
+  auto out = node.process().output();
+  for (auto port : ports)
+    CHECK(out.find("closed 127.0.0.1:" + std::to_string(port) + ":")
+          == std::string::npos);
+  // A peer's bytes do not reach the node's log (libprotobuf would write a
+  // line for each string field that is not UTF-8).
+  CHECK(out.find("invalid UTF-8") == std::string::npos);
 }
 
 TEST_CASE("the node logs at startup that the CAF port is unauthenticated "
