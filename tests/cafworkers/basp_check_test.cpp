@@ -7,6 +7,7 @@
 
 #include "src/bridges/caf/basp_check.hpp"
 #include "tests/cafworkers/basp_peer.hpp"
+#include "wire/wire.hpp"
 
 using namespace cerebelum::test;
 using namespace cerebelum::caf_guard;
@@ -247,4 +248,33 @@ TEST_CASE("a node stream that does not start with a server_handshake is "
   basp_server_tracker node_side;
   auto junk = frame(basp_header{2, 0, 0, 0, 0, 1, 1, 1});
   CHECK(node_side.feed(junk.data(), junk.size(), c));
+}
+
+TEST_CASE_METHOD(fixture, "the allow-list is the wire's message types and "
+                          "CAF's connection setup, nothing else") {
+  for (const auto& type : cerebelum::wire::type_names()) {
+    INFO(type);
+    auto stream = client_handshake();
+    append(stream, sized_frame(direct_to(17),
+                               message_payload("@<>+" + type, bytes{0x00})));
+    CHECK_FALSE(check(stream).error);
+  }
+  // (ok, "info", actor, name): a worker's spawn server answering the node.
+  auto setup = client_handshake();
+  append(setup, sized_frame(direct_to(17),
+                            message_payload("@<>+@atom+@str+@strong_actor_ptr"
+                                            "+@str",
+                                            bytes(8, 0x01))));
+  CHECK_FALSE(check(setup).error);
+  // Integers, string lists and durations cross no wire message.
+  for (const char* type : {"@u32", "@i64", "@strvec", "@timespan", "bool"}) {
+    INFO(type);
+    auto stream = client_handshake();
+    append(stream, sized_frame(direct_to(17),
+                               message_payload(std::string{"@<>+@atom+"} + type,
+                                               bytes(8, 0x01))));
+    auto v = check(stream);
+    REQUIRE(v.error);
+    CHECK(v.error->find("not allowed") != std::string::npos);
+  }
 }
