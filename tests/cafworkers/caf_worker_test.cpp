@@ -11,7 +11,9 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <thread>
 
+#include "sdk/cpp/caf_worker.hpp"
 #include "tests/cafworkers/caf_fixture.hpp"
 #include "wire/wire.hpp"
 
@@ -239,4 +241,44 @@ TEST_CASE("a handler's durable sleep suspends its step and a new attempt "
   CHECK(done[0]["attempt"] == 2);
   CHECK(done[0]["result"]["sent"] == true);
   CHECK(done[0]["result"]["total"] == 1560);
+}
+
+// CAF 0.17.6 serializes a message whose element fails as a cut-short frame
+// without an error: the worker library must not send such an outcome.
+TEST_CASE("an outcome over the CAF port's size limit fails its step as "
+          "outcome_too_large instead of being sent") {
+  caf_node node;
+  cerebelum::worker::caf_worker w{
+    "127.0.0.1", static_cast<std::uint16_t>(node.caf_port), "big-1", {"big"}};
+  w.add_workflow("big.yaml", "yaml",
+                 "name: big_result\nversion: \"1\"\nsteps:\n"
+                 "  - name: make\n    task: big.make\n    queue: big\n");
+  w.on("big.make", [](const json&, cerebelum::worker::task_context&) -> json {
+    return std::string(wire::max_message_bytes, 'x');
+  });
+  std::string run_error;
+  std::thread runner{[&] {
+    try {
+      w.run();
+    } catch (const std::exception& e) {
+      run_error = e.what();
+    }
+  }};
+  auto joined = node.process().wait_for_line("CAF worker big-1 registered",
+                                             20s);
+  if (joined) {
+    auto [code, out] = node.cli({"start", "big_result", "--id", "big-run"});
+    INFO(out);
+    CHECK(code == 0);
+  }
+  auto info = node.wait_status("big-run", "failed", 30s);
+  w.stop();
+  runner.join();
+  INFO(run_error);
+  REQUIRE(joined);
+  REQUIRE(info["status"] == "failed");
+  auto failed = events_of(node.history("big-run"), "step_failed", "make");
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0]["error"]["kind"] == "outcome_too_large");
+  CHECK(failed[0]["worker_id"] == "big-1");
 }
