@@ -1,9 +1,10 @@
 #include "actors/dead_letters.hpp"
 
-#include <caf/send.hpp>
+#include <caf/scoped_actor.hpp>
 
-#include "actors/history.hpp"
+#include "actors/errc.hpp"
 #include "actors/messages.hpp"
+#include "actors/operator_commands.hpp"
 #include "workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
@@ -80,50 +81,33 @@ task_result<std::string> retry_dead_letter(engine_context& ctx, std::int64_t id,
     return res_t::fail(task_errc::not_found,
                        "no dead letter with id " + std::to_string(id));
   const auto& dl = **row;
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    auto loaded = load_execution(ctx, dl.execution_id);
-    if (!loaded)
-      return res_t::fail(task_errc::unavailable,
-                         "cannot load execution " + dl.execution_id + ": "
-                           + caf::to_string(loaded.error()));
-    auto& s = *loaded->state;
-    auto info = s.dead_letter();
-    if (s.status() != workflow::execution_status::failed || !info
-        || info->attempt_token != dl.task_id)
-      return res_t::fail(task_errc::not_retryable,
-                         "execution " + dl.execution_id + " is "
-                           + workflow::to_string(s.status())
-                           + ", not failed by the task of dead letter "
-                           + std::to_string(id));
-    events::Event ev;
-    ev.set_seq(s.next_seq());
-    auto now = now_ms();
-    ev.set_recorded_at_ms(now);
-    auto* r = ev.mutable_execution_resumed();
-    r->set_by(by);
-    r->set_step(info->step);
-    r->set_map_index(info->map_index);
-    r->set_dead_letter_id(id);
-    r->set_resumed_at_ms(now);
-    auto seq = s.next_seq();
-    auto before = capture_rows(s);
-    if (auto ok = s.apply(ev); !ok)
-      return res_t::fail(task_errc::not_retryable, "cannot resume "
-                                                     + dl.execution_id + ": "
-                                                     + ok.error().to_string());
-    auto req = make_append(s, seq, {ev}, before, {});
-    req.dead_letter_deletes.push_back(id);
-    auto res = ctx.writer().append_and_wait(std::move(req));
-    if (res) {
-      if (auto engine = ctx.engine())
-        caf::anon_send(engine, wake_atom::value, dl.execution_id);
-      return res_t::ok(dl.execution_id);
-    }
-    if (res.err().code == eventstore::errc::conflict) continue;
-    return store_failure<std::string>(res.err());
-  }
-  return res_t::fail(task_errc::unavailable, "execution " + dl.execution_id
-                                               + " keeps changing; try again");
+  // The execution's actor (the only writer of its history) checks that the
+  // execution is still failed by this task, appends execution_resumed with
+  // the dead letter's deletion and answers after the commit.
+  auto engine = ctx.engine();
+  if (!engine)
+    return res_t::fail(task_errc::unavailable, "the node is stopping");
+  caf::scoped_actor self{engine.home_system()};
+  std::optional<task_error> failed;
+  self
+    ->request(engine, std::chrono::seconds{60}, command_atom::value,
+              dl.execution_id, make_dead_letter_retry(by, id, dl.task_id))
+    .receive([](ok_atom) {},
+             [&](caf::error& err) {
+               auto code = api_error_code(err);
+               failed = task_error{
+                 code == errc::invalid_argument || code == errc::not_found
+                     || code == errc::already_terminal
+                   ? task_errc::not_retryable
+                   : task_errc::unavailable,
+                 err.category() == error_category
+                   ? api_error_message(err)
+                   : "execution " + dl.execution_id
+                       + " could not take the retry (" + caf::to_string(err)
+                       + "); try again"};
+             });
+  if (failed) return res_t::fail(failed->code, std::move(failed->message));
+  return res_t::ok(dl.execution_id);
 }
 
 } // namespace cerebelum::actors

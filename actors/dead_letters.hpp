@@ -1,9 +1,10 @@
 #pragma once
 
-// Dead letters: listing them from the store and retrying one (an
-// `execution_resumed` appended at the execution's next seq, the dead letter
-// row deleted in the same commit, the execution woken). Blocking: called off
-// the actors' threads (the task router runs them on detached actors).
+// Dead letters: listing them from the store and retrying one (a command to
+// the execution's actor, which appends `execution_resumed` with the dead
+// letter row's deletion in one commit and answers after it). Blocking:
+// called off the actors' threads (the task router runs them on detached
+// actors).
 
 #include <cstdint>
 #include <string>

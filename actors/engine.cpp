@@ -8,8 +8,10 @@
 //   (passivate, id, seen) from the actor: grant (passok) only when every
 //   message forwarded to it was seen; then forget it. A later message spawns
 //   a new actor from the events.
-//   (started, id) from engine_api::start: spawn its first actor (which takes
-//   the committed state handed over through the context); nothing queued.
+//   (start, id, first decision) from engine_api::start, a request: not
+//   live -> hand the uncommitted first decision over (context) and spawn;
+//   then, like (command, id, cmd), delegated to the actor (queued until its
+//   hello): the actor appends and answers the caller after the commit.
 //   Restarted by its supervisor: asks executions_sup for its children and
 //   sends each (hello, engine); they register again with their id.
 // ```
@@ -26,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/errc.hpp"
 #include "actors/messages.hpp"
 #include "supervision/supervisor.hpp"
 
@@ -33,12 +36,19 @@ namespace cerebelum::actors {
 
 namespace {
 
+struct pending_message {
+  caf::message msg;
+  /// Set for a request: delegated to the actor, which answers the caller.
+  caf::response_promise rp;
+};
+
 struct live_entry {
   caf::actor actor;
   /// Messages forwarded to `actor` since its hello.
   std::uint32_t sent = 0;
-  /// Messages waiting for the actor's hello.
-  std::vector<caf::message> pending;
+  /// Messages waiting for the actor's hello (with the caller to answer, for
+  /// requests).
+  std::vector<pending_message> pending;
   /// Set when the execution reported its end (until its actor is down).
   bool finished = false;
   final_state_ptr fin;
@@ -68,6 +78,10 @@ void spawn_for(engine_actor* self, const std::string& id) {
             self->state.ctx->drop_handover(id);
             auto i = self->state.live.find(id);
             if (i != self->state.live.end() && !i->second.actor) {
+              for (auto& p : i->second.pending)
+                if (p.rp.pending())
+                  p.rp.deliver(make_error(errc::unavailable,
+                                          "cannot spawn execution " + id));
               self->state.live.erase(i);
               // Waiters look at the store again (and keep waiting).
               on_finished(self, id, nullptr);
@@ -75,21 +89,30 @@ void spawn_for(engine_actor* self, const std::string& id) {
           });
 }
 
-void route(engine_actor* self, const std::string& id, caf::message msg) {
+void forward(engine_actor* self, live_entry& e, pending_message m) {
+  ++e.sent;
+  if (m.rp.pending())
+    m.rp.delegate(e.actor, std::move(m.msg));
+  else
+    self->send(e.actor, std::move(m.msg));
+}
+
+void route(engine_actor* self, const std::string& id, caf::message msg,
+           caf::response_promise rp = {}) {
   auto& live = self->state.live;
   auto i = live.find(id);
+  pending_message m{std::move(msg), std::move(rp)};
   if (i == live.end()) {
-    live[id].pending.push_back(std::move(msg));
+    live[id].pending.push_back(std::move(m));
     spawn_for(self, id);
     return;
   }
   auto& e = i->second;
   if (!e.actor) {
-    e.pending.push_back(std::move(msg));
+    e.pending.push_back(std::move(m));
     return;
   }
-  ++e.sent;
-  self->send(e.actor, std::move(msg));
+  forward(self, e, std::move(m));
 }
 
 void on_hello(engine_actor* self, const std::string& id, caf::actor a) {
@@ -100,11 +123,10 @@ void on_hello(engine_actor* self, const std::string& id, caf::actor a) {
   e.sent = 0;
   st.ids[a.address()] = id;
   self->monitor(a);
-  for (auto& msg : e.pending) {
-    ++e.sent;
-    self->send(a, std::move(msg));
-  }
+  auto pending = std::move(e.pending);
   e.pending.clear();
+  for (auto& m : pending)
+    forward(self, e, std::move(m));
 }
 
 void on_down(engine_actor* self, const caf::down_msg& msg) {
@@ -120,7 +142,7 @@ void on_down(engine_actor* self, const caf::down_msg& msg) {
     auto pending = std::move(i->second.pending);
     st.live.erase(i);
     for (auto& m : pending)
-      route(self, id, std::move(m));
+      route(self, id, std::move(m.msg), std::move(m.rp));
   } else {
     // The supervisor restarts it; its hello will register the new actor.
     i->second.actor = nullptr;
@@ -165,14 +187,29 @@ caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
   });
   recall_executions(self);
   return {
-    [=](started_atom, const std::string& id) {
+    [=](start_atom, const std::string& id, const started_execution_ptr& x) {
       auto& live = self->state.live;
-      if (live.count(id) > 0) {
-        route(self, id, caf::make_message(wake_atom::value));
-        return;
+      if (live.count(id) == 0) {
+        // The first actor appends the first decision handed over; a live
+        // one is an execution with this id already (it answers false).
+        self->state.ctx->hand_over(id, std::move(*x));
+        live.emplace(id, live_entry{});
+        spawn_for(self, id);
       }
-      live.emplace(id, live_entry{});
-      spawn_for(self, id);
+      auto rp = self->make_response_promise();
+      route(self, id, caf::make_message(start_atom::value), rp);
+      return rp;
+    },
+    [=](command_atom, const std::string& id, const operator_command_ptr& cmd) {
+      auto rp = self->make_response_promise();
+      route(self, id, caf::make_message(command_atom::value, cmd), rp);
+      return rp;
+    },
+    [=](resumed_atom, const std::string& id) {
+      if (auto e = self->state.live.find(id); e != self->state.live.end()) {
+        e->second.finished = false;
+        e->second.fin = nullptr;
+      }
     },
     [=](wake_atom, const std::string& id) {
       route(self, id, caf::make_message(wake_atom::value));
@@ -183,7 +220,7 @@ caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
     [=](outcome_atom, const std::string& id, const std::string& token,
         const event_ptr& ev) {
       // A remote task's outcome (from the task router).
-      route(self, id, caf::make_message(outcome_atom::value, token, ev));
+      route(self, id, caf::make_message(outcome_atom::value, id, token, ev));
     },
     [=](hello_atom, const std::string& id, caf::actor a) {
       on_hello(self, id, std::move(a));

@@ -86,6 +86,24 @@ caf::error check_json_value(std::string_view field, const json& value) {
   return caf::none;
 }
 
+/// How long a command or a start waits for the execution's actor to
+/// answer (after its commit).
+constexpr auto answer_timeout = std::chrono::seconds{60};
+
+/// An error of the request to the engine as operators see it: the actor's
+/// own errors pass through.
+caf::error from_request(const caf::error& err, const std::string& id) {
+  if (err.category() == error_category) return err;
+  if (err == caf::sec::request_timeout)
+    return make_error(errc::unavailable,
+                      "execution " + id + " did not answer within "
+                        + std::to_string(answer_timeout.count())
+                        + " s; the command may still be recorded");
+  return make_error(errc::unavailable,
+                    "execution " + id + " could not take the command ("
+                      + caf::to_string(err) + "); try again");
+}
+
 /// "no execution with id X", X made safe to echo.
 caf::error no_execution(const std::string& id) {
   return make_error(errc::not_found,
@@ -196,22 +214,24 @@ class engine_client : public engine_api {
   }
 
  private:
+  /// Sends `cmd` to the execution's actor (through the engine, which
+  /// spawns it when passive); it appends and answers after the commit.
   caf::expected<execution_view> command(const std::string& id,
-                                        const operator_command& cmd) {
+                                        const operator_command_ptr& cmd) {
     if (auto err = check_id(id)) return err;
-    if (auto err = append_command(*ctx_, id, cmd)) return err;
-    caf::anon_send(ctx_->engine(), wake_atom::value, id);
+    auto row = ctx_->store().get_execution(id);
+    if (!row) return from_store(row.err(), "cannot read " + id);
+    if (!row->has_value()) return no_execution(id);
+    caf::error failed;
+    caf::scoped_actor self{*sys_};
+    self->request(ctx_->engine(), answer_timeout, command_atom::value, id, cmd)
+      .receive([](ok_atom) {},
+               [&](caf::error& err) {
+                 failed = from_request(err, id);
+               });
+    if (failed) return failed;
     return describe(id);
   }
-
-  /// After the commit of a start: tells the router about task rows, then
-  /// spawns the first actor with the committed state (or, for a passive or
-  /// finished execution, only registers its timers / tells the waiters).
-  void
-  carry_out_start(const std::string& id, engine_context::definition_ptr def,
-                  std::unique_ptr<workflow::execution_state> state,
-                  std::vector<workflow::command> commands,
-                  std::shared_ptr<task_changes> tasks, std::int64_t updated_at);
 
   caf::actor_system* sys_;
   context_ptr ctx_;
@@ -270,15 +290,7 @@ caf::expected<start_response> engine_client::start(const start_request& req) {
   for (auto& ev : dec->events)
     evs.push_back(std::move(ev));
   auto append = make_append(*state, 0, evs, before, dec->commands);
-  auto tasks = std::make_shared<task_changes>();
-  tasks->upserts = append.task_upserts;
-  tasks->deletes = append.task_deletes;
   auto updated_at = append.index.updated_at_ms;
-  auto res = ctx_->writer().append_and_wait(std::move(append));
-  if (!res) {
-    if (res.err().code == eventstore::errc::conflict) return existing();
-    return from_store(res.err(), "cannot start " + id);
-  }
   eventstore::execution_row row;
   row.execution_id = id;
   row.workflow = def->name;
@@ -287,45 +299,25 @@ caf::expected<start_response> engine_client::start(const start_request& req) {
   row.updated_at_ms = updated_at;
   row.next_seq = state->next_seq();
   auto view = make_view(*state, row);
-  carry_out_start(id, def, std::move(state), std::move(dec->commands),
-                  std::move(tasks), updated_at);
+  // The execution's actor (the only writer of its history) appends it and
+  // answers after the commit; false: the id exists.
+  auto first = std::make_shared<started_execution>(
+    started_execution{std::move(def), std::move(state),
+                      std::move(dec->commands), std::move(append)});
+  caf::error failed;
+  bool created = false;
+  caf::scoped_actor self{*sys_};
+  self->request(ctx_->engine(), answer_timeout, start_atom::value, id, first)
+    .receive(
+      [&](bool x) {
+        created = x;
+      },
+      [&](caf::error& err) {
+        failed = from_request(err, id);
+      });
+  if (failed) return failed;
+  if (!created) return existing();
   return start_response{std::move(view), true};
-}
-
-void engine_client::carry_out_start(
-  const std::string& id, engine_context::definition_ptr def,
-  std::unique_ptr<workflow::execution_state> state,
-  std::vector<workflow::command> commands, std::shared_ptr<task_changes> tasks,
-  std::int64_t updated_at) {
-  if (!tasks->upserts.empty() || !tasks->deletes.empty())
-    if (auto router = ctx_->task_router())
-      caf::anon_send(router, tasks_atom::value, id,
-                     task_changes_ptr{std::move(tasks)});
-  auto status = state->status();
-  if (state->terminal()) {
-    // Finished by its first decision (e.g. no steps): nothing to run.
-    auto fin = std::make_shared<final_state>();
-    fin->def = std::move(def);
-    fin->state = std::move(state);
-    fin->updated_at_ms = updated_at;
-    caf::anon_send(ctx_->engine(), finished_atom::value, id,
-                   final_state_ptr{std::move(fin)});
-    return;
-  }
-  bool passive = status == workflow::execution_status::sleeping
-                 || status == workflow::execution_status::awaiting_approval;
-  if (passive && ctx_->options().passivation_delay.count() == 0) {
-    // Its actor would passivate at once: leave it a row and a timer (what
-    // the actor would have registered), as for any passivated execution.
-    for (auto& cmd : commands)
-      if (auto* t = std::get_if<workflow::start_timer_command>(&cmd))
-        caf::anon_send(ctx_->scheduler(), schedule_atom::value, id, t->timer_id,
-                       t->fire_at_ms);
-    return;
-  }
-  ctx_->hand_over(id, started_execution{std::move(def), std::move(state),
-                                        std::move(commands)});
-  caf::anon_send(ctx_->engine(), started_atom::value, id);
 }
 
 caf::expected<execution_view>

@@ -11,9 +11,10 @@ namespace cerebelum::actors {
 
 /// The `engine_api` of a node. Reads (describe, list, history) go straight
 /// to the store's index and histories without touching an actor; commands
-/// (start, approve, reject, cancel) append their event with optimistic
-/// concurrency and then wake the execution through the engine actor; `wait`
-/// subscribes to the engine. Never call it from inside an actor.
+/// (start, approve, reject, cancel) are requests to the execution's actor
+/// through the engine (which spawns it when passive): the actor, the only
+/// writer of the execution's history, appends and answers after the commit;
+/// `wait` subscribes to the engine. Never call it from inside an actor.
 std::shared_ptr<engine_api> make_engine_client(caf::actor_system& sys,
                                                context_ptr ctx);
 

@@ -56,13 +56,15 @@ struct engine_options {
 };
 
 /// An execution folded and decided by `engine_api::start`, handed to its
-/// first actor so that the actor neither re-reads the history just written
-/// nor re-parses the commands of the decision just committed.
+/// first actor, which appends it (the only writer of an execution's history)
+/// and then carries out its commands without reading back what it wrote.
 struct started_execution {
   std::shared_ptr<const workflow::definition> def;
   std::unique_ptr<workflow::execution_state> state;
-  /// The commands of the committed first decision (not yet carried out).
+  /// The commands of the first decision (carried out after its commit).
   std::vector<workflow::command> commands;
+  /// execution_started + the first decision, at seq 0 (not yet committed).
+  eventstore::append_request append;
 };
 
 /// The shared context of one node's engine.
@@ -172,7 +174,8 @@ class engine_context {
 
   // -- start handoff ---------------------------------------------------------
 
-  /// Leaves the committed first state of `id` for its first actor.
+  /// Leaves the uncommitted first state of `id` for its first actor (the
+  /// engine does, right before it spawns that actor).
   void hand_over(const std::string& id, started_execution x);
   /// Takes what `hand_over` left for `id`, if anything (a restarted actor
   /// finds nothing and folds the history from the store).

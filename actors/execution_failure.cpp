@@ -1,18 +1,61 @@
 #include "actors/execution_failure.hpp"
 
-#include <caf/send.hpp>
-#include <spdlog/spdlog.h>
+#include <algorithm>
 
-#include "actors/messages.hpp"
+#include "actors/history.hpp"
 #include "eventstore/codec.hpp"
 
 namespace cerebelum::actors {
 
 namespace {
 
-eventstore::result<eventstore::append_ack>
-try_fail(engine_context& ctx, const std::string& id,
-         const std::string& message) {
+events::Event failed_event(std::int64_t seq, const std::string& message,
+                           std::int64_t now) {
+  events::Event ev;
+  ev.set_seq(seq);
+  ev.set_recorded_at_ms(now);
+  auto* f = ev.mutable_execution_failed();
+  f->mutable_error()->set_kind("crashed");
+  f->mutable_error()->set_message(message);
+  f->set_failed_at_ms(now);
+  return ev;
+}
+
+/// Adds the task rows the store holds for `id` that `req` does not delete
+/// yet (a row the state no longer knows of must not stay leasable).
+void drop_all_tasks(engine_context& ctx, const std::string& id,
+                    eventstore::append_request& req) {
+  auto tasks = ctx.store().tasks_of(id);
+  if (!tasks) return;
+  auto& dels = req.task_deletes;
+  for (auto& t : *tasks)
+    if (std::find(dels.begin(), dels.end(), t.task_id) == dels.end())
+      dels.push_back(t.task_id);
+}
+
+} // namespace
+
+std::string crash_message(int crashes, const std::string& reason) {
+  return "the execution's actor crashed " + std::to_string(crashes)
+         + " times; last: " + reason;
+}
+
+eventstore::append_request crash_failure(engine_context& ctx,
+                                         workflow::execution_state& state,
+                                         const std::string& message) {
+  auto seq = state.next_seq();
+  auto before = capture_rows(state);
+  auto ev = failed_event(seq, message, now_ms());
+  if (!state.apply(ev))
+    throw std::runtime_error("cannot fold execution_failed");
+  auto req = make_append(state, seq, {ev}, before, {});
+  drop_all_tasks(ctx, state.execution_id(), req);
+  return req;
+}
+
+eventstore::result<std::optional<eventstore::append_request>>
+crash_failure_from_row(engine_context& ctx, const std::string& id,
+                       const std::string& message) {
   auto row = ctx.store().get_execution(id);
   if (!row) return row.err();
   if (!row->has_value())
@@ -20,19 +63,12 @@ try_fail(engine_context& ctx, const std::string& id,
                                   "no execution " + id);
   auto& r = **row;
   if (eventstore::is_terminal(r.status))
-    return eventstore::append_ack{r.next_seq, r.next_seq};
+    return std::optional<eventstore::append_request>{};
   eventstore::append_request req;
   req.execution_id = id;
   req.expected_next_seq = r.next_seq;
-  events::Event ev;
   auto now = now_ms();
-  ev.set_seq(r.next_seq);
-  ev.set_recorded_at_ms(now);
-  auto* f = ev.mutable_execution_failed();
-  f->mutable_error()->set_kind("crashed");
-  f->mutable_error()->set_message(message);
-  f->set_failed_at_ms(now);
-  auto enc = eventstore::encode(ev);
+  auto enc = eventstore::encode(failed_event(r.next_seq, message, now));
   if (!enc) return enc.err();
   enc->recorded_at_ms = now;
   req.events.push_back(std::move(*enc));
@@ -45,32 +81,8 @@ try_fail(engine_context& ctx, const std::string& id,
   if (auto timers = ctx.store().timers_of(id))
     for (auto& t : *timers)
       req.timer_deletes.push_back(t.timer_id);
-  if (auto tasks = ctx.store().tasks_of(id))
-    for (auto& t : *tasks)
-      req.task_deletes.push_back(t.task_id);
-  return ctx.writer().append_and_wait(std::move(req));
-}
-
-} // namespace
-
-void fail_after_crashes(engine_context& ctx, const std::string& id, int crashes,
-                        const std::string& reason) {
-  auto message = "the execution's actor crashed " + std::to_string(crashes)
-                 + " times; last: " + reason;
-  for (int i = 0; i < 5; ++i) {
-    auto res = try_fail(ctx, id, message);
-    if (res) {
-      spdlog::error("execution {} marked failed: {}", id, message);
-      ctx.forget_crashes(id);
-      caf::anon_send(ctx.engine(), finished_atom::value, id);
-      return;
-    }
-    if (res.err().code != eventstore::errc::conflict) {
-      spdlog::error("cannot mark execution {} failed: {}", id,
-                    eventstore::to_string(res.err()));
-      return;
-    }
-  }
+  drop_all_tasks(ctx, id, req);
+  return std::optional<eventstore::append_request>{std::move(req)};
 }
 
 } // namespace cerebelum::actors

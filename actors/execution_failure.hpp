@@ -1,16 +1,34 @@
 #pragma once
 
+// Marking an execution failed after its actor crashed more often than the
+// restart budget allows. The execution's actor (the only writer of its
+// history) builds the append here and submits it like any other; its one
+// after-commit path then tells the task router that the task rows are gone
+// (so they cannot be leased any more), the engine that it finished.
+
+#include <optional>
 #include <string>
 
 #include "actors/engine_context.hpp"
+#include "eventstore/result.hpp"
 
 namespace cerebelum::actors {
 
-/// Marks `id` failed after its actor crashed `crashes` times (last reason
-/// `reason`): appends execution_failed (kind "crashed") with the index row
-/// and drops its timer and task rows, in one append, then tells the engine.
-/// Blocks until committed (a rare path).
-void fail_after_crashes(engine_context& ctx, const std::string& id, int crashes,
-                        const std::string& reason);
+/// The message recorded for `crashes` crashes, the last one `reason`.
+std::string crash_message(int crashes, const std::string& reason);
+
+/// Folds execution_failed{kind "crashed", `message`} into `state` (not
+/// terminal) and returns its append: the event, the index row (status
+/// failed), its timer rows and every task row of the execution dropped.
+eventstore::append_request crash_failure(engine_context& ctx,
+                                         workflow::execution_state& state,
+                                         const std::string& message);
+
+/// The same append built from the index row alone, for an execution whose
+/// history cannot be folded; nothing when it is terminal already. Errors:
+/// the store's, invalid_argument when there is no such execution.
+eventstore::result<std::optional<eventstore::append_request>>
+crash_failure_from_row(engine_context& ctx, const std::string& id,
+                       const std::string& message);
 
 } // namespace cerebelum::actors

@@ -9,6 +9,9 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include "actors/engine_context.hpp"
 #include "eventstore/event_store.hpp"
 #include "proto/events.pb.h"
 #include "workflow/execution_state.hpp"
@@ -18,9 +21,17 @@ namespace cerebelum::actors {
 /// Asks the engine to deliver new history to an execution (spawning it when
 /// passivated); forwarded by the engine to the execution.
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
-/// engine_api::start committed an execution's first decision: (id). The
-/// engine spawns its actor, which takes the state handed over.
-using started_atom = caf::atom_constant<caf::atom("started")>;
+/// Request (id, started_execution_ptr) -> bool created, from
+/// engine_api::start to the engine: when `id` has no live actor the engine
+/// hands the uncommitted first decision over and spawns one; either way it
+/// delegates `(start)` to the execution's actor, which appends the start
+/// and answers after the commit (false: the id exists).
+using start_atom = caf::atom_constant<caf::atom("start")>;
+/// Request (id, operator_command_ptr) -> ok, to the engine, delegated to the
+/// execution's actor as (command, operator_command_ptr): approve, reject,
+/// cancel or a dead-letter retry, answered after the commit.
+using command_atom = caf::atom_constant<caf::atom("command")>;
+using ok_atom = caf::atom_constant<caf::atom("ok")>;
 /// A timer is due: (execution id, timer id).
 using timer_atom = caf::atom_constant<caf::atom("timer")>;
 /// The outcome of a native step attempt: an event to append.
@@ -33,6 +44,8 @@ using passok_atom = caf::atom_constant<caf::atom("passok")>;
 /// An execution reached a terminal status: (id) or (id, final_state_ptr),
 /// forwarded by the engine to the waiters.
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
+/// An execution that had finished was resumed (a dead-letter retry): (id).
+using resumed_atom = caf::atom_constant<caf::atom("resumed")>;
 /// Subscribes / unsubscribes an actor to the end of an execution.
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
@@ -67,6 +80,26 @@ using tasks_atom = caf::atom_constant<caf::atom("tasks")>;
 /// Execution -> task router: a task outcome (by attempt token) was dropped
 /// because the execution no longer waits for that attempt: (id, token).
 using refused_atom = caf::atom_constant<caf::atom("refused")>;
+
+/// An operator's command for one execution, recorded by its actor.
+struct operator_command {
+  enum class kind { approve, reject, cancel, retry_dead_letter };
+  kind what = kind::approve;
+  /// Who asked (recorded).
+  std::string by;
+  /// approve: the approval data.
+  nlohmann::json data;
+  /// reject, cancel: why.
+  std::string reason;
+  /// retry_dead_letter: the dead letter and its task (attempt token).
+  std::int64_t dead_letter_id = 0;
+  std::string dead_letter_task;
+};
+
+using operator_command_ptr = std::shared_ptr<const operator_command>;
+
+/// engine_api::start's uncommitted first decision (see start_atom).
+using started_execution_ptr = std::shared_ptr<started_execution>;
 
 /// The task rows one committed append wrote and deleted.
 struct task_changes {
@@ -106,3 +139,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::append_outcome_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::event_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::task_changes_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::final_state_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::operator_command_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::started_execution_ptr)

@@ -1,22 +1,43 @@
 #include "actors/operator_commands.hpp"
 
 #include "actors/errc.hpp"
-#include "actors/history.hpp"
 
 namespace cerebelum::actors {
 
 namespace {
 
-/// Builds the event of `cmd` for `s`, or an error when it does not apply.
-/// Returns an event without payload when there is nothing to record.
-caf::expected<events::Event> event_for(const workflow::execution_state& s,
-                                       const operator_command& cmd,
-                                       std::int64_t now) {
+caf::expected<events::Event> resume_event(const workflow::execution_state& s,
+                                          const operator_command& cmd,
+                                          events::Event ev, std::int64_t now) {
+  auto info = s.dead_letter();
+  if (s.status() != workflow::execution_status::failed || !info
+      || info->attempt_token != cmd.dead_letter_task)
+    return make_error(errc::invalid_argument,
+                      "execution " + s.execution_id() + " is "
+                        + std::string{workflow::to_string(s.status())}
+                        + ", not failed by the task of dead letter "
+                        + std::to_string(cmd.dead_letter_id));
+  auto* r = ev.mutable_execution_resumed();
+  r->set_by(cmd.by);
+  r->set_step(info->step);
+  r->set_map_index(info->map_index);
+  r->set_dead_letter_id(cmd.dead_letter_id);
+  r->set_resumed_at_ms(now);
+  return ev;
+}
+
+} // namespace
+
+caf::expected<events::Event> command_event(const workflow::execution_state& s,
+                                           const operator_command& cmd,
+                                           std::int64_t now) {
   events::Event ev;
   ev.set_seq(s.next_seq());
   ev.set_recorded_at_ms(now);
   auto status = std::string{workflow::to_string(s.status())};
   using k = operator_command::kind;
+  if (cmd.what == k::retry_dead_letter)
+    return resume_event(s, cmd, std::move(ev), now);
   if (cmd.what == k::cancel) {
     if (s.terminal())
       return make_error(errc::already_terminal, "execution " + s.execution_id()
@@ -46,34 +67,6 @@ caf::expected<events::Event> event_for(const workflow::execution_state& s,
     r->set_decided_at_ms(now);
   }
   return ev;
-}
-
-} // namespace
-
-caf::error append_command(engine_context& ctx, const std::string& id,
-                          const operator_command& cmd) {
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    auto loaded = load_execution(ctx, id);
-    if (!loaded) return std::move(loaded.error());
-    auto& s = *loaded->state;
-    auto ev = event_for(s, cmd, now_ms());
-    if (!ev) return std::move(ev.error());
-    if (ev->payload_case() == events::Event::PAYLOAD_NOT_SET) return caf::none;
-    auto seq = s.next_seq();
-    auto before = capture_rows(s);
-    if (auto ok = s.apply(*ev); !ok)
-      return make_error(errc::internal, "cannot record the command on " + id
-                                          + ": " + ok.error().to_string());
-    auto res
-      = ctx.writer().append_and_wait(make_append(s, seq, {*ev}, before, {}));
-    if (res) return caf::none;
-    if (res.err().code == eventstore::errc::conflict) continue;
-    return make_error(errc::unavailable, "cannot record the command on " + id
-                                           + ": "
-                                           + eventstore::to_string(res.err()));
-  }
-  return make_error(errc::unavailable,
-                    "execution " + id + " keeps changing; try again");
 }
 
 } // namespace cerebelum::actors

@@ -1,43 +1,62 @@
 #pragma once
 
-// Operators' commands (approve, reject, cancel) recorded as events: each is
-// appended at the execution's next sequence number with the index row it
-// implies; a conflict (the execution's actor appended first) reloads and
-// tries again. The execution is woken afterwards and decides on it.
+// Operators' commands (approve, reject, cancel, retry of a dead letter) as
+// events. The execution's actor, the only writer of its history, builds the
+// event of a command against its current state when it folds the command
+// into its next append, and answers the operator after that commit.
 
+#include <cstdint>
 #include <string>
 
-#include <caf/error.hpp>
+#include <caf/expected.hpp>
 
-#include "actors/engine_api.hpp"
-#include "actors/engine_context.hpp"
+#include "actors/messages.hpp"
+#include "workflow/execution_state.hpp"
 
 namespace cerebelum::actors {
 
-/// One operator's command.
-struct operator_command {
-  enum class kind { approve, reject, cancel };
-  kind what = kind::approve;
-  std::string by;
-  json data;
-  std::string reason;
-};
-
-inline operator_command make_approval(std::string by, json data) {
-  return {operator_command::kind::approve, std::move(by), std::move(data), {}};
+inline operator_command_ptr make_approval(std::string by, nlohmann::json data) {
+  operator_command cmd;
+  cmd.what = operator_command::kind::approve;
+  cmd.by = std::move(by);
+  cmd.data = std::move(data);
+  return std::make_shared<const operator_command>(std::move(cmd));
 }
 
-inline operator_command make_rejection(std::string by, std::string reason) {
-  return {operator_command::kind::reject, std::move(by), {}, std::move(reason)};
+inline operator_command_ptr make_rejection(std::string by, std::string reason) {
+  operator_command cmd;
+  cmd.what = operator_command::kind::reject;
+  cmd.by = std::move(by);
+  cmd.reason = std::move(reason);
+  return std::make_shared<const operator_command>(std::move(cmd));
 }
 
-inline operator_command make_cancellation(std::string by, std::string reason) {
-  return {operator_command::kind::cancel, std::move(by), {}, std::move(reason)};
+inline operator_command_ptr make_cancellation(std::string by,
+                                              std::string reason) {
+  operator_command cmd;
+  cmd.what = operator_command::kind::cancel;
+  cmd.by = std::move(by);
+  cmd.reason = std::move(reason);
+  return std::make_shared<const operator_command>(std::move(cmd));
 }
 
-/// Records `cmd` for `id`. Errors: not_found, not_awaiting_approval,
-/// already_terminal, unavailable, internal.
-caf::error append_command(engine_context& ctx, const std::string& id,
-                          const operator_command& cmd);
+inline operator_command_ptr
+make_dead_letter_retry(std::string by, std::int64_t id, std::string task_id) {
+  operator_command cmd;
+  cmd.what = operator_command::kind::retry_dead_letter;
+  cmd.by = std::move(by);
+  cmd.dead_letter_id = id;
+  cmd.dead_letter_task = std::move(task_id);
+  return std::make_shared<const operator_command>(std::move(cmd));
+}
+
+/// The event that records `cmd` on `s` (not yet folded), or an error when it
+/// does not apply: not_awaiting_approval, already_terminal, or, for a
+/// dead-letter retry of an execution not failed by that task,
+/// invalid_argument. An event without payload means that there is nothing
+/// to record (a cancel already asked for).
+caf::expected<events::Event> command_event(const workflow::execution_state& s,
+                                           const operator_command& cmd,
+                                           std::int64_t now);
 
 } // namespace cerebelum::actors

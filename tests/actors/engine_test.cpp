@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -227,4 +230,76 @@ TEST_CASE("a wait that outlives its deadline reports deadline_exceeded") {
   auto res = f.api().wait(v.execution_id, std::chrono::milliseconds{50});
   REQUIRE(!res);
   CHECK(api_error_code(res.error()) == errc::deadline_exceeded);
+}
+
+TEST_CASE("concurrent approvals of one execution have exactly one winner") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("gated", 1);
+  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  constexpr int n = 16;
+  std::atomic<int> won{0};
+  std::atomic<int> refused{0};
+  std::vector<std::string> other;
+  std::mutex mtx;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      auto res = i % 2 == 0
+                   ? f.api().approve(v.execution_id, "op" + std::to_string(i),
+                                     json::object())
+                   : f.api().reject(v.execution_id, "op" + std::to_string(i),
+                                    "no");
+      if (res)
+        ++won;
+      else if (api_error_code(res.error()) == errc::not_awaiting_approval)
+        ++refused;
+      else {
+        std::lock_guard<std::mutex> guard{mtx};
+        other.push_back(api_error_message(res.error()));
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(other.empty());
+  CHECK(won == 1);
+  CHECK(refused == n - 1);
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kApprovalGranted)
+          + count_of(f.api(), v.execution_id, events::Event::kApprovalRejected)
+        == 1);
+}
+
+TEST_CASE("concurrent cancels of one execution record one cancel and no "
+          "conflict") {
+  engine_fixture f;
+  f.start();
+  auto v = f.start("gated", 1);
+  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  constexpr int n = 16;
+  std::atomic<int> ok{0};
+  std::vector<std::string> other;
+  std::mutex mtx;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      auto res = f.api().cancel(v.execution_id, "op" + std::to_string(i), "");
+      if (res)
+        ++ok;
+      else if (api_error_code(res.error()) != errc::already_terminal) {
+        std::lock_guard<std::mutex> guard{mtx};
+        other.push_back(api_error_message(res.error()));
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(other.empty());
+  CHECK(ok >= 1);
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::cancelled);
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kCancelRequested)
+        == 1);
 }

@@ -4,10 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <fstream>
+#include <future>
 
 #include "actors/engine_context.hpp"
 #include "actors/errc.hpp"
 #include "actors/history.hpp"
+#include "actors/task_api.hpp"
 #include "eventstore/sqlite_store.hpp"
 #include "tests/actors/engine_fixture.hpp"
 #include "workflow/loader.hpp"
@@ -65,6 +68,46 @@ TEST_CASE(
   auto ok = f.api().wait(other.execution_id, wait_time);
   REQUIRE(ok);
   CHECK(ok->result == json{{"n", 9}});
+}
+
+TEST_CASE(
+  "the tasks of an execution failed after crashes can no longer be leased") {
+  engine_fixture f;
+  {
+    std::ofstream out{f.data_dir() / "workflows" / "tasked.yaml"};
+    out << "name: tasked\nversion: \"1\"\nsteps:\n  - name: work\n"
+           "    task: t.work\n    queue: tq\n    input: { n: \"input.i\" }\n";
+  }
+  f.config().restart_budget = 1;
+  f.config().before_decide = [](const std::string& id) {
+    if (id == "doomed-task") throw std::runtime_error("always broken");
+  };
+  f.start();
+  // The start commits the task row of `work` and hands it to the router;
+  // the actor then crashes at every decision until it is marked failed.
+  auto v = f.start("tasked", 1, "doomed-task");
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  REQUIRE(done->status == status::failed);
+  CHECK(done->error->kind == "crashed");
+  auto tasks = f.node().tasks();
+  std::promise<task_result<registration_info>> reg;
+  tasks->register_worker({"w", {"tq"}, {}, 1},
+                         [&](task_result<registration_info> r) {
+                           reg.set_value(std::move(r));
+                         });
+  REQUIRE(reg.get_future().get());
+  // The router learnt of the deletion before the waiter learnt of the end
+  // (both sent by the actor after the commit, the router first): a poll
+  // finds nothing to lease.
+  std::promise<task_result<std::optional<leased_task>>> polled;
+  tasks->poll("w", {"tq"}, std::chrono::milliseconds{200},
+              [&](task_result<std::optional<leased_task>> r) {
+                polled.set_value(std::move(r));
+              });
+  auto got = polled.get_future().get();
+  REQUIRE(got);
+  CHECK_FALSE(got.value->has_value());
 }
 
 TEST_CASE("an execution interrupted mid-step is resurrected and completes") {

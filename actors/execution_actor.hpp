@@ -1,0 +1,142 @@
+#pragma once
+
+// The state of an execution actor, shared by its behaviors (execution.cpp)
+// and its append path (execution_append.cpp). Private to actors/.
+
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <deque>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "actors/engine_context.hpp"
+#include "actors/history.hpp"
+#include "actors/messages.hpp"
+
+namespace cerebelum::actors {
+
+/// Self-message: submit the append in flight again.
+using again_atom = caf::atom_constant<caf::atom("again")>;
+
+enum class exec_phase { executing, sleeping, awaiting_approval, terminal };
+
+const char* to_string(exec_phase x);
+
+/// An operator's command waiting to be folded, with the operator to answer.
+struct queued_command {
+  operator_command_ptr cmd;
+  caf::response_promise rp;
+};
+
+/// The append in flight and what its commit carries out (the one
+/// after-commit path: `after_commit`) or what its failure gives back.
+struct in_flight {
+  enum class kind {
+    /// Inputs, commands and the decider's events.
+    decision,
+    /// execution_started and the first decision (engine_api::start).
+    start,
+    /// execution_failed after crashes.
+    crash_failure,
+  };
+  kind what = kind::decision;
+  /// Outside inputs folded in; re-queued when the append fails.
+  std::vector<events::Event> inputs;
+  /// Operators' commands folded in (or found to need no event); answered
+  /// after the commit.
+  std::vector<queued_command> commands;
+  /// The decision's commands, carried out after the commit.
+  std::vector<workflow::command> decisions;
+  /// Task rows written and deleted, told to the task router after the
+  /// commit.
+  task_changes tasks;
+  /// start: its callers (the first one is answered created = true).
+  std::vector<caf::response_promise> starts;
+  /// A dead-letter retry resumed the (failed) execution.
+  bool resumed = false;
+  /// start, crash_failure: the append, submitted again as it is after a
+  /// retryable failure.
+  std::optional<eventstore::append_request> again;
+};
+
+struct execution_data {
+  context_ptr ctx;
+  std::string id;
+  engine_context::definition_ptr def;
+  /// Shared with waiters once terminal (sent with `finished_atom`). Null only
+  /// while a history that cannot be folded is marked failed after crashes.
+  std::shared_ptr<workflow::execution_state> exec;
+  /// The index row's update time of the last append.
+  std::int64_t updated_at_ms = 0;
+  exec_phase phase = exec_phase::executing;
+  /// Inputs not yet appended.
+  std::deque<events::Event> inbox;
+  /// Operators' commands not yet folded.
+  std::deque<queued_command> commands;
+  /// The append in flight (one at a time).
+  std::optional<in_flight> flight;
+  /// The start handed over by the engine, until its request arrives.
+  std::optional<started_execution> unsent_start;
+  /// Native attempts running on the call pool, by token.
+  std::set<std::string> running;
+  /// Messages received from the engine (passivation handshake).
+  std::uint32_t wakes_seen = 0;
+  bool passivation_asked = false;
+  std::uint64_t passivation_generation = 0;
+
+  workflow::execution_state& state() {
+    return *exec;
+  }
+
+  bool appending() const {
+    return flight.has_value();
+  }
+
+  void adopt(loaded_execution x) {
+    def = std::move(x.def);
+    exec = std::move(x.state);
+  }
+};
+
+using execution_actor = caf::stateful_actor<execution_data>;
+
+// -- behaviors (execution.cpp) -----------------------------------------------
+
+/// The one transition function: records the transition, switches the
+/// behavior and, for passive and terminal states, asks the engine to let the
+/// actor go.
+void transition(execution_actor* self, exec_phase next);
+
+exec_phase phase_of(const workflow::execution_state& s);
+
+/// Carries out a committed decision's calls and timers.
+void run_commands(execution_actor* self,
+                  const std::vector<workflow::command>& cmds);
+
+// -- the append path (execution_append.cpp) ----------------------------------
+
+/// Folds queued commands and inputs, decides and appends; or, when there is
+/// nothing to append, answers what needed no event and settles the phase.
+void process(execution_actor* self);
+
+/// Submits the start handed over (its request arrived).
+void submit_start(execution_actor* self, caf::response_promise rp);
+
+/// Marks the execution failed after `crashes` crashes (the last `reason`).
+void fail_after_crashes(execution_actor* self, int crashes,
+                        const std::string& reason);
+
+/// The writer answered the append in flight.
+void on_appended(execution_actor* self, const append_outcome_ptr& out);
+
+/// Submits the append in flight again (after a retryable failure).
+void resubmit(execution_actor* self);
+
+/// Answers every command and start still waiting with `err` (the actor
+/// stops).
+void abandon_requests(execution_actor* self, const caf::error& err);
+
+} // namespace cerebelum::actors

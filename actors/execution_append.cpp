@@ -1,0 +1,408 @@
+// The append path of an execution actor: the only code in actors/ that
+// submits appends to an execution's history.
+//
+// ```
+//   start request ------------------> submit_start --+
+//   crashes > restart budget -------> fail_after_crashes --+
+//   outcome / timer / command ------> process ------------+--> submit -->
+//   writer
+//                                                                            |
+//   on_appended <------------------------------------------------------------+
+//     committed: after_commit -- the one after-commit path:
+//                  task router <- (tasks, id, upserts/deletes)
+//                  callers     <- created / ok
+//                  engine      <- (finished, id, state) when terminal
+//                  call pool, scheduler <- the decision's calls and timers
+//     failed:    on_failed -- retryable: inputs and commands are queued again
+//                  (a start or crash-failure append is submitted again);
+//                  conflict: another writer (a bug, or another node) - the
+//                  commands in it are answered with an error, the history
+//                  is read again
+// ```
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/errc.hpp"
+#include "actors/execution_actor.hpp"
+#include "actors/execution_failure.hpp"
+#include "actors/operator_commands.hpp"
+
+namespace cerebelum::actors {
+
+namespace {
+
+/// Whether `ev` (an input from outside) still applies to the state.
+bool accepts(const workflow::execution_state& s, const events::Event& ev) {
+  if (s.terminal()) return false;
+  if (ev.has_step_completed())
+    return s.accepts_result(ev.step_completed().attempt_token());
+  if (ev.has_step_failed())
+    return s.accepts_result(ev.step_failed().attempt_token());
+  if (ev.has_step_suspended())
+    return s.accepts_result(ev.step_suspended().attempt_token());
+  if (ev.has_timer_fired()) {
+    for (auto& t : s.timers())
+      if (t.id == ev.timer_fired().timer_id()) return true;
+    return false;
+  }
+  return true;
+}
+
+/// Tells the task router that the outcome `ev` of a task attempt was dropped.
+void refuse(execution_actor* self, const events::Event& ev) {
+  auto& st = self->state;
+  const std::string* token = nullptr;
+  if (ev.has_step_completed())
+    token = &ev.step_completed().attempt_token();
+  else if (ev.has_step_failed())
+    token = &ev.step_failed().attempt_token();
+  else if (ev.has_step_suspended())
+    token = &ev.step_suspended().attempt_token();
+  if (token == nullptr || st.running.count(*token) > 0) return;
+  if (auto router = st.ctx->task_router())
+    caf::anon_send(router, refused_atom::value, st.id, *token);
+}
+
+/// Tells the task router which task rows a committed append changed.
+void publish_tasks(execution_actor* self, task_changes changes) {
+  auto& st = self->state;
+  if (changes.upserts.empty() && changes.deletes.empty()) return;
+  if (auto router = st.ctx->task_router())
+    caf::anon_send(router, tasks_atom::value, st.id,
+                   std::make_shared<const task_changes>(std::move(changes)));
+}
+
+void submit(execution_actor* self, eventstore::append_request req,
+            in_flight f) {
+  auto& st = self->state;
+  st.updated_at_ms = req.index.updated_at_ms;
+  f.tasks.upserts = req.task_upserts;
+  f.tasks.deletes = req.task_deletes;
+  if (f.what != in_flight::kind::decision) f.again = req;
+  st.flight = std::move(f);
+  auto me = caf::actor_cast<caf::actor>(self);
+  auto status = st.ctx->writer().try_submit(
+    std::move(req), [me](eventstore::append_result res) {
+      caf::anon_send(me, appended_atom::value,
+                     std::make_shared<const append_outcome>(std::move(res)));
+    });
+  if (status == eventstore::submit_status::accepted) return;
+  // Overloaded or closed: treat as a failed append and retry later.
+  auto err
+    = eventstore::make_error(status == eventstore::submit_status::overloaded
+                               ? eventstore::errc::overloaded
+                               : eventstore::errc::closed,
+                             "writer refused the append", true);
+  self->delayed_send(self, std::chrono::milliseconds{20}, appended_atom::value,
+                     std::make_shared<const append_outcome>(err));
+}
+
+/// A store error as operators see it.
+caf::error answer_for(const std::string& id, const eventstore::error& err) {
+  if (err.code == eventstore::errc::conflict)
+    return make_error(errc::internal,
+                      "execution " + id
+                        + " was appended to by another writer (a bug, or "
+                          "another node runs it); the command was not "
+                          "recorded");
+  auto code = err.code == eventstore::errc::payload_too_large
+                ? errc::invalid_argument
+              : err.retryable        ? errc::unavailable
+              : is_store_damage(err) ? errc::store_damaged
+                                     : errc::internal;
+  return make_error(code, "cannot record the command on " + id + ": "
+                            + eventstore::to_string(err));
+}
+
+/// The final state of a terminal execution, for the waiters.
+final_state_ptr final_of(execution_actor* self) {
+  auto& st = self->state;
+  if (!st.exec) return nullptr;
+  auto fin = std::make_shared<final_state>();
+  fin->def = st.def;
+  fin->state = st.exec;
+  fin->updated_at_ms = st.updated_at_ms;
+  return fin;
+}
+
+/// Reads the history again and re-issues what it may need (a start that
+/// found its id taken).
+void adopt_from_store(execution_actor* self) {
+  auto& st = self->state;
+  auto loaded = load_execution(*st.ctx, st.id);
+  if (!loaded)
+    throw std::runtime_error("cannot load: "
+                             + api_error_message(loaded.error()));
+  st.adopt(std::move(*loaded));
+  run_commands(self, workflow::resume_commands(st.state()));
+}
+
+/// Reloads the whole history (after a failed append).
+void reload(execution_actor* self) {
+  auto& st = self->state;
+  auto loaded = load_execution(*st.ctx, st.id);
+  if (!loaded)
+    throw std::runtime_error("cannot reload: "
+                             + api_error_message(loaded.error()));
+  st.adopt(std::move(*loaded));
+}
+
+/// Continues after an append settled: a terminal execution lets go of its
+/// actor; a live one takes its next inputs.
+void settle(execution_actor* self) {
+  // Commands that came meanwhile are folded (or answered: already
+  // terminal); with nothing to append, process switches to the phase.
+  process(self);
+}
+
+/// The one after-commit path.
+///
+/// The order matters: the router and the engine hear of the commit before
+/// the callers are answered, so that what a caller does next (poll a task,
+/// wait for the execution) sees it.
+void after_commit(execution_actor* self, in_flight f) {
+  auto& st = self->state;
+  publish_tasks(self, std::move(f.tasks));
+  bool terminal = !st.exec || st.state().terminal();
+  if (f.what == in_flight::kind::crash_failure)
+    spdlog::error("execution {} marked failed after crashes", st.id);
+  if (terminal) {
+    st.ctx->forget_crashes(st.id);
+    if (auto fin = final_of(self))
+      caf::anon_send(st.ctx->engine(), finished_atom::value, st.id, fin);
+    else
+      caf::anon_send(st.ctx->engine(), finished_atom::value, st.id);
+  } else if (f.resumed) {
+    caf::anon_send(st.ctx->engine(), resumed_atom::value, st.id);
+  }
+  for (std::size_t i = 0; i < f.starts.size(); ++i)
+    f.starts[i].deliver(i == 0);
+  for (auto& c : f.commands)
+    c.rp.deliver(ok_atom::value);
+  run_commands(self, f.decisions);
+  if (!st.exec) {
+    // Failed from its index row: nothing to hold.
+    self->quit();
+    return;
+  }
+  settle(self);
+}
+
+void on_failed(execution_actor* self, in_flight f,
+               const eventstore::error& err) {
+  auto& st = self->state;
+  bool conflict = err.code == eventstore::errc::conflict;
+  using k = in_flight::kind;
+  if (conflict && f.what != k::start)
+    spdlog::error("execution {}: another writer appended to its history (a "
+                  "bug, or another node runs it): {}; reading it again",
+                  st.id, eventstore::to_string(err));
+  else if (!conflict)
+    spdlog::warn("execution {}: append failed ({}){}", st.id,
+                 eventstore::to_string(err), err.retryable ? ", retrying" : "");
+  if (f.what != k::decision && !conflict && err.retryable) {
+    st.flight = std::move(f);
+    self->delayed_send(self, std::chrono::milliseconds{20}, again_atom::value);
+    return;
+  }
+  if (f.what == k::start) {
+    if (!conflict) {
+      // Nothing was written: the callers learn why and the actor stops.
+      auto answer = make_error(errc::internal, "cannot start " + st.id + ": "
+                                                 + eventstore::to_string(err));
+      if (err.code == eventstore::errc::payload_too_large)
+        answer = make_error(errc::invalid_argument,
+                            "cannot start " + st.id + ": "
+                              + eventstore::to_string(err));
+      for (auto& rp : f.starts)
+        rp.deliver(answer);
+      st.exec.reset();
+      self->quit();
+      return;
+    }
+    // The id exists (another start got it first, and its actor is gone).
+    for (auto& rp : f.starts)
+      rp.deliver(false);
+    adopt_from_store(self);
+    settle(self);
+    return;
+  }
+  if (f.what == k::crash_failure) {
+    if (conflict) {
+      fail_after_crashes(self, st.ctx->crashes(st.id).first,
+                         st.ctx->crashes(st.id).second);
+      return;
+    }
+    spdlog::error("cannot mark execution {} failed: {}", st.id,
+                  eventstore::to_string(err));
+    self->quit();
+    return;
+  }
+  for (auto i = f.inputs.rbegin(); i != f.inputs.rend(); ++i)
+    st.inbox.push_front(std::move(*i));
+  for (auto i = f.commands.rbegin(); i != f.commands.rend(); ++i) {
+    if (err.retryable && !conflict)
+      st.commands.push_front(std::move(*i));
+    else
+      i->rp.deliver(answer_for(st.id, err));
+  }
+  reload(self);
+  if (phase_of(st.state()) == exec_phase::terminal)
+    caf::anon_send(st.ctx->engine(), finished_atom::value, st.id);
+  settle(self);
+}
+
+} // namespace
+
+void process(execution_actor* self) {
+  auto& st = self->state;
+  if (st.appending() || st.unsent_start || !st.exec) return;
+  auto& s = st.state();
+  auto first_seq = s.next_seq();
+  auto before = capture_rows(s);
+  std::vector<events::Event> evs;
+  in_flight f;
+  auto now = now_ms();
+  std::vector<std::int64_t> dead_letters;
+  while (!st.commands.empty()) {
+    auto c = std::move(st.commands.front());
+    st.commands.pop_front();
+    auto ev = command_event(s, *c.cmd, now);
+    if (!ev) {
+      c.rp.deliver(std::move(ev.error()));
+      continue;
+    }
+    if (ev->payload_case() != events::Event::PAYLOAD_NOT_SET) {
+      if (auto ok = s.apply(*ev); !ok)
+        throw std::runtime_error("command refused by the state: "
+                                 + ok.error().to_string());
+      if (ev->has_execution_resumed()) {
+        dead_letters.push_back(c.cmd->dead_letter_id);
+        f.resumed = true;
+      }
+      evs.push_back(std::move(*ev));
+    }
+    f.commands.push_back(std::move(c));
+  }
+  while (!st.inbox.empty()) {
+    auto ev = std::move(st.inbox.front());
+    st.inbox.pop_front();
+    if (!accepts(s, ev)) {
+      refuse(self, ev);
+      continue;
+    }
+    ev.set_seq(s.next_seq());
+    ev.set_recorded_at_ms(now);
+    if (!s.apply(ev)) throw std::runtime_error("input refused by the state");
+    f.inputs.push_back(ev);
+    evs.push_back(std::move(ev));
+  }
+  if (!s.terminal()) {
+    if (auto& hook = st.ctx->options().before_decide) hook(st.id);
+    auto dec = workflow::decide(s, now);
+    if (!dec)
+      throw std::runtime_error("cannot decide: " + dec.error().to_string());
+    for (auto& ev : dec->events)
+      evs.push_back(ev);
+    f.decisions = std::move(dec->commands);
+  }
+  if (evs.empty()) {
+    // Nothing to record: what needed no event is answered now.
+    for (auto& c : f.commands)
+      c.rp.deliver(ok_atom::value);
+    transition(self, phase_of(s));
+    return;
+  }
+  auto req = make_append(s, first_seq, evs, before, f.decisions);
+  req.dead_letter_deletes = std::move(dead_letters);
+  submit(self, std::move(req), std::move(f));
+}
+
+void submit_start(execution_actor* self, caf::response_promise rp) {
+  auto& st = self->state;
+  if (!st.unsent_start) {
+    // The id exists: answered after the commit in flight, if any.
+    if (st.appending() && st.flight->what == in_flight::kind::start)
+      st.flight->starts.push_back(std::move(rp));
+    else
+      rp.deliver(false);
+    return;
+  }
+  auto start = std::move(*st.unsent_start);
+  st.unsent_start.reset();
+  in_flight f;
+  f.what = in_flight::kind::start;
+  f.decisions = std::move(start.commands);
+  f.starts.push_back(std::move(rp));
+  submit(self, std::move(start.append), std::move(f));
+}
+
+void fail_after_crashes(execution_actor* self, int crashes,
+                        const std::string& reason) {
+  auto& st = self->state;
+  auto message = crash_message(crashes, reason);
+  in_flight f;
+  f.what = in_flight::kind::crash_failure;
+  auto loaded = load_execution(*st.ctx, st.id);
+  if (loaded) {
+    st.adopt(std::move(*loaded));
+    if (st.state().terminal()) {
+      // Failed meanwhile (another node?): let go of the actor.
+      self->send(self, tick_atom::value);
+      return;
+    }
+    auto req = crash_failure(*st.ctx, st.state(), message);
+    st.phase = exec_phase::terminal;
+    submit(self, std::move(req), std::move(f));
+    return;
+  }
+  // Its history cannot be folded: the index row says enough.
+  st.exec.reset();
+  auto req = crash_failure_from_row(*st.ctx, st.id, message);
+  if (!req || !*req) {
+    if (!req)
+      spdlog::error("cannot mark execution {} failed: {}", st.id,
+                    eventstore::to_string(req.err()));
+    self->quit();
+    return;
+  }
+  submit(self, std::move(**req), std::move(f));
+}
+
+void on_appended(execution_actor* self, const append_outcome_ptr& out) {
+  auto& st = self->state;
+  if (!st.flight) return;
+  auto f = std::move(*st.flight);
+  st.flight.reset();
+  if (out->res.ok())
+    after_commit(self, std::move(f));
+  else
+    on_failed(self, std::move(f), out->res.err());
+}
+
+void resubmit(execution_actor* self) {
+  auto& st = self->state;
+  if (!st.flight || !st.flight->again) return;
+  auto f = std::move(*st.flight);
+  st.flight.reset();
+  auto req = *f.again;
+  submit(self, std::move(req), std::move(f));
+}
+
+void abandon_requests(execution_actor* self, const caf::error& err) {
+  auto& st = self->state;
+  if (st.flight) {
+    for (auto& rp : st.flight->starts)
+      rp.deliver(err);
+    for (auto& c : st.flight->commands)
+      c.rp.deliver(err);
+    st.flight.reset();
+  }
+  for (auto& c : st.commands)
+    c.rp.deliver(err);
+  st.commands.clear();
+}
+
+} // namespace cerebelum::actors
