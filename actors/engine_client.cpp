@@ -227,8 +227,15 @@ class engine_client : public engine_api {
     self->request(ctx_->engine(), answer_timeout, command_atom::value, id, cmd)
       .receive([](ok_atom) {},
                [&](caf::error& err) {
-                 failed = from_request(err, id);
+                 failed = std::move(err);
                });
+    if (failed && failed.category() != error_category) {
+      // No actor took it: one that cannot load the history (parked, set
+      // aside as damaged) quits at once. Its history says why.
+      if (auto loaded = load_execution(*ctx_, id); !loaded)
+        return std::move(loaded.error());
+      return from_request(failed, id);
+    }
     if (failed) return failed;
     return describe(id);
   }

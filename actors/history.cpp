@@ -68,23 +68,6 @@ caf::expected<loaded_execution> load_execution(engine_context& ctx,
   return result;
 }
 
-caf::error catch_up(engine_context& ctx, workflow::execution_state& state) {
-  std::string fault;
-  auto n = eventstore::read_history(ctx.store(), state.execution_id(),
-                                    state.next_seq(),
-                                    [&](const events::Event& ev) {
-                                      auto applied = state.apply(ev);
-                                      if (!applied) {
-                                        fault = applied.error().to_string();
-                                        return false;
-                                      }
-                                      return true;
-                                    });
-  if (!n) return store_error(n.err(), state.execution_id());
-  if (!fault.empty()) return make_error(errc::internal, std::move(fault));
-  return caf::none;
-}
-
 rows_before capture_rows(const workflow::execution_state& state) {
   return {state.timers(), state.outstanding()};
 }

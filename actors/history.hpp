@@ -1,8 +1,8 @@
 #pragma once
 
 // Reading an execution back from the store and turning a decision into one
-// atomic append: the helpers shared by the execution actor and the
-// operators' facade.
+// atomic append: the helpers of the execution actor (the only writer of an
+// execution's history); the operators' facade reads with them.
 
 #include <cstdint>
 #include <memory>
@@ -37,9 +37,6 @@ struct missing_workflow {
 caf::expected<loaded_execution>
 load_execution(engine_context& ctx, const std::string& id,
                missing_workflow* missing = nullptr);
-
-/// Folds the events of `id` from `state.next_seq()` on into `state`.
-caf::error catch_up(engine_context& ctx, workflow::execution_state& state);
 
 /// What an append changes besides its events: the durable rows of timers and
 /// tasks before the events were folded into the state.
