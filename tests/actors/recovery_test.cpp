@@ -11,6 +11,7 @@
 #include "actors/errc.hpp"
 #include "actors/history.hpp"
 #include "actors/task_api.hpp"
+#include "eventstore/codec.hpp"
 #include "eventstore/sqlite_store.hpp"
 #include "tests/actors/engine_fixture.hpp"
 #include "workflow/loader.hpp"
@@ -108,6 +109,51 @@ TEST_CASE(
   auto got = polled.get_future().get();
   REQUIRE(got);
   CHECK_FALSE(got.value->has_value());
+}
+
+TEST_CASE("an append by another writer is answered as a conflict, not "
+          "retried") {
+  engine_fixture f;
+  // Resident while it awaits approval: its actor holds the state it wrote.
+  f.config().passivation_delay = std::chrono::minutes{1};
+  f.start();
+  auto v = f.start("gated", 1, "two-writers");
+  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  {
+    // Another writer (another node, or a bug) records a cancel request.
+    es::sqlite_options opts;
+    opts.data_dir = f.data_dir().string();
+    opts.open_check = es::sqlite_open_check::none;
+    auto store = es::open_sqlite_store(opts);
+    REQUIRE(store);
+    auto def = wf::load_file(f.data_dir() / "workflows" / "gated.yaml");
+    REQUIRE(def);
+    wf::execution_state state{*def, v.execution_id};
+    auto n = es::read_history(**store, v.execution_id, 0,
+                              [&](const events::Event& ev) {
+                                return static_cast<bool>(state.apply(ev));
+                              });
+    REQUIRE(n);
+    auto seq = state.next_seq();
+    auto before = capture_rows(state);
+    events::Event ev;
+    ev.set_seq(seq);
+    ev.set_recorded_at_ms(now_ms());
+    ev.mutable_cancel_requested()->set_by("elsewhere");
+    REQUIRE(state.apply(ev));
+    REQUIRE((*store)->append(make_append(state, seq, {ev}, before, {})));
+  }
+  auto res = f.api().approve(v.execution_id, "alice", json::object());
+  REQUIRE_FALSE(res);
+  CHECK(api_error_code(res.error()) == errc::internal);
+  CHECK(api_error_message(res.error()).find("another writer")
+        != std::string::npos);
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kApprovalGranted)
+        == 0);
+  // The actor read the history again and acts on the cancel it found.
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::cancelled);
 }
 
 TEST_CASE("an execution interrupted mid-step is resurrected and completes") {
