@@ -96,7 +96,7 @@ task_result<std::string> retry_dead_letter(engine_context& ctx, std::int64_t id,
              [&](caf::error& err) {
                auto code = api_error_code(err);
                failed = task_error{
-                 code == errc::invalid_argument || code == errc::not_found
+                 code == errc::not_retryable || code == errc::not_found
                      || code == errc::already_terminal
                    ? task_errc::not_retryable
                    : task_errc::unavailable,

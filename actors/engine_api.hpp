@@ -18,6 +18,7 @@
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/task_api.hpp"
 #include "eventstore/types.hpp"
 #include "proto/events.pb.h"
 
@@ -139,6 +140,22 @@ class engine_api {
 
   /// The workflows this node can start.
   virtual std::vector<workflow_view> workflows() = 0;
+
+  /// Dead letters of `queue` (empty: all), oldest first; `page_size` 0
+  /// means 100, at most 1000. Errors: invalid_argument (page size, token),
+  /// unavailable.
+  virtual caf::expected<dead_letter_list>
+  dead_letters(const std::string& queue, std::size_t page_size,
+               const std::string& page_token)
+    = 0;
+
+  /// Reopens the failed execution of dead letter `id` (its step gets a new
+  /// attempt with a fresh retry budget; the dead letter goes in the same
+  /// commit); `by` is recorded. Errors: not_found (no such dead letter),
+  /// not_retryable (retried already), invalid_argument (bad `by`),
+  /// unavailable.
+  virtual caf::expected<execution_view>
+  retry_dead_letter(std::int64_t id, const std::string& by) = 0;
 };
 
 } // namespace cerebelum::actors

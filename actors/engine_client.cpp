@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "actors/dead_letters.hpp"
 #include "actors/errc.hpp"
 #include "actors/history.hpp"
 #include "actors/messages.hpp"
@@ -102,6 +103,18 @@ caf::error from_request(const caf::error& err, const std::string& id) {
   return make_error(errc::unavailable,
                     "execution " + id + " could not take the command ("
                       + caf::to_string(err) + "); try again");
+}
+
+/// A dead-letter error as operators see it.
+caf::error from_task(const task_error& err) {
+  switch (err.code) {
+    case task_errc::invalid_argument:
+      return make_error(errc::invalid_argument, err.message);
+    case task_errc::not_found: return make_error(errc::not_found, err.message);
+    case task_errc::not_retryable:
+      return make_error(errc::not_retryable, err.message);
+    default: return make_error(errc::unavailable, err.message);
+  }
 }
 
 /// "no execution with id X", X made safe to echo.
@@ -205,6 +218,29 @@ class engine_client : public engine_api {
 
   caf::expected<execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) override;
+
+  caf::expected<dead_letter_list>
+  dead_letters(const std::string& queue, std::size_t page_size,
+               const std::string& page_token) override {
+    if (page_size > 1000)
+      return make_error(errc::invalid_argument, "page_size is "
+                                                  + std::to_string(page_size)
+                                                  + ", at most 1000");
+    if (!queue.empty())
+      if (auto err = check_text("queue", queue, workflow::max_name_bytes,
+                                workflow::text_rule::name))
+        return err;
+    auto res = list_dead_letters(*ctx_, queue, page_size, page_token);
+    if (!res) return from_task(*res.error);
+    return std::move(*res.value);
+  }
+
+  caf::expected<execution_view>
+  retry_dead_letter(std::int64_t id, const std::string& by) override {
+    auto res = actors::retry_dead_letter(*ctx_, id, by);
+    if (!res) return from_task(*res.error);
+    return describe(*res.value);
+  }
 
   std::vector<workflow_view> workflows() override {
     std::vector<workflow_view> result;

@@ -21,6 +21,7 @@ std::string to_string(errc x) {
     case errc::unavailable: return "unavailable";
     case errc::internal: return "internal";
     case errc::store_damaged: return "store_damaged";
+    case errc::not_retryable: return "not_retryable";
   }
   return "unknown_errc";
 }

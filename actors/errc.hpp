@@ -42,6 +42,9 @@ enum class errc : uint8_t {
   /// decoded, or the node's index cannot be read. Retrying cannot help;
   /// restore the store from a backup.
   store_damaged,
+  /// A dead letter whose execution is no longer failed by its task (it was
+  /// retried already).
+  not_retryable,
 };
 
 /// The CAF error category of `errc`, at most 10 characters.

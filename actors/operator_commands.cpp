@@ -12,7 +12,7 @@ caf::expected<events::Event> resume_event(const workflow::execution_state& s,
   auto info = s.dead_letter();
   if (s.status() != workflow::execution_status::failed || !info
       || info->attempt_token != cmd.dead_letter_task)
-    return make_error(errc::invalid_argument,
+    return make_error(errc::not_retryable,
                       "execution " + s.execution_id() + " is "
                         + std::string{workflow::to_string(s.status())}
                         + ", not failed by the task of dead letter "

@@ -53,7 +53,7 @@ make_dead_letter_retry(std::string by, std::int64_t id, std::string task_id) {
 /// The event that records `cmd` on `s` (not yet folded), or an error when it
 /// does not apply: not_awaiting_approval, already_terminal, or, for a
 /// dead-letter retry of an execution not failed by that task,
-/// invalid_argument. An event without payload means that there is nothing
+/// not_retryable. An event without payload means that there is nothing
 /// to record (a cancel already asked for).
 caf::expected<events::Event> command_event(const workflow::execution_state& s,
                                            const operator_command& cmd,

@@ -12,7 +12,8 @@ int http_status_of(errc code) {
     case errc::not_found:
     case errc::unknown_workflow: return 404;
     case errc::not_awaiting_approval:
-    case errc::already_terminal: return 409;
+    case errc::already_terminal:
+    case errc::not_retryable: return 409;
     case errc::deadline_exceeded: return 504;
     case errc::unavailable:
     case errc::data_dir_locked:
@@ -28,7 +29,8 @@ int grpc_code_of(errc code) {
     case errc::not_found:
     case errc::unknown_workflow: return grpc::StatusCode::NOT_FOUND;
     case errc::not_awaiting_approval:
-    case errc::already_terminal: return grpc::StatusCode::FAILED_PRECONDITION;
+    case errc::already_terminal:
+    case errc::not_retryable: return grpc::StatusCode::FAILED_PRECONDITION;
     case errc::deadline_exceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case errc::store_damaged: return grpc::StatusCode::DATA_LOSS;
     case errc::unavailable:

@@ -10,6 +10,7 @@
 #include "src/bridges/proto_convert.hpp"
 #include "src/bridges/request_checks.hpp"
 #include "src/bridges/request_gate.hpp"
+#include "workflow/execution_state.hpp"
 
 namespace cerebelum::api {
 
@@ -177,6 +178,57 @@ void decision_routes(httplib::Server& srv, engine_ptr engine) {
            });
 }
 
+/// A dead letter with the gRPC DeadLetter's field names; JSON texts nested.
+json dead_letter_json(const actors::dead_letter_view& v) {
+  auto nested = [](const std::string& text) {
+    return text.empty() ? json{} : workflow::parse_json_text(text);
+  };
+  return {{"id", v.id},
+          {"task_id", v.task_id},
+          {"execution_id", v.execution_id},
+          {"workflow", v.workflow},
+          {"step", v.step},
+          {"queue", v.queue},
+          {"attempt", v.attempt},
+          {"input", nested(v.input_json)},
+          {"error",
+           {{"kind", v.error_kind},
+            {"message", v.error_message},
+            {"details", nested(v.error_details_json)},
+            {"retryable", v.error_retryable}}},
+          {"failed_at_ms", v.failed_at_ms}};
+}
+
+void dead_letter_routes(httplib::Server& srv, engine_ptr engine) {
+  srv.Get("/v1/dead-letters", [engine](const httplib::Request& req,
+                                       httplib::Response& res) {
+    query_params query{req};
+    auto page_size = query.integer("page_size", 0);
+    if (!page_size) return send_error(res, page_size.error());
+    if (auto err = check_page_size(*page_size)) return send_error(res, err);
+    auto queue = query.text("queue");
+    if (!queue) return send_error(res, queue.error());
+    auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
+    if (!token) return send_error(res, token.error());
+    auto listed = engine->dead_letters(
+      *queue, static_cast<std::size_t>(*page_size), *token);
+    if (!listed) return send_error(res, listed.error());
+    json items = json::array();
+    for (auto& v : listed->items)
+      items.push_back(dead_letter_json(v));
+    send_json(res, 200,
+              {{"dead_letters", std::move(items)},
+               {"next_page_token", listed->next_page_token}});
+  });
+  srv.Post(R"(/v1/dead-letters/(-?[0-9]{1,18})/retry)",
+           [engine](const httplib::Request& req, httplib::Response& res) {
+             auto body = decision_body::parse(req.body, true);
+             if (!body) return send_error(res, body.error());
+             auto id = std::stoll(std::string{req.matches[1]});
+             reply(res, engine->retry_dead_letter(id, body->by));
+           });
+}
+
 } // namespace
 
 void install_http_api(httplib::Server& server, engine_ptr engine,
@@ -186,7 +238,8 @@ void install_http_api(httplib::Server& server, engine_ptr engine,
   start_route(server, engine, opts);
   list_route(server, engine);
   read_routes(server, engine);
-  decision_routes(server, std::move(engine));
+  decision_routes(server, engine);
+  dead_letter_routes(server, std::move(engine));
 }
 
 } // namespace cerebelum::api

@@ -144,4 +144,47 @@ std::vector<actors::workflow_view> fake_engine::workflows() {
   return {{"order", 7, "examples/workflows/order.yaml"}};
 }
 
+caf::expected<actors::dead_letter_list>
+fake_engine::dead_letters(const std::string& queue, std::size_t,
+                          const std::string& page_token) {
+  std::lock_guard guard{mtx_};
+  if (!page_token.empty())
+    return make_error(errc::invalid_argument, "bad page token");
+  actors::dead_letter_list out;
+  if (!dead_letter_retried_ && (queue.empty() || queue == "billing")) {
+    actors::dead_letter_view v;
+    v.id = 1;
+    v.task_id = "t-1";
+    v.execution_id = "dl-1";
+    v.workflow = "order";
+    v.step = "charge";
+    v.queue = "billing";
+    v.attempt = 3;
+    v.input_json = R"({"amount":1500})";
+    v.error_kind = "card_declined";
+    v.error_message = "declined";
+    v.failed_at_ms = 1'700'000'000'000;
+    out.items.push_back(std::move(v));
+  }
+  return out;
+}
+
+caf::expected<actors::execution_view>
+fake_engine::retry_dead_letter(std::int64_t id, const std::string& by) {
+  std::lock_guard guard{mtx_};
+  if (by.empty()) return make_error(errc::invalid_argument, "by: empty");
+  if (id != 1)
+    return make_error(errc::not_found,
+                      "no dead letter with id " + std::to_string(id));
+  if (dead_letter_retried_)
+    return make_error(errc::not_retryable, "retried already");
+  dead_letter_retried_ = true;
+  last_by = by;
+  auto& view = executions_["dl-1"];
+  view.execution_id = "dl-1";
+  view.workflow = "order";
+  view.status = st::running;
+  return view;
+}
+
 } // namespace cerebelum::test

@@ -36,6 +36,13 @@ class fake_engine : public actors::engine_api {
   caf::expected<actors::execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) override;
   std::vector<actors::workflow_view> workflows() override;
+  /// One dead letter, id 1, of execution "dl-1" on queue "billing", until
+  /// it is retried.
+  caf::expected<actors::dead_letter_list>
+  dead_letters(const std::string& queue, std::size_t page_size,
+               const std::string& page_token) override;
+  caf::expected<actors::execution_view>
+  retry_dead_letter(std::int64_t id, const std::string& by) override;
 
   /// The last approval's operator and data.
   std::string last_by;
@@ -45,6 +52,7 @@ class fake_engine : public actors::engine_api {
   std::mutex mtx_;
   std::map<std::string, actors::execution_view> executions_;
   int next_id_ = 1;
+  bool dead_letter_retried_ = false;
 };
 
 } // namespace cerebelum::test

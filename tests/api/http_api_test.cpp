@@ -205,3 +205,29 @@ TEST_CASE("GET workflows lists the engine's workflows") {
   CHECK(res.second["workflows"][0]["name"] == "order");
   CHECK(res.second["workflows"][0]["version"] == 7);
 }
+
+TEST_CASE("GET dead-letters lists them and POST retry reopens one once") {
+  fixture f;
+  auto listed = f.get("/v1/dead-letters?queue=billing");
+  REQUIRE(listed.first == 200);
+  REQUIRE(listed.second["dead_letters"].size() == 1);
+  auto& dl = listed.second["dead_letters"][0];
+  CHECK(dl["id"] == 1);
+  CHECK(dl["execution_id"] == "dl-1");
+  CHECK(dl["input"] == json{{"amount", 1500}});
+  CHECK(dl["error"]["kind"] == "card_declined");
+  CHECK(listed.second["next_page_token"] == "");
+  check_error(f.get("/v1/dead-letters?page_size=x"), 400, "invalid_argument");
+  check_error(f.post("/v1/dead-letters/1/retry", "{}"), 400,
+              "invalid_argument");
+  check_error(f.post("/v1/dead-letters/7/retry", R"({"by": "ops"})"), 404,
+              "not_found");
+  auto retried = f.post("/v1/dead-letters/1/retry", R"({"by": "ops"})");
+  REQUIRE(retried.first == 200);
+  CHECK(retried.second["execution_id"] == "dl-1");
+  CHECK(retried.second["status"] == "running");
+  CHECK(f.engine->last_by == "ops");
+  check_error(f.post("/v1/dead-letters/1/retry", R"({"by": "ops"})"), 409,
+              "not_retryable");
+  CHECK(f.get("/v1/dead-letters").second["dead_letters"].empty());
+}
