@@ -256,14 +256,15 @@ void on_failed(execution_actor* self, in_flight f,
 
 } // namespace
 
-void process(execution_actor* self) {
+namespace {
+
+/// The body of `process`; `f` collects what the append carries.
+void fold_and_submit(execution_actor* self, in_flight& f) {
   auto& st = self->state;
-  if (st.appending() || st.unsent_start || !st.exec) return;
   auto& s = st.state();
   auto first_seq = s.next_seq();
   auto before = capture_rows(s);
   std::vector<events::Event> evs;
-  in_flight f;
   auto now = now_ms();
   std::vector<std::int64_t> dead_letters;
   while (!st.commands.empty()) {
@@ -318,6 +319,27 @@ void process(execution_actor* self) {
   auto req = make_append(s, first_seq, evs, before, f.decisions);
   req.dead_letter_deletes = std::move(dead_letters);
   submit(self, std::move(req), std::move(f));
+  f = in_flight{};
+}
+
+} // namespace
+
+void process(execution_actor* self) {
+  auto& st = self->state;
+  if (st.appending() || st.unsent_start || !st.exec) return;
+  in_flight f;
+  try {
+    fold_and_submit(self, f);
+  } catch (...) {
+    // The actor crashes (a bug, or the test hook): the commands folded so
+    // far are answered before it goes; its restart folds the history.
+    for (auto& c : f.commands)
+      c.rp.deliver(make_error(errc::unavailable,
+                              "the actor of execution " + st.id
+                                + " crashed before recording the command; "
+                                  "try again"));
+    throw;
+  }
 }
 
 void submit_start(execution_actor* self, caf::response_promise rp) {

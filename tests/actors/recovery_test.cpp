@@ -156,6 +156,36 @@ TEST_CASE("an append by another writer is answered as a conflict, not "
   CHECK(done->status == status::cancelled);
 }
 
+TEST_CASE("a command whose actor crashes while recording it is answered "
+          "at once and can be sent again") {
+  engine_fixture f;
+  // Resident while it awaits approval: the command is folded by a live
+  // actor, which then crashes.
+  f.config().passivation_delay = std::chrono::minutes{1};
+  auto armed = std::make_shared<std::atomic<bool>>(false);
+  f.config().before_decide = [armed](const std::string& id) {
+    if (id == "crash-on-approve" && armed->exchange(false))
+      throw std::runtime_error("injected bug");
+  };
+  f.start();
+  auto v = f.start("gated", 1, "crash-on-approve");
+  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  armed->store(true);
+  auto res = f.api().approve(v.execution_id, "alice", json::object());
+  REQUIRE_FALSE(res);
+  CHECK(api_error_code(res.error()) == errc::unavailable);
+  // Answered by the crashing actor, not when the wait for an answer ends.
+  CHECK(api_error_message(res.error()).find("crashed before recording")
+        != std::string::npos);
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kApprovalGranted)
+        == 0);
+  // The restarted actor folded the history: the approval is still pending.
+  REQUIRE(f.api().approve(v.execution_id, "alice", json::object()));
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+}
+
 TEST_CASE("an execution interrupted mid-step is resurrected and completes") {
   engine_fixture f;
   {
