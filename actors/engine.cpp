@@ -59,6 +59,9 @@ struct engine_data {
   std::unordered_map<std::string, live_entry> live;
   std::unordered_map<caf::actor_addr, std::string> ids;
   std::unordered_map<std::string, std::vector<caf::actor>> waiters;
+  /// Crashes of each execution's actors (count, last reason), from their
+  /// down messages; forgotten when the execution finishes.
+  std::unordered_map<std::string, std::pair<std::int32_t, std::string>> crashes;
   std::uint64_t spawned = 0;
 };
 
@@ -123,6 +126,13 @@ void on_hello(engine_actor* self, const std::string& id, caf::actor a) {
   e.sent = 0;
   st.ids[a.address()] = id;
   self->monitor(a);
+  // Before anything forwarded: the actor fails the execution when its
+  // actors crashed more often than the restart budget allows.
+  auto c = st.crashes.find(id);
+  if (c == st.crashes.end())
+    self->send(a, crashes_atom::value, std::int32_t{0}, std::string{});
+  else
+    self->send(a, crashes_atom::value, c->second.first, c->second.second);
   auto pending = std::move(e.pending);
   e.pending.clear();
   for (auto& m : pending)
@@ -144,13 +154,18 @@ void on_down(engine_actor* self, const caf::down_msg& msg) {
     for (auto& m : pending)
       route(self, id, std::move(m.msg), std::move(m.rp));
   } else {
-    // The supervisor restarts it; its hello will register the new actor.
+    // The supervisor restarts it; its hello will register the new actor
+    // (and learn how often its predecessors crashed).
+    auto& c = st.crashes[id];
+    ++c.first;
+    c.second = api_error_message(msg.reason);
     i->second.actor = nullptr;
   }
 }
 
 void on_finished(engine_actor* self, const std::string& id,
                  const final_state_ptr& fin) {
+  self->state.crashes.erase(id);
   if (auto e = self->state.live.find(id); e != self->state.live.end()) {
     e->second.finished = true;
     e->second.fin = fin;

@@ -364,27 +364,6 @@ caf::error engine_context::on_fatal(std::function<void(const caf::error&)> fn) {
   return fatal_;
 }
 
-int engine_context::note_crash(const std::string& id, std::string reason) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto& entry = crashes_[id];
-  entry.first += 1;
-  entry.second = std::move(reason);
-  return entry.first;
-}
-
-std::pair<int, std::string>
-engine_context::crashes(const std::string& id) const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto i = crashes_.find(id);
-  if (i == crashes_.end()) return {0, {}};
-  return i->second;
-}
-
-void engine_context::forget_crashes(const std::string& id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  crashes_.erase(id);
-}
-
 eventstore::execution_status to_store_status(workflow::execution_status st) {
   using es = eventstore::execution_status;
   switch (st) {

@@ -2,7 +2,8 @@
 
 // What every actor of one node's engine shares: the store and its writer,
 // the loaded definitions, the native functions, the pool that runs them,
-// the handles of the long-lived actors and the per-execution crash records.
+// the handles of the long-lived actors. (Crash records of executions are kept
+// by the engine actor, which sees their actors' down messages.)
 
 #include <chrono>
 #include <cstdint>
@@ -209,15 +210,6 @@ class engine_context {
   /// (the node then does not start), or none.
   caf::error on_fatal(std::function<void(const caf::error&)> fn);
 
-  // -- crash records ---------------------------------------------------------
-
-  /// Records a crash of `id`'s actor; returns the count so far.
-  int note_crash(const std::string& id, std::string reason);
-  /// The crashes of `id` so far and the last reason.
-  std::pair<int, std::string> crashes(const std::string& id) const;
-  /// Forgets the crashes of `id` (it finished).
-  void forget_crashes(const std::string& id);
-
  private:
   std::shared_ptr<eventstore::event_store> store_;
   std::unique_ptr<eventstore::group_writer> writer_;
@@ -267,7 +259,6 @@ class engine_context {
   caf::actor scheduler_;
   caf::actor executions_sup_;
   caf::actor task_router_;
-  std::unordered_map<std::string, std::pair<int, std::string>> crashes_;
   std::mutex handover_mtx_;
   std::unordered_map<std::string, started_execution> handovers_;
   std::optional<std::chrono::milliseconds> resurrection_time_;

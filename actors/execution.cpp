@@ -33,6 +33,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/skip.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/errc.hpp"
@@ -193,6 +194,9 @@ caf::message_handler common(execution_actor* self) {
     [=](passivate_atom, std::uint64_t) {
       // Stale: the execution is executing again.
     },
+    [=](crashes_atom, std::int32_t, const std::string&) {
+      // The answer to a hello sent again to a restarted engine.
+    },
     [=](passok_atom) {
       // Only reachable in a passive state (see below).
     },
@@ -286,9 +290,9 @@ caf::behavior boot_from_store(execution_actor* self) {
     return gone(self);
   }
   if (!loaded) {
-    auto what = "cannot load: " + api_error_message(loaded.error());
-    st.ctx->note_crash(st.id, what);
-    self->quit(make_error(errc::internal, std::move(what)));
+    // A crash: the engine counts it from our down message.
+    self->quit(make_error(errc::internal,
+                          "cannot load: " + api_error_message(loaded.error())));
     return gone(self);
   }
   st.adopt(std::move(*loaded));
@@ -312,6 +316,33 @@ caf::behavior boot_from_store(execution_actor* self) {
   return executing(self);
 }
 
+/// Waits for the engine's answer to our hello (everything else waits): how
+/// often this execution's actors crashed so far.
+caf::behavior booting(execution_actor* self) {
+  self->set_default_handler(caf::skip);
+  return {
+    [=](crashes_atom, std::int32_t n, std::string& reason) {
+      auto& st = self->state;
+      self->set_default_handler(caf::print_and_drop);
+      st.crashes = n;
+      st.crash_reason = std::move(reason);
+      if (n > st.ctx->options().restart_budget) {
+        st.phase = exec_phase::terminal;
+        self->become(terminal(self));
+        fail_after_crashes(self, n, st.crash_reason);
+        return;
+      }
+      self->become(boot_from_store(self));
+    },
+    [=](hello_atom, const caf::actor& engine) {
+      // The engine was restarted before it answered: ask its successor.
+      auto& st = self->state;
+      self->send(engine, hello_atom::value, st.id,
+                 caf::actor_cast<caf::actor>(self));
+    },
+  };
+}
+
 caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
@@ -325,23 +356,17 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
     } catch (...) {
     }
     auto& st = self->state;
-    auto n = st.ctx->note_crash(st.id, what);
-    spdlog::error("execution {}: actor crashed ({} so far): {}", st.id, n,
-                  what);
+    spdlog::error("execution {}: actor crashed ({} so far): {}", st.id,
+                  st.crashes + 1, what);
     abandon_requests(self, make_error(errc::unavailable,
                                       "the actor of execution " + st.id
                                         + " crashed before recording the "
                                           "command; try again"));
-    return make_error(errc::internal, "execution actor crashed: " + what);
+    // The engine counts the crash from our down message, with `what`.
+    return make_error(errc::internal, what);
   });
   caf::anon_send(st.ctx->engine(), hello_atom::value, st.id,
                  caf::actor_cast<caf::actor>(self));
-  auto [crashes, reason] = st.ctx->crashes(st.id);
-  if (crashes > st.ctx->options().restart_budget) {
-    st.phase = exec_phase::terminal;
-    fail_after_crashes(self, crashes, reason);
-    return terminal(self);
-  }
   if (auto started = st.ctx->take_over(st.id)) {
     // A start: its first decision is appended when its request (delegated
     // by the engine right after our hello) arrives.
@@ -351,7 +376,7 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
     st.phase = exec_phase::executing;
     return executing(self);
   }
-  return boot_from_store(self);
+  return booting(self);
 }
 
 } // namespace

@@ -86,6 +86,10 @@ struct execution_data {
   std::uint32_t wakes_seen = 0;
   bool passivation_asked = false;
   std::uint64_t passivation_generation = 0;
+  /// Crashes of this execution's earlier actors and the last reason, as the
+  /// engine counted them (its answer to our hello).
+  std::int32_t crashes = 0;
+  std::string crash_reason;
 
   workflow::execution_state& state() {
     return *exec;

@@ -169,7 +169,6 @@ void after_commit(execution_actor* self, in_flight f) {
   if (f.what == in_flight::kind::crash_failure)
     spdlog::error("execution {} marked failed after crashes", st.id);
   if (terminal) {
-    st.ctx->forget_crashes(st.id);
     if (auto fin = final_of(self))
       caf::anon_send(st.ctx->engine(), finished_atom::value, st.id, fin);
     else
@@ -231,8 +230,7 @@ void on_failed(execution_actor* self, in_flight f,
   }
   if (f.what == k::crash_failure) {
     if (conflict) {
-      fail_after_crashes(self, st.ctx->crashes(st.id).first,
-                         st.ctx->crashes(st.id).second);
+      fail_after_crashes(self, st.crashes, st.crash_reason);
       return;
     }
     spdlog::error("cannot mark execution {} failed: {}", st.id,

@@ -69,6 +69,10 @@ using schedule_atom = caf::atom_constant<caf::atom("schedule")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 /// An execution actor announces itself to the engine: (id, actor).
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
+/// The engine's answer to an execution actor's hello: (crashes of this
+/// execution's actors so far, the last one's reason). The engine counts them
+/// from the down messages of the actors it monitors.
+using crashes_atom = caf::atom_constant<caf::atom("crashes")>;
 /// Asks for the live actor of an execution (tests, statistics).
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 /// Asks the engine or scheduler for counters.
