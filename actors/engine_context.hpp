@@ -167,6 +167,8 @@ class engine_context {
   void set_scheduler(caf::actor x);
   void set_executions_sup(caf::actor x);
   /// The task router (remote `task` steps); null when the node has none.
+  /// (Untyped here: the router's typed interface, task_api.hpp, includes
+  /// messages.hpp, which includes this header.)
   void set_task_router(caf::actor x);
   caf::actor task_router() const;
   caf::actor engine() const;

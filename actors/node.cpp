@@ -105,7 +105,7 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
     "task_router",
     [ctx, opts = cfg.tasks](caf::actor_system& sys,
                             const caf::message&) -> caf::expected<caf::actor> {
-      auto x = spawn_task_router(sys, ctx, opts);
+      auto x = caf::actor_cast<caf::actor>(spawn_task_router(sys, ctx, opts));
       ctx->set_task_router(x);
       return x;
     }));
@@ -250,7 +250,7 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
     ctx->add_definition(def, "embedded (C++ builder)");
   auto api = make_engine_client(sys, ctx);
   auto tasks = std::make_shared<const task_api>([ctx] {
-    return ctx->task_router();
+    return caf::actor_cast<task_router_actor>(ctx->task_router());
   });
   auto root = sv::start_supervisor(sys, make_tree(cfg, ctx, api, tasks));
   if (!root) {
@@ -289,8 +289,9 @@ caf::actor node::scheduler() const {
   return ctx_ ? ctx_->scheduler() : caf::actor{};
 }
 
-caf::actor node::task_router() const {
-  return ctx_ ? ctx_->task_router() : caf::actor{};
+task_router_actor node::task_router() const {
+  return ctx_ ? caf::actor_cast<task_router_actor>(ctx_->task_router())
+              : task_router_actor{};
 }
 
 std::optional<std::chrono::milliseconds> node::resurrection_time() const {

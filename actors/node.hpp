@@ -128,7 +128,7 @@ class node {
   }
 
   /// The task router actor (`stats_atom`: open tasks, ready, leased total).
-  caf::actor task_router() const;
+  task_router_actor task_router() const;
 
   /// How long the resurrector took, once it finished.
   std::optional<std::chrono::milliseconds> resurrection_time() const;

@@ -1,10 +1,14 @@
 #pragma once
 
-// The facade of a node's task router for worker front ends: the gRPC
-// WorkerService (src/bridges/worker_service.cpp) and the CAF worker gateway
-// (src/bridges/caf/worker_gateway.*). Every call is asynchronous: the callback
-// runs exactly once, on a CAF thread (keep it short, never block in it). The
-// facade is thread-safe and cheap to copy around as a shared_ptr.
+// The task router's typed interface (`task_router_actor`) and its facade for
+// worker front ends that are not actors: the gRPC WorkerService
+// (src/bridges/worker_service.cpp) and the CAF worker gateway
+// (src/bridges/caf/worker_gateway.*). The compiler checks every message to
+// the router against the interface; no callback ever travels through a
+// mailbox: each facade call is one request from a short-lived actor whose
+// response handler runs the callback, exactly once, on a CAF thread (keep it
+// short, never block in it). The facade is thread-safe and cheap to copy
+// around as a shared_ptr.
 //
 // Lease and attempt rules (docs/worker-protocol.md):
 // - a task (one attempt of a `task` step) is leased to one worker at a time;
@@ -25,8 +29,13 @@
 #include <variant>
 #include <vector>
 
-#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 #include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/messages.hpp"
 
 namespace cerebelum::actors {
 
@@ -182,13 +191,69 @@ struct dead_letter_list {
   std::string next_page_token;
 };
 
+// -- the router's interface ---------------------------------------------------
+
+using task_register_atom = caf::atom_constant<caf::atom("tregister")>;
+using task_poll_atom = caf::atom_constant<caf::atom("tpoll")>;
+using task_unpoll_atom = caf::atom_constant<caf::atom("tunpoll")>;
+using task_release_atom = caf::atom_constant<caf::atom("trelease")>;
+using task_beat_atom = caf::atom_constant<caf::atom("tbeat")>;
+using task_complete_atom = caf::atom_constant<caf::atom("tcomplete")>;
+using task_leave_atom = caf::atom_constant<caf::atom("tleave")>;
+using task_lost_atom = caf::atom_constant<caf::atom("tlost")>;
+using dlq_list_atom = caf::atom_constant<caf::atom("dlqlist")>;
+using dlq_retry_atom = caf::atom_constant<caf::atom("dlqretry")>;
+
+using poll_reply = task_result<std::optional<leased_task>>;
+
+/// The task router. Executions tell it the task rows each commit changed
+/// (`tasks_atom`) and the outcomes they refused (`refused_atom`); worker
+/// front ends ask it the rest. A poll is answered when it gets a task or its
+/// wait ends (or `task_unpoll_atom` ends it); a completion once committed.
+using task_router_actor = caf::typed_actor<
+  // (execution id, rows a commit changed)
+  caf::reacts_to<tasks_atom, std::string, task_changes_ptr>,
+  // (execution id, internal token of an outcome it refused)
+  caf::reacts_to<refused_atom, std::string, std::string>,
+  caf::replies_to<task_register_atom,
+                  worker_registration>::with<task_result<registration_info>>,
+  // (poll id, worker, queues, wait in ms)
+  caf::replies_to<task_poll_atom, std::uint64_t, std::string,
+                  std::vector<std::string>, std::int64_t>::with<poll_reply>,
+  // (poll id)
+  caf::reacts_to<task_unpoll_atom, std::uint64_t>,
+  // (worker, attempt token)
+  caf::reacts_to<task_release_atom, std::string, std::string>,
+  // (worker, attempt token, details JSON)
+  caf::replies_to<task_beat_atom, std::string, std::string,
+                  std::string>::with<task_result<heartbeat_info>>,
+  // (worker, attempt token, outcome)
+  caf::replies_to<task_complete_atom, std::string, std::string,
+                  task_outcome>::with<task_result<complete_info>>,
+  // (worker): unregister; answers the attempts handed back
+  caf::replies_to<task_leave_atom,
+                  std::string>::with<task_result<std::uint32_t>>,
+  // (worker, reason): the worker's connection died
+  caf::reacts_to<task_lost_atom, std::string, std::string>,
+  // (queue, page size, page token)
+  caf::replies_to<dlq_list_atom, std::string, std::uint64_t,
+                  std::string>::with<task_result<dead_letter_list>>,
+  // (dead letter id, operator)
+  caf::replies_to<dlq_retry_atom, std::int64_t,
+                  std::string>::with<task_result<std::string>>,
+  // open tasks, ready tasks, leases granted since start
+  caf::replies_to<stats_atom>::with<std::uint64_t, std::uint64_t,
+                                    std::uint64_t>,
+  // the router's own timer: something is due
+  caf::reacts_to<tick_atom>>;
+
 /// Cancels a pending poll: the poll's callback then runs at once with no
 /// task (if it did not run yet). A task handed to a callback whose poll was
 /// cancelled concurrently stays leased: call `task_api::release` for it.
 class poll_handle {
  public:
   poll_handle() = default;
-  poll_handle(caf::actor router, std::uint64_t id)
+  poll_handle(task_router_actor router, std::uint64_t id)
     : router_(std::move(router)), id_(id) {
     // nop
   }
@@ -198,7 +263,7 @@ class poll_handle {
   }
 
  private:
-  caf::actor router_;
+  task_router_actor router_;
   std::uint64_t id_ = 0;
 };
 
@@ -209,9 +274,9 @@ class task_api {
   template <class T>
   using callback = std::function<void(task_result<T>)>;
 
-  explicit task_api(caf::actor router);
+  explicit task_api(task_router_actor router);
   /// Finds the router at each call (it may be restarted by its supervisor).
-  explicit task_api(std::function<caf::actor()> locate);
+  explicit task_api(std::function<task_router_actor()> locate);
 
   /// Registers (or re-registers, replacing queues and limits) a worker and
   /// adds the workflow definitions it brings to the node. A definition that
@@ -263,13 +328,29 @@ class task_api {
                          callback<std::string> done) const;
 
   /// The router actor (null when the node has none).
-  caf::actor router() const;
+  task_router_actor router() const;
 
  private:
-  caf::actor router_;
-  std::function<caf::actor()> locate_;
+  task_router_actor router_;
+  std::function<task_router_actor()> locate_;
 };
 
 using task_api_ptr = std::shared_ptr<const task_api>;
 
 } // namespace cerebelum::actors
+
+// Local messages of the router's interface: plain values, never serialized
+// (the CAF worker port has its own wire types in sdk/cpp/protocol.hpp).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::worker_registration)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::task_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  cerebelum::actors::task_result<cerebelum::actors::registration_info>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::poll_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  cerebelum::actors::task_result<cerebelum::actors::heartbeat_info>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  cerebelum::actors::task_result<cerebelum::actors::complete_info>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::task_result<std::uint32_t>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  cerebelum::actors::task_result<cerebelum::actors::dead_letter_list>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::task_result<std::string>)

@@ -1,0 +1,233 @@
+// The task router's state machine (actors/task_queue.hpp) in virtual time:
+// leases, polls, completions, and the one due moment it asks to be woken at.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "actors/attempt_token.hpp"
+#include "actors/task_queue.hpp"
+
+using namespace cerebelum::actors;
+using namespace std::chrono_literals;
+
+namespace {
+
+cerebelum::eventstore::task_row row(const std::string& token,
+                                    const std::string& execution = "ex-1",
+                                    std::int64_t hb_ms = 0) {
+  cerebelum::eventstore::task_row r;
+  r.task_id = token;
+  r.execution_id = execution;
+  r.queue = "q";
+  r.step = "work";
+  r.attempt = 1;
+  r.payload = R"({"target":"t.run","workflow":"wf","input":{"n":1})"
+              + (hb_ms > 0
+                   ? ",\"heartbeat_timeout_ms\":" + std::to_string(hb_ms)
+                   : std::string{})
+              + "}";
+  return r;
+}
+
+router_options options() {
+  router_options o;
+  o.default_lease = 10'000ms;
+  o.default_poll_wait = 30'000ms;
+  o.commit_timeout = 5'000ms;
+  return o;
+}
+
+/// The polls answered among `effects`, by poll id.
+std::map<std::uint64_t, poll_reply>
+polls_of(const std::vector<queue_effect>& effects) {
+  std::map<std::uint64_t, poll_reply> out;
+  for (auto& e : effects)
+    if (auto* p = std::get_if<poll_answered>(&e))
+      out.emplace(p->poll_id, p->result);
+  return out;
+}
+
+std::vector<event_to_send> events_of(const std::vector<queue_effect>& effects) {
+  std::vector<event_to_send> out;
+  for (auto& e : effects)
+    if (auto* x = std::get_if<event_to_send>(&e)) out.push_back(*x);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("an idle queue asks to be woken for nothing") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 0);
+  CHECK(q.next_due() == 0);
+}
+
+TEST_CASE("a waiting poll is due at its deadline and ends empty then") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 1'000);
+  q.poll(1, "w", {}, 2'000ms, 1'000);
+  CHECK(q.take_effects().empty());
+  CHECK(q.next_due() == 3'000);
+  q.expire(2'999);
+  CHECK(q.take_effects().empty());
+  q.expire(3'000);
+  auto polls = polls_of(q.take_effects());
+  REQUIRE(polls.count(1) == 1);
+  CHECK(polls[1].value.has_value());
+  CHECK_FALSE(*polls[1].value);
+  CHECK(q.next_due() == 0);
+}
+
+TEST_CASE("a new task goes to the waiting poll at once with its lease") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 0);
+  q.poll(1, "w", {}, 30'000ms, 0);
+  q.upsert(row("t1"));
+  q.dispatch(100);
+  auto polls = polls_of(q.take_effects());
+  REQUIRE(polls.count(1) == 1);
+  auto& task = *polls[1].value;
+  REQUIRE(task);
+  CHECK(task->attempt_token == external_token("ex-1", "t1"));
+  CHECK(task->task_type == "t.run");
+  CHECK(task->lease_expires_at_ms == 10'100);
+  CHECK(q.next_due() == 10'100);
+}
+
+TEST_CASE("a lease expires at its due moment, not before, and fails the "
+          "attempt") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 0);
+  q.upsert(row("t1"));
+  q.poll(1, "w", {}, 30'000ms, 0);
+  q.take_effects();
+  q.expire(9'999);
+  CHECK(events_of(q.take_effects()).empty());
+  q.expire(10'000);
+  auto sent = events_of(q.take_effects());
+  REQUIRE(sent.size() == 1);
+  REQUIRE(sent[0].event->has_step_failed());
+  CHECK(sent[0].event->step_failed().error().kind() == "lease_expired");
+  CHECK(sent[0].token == "t1");
+  // The failure is sent again if no commit answers it in time.
+  CHECK(q.next_due() == 15'000);
+}
+
+TEST_CASE("a heartbeat moves the lease's due moment") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 0);
+  q.upsert(row("t1", "ex-1", 2'000));
+  q.poll(1, "w", {}, 30'000ms, 0);
+  q.take_effects();
+  CHECK(q.next_due() == 2'000);
+  auto hb = q.heartbeat("w", external_token("ex-1", "t1"), "", 1'500);
+  REQUIRE(hb);
+  CHECK(hb.value->lease_expires_at_ms == 3'500);
+  CHECK(q.next_due() == 3'500);
+  q.expire(2'000);
+  CHECK(events_of(q.take_effects()).empty());
+}
+
+TEST_CASE("a completion waits for the commit and is answered when the row "
+          "goes") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 0);
+  q.upsert(row("t1"));
+  q.poll(1, "w", {}, 30'000ms, 0);
+  q.take_effects();
+  auto d = q.complete("w", external_token("ex-1", "t1"),
+                      task_success{R"({"ok":true})"}, 50);
+  REQUIRE(d.kind == complete_decision::pending);
+  auto sent = events_of(q.take_effects());
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].event->has_step_completed());
+  CHECK(q.next_due() == 5'050); // the commit timeout
+  q.remove("t1");
+  auto effects = q.take_effects();
+  REQUIRE(effects.size() == 1);
+  auto& done = std::get<completion_answered>(effects[0]);
+  CHECK(done.token == "t1");
+  REQUIRE(done.result);
+  CHECK(done.result.value->recorded);
+  CHECK(q.next_due() == 0);
+  // A retried call of the same outcome is told it was recorded.
+  auto again = q.complete("w", external_token("ex-1", "t1"), task_success{"{}"},
+                          60);
+  REQUIRE(again.kind == complete_decision::answered);
+  CHECK_FALSE(again.answer.value->recorded);
+}
+
+TEST_CASE("an outcome not committed in time is answered unavailable and the "
+          "lease is kept") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 0);
+  q.upsert(row("t1"));
+  q.poll(1, "w", {}, 30'000ms, 0);
+  q.take_effects();
+  q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 0);
+  q.take_effects();
+  q.expire(5'000);
+  auto effects = q.take_effects();
+  REQUIRE(effects.size() == 1);
+  auto& done = std::get<completion_answered>(effects[0]);
+  REQUIRE(done.result.error);
+  CHECK(done.result.error->code == task_errc::unavailable);
+  CHECK(q.next_due() == 15'000);
+}
+
+TEST_CASE("a task held for its sticky worker goes to another worker when the "
+          "preference runs out") {
+  auto opts = options();
+  opts.queues["q"].sticky_ms = 1'000;
+  task_queue q{opts};
+  q.add_worker("a", {"q"}, 1, 0);
+  q.add_worker("b", {"q"}, 1, 0);
+  // Worker a runs the execution's first task.
+  q.upsert(row("t1"));
+  q.poll(1, "a", {}, 30'000ms, 0);
+  q.take_effects();
+  q.complete("a", external_token("ex-1", "t1"), task_success{"{}"}, 10);
+  q.remove("t1");
+  q.take_effects();
+  // Its next task prefers a; only b polls.
+  q.poll(2, "b", {}, 30'000ms, 20);
+  auto r = row("t2");
+  r.available_at_ms = 20;
+  q.upsert(r);
+  q.dispatch(20);
+  CHECK(polls_of(q.take_effects()).empty());
+  CHECK(q.next_due() == 1'020);
+  q.expire(1'020);
+  auto polls = polls_of(q.take_effects());
+  REQUIRE(polls.count(2) == 1);
+  REQUIRE(*polls[2].value);
+  CHECK((*polls[2].value)->task_id == "t2");
+}
+
+TEST_CASE("a cancelled poll ends at once and is no longer due") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 0);
+  q.poll(7, "w", {}, 30'000ms, 0);
+  q.cancel_poll(7);
+  auto polls = polls_of(q.take_effects());
+  REQUIRE(polls.count(7) == 1);
+  CHECK_FALSE(*polls[7].value);
+  CHECK(q.next_due() == 0);
+}
+
+TEST_CASE("a lost worker's leases fail as worker_lost and its polls end") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 2, 0);
+  q.upsert(row("t1"));
+  q.poll(1, "w", {}, 30'000ms, 0);
+  q.poll(2, "w", {}, 30'000ms, 0);
+  q.take_effects();
+  CHECK(q.drop_worker("w", "gone", 5) == 1);
+  auto effects = q.take_effects();
+  auto sent = events_of(effects);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].event->step_failed().error().kind() == "worker_lost");
+  CHECK(sent[0].event->step_failed().worker_id() == "w");
+  CHECK(polls_of(effects).count(2) == 1);
+  CHECK_FALSE(q.has_worker("w"));
+}
