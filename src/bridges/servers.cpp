@@ -65,6 +65,7 @@ start_grpc(caf::actor_system& sys, const std::string& address,
                workers ? " and WorkerService" : "", address);
   auto shutdown = [server, service, workers, stopping] {
     stopping->store(true);
+    if (workers) workers->stop_polls();
     server->Shutdown(std::chrono::system_clock::now()
                      + std::chrono::seconds{2});
     server->Wait();

@@ -95,12 +95,123 @@ grpc::Status worker_service::Register(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status worker_service::PollTask(grpc::ServerContext* ctx,
-                                      const worker::PollTaskRequest* req,
-                                      worker::PollTaskResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok()) return st;
+/// One long-poll: asks the router for a task and finishes the call with its
+/// answer, or ends the poll when the call is cancelled. It deletes itself
+/// once gRPC is done with the call.
+class worker_service::poll_reactor final : public grpc::ServerUnaryReactor {
+ public:
+  poll_reactor(worker_service* svc, std::string worker,
+               worker::PollTaskResponse* res)
+    : svc_(svc), worker_(std::move(worker)), res_(res) {
+    // nop
+  }
+
+  /// Starts the poll; the router's answer finishes the call.
+  void start(std::vector<std::string> queues, std::chrono::milliseconds wait) {
+    auto handle = svc_->tasks_->poll(
+      worker_, std::move(queues), wait,
+      [this](actors::task_result<std::optional<actors::leased_task>> r) {
+        answered(std::move(r));
+      });
+    bool stop = false;
+    std::optional<grpc::Status> early;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      handle_ = handle;
+      started_ = true;
+      if (done_) {
+        early = status_;
+      } else {
+        std::lock_guard<std::mutex> polls_guard{svc_->polls_mtx_};
+        if (svc_->polls_stopped_)
+          stopping_ = true;
+        else
+          svc_->polls_.emplace(handle.id(), handle);
+        stop = stopping_ || cancelled_;
+      }
+    }
+    if (early) {
+      Finish(*early);
+      return;
+    }
+    // `handle` is a copy: this reactor may be gone once the poll ended.
+    if (stop) handle.cancel();
+  }
+
+  /// The caller went away: end the poll; its answer finishes the call.
+  void OnCancel() override {
+    actors::poll_handle handle;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      cancelled_ = true;
+      handle = handle_;
+    }
+    handle.cancel();
+  }
+
+  void OnDone() override {
+    delete this;
+  }
+
+ private:
+  void answered(actors::task_result<std::optional<actors::leased_task>> r) {
+    grpc::Status status;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      {
+        std::lock_guard<std::mutex> polls_guard{svc_->polls_mtx_};
+        if (started_) svc_->polls_.erase(handle_.id());
+        if (svc_->polls_stopped_) stopping_ = true;
+      }
+      bool has_task = r.value && *r.value;
+      if (cancelled_ || stopping_) {
+        // A task leased concurrently never reaches the caller: hand it
+        // back.
+        if (has_task) svc_->tasks_->release(worker_, (*r.value)->attempt_token);
+        status = cancelled_ ? grpc::Status{grpc::StatusCode::CANCELLED,
+                                           "the call was cancelled"}
+                            : unavailable("PollTask");
+      } else if (r.error) {
+        status = to_status(*r.error);
+      } else if (has_task) {
+        *res_->mutable_task() = to_proto(**r.value);
+      }
+      done_ = true;
+      if (!started_) {
+        // Answered before `start` returned: `start` finishes the call.
+        status_ = status;
+        return;
+      }
+    }
+    // Last: gRPC may delete this reactor (OnDone) right after.
+    Finish(status);
+  }
+
+  worker_service* svc_;
+  std::string worker_;
+  worker::PollTaskResponse* res_;
+  std::mutex mtx_;
+  actors::poll_handle handle_;
+  bool started_ = false;
+  bool done_ = false;
+  grpc::Status status_;
+  bool cancelled_ = false;
+  bool stopping_ = false;
+};
+
+grpc::ServerUnaryReactor*
+worker_service::PollTask(grpc::CallbackServerContext* ctx,
+                         const worker::PollTaskRequest* req,
+                         worker::PollTaskResponse* res) {
+  auto refuse = [ctx](grpc::Status status) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(std::move(status));
+    return reactor;
+  };
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
+    return refuse(st);
   if (req->wait_ms() < 0)
-    return {grpc::StatusCode::INVALID_ARGUMENT, "wait_ms is negative"};
+    return refuse({grpc::StatusCode::INVALID_ARGUMENT, "wait_ms is negative"});
   auto wait = std::chrono::milliseconds{req->wait_ms()};
   // End the long-poll a little before the client's deadline, so that an
   // empty answer (not DEADLINE_EXCEEDED) reaches it.
@@ -111,36 +222,20 @@ grpc::Status worker_service::PollTask(grpc::ServerContext* ctx,
     if (wait.count() == 0 || wait > cap)
       wait = std::max(cap, std::chrono::milliseconds{1});
   }
-  waiter<std::optional<actors::leased_task>> w;
-  auto handle = tasks_->poll(req->worker_id(),
-                             {req->queues().begin(), req->queues().end()}, wait,
-                             w.callback());
-  auto give_up = [&] {
-    return ctx->IsCancelled() || (stopping_ && stopping_->load());
-  };
-  auto r = w.wait(give_up, wait + call_limit);
-  if (!r) {
-    // The caller went away (or the server stops): end the poll; a task
-    // leased to it concurrently is handed back.
+  auto* reactor = new poll_reactor(this, req->worker_id(), res);
+  reactor->start({req->queues().begin(), req->queues().end()}, wait);
+  return reactor;
+}
+
+void worker_service::stop_polls() {
+  std::map<std::uint64_t, actors::poll_handle> pending;
+  {
+    std::lock_guard<std::mutex> guard{polls_mtx_};
+    polls_stopped_ = true;
+    pending.swap(polls_);
+  }
+  for (auto& [id, handle] : pending)
     handle.cancel();
-    auto late = w.wait(
-      [] {
-        return false;
-      },
-      std::chrono::seconds{5});
-    if (late && late->value && *late->value)
-      tasks_->release(req->worker_id(), (*late->value)->attempt_token);
-    return unavailable("PollTask");
-  }
-  if (r->error) return to_status(*r->error);
-  if (*r->value) {
-    if (ctx->IsCancelled()) {
-      tasks_->release(req->worker_id(), (*r->value)->attempt_token);
-      return {grpc::StatusCode::CANCELLED, "the call was cancelled"};
-    }
-    *res->mutable_task() = to_proto(**r->value);
-  }
-  return grpc::Status::OK;
 }
 
 grpc::Status worker_service::Heartbeat(grpc::ServerContext* ctx,

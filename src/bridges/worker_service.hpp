@@ -5,18 +5,26 @@
 // Included only by the gRPC server and its tests.
 
 #include <atomic>
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "actors/task_api.hpp"
 #include "worker.grpc.pb.h"
 
 namespace cerebelum::api {
 
-/// Implements every WorkerService RPC by calling `task_api` and waiting for
-/// its callback, mapping task errors to the statuses of worker.proto.
-class worker_service final : public worker::WorkerService::Service {
+/// Implements every WorkerService RPC by calling `task_api`, mapping task
+/// errors to the statuses of worker.proto. PollTask is a callback method: a
+/// long-poll holds no thread and wakes nothing while it waits; the router's
+/// answer or the call's cancellation ends it. The unary calls wait for the
+/// router's answer on the gRPC thread.
+class worker_service final
+  : public worker::WorkerService::WithCallbackMethod_PollTask<
+      worker::WorkerService::Service> {
  public:
-  /// `stopping`, when set, ends pending long-polls early (server shutdown).
+  /// `stopping`, when set, is the server's shutdown flag (see stop_polls).
   explicit worker_service(actors::task_api_ptr tasks,
                           std::shared_ptr<std::atomic<bool>> stopping = {});
 
@@ -24,9 +32,13 @@ class worker_service final : public worker::WorkerService::Service {
                         const worker::RegisterRequest* req,
                         worker::RegisterResponse* res) override;
 
-  grpc::Status PollTask(grpc::ServerContext* ctx,
-                        const worker::PollTaskRequest* req,
-                        worker::PollTaskResponse* res) override;
+  grpc::ServerUnaryReactor* PollTask(grpc::CallbackServerContext* ctx,
+                                     const worker::PollTaskRequest* req,
+                                     worker::PollTaskResponse* res) override;
+
+  /// Ends every pending long-poll at once with UNAVAILABLE (server
+  /// shutdown); later polls end the same way.
+  void stop_polls();
 
   grpc::Status Heartbeat(grpc::ServerContext* ctx,
                          const worker::HeartbeatRequest* req,
@@ -41,8 +53,15 @@ class worker_service final : public worker::WorkerService::Service {
                           worker::UnregisterResponse* res) override;
 
  private:
+  class poll_reactor;
+  friend class poll_reactor;
+
   actors::task_api_ptr tasks_;
   std::shared_ptr<std::atomic<bool>> stopping_;
+  /// Pending long-polls (ended by stop_polls).
+  std::mutex polls_mtx_;
+  std::map<std::uint64_t, actors::poll_handle> polls_;
+  bool polls_stopped_ = false;
 };
 
 } // namespace cerebelum::api
