@@ -148,6 +148,10 @@ int run_node(const node_options& opts) {
   }
   auto signals = block_stop_signals();
   caf::actor_system_config cfg;
+  // Idle CAF threads block until there is work (work sharing). The default
+  // work-stealing scheduler polls its queues and sleeps in steps of 50 us to
+  // 10 ms, which keeps an idle node busy.
+  cfg.set("scheduler.policy", caf::atom("sharing"));
   actors::add_node_message_types(cfg);
   wire::add_wire_types(cfg); // the CAF worker port (src/bridges/caf)
   cfg.load<caf::io::middleman>();
