@@ -300,9 +300,11 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
 
 // -- the facade's requests ----------------------------------------------------
 
-/// Sends one request to `router` from a short-lived actor whose response
-/// handler runs `done`; `done` runs once, with `unavailable` when the router
-/// is gone or goes away.
+/// Sends one message to `router` now, from the calling thread (so it keeps
+/// its order with the caller's other messages, e.g. a poll and its
+/// cancellation), under the identity of a short-lived actor that receives
+/// the router's answer and runs `done` with it. `done` runs once: with
+/// `unavailable` when the router is gone or goes away first.
 template <class T, class... Ts>
 void ask(const task_router_actor& router, std::function<void(T)> done,
          Ts&&... xs) {
@@ -311,20 +313,22 @@ void ask(const task_router_actor& router, std::function<void(T)> done,
       T::fail(task_errc::unavailable, "the node's task router is not running"));
     return;
   }
-  router.home_system().spawn(
-    [router, done = std::move(done)](caf::event_based_actor* self,
-                                     std::decay_t<Ts>... args) {
-      self->request(router, caf::infinite, std::move(args)...)
-        .then(
-          [done](T& result) {
-            done(std::move(result));
-          },
-          [done](caf::error&) {
-            done(T::fail(task_errc::unavailable,
-                         "the node's task router stopped"));
-          });
-    },
-    std::forward<Ts>(xs)...);
+  auto waiter = router.home_system().spawn(
+    [router,
+     done = std::move(done)](caf::event_based_actor* self) -> caf::behavior {
+      self->monitor(router);
+      self->set_down_handler([self, done](caf::down_msg&) {
+        done(T::fail(task_errc::unavailable, "the node's task router stopped"));
+        self->quit();
+      });
+      return {
+        [self, done](T& result) {
+          done(std::move(result));
+          self->quit();
+        },
+      };
+    });
+  caf::send_as(waiter, router, std::forward<Ts>(xs)...);
 }
 
 } // namespace
