@@ -46,7 +46,7 @@ start_grpc(caf::actor_system& sys, const std::string& address,
   auto stopping = std::make_shared<std::atomic<bool>>(false);
   auto service = std::make_shared<admin_service>(engine, stopping, tasks);
   std::shared_ptr<worker_service> workers;
-  if (tasks) workers = std::make_shared<worker_service>(tasks, stopping);
+  if (tasks) workers = std::make_shared<worker_service>(tasks);
   grpc::ServerBuilder builder;
   // Without this, Linux lets a second node bind the same port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

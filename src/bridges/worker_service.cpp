@@ -73,9 +73,8 @@ constexpr auto call_limit = std::chrono::milliseconds{60'000};
 
 } // namespace
 
-worker_service::worker_service(actors::task_api_ptr tasks,
-                               std::shared_ptr<std::atomic<bool>> stopping)
-  : tasks_(std::move(tasks)), stopping_(std::move(stopping)) {
+worker_service::worker_service(actors::task_api_ptr tasks)
+  : tasks_(std::move(tasks)) {
   // nop
 }
 

@@ -4,7 +4,6 @@
 // (actors/task_api.hpp); the messages convert in worker_convert.hpp.
 // Included only by the gRPC server and its tests.
 
-#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,9 +23,7 @@ class worker_service final
   : public worker::WorkerService::WithCallbackMethod_PollTask<
       worker::WorkerService::Service> {
  public:
-  /// `stopping`, when set, is the server's shutdown flag (see stop_polls).
-  explicit worker_service(actors::task_api_ptr tasks,
-                          std::shared_ptr<std::atomic<bool>> stopping = {});
+  explicit worker_service(actors::task_api_ptr tasks);
 
   grpc::Status Register(grpc::ServerContext* ctx,
                         const worker::RegisterRequest* req,
@@ -57,7 +54,6 @@ class worker_service final
   friend class poll_reactor;
 
   actors::task_api_ptr tasks_;
-  std::shared_ptr<std::atomic<bool>> stopping_;
   /// Pending long-polls (ended by stop_polls).
   std::mutex polls_mtx_;
   std::map<std::uint64_t, actors::poll_handle> polls_;
