@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <ctime>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -554,4 +555,58 @@ TEST_CASE("a sleep of a worker-registered workflow that ends while the node "
   h = c.history(id);
   CHECK(count_events(h, pc::kTimerFired) == 1);
   CHECK(count_events(h, pc::kStepCompleted, "after") == 1);
+}
+
+TEST_CASE("a PollTask cancelled by its caller ends its poll in the router: "
+          "the next poll gets the next task at once") {
+  node_process node;
+  worker_client c{node.grpc_port};
+  REQUIRE(c.register_worker("w", {"q"}, two_tasks).ok());
+  auto channel
+    = grpc::CreateChannel("127.0.0.1:" + std::to_string(node.grpc_port),
+                          grpc::InsecureChannelCredentials());
+  auto stub = worker::WorkerService::NewStub(channel);
+  grpc::ClientContext ctx;
+  worker::PollTaskRequest req;
+  req.set_worker_id("w");
+  req.set_wait_ms(60'000);
+  worker::PollTaskResponse res;
+  auto pending = std::async(std::launch::async, [&] {
+    return stub->PollTask(&ctx, req, &res);
+  });
+  // Cancel once the call is on its way; the answer is the event waited for.
+  REQUIRE(pending.wait_for(300ms) == std::future_status::timeout);
+  ctx.TryCancel();
+  REQUIRE(pending.wait_for(10s) == std::future_status::ready);
+  CHECK(pending.get().error_code() == grpc::StatusCode::CANCELLED);
+  // Had the cancelled poll stayed in the router, it would take this task
+  // (max_in_flight 1) and the poll below would wait for the lease to end.
+  c.start("wt_two", R"({"n": 1})");
+  std::optional<worker::Task> t;
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(c.poll("w", t, 10s).ok());
+  REQUIRE(t);
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("a waiting PollTask ends with UNAVAILABLE when the node stops, not "
+          "at the end of its wait") {
+  node_process node;
+  worker_client c{node.grpc_port};
+  REQUIRE(c.register_worker("w", {"q"}, two_tasks).ok());
+  auto start = std::chrono::steady_clock::now();
+  auto pending = std::async(std::launch::async, [&] {
+    std::optional<worker::Task> t;
+    return c.poll("w", t, 60s);
+  });
+  REQUIRE(pending.wait_for(300ms) == std::future_status::timeout);
+  node.process().signal(SIGTERM);
+  REQUIRE(pending.wait_for(30s) == std::future_status::ready);
+  auto st = pending.get();
+  // The node's own answer (not a dropped connection, not a call cancelled
+  // by the server's shutdown deadline).
+  CHECK(st.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(st.error_message(), Catch::Contains("PollTask"));
+  CHECK(std::chrono::steady_clock::now() - start < 30s);
+  REQUIRE(node.process().wait_exit(30s));
 }
