@@ -280,6 +280,12 @@ caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
       xs.erase(std::remove(xs.begin(), xs.end(), w), xs.end());
       if (xs.empty()) self->state.waiters.erase(i);
     },
+    [=](watch_atom, const std::string& id) {
+      // Tests: how many waiters `id` has (a waiter has subscribed).
+      auto i = self->state.waiters.find(id);
+      return static_cast<std::uint64_t>(
+        i == self->state.waiters.end() ? 0 : i->second.size());
+    },
     [=](lookup_atom, const std::string& id) {
       auto i = self->state.live.find(id);
       return i == self->state.live.end() ? caf::actor{} : i->second.actor;

@@ -45,11 +45,11 @@ caf::error from_store(const eventstore::error& err, const std::string& what) {
 /// together next to each other in the stores' b-trees (events and index
 /// are keyed by id), so a group commit dirties a few pages at the right
 /// edge instead of one random page per execution.
-std::string random_id() {
+std::string random_id(std::int64_t now_ms) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char hex[] = "0123456789abcdef";
   std::string id = "ex-";
-  auto t = static_cast<std::uint64_t>(now_ms());
+  auto t = static_cast<std::uint64_t>(now_ms);
   for (int shift = 44; shift >= 0; shift -= 4)
     id += hex[(t >> shift) & 0xf];
   auto r = rng();
@@ -304,7 +304,8 @@ caf::expected<start_response> engine_client::start(const start_request& req) {
     return make_error(errc::invalid_argument,
                       "input does not match the input schema of " + req.workflow
                         + ": " + ok.error().message);
-  auto id = req.execution_id.empty() ? random_id() : req.execution_id;
+  auto id = req.execution_id.empty() ? random_id(ctx_->now_ms())
+                                     : req.execution_id;
   if (auto err = check_id(id)) return err;
   auto existing = [&]() -> caf::expected<start_response> {
     auto view = describe(id);
@@ -319,7 +320,7 @@ caf::expected<start_response> engine_client::start(const start_request& req) {
   // The first decision is taken here and committed with execution_started
   // in ONE append: a start costs one commit, not two, and the first actor
   // takes this state over instead of reading back what was just written.
-  auto now = now_ms();
+  auto now = ctx_->now_ms();
   auto state = std::make_unique<workflow::execution_state>(*def, id);
   std::vector<events::Event> evs{
     workflow::make_started_event(*def, req.input, now, req.started_by)};
@@ -332,7 +333,7 @@ caf::expected<start_response> engine_client::start(const start_request& req) {
                                         + dec.error().to_string());
   for (auto& ev : dec->events)
     evs.push_back(std::move(ev));
-  auto append = make_append(*state, 0, evs, before, dec->commands);
+  auto append = make_append(*state, 0, evs, before, dec->commands, now);
   auto updated_at = append.index.updated_at_ms;
   eventstore::execution_row row;
   row.execution_id = id;

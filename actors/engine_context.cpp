@@ -13,19 +13,13 @@
 
 namespace cerebelum::actors {
 
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
-    .count();
-}
-
 engine_context::engine_context(std::shared_ptr<function_registry> functions,
                                engine_options opts, std::size_t call_threads)
   : functions_(functions ? std::move(functions)
                          : std::make_shared<function_registry>()),
     opts_(std::move(opts)),
     calls_(call_threads) {
-  // nop
+  if (!opts_.clock) opts_.clock = real_clock();
 }
 
 engine_context::~engine_context() {

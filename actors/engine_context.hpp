@@ -23,6 +23,7 @@
 #include <caf/error.hpp>
 
 #include "actors/call_pool.hpp"
+#include "actors/clock.hpp"
 #include "actors/function_registry.hpp"
 #include "eventstore/event_store.hpp"
 #include "eventstore/group_writer.hpp"
@@ -31,9 +32,6 @@
 #include "workflow/execution_state.hpp"
 
 namespace cerebelum::actors {
-
-/// Milliseconds since the epoch (the decision clock).
-std::int64_t now_ms();
 
 /// Tunables of the engine.
 struct engine_options {
@@ -49,6 +47,8 @@ struct engine_options {
   /// timer is this close does not passivate: the firing then costs a
   /// message, not a respawn.
   std::chrono::milliseconds timer_prewarm{1'000};
+  /// The engine's time (see actors/clock.hpp); null: `real_clock()`.
+  clock_ptr clock;
   /// Largest input of a start, in bytes of JSON text.
   std::size_t max_input_bytes = 1024 * 1024;
   /// Test hook: called before each decision of an execution actor; throwing
@@ -99,6 +99,15 @@ class engine_context {
   }
   const engine_options& options() const {
     return opts_;
+  }
+  /// The engine's time: every read of "now" and every delayed message of
+  /// the engine's actors goes through it.
+  actors::clock& clock() const {
+    return *opts_.clock;
+  }
+  /// `clock().now_ms()`: milliseconds since the epoch (the decision clock).
+  std::int64_t now_ms() const {
+    return opts_.clock->now_ms();
   }
 
   /// Stops the call pool and drains and closes the writer. Idempotent and

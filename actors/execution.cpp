@@ -84,7 +84,7 @@ void transition(execution_actor* self, exec_phase next) {
     caf::anon_send(caf::actor_cast<caf::actor>(self), passivate_atom::value,
                    gen);
   else
-    self->delayed_send(self, delay, passivate_atom::value, gen);
+    st.ctx->clock().send_after(self, delay, passivate_atom::value, gen);
 }
 
 exec_phase phase_of(const workflow::execution_state& s) {
@@ -168,7 +168,7 @@ caf::message_handler common(execution_actor* self) {
       seen(self);
       events::Event ev;
       ev.mutable_timer_fired()->set_timer_id(timer_id);
-      ev.mutable_timer_fired()->set_fired_at_ms(now_ms());
+      ev.mutable_timer_fired()->set_fired_at_ms(self->state.ctx->now_ms());
       self->state.inbox.push_back(std::move(ev));
       process(self);
     },
@@ -216,7 +216,9 @@ caf::message_handler passive(execution_actor* self) {
         return;
       // A timer due soon: stay resident (the scheduler prewarmed us).
       auto wake = done ? std::nullopt : st.state().next_wake_ms();
-      if (wake && *wake - now_ms() <= st.ctx->options().timer_prewarm.count())
+      if (wake
+          && *wake - st.ctx->now_ms()
+               <= st.ctx->options().timer_prewarm.count())
         return;
       st.passivation_asked = true;
       caf::anon_send(st.ctx->engine(), passivate_atom::value, st.id,
@@ -307,7 +309,7 @@ caf::behavior boot_from_store(execution_actor* self) {
   if (st.ctx->take_unparked(st.id)) {
     // Timers that came due while parked were fired to a parked actor (and
     // lost); the scheduler will not fire those keys again for a while.
-    auto now = now_ms();
+    auto now = st.ctx->now_ms();
     for (auto& t : st.state().timers())
       if (t.fire_at_ms <= now) self->send(self, timer_atom::value, t.id);
   }

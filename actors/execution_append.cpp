@@ -95,8 +95,9 @@ void submit(execution_actor* self, eventstore::append_request req,
                                ? eventstore::errc::overloaded
                                : eventstore::errc::closed,
                              "writer refused the append", true);
-  self->delayed_send(self, std::chrono::milliseconds{20}, appended_atom::value,
-                     std::make_shared<const append_outcome>(err));
+  st.ctx->clock().send_after(self, std::chrono::milliseconds{20},
+                             appended_atom::value,
+                             std::make_shared<const append_outcome>(err));
 }
 
 /// A store error as operators see it.
@@ -203,7 +204,8 @@ void on_failed(execution_actor* self, in_flight f,
                  eventstore::to_string(err), err.retryable ? ", retrying" : "");
   if (f.what != k::decision && !conflict && err.retryable) {
     st.flight = std::move(f);
-    self->delayed_send(self, std::chrono::milliseconds{20}, again_atom::value);
+    st.ctx->clock().send_after(self, std::chrono::milliseconds{20},
+                               again_atom::value);
     return;
   }
   if (f.what == k::start) {
@@ -263,7 +265,7 @@ void fold_and_submit(execution_actor* self, in_flight& f) {
   auto first_seq = s.next_seq();
   auto before = capture_rows(s);
   std::vector<events::Event> evs;
-  auto now = now_ms();
+  auto now = st.ctx->now_ms();
   std::vector<std::int64_t> dead_letters;
   while (!st.commands.empty()) {
     auto c = std::move(st.commands.front());
@@ -314,7 +316,7 @@ void fold_and_submit(execution_actor* self, in_flight& f) {
     transition(self, phase_of(s));
     return;
   }
-  auto req = make_append(s, first_seq, evs, before, f.decisions);
+  auto req = make_append(s, first_seq, evs, before, f.decisions, now);
   req.dead_letter_deletes = std::move(dead_letters);
   submit(self, std::move(req), std::move(f));
   f = in_flight{};

@@ -45,10 +45,11 @@ eventstore::append_request crash_failure(engine_context& ctx,
                                          const std::string& message) {
   auto seq = state.next_seq();
   auto before = capture_rows(state);
-  auto ev = failed_event(seq, message, now_ms());
+  auto now = ctx.now_ms();
+  auto ev = failed_event(seq, message, now);
   if (!state.apply(ev))
     throw std::runtime_error("cannot fold execution_failed");
-  auto req = make_append(state, seq, {ev}, before, {});
+  auto req = make_append(state, seq, {ev}, before, {}, now);
   drop_all_tasks(ctx, state.execution_id(), req);
   return req;
 }
@@ -67,7 +68,7 @@ crash_failure_from_row(engine_context& ctx, const std::string& id,
   eventstore::append_request req;
   req.execution_id = id;
   req.expected_next_seq = r.next_seq;
-  auto now = now_ms();
+  auto now = ctx.now_ms();
   auto enc = eventstore::encode(failed_event(r.next_seq, message, now));
   if (!enc) return enc.err();
   enc->recorded_at_ms = now;

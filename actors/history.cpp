@@ -72,7 +72,8 @@ rows_before capture_rows(const workflow::execution_state& state) {
   return {state.timers(), state.outstanding()};
 }
 
-eventstore::index_update make_index(const workflow::execution_state& state) {
+eventstore::index_update make_index(const workflow::execution_state& state,
+                                    std::int64_t now_ms) {
   eventstore::index_update idx;
   idx.status = to_store_status(state.status());
   idx.workflow = state.def().name;
@@ -80,7 +81,7 @@ eventstore::index_update make_index(const workflow::execution_state& state) {
   idx.phase = state.phase();
   if (!state.terminal()) idx.wake_at_ms = state.next_wake_ms();
   idx.created_at_ms = state.started_at_ms();
-  idx.updated_at_ms = now_ms();
+  idx.updated_at_ms = now_ms;
   return idx;
 }
 
@@ -88,7 +89,8 @@ eventstore::append_request
 make_append(const workflow::execution_state& state,
             std::int64_t expected_next_seq,
             const std::vector<events::Event>& evs, const rows_before& before,
-            const std::vector<workflow::command>& commands) {
+            const std::vector<workflow::command>& commands,
+            std::int64_t now_ms) {
   eventstore::append_request req;
   req.execution_id = state.execution_id();
   req.expected_next_seq = expected_next_seq;
@@ -98,7 +100,7 @@ make_append(const workflow::execution_state& state,
     enc->recorded_at_ms = ev.recorded_at_ms();
     req.events.push_back(std::move(*enc));
   }
-  req.index = make_index(state);
+  req.index = make_index(state, now_ms);
   // Timer rows follow the state: armed ones are upserted, gone ones deleted.
   std::set<std::string> after_ids;
   for (auto& t : state.timers()) {
@@ -138,7 +140,7 @@ make_append(const workflow::execution_state& state,
       {"heartbeat_timeout_ms", run->heartbeat_timeout_ms},
       {"resume",
        run->resume.is_object() ? run->resume : workflow::json::object()}});
-    row.available_at_ms = now_ms();
+    row.available_at_ms = now_ms;
     req.task_upserts.push_back(std::move(row));
   }
   // A task step's unhandled failure that failed the execution in this append
@@ -159,7 +161,7 @@ make_append(const workflow::execution_state& state,
                                              {"target", dl->target},
                                              {"input", dl->input}});
       row.error = workflow::json_text(dl->error.to_json());
-      row.failed_at_ms = now_ms();
+      row.failed_at_ms = now_ms;
       req.dead_letter_inserts.push_back(std::move(row));
     }
   }

@@ -49,14 +49,17 @@ rows_before capture_rows(const workflow::execution_state& state);
 
 /// Builds the atomic append of `evs` (already folded into `state`, which
 /// started at `expected_next_seq`): the events, the index row from `state`,
-/// the timer rows armed or dropped and the task rows of `commands`.
+/// the timer rows armed or dropped and the task rows of `commands`; `now_ms`
+/// stamps the index row and the new task and dead-letter rows.
 eventstore::append_request
 make_append(const workflow::execution_state& state,
             std::int64_t expected_next_seq,
             const std::vector<events::Event>& evs, const rows_before& before,
-            const std::vector<workflow::command>& commands);
+            const std::vector<workflow::command>& commands,
+            std::int64_t now_ms);
 
-/// The index row `state` implies.
-eventstore::index_update make_index(const workflow::execution_state& state);
+/// The index row `state` implies, updated at `now_ms`.
+eventstore::index_update make_index(const workflow::execution_state& state,
+                                    std::int64_t now_ms);
 
 } // namespace cerebelum::actors

@@ -58,13 +58,23 @@ sv::child_spec remembered(sv::child_spec spec,
   return spec;
 }
 
-sv::child_spec executions_sup(const context_ptr& ctx) {
+/// The restart intensities of the tree follow the node's clock when a test
+/// gave one; otherwise the supervisors keep their steady clock.
+sv::clock_function intensity_clock(const node_config& cfg) {
+  if (!cfg.clock) return {};
+  return [c = cfg.clock] {
+    return std::chrono::steady_clock::time_point{
+      std::chrono::milliseconds{c->now_ms()}};
+  };
+}
+
+sv::child_spec executions_sup(const context_ptr& ctx,
+                              sv::clock_function clock) {
   // One bad execution must never take the node down: its own restart budget
   // marks it failed long before this intensity could be reached.
   sv::supervisor_flags flags{sv::restart_strategy::simple_one_for_one,
-                             1'000'000,
-                             std::chrono::seconds{1},
-                             {}};
+                             1'000'000, std::chrono::seconds{1},
+                             std::move(clock)};
   auto tmpl = worker(
     "execution",
     [ctx](caf::actor_system& sys,
@@ -109,7 +119,7 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
       ctx->set_task_router(x);
       return x;
     }));
-  children.push_back(executions_sup(ctx));
+  children.push_back(executions_sup(ctx, intensity_clock(cfg)));
   children.push_back(worker("engine",
                             [ctx](caf::actor_system& sys, const caf::message&)
                               -> caf::expected<caf::actor> {
@@ -126,14 +136,16 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
     sv::restart_type::transient));
   std::vector<sv::child_spec> bridges;
   if (cfg.bridges) bridges = cfg.bridges(std::move(api), std::move(tasks));
-  sv::supervisor_flags bridge_flags{
-    sv::restart_strategy::one_for_one, 5, std::chrono::seconds{10}, {}};
+  sv::supervisor_flags bridge_flags{sv::restart_strategy::one_for_one, 5,
+                                    std::chrono::seconds{10},
+                                    intensity_clock(cfg)};
   children.push_back(sv::supervisor_spec(
     "bridge_sup", {"bridge_sup", bridge_flags, std::move(bridges)}));
   sv::supervisor_flags flags;
   flags.strategy = sv::restart_strategy::one_for_one;
   flags.intensity = 5;
   flags.period = std::chrono::seconds{10};
+  flags.clock = intensity_clock(cfg);
   return {"node_supervisor", flags, std::move(children)};
 }
 
@@ -243,6 +255,7 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   opts.passivation_delay = cfg.passivation_delay;
   opts.restart_budget = cfg.restart_budget;
   opts.before_decide = cfg.before_decide;
+  opts.clock = cfg.clock;
   auto ctx = std::make_shared<engine_context>(cfg.functions, std::move(opts),
                                               cfg.call_threads);
   if (auto err = load_workflows(cfg.workflows_dir, *ctx)) return err;

@@ -13,6 +13,7 @@
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/clock.hpp"
 #include "actors/engine_api.hpp"
 #include "actors/function_registry.hpp"
 #include "actors/task_api.hpp"
@@ -66,6 +67,10 @@ struct node_config {
   /// Test hook: called by an execution actor before each decision; throwing
   /// from it crashes that actor (a bug outside a native step).
   std::function<void(const std::string& execution_id)> before_decide;
+  /// The engine's time: decisions, event stamps, timers, leases, backoff and
+  /// passivation read it (actors/clock.hpp). Null: the wall clock. Tests
+  /// hand a `manual_clock` and advance it.
+  clock_ptr clock;
 };
 
 /// Registers every message type a node exchanges (supervision included) in

@@ -78,18 +78,18 @@ void push(scheduler_actor* self, std::int64_t fire_at, const std::string& id,
   if (st.fired.count(k) > 0 || !st.known.insert(k).second) return;
   st.heap.push({fire_at, id, timer, false});
   auto ahead = fire_at - st.ctx->options().timer_prewarm.count();
-  if (ahead > now_ms()) st.heap.push({ahead, id, timer, true});
+  if (ahead > st.ctx->now_ms()) st.heap.push({ahead, id, timer, true});
 }
 
 void page(scheduler_actor* self) {
   auto& st = self->state;
   auto horizon = st.ctx->options().timer_horizon.count();
-  auto until = now_ms() + horizon;
+  auto until = st.ctx->now_ms() + horizon;
   auto rows = st.ctx->store().due_timers(until, page_limit);
   if (!rows) {
     spdlog::warn("scheduler: cannot read timers: {}",
                  eventstore::to_string(rows.err()));
-    st.loaded_until = now_ms() + 1000; // try again in a second
+    st.loaded_until = st.ctx->now_ms() + 1000; // try again in a second
     return;
   }
   for (auto& r : *rows)
@@ -97,7 +97,7 @@ void page(scheduler_actor* self) {
   st.loaded_until = rows->size() == page_limit ? rows->back().fire_at_ms
                                                : until;
   // Forget fired keys older than a horizon: their rows are long gone.
-  auto cutoff = now_ms() - horizon;
+  auto cutoff = st.ctx->now_ms() - horizon;
   for (auto i = st.fired.begin(); i != st.fired.end();)
     i = i->second < cutoff ? st.fired.erase(i) : std::next(i);
 }
@@ -109,13 +109,13 @@ void arm(scheduler_actor* self) {
   if (!st.heap.empty()) next = std::min(next, st.heap.top().fire_at);
   if (st.armed_at != 0 && st.armed_at <= next) return;
   st.armed_at = next;
-  auto delay = std::max<std::int64_t>(0, next - now_ms());
-  self->delayed_send(self, std::chrono::milliseconds{delay}, tick_atom::value);
+  st.ctx->clock().send_at(caf::actor_cast<caf::strong_actor_ptr>(self), next,
+                          caf::make_message(tick_atom::value));
 }
 
 void fire_due(scheduler_actor* self) {
   auto& st = self->state;
-  auto now = now_ms();
+  auto now = st.ctx->now_ms();
   auto engine = st.ctx->engine();
   while (!st.heap.empty() && st.heap.top().fire_at <= now) {
     auto e = st.heap.top();
@@ -148,7 +148,7 @@ caf::behavior scheduler_fun(scheduler_actor* self, context_ptr ctx) {
       st.armed_at = 0;
       fire_due(self);
       auto horizon = st.ctx->options().timer_horizon.count();
-      if (now_ms() >= st.loaded_until - horizon / 2) page(self);
+      if (st.ctx->now_ms() >= st.loaded_until - horizon / 2) page(self);
       fire_due(self);
       arm(self);
     },

@@ -149,7 +149,7 @@ paged resurrect_page_of(caf::event_based_actor* self, engine_context& ctx,
                     "every second: {}",
                     text);
     r.failing = std::move(text);
-    self->delayed_send(self, std::chrono::seconds{1}, tick_atom::value);
+    ctx.clock().send_after(self, std::chrono::seconds{1}, tick_atom::value);
     return paged::more;
   }
   if (!r.failing.empty()) {

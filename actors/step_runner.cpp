@@ -9,14 +9,14 @@ namespace cerebelum::actors {
 namespace {
 
 events::Event failed(const workflow::run_step_command& cmd, std::string kind,
-                     std::string message, bool retryable) {
+                     std::string message, bool retryable, std::int64_t now) {
   events::Event ev;
   auto* f = ev.mutable_step_failed();
   f->set_step(cmd.step);
   f->set_attempt(cmd.attempt);
   f->set_attempt_token(cmd.token);
   f->set_map_index(cmd.map_index);
-  f->set_failed_at_ms(now_ms());
+  f->set_failed_at_ms(now);
   auto* e = f->mutable_error();
   e->set_kind(std::move(kind));
   e->set_message(std::move(message));
@@ -25,7 +25,7 @@ events::Event failed(const workflow::run_step_command& cmd, std::string kind,
 }
 
 events::Event run(const native_function& fn,
-                  const workflow::run_step_command& cmd) {
+                  const workflow::run_step_command& cmd, const clock& clk) {
   try {
     auto result = fn(cmd.input);
     events::Event ev;
@@ -35,14 +35,14 @@ events::Event run(const native_function& fn,
     c->set_attempt_token(cmd.token);
     c->set_map_index(cmd.map_index);
     c->set_result_json(workflow::json_text(result));
-    c->set_completed_at_ms(now_ms());
+    c->set_completed_at_ms(clk.now_ms());
     return ev;
   } catch (const step_failure& e) {
-    return failed(cmd, e.kind, e.what(), e.retryable);
+    return failed(cmd, e.kind, e.what(), e.retryable, clk.now_ms());
   } catch (const std::exception& e) {
-    return failed(cmd, "exception", e.what(), true);
+    return failed(cmd, "exception", e.what(), true, clk.now_ms());
   } catch (...) {
-    return failed(cmd, "exception", "unknown exception", true);
+    return failed(cmd, "exception", "unknown exception", true, clk.now_ms());
   }
 }
 
@@ -55,13 +55,13 @@ void dispatch_call(engine_context& ctx, caf::actor to,
     auto ev = failed(cmd, "unknown_function",
                      "no native function named " + cmd.target
                        + " is registered on this node",
-                     false);
+                     false, ctx.now_ms());
     caf::anon_send(to, outcome_atom::value, cmd.token,
                    std::make_shared<const events::Event>(std::move(ev)));
     return;
   }
-  ctx.calls().post([fn = std::move(*fn), cmd, to] {
-    auto ev = run(fn, cmd);
+  ctx.calls().post([fn = std::move(*fn), cmd, to, clk = ctx.options().clock] {
+    auto ev = run(fn, cmd, *clk);
     caf::anon_send(to, outcome_atom::value, cmd.token,
                    std::make_shared<const events::Event>(std::move(ev)));
   });

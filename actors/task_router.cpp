@@ -79,8 +79,8 @@ void settle(router_actor self) {
   auto due = st.queue->next_due();
   if (due == 0 || (st.armed_at != 0 && st.armed_at <= due)) return;
   st.armed_at = due;
-  auto delay = std::max<std::int64_t>(0, due - now_ms());
-  self->delayed_send(self, std::chrono::milliseconds{delay}, tick_atom::value);
+  st.ctx->clock().send_at(caf::actor_cast<caf::strong_actor_ptr>(self), due,
+                          caf::make_message(tick_atom::value));
 }
 
 void recover(router_actor self) {
@@ -170,12 +170,12 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
       }
       for (auto& token : changes->deletes)
         q.remove(token);
-      q.dispatch(now_ms());
+      q.dispatch(self->state.ctx->now_ms());
       settle(self);
     },
     [=](refused_atom, const std::string&, const std::string& token) {
       self->state.queue->refuse(token);
-      self->state.queue->dispatch(now_ms());
+      self->state.queue->dispatch(self->state.ctx->now_ms());
       settle(self);
     },
     [=](task_register_atom,
@@ -196,7 +196,7 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
       // released.
       st.ctx->register_definitions(reg.worker_id, std::move(*defs.value));
       st.queue->add_worker(reg.worker_id, reg.queues, reg.max_in_flight,
-                           now_ms());
+                           self->state.ctx->now_ms());
       spdlog::info("worker {} registered for {} queue(s), max in flight {}",
                    reg.worker_id, reg.queues.size(),
                    std::max<std::uint32_t>(1, reg.max_in_flight));
@@ -210,7 +210,8 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
       auto rp = self->make_response_promise<poll_reply>();
       st.polls.emplace(id, rp);
       st.queue->poll(id, worker, std::move(queues),
-                     std::chrono::milliseconds{wait_ms}, now_ms());
+                     std::chrono::milliseconds{wait_ms},
+                     self->state.ctx->now_ms());
       settle(self);
       return rp;
     },
@@ -220,12 +221,13 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
     },
     [=](task_release_atom, const std::string& worker,
         const std::string& token) {
-      self->state.queue->release(worker, token, now_ms());
+      self->state.queue->release(worker, token, self->state.ctx->now_ms());
       settle(self);
     },
     [=](task_beat_atom, const std::string& worker, const std::string& token,
         const std::string& details) {
-      auto r = self->state.queue->heartbeat(worker, token, details, now_ms());
+      auto r = self->state.queue->heartbeat(worker, token, details,
+                                            self->state.ctx->now_ms());
       settle(self);
       return r;
     },
@@ -233,7 +235,8 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
       task_complete_atom, const std::string& worker, const std::string& token,
       const task_outcome& outcome) -> caf::result<task_result<complete_info>> {
       auto& st = self->state;
-      auto d = st.queue->complete(worker, token, outcome, now_ms());
+      auto d = st.queue->complete(worker, token, outcome,
+                                  self->state.ctx->now_ms());
       switch (d.kind) {
         case complete_decision::answered: settle(self); return d.answer;
         case complete_decision::pending: {
@@ -259,14 +262,16 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
     },
     [=](task_leave_atom, const std::string& worker) {
       auto n = self->state.queue->drop_worker(
-        worker, "worker '" + worker + "' unregistered", now_ms());
+        worker, "worker '" + worker + "' unregistered",
+        self->state.ctx->now_ms());
       self->state.ctx->unregister_definitions(worker);
       settle(self);
       return task_result<std::uint32_t>::ok(n);
     },
     [=](task_lost_atom, const std::string& worker, const std::string& reason) {
-      self->state.queue->drop_worker(
-        worker, "worker '" + worker + "' lost: " + reason, now_ms());
+      self->state.queue->drop_worker(worker,
+                                     "worker '" + worker + "' lost: " + reason,
+                                     self->state.ctx->now_ms());
       self->state.ctx->unregister_definitions(worker);
       settle(self);
     },
@@ -292,7 +297,7 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
     },
     [=](tick_atom) {
       self->state.armed_at = 0;
-      self->state.queue->expire(now_ms());
+      self->state.queue->expire(self->state.ctx->now_ms());
       settle(self);
     },
   };

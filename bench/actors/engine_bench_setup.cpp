@@ -74,7 +74,7 @@ std::size_t create_sleepers(const std::filesystem::path& data_dir,
   if (!def) throw std::runtime_error(def.error().to_string());
   eventstore::group_writer writer{*store};
   std::atomic<std::size_t> ok{0};
-  auto now = actors::now_ms();
+  auto now = actors::real_clock()->now_ms();
   for (std::size_t i = 0; i < count; ++i) {
     auto id = "sleeper-" + std::to_string(i);
     workflow::execution_state state{*def, id};
@@ -86,7 +86,7 @@ std::size_t create_sleepers(const std::filesystem::path& data_dir,
     if (!dec) throw std::runtime_error(dec.error().to_string());
     for (auto& ev : dec->events)
       evs.push_back(ev);
-    auto req = actors::make_append(state, 0, evs, before, dec->commands);
+    auto req = actors::make_append(state, 0, evs, before, dec->commands, now);
     auto st = writer.submit(std::move(req), [&ok](eventstore::append_result r) {
       if (r) ++ok;
     });

@@ -10,10 +10,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
-#include <thread>
 
 #include "actors/errc.hpp"
 #include "actors/messages.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace cerebelum::actors::test {
 
@@ -94,13 +94,25 @@ output:
   i: "input.i"
 )";
 
-const char* flaky_yaml = R"(name: flaky
+const char* napper_yaml = R"(name: napper
+version: "1"
+steps:
+  - name: first
+    call: t.inc
+    input: { n: "input.i" }
+  - name: nap
+    sleep: { expr: "input.i" }
+output:
+  n: "steps.first.n"
+)";
+
+const char* slow_retry_yaml = R"(name: slow_retry
 version: "1"
 steps:
   - name: try
     call: t.flaky
     input: { n: "input.i" }
-    retry: { max_attempts: 5, initial_interval: 10ms }
+    retry: { max_attempts: 5, initial_interval: 5s, backoff_coefficient: 2 }
 output:
   n: "steps.try.n"
 )";
@@ -122,7 +134,8 @@ void write_workflows(const std::filesystem::path& dir) {
   write(dir / "fanout.yaml", fanout_yaml);
   write(dir / "sleeper.yaml", sleeper_yaml);
   write(dir / "gated.yaml", approval_yaml);
-  write(dir / "flaky.yaml", flaky_yaml);
+  write(dir / "napper.yaml", napper_yaml);
+  write(dir / "slow_retry.yaml", slow_retry_yaml);
 }
 
 std::shared_ptr<function_registry> test_functions() {
@@ -180,6 +193,14 @@ engine_fixture::~engine_fixture() {
   std::filesystem::remove_all(dir_, ec);
 }
 
+actors::manual_clock& engine_fixture::manual_time() {
+  if (!clock_) {
+    clock_ = std::make_shared<actors::manual_clock>();
+    cfg_.clock = clock_;
+  }
+  return *clock_;
+}
+
 caf::actor_system& engine_fixture::system() {
   return impl_->sys;
 }
@@ -209,19 +230,7 @@ bool engine_fixture::is_live(const std::string& id) {
   return live;
 }
 
-namespace {
-
-template <class F>
-bool eventually(F pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::yield();
-  }
-  return false;
-}
-
-} // namespace
+using cerebelum::test::eventually;
 
 bool engine_fixture::wait_passivated(const std::string& id) {
   return eventually([&] {
@@ -235,6 +244,32 @@ bool engine_fixture::wait_status(const std::string& id,
     auto v = api().describe(id);
     return v && v->status == st;
   });
+}
+
+std::uint64_t engine_fixture::waiters(const std::string& id) {
+  caf::scoped_actor self{impl_->sys};
+  std::uint64_t n = 0;
+  self->request(node_->engine(), std::chrono::seconds{5}, watch_atom::value, id)
+    .receive(
+      [&](std::uint64_t x) {
+        n = x;
+      },
+      [&](const caf::error&) {});
+  return n;
+}
+
+std::pair<std::uint64_t, std::uint64_t> engine_fixture::scheduler_stats() {
+  caf::scoped_actor self{impl_->sys};
+  std::pair<std::uint64_t, std::uint64_t> out;
+  self->request(node_->scheduler(), std::chrono::seconds{5}, stats_atom::value)
+    .receive(
+      [&](std::uint64_t in_memory, std::uint64_t fired) {
+        out = {in_memory, fired};
+      },
+      [&](const caf::error& err) {
+        FAIL("scheduler stats: " << impl_->sys.render(err));
+      });
+  return out;
 }
 
 execution_view engine_fixture::start(const std::string& workflow, int i,

@@ -11,12 +11,15 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/clock.hpp"
 #include "actors/engine_api.hpp"
 #include "actors/node.hpp"
 
 namespace cerebelum::actors::test {
 
-/// Writes the test workflows into `dir`.
+/// Writes the test workflows into `dir`: timeline, fanout, sleeper (sleeps
+/// input.i ms first), gated, napper (a call, then a sleep of input.i ms),
+/// slow_retry (t.flaky with a 5 s backoff, doubling).
 void write_workflows(const std::filesystem::path& dir);
 
 /// Registers t.inc (n+1), t.double (n*2), t.add3 (n+3), t.flaky (fails
@@ -57,6 +60,10 @@ class engine_fixture {
   const std::filesystem::path& data_dir() const {
     return dir_;
   }
+
+  /// Puts the node on a manual clock (call before `start`; it stays across
+  /// restarts of the node) and returns it.
+  actors::manual_clock& manual_time();
   caf::actor_system& system();
 
   /// Whether `id` has a live actor right now.
@@ -68,6 +75,12 @@ class engine_fixture {
   /// Waits (bounded) until `id` shows status `st`; false on timeout.
   bool wait_status(const std::string& id, eventstore::execution_status st);
 
+  /// How many `wait` calls the engine holds for `id`.
+  std::uint64_t waiters(const std::string& id);
+
+  /// The scheduler's (timers in memory, timers fired so far).
+  std::pair<std::uint64_t, std::uint64_t> scheduler_stats();
+
   /// Starts `workflow` with input {"i": i} and the given id.
   execution_view start(const std::string& workflow, int i,
                        const std::string& id = {});
@@ -75,6 +88,7 @@ class engine_fixture {
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
+  std::shared_ptr<actors::manual_clock> clock_;
   std::filesystem::path dir_;
   node_config cfg_;
   std::optional<actors::node> node_;

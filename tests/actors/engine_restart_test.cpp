@@ -7,15 +7,16 @@
 #include <chrono>
 #include <fstream>
 #include <future>
-#include <thread>
 
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
 
 #include "tests/actors/engine_fixture.hpp"
+#include "tests/support/eventually.hpp"
 
 using namespace cerebelum::actors;
 using cerebelum::actors::test::engine_fixture;
+using cerebelum::test::eventually;
 using status = cerebelum::eventstore::execution_status;
 
 namespace {
@@ -34,16 +35,6 @@ steps:
 output:
   n: "steps.b.n"
 )";
-
-template <class Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + wait_time;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds{5});
-  }
-  return false;
-}
 
 } // namespace
 
@@ -68,11 +59,17 @@ TEST_CASE("live executions register again with a restarted engine") {
   auto waiter = std::async(std::launch::async, [&] {
     return f.api().wait(v.execution_id, wait_time);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  REQUIRE(eventually([&] {
+    return f.waiters(v.execution_id) == 1;
+  }));
   caf::anon_send_exit(old_engine, caf::exit_reason::user_shutdown);
   REQUIRE(eventually([&] {
     auto e = f.node().engine();
     return e && e != old_engine && f.is_live("held-1");
+  }));
+  // The waiter watches again through the new engine.
+  REQUIRE(eventually([&] {
+    return f.waiters(v.execution_id) == 1;
   }));
   release.set_value();
   auto done = waiter.get();

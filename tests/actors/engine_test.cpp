@@ -1,5 +1,6 @@
 // The engine in-process on SQLite: flows, passivation, approvals, cancel,
-// idempotent start and input errors.
+// idempotent start and input errors. Timers, backoff and passivation delays
+// are in time_test.cpp, on a manual clock.
 
 #include <catch2/catch.hpp>
 
@@ -60,23 +61,6 @@ TEST_CASE("a parallel group joins and its branch picks the target") {
                || (ev.has_branch_taken()
                    && ev.branch_taken().target() == "big");
   CHECK(took_big);
-}
-
-TEST_CASE("a sleeping execution passivates and wakes on its timer") {
-  engine_fixture f;
-  f.start();
-  auto v = f.start("sleeper", 1500);
-  REQUIRE(f.wait_status(v.execution_id, status::sleeping));
-  REQUIRE(f.wait_passivated(v.execution_id));
-  auto desc = f.api().describe(v.execution_id);
-  REQUIRE(desc);
-  CHECK(desc->status == status::sleeping);
-  CHECK(desc->wake_at_ms.has_value());
-  auto done = f.api().wait(v.execution_id, wait_time);
-  REQUIRE(done);
-  CHECK(done->status == status::completed);
-  CHECK(done->result == json{{"n", 1501}});
-  CHECK(count_of(f.api(), v.execution_id, events::Event::kTimerFired) == 1);
 }
 
 TEST_CASE("an execution awaiting approval passivates and resumes on approve") {
@@ -209,18 +193,6 @@ TEST_CASE("bad starts are refused with errors that name the problem") {
   auto timeout = f.api().wait("ghost", std::chrono::milliseconds{10});
   REQUIRE(!timeout);
   CHECK(api_error_code(timeout.error()) == errc::not_found);
-}
-
-TEST_CASE("a retryable failure is retried after its backoff") {
-  engine_fixture f;
-  f.start();
-  test::flaky_failures = 2;
-  auto v = f.start("flaky", 4);
-  auto done = f.api().wait(v.execution_id, wait_time);
-  REQUIRE(done);
-  CHECK(done->status == status::completed);
-  CHECK(done->result == json{{"n", 4}});
-  CHECK(count_of(f.api(), v.execution_id, events::Event::kStepFailed) == 2);
 }
 
 TEST_CASE("a wait that outlives its deadline reports deadline_exceeded") {

@@ -136,12 +136,13 @@ TEST_CASE("an append by another writer is answered as a conflict, not "
     REQUIRE(n);
     auto seq = state.next_seq();
     auto before = capture_rows(state);
+    auto now = real_clock()->now_ms();
     events::Event ev;
     ev.set_seq(seq);
-    ev.set_recorded_at_ms(now_ms());
+    ev.set_recorded_at_ms(now);
     ev.mutable_cancel_requested()->set_by("elsewhere");
     REQUIRE(state.apply(ev));
-    REQUIRE((*store)->append(make_append(state, seq, {ev}, before, {})));
+    REQUIRE((*store)->append(make_append(state, seq, {ev}, before, {}, now)));
   }
   auto res = f.api().approve(v.execution_id, "alice", json::object());
   REQUIRE_FALSE(res);
@@ -198,7 +199,7 @@ TEST_CASE("an execution interrupted mid-step is resurrected and completes") {
     auto def = wf::load_file(f.data_dir() / "workflows" / "timeline.yaml");
     REQUIRE(def);
     wf::execution_state state{*def, "mid-step"};
-    auto now = now_ms();
+    auto now = real_clock()->now_ms();
     std::vector<events::Event> evs{
       wf::make_started_event(*def, json{{"i", 10}}, now, "test")};
     REQUIRE(state.apply(evs[0]));
@@ -208,7 +209,7 @@ TEST_CASE("an execution interrupted mid-step is resurrected and completes") {
     REQUIRE(!dec->events.empty());
     for (auto& ev : dec->events)
       evs.push_back(ev);
-    auto ack = (*store)->append(make_append(state, 0, evs, before, {}));
+    auto ack = (*store)->append(make_append(state, 0, evs, before, {}, now));
     REQUIRE(ack);
   }
   f.start();
@@ -221,6 +222,7 @@ TEST_CASE("an execution interrupted mid-step is resurrected and completes") {
 
 TEST_CASE("sleeping and waiting executions survive a restart of the node") {
   engine_fixture f;
+  auto& clk = f.manual_time();
   f.start();
   auto sleeper = f.start("sleeper", 1500);
   auto gated = f.start("gated", 3);
@@ -235,6 +237,9 @@ TEST_CASE("sleeping and waiting executions survive a restart of the node") {
   auto g = f.api().wait(gated.execution_id, wait_time);
   REQUIRE(g);
   CHECK(g->status == status::completed);
+  // The new scheduler read the timer row back; it fires at its moment.
+  CHECK(f.api().describe(sleeper.execution_id)->status == status::sleeping);
+  clk.advance(std::chrono::milliseconds{1500});
   auto s = f.api().wait(sleeper.execution_id, wait_time);
   REQUIRE(s);
   CHECK(s->status == status::completed);

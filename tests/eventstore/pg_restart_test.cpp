@@ -18,9 +18,11 @@
 #include "eventstore/pg_store.hpp"
 #include "tests/eventstore/backends.hpp"
 #include "tests/eventstore/helpers.hpp"
+#include "tests/support/eventually.hpp"
 
 using namespace cerebelum::eventstore;
 using namespace cerebelum::eventstore::testing;
+using cerebelum::test::eventually;
 
 namespace {
 
@@ -68,12 +70,21 @@ struct private_server {
 
 /// One appender: appends 1 event at a time to its execution; on an error it
 /// re-reads the index (the append may or may not have committed) and goes on.
+/// The test thread reads the counts while it runs.
 struct appender {
   std::string id;
-  std::int64_t acked = 0;
-  std::int64_t acked_after_restart = 0;
-  int errors = 0;
+  std::atomic<std::int64_t> acked{0};
+  std::atomic<std::int64_t> acked_after_restart{0};
+  std::atomic<int> errors{0};
 };
+
+/// Whether every appender satisfies `pred`.
+template <class Pred>
+bool all_of(const std::vector<appender>& xs, Pred pred) {
+  for (const auto& a : xs)
+    if (!pred(a)) return false;
+  return true;
+}
 
 void append_until(group_writer& writer, event_store& store, appender& a,
                   const std::atomic<bool>& stop,
@@ -87,6 +98,8 @@ void append_until(group_writer& writer, event_store& store, appender& a,
       continue;
     }
     ++a.errors;
+    // Paces the retries against a server that is restarting (not a wait
+    // for an event: the loop re-reads the index and tries again).
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
     auto row = store.get_execution(a.id);
     if (row.ok() && row->has_value()) next = (*row)->next_seq;
@@ -116,10 +129,22 @@ TEST_CASE("appends survive a PostgreSQL restart and the store reconnects",
       append_until(writer, *store, appenders[i], stop, restarted);
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  // Every appender has committed before the restart...
+  CHECK(eventually([&] {
+    return all_of(appenders, [](const appender& a) {
+      return a.acked > 0;
+    });
+  }));
   server.restart();
   restarted = true;
-  std::this_thread::sleep_for(std::chrono::milliseconds{3000});
+  // ...and again after it, once the store has reconnected by itself.
+  CHECK(eventually(
+    [&] {
+      return all_of(appenders, [](const appender& a) {
+        return a.acked_after_restart > 0;
+      });
+    },
+    std::chrono::seconds{60}));
   stop = true;
   for (auto& th : threads)
     th.join();
@@ -130,7 +155,7 @@ TEST_CASE("appends survive a PostgreSQL restart and the store reconnects",
     CHECK(a.acked_after_restart > 0); // reconnected by itself
     errors += a.errors;
     auto events = read_all(*store, a.id);
-    CHECK(static_cast<std::int64_t>(events.size()) >= a.acked);
+    CHECK(static_cast<std::int64_t>(events.size()) >= a.acked.load());
     auto row = require_ok(store->get_execution(a.id));
     REQUIRE(row.has_value());
     CHECK(row->next_seq == static_cast<std::int64_t>(events.size()));

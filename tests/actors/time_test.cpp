@@ -1,0 +1,178 @@
+// The engine on a manual clock: timers, the scheduler's horizon, retry
+// backoff and passivation happen when the test moves time past their moment,
+// never before, and every stamp the engine records is the clock's time.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "tests/actors/engine_fixture.hpp"
+#include "tests/support/eventually.hpp"
+
+using namespace cerebelum::actors;
+using namespace std::chrono_literals;
+using cerebelum::actors::test::count_of;
+using cerebelum::actors::test::engine_fixture;
+using cerebelum::test::eventually;
+using status = cerebelum::eventstore::execution_status;
+namespace events = cerebelum::events;
+
+namespace {
+
+constexpr auto wait_time = std::chrono::seconds{20};
+
+/// The first event of kind `which` in the history of `id`.
+events::Event first_of(engine_api& api, const std::string& id,
+                       events::Event::PayloadCase which) {
+  auto hist = api.history(id, 0);
+  REQUIRE(hist);
+  for (auto& ev : *hist)
+    if (ev.payload_case() == which) return ev;
+  FAIL("no event of kind " << static_cast<int>(which) << " in " << id);
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("a sleeping execution passivates and wakes on its timer") {
+  engine_fixture f;
+  auto& clk = f.manual_time();
+  f.start();
+  auto t0 = clk.now_ms();
+  auto v = f.start("sleeper", 1500);
+  const auto& id = v.execution_id;
+  REQUIRE(f.wait_status(id, status::sleeping));
+  REQUIRE(f.wait_passivated(id));
+  auto desc = f.api().describe(id);
+  REQUIRE(desc);
+  CHECK(desc->wake_at_ms == t0 + 1500);
+  // The timer and its prewarm (1 s ahead) are in the scheduler's memory.
+  REQUIRE(eventually([&] {
+    return f.scheduler_stats().first == 2;
+  }));
+  clk.advance(1499ms);
+  // The prewarm respawned the actor ahead of the timer; the timer itself
+  // has not fired.
+  REQUIRE(eventually([&] {
+    return f.is_live(id);
+  }));
+  CHECK(f.scheduler_stats().second == 0);
+  CHECK(count_of(f.api(), id, events::Event::kTimerFired) == 0);
+  CHECK(f.api().describe(id)->status == status::sleeping);
+  clk.advance(1ms);
+  auto done = f.api().wait(id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 1501}});
+  CHECK(count_of(f.api(), id, events::Event::kTimerFired) == 1);
+  auto fired = first_of(f.api(), id, events::Event::kTimerFired);
+  CHECK(fired.timer_fired().fired_at_ms() == t0 + 1500);
+}
+
+TEST_CASE("a timer beyond the scheduler's horizon is paged in and fires at "
+          "its moment") {
+  engine_fixture f;
+  auto& clk = f.manual_time();
+  f.start();
+  auto t0 = clk.now_ms();
+  auto v = f.start("sleeper", 100'000); // horizon: 30 s
+  const auto& id = v.execution_id;
+  REQUIRE(f.wait_status(id, status::sleeping));
+  // Beyond the horizon the sleeper costs the node nothing but its rows.
+  CHECK(f.scheduler_stats().first == 0);
+  clk.advance(99'999ms);
+  REQUIRE(eventually([&] {
+    return f.scheduler_stats().first >= 1;
+  }));
+  CHECK(f.scheduler_stats().second == 0);
+  CHECK(f.api().describe(id)->status == status::sleeping);
+  clk.advance(1ms);
+  auto done = f.api().wait(id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  auto fired = first_of(f.api(), id, events::Event::kTimerFired);
+  CHECK(fired.timer_fired().fired_at_ms() == t0 + 100'000);
+}
+
+TEST_CASE("a sleeping execution keeps its actor for the passivation delay "
+          "and passivates after it") {
+  engine_fixture f;
+  auto& clk = f.manual_time();
+  f.config().passivation_delay = 10s;
+  f.start();
+  // A call first, so the execution has an actor when it starts sleeping;
+  // its timer (60 s) is far beyond the prewarm.
+  auto v = f.start("napper", 60'000);
+  const auto& id = v.execution_id;
+  REQUIRE(f.wait_status(id, status::sleeping));
+  CHECK(f.is_live(id));
+  clk.advance(9'999ms);
+  CHECK(f.is_live(id));
+  clk.advance(1ms);
+  REQUIRE(f.wait_passivated(id));
+  CHECK(f.api().describe(id)->status == status::sleeping);
+}
+
+TEST_CASE("a retryable failure is retried after its backoff, not before") {
+  engine_fixture f;
+  auto& clk = f.manual_time();
+  f.start();
+  test::flaky_failures = 2;
+  auto v = f.start("slow_retry", 4); // backoff 5 s, then 10 s
+  const auto& id = v.execution_id;
+  auto failures = [&] {
+    return count_of(f.api(), id, events::Event::kStepFailed);
+  };
+  REQUIRE(eventually([&] {
+    return failures() == 1;
+  }));
+  clk.advance(4'999ms);
+  CHECK(failures() == 1);
+  CHECK(count_of(f.api(), id, events::Event::kStepScheduled) == 1);
+  clk.advance(1ms);
+  REQUIRE(eventually([&] {
+    return failures() == 2;
+  }));
+  clk.advance(9'999ms);
+  CHECK(failures() == 2);
+  CHECK(f.api().describe(id)->status == status::sleeping); // in its backoff
+  clk.advance(1ms);
+  auto done = f.api().wait(id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 4}});
+  CHECK(count_of(f.api(), id, events::Event::kStepFailed) == 2);
+  CHECK(count_of(f.api(), id, events::Event::kStepScheduled) == 3);
+}
+
+TEST_CASE("every stamp the engine records is the time of the node's clock") {
+  engine_fixture f;
+  auto& clk = f.manual_time();
+  f.start();
+  auto t0 = clk.now_ms();
+  auto v = f.start("timeline", 1);
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+  // Generated ids carry the creation time in hex.
+  char hex[16];
+  std::snprintf(hex, sizeof(hex), "%012llx",
+                static_cast<unsigned long long>(t0));
+  CHECK(v.execution_id.rfind(std::string{"ex-"} + hex, 0) == 0);
+  CHECK(done->created_at_ms == t0);
+  CHECK(done->updated_at_ms == t0);
+  auto hist = f.api().history(v.execution_id, 0);
+  REQUIRE(hist);
+  for (auto& ev : *hist) {
+    INFO("event " << ev.seq());
+    CHECK(ev.recorded_at_ms() == t0);
+    if (ev.has_step_completed())
+      CHECK(ev.step_completed().completed_at_ms() == t0);
+  }
+  CHECK(first_of(f.api(), v.execution_id, events::Event::kExecutionStarted)
+          .execution_started()
+          .started_at_ms()
+        == t0);
+}
