@@ -5,8 +5,6 @@
 #include <caf/mailbox_element.hpp>
 #include <caf/message_id.hpp>
 
-#include <vector>
-
 namespace cerebelum::actors {
 
 clock::~clock() {
@@ -26,13 +24,13 @@ class wall_clock final : public clock {
   void send_at(caf::strong_actor_ptr dest, std::int64_t at_ms,
                caf::message msg) override {
     if (!dest) return;
-    // The CAF clock runs on steady time: a jump of the wall clock moves
-    // neither pending delays nor the moments decisions read.
+    // The delay is counted on CAF's steady clock, as `delayed_send` did: a
+    // jump of the wall clock does not move a message already armed.
     auto delay
       = std::chrono::milliseconds{std::max<std::int64_t>(0, at_ms - now_ms())};
     auto& sys_clock = dest->home_system->clock();
-    auto elem = caf::make_mailbox_element(nullptr, caf::make_message_id(),
-                                          caf::no_stages, std::move(msg));
+    auto elem = caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                          std::move(msg));
     sys_clock.schedule_message(sys_clock.now() + delay, std::move(dest),
                                std::move(elem));
   }
@@ -97,6 +95,15 @@ std::optional<std::int64_t> manual_clock::next_due() const {
   std::lock_guard<std::mutex> guard{mtx_};
   if (timers_.empty()) return std::nullopt;
   return timers_.begin()->first.first;
+}
+
+std::vector<std::int64_t> manual_clock::due_moments() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<std::int64_t> out;
+  out.reserve(timers_.size());
+  for (auto& [key, t] : timers_)
+    out.push_back(key.first);
+  return out;
 }
 
 void manual_clock::deliver_due() {

@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_control_block.hpp>
@@ -97,6 +98,10 @@ class manual_clock : public clock {
 
   /// The earliest moment a pending message is due, or none.
   std::optional<std::int64_t> next_due() const;
+
+  /// The moments of every pending message, earliest first (a test checks
+  /// that something was armed for exactly the moment it expects).
+  std::vector<std::int64_t> due_moments() const;
 
  private:
   struct timer {

@@ -69,6 +69,10 @@ TEST_CASE("one advance delivers every message due, earliest first and in "
   clk.send_after(f.self, 20ms, 2);
   clk.send_after(f.self, 20ms, 22);
   clk.send_after(f.self, 40ms, 4);
+  auto t0 = clk.now_ms();
+  CHECK(
+    clk.due_moments()
+    == std::vector<std::int64_t>{t0 + 10, t0 + 20, t0 + 20, t0 + 30, t0 + 40});
   clk.advance(30ms);
   std::vector<int> got;
   while (auto x = f.take())
@@ -82,7 +86,7 @@ TEST_CASE("a message armed for a moment already passed is delivered at once") {
   fixture f;
   manual_clock clk;
   clk.send_at(caf::actor_cast<caf::strong_actor_ptr>(f.self), clk.now_ms() - 5,
-              9);
+              caf::make_message(9));
   clk.send_after(f.self, 0ms, 10);
   CHECK(clk.pending() == 0);
   CHECK(f.take() == 9);

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -32,6 +33,12 @@ events::Event first_of(engine_api& api, const std::string& id,
     if (ev.payload_case() == which) return ev;
   FAIL("no event of kind " << static_cast<int>(which) << " in " << id);
   return {};
+}
+
+/// Whether a message is armed on `clk` for exactly `moment`.
+bool armed_at(const manual_clock& clk, std::int64_t moment) {
+  auto xs = clk.due_moments();
+  return std::find(xs.begin(), xs.end(), moment) != xs.end();
 }
 
 } // namespace
@@ -104,11 +111,17 @@ TEST_CASE("a sleeping execution keeps its actor for the passivation delay "
   f.start();
   // A call first, so the execution has an actor when it starts sleeping;
   // its timer (60 s) is far beyond the prewarm.
+  auto t0 = clk.now_ms();
   auto v = f.start("napper", 60'000);
   const auto& id = v.execution_id;
   REQUIRE(f.wait_status(id, status::sleeping));
+  // The passivation is armed for exactly t0 + 10 s.
+  REQUIRE(eventually([&] {
+    return armed_at(clk, t0 + 10'000);
+  }));
   CHECK(f.is_live(id));
   clk.advance(9'999ms);
+  CHECK(armed_at(clk, t0 + 10'000));
   CHECK(f.is_live(id));
   clk.advance(1ms);
   REQUIRE(f.wait_passivated(id));
@@ -129,6 +142,9 @@ TEST_CASE("a retryable failure is retried after its backoff, not before") {
     return failures() == 1;
   }));
   clk.advance(4'999ms);
+  // The scheduler handles what the clock delivered before it answers: no
+  // timer has fired by t0 + 4999.
+  CHECK(f.scheduler_stats().second == 0);
   CHECK(failures() == 1);
   CHECK(count_of(f.api(), id, events::Event::kStepScheduled) == 1);
   clk.advance(1ms);
@@ -136,6 +152,7 @@ TEST_CASE("a retryable failure is retried after its backoff, not before") {
     return failures() == 2;
   }));
   clk.advance(9'999ms);
+  CHECK(f.scheduler_stats().second == 1);
   CHECK(failures() == 2);
   CHECK(f.api().describe(id)->status == status::sleeping); // in its backoff
   clk.advance(1ms);
