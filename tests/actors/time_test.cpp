@@ -1,12 +1,16 @@
 // The engine on a manual clock: timers, the scheduler's horizon, retry
-// backoff and passivation happen when the test moves time past their moment,
-// never before, and every stamp the engine records is the clock's time.
+// backoff, passivation and task leases happen when the test moves time past
+// their moment, never before, and every stamp the engine records is the
+// clock's time.
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <future>
+#include <memory>
 #include <string>
 
 #include "tests/actors/engine_fixture.hpp"
@@ -192,4 +196,70 @@ TEST_CASE("every stamp the engine records is the time of the node's clock") {
           .execution_started()
           .started_at_ms()
         == t0);
+}
+
+namespace {
+
+const char* leased_yaml = R"(name: leased
+version: "1"
+steps:
+  - name: work
+    task: t.work
+    queue: lq
+    heartbeat_timeout: 10s
+)";
+
+/// Calls `call` with a callback and waits (bounded) for its result.
+template <class T, class Call>
+task_result<T> sync(Call call) {
+  auto p = std::make_shared<std::promise<task_result<T>>>();
+  auto fut = p->get_future();
+  call([p](task_result<T> r) {
+    p->set_value(std::move(r));
+  });
+  REQUIRE(fut.wait_for(wait_time) == std::future_status::ready);
+  return fut.get();
+}
+
+} // namespace
+
+TEST_CASE("a lease without heartbeats expires at its moment, and a heartbeat "
+          "before it extends it") {
+  engine_fixture f;
+  auto& clk = f.manual_time();
+  std::ofstream{f.data_dir() / "workflows" / "leased.yaml"} << leased_yaml;
+  f.start();
+  auto tasks = f.node().tasks();
+  REQUIRE(sync<registration_info>([&](auto done) {
+    tasks->register_worker({"w1", {"lq"}, {}, 1}, std::move(done));
+  }));
+  auto t0 = clk.now_ms();
+  auto v = f.start("leased", 1);
+  auto polled = sync<std::optional<leased_task>>([&](auto done) {
+    tasks->poll("w1", {"lq"}, 60s, std::move(done));
+  });
+  REQUIRE(polled);
+  REQUIRE(*polled.value);
+  auto token = (*polled.value)->attempt_token;
+  CHECK((*polled.value)->lease_expires_at_ms == t0 + 10'000);
+  // Just before the end of the lease it is still held: the heartbeat is
+  // accepted and extends it by another 10 s.
+  clk.advance(9'999ms);
+  auto beat = sync<heartbeat_info>([&](auto done) {
+    tasks->heartbeat("w1", token, "", std::move(done));
+  });
+  REQUIRE(beat);
+  CHECK(beat.value->lease_expires_at_ms == t0 + 19'999);
+  clk.advance(9'999ms);
+  CHECK(count_of(f.api(), v.execution_id, events::Event::kStepFailed) == 0);
+  // The router checks leases every tick (20 ms): past the end of the lease
+  // and one tick, the attempt has failed.
+  clk.advance(21ms);
+  REQUIRE(eventually([&] {
+    return count_of(f.api(), v.execution_id, events::Event::kStepFailed) == 1;
+  }));
+  auto failed = first_of(f.api(), v.execution_id, events::Event::kStepFailed);
+  CHECK(failed.step_failed().error().kind() == "lease_expired");
+  CHECK(failed.step_failed().failed_at_ms() >= t0 + 19'999);
+  CHECK(failed.step_failed().failed_at_ms() <= t0 + 20'019);
 }
