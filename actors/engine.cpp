@@ -10,8 +10,10 @@
 //   a new actor from the events.
 //   (start, id, first decision) from engine_api::start, a request: not
 //   live -> hand the uncommitted first decision over (context) and spawn;
-//   then, like (command, id, cmd), delegated to the actor (queued until its
-//   hello): the actor appends and answers the caller after the commit.
+//   then delegated to the actor (queued until its hello): the actor appends
+//   and answers the caller after the commit. (command, id, cmd) likewise,
+//   but asked on the caller's behalf: a command bounced by an actor that
+//   went down before taking it waits for the actor's successor.
 //   Restarted by its supervisor: asks executions_sup for its children and
 //   sends each (hello, engine); they register again with their id.
 // ```
@@ -92,16 +94,51 @@ void spawn_for(engine_actor* self, const std::string& id) {
           });
 }
 
-void forward(engine_actor* self, live_entry& e, pending_message m) {
+void route(engine_actor* self, const std::string& id, caf::message msg,
+           caf::response_promise rp = {});
+
+/// A command sent to an actor that went down before taking it (it crashed
+/// while answering an earlier command, whose caller may already be sending
+/// again): the command was not recorded, so it goes to the actor's
+/// successor, which the supervisor is starting.
+void on_bounced(engine_actor* self, const std::string& id,
+                const caf::actor& dead, pending_message m) {
+  auto i = self->state.live.find(id);
+  if (i != self->state.live.end() && i->second.actor == dead) {
+    // Its down message is on its way: on_down re-routes what is pending.
+    i->second.pending.push_back(std::move(m));
+    return;
+  }
+  route(self, id, std::move(m.msg), std::move(m.rp));
+}
+
+void forward(engine_actor* self, const std::string& id, live_entry& e,
+             pending_message m) {
   ++e.sent;
-  if (m.rp.pending())
-    m.rp.delegate(e.actor, std::move(m.msg));
-  else
+  if (!m.rp.pending()) {
     self->send(e.actor, std::move(m.msg));
+  } else if (m.msg.match_element<command_atom>(0)) {
+    // Asked rather than delegated, so that a command the actor never took
+    // is not lost to "receiver down" but goes to its successor.
+    auto dest = e.actor;
+    self->request(dest, caf::infinite, m.msg)
+      .then(
+        [rp = m.rp](ok_atom) mutable {
+          rp.deliver(ok_atom::value);
+        },
+        [self, id, dest, m](caf::error& err) mutable {
+          if (err == caf::sec::request_receiver_down)
+            on_bounced(self, id, dest, std::move(m));
+          else
+            m.rp.deliver(std::move(err));
+        });
+  } else {
+    m.rp.delegate(e.actor, std::move(m.msg));
+  }
 }
 
 void route(engine_actor* self, const std::string& id, caf::message msg,
-           caf::response_promise rp = {}) {
+           caf::response_promise rp) {
   auto& live = self->state.live;
   auto i = live.find(id);
   pending_message m{std::move(msg), std::move(rp)};
@@ -115,7 +152,7 @@ void route(engine_actor* self, const std::string& id, caf::message msg,
     e.pending.push_back(std::move(m));
     return;
   }
-  forward(self, e, std::move(m));
+  forward(self, id, e, std::move(m));
 }
 
 void on_hello(engine_actor* self, const std::string& id, caf::actor a) {
@@ -136,7 +173,7 @@ void on_hello(engine_actor* self, const std::string& id, caf::actor a) {
   auto pending = std::move(e.pending);
   e.pending.clear();
   for (auto& m : pending)
-    forward(self, e, std::move(m));
+    forward(self, id, e, std::move(m));
 }
 
 void on_down(engine_actor* self, const caf::down_msg& msg) {

@@ -181,7 +181,9 @@ TEST_CASE("a command whose actor crashes while recording it is answered "
   CHECK(count_of(f.api(), v.execution_id, events::Event::kApprovalGranted)
         == 0);
   // The restarted actor folded the history: the approval is still pending.
-  REQUIRE(f.api().approve(v.execution_id, "alice", json::object()));
+  auto again = f.api().approve(v.execution_id, "alice", json::object());
+  INFO((again ? std::string{"ok"} : api_error_message(again.error())));
+  REQUIRE(again);
   auto done = f.api().wait(v.execution_id, wait_time);
   REQUIRE(done);
   CHECK(done->status == status::completed);
