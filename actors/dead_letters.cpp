@@ -84,7 +84,7 @@ task_result<std::string> retry_dead_letter(engine_context& ctx, std::int64_t id,
   // The execution's actor (the only writer of its history) checks that the
   // execution is still failed by this task, appends execution_resumed with
   // the dead letter's deletion and answers after the commit.
-  auto engine = ctx.engine();
+  auto engine = ctx.registry();
   if (!engine)
     return res_t::fail(task_errc::unavailable, "the node is stopping");
   caf::scoped_actor self{engine.home_system()};

@@ -135,7 +135,7 @@ void engine_context::after_change(const std::string& what,
 #endif
   }
   if (ids.empty()) return;
-  auto engine = this->engine();
+  auto engine = this->registry();
   spdlog::info("{}: waking {} parked execution(s)", what, ids.size());
   // Running ones resume (their in-flight steps are re-dispatched); sleeping
   // or awaiting ones fold and stay passive until their timer or approval.
@@ -241,9 +241,9 @@ engine_context::definitions() const {
   return result;
 }
 
-void engine_context::set_engine(caf::actor x) {
+void engine_context::set_registry(caf::actor x) {
   std::lock_guard<std::mutex> guard{mtx_};
-  engine_ = std::move(x);
+  registry_ = std::move(x);
 }
 
 void engine_context::set_scheduler(caf::actor x) {
@@ -266,9 +266,9 @@ caf::actor engine_context::task_router() const {
   return task_router_;
 }
 
-caf::actor engine_context::engine() const {
+caf::actor engine_context::registry() const {
   std::lock_guard<std::mutex> guard{mtx_};
-  return engine_;
+  return registry_;
 }
 
 caf::actor engine_context::scheduler() const {

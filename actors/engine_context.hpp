@@ -172,7 +172,7 @@ class engine_context {
 
   // -- long-lived actors -----------------------------------------------------
 
-  void set_engine(caf::actor x);
+  void set_registry(caf::actor x);
   void set_scheduler(caf::actor x);
   void set_executions_sup(caf::actor x);
   /// The task router (remote `task` steps); null when the node has none.
@@ -180,7 +180,7 @@ class engine_context {
   /// messages.hpp, which includes this header.)
   void set_task_router(caf::actor x);
   caf::actor task_router() const;
-  caf::actor engine() const;
+  caf::actor registry() const;
   caf::actor scheduler() const;
   caf::actor executions_sup() const;
 
@@ -266,7 +266,7 @@ class engine_context {
   std::map<std::pair<std::string, std::uint64_t>, std::vector<std::string>>
     parked_;
   std::unordered_set<std::string> unparked_;
-  caf::actor engine_;
+  caf::actor registry_;
   caf::actor scheduler_;
   caf::actor executions_sup_;
   caf::actor task_router_;

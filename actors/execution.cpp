@@ -221,7 +221,7 @@ caf::message_handler passive(execution_actor* self) {
                <= st.ctx->options().timer_prewarm.count())
         return;
       st.passivation_asked = true;
-      caf::anon_send(st.ctx->engine(), passivate_atom::value, st.id,
+      caf::anon_send(st.ctx->registry(), passivate_atom::value, st.id,
                      st.wakes_seen, caf::actor_cast<caf::actor>(self));
     },
     [=](passok_atom) {
@@ -367,7 +367,7 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
     // The engine counts the crash from our down message, with `what`.
     return make_error(errc::internal, what);
   });
-  caf::anon_send(st.ctx->engine(), hello_atom::value, st.id,
+  caf::anon_send(st.ctx->registry(), hello_atom::value, st.id,
                  caf::actor_cast<caf::actor>(self));
   if (auto started = st.ctx->take_over(st.id)) {
     // A start: its first decision is appended when its request (delegated

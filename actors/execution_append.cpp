@@ -171,11 +171,11 @@ void after_commit(execution_actor* self, in_flight f) {
     spdlog::error("execution {} marked failed after crashes", st.id);
   if (terminal) {
     if (auto fin = final_of(self))
-      caf::anon_send(st.ctx->engine(), finished_atom::value, st.id, fin);
+      caf::anon_send(st.ctx->registry(), finished_atom::value, st.id, fin);
     else
-      caf::anon_send(st.ctx->engine(), finished_atom::value, st.id);
+      caf::anon_send(st.ctx->registry(), finished_atom::value, st.id);
   } else if (f.resumed) {
-    caf::anon_send(st.ctx->engine(), resumed_atom::value, st.id);
+    caf::anon_send(st.ctx->registry(), resumed_atom::value, st.id);
   }
   for (std::size_t i = 0; i < f.starts.size(); ++i)
     f.starts[i].deliver(i == 0);
@@ -250,7 +250,7 @@ void on_failed(execution_actor* self, in_flight f,
   }
   reload(self);
   if (phase_of(st.state()) == exec_phase::terminal)
-    caf::anon_send(st.ctx->engine(), finished_atom::value, st.id);
+    caf::anon_send(st.ctx->registry(), finished_atom::value, st.id);
   settle(self);
 }
 

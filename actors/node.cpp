@@ -15,13 +15,14 @@
 #include <string>
 
 #include "actors/data_dir_lock.hpp"
-#include "actors/engine.hpp"
-#include "actors/engine_client.hpp"
 #include "actors/engine_context.hpp"
 #include "actors/errc.hpp"
 #include "actors/execution.hpp"
+#include "actors/execution_registry.hpp"
+#include "actors/local_engine.hpp"
+#include "actors/resurrector.hpp"
 #include "actors/scheduler.hpp"
-#include "actors/services.hpp"
+#include "actors/store_writer.hpp"
 #include "actors/task_router.hpp"
 #include "supervision/messages.hpp"
 #include "supervision/supervisor.hpp"
@@ -120,11 +121,11 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
       return x;
     }));
   children.push_back(executions_sup(ctx, intensity_clock(cfg)));
-  children.push_back(worker("engine",
+  children.push_back(worker("execution_registry",
                             [ctx](caf::actor_system& sys, const caf::message&)
                               -> caf::expected<caf::actor> {
-                              auto x = spawn_engine(sys, ctx);
-                              ctx->set_engine(x);
+                              auto x = spawn_execution_registry(sys, ctx);
+                              ctx->set_registry(x);
                               return x;
                             }));
   children.push_back(worker(
@@ -261,7 +262,7 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   if (auto err = load_workflows(cfg.workflows_dir, *ctx)) return err;
   for (const auto& def : cfg.definitions)
     ctx->add_definition(def, "embedded (C++ builder)");
-  auto api = make_engine_client(sys, ctx);
+  auto api = make_local_engine(sys, ctx);
   auto tasks = std::make_shared<const task_api>([ctx] {
     return caf::actor_cast<task_router_actor>(ctx->task_router());
   });
@@ -294,8 +295,8 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   return result;
 }
 
-caf::actor node::engine() const {
-  return ctx_ ? ctx_->engine() : caf::actor{};
+caf::actor node::registry() const {
+  return ctx_ ? ctx_->registry() : caf::actor{};
 }
 
 caf::actor node::scheduler() const {
@@ -326,7 +327,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
   if (ctx_) {
     // Normally done by the store writer as it stops; makes sure of it.
     ctx_->close();
-    ctx_->set_engine(nullptr);
+    ctx_->set_registry(nullptr);
     ctx_->set_scheduler(nullptr);
     ctx_->set_executions_sup(nullptr);
     ctx_->set_task_router(nullptr);

@@ -81,14 +81,14 @@ void add_node_message_types(caf::actor_system_config& cfg);
 ///
 /// ```
 /// node_supervisor (one_for_one)
-///  +-- data_dir_lock   permanent   exclusive lock of the data directory
-///  +-- store_writer    permanent   store + group writer; drains on stop
-///  +-- scheduler       permanent   durable timers: heap + store paging
-///  +-- task_router     permanent   open tasks of remote workers, leases
-///  +-- executions_sup  permanent   simple_one_for_one of executions
-///  +-- engine          permanent   live executions, waiters
-///  +-- resurrector     transient   boot: respawns running executions
-///  +-- bridge_sup      permanent   the interfaces (node_config::bridges)
+///  +-- data_dir_lock       permanent   exclusive lock of the data directory
+///  +-- store_writer        permanent   store + group writer; drains on stop
+///  +-- scheduler           permanent   durable timers: heap + store paging
+///  +-- task_router         permanent   open tasks of remote workers, leases
+///  +-- executions_sup      permanent   simple_one_for_one of executions
+///  +-- execution_registry  permanent   live execution actors, waiters
+///  +-- resurrector         transient   boot: respawns running executions
+///  +-- bridge_sup          permanent   the interfaces (node_config::bridges)
 /// ```
 ///
 /// See docs/engine.md.
@@ -120,9 +120,9 @@ class node {
     return api_;
   }
 
-  /// The engine actor (tests: `lookup_atom` gives an execution's live actor;
-  /// `stats_atom` the number of live executions).
-  caf::actor engine() const;
+  /// The execution registry (tests: `lookup_atom` gives an execution's live
+  /// actor; `stats_atom` the number of live executions).
+  caf::actor registry() const;
 
   /// The scheduler actor (`stats_atom`: timers in memory, timers fired).
   caf::actor scheduler() const;

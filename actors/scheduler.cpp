@@ -116,7 +116,7 @@ void arm(scheduler_actor* self) {
 void fire_due(scheduler_actor* self) {
   auto& st = self->state;
   auto now = st.ctx->now_ms();
-  auto engine = st.ctx->engine();
+  auto engine = st.ctx->registry();
   while (!st.heap.empty() && st.heap.top().fire_at <= now) {
     auto e = st.heap.top();
     st.heap.pop();

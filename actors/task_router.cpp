@@ -71,7 +71,7 @@ void settle(router_actor self) {
       rp.deliver(std::move(c->result));
     } else {
       auto& ev = std::get<event_to_send>(effect);
-      if (auto engine = st.ctx->engine())
+      if (auto engine = st.ctx->registry())
         caf::anon_send(engine, outcome_atom::value, ev.execution_id, ev.token,
                        ev.event);
     }

@@ -11,10 +11,10 @@ root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root"
 
 # Real time on purpose (docs/engine.md, "Time"):
-#   engine_client.cpp  the deadline of the blocking `wait` (a caller's thread)
-#   services.cpp       the measured resurrection_time
+#   local_engine.cpp   the deadline of the blocking `wait` (a caller's thread)
+#   resurrector.cpp    the measured resurrection_time
 #   node.cpp           the restart-intensity clock built from the node's clock
-allowed='^actors/(clock\.(hpp|cpp)|engine_client\.cpp|services\.cpp|node\.cpp):[0-9]+:.*steady_clock'
+allowed='^actors/(clock\.(hpp|cpp)|local_engine\.cpp|resurrector\.cpp|node\.cpp):[0-9]+:.*steady_clock'
 
 hits=$(grep -rnE 'system_clock|steady_clock|high_resolution_clock|delayed_send|delayed_anon_send|std::time\(|gettimeofday|clock_gettime' \
          --include='*.cpp' --include='*.hpp' actors/ \

@@ -221,7 +221,8 @@ bool engine_fixture::is_live(const std::string& id) {
   caf::scoped_actor self{impl_->sys};
   bool live = false;
   self
-    ->request(node_->engine(), std::chrono::seconds{5}, lookup_atom::value, id)
+    ->request(node_->registry(), std::chrono::seconds{5}, lookup_atom::value,
+              id)
     .receive(
       [&](const caf::actor& a) {
         live = static_cast<bool>(a);
@@ -249,7 +250,8 @@ bool engine_fixture::wait_status(const std::string& id,
 std::uint64_t engine_fixture::waiters(const std::string& id) {
   caf::scoped_actor self{impl_->sys};
   std::uint64_t n = 0;
-  self->request(node_->engine(), std::chrono::seconds{5}, watch_atom::value, id)
+  self
+    ->request(node_->registry(), std::chrono::seconds{5}, watch_atom::value, id)
     .receive(
       [&](std::uint64_t x) {
         n = x;

@@ -54,7 +54,7 @@ TEST_CASE("live executions register again with a restarted engine") {
   REQUIRE(eventually([&] {
     return entered->load() && f.is_live("held-1");
   }));
-  auto old_engine = f.node().engine();
+  auto old_engine = f.node().registry();
   // A waiter subscribed to the old engine must be carried over too.
   auto waiter = std::async(std::launch::async, [&] {
     return f.api().wait(v.execution_id, wait_time);
@@ -64,7 +64,7 @@ TEST_CASE("live executions register again with a restarted engine") {
   }));
   caf::anon_send_exit(old_engine, caf::exit_reason::user_shutdown);
   REQUIRE(eventually([&] {
-    auto e = f.node().engine();
+    auto e = f.node().registry();
     return e && e != old_engine && f.is_live("held-1");
   }));
   // The waiter watches again through the new engine.

@@ -1,4 +1,4 @@
-// The engine: execution id -> live actor.
+// The execution registry: execution id -> live actor.
 //
 // ```
 //   (wake|timer, id) --> live? --yes--> forward (count it)
@@ -18,7 +18,7 @@
 //   sends each (hello, engine); they register again with their id.
 // ```
 
-#include "actors/engine.hpp"
+#include "actors/execution_registry.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -51,12 +51,15 @@ struct live_entry {
   /// Messages waiting for the actor's hello (with the caller to answer, for
   /// requests).
   std::vector<pending_message> pending;
+  /// Commands `actor` bounced because it went down before taking them;
+  /// its down message says where they go (on_bounced).
+  std::vector<pending_message> bounced;
   /// Set when the execution reported its end (until its actor is down).
   bool finished = false;
   final_state_ptr fin;
 };
 
-struct engine_data {
+struct registry_data {
   context_ptr ctx;
   std::unordered_map<std::string, live_entry> live;
   std::unordered_map<caf::actor_addr, std::string> ids;
@@ -67,12 +70,12 @@ struct engine_data {
   std::uint64_t spawned = 0;
 };
 
-using engine_actor = caf::stateful_actor<engine_data>;
+using registry_actor = caf::stateful_actor<registry_data>;
 
-void on_finished(engine_actor* self, const std::string& id,
+void on_finished(registry_actor* self, const std::string& id,
                  const final_state_ptr& fin);
 
-void spawn_for(engine_actor* self, const std::string& id) {
+void spawn_for(registry_actor* self, const std::string& id) {
   auto sup = self->state.ctx->executions_sup();
   ++self->state.spawned;
   supervision::request_start_child(self, sup, caf::make_message(id))
@@ -94,25 +97,31 @@ void spawn_for(engine_actor* self, const std::string& id) {
           });
 }
 
-void route(engine_actor* self, const std::string& id, caf::message msg,
+void route(registry_actor* self, const std::string& id, caf::message msg,
            caf::response_promise rp = {});
 
 /// A command sent to an actor that went down before taking it (it crashed
 /// while answering an earlier command, whose caller may already be sending
-/// again): the command was not recorded, so it goes to the actor's
-/// successor, which the supervisor is starting.
-void on_bounced(engine_actor* self, const std::string& id,
+/// again): the command was not recorded. If the actor crashed, it goes to
+/// the successor the supervisor is starting; if it quit normally (finished,
+/// or could not load its history), the caller hears "receiver down" and
+/// reads the history, as before.
+void on_bounced(registry_actor* self, const std::string& id,
                 const caf::actor& dead, pending_message m) {
   auto i = self->state.live.find(id);
-  if (i != self->state.live.end() && i->second.actor == dead) {
-    // Its down message is on its way: on_down re-routes what is pending.
-    i->second.pending.push_back(std::move(m));
-    return;
+  if (i == self->state.live.end()) {
+    // Its down message came first and it had quit normally.
+    m.rp.deliver(caf::make_error(caf::sec::request_receiver_down));
+  } else if (i->second.actor == dead) {
+    // Its down message is on its way: on_down decides.
+    i->second.bounced.push_back(std::move(m));
+  } else {
+    // Crashed: the successor takes it (queued until its hello).
+    route(self, id, std::move(m.msg), std::move(m.rp));
   }
-  route(self, id, std::move(m.msg), std::move(m.rp));
 }
 
-void forward(engine_actor* self, const std::string& id, live_entry& e,
+void forward(registry_actor* self, const std::string& id, live_entry& e,
              pending_message m) {
   ++e.sent;
   if (!m.rp.pending()) {
@@ -137,7 +146,7 @@ void forward(engine_actor* self, const std::string& id, live_entry& e,
   }
 }
 
-void route(engine_actor* self, const std::string& id, caf::message msg,
+void route(registry_actor* self, const std::string& id, caf::message msg,
            caf::response_promise rp) {
   auto& live = self->state.live;
   auto i = live.find(id);
@@ -155,10 +164,16 @@ void route(engine_actor* self, const std::string& id, caf::message msg,
   forward(self, id, e, std::move(m));
 }
 
-void on_hello(engine_actor* self, const std::string& id, caf::actor a) {
+void on_hello(registry_actor* self, const std::string& id, caf::actor a) {
   auto& st = self->state;
   auto& e = st.live[id];
-  if (e.actor && e.actor != a) st.ids.erase(e.actor.address());
+  if (e.actor && e.actor != a) {
+    // Its predecessor is gone: what it bounced goes to its successor.
+    st.ids.erase(e.actor.address());
+    for (auto& m : e.bounced)
+      e.pending.push_back(std::move(m));
+    e.bounced.clear();
+  }
   e.actor = a;
   e.sent = 0;
   st.ids[a.address()] = id;
@@ -176,7 +191,7 @@ void on_hello(engine_actor* self, const std::string& id, caf::actor a) {
     forward(self, id, e, std::move(m));
 }
 
-void on_down(engine_actor* self, const caf::down_msg& msg) {
+void on_down(registry_actor* self, const caf::down_msg& msg) {
   auto& st = self->state;
   auto j = st.ids.find(msg.source);
   if (j == st.ids.end()) return;
@@ -187,6 +202,8 @@ void on_down(engine_actor* self, const caf::down_msg& msg) {
   if (supervision::is_normal_exit(msg.reason)) {
     // Finished (or refused to start): forget it; respawn for late messages.
     auto pending = std::move(i->second.pending);
+    for (auto& m : i->second.bounced)
+      m.rp.deliver(caf::make_error(caf::sec::request_receiver_down));
     st.live.erase(i);
     for (auto& m : pending)
       route(self, id, std::move(m.msg), std::move(m.rp));
@@ -197,10 +214,14 @@ void on_down(engine_actor* self, const caf::down_msg& msg) {
     ++c.first;
     c.second = api_error_message(msg.reason);
     i->second.actor = nullptr;
+    auto& e = i->second;
+    for (auto& m : e.bounced)
+      e.pending.push_back(std::move(m));
+    e.bounced.clear();
   }
 }
 
-void on_finished(engine_actor* self, const std::string& id,
+void on_finished(registry_actor* self, const std::string& id,
                  const final_state_ptr& fin) {
   self->state.crashes.erase(id);
   if (auto e = self->state.live.find(id); e != self->state.live.end()) {
@@ -215,7 +236,7 @@ void on_finished(engine_actor* self, const std::string& id,
 }
 
 /// After a restart of the engine: the live executions register again.
-void recall_executions(engine_actor* self) {
+void recall_executions(registry_actor* self) {
   auto sup = self->state.ctx->executions_sup();
   if (!sup) return;
   supervision::request_which_children(self, sup,
@@ -232,7 +253,7 @@ void recall_executions(engine_actor* self) {
       });
 }
 
-caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
+caf::behavior registry_fun(registry_actor* self, context_ptr ctx) {
   self->state.ctx = std::move(ctx);
   self->set_down_handler([self](caf::down_msg& msg) {
     on_down(self, msg);
@@ -337,8 +358,8 @@ caf::behavior engine_fun(engine_actor* self, context_ptr ctx) {
 
 } // namespace
 
-caf::actor spawn_engine(caf::actor_system& sys, context_ptr ctx) {
-  return sys.spawn(engine_fun, std::move(ctx));
+caf::actor spawn_execution_registry(caf::actor_system& sys, context_ptr ctx) {
+  return sys.spawn(registry_fun, std::move(ctx));
 }
 
 } // namespace cerebelum::actors

@@ -1,7 +1,6 @@
 #pragma once
 
-// The long-lived helpers of the node tree: the store writer and the
-// resurrector.
+// The store writer: it owns the node's store and group writer.
 
 #include <filesystem>
 #include <string>
@@ -31,15 +30,5 @@ spawn_store_writer(caf::actor_system& sys, context_ptr ctx, std::string store,
                    std::filesystem::path data_dir,
                    eventstore::sqlite_open_check check
                    = eventstore::sqlite_open_check::full);
-
-/// Spawns the resurrector: pages through every open execution of the index
-/// once, respawns the running ones (their in-flight steps are re-dispatched
-/// as new attempts from resume_commands) and leaves sleeping and waiting ones
-/// passive (the scheduler pages their timers from the store), then exits
-/// normally. A running execution whose history cannot be read back (damaged
-/// store) is set aside, not respawned: one error line lists them all
-/// (bounded) with their count. An index that cannot be read is fatal
-/// (`engine_context::fatal`): the node stops, reporting it once.
-caf::actor spawn_resurrector(caf::actor_system& sys, context_ptr ctx);
 
 } // namespace cerebelum::actors

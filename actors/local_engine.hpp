@@ -15,8 +15,8 @@ namespace cerebelum::actors {
 /// through the engine (which spawns it when passive): the actor, the only
 /// writer of the execution's history, appends and answers after the commit;
 /// `wait` subscribes to the engine. Never call it from inside an actor.
-std::shared_ptr<engine_api> make_engine_client(caf::actor_system& sys,
-                                               context_ptr ctx);
+std::shared_ptr<engine_api> make_local_engine(caf::actor_system& sys,
+                                              context_ptr ctx);
 
 /// Builds what operators see of a folded execution.
 execution_view make_view(const workflow::execution_state& state,

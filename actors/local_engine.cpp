@@ -1,4 +1,4 @@
-#include "actors/engine_client.hpp"
+#include "actors/local_engine.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
@@ -123,9 +123,9 @@ caf::error no_execution(const std::string& id) {
                     "no execution with id " + workflow::printable(id));
 }
 
-class engine_client : public engine_api {
+class local_engine : public engine_api {
  public:
-  engine_client(caf::actor_system& sys, context_ptr ctx)
+  local_engine(caf::actor_system& sys, context_ptr ctx)
     : sys_(&sys), ctx_(std::move(ctx)) {
     // nop
   }
@@ -260,7 +260,8 @@ class engine_client : public engine_api {
     if (!row->has_value()) return no_execution(id);
     caf::error failed;
     caf::scoped_actor self{*sys_};
-    self->request(ctx_->engine(), answer_timeout, command_atom::value, id, cmd)
+    self
+      ->request(ctx_->registry(), answer_timeout, command_atom::value, id, cmd)
       .receive([](ok_atom) {},
                [&](caf::error& err) {
                  failed = std::move(err);
@@ -280,7 +281,7 @@ class engine_client : public engine_api {
   context_ptr ctx_;
 };
 
-caf::expected<start_response> engine_client::start(const start_request& req) {
+caf::expected<start_response> local_engine::start(const start_request& req) {
   if (auto err = check_text("workflow", req.workflow, workflow::max_name_bytes,
                             workflow::text_rule::name))
     return err;
@@ -351,7 +352,7 @@ caf::expected<start_response> engine_client::start(const start_request& req) {
   caf::error failed;
   bool created = false;
   caf::scoped_actor self{*sys_};
-  self->request(ctx_->engine(), answer_timeout, start_atom::value, id, first)
+  self->request(ctx_->registry(), answer_timeout, start_atom::value, id, first)
     .receive(
       [&](bool x) {
         created = x;
@@ -365,7 +366,7 @@ caf::expected<start_response> engine_client::start(const start_request& req) {
 }
 
 caf::expected<execution_view>
-engine_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
+local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   using std::chrono::steady_clock;
   if (auto err = check_id(id)) return err;
   auto deadline = steady_clock::now() + timeout;
@@ -403,7 +404,7 @@ engine_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
   // read once. Messages from one sender arrive in order, so a finish the
   // engine learns after the watch reaches this waiter.
   auto watch = [&]() -> std::optional<caf::expected<execution_view>> {
-    engine = ctx_->engine();
+    engine = ctx_->registry();
     auto reply = watch_reply::unknown;
     final_state_ptr fin;
     if (engine) {
@@ -455,7 +456,7 @@ engine_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
       // The engine was restarted by its supervisor and lost the
       // subscription: watch through its successor.
       auto old = engine;
-      while (steady_clock::now() < deadline && ctx_->engine() == old)
+      while (steady_clock::now() < deadline && ctx_->registry() == old)
         std::this_thread::sleep_for(std::chrono::milliseconds{5});
     } else if (!finished) {
       unsubscribe();
@@ -475,9 +476,9 @@ engine_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
 
 } // namespace
 
-std::shared_ptr<engine_api> make_engine_client(caf::actor_system& sys,
-                                               context_ptr ctx) {
-  return std::make_shared<engine_client>(sys, std::move(ctx));
+std::shared_ptr<engine_api> make_local_engine(caf::actor_system& sys,
+                                              context_ptr ctx) {
+  return std::make_shared<local_engine>(sys, std::move(ctx));
 }
 
 execution_view make_view(const eventstore::execution_row& row) {
