@@ -36,25 +36,25 @@ struct error_view {
 
 /// What an operator sees of one execution.
 struct execution_view {
-  std::string execution_id;
-  std::string workflow;
+  std::string execution_id{};
+  std::string workflow{};
   std::uint64_t workflow_version = 0;
   eventstore::execution_status status = eventstore::execution_status::running;
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
-  json input;
+  json input{};
   /// Set when completed.
-  json result;
+  json result{};
   /// Set when failed (and for cancelled: who and why).
-  std::optional<error_view> error;
+  std::optional<error_view> error{};
   /// Set when sleeping.
-  std::optional<std::int64_t> wake_at_ms;
+  std::optional<std::int64_t> wake_at_ms{};
   /// Set when awaiting approval: the step and the data shown to approvers.
-  std::string awaiting_step;
-  json approval_data;
+  std::string awaiting_step{};
+  json approval_data{};
   std::int64_t history_length = 0;
   /// Internal: the current stage.
-  std::string phase;
+  std::string phase{};
 };
 
 struct start_request {

@@ -482,18 +482,19 @@ std::shared_ptr<engine_api> make_local_engine(caf::actor_system& sys,
 }
 
 execution_view make_view(const eventstore::execution_row& row) {
-  execution_view v;
-  v.execution_id = row.execution_id;
-  v.workflow = row.workflow;
-  v.workflow_version = row.workflow_version;
-  v.status = row.status;
-  v.created_at_ms = row.created_at_ms;
-  v.updated_at_ms = row.updated_at_ms;
-  if (row.status == eventstore::execution_status::sleeping)
-    v.wake_at_ms = row.wake_at_ms;
-  v.history_length = row.next_seq;
-  v.phase = row.phase;
-  return v;
+  using eventstore::execution_status;
+  return execution_view{.execution_id = row.execution_id,
+                        .workflow = row.workflow,
+                        .workflow_version = row.workflow_version,
+                        .status = row.status,
+                        .created_at_ms = row.created_at_ms,
+                        .updated_at_ms = row.updated_at_ms,
+                        .wake_at_ms
+                        = row.status == execution_status::sleeping
+                            ? std::optional<std::int64_t>{row.wake_at_ms}
+                            : std::nullopt,
+                        .history_length = row.next_seq,
+                        .phase = row.phase};
 }
 
 execution_view make_view(const workflow::execution_state& state,

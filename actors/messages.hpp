@@ -90,14 +90,14 @@ struct operator_command {
   enum class kind { approve, reject, cancel, retry_dead_letter };
   kind what = kind::approve;
   /// Who asked (recorded).
-  std::string by;
+  std::string by{};
   /// approve: the approval data.
-  nlohmann::json data;
+  nlohmann::json data{};
   /// reject, cancel: why.
-  std::string reason;
+  std::string reason{};
   /// retry_dead_letter: the dead letter and its task (attempt token).
   std::int64_t dead_letter_id = 0;
-  std::string dead_letter_task;
+  std::string dead_letter_task{};
 };
 
 using operator_command_ptr = std::shared_ptr<const operator_command>;

@@ -16,38 +16,34 @@
 namespace cerebelum::actors {
 
 inline operator_command_ptr make_approval(std::string by, nlohmann::json data) {
-  operator_command cmd;
-  cmd.what = operator_command::kind::approve;
-  cmd.by = std::move(by);
-  cmd.data = std::move(data);
-  return std::make_shared<const operator_command>(std::move(cmd));
+  return std::make_shared<const operator_command>(
+    operator_command{.what = operator_command::kind::approve,
+                     .by = std::move(by),
+                     .data = std::move(data)});
 }
 
 inline operator_command_ptr make_rejection(std::string by, std::string reason) {
-  operator_command cmd;
-  cmd.what = operator_command::kind::reject;
-  cmd.by = std::move(by);
-  cmd.reason = std::move(reason);
-  return std::make_shared<const operator_command>(std::move(cmd));
+  return std::make_shared<const operator_command>(
+    operator_command{.what = operator_command::kind::reject,
+                     .by = std::move(by),
+                     .reason = std::move(reason)});
 }
 
 inline operator_command_ptr make_cancellation(std::string by,
                                               std::string reason) {
-  operator_command cmd;
-  cmd.what = operator_command::kind::cancel;
-  cmd.by = std::move(by);
-  cmd.reason = std::move(reason);
-  return std::make_shared<const operator_command>(std::move(cmd));
+  return std::make_shared<const operator_command>(
+    operator_command{.what = operator_command::kind::cancel,
+                     .by = std::move(by),
+                     .reason = std::move(reason)});
 }
 
 inline operator_command_ptr
 make_dead_letter_retry(std::string by, std::int64_t id, std::string task_id) {
-  operator_command cmd;
-  cmd.what = operator_command::kind::retry_dead_letter;
-  cmd.by = std::move(by);
-  cmd.dead_letter_id = id;
-  cmd.dead_letter_task = std::move(task_id);
-  return std::make_shared<const operator_command>(std::move(cmd));
+  return std::make_shared<const operator_command>(
+    operator_command{.what = operator_command::kind::retry_dead_letter,
+                     .by = std::move(by),
+                     .dead_letter_id = id,
+                     .dead_letter_task = std::move(task_id)});
 }
 
 /// The event that records `cmd` on `s` (not yet folded), or an error when it

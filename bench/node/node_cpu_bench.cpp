@@ -40,6 +40,7 @@
 
 #include "admin.grpc.pb.h"
 #include "sdk/cpp/caf_worker.hpp"
+#include "tests/support/scratch.hpp"
 #include "worker.grpc.pb.h"
 
 #ifndef CEREBELUM_BIN
@@ -62,20 +63,6 @@ steps:
     timeout: 60s
 output: "steps.work"
 )";
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 /// Starts `argv` with stdout and stderr going to `log`.
 pid_t spawn(const std::vector<std::string>& argv, const fs::path& log) {
@@ -271,14 +258,14 @@ int run_kind(const options& opts, const std::string& kind) {
       / ("cerebelum-cpu-bench-" + std::to_string(::getpid()) + "-" + kind);
   fs::remove_all(dir);
   fs::create_directories(dir);
-  auto admin_port = free_port();
-  auto caf_port = free_port();
+  auto admin_port = cerebelum::test::free_port();
+  auto caf_port = cerebelum::test::free_port();
   auto address = "127.0.0.1:" + std::to_string(admin_port);
   std::vector<std::string> argv{
     opts.node,    "node",
     "--data-dir", (dir / "data").string(),
     "--listen",   address,
-    "--http",     "127.0.0.1:" + std::to_string(free_port()),
+    "--http",     "127.0.0.1:" + std::to_string(cerebelum::test::free_port()),
     "--caf-port", std::to_string(caf_port)};
   auto node = spawn(argv, dir / "node.log");
   admin_client admin{address};

@@ -34,6 +34,7 @@
 #include "actors/node.hpp"
 #include "admin.grpc.pb.h"
 #include "src/bridges/servers.hpp"
+#include "tests/support/scratch.hpp"
 #include "worker.grpc.pb.h"
 
 namespace {
@@ -58,20 +59,6 @@ double percentile(std::vector<double>& v, double p) {
   std::sort(v.begin(), v.end());
   auto idx = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
   return v[idx];
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 std::vector<double> floor_run(int port, int workers, int calls) {
@@ -255,7 +242,7 @@ int main(int argc, char** argv) {
   caf::actor_system sys{cfg};
   cerebelum::actors::node_config ncfg;
   ncfg.data_dir = dir;
-  int port = free_port();
+  int port = cerebelum::test::free_port();
   auto address = "127.0.0.1:" + std::to_string(port);
   ncfg.bridges = [address](auto api, auto tasks) {
     std::vector<cerebelum::supervision::child_spec> specs;

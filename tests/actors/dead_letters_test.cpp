@@ -11,14 +11,11 @@
 #include "tests/actors/engine_fixture.hpp"
 
 using namespace cerebelum::actors;
-using cerebelum::actors::test::count_of;
-using cerebelum::actors::test::engine_fixture;
+using namespace cerebelum::actors::test;
 using status = cerebelum::eventstore::execution_status;
 namespace events = cerebelum::events;
 
 namespace {
-
-constexpr auto wait_time = std::chrono::seconds{20};
 
 /// Leases the next task of queue "dq" for worker "w".
 leased_task lease(const task_api& tasks) {
@@ -56,12 +53,7 @@ TEST_CASE("engine_api lists dead letters and a retry reopens the execution "
   }
   f.start();
   auto tasks = f.node().tasks();
-  std::promise<task_result<registration_info>> reg;
-  tasks->register_worker({"w", {"dq"}, {}, 1},
-                         [&](task_result<registration_info> r) {
-                           reg.set_value(std::move(r));
-                         });
-  REQUIRE(reg.get_future().get());
+  f.register_worker("w", "dq");
   auto v = f.start("charged", 1, "dl-exec");
   fail_for_good(*tasks, lease(*tasks));
   auto failed = f.api().wait(v.execution_id, wait_time);

@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <random>
 
 #include "actors/errc.hpp"
 #include "actors/messages.hpp"
+#include "actors/task_api.hpp"
 #include "tests/support/eventually.hpp"
 
 namespace cerebelum::actors::test {
@@ -193,6 +195,12 @@ engine_fixture::~engine_fixture() {
   std::filesystem::remove_all(dir_, ec);
 }
 
+actors::manual_clock& engine_fixture::start_on_manual_clock() {
+  auto& clk = manual_time();
+  start();
+  return clk;
+}
+
 actors::manual_clock& engine_fixture::manual_time() {
   if (!clock_) {
     clock_ = std::make_shared<actors::manual_clock>();
@@ -258,6 +266,17 @@ std::uint64_t engine_fixture::waiters(const std::string& id) {
       },
       [&](const caf::error&) {});
   return n;
+}
+
+void engine_fixture::register_worker(const std::string& worker,
+                                     const std::string& queue) {
+  std::promise<task_result<registration_info>> reg;
+  node_->tasks()->register_worker({worker, {queue}, {}, 1},
+                                  [&](task_result<registration_info> r) {
+                                    reg.set_value(std::move(r));
+                                  });
+  auto got = reg.get_future().get();
+  REQUIRE(got);
 }
 
 std::pair<std::uint64_t, std::uint64_t> engine_fixture::scheduler_stats() {

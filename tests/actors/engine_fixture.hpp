@@ -4,6 +4,7 @@
 // functions and the test workflows of workflows.cpp.
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -16,6 +17,9 @@
 #include "actors/node.hpp"
 
 namespace cerebelum::actors::test {
+
+/// How long a test waits for an execution to reach a state.
+constexpr auto wait_time = std::chrono::seconds{20};
 
 /// Writes the test workflows into `dir`: timeline, fanout, sleeper (sleeps
 /// input.i ms first), gated, napper (a call, then a sleep of input.i ms),
@@ -64,6 +68,8 @@ class engine_fixture {
   /// Puts the node on a manual clock (call before `start`; it stays across
   /// restarts of the node) and returns it.
   actors::manual_clock& manual_time();
+  /// `manual_time()`, then `start()`: a node started on a manual clock.
+  actors::manual_clock& start_on_manual_clock();
   caf::actor_system& system();
 
   /// Whether `id` has a live actor right now.
@@ -80,6 +86,10 @@ class engine_fixture {
 
   /// The scheduler's (timers in memory, timers fired so far).
   std::pair<std::uint64_t, std::uint64_t> scheduler_stats();
+
+  /// Registers worker `worker` (one slot) for `queue` with the node's task
+  /// router; the test fails if the router refuses it.
+  void register_worker(const std::string& worker, const std::string& queue);
 
   /// Starts `workflow` with input {"i": i} and the given id.
   execution_view start(const std::string& workflow, int i,

@@ -15,13 +15,11 @@
 #include "tests/support/eventually.hpp"
 
 using namespace cerebelum::actors;
-using cerebelum::actors::test::engine_fixture;
+using namespace cerebelum::actors::test;
 using cerebelum::test::eventually;
 using status = cerebelum::eventstore::execution_status;
 
 namespace {
-
-constexpr auto wait_time = std::chrono::seconds{20};
 
 const char* gated_call_yaml = R"(name: held
 version: "1"

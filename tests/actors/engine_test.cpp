@@ -14,16 +14,9 @@
 #include "tests/actors/engine_fixture.hpp"
 
 using namespace cerebelum::actors;
-using cerebelum::actors::test::count_of;
-using cerebelum::actors::test::engine_fixture;
+using namespace cerebelum::actors::test;
 using status = cerebelum::eventstore::execution_status;
 namespace events = cerebelum::events;
-
-namespace {
-
-constexpr auto wait_time = std::chrono::seconds{20};
-
-} // namespace
 
 TEST_CASE("a timeline of native calls completes with the right result") {
   engine_fixture f;

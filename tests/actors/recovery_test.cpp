@@ -17,18 +17,11 @@
 #include "workflow/loader.hpp"
 
 using namespace cerebelum::actors;
-using cerebelum::actors::test::count_of;
-using cerebelum::actors::test::engine_fixture;
+using namespace cerebelum::actors::test;
 using status = cerebelum::eventstore::execution_status;
 namespace events = cerebelum::events;
 namespace wf = cerebelum::workflow;
 namespace es = cerebelum::eventstore;
-
-namespace {
-
-constexpr auto wait_time = std::chrono::seconds{20};
-
-} // namespace
 
 TEST_CASE("a crashed execution actor restarts from its events") {
   engine_fixture f;
@@ -92,12 +85,7 @@ TEST_CASE(
   REQUIRE(done->status == status::failed);
   CHECK(done->error->kind == "crashed");
   auto tasks = f.node().tasks();
-  std::promise<task_result<registration_info>> reg;
-  tasks->register_worker({"w", {"tq"}, {}, 1},
-                         [&](task_result<registration_info> r) {
-                           reg.set_value(std::move(r));
-                         });
-  REQUIRE(reg.get_future().get());
+  f.register_worker("w", "tq");
   // The router learnt of the deletion before the waiter learnt of the end
   // (both sent by the actor after the commit, the router first): a poll
   // finds nothing to lease.
@@ -224,8 +212,7 @@ TEST_CASE("an execution interrupted mid-step is resurrected and completes") {
 
 TEST_CASE("sleeping and waiting executions survive a restart of the node") {
   engine_fixture f;
-  auto& clk = f.manual_time();
-  f.start();
+  auto& clk = f.start_on_manual_clock();
   auto sleeper = f.start("sleeper", 1500);
   auto gated = f.start("gated", 3);
   REQUIRE(f.wait_status(sleeper.execution_id, status::sleeping));

@@ -29,6 +29,14 @@ cerebelum::eventstore::task_row row(const std::string& token,
   return r;
 }
 
+/// Worker "w" of queue "q" leases `r` at moment 0 (its effects taken).
+void lease_at_zero(task_queue& q, cerebelum::eventstore::task_row r) {
+  q.add_worker("w", {"q"}, 1, 0);
+  q.upsert(std::move(r));
+  q.poll(1, "w", {}, 30'000ms, 0);
+  q.take_effects();
+}
+
 router_options options() {
   router_options o;
   o.default_lease = 10'000ms;
@@ -97,10 +105,7 @@ TEST_CASE("a new task goes to the waiting poll at once with its lease") {
 TEST_CASE("a lease expires at its due moment, not before, and fails the "
           "attempt") {
   task_queue q{options()};
-  q.add_worker("w", {"q"}, 1, 0);
-  q.upsert(row("t1"));
-  q.poll(1, "w", {}, 30'000ms, 0);
-  q.take_effects();
+  lease_at_zero(q, row("t1"));
   q.expire(9'999);
   CHECK(events_of(q.take_effects()).empty());
   q.expire(10'000);
@@ -115,10 +120,7 @@ TEST_CASE("a lease expires at its due moment, not before, and fails the "
 
 TEST_CASE("a heartbeat moves the lease's due moment") {
   task_queue q{options()};
-  q.add_worker("w", {"q"}, 1, 0);
-  q.upsert(row("t1", "ex-1", 2'000));
-  q.poll(1, "w", {}, 30'000ms, 0);
-  q.take_effects();
+  lease_at_zero(q, row("t1", "ex-1", 2'000));
   CHECK(q.next_due() == 2'000);
   auto hb = q.heartbeat("w", external_token("ex-1", "t1"), "", 1'500);
   REQUIRE(hb);
@@ -131,10 +133,7 @@ TEST_CASE("a heartbeat moves the lease's due moment") {
 TEST_CASE("a completion waits for the commit and is answered when the row "
           "goes") {
   task_queue q{options()};
-  q.add_worker("w", {"q"}, 1, 0);
-  q.upsert(row("t1"));
-  q.poll(1, "w", {}, 30'000ms, 0);
-  q.take_effects();
+  lease_at_zero(q, row("t1"));
   auto d = q.complete("w", external_token("ex-1", "t1"),
                       task_success{R"({"ok":true})"}, 50);
   REQUIRE(d.kind == complete_decision::pending);
@@ -160,10 +159,7 @@ TEST_CASE("a completion waits for the commit and is answered when the row "
 TEST_CASE("an outcome not committed in time is answered unavailable and the "
           "lease is kept") {
   task_queue q{options()};
-  q.add_worker("w", {"q"}, 1, 0);
-  q.upsert(row("t1"));
-  q.poll(1, "w", {}, 30'000ms, 0);
-  q.take_effects();
+  lease_at_zero(q, row("t1"));
   q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 0);
   q.take_effects();
   q.expire(5'000);

@@ -18,15 +18,12 @@
 
 using namespace cerebelum::actors;
 using namespace std::chrono_literals;
-using cerebelum::actors::test::count_of;
-using cerebelum::actors::test::engine_fixture;
+using namespace cerebelum::actors::test;
 using cerebelum::test::eventually;
 using status = cerebelum::eventstore::execution_status;
 namespace events = cerebelum::events;
 
 namespace {
-
-constexpr auto wait_time = std::chrono::seconds{20};
 
 /// The first event of kind `which` in the history of `id`.
 events::Event first_of(engine_api& api, const std::string& id,
@@ -49,8 +46,7 @@ bool armed_at(const manual_clock& clk, std::int64_t moment) {
 
 TEST_CASE("a sleeping execution passivates and wakes on its timer") {
   engine_fixture f;
-  auto& clk = f.manual_time();
-  f.start();
+  auto& clk = f.start_on_manual_clock();
   auto t0 = clk.now_ms();
   auto v = f.start("sleeper", 1500);
   const auto& id = v.execution_id;
@@ -85,8 +81,7 @@ TEST_CASE("a sleeping execution passivates and wakes on its timer") {
 TEST_CASE("a timer beyond the scheduler's horizon is paged in and fires at "
           "its moment") {
   engine_fixture f;
-  auto& clk = f.manual_time();
-  f.start();
+  auto& clk = f.start_on_manual_clock();
   auto t0 = clk.now_ms();
   auto v = f.start("sleeper", 100'000); // horizon: 30 s
   const auto& id = v.execution_id;
@@ -134,8 +129,7 @@ TEST_CASE("a sleeping execution keeps its actor for the passivation delay "
 
 TEST_CASE("a retryable failure is retried after its backoff, not before") {
   engine_fixture f;
-  auto& clk = f.manual_time();
-  f.start();
+  auto& clk = f.start_on_manual_clock();
   test::flaky_failures = 2;
   auto v = f.start("slow_retry", 4); // backoff 5 s, then 10 s
   const auto& id = v.execution_id;
@@ -170,8 +164,7 @@ TEST_CASE("a retryable failure is retried after its backoff, not before") {
 
 TEST_CASE("every stamp the engine records is the time of the node's clock") {
   engine_fixture f;
-  auto& clk = f.manual_time();
-  f.start();
+  auto& clk = f.start_on_manual_clock();
   auto t0 = clk.now_ms();
   auto v = f.start("timeline", 1);
   auto done = f.api().wait(v.execution_id, wait_time);

@@ -14,6 +14,13 @@ namespace admin = cerebelum::admin;
 
 namespace {
 
+/// Checks that `status` failed with `code` and a message containing `text`.
+void check_failed(const grpc::Status& status, grpc::StatusCode code,
+                  const std::string& text) {
+  CHECK(status.error_code() == code);
+  CHECK_THAT(status.error_message(), Catch::Contains(text));
+}
+
 struct fixture {
   std::shared_ptr<fake_engine> engine = std::make_shared<fake_engine>();
   cerebelum::api::admin_service service{engine};
@@ -87,8 +94,7 @@ TEST_CASE("StartExecution of an unknown workflow is NOT_FOUND") {
   fixture f;
   admin::StartExecutionResponse res;
   auto status = f.start("nope", "{}", res);
-  CHECK(status.error_code() == grpc::StatusCode::NOT_FOUND);
-  CHECK_THAT(status.error_message(), Catch::Contains("nope"));
+  check_failed(status, grpc::StatusCode::NOT_FOUND, "nope");
 }
 
 TEST_CASE("StartExecution with malformed input is INVALID_ARGUMENT naming the "
@@ -99,8 +105,8 @@ TEST_CASE("StartExecution with malformed input is INVALID_ARGUMENT naming the "
   CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK_THAT(status.error_message(), Catch::StartsWith("input_json: "));
   status = f.start("order", "[1,2]", res);
-  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK_THAT(status.error_message(), Catch::Contains("must be a JSON object"));
+  check_failed(status, grpc::StatusCode::INVALID_ARGUMENT,
+               "must be a JSON object");
 }
 
 TEST_CASE("DescribeExecution of an unknown id is NOT_FOUND") {
@@ -110,8 +116,7 @@ TEST_CASE("DescribeExecution of an unknown id is NOT_FOUND") {
   req.set_execution_id("missing");
   admin::ExecutionInfo info;
   auto status = f.stub->DescribeExecution(&ctx, req, &info);
-  CHECK(status.error_code() == grpc::StatusCode::NOT_FOUND);
-  CHECK_THAT(status.error_message(), Catch::Contains("missing"));
+  check_failed(status, grpc::StatusCode::NOT_FOUND, "missing");
 }
 
 TEST_CASE("Approve of an execution that is not awaiting approval is "
@@ -191,8 +196,7 @@ TEST_CASE("ListExecutions filters by status and rejects unknown statuses") {
   grpc::ClientContext ctx2;
   req.set_status("done");
   auto status = f.stub->ListExecutions(&ctx2, req, &list);
-  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK_THAT(status.error_message(), Catch::Contains("'done'"));
+  check_failed(status, grpc::StatusCode::INVALID_ARGUMENT, "'done'");
 }
 
 TEST_CASE("GetHistory returns the events and NOT_FOUND for an unknown id") {

@@ -10,6 +10,7 @@
 #include <caf/binary_serializer.hpp>
 #include <caf/deep_to_string.hpp>
 #include <caf/message.hpp>
+#include <google/protobuf/text_format.h>
 
 #include <string>
 #include <vector>
@@ -20,6 +21,14 @@ namespace pb = cerebelum::worker;
 namespace wire = cerebelum::wire;
 
 namespace {
+
+/// A message from protobuf's text format (the test fails on a typo).
+template <class M>
+M from_text(const std::string& text) {
+  M m;
+  REQUIRE(google::protobuf::TextFormat::ParseFromString(text, &m));
+  return m;
+}
 
 caf::actor_system_config& with_wire_types(caf::actor_system_config& cfg) {
   wire::add_wire_types(cfg);
@@ -98,52 +107,39 @@ TEST_CASE_METHOD(fixture, "every message of the CAF port crosses CAF "
   task.set_start_to_close_timeout_ms(60000);
   task.set_resume_json(R"({"sleep#1": true})");
   CHECK(same(round_trip(task), task));
-  pb::HeartbeatRequest hb;
-  hb.set_worker_id("w-1");
-  hb.set_attempt_token("a-1");
-  hb.set_details_json(R"({"done": 3})");
+  auto hb = from_text<pb::HeartbeatRequest>(
+    R"(worker_id: "w-1" attempt_token: "a-1" details_json: "{\"done\": 3}")");
   CHECK(same(round_trip(hb), hb));
-  pb::HeartbeatResponse hb_ok;
-  hb_ok.set_lease_expires_at_ms(99);
-  hb_ok.set_cancel_requested(true);
+  auto hb_ok = from_text<pb::HeartbeatResponse>(
+    "lease_expires_at_ms: 99 cancel_requested: true");
   CHECK(same(round_trip(hb_ok), hb_ok));
-  pb::CompleteTaskRequest success;
-  success.set_worker_id("w-1");
-  success.set_attempt_token("a-1");
-  success.set_result_json(R"({"total": 1560})");
+  auto success = from_text<pb::CompleteTaskRequest>(
+    R"(worker_id: "w-1" attempt_token: "a-1"
+       result_json: "{\"total\": 1560}")");
   CHECK(same(round_trip(success), success));
-  pb::CompleteTaskRequest failure;
-  failure.set_worker_id("w-1");
-  failure.set_attempt_token("a-1");
-  failure.mutable_error()->set_kind("card_declined");
-  failure.mutable_error()->set_message("declined");
-  failure.mutable_error()->set_details_json(R"({"code": 51})");
-  failure.mutable_error()->set_retryable(false);
+  auto failure = from_text<pb::CompleteTaskRequest>(
+    R"(worker_id: "w-1" attempt_token: "a-1"
+       error { kind: "card_declined" message: "declined"
+               details_json: "{\"code\": 51}" retryable: false })");
   auto failure_back = round_trip(failure);
   CHECK(same(failure_back, failure));
   CHECK(failure_back.outcome_case() == pb::CompleteTaskRequest::kError);
-  pb::CompleteTaskRequest suspend;
-  suspend.set_worker_id("w-1");
-  suspend.set_attempt_token("a-1");
-  suspend.mutable_suspend()->set_wait_key("approval#1");
-  suspend.mutable_suspend()->set_approval(true);
-  suspend.mutable_suspend()->set_approval_data_json(R"({"amount": 5})");
-  suspend.mutable_suspend()->set_approval_timeout_ms(3600000);
+  auto suspend = from_text<pb::CompleteTaskRequest>(
+    R"(worker_id: "w-1" attempt_token: "a-1"
+       suspend { wait_key: "approval#1" approval: true
+                 approval_data_json: "{\"amount\": 5}"
+                 approval_timeout_ms: 3600000 })");
+  CHECK(suspend.outcome_case() == pb::CompleteTaskRequest::kSuspend);
   CHECK(same(round_trip(suspend), suspend));
-  pb::CompleteTaskResponse done;
-  done.set_recorded(true);
+  auto done = from_text<pb::CompleteTaskResponse>("recorded: true");
   CHECK(same(round_trip(done), done));
-  pb::DrainRequest drain;
-  drain.set_worker_id("w-1");
+  auto drain = from_text<pb::DrainRequest>(R"(worker_id: "w-1")");
   CHECK(same(round_trip(drain), drain));
-  pb::DrainResponse drained;
-  drained.set_leased(2);
+  auto drained = from_text<pb::DrainResponse>("leased: 2");
   CHECK(same(round_trip(drained), drained));
-  pb::UnregisterRequest bye;
-  bye.set_worker_id("w-1");
+  auto bye = from_text<pb::UnregisterRequest>(R"(worker_id: "w-1")");
   CHECK(same(round_trip(bye), bye));
-  pb::UnregisterResponse gone;
-  gone.set_requeued(1);
+  auto gone = from_text<pb::UnregisterResponse>("requeued: 1");
   CHECK(same(round_trip(gone), gone));
 }
 
