@@ -78,11 +78,12 @@ bool task_queue::stands(const deadline& d) const {
   auto& e = i->second;
   auto timeout = opts_.commit_timeout.count();
   switch (e.state) {
-    case phase::leased: return e.lease_expires_at_ms == d.due;
-    case phase::completing: return e.completing_since_ms + timeout == d.due;
-    case phase::failing:
+    case lease_state::leased: return e.lease_expires_at_ms == d.due;
+    case lease_state::completing:
+      return e.completing_since_ms + timeout == d.due;
+    case lease_state::failing:
       return e.failure && e.completing_since_ms + timeout == d.due;
-    case phase::ready: return false;
+    case lease_state::ready: return false;
   }
   return false;
 }
@@ -119,9 +120,10 @@ void task_queue::parse_payload(task_entry& e) {
 
 void task_queue::detach(task_entry& e, const std::string& token) {
   auto& q = queues_[e.row.queue];
-  if (e.state == phase::ready) {
+  if (e.state == lease_state::ready) {
     q.ready.erase({e.row.available_at_ms, token});
-  } else if (e.state == phase::leased || e.state == phase::completing) {
+  } else if (e.state == lease_state::leased
+             || e.state == lease_state::completing) {
     if (q.leased > 0) --q.leased;
     if (auto w = workers_.find(e.owner); w != workers_.end())
       w->second.leased.erase(token);
@@ -209,7 +211,7 @@ void task_queue::remove(const std::string& token) {
   auto i = tasks_.find(token);
   if (i == tasks_.end()) return;
   auto& e = i->second;
-  if (e.state == phase::completing) {
+  if (e.state == lease_state::completing) {
     last_worker_[e.row.execution_id] = e.owner;
     if (last_worker_.size() > memory_limit) last_worker_.clear();
     remember_gone(token, {e.owner, "already recorded", true, false});
@@ -219,7 +221,7 @@ void task_queue::remove(const std::string& token) {
     if (waits) answer_completion(token, task_result<complete_info>::ok({true}));
     return;
   }
-  if (e.state == phase::leased)
+  if (e.state == lease_state::leased)
     remember_gone(token,
                   {e.owner,
                    "the execution no longer waits for this attempt (step "
@@ -233,7 +235,7 @@ void task_queue::refuse(const std::string& token) {
   auto i = tasks_.find(token);
   if (i == tasks_.end()) return;
   auto& e = i->second;
-  if (e.state == phase::completing) {
+  if (e.state == lease_state::completing) {
     auto waits = e.completion_waits;
     remember_gone(token,
                   {e.owner, "the execution no longer waits for this attempt",
@@ -246,7 +248,7 @@ void task_queue::refuse(const std::string& token) {
                  task_errc::stale_token,
                  "attempt refused: the execution no longer waits for it "
                  "(lease expired, step timed out or execution ended)"));
-  } else if (e.state == phase::failing) {
+  } else if (e.state == lease_state::failing) {
     detach(e, token);
     tasks_.erase(i);
   }
@@ -278,7 +280,7 @@ std::uint32_t task_queue::drop_worker(const std::string& worker,
                                   w->second.leased.end());
   std::uint32_t n = 0;
   for (auto& t : tokens) {
-    if (tasks_.at(t).state != phase::leased)
+    if (tasks_.at(t).state != lease_state::leased)
       continue; // an outcome is on
                 // its way
     fail_attempt(t, "worker_lost", why, now);
@@ -296,7 +298,7 @@ std::uint32_t task_queue::drop_worker(const std::string& worker,
   // Tokens in `completing` stay owned by the worker's name until committed.
   if (std::all_of(w->second.leased.begin(), w->second.leased.end(),
                   [&](const std::string& t) {
-                    return tasks_.at(t).state != phase::completing;
+                    return tasks_.at(t).state != lease_state::completing;
                   }))
     workers_.erase(w);
   else
@@ -344,11 +346,11 @@ void task_queue::release(const std::string& worker, const std::string& external,
   if (!ref) return;
   auto i = tasks_.find(ref->token);
   if (i == tasks_.end() || i->second.owner != worker
-      || i->second.state != phase::leased)
+      || i->second.state != lease_state::leased)
     return;
   auto& e = i->second;
   detach(e, ref->token);
-  e.state = phase::ready;
+  e.state = lease_state::ready;
   e.owner.clear();
   queues_[e.row.queue].ready.emplace(e.row.available_at_ms, ref->token);
   dispatch(now);
@@ -366,8 +368,8 @@ task_queue::heartbeat(const std::string& worker, const std::string& external,
     return {std::nullopt, std::move(err)};
   auto i = tasks_.find(ref->token);
   if (i == tasks_.end() || i->second.owner != worker
-      || (i->second.state != phase::leased
-          && i->second.state != phase::completing)) {
+      || (i->second.state != lease_state::leased
+          && i->second.state != lease_state::completing)) {
     auto g = gone_.find(ref->token);
     if (g != gone_.end() && g->second.cancelled && g->second.worker == worker)
       return res_t::ok({0, true});
@@ -377,7 +379,7 @@ task_queue::heartbeat(const std::string& worker, const std::string& external,
   }
   auto& e = i->second;
   e.lease_expires_at_ms = now + lease_length(e);
-  if (e.state == phase::leased)
+  if (e.state == lease_state::leased)
     add_deadline(e.lease_expires_at_ms, 0, ref->token);
   if (!details_json.empty()
       && now - e.last_progress_ms >= opts_.progress_interval.count()) {
@@ -408,13 +410,13 @@ task_queue::complete(const std::string& worker, const std::string& external,
   auto& token = ref->token;
   auto i = tasks_.find(token);
   if (i != tasks_.end() && i->second.owner == worker
-      && i->second.state == phase::leased) {
+      && i->second.state == lease_state::leased) {
     auto& e = i->second;
     attempt_info a{e.row.step, static_cast<std::uint32_t>(e.row.attempt),
                    e.row.task_id, e.map_index};
     auto ev = outcome_event(a, worker, outcome, now);
     if (!ev) return answer({std::nullopt, std::move(ev.error)});
-    e.state = phase::completing;
+    e.state = lease_state::completing;
     e.completion_waits = true;
     e.completing_since_ms = now;
     add_deadline(now + opts_.commit_timeout.count(), 0, token);
@@ -425,7 +427,7 @@ task_queue::complete(const std::string& worker, const std::string& external,
     return d;
   }
   if (i != tasks_.end() && i->second.owner == worker
-      && i->second.state == phase::completing)
+      && i->second.state == lease_state::completing)
     return answer(task_result<complete_info>::fail(
       task_errc::unavailable, "an outcome of this attempt is being recorded; "
                               "retry the call"));
@@ -497,7 +499,7 @@ void task_queue::dispatch(std::int64_t now) {
     auto& q = queues_[e.row.queue];
     q.ready.erase({e.row.available_at_ms, token});
     ++q.leased;
-    e.state = phase::leased;
+    e.state = lease_state::leased;
     e.owner = i->second.worker;
     e.lease_expires_at_ms = now + lease_length(e);
     e.last_progress_ms = 0;
@@ -515,7 +517,7 @@ void task_queue::fail_attempt(const std::string& token, const std::string& kind,
   auto& e = tasks_.at(token);
   auto worker = e.owner;
   detach(e, token);
-  e.state = phase::failing;
+  e.state = lease_state::failing;
   e.owner.clear();
   remember_gone(token, {worker, message, false, false});
   events::Event ev;
@@ -550,15 +552,15 @@ void task_queue::expire(std::int64_t now) {
       continue;
     }
     auto& e = tasks_.at(d.token);
-    if (e.state == phase::leased) {
+    if (e.state == lease_state::leased) {
       fail_attempt(d.token, "lease_expired",
                    "lease of worker '" + e.owner
                      + "' expired (no heartbeat for "
                      + std::to_string(lease_length(e)) + " ms)",
                    now);
-    } else if (e.state == phase::completing) {
+    } else if (e.state == lease_state::completing) {
       // Not committed in time: the worker may retry; the lease is kept.
-      e.state = phase::leased;
+      e.state = lease_state::leased;
       e.lease_expires_at_ms = now + lease_length(e);
       add_deadline(e.lease_expires_at_ms, 0, d.token);
       if (e.completion_waits) {
@@ -568,7 +570,7 @@ void task_queue::expire(std::int64_t now) {
                      task_errc::unavailable,
                      "the outcome was not committed in time; retry the call"));
       }
-    } else if (e.state == phase::failing) {
+    } else if (e.state == lease_state::failing) {
       // Not answered yet (its execution waits for its workflow to be
       // registered again, or the message was lost): send it again.
       e.completing_since_ms = now;

@@ -202,7 +202,7 @@ class task_queue {
   }
 
  private:
-  enum class phase { ready, leased, completing, failing };
+  enum class lease_state { ready, leased, completing, failing };
 
   struct task_entry {
     eventstore::task_row row; // execution_id filled
@@ -213,18 +213,18 @@ class task_queue {
     std::int32_t map_index = -1;
     std::int64_t heartbeat_timeout_ms = 0;
     std::int64_t start_to_close_timeout_ms = 0;
-    phase state = phase::ready;
+    lease_state state = lease_state::ready;
     std::string owner;
     std::int64_t lease_expires_at_ms = 0;
     std::int64_t last_progress_ms = 0;
     /// Sticky routing: preferred worker until `sticky_until_ms`.
     std::string sticky_worker;
     std::int64_t sticky_until_ms = 0;
-    /// A worker's completion waits for the commit (phase completing).
+    /// A worker's completion waits for the commit (state completing).
     bool completion_waits = false;
     /// Since when the outcome or failure is on its way.
     std::int64_t completing_since_ms = 0;
-    /// The router's failure of the attempt (phase failing), sent again
+    /// The router's failure of the attempt (state failing), sent again
     /// while no commit or refusal answers it (its execution may be parked).
     std::shared_ptr<const events::Event> failure;
   };
@@ -255,7 +255,7 @@ class task_queue {
     bool cancelled = false; // the execution dropped the task while leased
   };
 
-  /// A deadline: of a poll (`poll_id`) or of a task's current phase
+  /// A deadline: of a poll (`poll_id`) or of a task's current state
   /// (`token`). Entries whose deadline moved are skipped when met.
   struct deadline {
     std::int64_t due = 0;
@@ -288,7 +288,7 @@ class task_queue {
   leased_task to_leased(const task_entry& e) const;
   void add_deadline(std::int64_t due, std::uint64_t poll_id,
                     const std::string& token);
-  /// The deadline `d` still stands (its poll waits, its task's phase
+  /// The deadline `d` still stands (its poll waits, its task's state
   /// still ends at `d.due`).
   bool stands(const deadline& d) const;
 
