@@ -94,6 +94,21 @@ struct workflow_view {
   std::string source;
 };
 
+/// The node's health, as GET /v1/health and `cerebelum health` show it.
+struct health_view {
+  /// Whether the store answers.
+  bool store_available = true;
+  /// Since when it is away (milliseconds since the epoch); 0 if available.
+  std::int64_t store_unavailable_since_ms = 0;
+  /// The last error of the outage; empty if available.
+  std::string store_error;
+  /// Operations (executions, the scheduler, the resurrector) waiting for
+  /// the store.
+  std::int64_t waiting = 0;
+  /// Store outages since the node started.
+  std::uint64_t outages = 0;
+};
+
 /// The node's operations. Thread-safe; every call blocks until answered.
 class engine_api {
  public:
@@ -140,6 +155,10 @@ class engine_api {
 
   /// The workflows this node can start.
   virtual std::vector<workflow_view> workflows() = 0;
+
+  /// Whether the node's store answers; while it is away, probes it (one
+  /// cheap read), so that the answer never waits for other traffic.
+  virtual health_view health() = 0;
 
   /// Dead letters of `queue` (empty: all), oldest first; `page_size` 0
   /// means 100, at most 1000. Errors: invalid_argument (page size, token),

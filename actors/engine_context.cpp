@@ -20,6 +20,7 @@ engine_context::engine_context(std::shared_ptr<function_registry> functions,
     opts_(std::move(opts)),
     calls_(call_threads) {
   if (!opts_.clock) opts_.clock = real_clock();
+  health_ = std::make_unique<store_health>(*opts_.clock);
 }
 
 engine_context::~engine_context() {

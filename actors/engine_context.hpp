@@ -25,6 +25,7 @@
 #include "actors/call_pool.hpp"
 #include "actors/clock.hpp"
 #include "actors/function_registry.hpp"
+#include "actors/store_health.hpp"
 #include "eventstore/event_store.hpp"
 #include "eventstore/group_writer.hpp"
 #include "workflow/decider.hpp"
@@ -108,6 +109,11 @@ class engine_context {
   /// `clock().now_ms()`: milliseconds since the epoch (the decision clock).
   std::int64_t now_ms() const {
     return opts_.clock->now_ms();
+  }
+  /// Whether the store answers, as the engine's calls find it (see
+  /// actors/store_health.hpp).
+  store_health& health() const {
+    return *health_;
   }
 
   /// Stops the call pool and drains and closes the writer. Idempotent and
@@ -226,6 +232,7 @@ class engine_context {
   std::unique_ptr<eventstore::group_writer> writer_;
   std::shared_ptr<function_registry> functions_;
   engine_options opts_;
+  std::unique_ptr<store_health> health_;
   call_pool calls_;
   mutable std::mutex mtx_;
   /// Serializes `close` (the store writer's exit and `node::stop` may race).

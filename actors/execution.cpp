@@ -36,6 +36,7 @@
 #include <caf/skip.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/backoff.hpp"
 #include "actors/errc.hpp"
 #include "actors/execution_actor.hpp"
 #include "actors/step_runner.hpp"
@@ -210,9 +211,9 @@ caf::message_handler passive(execution_actor* self) {
     [=](passivate_atom, std::uint64_t gen) {
       auto& st = self->state;
       bool done = st.phase == exec_phase::terminal;
-      if (gen != st.passivation_generation || st.appending()
-          || !st.inbox.empty() || !st.commands.empty() || st.passivation_asked
-          || (!done && !st.running.empty()))
+      if (gen != st.passivation_generation || st.appending() || st.reload_due
+          || st.fail_due || !st.inbox.empty() || !st.commands.empty()
+          || st.passivation_asked || (!done && !st.running.empty()))
         return;
       // A timer due soon: stay resident (the scheduler prewarmed us).
       auto wake = done ? std::nullopt : st.state().next_wake_ms();
@@ -227,8 +228,8 @@ caf::message_handler passive(execution_actor* self) {
     [=](passok_atom) {
       auto& st = self->state;
       bool done = st.phase == exec_phase::terminal;
-      if (st.passivation_asked && !st.appending()
-          && (done || st.running.empty()))
+      if (st.passivation_asked && !st.appending() && !st.reload_due
+          && !st.fail_due && (done || st.running.empty()))
         self->quit();
     },
   };
@@ -255,12 +256,31 @@ caf::behavior gone(execution_actor*) {
   return {[](wake_atom) {}, [](hello_atom, const caf::actor&) {}};
 }
 
+caf::behavior boot_from_store(execution_actor* self);
+
+/// Waits (everything else waits too) until `again` comes, then boots: after
+/// a restart's backoff, or while the store is away.
+caf::behavior boot_later(execution_actor* self) {
+  self->set_default_handler(caf::skip);
+  return {
+    [=](again_atom) {
+      self->become(boot_from_store(self));
+    },
+  };
+}
+
 /// Folds the history, re-issues what may not have been carried out, then
 /// decides.
 caf::behavior boot_from_store(execution_actor* self) {
   auto& st = self->state;
+  self->set_default_handler(caf::print_and_drop);
   missing_workflow missing;
   auto loaded = load_execution(*st.ctx, st.id, &missing);
+  if (!loaded && api_error_code(loaded.error()) == errc::unavailable) {
+    // The store is away: wait it out (backoff), count no crash.
+    wait_for_store(self, api_error_message(loaded.error()));
+    return boot_later(self);
+  }
   while (!loaded && api_error_code(loaded.error()) == errc::unknown_workflow) {
     // Its definition is not known (yet): typically registered by a remote
     // worker that has not registered again since a node restart. Park:
@@ -297,6 +317,7 @@ caf::behavior boot_from_store(execution_actor* self) {
                           "cannot load: " + api_error_message(loaded.error())));
     return gone(self);
   }
+  store_answered(self);
   st.adopt(std::move(*loaded));
   if (st.state().terminal()) {
     // Spawned for a command (a dead-letter retry) or a late message: answer
@@ -334,6 +355,14 @@ caf::behavior booting(execution_actor* self) {
         fail_after_crashes(self, n, st.crash_reason);
         return;
       }
+      if (n > 0) {
+        // Restarts back off: 100 ms after the first crash, doubling to 5 s.
+        st.ctx->clock().send_after(self,
+                                   backoff_delay(restart_backoff, n - 1, st.id),
+                                   again_atom::value);
+        self->become(boot_later(self));
+        return;
+      }
       self->become(boot_from_store(self));
     },
     [=](hello_atom, const caf::actor& engine) {
@@ -349,6 +378,11 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.id = std::move(id);
+  // An actor that goes while waiting for the store stops counting as a
+  // waiter.
+  self->attach_functor([ctx = st.ctx, waiting = st.store_waiting] {
+    if (*waiting) ctx->health().wait_end();
+  });
   self->set_exception_handler([self](std::exception_ptr& eptr) -> caf::error {
     std::string what = "unknown exception";
     try {

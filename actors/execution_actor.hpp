@@ -90,6 +90,16 @@ struct execution_data {
   /// engine counted them (its answer to our hello).
   std::int32_t crashes = 0;
   std::string crash_reason;
+  /// Waiting out a store outage: retries so far (the backoff's exponent),
+  /// and whether this actor counts among the store's waiters (shared with
+  /// the functor that stops counting it when the actor goes).
+  int store_retries = 0;
+  std::shared_ptr<bool> store_waiting = std::make_shared<bool>(false);
+  /// An append failed in an outage: the state holds events that were not
+  /// committed; it is read from the store again before anything else.
+  bool reload_due = false;
+  /// Marking the execution failed after crashes waits for the store.
+  bool fail_due = false;
 
   workflow::execution_state& state() {
     return *exec;
@@ -136,8 +146,18 @@ void fail_after_crashes(execution_actor* self, int crashes,
 /// The writer answered the append in flight.
 void on_appended(execution_actor* self, const append_outcome_ptr& out);
 
-/// Submits the append in flight again (after a retryable failure).
+/// After a retryable failure, once its backoff passed: submits the append in
+/// flight again, or reads the history again, or marks the execution failed
+/// (whichever waited).
 void resubmit(execution_actor* self);
+
+/// The store is away (`what` says how): counts this actor among its waiters
+/// and arms `again` after a capped exponential backoff.
+void wait_for_store(execution_actor* self, const std::string& what);
+
+/// The store answered: the backoff starts afresh and the actor no longer
+/// counts as waiting.
+void store_answered(execution_actor* self);
 
 /// Answers every command and start still waiting with `err` (the actor
 /// stops).

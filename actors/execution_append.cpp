@@ -24,6 +24,7 @@
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/backoff.hpp"
 #include "actors/errc.hpp"
 #include "actors/execution_actor.hpp"
 #include "actors/execution_failure.hpp"
@@ -95,9 +96,9 @@ void submit(execution_actor* self, eventstore::append_request req,
                                ? eventstore::errc::overloaded
                                : eventstore::errc::closed,
                              "writer refused the append", true);
-  st.ctx->clock().send_after(self, std::chrono::milliseconds{20},
-                             appended_atom::value,
-                             std::make_shared<const append_outcome>(err));
+  st.ctx->clock().send_after(
+    self, backoff_delay(store_backoff, st.store_retries++, st.id),
+    appended_atom::value, std::make_shared<const append_outcome>(err));
 }
 
 /// A store error as operators see it.
@@ -140,14 +141,23 @@ void adopt_from_store(execution_actor* self) {
   run_commands(self, workflow::resume_commands(st.state()));
 }
 
-/// Reloads the whole history (after a failed append).
-void reload(execution_actor* self) {
+/// Reads the whole history again (after a failed append). Returns false when
+/// the store is away: the actor waits (`reload_due`) and tries again.
+bool try_reload(execution_actor* self) {
   auto& st = self->state;
   auto loaded = load_execution(*st.ctx, st.id);
+  if (!loaded && api_error_code(loaded.error()) == errc::unavailable) {
+    st.reload_due = true;
+    wait_for_store(self, api_error_message(loaded.error()));
+    return false;
+  }
   if (!loaded)
     throw std::runtime_error("cannot reload: "
                              + api_error_message(loaded.error()));
+  st.reload_due = false;
   st.adopt(std::move(*loaded));
+  store_answered(self);
+  return true;
 }
 
 /// Continues after an append settled: a terminal execution lets go of its
@@ -165,6 +175,7 @@ void settle(execution_actor* self) {
 /// wait for the execution) sees it.
 void after_commit(execution_actor* self, in_flight f) {
   auto& st = self->state;
+  store_answered(self);
   publish_tasks(self, std::move(f.tasks));
   bool terminal = !st.exec || st.state().terminal();
   if (f.what == in_flight::kind::crash_failure)
@@ -190,22 +201,56 @@ void after_commit(execution_actor* self, in_flight f) {
   settle(self);
 }
 
+/// Text for a caller whose command or start met a store outage.
+std::string outage_note(const eventstore::error& err) {
+  return std::string{"the store is unavailable ("} + eventstore::to_string(err)
+         + (err.possibly_committed
+              ? "); it may have been recorded: retry, the same request is "
+                "answered from the history"
+              : "); nothing was recorded: retry later");
+}
+
 void on_failed(execution_actor* self, in_flight f,
                const eventstore::error& err) {
   auto& st = self->state;
   bool conflict = err.code == eventstore::errc::conflict;
+  // Retryable: an outage (waited out, reported by the store's health) or
+  // back-pressure; neither is logged per retry.
+  bool outage = !conflict && is_outage(err);
+  bool retryable = !conflict && err.retryable;
   using k = in_flight::kind;
   if (conflict && f.what != k::start)
     spdlog::error("execution {}: another writer appended to its history (a "
                   "bug, or another node runs it): {}; reading it again",
                   st.id, eventstore::to_string(err));
-  else if (!conflict)
-    spdlog::warn("execution {}: append failed ({}){}", st.id,
-                 eventstore::to_string(err), err.retryable ? ", retrying" : "");
-  if (f.what != k::decision && !conflict && err.retryable) {
+  else if (!retryable)
+    spdlog::warn("execution {}: append failed ({})", st.id,
+                 eventstore::to_string(err));
+  if (outage) st.ctx->health().failed(err);
+  if (f.what == k::start && outage) {
+    // The callers hear it now (503 and a retry hint) instead of hanging on
+    // the outage; a start that may have committed is retried until the
+    // store answers (a conflict then adopts the history).
+    auto answer = make_error(errc::unavailable,
+                             "cannot start " + st.id + ": " + outage_note(err));
+    for (auto& rp : f.starts)
+      rp.deliver(answer);
+    f.starts.clear();
+    if (!err.possibly_committed) {
+      store_answered(self);
+      st.exec.reset();
+      self->quit();
+      return;
+    }
+  }
+  if (f.what != k::decision && retryable) {
     st.flight = std::move(f);
-    st.ctx->clock().send_after(self, std::chrono::milliseconds{20},
-                               again_atom::value);
+    if (outage)
+      wait_for_store(self, eventstore::to_string(err));
+    else
+      st.ctx->clock().send_after(
+        self, backoff_delay(store_backoff, st.store_retries++, st.id),
+        again_atom::value);
     return;
   }
   if (f.what == k::start) {
@@ -240,15 +285,21 @@ void on_failed(execution_actor* self, in_flight f,
     self->quit();
     return;
   }
+  // Inputs wait for the next append; operators' commands are answered now
+  // in an outage (503: they retry), queued again under back-pressure.
   for (auto i = f.inputs.rbegin(); i != f.inputs.rend(); ++i)
     st.inbox.push_front(std::move(*i));
   for (auto i = f.commands.rbegin(); i != f.commands.rend(); ++i) {
-    if (err.retryable && !conflict)
+    if (retryable && !outage)
       st.commands.push_front(std::move(*i));
+    else if (outage)
+      i->rp.deliver(
+        make_error(errc::unavailable, "cannot record the command on " + st.id
+                                        + ": " + outage_note(err)));
     else
       i->rp.deliver(answer_for(st.id, err));
   }
-  reload(self);
+  if (!try_reload(self)) return;
   if (phase_of(st.state()) == exec_phase::terminal)
     caf::anon_send(st.ctx->registry(), finished_atom::value, st.id);
   settle(self);
@@ -326,7 +377,7 @@ void fold_and_submit(execution_actor* self, in_flight& f) {
 
 void process(execution_actor* self) {
   auto& st = self->state;
-  if (st.appending() || st.unsent_start || !st.exec) return;
+  if (st.appending() || st.reload_due || st.unsent_start || !st.exec) return;
   in_flight f;
   try {
     fold_and_submit(self, f);
@@ -368,7 +419,14 @@ void fail_after_crashes(execution_actor* self, int crashes,
   in_flight f;
   f.what = in_flight::kind::crash_failure;
   auto loaded = load_execution(*st.ctx, st.id);
+  if (!loaded && api_error_code(loaded.error()) == errc::unavailable) {
+    st.fail_due = true;
+    wait_for_store(self, api_error_message(loaded.error()));
+    return;
+  }
+  st.fail_due = false;
   if (loaded) {
+    store_answered(self);
     st.adopt(std::move(*loaded));
     if (st.state().terminal()) {
       // Failed meanwhile (another node?): let go of the actor.
@@ -406,11 +464,44 @@ void on_appended(execution_actor* self, const append_outcome_ptr& out) {
 
 void resubmit(execution_actor* self) {
   auto& st = self->state;
+  if (st.fail_due) {
+    fail_after_crashes(self, st.crashes, st.crash_reason);
+    return;
+  }
+  if (st.reload_due) {
+    if (!try_reload(self)) return;
+    if (phase_of(st.state()) == exec_phase::terminal)
+      caf::anon_send(st.ctx->registry(), finished_atom::value, st.id);
+    settle(self);
+    return;
+  }
   if (!st.flight || !st.flight->again) return;
   auto f = std::move(*st.flight);
   st.flight.reset();
   auto req = *f.again;
   submit(self, std::move(req), std::move(f));
+}
+
+void wait_for_store(execution_actor* self, const std::string& what) {
+  auto& st = self->state;
+  st.ctx->health().unavailable(what);
+  if (!*st.store_waiting) {
+    *st.store_waiting = true;
+    st.ctx->health().wait_begin();
+  }
+  st.ctx->clock().send_after(
+    self, backoff_delay(store_backoff, st.store_retries++, st.id),
+    again_atom::value);
+}
+
+void store_answered(execution_actor* self) {
+  auto& st = self->state;
+  st.store_retries = 0;
+  st.ctx->health().succeeded();
+  if (*st.store_waiting) {
+    *st.store_waiting = false;
+    st.ctx->health().wait_end();
+  }
 }
 
 void abandon_requests(execution_actor* self, const caf::error& err) {

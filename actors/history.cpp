@@ -10,8 +10,10 @@ namespace cerebelum::actors {
 namespace {
 
 caf::error store_error(const eventstore::error& err, const std::string& id) {
+  // Any error that a later read may not meet (connection lost, server
+  // restarting, a serialization failure): the reader waits and retries.
   if (err.code == eventstore::errc::unavailable
-      || err.code == eventstore::errc::closed)
+      || err.code == eventstore::errc::closed || err.retryable)
     return make_error(errc::unavailable, "store unavailable reading " + id
                                            + ": " + eventstore::to_string(err));
   if (is_store_damage(err))

@@ -37,6 +37,9 @@ caf::error from_store(const eventstore::error& err, const std::string& what) {
                 ? errc::invalid_argument
               : is_store_damage(err) ? errc::store_damaged
                                      : errc::internal;
+  if (is_outage(err))
+    return make_error(code, what + ": the store is unavailable ("
+                              + eventstore::to_string(err) + "); retry later");
   return make_error(code, what + ": " + eventstore::to_string(err));
 }
 
@@ -135,7 +138,10 @@ class local_engine : public engine_api {
   caf::expected<execution_view> describe(const std::string& id) override {
     if (auto err = check_id(id)) return err;
     auto row = ctx_->store().get_execution(id);
-    if (!row) return from_store(row.err(), "cannot read " + id);
+    if (!row) {
+      ctx_->health().failed(row.err());
+      return from_store(row.err(), "cannot read " + id);
+    }
     if (!row->has_value()) return no_execution(id);
     auto loaded = load_execution(*ctx_, id);
     if (!loaded) return make_view(**row);
@@ -171,7 +177,10 @@ class local_engine : public engine_api {
   history(const std::string& id, std::int64_t from_seq) override {
     if (auto err = check_id(id)) return err;
     auto row = ctx_->store().get_execution(id);
-    if (!row) return from_store(row.err(), "cannot read " + id);
+    if (!row) {
+      ctx_->health().failed(row.err());
+      return from_store(row.err(), "cannot read " + id);
+    }
     if (!row->has_value()) return no_execution(id);
     std::vector<events::Event> result;
     auto n = eventstore::read_history(ctx_->store(), id,
@@ -249,6 +258,22 @@ class local_engine : public engine_api {
     return result;
   }
 
+  health_view health() override {
+    auto& h = ctx_->health();
+    if (!h.get().available) {
+      // Nothing else may be calling the store right now (no waiters): the
+      // probe is what notices that it is back.
+      auto probe = ctx_->store().due_timers(0, 1);
+      if (probe)
+        h.succeeded();
+      else
+        h.failed(probe.err());
+    }
+    auto r = h.get();
+    return {r.available, r.unavailable_since_ms, r.last_error, r.waiting,
+            r.outages};
+  }
+
  private:
   /// Sends `cmd` to the execution's actor (through the engine, which
   /// spawns it when passive); it appends and answers after the commit.
@@ -256,7 +281,10 @@ class local_engine : public engine_api {
                                         const operator_command_ptr& cmd) {
     if (auto err = check_id(id)) return err;
     auto row = ctx_->store().get_execution(id);
-    if (!row) return from_store(row.err(), "cannot read " + id);
+    if (!row) {
+      ctx_->health().failed(row.err());
+      return from_store(row.err(), "cannot read " + id);
+    }
     if (!row->has_value()) return no_execution(id);
     caf::error failed;
     caf::scoped_actor self{*sys_};
@@ -315,7 +343,10 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
   };
   if (!req.execution_id.empty()) {
     auto row = ctx_->store().get_execution(id);
-    if (!row) return from_store(row.err(), "cannot read " + id);
+    if (!row) {
+      ctx_->health().failed(row.err());
+      return from_store(row.err(), "cannot start " + id);
+    }
     if (row->has_value()) return existing();
   }
   // The first decision is taken here and committed with execution_started

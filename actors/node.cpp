@@ -99,11 +99,11 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
            [dir = cfg.data_dir](caf::actor_system& sys, const caf::message&) {
              return spawn_data_dir_lock(sys, dir);
            }));
-  children.push_back(
-    worker("store_writer", [ctx, store = cfg.store, dir = cfg.data_dir,
-                            check = cfg.store_check](caf::actor_system& sys,
-                                                     const caf::message&) {
-      return spawn_store_writer(sys, ctx, store, dir, check);
+  children.push_back(worker(
+    "store_writer",
+    [ctx, store = cfg.store, dir = cfg.data_dir, check = cfg.store_check,
+     wrap = cfg.wrap_store](caf::actor_system& sys, const caf::message&) {
+      return spawn_store_writer(sys, ctx, store, dir, check, wrap);
     }));
   children.push_back(worker("scheduler",
                             [ctx](caf::actor_system& sys, const caf::message&)

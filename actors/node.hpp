@@ -38,6 +38,11 @@ struct node_config {
   /// `eventstore::sqlite_open_check`); PostgreSQL is not checked at open.
   eventstore::sqlite_open_check store_check
     = eventstore::sqlite_open_check::full;
+  /// Test hook: decorates the opened store (fault injection: an outage of
+  /// the database as `eventstore::faulty_store` plays it).
+  std::function<std::shared_ptr<eventstore::event_store>(
+    std::shared_ptr<eventstore::event_store>)>
+    wrap_store;
   /// Every *.yaml, *.yml and *.json file in it is loaded; a file that fails
   /// validation makes `start` fail, naming the file. Empty: none.
   std::filesystem::path workflows_dir;

@@ -5,6 +5,7 @@
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/backoff.hpp"
 #include "actors/errc.hpp"
 #include "actors/messages.hpp"
 #include "eventstore/codec.hpp"
@@ -28,6 +29,8 @@ struct resurrection {
   std::vector<std::string> damaged_ids;
   /// The error of the last failed page (logged once, not at every retry).
   std::string failing;
+  /// Pages that failed in a row: the backoff's exponent.
+  int failures = 0;
   std::chrono::steady_clock::time_point started
     = std::chrono::steady_clock::now();
 };
@@ -82,17 +85,27 @@ paged resurrect_page_of(caf::event_based_actor* self, engine_context& ctx,
       ctx.fatal(make_error(errc::store_damaged, std::move(what)));
       return paged::fatal;
     }
+    // An outage is the store's health to report (once); anything else is
+    // logged here, once per distinct error.
+    ctx.health().failed(err);
+    if (r.failures == 0) ctx.health().wait_begin();
     auto text = eventstore::to_string(err);
-    if (text != r.failing)
+    if (text != r.failing && !is_outage(err))
       spdlog::error("resurrector: cannot page open executions, retrying "
-                    "every second: {}",
+                    "with backoff: {}",
                     text);
     r.failing = std::move(text);
-    ctx.clock().send_after(self, std::chrono::seconds{1}, tick_atom::value);
+    ctx.clock().send_after(
+      self, backoff_delay(store_backoff, r.failures++, "resurrector"),
+      tick_atom::value);
     return paged::more;
   }
-  if (!r.failing.empty()) {
-    spdlog::info("resurrector: paging open executions again");
+  ctx.health().succeeded();
+  if (r.failures > 0) {
+    ctx.health().wait_end();
+    r.failures = 0;
+    if (!r.failing.empty())
+      spdlog::info("resurrector: paging open executions again");
     r.failing.clear();
   }
   for (auto& row : page->rows) {

@@ -28,6 +28,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "actors/backoff.hpp"
 #include "actors/messages.hpp"
 
 namespace cerebelum::actors {
@@ -57,6 +58,12 @@ struct scheduler_data {
   std::unordered_map<std::string, std::int64_t> fired;
   /// The heap holds every timer up to this time.
   std::int64_t loaded_until = 0;
+  /// When the next page is read.
+  std::int64_t next_page_at = 0;
+  /// Pages that failed in a row (the store is away): the backoff's exponent.
+  int page_failures = 0;
+  /// The last failure that was not an outage (logged once, not per retry).
+  std::string failing;
   /// Time of the tick armed last (0 = none).
   std::int64_t armed_at = 0;
   std::uint64_t fired_count = 0;
@@ -87,15 +94,32 @@ void page(scheduler_actor* self) {
   auto until = st.ctx->now_ms() + horizon;
   auto rows = st.ctx->store().due_timers(until, page_limit);
   if (!rows) {
-    spdlog::warn("scheduler: cannot read timers: {}",
-                 eventstore::to_string(rows.err()));
-    st.loaded_until = st.ctx->now_ms() + 1000; // try again in a second
+    // Timers already in the heap still fire; the next page waits with a
+    // backoff (the store's health logs an outage, once).
+    auto& health = st.ctx->health();
+    health.failed(rows.err());
+    if (st.page_failures == 0) health.wait_begin();
+    auto text = eventstore::to_string(rows.err());
+    if (!is_outage(rows.err()) && text != st.failing)
+      spdlog::warn("scheduler: cannot read timers, retrying with backoff: {}",
+                   text);
+    st.failing = std::move(text);
+    st.next_page_at
+      = st.ctx->now_ms()
+        + backoff_delay(store_backoff, st.page_failures++, "scheduler").count();
     return;
   }
+  if (st.page_failures > 0) {
+    st.ctx->health().wait_end();
+    st.page_failures = 0;
+    st.failing.clear();
+  }
+  st.ctx->health().succeeded();
   for (auto& r : *rows)
     push(self, r.fire_at_ms, r.execution_id, r.timer_id);
   st.loaded_until = rows->size() == page_limit ? rows->back().fire_at_ms
                                                : until;
+  st.next_page_at = st.loaded_until - horizon / 2;
   // Forget fired keys older than a horizon: their rows are long gone.
   auto cutoff = st.ctx->now_ms() - horizon;
   for (auto i = st.fired.begin(); i != st.fired.end();)
@@ -104,8 +128,7 @@ void page(scheduler_actor* self) {
 
 void arm(scheduler_actor* self) {
   auto& st = self->state;
-  auto horizon = st.ctx->options().timer_horizon.count();
-  auto next = st.loaded_until - horizon / 2;
+  auto next = st.next_page_at;
   if (!st.heap.empty()) next = std::min(next, st.heap.top().fire_at);
   if (st.armed_at != 0 && st.armed_at <= next) return;
   st.armed_at = next;
@@ -147,8 +170,7 @@ caf::behavior scheduler_fun(scheduler_actor* self, context_ptr ctx) {
       auto& st = self->state;
       st.armed_at = 0;
       fire_due(self);
-      auto horizon = st.ctx->options().timer_horizon.count();
-      if (st.ctx->now_ms() >= st.loaded_until - horizon / 2) page(self);
+      if (st.ctx->now_ms() >= st.next_page_at) page(self);
       fire_due(self);
       arm(self);
     },

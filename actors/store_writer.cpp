@@ -47,11 +47,11 @@ open_store(const std::string& store, const std::filesystem::path& data_dir,
 caf::expected<caf::actor>
 spawn_store_writer(caf::actor_system& sys, context_ptr ctx, std::string store,
                    std::filesystem::path data_dir,
-                   eventstore::sqlite_open_check check) {
+                   eventstore::sqlite_open_check check, store_wrapper wrap) {
   if (!ctx->has_store()) {
     auto opened = open_store(store, data_dir, check);
     if (!opened) return std::move(opened.error());
-    ctx->attach_store(std::move(*opened));
+    ctx->attach_store(wrap ? wrap(std::move(*opened)) : std::move(*opened));
   }
   // Arguments are passed to spawn, not captured: CAF 0.17 dereferences a
   // null argument tuple for argument-less function actors (UBSan flags it).

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "eventstore/store_decorator.hpp"
@@ -41,11 +42,46 @@ class faulty_store final : public store_decorator {
   /// Number of `append_batch` calls so far.
   std::uint64_t calls() const;
 
+  /// While on, every call (appends and reads) fails as an unreachable
+  /// database does: `unavailable`, retryable, nothing written.
+  /// Use case: a database stopped for a while.
+  void set_outage(bool on);
+  /// Calls refused by the outage so far.
+  std::uint64_t refused() const;
+
   std::vector<append_result>
   append_batch(std::span<const append_request> reqs) override;
 
+  result<std::size_t> read(std::string_view execution_id, std::int64_t from_seq,
+                           const read_callback& fn) override;
+  result<std::optional<execution_row>>
+  get_execution(std::string_view execution_id) override;
+  result<execution_page> list_executions(const list_filter& filter,
+                                         std::size_t page_size,
+                                         std::string_view page_token) override;
+  result<execution_page> open_executions(std::size_t page_size,
+                                         std::string_view page_token) override;
+  result<std::vector<timer_row>> due_timers(std::int64_t until_ms,
+                                            std::size_t limit) override;
+  result<std::vector<timer_row>>
+  timers_of(std::string_view execution_id) override;
+  result<std::vector<task_row>>
+  tasks_of(std::string_view execution_id) override;
+  result<task_page> all_tasks(std::size_t page_size,
+                              std::string_view page_token) override;
+  result<dead_letter_page>
+  list_dead_letters(std::string_view queue, std::size_t page_size,
+                    std::string_view page_token) override;
+  result<std::optional<dead_letter_row>>
+  get_dead_letter(std::int64_t id) override;
+
  private:
+  /// The outage's error when it is on (and counts the refusal).
+  std::optional<error> outage(const char* call);
+
   mutable std::mutex mtx_;
+  bool outage_ = false;
+  std::uint64_t refused_ = 0;
   std::vector<fault_plan> plans_;
   std::uint64_t calls_ = 0;
 };

@@ -40,6 +40,18 @@ error to_error(const std::exception& e, bool possibly_committed = false) {
     return make_error(errc::unavailable,
                       std::string{"postgres: connection lost: "} + e.what(),
                       true, possibly_committed);
+  // A server going away answers before the connection breaks: class 57
+  // (operator intervention: 57P01 admin_shutdown, 57P02 crash_shutdown,
+  // 57P03 cannot_connect_now, while it starts) and class 08 (connection
+  // exception). The same call succeeds once the server is back.
+  if (auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const auto& state = sql->sqlstate();
+    if (state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0)
+      return make_error(errc::unavailable,
+                        std::string{"postgres: server unavailable ("} + state
+                          + "): " + e.what(),
+                        true, possibly_committed);
+  }
   bool retryable
     = dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr
       || dynamic_cast<const pqxx::deadlock_detected*>(&e) != nullptr;
@@ -370,7 +382,10 @@ pg_store::try_batch(std::span<const append_request> reqs, bool isolated,
       retry_isolated = true; // a concurrent writer: find the culprit
       return {};
     }
-    return std::vector<append_result>(reqs.size(), to_error(e));
+    auto err = to_error(e);
+    // The server went away mid-transaction: connect afresh next time.
+    if (err.code == errc::unavailable) writer_.reset();
+    return std::vector<append_result>(reqs.size(), std::move(err));
   }
   std::vector<append_result> results;
   results.reserve(reqs.size());
@@ -389,9 +404,26 @@ pg_store::try_batch(std::span<const append_request> reqs, bool isolated,
 std::vector<append_result>
 pg_store::append_batch(std::span<const append_request> reqs) {
   std::lock_guard guard{write_mtx_};
+  bool reused = writer_ != nullptr;
   bool retry_isolated = false;
   auto results = try_batch(reqs, false, retry_isolated);
   if (retry_isolated) results = try_batch(reqs, true, retry_isolated);
+  // A connection kept from before the server went away fails its first use
+  // (it was dropped: writer_ is null): not an outage if a fresh one works.
+  // Only when nothing can have committed.
+  auto stale = [&] {
+    if (!reused || writer_ || results.empty()) return false;
+    for (auto& r : results)
+      if (r.ok() || r.err().code != errc::unavailable
+          || r.err().possibly_committed)
+        return false;
+    return true;
+  };
+  if (stale()) {
+    retry_isolated = false;
+    results = try_batch(reqs, false, retry_isolated);
+    if (retry_isolated) results = try_batch(reqs, true, retry_isolated);
+  }
   return results;
 }
 
@@ -399,21 +431,36 @@ template <class F>
 auto pg_store::with_reader(F&& fn)
   -> decltype(fn(std::declval<pqxx::connection&>())) {
   conn_ptr conn;
-  try {
-    {
-      std::lock_guard guard{pool_mtx_};
-      if (!readers_.empty()) {
-        conn = std::move(readers_.back());
-        readers_.pop_back();
-      }
-    }
-    if (!conn || !conn->is_open()) conn = connect();
-    auto res = fn(*conn);
+  bool pooled = false;
+  {
     std::lock_guard guard{pool_mtx_};
-    if (readers_.size() < 8) readers_.push_back(std::move(conn));
-    return res;
-  } catch (const std::exception& e) {
-    return to_error(e);
+    if (!readers_.empty()) {
+      conn = std::move(readers_.back());
+      readers_.pop_back();
+      pooled = true;
+    }
+  }
+  for (;;) {
+    try {
+      if (!conn || !conn->is_open()) conn = connect();
+      auto res = fn(*conn);
+      std::lock_guard guard{pool_mtx_};
+      if (readers_.size() < 8) readers_.push_back(std::move(conn));
+      return res;
+    } catch (const std::exception& e) {
+      auto err = to_error(e);
+      if (err.code != errc::unavailable) return err;
+      // The server went away (and maybe came back): every pooled
+      // connection is as stale as this one. A stale pooled connection is
+      // not an outage: read once more on a fresh one.
+      {
+        std::lock_guard guard{pool_mtx_};
+        readers_.clear();
+      }
+      conn.reset();
+      if (!pooled) return err;
+      pooled = false;
+    }
   }
 }
 

@@ -5,12 +5,15 @@
 #
 #   scripts/pg-throwaway.sh start DIR   # prints a libpq connection string
 #   scripts/pg-throwaway.sh stop DIR
+#   scripts/pg-throwaway.sh stop-server DIR    # stops the server, keeps DIR
+#   scripts/pg-throwaway.sh start-server DIR   # starts it again, same port
 #
 # DIR holds the cluster, its unix socket and its log; `stop` removes it.
 set -euo pipefail
 
-cmd=${1:?usage: pg-throwaway.sh start|stop DIR}
-dir=${2:?usage: pg-throwaway.sh start|stop DIR}
+usage="usage: pg-throwaway.sh start|stop|stop-server|start-server DIR"
+cmd=${1:?$usage}
+dir=${2:?$usage}
 
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 [[ -x "$bindir/initdb" ]] || { echo "error: PostgreSQL server binaries not found" \
@@ -57,6 +60,18 @@ case "$cmd" in
     cat "$dir/server.log" >&2 || true
     exit 1
     ;;
+  stop-server)
+    # An outage: the server goes (fast shutdown: clients are disconnected),
+    # the cluster stays for start-server.
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+  start-server)
+    port=$(cat "$dir/port")
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on \
+          -c synchronous_commit=on -c max_connections=200" \
+      start >"$dir/pg_ctl.log" 2>&1 || { cat "$dir/pg_ctl.log" >&2; exit 1; }
+    ;;
   stop)
     if [[ -f "$dir/data/postmaster.pid" ]]; then
       as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
@@ -64,5 +79,5 @@ case "$cmd" in
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: pg-throwaway.sh start|stop DIR" >&2; exit 2 ;;
+    echo "$usage" >&2; exit 2 ;;
 esac

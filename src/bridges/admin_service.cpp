@@ -169,6 +169,18 @@ grpc::Status admin_service::ListWorkflows(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status admin_service::Health(grpc::ServerContext*,
+                                   const admin::HealthRequest*,
+                                   admin::HealthResponse* res) {
+  auto h = engine_->health();
+  res->set_store_available(h.store_available);
+  res->set_store_unavailable_since_ms(h.store_unavailable_since_ms);
+  res->set_store_error(h.store_error);
+  res->set_waiting(h.waiting);
+  res->set_outages(h.outages);
+  return grpc::Status::OK;
+}
+
 namespace {
 
 /// Waits (up to a minute) for a task API callback.

@@ -56,6 +56,9 @@ class admin_service final : public admin::AdminService::Service {
                              const admin::ListWorkflowsRequest* req,
                              admin::ListWorkflowsResponse* res) override;
 
+  grpc::Status Health(grpc::ServerContext* ctx, const admin::HealthRequest* req,
+                      admin::HealthResponse* res) override;
+
   grpc::Status ListDeadLetters(grpc::ServerContext* ctx,
                                const admin::ListDeadLettersRequest* req,
                                admin::ListDeadLettersResponse* res) override;

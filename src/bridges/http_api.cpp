@@ -141,6 +141,19 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
         items.push_back(event_to_json(ev));
       send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
     });
+  srv.Get("/v1/health",
+          [engine](const httplib::Request&, httplib::Response& res) {
+            auto h = engine->health();
+            json body{{"status", h.store_available ? "ok" : "unavailable"},
+                      {"store",
+                       {{"available", h.store_available},
+                        {"unavailable_since_ms", h.store_unavailable_since_ms},
+                        {"error", h.store_error},
+                        {"waiting", h.waiting},
+                        {"outages", h.outages}}}};
+            if (!h.store_available) res.set_header("Retry-After", "1");
+            send_json(res, h.store_available ? 200 : 503, body);
+          });
   srv.Get("/v1/workflows",
           [engine](const httplib::Request&, httplib::Response& res) {
             json items = json::array();

@@ -46,6 +46,16 @@ void send_json(httplib::Response& res, int status, const json& body) {
 
 void send_error(httplib::Response& res, const caf::error& err) {
   auto code = actors::api_error_code(err);
+  if (code == errc::unavailable) {
+    // The store or the node is away for now: worth retrying in a second.
+    res.set_header("Retry-After", "1");
+    send_json(res, 503,
+              {{"error",
+                {{"code", actors::to_string(code)},
+                 {"message", actors::api_error_message(err)},
+                 {"retry_after_ms", 1000}}}});
+    return;
+  }
   send_error(res, http_status_of(code), actors::to_string(code),
              actors::api_error_message(err));
 }

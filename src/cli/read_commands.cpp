@@ -102,6 +102,35 @@ int run_workflows(const global_options& global, bool as_json) {
   return 0;
 }
 
+/// Exit code of `health` when the node answers but its store does not.
+constexpr int store_unavailable_exit = 3;
+
+int run_health(const global_options& global, bool as_json) {
+  admin_client client{global.server};
+  if (!client.connect()) return 1;
+  admin::HealthResponse res;
+  auto ctx = admin_client::context();
+  auto status = client.stub().Health(ctx.get(), {}, &res);
+  if (!status.ok()) return client.fail(status);
+  if (as_json) {
+    print_json(api::json{{"store_available", res.store_available()},
+                         {"store_unavailable_since_ms",
+                          res.store_unavailable_since_ms()},
+                         {"store_error", res.store_error()},
+                         {"waiting", res.waiting()},
+                         {"outages", res.outages()}});
+  } else if (res.store_available()) {
+    std::cout << "store: available (" << res.outages()
+              << " outage(s) since the node started)\n";
+  } else {
+    std::cout << "store: UNAVAILABLE since " << res.store_unavailable_since_ms()
+              << " ms since the epoch; " << res.waiting()
+              << " operation(s) wait; last error: " << res.store_error()
+              << '\n';
+  }
+  return res.store_available() ? 0 : store_unavailable_exit;
+}
+
 void add_list(CLI::App& app, const global_options& global, command_set& set) {
   auto opts = std::make_shared<list_options>();
   auto* cmd = app.add_subcommand("list", "List executions, newest first");
@@ -145,6 +174,13 @@ void add_read_commands(CLI::App& app, const global_options& global,
   cmd->add_flag("--json", *as_json, "Print JSON");
   set.add(cmd, [&global, as_json] {
     return run_workflows(global, *as_json);
+  });
+  auto health_json = std::make_shared<bool>(false);
+  auto* health = app.add_subcommand(
+    "health", "Whether the node's store answers (exit 3 when it does not)");
+  health->add_flag("--json", *health_json, "Print JSON");
+  set.add(health, [&global, health_json] {
+    return run_health(global, *health_json);
   });
 }
 

@@ -140,6 +140,10 @@ fake_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   }
 }
 
+actors::health_view fake_engine::health() {
+  return health_answer;
+}
+
 std::vector<actors::workflow_view> fake_engine::workflows() {
   return {{"order", 7, "examples/workflows/order.yaml"}};
 }

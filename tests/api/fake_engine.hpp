@@ -36,6 +36,9 @@ class fake_engine : public actors::engine_api {
   caf::expected<actors::execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) override;
   std::vector<actors::workflow_view> workflows() override;
+  actors::health_view health() override;
+  /// What `health` answers.
+  actors::health_view health_answer;
   /// One dead letter, id 1, of execution "dl-1" on queue "billing", until
   /// it is retried.
   caf::expected<actors::dead_letter_list>
