@@ -25,6 +25,7 @@
 #include "actors/call_pool.hpp"
 #include "actors/clock.hpp"
 #include "actors/function_registry.hpp"
+#include "actors/payload_limit.hpp"
 #include "actors/store_health.hpp"
 #include "eventstore/event_store.hpp"
 #include "eventstore/group_writer.hpp"
@@ -50,8 +51,12 @@ struct engine_options {
   std::chrono::milliseconds timer_prewarm{1'000};
   /// The engine's time (see actors/clock.hpp); null: `real_clock()`.
   clock_ptr clock;
-  /// Largest input of a start, in bytes of JSON text.
-  std::size_t max_input_bytes = 1024 * 1024;
+  /// Largest input, approval data and native result or error, in bytes of
+  /// JSON text (`--max-payload-bytes`, actors/payload_limit.hpp).
+  std::size_t max_payload_bytes = max_payload_bytes_limit;
+  /// What the store refuses (tests lower it to reach the engine's last
+  /// line of defence: an append refused for good fails the execution).
+  eventstore::store_limits store_limits;
   /// Test hook: called before each decision of an execution actor; throwing
   /// from it crashes the actor (a bug outside a native step).
   std::function<void(const std::string& execution_id)> before_decide;

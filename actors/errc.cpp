@@ -22,6 +22,7 @@ std::string to_string(errc x) {
     case errc::internal: return "internal";
     case errc::store_damaged: return "store_damaged";
     case errc::not_retryable: return "not_retryable";
+    case errc::payload_too_large: return "payload_too_large";
   }
   return "unknown_errc";
 }

@@ -45,6 +45,10 @@ enum class errc : uint8_t {
   /// A dead letter whose execution is no longer failed by its task (it was
   /// retried already).
   not_retryable,
+  /// A payload (input, approval data) over the node's `--max-payload-bytes`,
+  /// or an event over the store's limit; the context names the size and the
+  /// limit.
+  payload_too_large,
 };
 
 /// The CAF error category of `errc`, at most 10 characters.

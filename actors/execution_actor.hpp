@@ -41,6 +41,9 @@ struct in_flight {
     start,
     /// execution_failed after crashes.
     crash_failure,
+    /// execution_failed after the store refused a decision for good (over
+    /// its size limit, or malformed): appending it again cannot succeed.
+    refusal_failure,
   };
   kind what = kind::decision;
   /// Outside inputs folded in; re-queued when the append fails.
@@ -57,8 +60,8 @@ struct in_flight {
   std::vector<caf::response_promise> starts;
   /// A dead-letter retry resumed the (failed) execution.
   bool resumed = false;
-  /// start, crash_failure: the append, submitted again as it is after a
-  /// retryable failure.
+  /// start, crash_failure, refusal_failure: the append, submitted again as it
+  /// is after a retryable failure.
   std::optional<eventstore::append_request> again;
 };
 

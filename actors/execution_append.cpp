@@ -15,6 +15,8 @@
 //                  call pool, scheduler <- the decision's calls and timers
 //     failed:    on_failed -- retryable: inputs and commands are queued again
 //                  (a start or crash-failure append is submitted again);
+//                  refused for good (too large, malformed): the execution
+//                  fails (fail_refused), the decision is not retried;
 //                  conflict: another writer (a bug, or another node) - the
 //                  commands in it are answered with an error, the history
 //                  is read again
@@ -110,7 +112,7 @@ caf::error answer_for(const std::string& id, const eventstore::error& err) {
                           "another node runs it); the command was not "
                           "recorded");
   auto code = err.code == eventstore::errc::payload_too_large
-                ? errc::invalid_argument
+                ? errc::payload_too_large
               : err.retryable        ? errc::unavailable
               : is_store_damage(err) ? errc::store_damaged
                                      : errc::internal;
@@ -210,6 +212,42 @@ std::string outage_note(const eventstore::error& err) {
               : "); nothing was recorded: retry later");
 }
 
+/// Whether the store refused `err`'s append for what it holds (too large,
+/// malformed): the same append can never succeed.
+bool refused_for_good(const eventstore::error& err) {
+  return !err.retryable
+         && (err.code == eventstore::errc::payload_too_large
+             || err.code == eventstore::errc::invalid_argument);
+}
+
+/// Fails the execution after the store refused decision `f` for good, instead
+/// of deciding the same thing again: the commands in it are answered with
+/// the error, its inputs dropped, and execution_failed (kind
+/// payload_too_large or append_refused, naming the store's error) is
+/// appended on the history as committed.
+void fail_refused(execution_actor* self, in_flight f,
+                  const eventstore::error& err) {
+  auto& st = self->state;
+  for (auto& c : f.commands)
+    c.rp.deliver(answer_for(st.id, err));
+  if (!try_reload(self)) return;
+  if (st.state().terminal()) {
+    settle(self);
+    return;
+  }
+  auto kind = err.code == eventstore::errc::payload_too_large
+                ? "payload_too_large"
+                : "append_refused";
+  auto message = "the store refused what the execution decided next: "
+                 + eventstore::to_string(err);
+  spdlog::error("execution {} fails: {}", st.id, message);
+  in_flight fail;
+  fail.what = in_flight::kind::refusal_failure;
+  auto req = engine_failure(*st.ctx, st.state(), kind, message);
+  st.phase = exec_phase::terminal;
+  submit(self, std::move(req), std::move(fail));
+}
+
 void on_failed(execution_actor* self, in_flight f,
                const eventstore::error& err) {
   auto& st = self->state;
@@ -219,6 +257,10 @@ void on_failed(execution_actor* self, in_flight f,
   bool outage = !conflict && is_outage(err);
   bool retryable = !conflict && err.retryable;
   using k = in_flight::kind;
+  if (f.what == k::decision && refused_for_good(err)) {
+    fail_refused(self, std::move(f), err);
+    return;
+  }
   if (conflict && f.what != k::start)
     spdlog::error("execution {}: another writer appended to its history (a "
                   "bug, or another node runs it): {}; reading it again",
@@ -259,7 +301,7 @@ void on_failed(execution_actor* self, in_flight f,
       auto answer = make_error(errc::internal, "cannot start " + st.id + ": "
                                                  + eventstore::to_string(err));
       if (err.code == eventstore::errc::payload_too_large)
-        answer = make_error(errc::invalid_argument,
+        answer = make_error(errc::payload_too_large,
                             "cannot start " + st.id + ": "
                               + eventstore::to_string(err));
       for (auto& rp : f.starts)
@@ -273,6 +315,12 @@ void on_failed(execution_actor* self, in_flight f,
       rp.deliver(false);
     adopt_from_store(self);
     settle(self);
+    return;
+  }
+  if (f.what == k::refusal_failure) {
+    spdlog::error("cannot mark execution {} failed: {}", st.id,
+                  eventstore::to_string(err));
+    self->quit();
     return;
   }
   if (f.what == k::crash_failure) {

@@ -10,12 +10,13 @@ namespace cerebelum::actors {
 namespace {
 
 events::Event failed_event(std::int64_t seq, const std::string& message,
-                           std::int64_t now) {
+                           std::int64_t now,
+                           const std::string& kind = "crashed") {
   events::Event ev;
   ev.set_seq(seq);
   ev.set_recorded_at_ms(now);
   auto* f = ev.mutable_execution_failed();
-  f->mutable_error()->set_kind("crashed");
+  f->mutable_error()->set_kind(kind);
   f->mutable_error()->set_message(message);
   f->set_failed_at_ms(now);
   return ev;
@@ -43,10 +44,16 @@ std::string crash_message(int crashes, const std::string& reason) {
 eventstore::append_request crash_failure(engine_context& ctx,
                                          workflow::execution_state& state,
                                          const std::string& message) {
+  return engine_failure(ctx, state, "crashed", message);
+}
+
+eventstore::append_request
+engine_failure(engine_context& ctx, workflow::execution_state& state,
+               const std::string& kind, const std::string& message) {
   auto seq = state.next_seq();
   auto before = capture_rows(state);
   auto now = ctx.now_ms();
-  auto ev = failed_event(seq, message, now);
+  auto ev = failed_event(seq, message, now, kind);
   if (!state.apply(ev))
     throw std::runtime_error("cannot fold execution_failed");
   auto req = make_append(state, seq, {ev}, before, {}, now);

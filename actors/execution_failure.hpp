@@ -24,6 +24,13 @@ eventstore::append_request crash_failure(engine_context& ctx,
                                          workflow::execution_state& state,
                                          const std::string& message);
 
+/// Folds execution_failed{`kind`, `message`} into `state` (not terminal)
+/// and returns its append, like `crash_failure`: for a failure the engine
+/// decides itself (a decision the store refused for good).
+eventstore::append_request
+engine_failure(engine_context& ctx, workflow::execution_state& state,
+               const std::string& kind, const std::string& message);
+
 /// The same append built from the index row alone, for an execution whose
 /// history cannot be folded; nothing when it is terminal already. Errors:
 /// the store's, invalid_argument when there is no such execution.

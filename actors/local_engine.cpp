@@ -14,6 +14,7 @@
 #include "actors/history.hpp"
 #include "actors/messages.hpp"
 #include "actors/operator_commands.hpp"
+#include "actors/payload_limit.hpp"
 #include "eventstore/codec.hpp"
 #include "workflow/input_schema.hpp"
 #include "workflow/safe_text.hpp"
@@ -34,7 +35,7 @@ caf::error from_store(const eventstore::error& err, const std::string& what) {
                   || err.code == eventstore::errc::overloaded
                 ? errc::unavailable
               : err.code == eventstore::errc::payload_too_large
-                ? errc::invalid_argument
+                ? errc::payload_too_large
               : is_store_damage(err) ? errc::store_damaged
                                      : errc::internal;
   if (is_outage(err))
@@ -135,6 +136,16 @@ class local_engine : public engine_api {
 
   caf::expected<start_response> start(const start_request& req) override;
 
+  /// Refuses `value` (`field`) over `--max-payload-bytes` of compact JSON,
+  /// before anything is written.
+  caf::error check_payload(std::string_view field, const json& value) const {
+    auto text = workflow::json_text(value);
+    if (auto over = payload_over(field, text.size(),
+                                 ctx_->options().max_payload_bytes))
+      return make_error(errc::payload_too_large, std::move(*over));
+    return caf::none;
+  }
+
   caf::expected<execution_view> describe(const std::string& id) override {
     if (auto err = check_id(id)) return err;
     auto row = ctx_->store().get_execution(id);
@@ -200,6 +211,7 @@ class local_engine : public engine_api {
       return make_error(errc::invalid_argument, "approve needs the approver");
     if (auto err = check_by(by)) return err;
     if (auto err = check_json_value("data", data)) return err;
+    if (auto err = check_payload("approval data", data)) return err;
     return command(id, make_approval(by, data));
   }
 
@@ -323,12 +335,7 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
   if (!req.input.is_object())
     return make_error(errc::invalid_argument, "input must be a JSON object");
   if (auto err = check_json_value("input", req.input)) return err;
-  auto text = workflow::json_text(req.input);
-  if (text.size() > ctx_->options().max_input_bytes)
-    return make_error(errc::invalid_argument,
-                      "input of " + std::to_string(text.size())
-                        + " bytes exceeds the limit of "
-                        + std::to_string(ctx_->options().max_input_bytes));
+  if (auto err = check_payload("input", req.input)) return err;
   if (auto ok = workflow::check_input(*def, req.input); !ok)
     return make_error(errc::invalid_argument,
                       "input does not match the input schema of " + req.workflow

@@ -59,6 +59,14 @@ sv::child_spec remembered(sv::child_spec spec,
   return spec;
 }
 
+/// The router's options with the node's payload limit.
+router_options router_with_limit(const node_config& cfg) {
+  auto opts = cfg.tasks;
+  opts.max_payload_bytes = std::min(cfg.max_payload_bytes,
+                                    max_payload_bytes_limit);
+  return opts;
+}
+
 /// The restart intensities of the tree follow the node's clock when a test
 /// gave one; otherwise the supervisors keep their steady clock.
 sv::clock_function intensity_clock(const node_config& cfg) {
@@ -114,8 +122,9 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
                             }));
   children.push_back(worker(
     "task_router",
-    [ctx, opts = cfg.tasks](caf::actor_system& sys,
-                            const caf::message&) -> caf::expected<caf::actor> {
+    [ctx, opts = router_with_limit(cfg)](
+      caf::actor_system& sys,
+      const caf::message&) -> caf::expected<caf::actor> {
       auto x = caf::actor_cast<caf::actor>(spawn_task_router(sys, ctx, opts));
       ctx->set_task_router(x);
       return x;
@@ -257,6 +266,9 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   opts.restart_budget = cfg.restart_budget;
   opts.before_decide = cfg.before_decide;
   opts.clock = cfg.clock;
+  opts.max_payload_bytes = std::min(cfg.max_payload_bytes,
+                                    max_payload_bytes_limit);
+  opts.store_limits = cfg.store_limits;
   auto ctx = std::make_shared<engine_context>(cfg.functions, std::move(opts),
                                               cfg.call_threads);
   if (auto err = load_workflows(cfg.workflows_dir, *ctx)) return err;

@@ -16,6 +16,7 @@
 #include "actors/clock.hpp"
 #include "actors/engine_api.hpp"
 #include "actors/function_registry.hpp"
+#include "actors/payload_limit.hpp"
 #include "actors/task_api.hpp"
 #include "actors/task_router.hpp"
 #include "eventstore/sqlite_store.hpp"
@@ -64,6 +65,12 @@ struct node_config {
   /// The task router's options (leases, polls, per-queue sticky routing and
   /// concurrency limits).
   router_options tasks;
+  /// Largest start input, approval data and step result or error a node
+  /// takes, in bytes of JSON text (`--max-payload-bytes`; at most and by
+  /// default `max_payload_bytes_limit`). Overrides `tasks.max_payload_bytes`.
+  std::size_t max_payload_bytes = max_payload_bytes_limit;
+  /// What the store refuses (events over 1 MiB by default); tests lower it.
+  eventstore::store_limits store_limits;
   /// Threads running native steps.
   std::size_t call_threads = 4;
   /// Crashes of one execution's actor before the execution is marked

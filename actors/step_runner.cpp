@@ -3,6 +3,7 @@
 #include <caf/send.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/payload_limit.hpp"
 
 namespace cerebelum::actors {
 
@@ -22,6 +23,22 @@ events::Event failed(const workflow::run_step_command& cmd, std::string kind,
   e->set_message(std::move(message));
   e->set_retryable(retryable);
   return ev;
+}
+
+/// The step's failure when what `fn` returned (`ev`) is over `limit`: the
+/// same function on the same input would return it again.
+events::Event within_limit(events::Event ev,
+                           const workflow::run_step_command& cmd,
+                           std::size_t limit, std::int64_t now) {
+  std::optional<std::string> over;
+  if (ev.has_step_completed())
+    over = payload_over("the result of step '" + cmd.step + "'",
+                        ev.step_completed().result_json().size(), limit);
+  else if (ev.has_step_failed())
+    over = payload_over("the error of step '" + cmd.step + "'",
+                        ev.step_failed().error().message().size(), limit);
+  if (!over) return ev;
+  return failed(cmd, "payload_too_large", std::move(*over), false, now);
 }
 
 events::Event run(const native_function& fn,
@@ -60,8 +77,9 @@ void dispatch_call(engine_context& ctx, caf::actor to,
                    std::make_shared<const events::Event>(std::move(ev)));
     return;
   }
-  ctx.calls().post([fn = std::move(*fn), cmd, to, clk = ctx.options().clock] {
-    auto ev = run(fn, cmd, *clk);
+  ctx.calls().post([fn = std::move(*fn), cmd, to, clk = ctx.options().clock,
+                    limit = ctx.options().max_payload_bytes] {
+    auto ev = within_limit(run(fn, cmd, *clk), cmd, limit, clk->now_ms());
     caf::anon_send(to, outcome_atom::value, cmd.token,
                    std::make_shared<const events::Event>(std::move(ev)));
   });

@@ -15,7 +15,8 @@ namespace cerebelum::actors {
 
 caf::expected<std::shared_ptr<eventstore::event_store>>
 open_store(const std::string& store, const std::filesystem::path& data_dir,
-           eventstore::sqlite_open_check check) {
+           eventstore::sqlite_open_check check,
+           const eventstore::store_limits& limits) {
   auto fail = [&](const eventstore::error& err) {
     return make_error(
       is_store_damage(err) ? errc::store_damaged : errc::unavailable,
@@ -26,6 +27,7 @@ open_store(const std::string& store, const std::filesystem::path& data_dir,
     eventstore::sqlite_options opts;
     opts.data_dir = data_dir.string();
     opts.open_check = check;
+    opts.limits = limits;
     auto res = eventstore::open_sqlite_store(opts);
     if (!res) return fail(res.err());
     return std::move(*res);
@@ -35,6 +37,7 @@ open_store(const std::string& store, const std::filesystem::path& data_dir,
       || store.find("dbname=") != std::string::npos) {
     eventstore::pg_options opts;
     opts.conninfo = store;
+    opts.limits = limits;
     auto res = eventstore::open_pg_store(opts);
     if (!res) return fail(res.err());
     return std::move(*res);
@@ -49,7 +52,8 @@ spawn_store_writer(caf::actor_system& sys, context_ptr ctx, std::string store,
                    std::filesystem::path data_dir,
                    eventstore::sqlite_open_check check, store_wrapper wrap) {
   if (!ctx->has_store()) {
-    auto opened = open_store(store, data_dir, check);
+    auto opened = open_store(store, data_dir, check,
+                             ctx->options().store_limits);
     if (!opened) return std::move(opened.error());
     ctx->attach_store(wrap ? wrap(std::move(*opened)) : std::move(*opened));
   }

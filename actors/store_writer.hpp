@@ -14,18 +14,19 @@
 
 namespace cerebelum::actors {
 
-/// Opens the store named by `store` ("" or "sqlite": SQLite in `data_dir`,
-/// verified at open as `check` says; "postgresql://..." or a libpq
-/// "host=..." string: PostgreSQL). A damaged or lost store is
-/// `errc::store_damaged`.
 /// Decorates an opened store (see node_config::wrap_store).
 using store_wrapper = std::function<std::shared_ptr<eventstore::event_store>(
   std::shared_ptr<eventstore::event_store>)>;
 
+/// Opens the store named by `store` ("" or "sqlite": SQLite in `data_dir`,
+/// verified at open as `check` says; "postgresql://..." or a libpq
+/// "host=..." string: PostgreSQL). A damaged or lost store is
+/// `errc::store_damaged`. The store refuses appends over `limits`.
 caf::expected<std::shared_ptr<eventstore::event_store>>
 open_store(const std::string& store, const std::filesystem::path& data_dir,
            eventstore::sqlite_open_check check
-           = eventstore::sqlite_open_check::full);
+           = eventstore::sqlite_open_check::full,
+           const eventstore::store_limits& limits = {});
 
 /// Spawns the store writer: it owns the context's store and group writer
 /// (opening the store on first start) and, when it stops, drains and

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "actors/payload_limit.hpp"
 #include "workflow/loader.hpp"
 
 namespace cerebelum::actors {
@@ -83,8 +84,31 @@ namespace {
 
 using event_result = task_result<events::Event>;
 
+/// The step's failure (not retryable) when what the worker reported is
+/// over the node's payload limit: reported again, it would be as large.
+event_result too_large(const attempt_info& a, const std::string& worker,
+                       std::string message, std::int64_t now) {
+  events::Event ev;
+  auto* f = ev.mutable_step_failed();
+  f->set_step(a.step);
+  f->set_attempt(a.attempt);
+  f->set_attempt_token(a.token);
+  f->set_failed_at_ms(now);
+  f->set_map_index(a.map_index);
+  f->set_worker_id(worker);
+  auto* info = f->mutable_error();
+  info->set_kind("payload_too_large");
+  info->set_message(std::move(message));
+  info->set_retryable(false);
+  return event_result::ok(std::move(ev));
+}
+
 event_result success_event(const attempt_info& a, const std::string& worker,
-                           const task_success& ok, std::int64_t now) {
+                           const task_success& ok, std::int64_t now,
+                           std::size_t limit) {
+  if (auto over = payload_over("result_json of step '" + a.step + "'",
+                               ok.result_json.size(), limit))
+    return too_large(a, worker, std::move(*over), now);
   if (auto err = check_json(ok.result_json, "result_json", false))
     return {std::nullopt, std::move(err)};
   events::Event ev;
@@ -100,7 +124,12 @@ event_result success_event(const attempt_info& a, const std::string& worker,
 }
 
 event_result failure_event(const attempt_info& a, const std::string& worker,
-                           const task_failure& bad, std::int64_t now) {
+                           const task_failure& bad, std::int64_t now,
+                           std::size_t limit) {
+  if (auto over = payload_over(
+        "the error (message and details_json) of step '" + a.step + "'",
+        bad.message.size() + bad.details_json.size(), limit))
+    return too_large(a, worker, std::move(*over), now);
   if (auto err = check_json(bad.details_json, "error.details_json", true))
     return {std::nullopt, std::move(err)};
   if (bad.message.size() > max_task_json_bytes)
@@ -129,7 +158,12 @@ event_result failure_event(const attempt_info& a, const std::string& worker,
 }
 
 event_result suspend_event(const attempt_info& a, const std::string& worker,
-                           const task_suspend& s, std::int64_t now) {
+                           const task_suspend& s, std::int64_t now,
+                           std::size_t limit) {
+  if (auto over
+      = payload_over("suspend.approval_data_json of step '" + a.step + "'",
+                     s.approval_data_json.size(), limit))
+    return too_large(a, worker, std::move(*over), now);
   if (auto err = check_field("suspend.wait_key", s.wait_key,
                              workflow::max_name_bytes,
                              workflow::text_rule::name))
@@ -169,12 +203,12 @@ event_result suspend_event(const attempt_info& a, const std::string& worker,
 
 task_result<events::Event>
 outcome_event(const attempt_info& a, const std::string& worker,
-              const task_outcome& out, std::int64_t now_ms) {
+              const task_outcome& out, std::int64_t now_ms, std::size_t limit) {
   if (auto* ok = std::get_if<task_success>(&out))
-    return success_event(a, worker, *ok, now_ms);
+    return success_event(a, worker, *ok, now_ms, limit);
   if (auto* bad = std::get_if<task_failure>(&out))
-    return failure_event(a, worker, *bad, now_ms);
-  return suspend_event(a, worker, std::get<task_suspend>(out), now_ms);
+    return failure_event(a, worker, *bad, now_ms, limit);
+  return suspend_event(a, worker, std::get<task_suspend>(out), now_ms, limit);
 }
 
 } // namespace cerebelum::actors

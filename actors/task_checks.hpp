@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "actors/payload_limit.hpp"
 #include "actors/task_api.hpp"
 #include "proto/events.pb.h"
 #include "workflow/definition.hpp"
@@ -43,9 +44,11 @@ struct attempt_info {
 
 /// The event recording `out` of attempt `a` by `worker` at `now_ms`
 /// (step_completed, step_failed or step_suspended), or why `out` is
-/// malformed.
+/// malformed. A result, error or approval data over `limit` bytes is
+/// recorded as the step's failure, kind `payload_too_large`, not retryable.
 task_result<events::Event>
 outcome_event(const attempt_info& a, const std::string& worker,
-              const task_outcome& out, std::int64_t now_ms);
+              const task_outcome& out, std::int64_t now_ms,
+              std::size_t limit = max_payload_bytes_limit);
 
 } // namespace cerebelum::actors

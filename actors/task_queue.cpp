@@ -414,7 +414,7 @@ task_queue::complete(const std::string& worker, const std::string& external,
     auto& e = i->second;
     attempt_info a{e.row.step, static_cast<std::uint32_t>(e.row.attempt),
                    e.row.task_id, e.map_index};
-    auto ev = outcome_event(a, worker, outcome, now);
+    auto ev = outcome_event(a, worker, outcome, now, opts_.max_payload_bytes);
     if (!ev) return answer({std::nullopt, std::move(ev.error)});
     e.state = lease_state::completing;
     e.completion_waits = true;

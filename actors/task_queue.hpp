@@ -38,6 +38,7 @@
 #include <variant>
 #include <vector>
 
+#include "actors/payload_limit.hpp"
 #include "actors/task_api.hpp"
 #include "eventstore/types.hpp"
 #include "proto/events.pb.h"
@@ -65,6 +66,9 @@ struct router_options {
   /// An outcome not committed within this time is answered `unavailable`
   /// (the worker may retry it; the lease is kept).
   std::chrono::milliseconds commit_timeout{30'000};
+  /// A result, error or approval data a worker reports over this many bytes
+  /// fails its step (`payload_too_large`); the node's `--max-payload-bytes`.
+  std::size_t max_payload_bytes = max_payload_bytes_limit;
   /// Options of queues by name; others get `defaults`.
   std::map<std::string, queue_options> queues;
   queue_options defaults;

@@ -153,6 +153,19 @@ bool decision_maker::advance_map(std::size_t idx) {
     json results = json::array();
     for (const auto& r : rt.child_results)
       results.push_back(r);
+    // Each child's result fits in its event; all of them together may not.
+    auto text_bytes = json_text(results).size();
+    if (text_bytes > limits::max_value_bytes) {
+      emit_failed(sp.name, -1, rt.self.attempt, rt.self.token,
+                  step_error{"payload_too_large",
+                             "the combined results of map step '" + sp.name
+                               + "' are " + std::to_string(text_bytes)
+                               + " bytes of JSON, more than the limit of "
+                               + std::to_string(limits::max_value_bytes)
+                               + " (limit max_value_bytes)",
+                             nullptr, false});
+      return true;
+    }
     emit_completed(sp.name, -1, rt.self.attempt, rt.self.token, results);
     return true;
   }

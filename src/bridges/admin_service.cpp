@@ -31,8 +31,13 @@ grpc::Status busy() {
 
 grpc::Status to_status(const caf::error& err) {
   auto code = actors::api_error_code(err);
+  auto message = actors::api_error_message(err);
+  // INVALID_ARGUMENT also means a malformed request: the prefix tells a
+  // client that the size is what to change.
+  if (code == actors::errc::payload_too_large)
+    message = "payload_too_large: " + message;
   return {static_cast<grpc::StatusCode>(grpc_code_of(code)),
-          actors::api_error_message(err)};
+          std::move(message)};
 }
 
 admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,

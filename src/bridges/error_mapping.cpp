@@ -14,6 +14,7 @@ int http_status_of(errc code) {
     case errc::not_awaiting_approval:
     case errc::already_terminal:
     case errc::not_retryable: return 409;
+    case errc::payload_too_large: return 413;
     case errc::deadline_exceeded: return 504;
     case errc::unavailable:
     case errc::data_dir_locked:
@@ -25,7 +26,8 @@ int http_status_of(errc code) {
 int grpc_code_of(errc code) {
   switch (code) {
     case errc::none: return grpc::StatusCode::OK;
-    case errc::invalid_argument: return grpc::StatusCode::INVALID_ARGUMENT;
+    case errc::invalid_argument:
+    case errc::payload_too_large: return grpc::StatusCode::INVALID_ARGUMENT;
     case errc::not_found:
     case errc::unknown_workflow: return grpc::StatusCode::NOT_FOUND;
     case errc::not_awaiting_approval:

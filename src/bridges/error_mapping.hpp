@@ -9,7 +9,8 @@
 namespace cerebelum::api {
 
 /// The HTTP status of an engine error: 400 invalid_argument, 404 not_found
-/// and unknown_workflow, 409 not_awaiting_approval and already_terminal, 504
+/// and unknown_workflow, 409 not_awaiting_approval and already_terminal, 413
+/// payload_too_large, 504
 /// deadline_exceeded, 503 unavailable, 500 otherwise.
 int http_status_of(actors::errc code);
 

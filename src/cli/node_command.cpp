@@ -16,6 +16,7 @@
 #include "actors/engine_api.hpp"
 #include "actors/function_registry.hpp"
 #include "actors/node.hpp"
+#include "actors/payload_limit.hpp"
 #include "eventstore/sqlite_store.hpp"
 #include "src/bridges/caf/caf_port.hpp"
 #include "src/bridges/servers.hpp"
@@ -69,6 +70,7 @@ actors::node_config make_node_config(const node_options& opts) {
   ncfg.store_check = eventstore::parse_sqlite_open_check(opts.store_check)
                        .value_or(eventstore::sqlite_open_check::full);
   ncfg.workflows_dir = opts.workflows_dir;
+  ncfg.max_payload_bytes = opts.max_payload_bytes;
   ncfg.functions = std::make_shared<actors::function_registry>();
   demo::register_demo_functions(*ncfg.functions);
   ncfg.bridges
@@ -135,6 +137,13 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
                 "Seconds to wait for a graceful stop before exiting without "
                 "it (committed state is kept either way)")
     ->check(CLI::Range(0.001, 86400.0))
+    ->capture_default_str();
+  cmd
+    .add_option("--max-payload-bytes", opts.max_payload_bytes,
+                "Largest start input, approval data and step result or error "
+                "(bytes of JSON); larger ones are refused or fail their step "
+                "with payload_too_large")
+    ->check(CLI::Range(std::size_t{1}, actors::max_payload_bytes_limit))
     ->capture_default_str();
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace CLI {
@@ -31,6 +32,9 @@ struct node_options {
   /// Seconds to wait for the supervision tree to stop before exiting
   /// without it (fractions allowed).
   double shutdown_timeout_s = 30;
+  /// Largest input, approval data and step result or error, in bytes of
+  /// JSON text (actors/payload_limit.hpp).
+  std::size_t max_payload_bytes = 1'000'000;
 };
 
 /// Declares the options of `cerebelum node` on `cmd`.

@@ -178,7 +178,7 @@ TEST_CASE("bad starts are refused with errors that name the problem") {
   auto huge = f.api().start(
     {"timeline", json{{"i", 1}, {"pad", std::string(2 << 20, 'x')}}, "", ""});
   REQUIRE(!huge);
-  CHECK(api_error_code(huge.error()) == errc::invalid_argument);
+  CHECK(api_error_code(huge.error()) == errc::payload_too_large);
   auto missing = f.api().describe("ghost");
   REQUIRE(!missing);
   CHECK(api_error_code(missing.error()) == errc::not_found);

@@ -52,11 +52,31 @@ TEST_CASE("a success needs a result that is JSON") {
   auto broken = outcome_event(attempt(), "w1", task_success{"{"}, 0);
   REQUIRE(broken.error);
   CHECK(broken.error->code == task_errc::invalid_json);
-  auto big = outcome_event(
-    attempt(), "w1",
-    task_success{"\"" + std::string(max_task_json_bytes, 'x') + "\""}, 0);
-  REQUIRE(big.error);
-  CHECK(big.error->code == task_errc::oversized);
+}
+
+TEST_CASE("a result, error or approval data over the payload limit is "
+          "recorded as the step's failure, not retryable") {
+  auto big = outcome_event(attempt(), "w1", task_success{"\"12345678\""}, 0, 8);
+  REQUIRE(big);
+  REQUIRE(big.value->has_step_failed());
+  auto& e = big.value->step_failed().error();
+  CHECK(e.kind() == "payload_too_large");
+  CHECK_FALSE(e.retryable());
+  CHECK(e.message()
+        == "result_json of step 'charge' is 10 bytes, more than the limit of "
+           "8 bytes (--max-payload-bytes)");
+  CHECK(big.value->step_failed().attempt_token() == "t-9");
+  auto fits = outcome_event(attempt(), "w1", task_success{"\"123456\""}, 0, 8);
+  REQUIRE(fits);
+  CHECK(fits.value->has_step_completed());
+  auto error = outcome_event(attempt(), "w1",
+                             task_failure{"k", "12345", "[1,2]", true}, 0, 8);
+  REQUIRE(error);
+  CHECK(error.value->step_failed().error().kind() == "payload_too_large");
+  auto data = outcome_event(attempt(), "w1",
+                            task_suspend{"k", 0, true, "[1,2,3,4]", 0}, 0, 8);
+  REQUIRE(data);
+  CHECK(data.value->step_failed().error().kind() == "payload_too_large");
 }
 
 TEST_CASE("a failure without a kind is recorded with kind error") {

@@ -161,6 +161,22 @@ TEST_CASE("the HTTP API drives an order and rejects bad input") {
         == 413);
   REQUIRE(node.wait_status("h-1", "awaiting_approval", 30s)["status"]
           == "awaiting_approval");
+  // Under the HTTP body limit (1 MiB), over the node's payload limit
+  // (1,000,000 bytes): refused, naming the size and the limit.
+  auto pad = std::string(1'000'100, 'p');
+  auto too_large = http.Post(
+    "/v1/workflows/order/executions?id=h-big",
+    R"({"order_id":"h-big","amount":1,"items":[],"pad":")" + pad + "\"}",
+    "application/json");
+  CHECK(error_code(too_large) == p{413, "payload_too_large"});
+  CHECK(json::parse(too_large->body)["error"]["message"]
+        == "input is 1000151 bytes, more than the limit of 1000000 bytes "
+           "(--max-payload-bytes)");
+  CHECK(error_code(http.Get("/v1/executions/h-big")) == p{404, "not_found"});
+  CHECK(error_code(http.Post("/v1/executions/h-1/approve",
+                             R"({"by":"a","data":{"pad":")" + pad + "\"}}",
+                             "application/json"))
+        == p{413, "payload_too_large"});
   auto ok = http.Post("/v1/executions/h-1/approve", R"({"by":"http-op"})",
                       "application/json");
   REQUIRE(ok);

@@ -213,8 +213,8 @@ TEST_CASE("invalid UTF-8 in a gRPC request is refused and stores nothing") {
   require_alive(node);
 }
 
-TEST_CASE("an input just under the input limit whose event exceeds the "
-          "event limit answers 400, not 500") {
+TEST_CASE("an input just under the HTTP body limit, over the payload "
+          "limit, answers 413 payload_too_large, not 500") {
   node_process node;
   auto items = empty_objects(1024 * 1024 - 40);
   auto body = R"({"n": 1, "a": [)" + items + "]}";
@@ -222,8 +222,8 @@ TEST_CASE("an input just under the input limit whose event exceeds the "
   auto r = raw_http(node.http_port,
                     post("/v1/workflows/hostile/executions?id=big", body));
   INFO(r.body);
-  CHECK(r.status == 400);
-  CHECK(error_message(r).find("limit") != std::string::npos);
+  CHECK(r.status == 413);
+  CHECK(error_message(r).find("limit of 1000000 bytes") != std::string::npos);
   CHECK(execution_count(node) == 0);
   require_alive(node);
 }
