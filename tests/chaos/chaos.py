@@ -13,7 +13,8 @@ and the workers' side-effect logs that nothing was lost or recorded twice.
 Faults: node-kill (kill -9, restart), node-stop (SIGSTOP 3.5-5 s, past the
 3 s lease of the task steps, then SIGCONT), worker-kill (kill -9 of a
 worker, restart), pg-restart (PostgreSQL stopped as by a crash and started
-on the same port; needs --store pg; always on an own throwaway server),
+on the same port; only with --store pg, always on an own throwaway
+server),
 def-edit (a sleep step of a workflow renamed in the YAML, the node
 restarted with SIGTERM as a deploy does).
 
@@ -305,7 +306,8 @@ class Run:
                 raise HarnessError(f"unknown fault '{f}' (known: "
                                    f"{', '.join(FAULTS)})")
         if "pg-restart" in self.faults and args.store != "pg":
-            raise HarnessError("pg-restart needs --store pg")
+            log("pg-restart does not apply to SQLite: left out")
+            self.faults.remove("pg-restart")
         self.run_dir = Path(args.run_dir or tempfile.mkdtemp(
             prefix="cerebelum-chaos."))
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -573,7 +575,6 @@ class Run:
         (self.run_dir / "report.json").write_text(json.dumps(
             {"figures": report.figures, "findings": report.findings},
             indent=1, default=str))
-        log(f"run dir {self.run_dir}")
         return 1 if report.findings else 0
 
     def close(self) -> None:
@@ -628,8 +629,11 @@ def main() -> int:
     finally:
         if run:
             run.close()
-    if code == 0 and run and not args.keep and not args.run_dir:
-        shutil.rmtree(run.run_dir, ignore_errors=True)
+    if run:
+        if code == 0 and not args.keep and not args.run_dir:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        else:
+            log(f"run dir kept: {run.run_dir}")
     return code
 
 
