@@ -152,6 +152,24 @@ class CheckerTest(unittest.TestCase):
         d["executions"][EID]["phase"] = "finish"
         self.assertFinds(d, "replay_mismatch")
 
+    def test_failed_in_a_parallel_group_the_phase_is_the_group(self):
+        d = clean()
+        h = d["histories"][EID]
+        del h[3:]
+        h.append(ev(3, "step_failed", T0 + 1, step="left", attempt=2,
+                    map_index=-1, error={"kind": "crashed"}))
+        h.append(ev(4, "execution_failed", T0 + 1,
+                    error={"kind": "crashed"}))
+        renumber(d)
+        d["executions"][EID].update(status="failed", phase="fan",
+                                    workflow="chaos_pipeline",
+                                    error={"kind": "crashed"}, result=None)
+        rep = check(d)
+        self.assertNotIn("replay_mismatch", rep.kinds(), rep.findings)
+        self.assertIn("wrong_result", rep.kinds())
+        d["executions"][EID]["phase"] = "left"
+        self.assertFinds(d, "replay_mismatch")
+
     def test_index_length_disagrees_with_the_history(self):
         d = clean()
         d["executions"][EID]["history_length"] = 7
