@@ -5,10 +5,13 @@
 #
 #   scripts/pg-throwaway.sh start DIR   # prints a libpq connection string
 #   scripts/pg-throwaway.sh stop DIR
-#   scripts/pg-throwaway.sh stop-server DIR    # stops the server, keeps DIR
-#   scripts/pg-throwaway.sh start-server DIR   # starts it again, same port
+#   scripts/pg-throwaway.sh stop-server DIR [fast|immediate]
+#   scripts/pg-throwaway.sh start-server DIR
 #
 # DIR holds the cluster, its unix socket and its log; `stop` removes it.
+# `stop-server` stops the server and keeps the cluster (`immediate`: as a
+# crash, with recovery at the next start; default `fast`); `start-server`
+# starts it again on the same port (an outage, as the chaos suite makes).
 set -euo pipefail
 
 usage="usage: pg-throwaway.sh start|stop|stop-server|start-server DIR"
@@ -34,6 +37,13 @@ free_port() {
   echo "error: no free port found" >&2; return 1
 }
 
+start_server() {
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $1 -k $dir -c fsync=on \
+        -c synchronous_commit=on -c max_connections=200" \
+    start >"$dir/pg_ctl.log" 2>&1
+}
+
 case "$cmd" in
   start)
     if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
@@ -47,10 +57,7 @@ case "$cmd" in
         cat "$dir/initdb.log" >&2; exit 1; }
     for attempt in 1 2 3 4 5; do
       port=$(free_port)
-      if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-           -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on \
-               -c synchronous_commit=on -c max_connections=200" \
-           start >"$dir/pg_ctl.log" 2>&1; then
+      if start_server "$port"; then
         echo "$port" >"$dir/port"
         echo "host=127.0.0.1 port=$port user=postgres dbname=postgres"
         exit 0
@@ -60,23 +67,23 @@ case "$cmd" in
     cat "$dir/server.log" >&2 || true
     exit 1
     ;;
-  stop-server)
-    # An outage: the server goes (fast shutdown: clients are disconnected),
-    # the cluster stays for start-server.
-    as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
-    ;;
-  start-server)
-    port=$(cat "$dir/port")
-    as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on \
-          -c synchronous_commit=on -c max_connections=200" \
-      start >"$dir/pg_ctl.log" 2>&1 || { cat "$dir/pg_ctl.log" >&2; exit 1; }
-    ;;
   stop)
     if [[ -f "$dir/data/postmaster.pid" ]]; then
       as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
     fi
     rm -rf "$dir"
+    ;;
+  stop-server)
+    mode=${3:-fast}
+    [[ $mode == fast || $mode == immediate ]] || {
+      echo "error: stop-server mode must be fast or immediate, got '$mode'" >&2; exit 2; }
+    [[ -f "$dir/port" ]] || { echo "error: no throwaway cluster in $dir" >&2; exit 1; }
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w -t 60 stop >"$dir/pg_ctl.log" 2>&1 || {
+      cat "$dir/pg_ctl.log" >&2; exit 1; }
+    ;;
+  start-server)
+    [[ -f "$dir/port" ]] || { echo "error: no throwaway cluster in $dir" >&2; exit 1; }
+    start_server "$(cat "$dir/port")" || { cat "$dir/pg_ctl.log" >&2; tail -n 20 "$dir/server.log" >&2; exit 1; }
     ;;
   *)
     echo "$usage" >&2; exit 2 ;;
