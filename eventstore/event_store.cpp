@@ -70,10 +70,19 @@ std::size_t append_request::byte_size() const noexcept {
     n += sizeof(d) + d.task_id.size() + d.queue.size() + d.payload.size()
          + d.error.size();
   n += dead_letter_deletes.size() * sizeof(std::int64_t);
+  for (const auto& d : definition_inserts)
+    n += sizeof(d) + d.name.size() + d.document.size() + d.source.size();
   return n;
 }
 
 event_store::~event_store() = default;
+
+status event_store::put_definition(const definition_row& row) {
+  if (row.name.empty() || row.document.empty())
+    return make_error(errc::invalid_argument,
+                      "put_definition without a name or a document");
+  return put_definitions({&row, 1});
+}
 
 append_result event_store::append(const append_request& req) {
   auto results = append_batch(std::span<const append_request>{&req, 1});
@@ -106,6 +115,9 @@ status validate_rows(const append_request& req, const store_limits& limits) {
   }
   for (const auto& id : req.task_deletes)
     if (id.empty()) return invalid(req, "task delete with an empty task_id");
+  for (const auto& d : req.definition_inserts)
+    if (d.name.empty() || d.document.empty())
+      return invalid(req, "definition insert without a name or a document");
   for (const auto& d : req.dead_letter_inserts)
     if (d.payload.size() + d.error.size() > limits.max_payload_bytes)
       return make_error(errc::payload_too_large,

@@ -95,12 +95,29 @@ class event_store {
   virtual result<std::optional<dead_letter_row>>
   get_dead_letter(std::int64_t id) = 0;
 
+  /// Stores `row` unless a definition of the same (name, version) is stored
+  /// already (the first one stays: a version is its content).
+  status put_definition(const definition_row& row);
+
+  /// Stores each of `rows` as `put_definition`, in one transaction.
+  virtual status put_definitions(std::span<const definition_row> rows) = 0;
+
+  /// The stored definition `name` version `version`, or `std::nullopt`.
+  virtual result<std::optional<definition_row>>
+  get_definition(std::string_view name, std::uint64_t version) = 0;
+
+  /// Every stored definition of `name` (empty: of every name), ordered by
+  /// (name, stored_at_ms, version); with their documents when `documents`.
+  virtual result<std::vector<definition_row>>
+  list_definitions(std::string_view name, bool documents) = 0;
+
   /// The schema version this store runs on.
   virtual int schema_version() const noexcept = 0;
 };
 
-/// The schema version this build writes and understands.
-inline constexpr int current_schema_version = 1;
+/// The schema version this build writes and understands. Version 2 added
+/// the `definitions` table; a version 1 store is migrated in place at open.
+inline constexpr int current_schema_version = 2;
 
 /// Checks `req` against `limits`: non-empty execution id, non-negative
 /// `expected_next_seq`, payload sizes, non-empty timer and task ids. The

@@ -1,8 +1,10 @@
 #pragma once
 
-// Internal: the PostgreSQL schema, version 1. All tables live in the schema
-// named by `pg_options::schema`; `pg_store::append_batch` writes them in one
-// transaction per group (COPY for events, multi-row upserts for the index).
+// Internal: the PostgreSQL schema, version 2 (version 1 without
+// `definitions`; a version 1 store is migrated in place at open). All tables
+// live in the schema named by `pg_options::schema`; `pg_store::append_batch`
+// writes them in one transaction per group (COPY for events, multi-row upserts
+// for the index).
 //
 //   schema_version  component text PK ("eventstore") | version int |
 //                   written_by text
@@ -36,6 +38,12 @@
 //   dead_letters    id bigserial PK | task_id | execution_id | queue |
 //                   attempt int | payload bytea | error text |
 //                   failed_at bigint
+//
+//   definitions     name text | version bigint | document text |
+//                   source text | stored_at bigint   PK (name, version)
+//                   invariant: a row is written once (insert-if-absent) and
+//                   never changed: `document` hashes to `version`
+//                   (schema version 2)
 //
 // Times are milliseconds since the Unix epoch.
 
@@ -104,6 +112,18 @@ CREATE TABLE dead_letters (
   payload bytea NOT NULL,
   error text NOT NULL,
   failed_at bigint NOT NULL
+);
+)sql";
+
+/// What schema version 2 adds to version 1.
+inline constexpr const char* pg_schema_v2 = R"sql(
+CREATE TABLE definitions (
+  name text NOT NULL,
+  version bigint NOT NULL,
+  document text NOT NULL,
+  source text NOT NULL,
+  stored_at bigint NOT NULL,
+  PRIMARY KEY (name, version)
 );
 )sql";
 

@@ -140,6 +140,15 @@ std::string upsert_index_sql(pqxx::transaction_base& tx,
   return sql;
 }
 
+std::string insert_definition_sql(pqxx::transaction_base& tx,
+                                  const definition_row& d) {
+  return "INSERT INTO definitions VALUES (" + tx.quote(d.name) + ','
+         + std::to_string(static_cast<std::int64_t>(d.version)) + ','
+         + tx.quote(d.document) + ',' + tx.quote(d.source) + ','
+         + std::to_string(d.stored_at_ms)
+         + ") ON CONFLICT (name, version) DO NOTHING;";
+}
+
 std::string row_changes_sql(pqxx::transaction_base& tx,
                             const append_request& req) {
   std::string sql;
@@ -183,6 +192,8 @@ std::string row_changes_sql(pqxx::transaction_base& tx,
   for (auto d : req.dead_letter_deletes)
     sql += "DELETE FROM dead_letters WHERE id = " + std::to_string(d)
            + " AND execution_id = " + id + ';';
+  for (const auto& d : req.definition_inserts)
+    sql += insert_definition_sql(tx, d);
   return sql;
 }
 

@@ -13,6 +13,10 @@
 
 namespace cerebelum::eventstore::detail {
 
+/// An INSERT of definition `d` unless its (name, version) is stored.
+std::string insert_definition_sql(pqxx::transaction_base& tx,
+                                  const definition_row& d);
+
 /// Writes the events of `reqs` with one COPY into `events`.
 void copy_events(pqxx::work& tx, std::span<const append_request* const> reqs);
 

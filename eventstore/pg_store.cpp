@@ -132,6 +132,14 @@ class pg_store final : public event_store {
   result<std::optional<dead_letter_row>>
   get_dead_letter(std::int64_t id) override;
 
+  status put_definitions(std::span<const definition_row> rows) override;
+
+  result<std::optional<definition_row>>
+  get_definition(std::string_view name, std::uint64_t version) override;
+
+  result<std::vector<definition_row>> list_definitions(std::string_view name,
+                                                       bool documents) override;
+
   int schema_version() const noexcept override {
     return current_schema_version;
   }
@@ -222,6 +230,7 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
     tx.exec0("CREATE SCHEMA IF NOT EXISTS " + schema);
     tx.exec0("SET LOCAL search_path TO " + schema);
     tx.exec0(detail::pg_schema_v1);
+    tx.exec0(detail::pg_schema_v2);
     for (int i = 0; i < opts_.event_partitions; ++i)
       tx.exec0("CREATE TABLE events_p" + std::to_string(i)
                + " PARTITION OF events FOR VALUES WITH (MODULUS "
@@ -235,6 +244,16 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
   auto ver = tx.exec("SELECT version FROM " + tx.quote_name(opts_.schema)
                      + ".schema_version WHERE component = 'eventstore'");
   int stored = ver.empty() ? 0 : ver[0][0].as<int>();
+  if (stored == 1) {
+    // Version 1 -> 2: the definitions table, in the same transaction as the
+    // version it brings (the advisory lock keeps concurrent openers out).
+    tx.exec0("SET LOCAL search_path TO " + tx.quote_name(opts_.schema));
+    tx.exec0(detail::pg_schema_v2);
+    tx.exec_params0("UPDATE schema_version SET version = $1, written_by = $2 "
+                    "WHERE component = 'eventstore'",
+                    current_schema_version, "cerebelum");
+    stored = current_schema_version;
+  }
   tx.commit();
   return check_schema_version(stored, where);
 }
@@ -681,6 +700,69 @@ pg_store::get_dead_letter(std::int64_t id) {
                      id));
     if (rows.empty()) return std::optional<dead_letter_row>{};
     return std::optional<dead_letter_row>{std::move(rows.front())};
+  });
+}
+
+status pg_store::put_definitions(std::span<const definition_row> rows) {
+  std::lock_guard guard{write_mtx_};
+  try {
+    if (!writer_ || !writer_->is_open()) writer_ = connect();
+    pqxx::work tx{*writer_};
+    std::string sql;
+    for (const auto& d : rows)
+      sql += detail::insert_definition_sql(tx, d);
+    if (!sql.empty()) tx.exec(sql);
+    tx.commit();
+    return ok_status();
+  } catch (const pqxx::broken_connection& e) {
+    writer_.reset();
+    return to_error(e, true);
+  } catch (const std::exception& e) {
+    return to_error(e);
+  }
+}
+
+namespace {
+
+definition_row read_definition(const pqxx::row& r) {
+  return {r[0].as<std::string>(),
+          static_cast<std::uint64_t>(r[1].as<std::int64_t>()),
+          r[2].as<std::string>(), r[3].as<std::string>(),
+          r[4].as<std::int64_t>()};
+}
+
+} // namespace
+
+result<std::optional<definition_row>>
+pg_store::get_definition(std::string_view name, std::uint64_t version) {
+  using res_t = result<std::optional<definition_row>>;
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::read_transaction tx{conn};
+    auto rows = tx.exec_params(
+      "SELECT name, version, document, source, stored_at FROM definitions "
+      "WHERE name = $1 AND version = $2",
+      std::string{name}, static_cast<std::int64_t>(version));
+    if (rows.empty()) return std::optional<definition_row>{};
+    return std::optional<definition_row>{read_definition(rows[0])};
+  });
+}
+
+result<std::vector<definition_row>>
+pg_store::list_definitions(std::string_view name, bool documents) {
+  using res_t = result<std::vector<definition_row>>;
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::read_transaction tx{conn};
+    std::string sql = std::string{"SELECT name, version, "}
+                      + (documents ? "document" : "''")
+                      + ", source, stored_at FROM definitions";
+    if (!name.empty()) sql += " WHERE name = $1";
+    sql += " ORDER BY name, stored_at, version";
+    auto rows = name.empty() ? tx.exec(sql)
+                             : tx.exec_params(sql, std::string{name});
+    std::vector<definition_row> out;
+    for (const auto& r : rows)
+      out.push_back(read_definition(r));
+    return out;
   });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
-// Internal: the SQLite schema, version 1.
+// Internal: the SQLite schema, version 2 (version 1 without `definitions`;
+// a version 1 store is migrated in place at open by adding that table).
 //
 // One database file `<data_dir>/cerebelum-events.db` in WAL mode. All tables
 // are written by `sqlite_store::append_batch` in one transaction per group.
@@ -31,6 +32,12 @@
 //
 //   dead_letters    id INT PK | task_id | execution_id | queue | attempt |
 //                   payload BLOB | error TEXT | failed_at INT
+//
+//   definitions     name TEXT | version INT | document TEXT | source TEXT |
+//                   stored_at INT          PK (name, version)
+//                   invariant: a row is written once (insert-if-absent) and
+//                   never changed: `document` hashes to `version`
+//                   (schema version 2)
 //
 // Times are milliseconds since the Unix epoch.
 
@@ -100,6 +107,18 @@ CREATE TABLE dead_letters (
   error TEXT NOT NULL,
   failed_at INTEGER NOT NULL
 );
+)sql";
+
+/// What schema version 2 adds to version 1.
+inline constexpr const char* sqlite_schema_v2 = R"sql(
+CREATE TABLE definitions (
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  document TEXT NOT NULL,
+  source TEXT NOT NULL,
+  stored_at INTEGER NOT NULL,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
 )sql";
 
 } // namespace cerebelum::eventstore::detail

@@ -111,7 +111,9 @@ struct write_stmts {
                              "execution_id, queue, attempt, payload, error, "
                              "failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
       delete_dead_letter(db, "DELETE FROM dead_letters WHERE id = ? "
-                             "AND execution_id = ?") {
+                             "AND execution_id = ?"),
+      insert_definition(db, "INSERT INTO definitions VALUES (?, ?, ?, ?, ?) "
+                            "ON CONFLICT (name, version) DO NOTHING") {
     // nop
   }
 
@@ -125,7 +127,27 @@ struct write_stmts {
   sqlite_stmt delete_task;
   sqlite_stmt insert_dead_letter;
   sqlite_stmt delete_dead_letter;
+  sqlite_stmt insert_definition;
 };
+
+void insert_definition(sqlite_stmt& st, const definition_row& d) {
+  st.bind(1, d.name)
+    .bind(2, static_cast<std::int64_t>(d.version))
+    .bind(3, d.document)
+    .bind(4, d.source)
+    .bind(5, d.stored_at_ms)
+    .run();
+}
+
+definition_row read_definition(const sqlite_stmt& st, bool document) {
+  definition_row row;
+  row.name = st.text(0);
+  row.version = static_cast<std::uint64_t>(st.int64(1));
+  if (document) row.document = st.text(2);
+  row.source = st.text(3);
+  row.stored_at_ms = st.int64(4);
+  return row;
+}
 
 /// An execution's index row as the writer's transaction sees it.
 struct index_state {
@@ -223,6 +245,14 @@ class sqlite_store final : public event_store {
   result<std::optional<dead_letter_row>>
   get_dead_letter(std::int64_t id) override;
 
+  status put_definitions(std::span<const definition_row> rows) override;
+
+  result<std::optional<definition_row>>
+  get_definition(std::string_view name, std::uint64_t version) override;
+
+  result<std::vector<definition_row>> list_definitions(std::string_view name,
+                                                       bool documents) override;
+
   int schema_version() const noexcept override {
     return current_schema_version;
   }
@@ -298,6 +328,7 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
         return detail::lost_store_error(path_, "has no tables", *marker);
       }
       writer_->exec(detail::sqlite_schema_v1);
+      writer_->exec(detail::sqlite_schema_v2);
       sqlite_stmt ins{*writer_, "INSERT INTO schema_version VALUES (?, ?, ?)"};
       ins.bind(1, schema_component)
         .bind(2, std::int64_t{current_schema_version})
@@ -310,6 +341,19 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
                               "WHERE component = ?"};
     ver.bind(1, schema_component);
     int stored = ver.step() ? static_cast<int>(ver.int64(0)) : 0;
+    ver.reset();
+    if (stored == 1) {
+      // Version 1 -> 2: the definitions table, in the same transaction as
+      // the version it brings.
+      writer_->exec(detail::sqlite_schema_v2);
+      sqlite_stmt up{*writer_, "UPDATE schema_version SET version = ?, "
+                               "written_by = ? WHERE component = ?"};
+      up.bind(1, std::int64_t{current_schema_version})
+        .bind(2, "cerebelum")
+        .bind(3, schema_component)
+        .run();
+      stored = current_schema_version;
+    }
     writer_->exec("COMMIT");
     return check_schema_version(stored, path_);
   } catch (...) {
@@ -387,6 +431,8 @@ void sqlite_store::apply(const append_request& req, index_state& state) {
       .run();
   for (auto d : req.dead_letter_deletes)
     stmts_->delete_dead_letter.bind(1, d).bind(2, id).run();
+  for (const auto& d : req.definition_inserts)
+    insert_definition(stmts_->insert_definition, d);
 }
 
 std::optional<error> sqlite_store::admit(const append_request& req,
@@ -727,6 +773,57 @@ sqlite_store::get_dead_letter(std::int64_t id) {
     auto rows = read_dead_letters(st);
     if (rows.empty()) return std::optional<dead_letter_row>{};
     return std::optional<dead_letter_row>{std::move(rows.front())};
+  });
+}
+
+status sqlite_store::put_definitions(std::span<const definition_row> rows) {
+  std::lock_guard guard{write_mtx_};
+  try {
+    writer_->exec("BEGIN IMMEDIATE");
+    try {
+      for (const auto& d : rows)
+        insert_definition(stmts_->insert_definition, d);
+    } catch (...) {
+      sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+    writer_->exec("COMMIT");
+    return ok_status();
+  } catch (const sqlite_failure& e) {
+    sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    return to_error(e, path_);
+  } catch (const std::exception& e) {
+    return make_error(errc::storage_error, std::string{"sqlite: "} + e.what());
+  }
+}
+
+result<std::optional<definition_row>>
+sqlite_store::get_definition(std::string_view name, std::uint64_t version) {
+  using res_t = result<std::optional<definition_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, "SELECT name, version, document, source, stored_at "
+                       "FROM definitions WHERE name = ? AND version = ?"};
+    st.bind(1, name).bind(2, static_cast<std::int64_t>(version));
+    if (!st.step()) return std::optional<definition_row>{};
+    return std::optional<definition_row>{read_definition(st, true)};
+  });
+}
+
+result<std::vector<definition_row>>
+sqlite_store::list_definitions(std::string_view name, bool documents) {
+  using res_t = result<std::vector<definition_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    std::string sql = std::string{"SELECT name, version, "}
+                      + (documents ? "document" : "''")
+                      + ", source, stored_at FROM definitions";
+    if (!name.empty()) sql += " WHERE name = ?";
+    sql += " ORDER BY name, stored_at, version";
+    sqlite_stmt st{db, sql};
+    if (!name.empty()) st.bind(1, name);
+    std::vector<definition_row> out;
+    while (st.step())
+      out.push_back(read_definition(st, documents));
+    return out;
   });
 }
 

@@ -66,6 +66,20 @@ store_decorator::get_dead_letter(std::int64_t id) {
   return inner_->get_dead_letter(id);
 }
 
+status store_decorator::put_definitions(std::span<const definition_row> rows) {
+  return inner_->put_definitions(rows);
+}
+
+result<std::optional<definition_row>>
+store_decorator::get_definition(std::string_view name, std::uint64_t version) {
+  return inner_->get_definition(name, version);
+}
+
+result<std::vector<definition_row>>
+store_decorator::list_definitions(std::string_view name, bool documents) {
+  return inner_->list_definitions(name, documents);
+}
+
 int store_decorator::schema_version() const noexcept {
   return inner_->schema_version();
 }

@@ -48,6 +48,14 @@ class store_decorator : public event_store {
   result<std::optional<dead_letter_row>>
   get_dead_letter(std::int64_t id) override;
 
+  status put_definitions(std::span<const definition_row> rows) override;
+
+  result<std::optional<definition_row>>
+  get_definition(std::string_view name, std::uint64_t version) override;
+
+  result<std::vector<definition_row>> list_definitions(std::string_view name,
+                                                       bool documents) override;
+
   int schema_version() const noexcept override;
 
  protected:

@@ -115,6 +115,20 @@ struct dead_letter_row {
   std::int64_t failed_at_ms = 0;
 };
 
+/// A workflow definition as stored, content-addressed: one row per
+/// (name, version), written once (insert-if-absent) and never changed.
+struct definition_row {
+  std::string name;
+  /// The definition's version hash.
+  std::uint64_t version = 0;
+  /// The canonical JSON document of the definition.
+  std::string document;
+  /// Where it came from: a file path, `worker:<id>` or `builder`.
+  std::string source;
+  /// When it was first stored (ms since the epoch).
+  std::int64_t stored_at_ms = 0;
+};
+
 /// One atomic append: the events, the index row and the timer/task changes of
 /// one execution commit together or not at all.
 struct append_request {
@@ -130,6 +144,9 @@ struct append_request {
   std::vector<dead_letter_row> dead_letter_inserts;
   /// Ids of dead letters of this execution to delete.
   std::vector<std::int64_t> dead_letter_deletes;
+  /// Definitions the execution runs on, inserted unless a row of the same
+  /// (name, version) exists (written with the execution's first append).
+  std::vector<definition_row> definition_inserts;
 
   /// Approximate memory held by this request (queue accounting).
   std::size_t byte_size() const noexcept;

@@ -61,6 +61,10 @@ class sqlite_backend final : public backend {
     exec("UPDATE schema_version SET version = " + std::to_string(version));
   }
 
+  void make_v1() override {
+    exec("DROP TABLE definitions; UPDATE schema_version SET version = 1");
+  }
+
   std::vector<std::string> store_args() const override {
     return {"sqlite", dir_.string()};
   }
@@ -125,6 +129,15 @@ class pg_backend final : public backend {
     pqxx::work tx{conn};
     tx.exec0("UPDATE " + tx.quote_name(schema_)
              + ".schema_version SET version = " + std::to_string(version));
+    tx.commit();
+  }
+
+  void make_v1() override {
+    pqxx::connection conn{conninfo_};
+    pqxx::work tx{conn};
+    tx.exec0("DROP TABLE " + tx.quote_name(schema_) + ".definitions");
+    tx.exec0("UPDATE " + tx.quote_name(schema_)
+             + ".schema_version SET version = 1");
     tx.commit();
   }
 

@@ -504,3 +504,132 @@ TEMPLATE_TEST_CASE("dead letters commit with their append, list by queue "
   CHECK_FALSE(require_ok(store->get_dead_letter(all.rows[1].id)).has_value());
   CHECK(require_ok(store->list_dead_letters("", 100, "")).rows.size() == 1);
 }
+
+namespace {
+
+definition_row make_definition(const std::string& name, std::uint64_t version,
+                               std::int64_t at) {
+  return {name, version,
+          "{\"name\":\"" + name + "\",\"v\":" + std::to_string(version) + "}",
+          "file:" + name + ".yaml", at};
+}
+
+} // namespace
+
+TEMPLATE_TEST_CASE("a definition is stored once per name and version and "
+                   "read back whole",
+                   "[conformance][definitions]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  CHECK_FALSE(require_ok(store->get_definition("wf", 1)).has_value());
+  auto first = make_definition("wf", 1, 10);
+  CHECK(store->put_definition(first).ok());
+  // The same version again changes nothing: a version is its content.
+  auto again = first;
+  again.source = "worker:w1";
+  again.stored_at_ms = 99;
+  CHECK(store->put_definition(again).ok());
+  auto got = require_ok(store->get_definition("wf", 1));
+  REQUIRE(got.has_value());
+  CHECK(got->document == first.document);
+  CHECK(got->source == "file:wf.yaml");
+  CHECK(got->stored_at_ms == 10);
+  // Versions are full 64-bit hashes.
+  auto big = make_definition("wf", 0xfedcba9876543210ULL, 20);
+  CHECK(store->put_definition(big).ok());
+  auto got_big = require_ok(store->get_definition("wf", big.version));
+  REQUIRE(got_big.has_value());
+  CHECK(got_big->version == big.version);
+  CHECK_FALSE(require_ok(store->get_definition("other", 1)).has_value());
+}
+
+TEMPLATE_TEST_CASE("definitions are listed by name in the order they were "
+                   "stored, with or without their documents",
+                   "[conformance][definitions]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  CHECK(store->put_definition(make_definition("b", 5, 30)).ok());
+  CHECK(store->put_definition(make_definition("a", 9, 10)).ok());
+  CHECK(store->put_definition(make_definition("a", 3, 20)).ok());
+  auto all = require_ok(store->list_definitions("", false));
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].name == "a");
+  CHECK(all[0].version == 9);
+  CHECK(all[1].version == 3);
+  CHECK(all[2].name == "b");
+  CHECK(all[0].document.empty());
+  CHECK(all[0].source == "file:a.yaml");
+  auto a = require_ok(store->list_definitions("a", true));
+  REQUIRE(a.size() == 2);
+  CHECK(a[1].document == make_definition("a", 3, 20).document);
+  CHECK(require_ok(store->list_definitions("none", true)).empty());
+}
+
+TEMPLATE_TEST_CASE("a definition inserted with an append commits with it and "
+                   "an existing one is left as it is",
+                   "[conformance][definitions]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto req = make_append("d1", 0, 2);
+  req.definition_inserts.push_back(make_definition("wf", 7, 100));
+  require_ok(store->append(req));
+  REQUIRE(require_ok(store->get_definition("wf", 7)).has_value());
+  // A second execution on the same version: insert-if-absent.
+  auto req2 = make_append("d2", 0, 1);
+  auto changed = make_definition("wf", 7, 200);
+  changed.source = "worker:x";
+  req2.definition_inserts.push_back(changed);
+  require_ok(store->append(req2));
+  auto got = require_ok(store->get_definition("wf", 7));
+  CHECK(got->source == "file:wf.yaml");
+  CHECK(got->stored_at_ms == 100);
+  // An append that conflicts writes nothing, its definition included.
+  auto bad = make_append("d1", 0, 1);
+  bad.definition_inserts.push_back(make_definition("other", 1, 300));
+  CHECK(store->append(bad).err().code == errc::conflict);
+  CHECK_FALSE(require_ok(store->get_definition("other", 1)).has_value());
+  // In a batch, each append's definitions commit with it.
+  std::vector<append_request> batch{make_append("d3", 0, 1),
+                                    make_append("d4", 0, 1)};
+  batch[0].definition_inserts.push_back(make_definition("x", 1, 400));
+  batch[1].definition_inserts.push_back(make_definition("x", 1, 401));
+  batch[1].definition_inserts.push_back(make_definition("y", 2, 402));
+  for (auto& r : store->append_batch(batch))
+    CHECK(r.ok());
+  CHECK(require_ok(store->get_definition("x", 1))->stored_at_ms == 400);
+  CHECK(require_ok(store->get_definition("y", 2)).has_value());
+}
+
+TEMPLATE_TEST_CASE("a definition insert without a name or a document is "
+                   "refused",
+                   "[conformance][definitions]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto req = make_append("e", 0, 1);
+  req.definition_inserts.push_back({"", 1, "{}", "f", 1});
+  CHECK(store->append(req).err().code == errc::invalid_argument);
+  CHECK(read_all(*store, "e").empty());
+  CHECK(store->put_definition({"wf", 1, "", "f", 1}).err().code
+        == errc::invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("a schema version 1 store is migrated in place at open "
+                   "and keeps its executions",
+                   "[conformance][definitions]", BACKENDS) {
+  auto be = TestType::make();
+  {
+    auto store = require_ok(be->open());
+    require_ok(store->append(make_append("old", 0, 3)));
+  }
+  be->make_v1();
+  auto store = require_ok(be->open());
+  CHECK(store->schema_version() == current_schema_version);
+  CHECK(read_all(*store, "old").size() == 3);
+  CHECK(require_ok(store->list_definitions("", false)).empty());
+  CHECK(store->put_definition(make_definition("wf", 1, 1)).ok());
+  CHECK(require_ok(store->get_definition("wf", 1)).has_value());
+  // Reopening the migrated store keeps what it holds.
+  store.reset();
+  auto again = require_ok(be->open());
+  CHECK(require_ok(again->get_definition("wf", 1)).has_value());
+}
