@@ -55,6 +55,10 @@ struct execution_view {
   std::int64_t history_length = 0;
   /// Internal: the current stage.
   std::string phase{};
+  /// Set when the execution is not terminal and cannot make progress: its
+  /// definition is missing, its history is damaged or cannot be loaded, or
+  /// it sleeps more than a minute past its wake time.
+  std::string stuck_reason{};
 };
 
 struct start_request {
@@ -63,6 +67,8 @@ struct start_request {
   /// Optional; starting the same id twice returns the existing execution.
   std::string execution_id;
   std::string started_by;
+  /// The version hash to start; 0: the latest version of `workflow`.
+  std::uint64_t version = 0;
 };
 
 struct start_response {
@@ -76,6 +82,8 @@ struct list_request {
   std::optional<std::string> workflow;
   std::optional<std::int64_t> created_from_ms;
   std::optional<std::int64_t> created_to_ms;
+  /// Only executions that cannot make progress (a `stuck_reason`).
+  bool stuck = false;
   /// 1..1000; 0 means 100.
   std::size_t page_size = 0;
   std::string page_token;
@@ -87,11 +95,22 @@ struct list_response {
   std::string next_page_token;
 };
 
+/// One version of a workflow.
 struct workflow_view {
   std::string name;
   std::uint64_t version = 0;
-  /// File path, or who registered it.
+  /// File path, `worker:<id>` or `builder`.
   std::string source;
+  /// Loaded on this node from a file, a worker or the builder (not only
+  /// read back from the store).
+  bool loaded = false;
+  /// The version a start of `name` without a version uses.
+  bool latest = false;
+  /// In the store (written with the first execution on it).
+  bool stored = false;
+  std::int64_t stored_at_ms = 0;
+  /// Executions on this version that are not terminal.
+  std::uint64_t open_executions = 0;
 };
 
 /// The node's health, as GET /v1/health and `cerebelum health` show it.
@@ -153,7 +172,8 @@ class engine_api {
   virtual caf::expected<execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) = 0;
 
-  /// The workflows this node can start.
+  /// Every version of every workflow this node has loaded or its store
+  /// holds, by name then in the order they came.
   virtual std::vector<workflow_view> workflows() = 0;
 
   /// Whether the node's store answers; while it is away, probes it (one

@@ -55,18 +55,34 @@ void engine_context::close() {
 
 std::vector<std::string>
 engine_context::add_locked(workflow::definition def, std::string source,
-                           bool permanent, const std::string& worker) {
+                           bool permanent, const std::string& worker,
+                           bool from_store) {
   auto& e = defs_[def.name][def.version_hash];
+  bool fresh = !e.def;
   // The same version again (a worker registering after a restart of its
   // own) keeps the object executions already point to.
   if (!e.def)
     e.def = std::make_shared<const workflow::definition>(std::move(def));
   const auto& ptr = e.def;
-  e.source = std::move(source);
-  e.added = ++add_seq_;
-  e.permanent = e.permanent || permanent;
-  if (!worker.empty()) e.workers.insert(worker);
-  latest_[ptr->name] = ptr;
+  if (from_store) {
+    // Read back for an execution (or an explicit start): held for the
+    // node's life, the latest only when nothing else of the name is.
+    if (fresh) {
+      e.source = std::move(source);
+      e.added = ++add_seq_;
+      e.stored_only = true;
+    }
+    e.permanent = true;
+    stored_.insert({ptr->name, ptr->version_hash});
+    if (latest_.count(ptr->name) == 0) latest_[ptr->name] = ptr;
+  } else {
+    e.source = std::move(source);
+    e.added = ++add_seq_;
+    e.stored_only = false;
+    e.permanent = e.permanent || permanent;
+    if (!worker.empty()) e.workers.insert(worker);
+    latest_[ptr->name] = ptr;
+  }
   std::vector<std::string> woken;
   auto i = parked_.find({ptr->name, ptr->version_hash});
   if (i != parked_.end()) {
@@ -166,7 +182,7 @@ void engine_context::register_definitions(
     std::set<version_key> now;
     for (auto& d : defs) {
       now.insert({d.name, d.version_hash});
-      auto ids = add_locked(std::move(d), "worker " + worker, false, worker);
+      auto ids = add_locked(std::move(d), "worker:" + worker, false, worker);
       woken.insert(woken.end(), ids.begin(), ids.end());
     }
     drop_holder_locked(worker, now);
@@ -240,6 +256,104 @@ engine_context::definitions() const {
     for (auto& [version, e] : versions)
       result.emplace_back(name, version, e.source);
   return result;
+}
+
+eventstore::result<engine_context::definition_ptr>
+engine_context::add_stored(const eventstore::definition_row& row) {
+  auto def = workflow::from_stored_document(row.document, row.version,
+                                            row.source);
+  if (!def)
+    return eventstore::make_error(eventstore::errc::corrupt_event,
+                                  "workflow " + row.name + ": "
+                                    + def.error().to_string());
+  if (def->name != row.name)
+    return eventstore::make_error(eventstore::errc::corrupt_event,
+                                  "stored definition " + row.name + " (version "
+                                    + std::to_string(row.version)
+                                    + ") is damaged: its document is named "
+                                    + def->name);
+  auto what = "workflow " + row.name + " (version "
+              + std::to_string(row.version) + ") read from the store";
+  std::vector<std::string> woken;
+  definition_ptr ptr;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    woken = add_locked(std::move(*def), row.source, true, {}, true);
+    ptr = defs_[row.name][row.version].def;
+    needed_.insert({row.name, row.version});
+  }
+  spdlog::info("{} (stored from {})", what, row.source);
+  after_change(what, std::move(woken), {});
+  return ptr;
+}
+
+eventstore::result<engine_context::definition_ptr>
+engine_context::find_or_load(const std::string& name, std::uint64_t version) {
+  if (auto def = find(name, version)) return def;
+  auto row = store().get_definition(name, version);
+  if (!row) return std::move(row).err();
+  if (!row->has_value()) return definition_ptr{};
+  return add_stored(**row);
+}
+
+eventstore::result<engine_context::definition_ptr>
+engine_context::latest_or_stored(const std::string& name) {
+  if (auto def = latest(name)) return def;
+  auto rows = store().list_definitions(name, false);
+  if (!rows) return std::move(rows).err();
+  if (rows->empty()) return definition_ptr{};
+  // Ordered by stored_at: the last one is the most recent.
+  return find_or_load(name, rows->back().version);
+}
+
+std::optional<eventstore::definition_row>
+engine_context::row_to_store(const workflow::definition& def,
+                             std::int64_t now_ms) const {
+  std::string source;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stored_.count({def.name, def.version_hash}) > 0) return std::nullopt;
+    if (auto i = defs_.find(def.name); i != defs_.end())
+      if (auto j = i->second.find(def.version_hash); j != i->second.end())
+        source = j->second.source;
+  }
+  return eventstore::definition_row{def.name, def.version_hash,
+                                    workflow::to_stored_document(def),
+                                    source.empty() ? def.file : source, now_ms};
+}
+
+void engine_context::note_stored(const std::string& name,
+                                 std::uint64_t version) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  stored_.insert({name, version});
+}
+
+std::optional<std::uint64_t>
+engine_context::latest_version(const std::string& name) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = latest_.find(name);
+  if (i == latest_.end()) return std::nullopt;
+  return i->second->version_hash;
+}
+
+bool engine_context::has(const std::string& name, std::uint64_t version) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = defs_.find(name);
+  return i != defs_.end() && i->second.count(version) > 0;
+}
+
+bool engine_context::is_damaged(const std::string& id) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return damaged_.count(id) > 0;
+}
+
+bool engine_context::loaded(const std::string& name,
+                            std::uint64_t version) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = defs_.find(name);
+  if (i == defs_.end()) return false;
+  auto j = i->second.find(version);
+  return j != i->second.end() && !j->second.stored_only;
 }
 
 void engine_context::set_registry(caf::actor x) {

@@ -32,6 +32,7 @@
 #include "workflow/decider.hpp"
 #include "workflow/definition.hpp"
 #include "workflow/execution_state.hpp"
+#include "workflow/stored_definition.hpp"
 
 namespace cerebelum::actors {
 
@@ -136,7 +137,8 @@ class engine_context {
   // it or woken for it since the node started, or open on it when the node
   // started (the resurrector reports those; nothing is released before it
   // is done). Such a version stays until the node restarts; an execution
-  // that needs a released version later is parked like after a restart.
+  // that needs a released version later reads it back from the store (see
+  // `find_or_load`), or is parked when the store does not have it either.
 
   /// Adds `def` from a file or the embedded list (source: where it came
   /// from), held for the node's lifetime; the latest added version of a
@@ -159,6 +161,39 @@ class engine_context {
   /// (name, version hash, source) of every definition.
   std::vector<std::tuple<std::string, std::uint64_t, std::string>>
   definitions() const;
+
+  // -- definitions in the store ----------------------------------------------
+  //
+  // Every definition an execution starts on is stored (content-addressed by
+  // its version, written with that execution's first append), so that an
+  // execution resumes on its own version whatever the files or the workers
+  // say after a restart.
+
+  /// `find`, else the stored definition `name` version `version`, read from
+  /// the store, checked (its document hashes to its version) and held for
+  /// the node's life (it does not become the latest unless no version of
+  /// that name is loaded). Null when neither has it; errors: the store's
+  /// (a damaged document is `corrupt_event`).
+  eventstore::result<definition_ptr> find_or_load(const std::string& name,
+                                                  std::uint64_t version);
+  /// `latest`, else the most recently stored version of `name` (loaded as
+  /// `find_or_load` does). Null when neither has one.
+  eventstore::result<definition_ptr> latest_or_stored(const std::string& name);
+  /// The row that stores `def` with the first append of an execution that
+  /// runs on it, or nothing when it is known to be stored already.
+  std::optional<eventstore::definition_row>
+  row_to_store(const workflow::definition& def, std::int64_t now_ms) const;
+  /// `name` version `version` is committed in the store.
+  void note_stored(const std::string& name, std::uint64_t version);
+  /// The version hash of the latest loaded definition of `name`.
+  std::optional<std::uint64_t> latest_version(const std::string& name) const;
+  /// Whether `name` version `version` is loaded (in memory).
+  bool has(const std::string& name, std::uint64_t version) const;
+  /// Whether the history of `id` was found damaged since the node started.
+  bool is_damaged(const std::string& id) const;
+  /// Whether `name` version `version` was loaded from a file, the embedded
+  /// list or a worker (not only read back from the store).
+  bool loaded(const std::string& name, std::uint64_t version) const;
 
   // -- parked executions -----------------------------------------------------
 
@@ -253,12 +288,18 @@ class engine_context {
     bool permanent = false;
     /// Workers whose registration holds it.
     std::set<std::string> workers;
+    /// Only read back from the store (not from a file, a worker or the
+    /// embedded list).
+    bool stored_only = false;
   };
   using version_key = std::pair<std::string, std::uint64_t>;
   /// Adds under `mtx_`; returns the ids of executions parked on it.
-  std::vector<std::string> add_locked(workflow::definition def,
-                                      std::string source, bool permanent,
-                                      const std::string& worker);
+  std::vector<std::string>
+  add_locked(workflow::definition def, std::string source, bool permanent,
+             const std::string& worker, bool from_store = false);
+  /// Checks and adds the stored `row` (see `find_or_load`).
+  eventstore::result<definition_ptr>
+  add_stored(const eventstore::definition_row& row);
   /// Drops, under `mtx_`, worker `worker` from the holders of every version
   /// not in `keep`; returns whether it held any.
   bool drop_holder_locked(const std::string& worker,
@@ -273,6 +314,8 @@ class engine_context {
   std::map<std::string, definition_ptr> latest_;
   /// Versions an execution may need (see above); only ever grows.
   mutable std::set<version_key> needed_;
+  /// Versions known to be committed in the store.
+  std::set<version_key> stored_;
   std::uint64_t add_seq_ = 0;
   /// Parked executions by (workflow name, version hash).
   std::map<std::pair<std::string, std::uint64_t>, std::vector<std::string>>

@@ -269,6 +269,43 @@ caf::behavior boot_later(execution_actor* self) {
   };
 }
 
+/// An execution whose workflow version neither this node nor the store has
+/// (parked): answers the commands the engine forwarded with its spawn — a
+/// cancel ends it from its index row, anything else is refused with why —
+/// then quits normally (the tick we sent ourselves comes after them).
+caf::behavior unloadable(execution_actor* self, caf::error why) {
+  // Anything else stays queued and goes with the actor, as before parking.
+  self->set_default_handler(caf::skip);
+  self->send(self, tick_atom::value);
+  return {
+    [=](command_atom, const operator_command_ptr& cmd) {
+      auto rp = self->make_response_promise();
+      auto& st = self->state;
+      if (cmd->what == operator_command::kind::cancel && !st.appending())
+        cancel_unloadable(self, {cmd, rp});
+      else
+        rp.deliver(why);
+      return rp;
+    },
+    [=](appended_atom, const append_outcome_ptr& out) {
+      on_appended(self, out);
+    },
+    [=](again_atom) {
+      resubmit(self);
+    },
+    [=](tick_atom) {
+      if (!self->state.appending()) self->quit();
+    },
+    [=](start_atom) {
+      auto rp = self->make_response_promise();
+      rp.deliver(why);
+      return rp;
+    },
+    [](hello_atom, const caf::actor&) {},
+    [](crashes_atom, std::int32_t, const std::string&) {},
+  };
+}
+
 /// Folds the history, re-issues what may not have been carried out, then
 /// decides.
 caf::behavior boot_from_store(execution_actor* self) {
@@ -296,8 +333,7 @@ caf::behavior boot_from_store(execution_actor* self) {
       spdlog::warn("execution {} waits for workflow {} (version {}) to be "
                    "registered",
                    st.id, missing.name, missing.version);
-    self->quit();
-    return gone(self);
+    return unloadable(self, loaded.error());
   }
   if (!loaded && api_error_code(loaded.error()) == errc::store_damaged) {
     // Replaying or failing it would build on events the store cannot give

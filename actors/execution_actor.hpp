@@ -44,6 +44,9 @@ struct in_flight {
     /// execution_failed after the store refused a decision for good (over
     /// its size limit, or malformed): appending it again cannot succeed.
     refusal_failure,
+    /// An operator's cancel of an execution whose definition is missing,
+    /// built from its index row (execution.cpp, `parked`).
+    row_cancel,
   };
   kind what = kind::decision;
   /// Outside inputs folded in; re-queued when the append fails.
@@ -141,6 +144,10 @@ void process(execution_actor* self);
 
 /// Submits the start handed over (its request arrived).
 void submit_start(execution_actor* self, caf::response_promise rp);
+
+/// Cancels the execution from its index row for the command `c` (its
+/// definition is missing: the history cannot be folded); quits after.
+void cancel_unloadable(execution_actor* self, queued_command c);
 
 /// Marks the execution failed after `crashes` crashes (the last `reason`).
 void fail_after_crashes(execution_actor* self, int crashes,

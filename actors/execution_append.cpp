@@ -182,6 +182,10 @@ void after_commit(execution_actor* self, in_flight f) {
   bool terminal = !st.exec || st.state().terminal();
   if (f.what == in_flight::kind::crash_failure)
     spdlog::error("execution {} marked failed after crashes", st.id);
+  if (f.what == in_flight::kind::row_cancel)
+    spdlog::info("execution {} cancelled (its workflow definition is "
+                 "missing)",
+                 st.id);
   if (terminal) {
     if (auto fin = final_of(self))
       caf::anon_send(st.ctx->registry(), finished_atom::value, st.id, fin);
@@ -320,6 +324,12 @@ void on_failed(execution_actor* self, in_flight f,
   if (f.what == k::refusal_failure) {
     spdlog::error("cannot mark execution {} failed: {}", st.id,
                   eventstore::to_string(err));
+    self->quit();
+    return;
+  }
+  if (f.what == k::row_cancel) {
+    for (auto& c : f.commands)
+      c.rp.deliver(answer_for(st.id, err));
     self->quit();
     return;
   }
@@ -496,6 +506,27 @@ void fail_after_crashes(execution_actor* self, int crashes,
     self->quit();
     return;
   }
+  submit(self, std::move(**req), std::move(f));
+}
+
+void cancel_unloadable(execution_actor* self, queued_command c) {
+  auto& st = self->state;
+  st.exec.reset();
+  auto req = cancel_from_row(*st.ctx, st.id, c.cmd->by, c.cmd->reason);
+  if (!req) {
+    c.rp.deliver(answer_for(st.id, req.err()));
+    self->quit();
+    return;
+  }
+  if (!*req) {
+    c.rp.deliver(make_error(errc::already_terminal,
+                            "execution " + st.id + " is already terminal"));
+    self->quit();
+    return;
+  }
+  in_flight f;
+  f.what = in_flight::kind::row_cancel;
+  f.commands.push_back(std::move(c));
   submit(self, std::move(**req), std::move(f));
 }
 

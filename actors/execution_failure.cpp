@@ -61,9 +61,14 @@ engine_failure(engine_context& ctx, workflow::execution_state& state,
   return req;
 }
 
+namespace {
+
+/// The append that ends execution `id` with `evs` (numbered from its index
+/// row's next seq) in `status`, from its index row alone.
 eventstore::result<std::optional<eventstore::append_request>>
-crash_failure_from_row(engine_context& ctx, const std::string& id,
-                       const std::string& message) {
+end_from_row(engine_context& ctx, const std::string& id,
+             std::vector<events::Event> evs,
+             eventstore::execution_status status) {
   auto row = ctx.store().get_execution(id);
   if (!row) return row.err();
   if (!row->has_value())
@@ -76,11 +81,16 @@ crash_failure_from_row(engine_context& ctx, const std::string& id,
   req.execution_id = id;
   req.expected_next_seq = r.next_seq;
   auto now = ctx.now_ms();
-  auto enc = eventstore::encode(failed_event(r.next_seq, message, now));
-  if (!enc) return enc.err();
-  enc->recorded_at_ms = now;
-  req.events.push_back(std::move(*enc));
-  req.index.status = eventstore::execution_status::failed;
+  auto seq = r.next_seq;
+  for (auto& ev : evs) {
+    ev.set_seq(seq++);
+    ev.set_recorded_at_ms(now);
+    auto enc = eventstore::encode(ev);
+    if (!enc) return enc.err();
+    enc->recorded_at_ms = now;
+    req.events.push_back(std::move(*enc));
+  }
+  req.index.status = status;
   req.index.workflow = r.workflow;
   req.index.workflow_version = r.workflow_version;
   req.index.phase = r.phase;
@@ -91,6 +101,34 @@ crash_failure_from_row(engine_context& ctx, const std::string& id,
       req.timer_deletes.push_back(t.timer_id);
   drop_all_tasks(ctx, id, req);
   return std::optional<eventstore::append_request>{std::move(req)};
+}
+
+} // namespace
+
+eventstore::result<std::optional<eventstore::append_request>>
+crash_failure_from_row(engine_context& ctx, const std::string& id,
+                       const std::string& message) {
+  auto now = ctx.now_ms();
+  return end_from_row(ctx, id, {failed_event(0, message, now)},
+                      eventstore::execution_status::failed);
+}
+
+eventstore::result<std::optional<eventstore::append_request>>
+cancel_from_row(engine_context& ctx, const std::string& id,
+                const std::string& by, const std::string& reason) {
+  auto now = ctx.now_ms();
+  events::Event asked;
+  auto* c = asked.mutable_cancel_requested();
+  c->set_by(by);
+  c->set_reason(reason);
+  c->set_requested_at_ms(now);
+  events::Event done;
+  auto* d = done.mutable_execution_cancelled();
+  d->set_by(by);
+  d->set_reason(reason);
+  d->set_cancelled_at_ms(now);
+  return end_from_row(ctx, id, {std::move(asked), std::move(done)},
+                      eventstore::execution_status::cancelled);
 }
 
 } // namespace cerebelum::actors

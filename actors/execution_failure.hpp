@@ -38,4 +38,13 @@ eventstore::result<std::optional<eventstore::append_request>>
 crash_failure_from_row(engine_context& ctx, const std::string& id,
                        const std::string& message);
 
+/// An operator's cancel of an execution whose definition neither the node
+/// nor the store has (its history cannot be folded): cancel_requested and
+/// execution_cancelled, the index row (status cancelled), its timer and task
+/// rows dropped, built from the index row alone; nothing when it is terminal
+/// already. Errors as `crash_failure_from_row`.
+eventstore::result<std::optional<eventstore::append_request>>
+cancel_from_row(engine_context& ctx, const std::string& id,
+                const std::string& by, const std::string& reason);
+
 } // namespace cerebelum::actors

@@ -26,9 +26,11 @@ caf::error store_error(const eventstore::error& err, const std::string& id) {
 
 } // namespace
 
-caf::expected<loaded_execution> load_execution(engine_context& ctx,
-                                               const std::string& id,
-                                               missing_workflow* missing) {
+namespace {
+
+caf::expected<loaded_execution> load_once(engine_context& ctx,
+                                          const std::string& id,
+                                          missing_workflow* missing) {
   loaded_execution result;
   std::string fault;
   bool unknown = false;
@@ -47,8 +49,8 @@ caf::expected<loaded_execution> load_execution(engine_context& ctx,
             *missing = {started.workflow(), started.workflow_version()};
           fault = "execution " + id + " runs workflow " + started.workflow()
                   + " version " + std::to_string(started.workflow_version())
-                  + ", which this node has not loaded (not in --workflows and "
-                    "not registered by a worker yet)";
+                  + ", which neither this node (--workflows, a worker's "
+                    "registration) nor the store has";
           return false;
         }
         result.state = std::make_unique<workflow::execution_state>(*result.def,
@@ -68,6 +70,24 @@ caf::expected<loaded_execution> load_execution(engine_context& ctx,
   if (!result.state)
     return make_error(errc::not_found, "no execution with id " + id);
   return result;
+}
+
+} // namespace
+
+caf::expected<loaded_execution> load_execution(engine_context& ctx,
+                                               const std::string& id,
+                                               missing_workflow* missing) {
+  missing_workflow which;
+  auto loaded = load_once(ctx, id, &which);
+  if (missing) *missing = which;
+  if (loaded || api_error_code(loaded.error()) != errc::unknown_workflow)
+    return loaded;
+  // Not loaded on this node: the version it started on is in the store
+  // (written with its first append), whatever the files say now.
+  auto def = ctx.find_or_load(which.name, which.version);
+  if (!def) return store_error(def.err(), id);
+  if (!*def) return loaded;
+  return load_once(ctx, id, missing);
 }
 
 rows_before capture_rows(const workflow::execution_state& state) {

@@ -5,7 +5,9 @@
 #include <caf/send.hpp>
 #include <caf/system_messages.hpp>
 
+#include <algorithm>
 #include <limits>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -155,8 +157,16 @@ class local_engine : public engine_api {
     }
     if (!row->has_value()) return no_execution(id);
     auto loaded = load_execution(*ctx_, id);
-    if (!loaded) return make_view(**row);
-    return make_view(*loaded->state, **row);
+    if (!loaded) {
+      auto view = make_view(**row);
+      if (!eventstore::is_terminal(view.status)
+          && api_error_code(loaded.error()) != errc::unavailable)
+        view.stuck_reason = api_error_message(loaded.error());
+      return view;
+    }
+    auto view = make_view(*loaded->state, **row);
+    view.stuck_reason = overdue(**row);
+    return view;
   }
 
   caf::expected<list_response> list(const list_request& req) override {
@@ -170,17 +180,30 @@ class local_engine : public engine_api {
     auto size = req.page_size == 0 ? 100 : req.page_size;
     if (size > 1000)
       return make_error(errc::invalid_argument, "page_size above 1000");
-    auto page = ctx_->store().list_executions(filter, size, req.page_token);
-    if (!page) {
-      if (page.err().code == eventstore::errc::invalid_argument)
-        return make_error(errc::invalid_argument,
-                          "bad page token: " + page.err().message);
-      return from_store(page.err(), "cannot list executions");
-    }
     list_response result;
-    for (auto& row : page->rows)
-      result.executions.push_back(make_view(row));
-    result.next_page_token = page->next_page_token;
+    std::string token = req.page_token;
+    std::map<std::pair<std::string, std::uint64_t>, std::string> missing;
+    // With `stuck`, pages are read until `size` stuck ones are found (or the
+    // index ends): the filter is not an index column. Each page asks for no
+    // more than are still missing, so no row is skipped between pages.
+    do {
+      auto want = size - result.executions.size();
+      auto page = ctx_->store().list_executions(filter, want, token);
+      if (!page) {
+        if (page.err().code == eventstore::errc::invalid_argument)
+          return make_error(errc::invalid_argument,
+                            "bad page token: " + page.err().message);
+        return from_store(page.err(), "cannot list executions");
+      }
+      token = page->next_page_token;
+      for (auto& row : page->rows) {
+        auto view = make_view(row);
+        view.stuck_reason = stuck_reason(row, missing);
+        if (req.stuck && view.stuck_reason.empty()) continue;
+        result.executions.push_back(std::move(view));
+      }
+    } while (req.stuck && !token.empty() && result.executions.size() < size);
+    result.next_page_token = token;
     return result;
   }
 
@@ -263,12 +286,7 @@ class local_engine : public engine_api {
     return describe(*res.value);
   }
 
-  std::vector<workflow_view> workflows() override {
-    std::vector<workflow_view> result;
-    for (auto& [name, version, source] : ctx_->definitions())
-      result.push_back({name, version, source});
-    return result;
-  }
+  std::vector<workflow_view> workflows() override;
 
   health_view health() override {
     auto& h = ctx_->health();
@@ -287,6 +305,45 @@ class local_engine : public engine_api {
   }
 
  private:
+  /// Why the execution of `row` cannot make progress, from what the node
+  /// knows without reading its history; empty when nothing says so.
+  /// `missing` caches the verdict per workflow version.
+  std::string stuck_reason(
+    const eventstore::execution_row& row,
+    std::map<std::pair<std::string, std::uint64_t>, std::string>& missing) {
+    if (eventstore::is_terminal(row.status)) return {};
+    if (ctx_->is_damaged(row.execution_id))
+      return "its history cannot be read back (the store is damaged)";
+    auto key = std::make_pair(row.workflow, row.workflow_version);
+    auto i = missing.find(key);
+    if (i == missing.end()) {
+      std::string why;
+      if (!ctx_->has(row.workflow, row.workflow_version)) {
+        auto def = ctx_->find_or_load(row.workflow, row.workflow_version);
+        if (def && !*def)
+          why = "its workflow " + row.workflow + " version "
+                + std::to_string(row.workflow_version)
+                + " is neither loaded nor stored";
+        else if (!def && def.err().code != eventstore::errc::unavailable)
+          why = "its workflow definition cannot be loaded: "
+                + eventstore::to_string(def.err());
+      }
+      i = missing.emplace(key, std::move(why)).first;
+    }
+    if (!i->second.empty()) return i->second;
+    return overdue(row);
+  }
+
+  /// A sleeping execution more than a minute past its wake time.
+  std::string overdue(const eventstore::execution_row& row) const {
+    constexpr std::int64_t grace_ms = 60'000;
+    if (row.status != eventstore::execution_status::sleeping || !row.wake_at_ms)
+      return {};
+    auto late = ctx_->now_ms() - *row.wake_at_ms;
+    if (late <= grace_ms) return {};
+    return "sleeping " + std::to_string(late / 1000) + " s past its wake time";
+  }
+
   /// Sends `cmd` to the execution's actor (through the engine, which
   /// spawns it when passive); it appends and answers after the commit.
   caf::expected<execution_view> command(const std::string& id,
@@ -327,7 +384,17 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
     return err;
   if (auto err = check_id(req.execution_id)) return err;
   if (auto err = check_by(req.started_by)) return err;
-  auto def = ctx_->latest(req.workflow);
+  auto found = req.version == 0 ? ctx_->latest_or_stored(req.workflow)
+                                : ctx_->find_or_load(req.workflow, req.version);
+  if (!found)
+    return from_store(found.err(), "cannot read the definitions of "
+                                     + workflow::printable(req.workflow));
+  auto def = std::move(*found);
+  if (!def && req.version != 0)
+    return make_error(errc::unknown_workflow,
+                      "workflow '" + workflow::printable(req.workflow)
+                        + "' has no version " + std::to_string(req.version)
+                        + " (neither loaded nor stored)");
   if (!def)
     return make_error(errc::unknown_workflow,
                       "no workflow named '" + workflow::printable(req.workflow)
@@ -373,6 +440,12 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
   for (auto& ev : dec->events)
     evs.push_back(std::move(ev));
   auto append = make_append(*state, 0, evs, before, dec->commands, now);
+  // The definition is stored with the first execution that runs on it (in
+  // the same transaction), so this execution resumes on it whatever the
+  // files or the workers say later.
+  if (auto row = ctx_->row_to_store(*def, now))
+    append.definition_inserts.push_back(std::move(*row));
+  auto stored = !append.definition_inserts.empty();
   auto updated_at = append.index.updated_at_ms;
   eventstore::execution_row row;
   row.execution_id = id;
@@ -400,7 +473,74 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
       });
   if (failed) return failed;
   if (!created) return existing();
+  if (stored) ctx_->note_stored(view.workflow, view.workflow_version);
   return start_response{std::move(view), true};
+}
+
+std::vector<workflow_view> local_engine::workflows() {
+  using key = std::pair<std::string, std::uint64_t>;
+  std::map<key, workflow_view> all;
+  // Order within a name: stored ones by stored_at, then loaded ones not
+  // stored yet.
+  std::vector<key> order;
+  auto entry = [&](const std::string& name, std::uint64_t version) -> auto& {
+    auto [i, added] = all.try_emplace({name, version});
+    if (added) {
+      i->second.name = name;
+      i->second.version = version;
+      order.push_back(i->first);
+    }
+    return i->second;
+  };
+  if (auto rows = ctx_->store().list_definitions("", false)) {
+    for (auto& r : *rows) {
+      auto& v = entry(r.name, r.version);
+      v.stored = true;
+      v.stored_at_ms = r.stored_at_ms;
+      v.source = r.source;
+    }
+  }
+  for (auto& [name, version, source] : ctx_->definitions()) {
+    auto& v = entry(name, version);
+    v.loaded = ctx_->loaded(name, version);
+    if (v.loaded || v.source.empty()) v.source = source;
+  }
+  std::map<std::string, std::uint64_t> latest;
+  for (auto& [k, v] : all) {
+    if (latest.count(k.first) > 0) continue;
+    if (auto l = ctx_->latest_version(k.first)) {
+      latest[k.first] = *l;
+      continue;
+    }
+    // Nothing of the name loaded: a start takes the last one stored.
+    std::int64_t best = -1;
+    for (auto& [k2, v2] : all)
+      if (k2.first == k.first && v2.stored && v2.stored_at_ms > best) {
+        best = v2.stored_at_ms;
+        latest[k.first] = k2.second;
+      }
+  }
+  std::string token;
+  do {
+    auto page = ctx_->store().open_executions(1000, token);
+    if (!page) break;
+    for (auto& row : page->rows)
+      if (auto i = all.find({row.workflow, row.workflow_version});
+          i != all.end())
+        ++i->second.open_executions;
+    token = page->next_page_token;
+  } while (!token.empty());
+  std::stable_sort(order.begin(), order.end(), [](const key& a, const key& b) {
+    return a.first < b.first;
+  });
+  std::vector<workflow_view> result;
+  for (auto& k : order) {
+    auto v = all[k];
+    auto l = latest.find(k.first);
+    v.latest = l != latest.end() && l->second == k.second;
+    result.push_back(std::move(v));
+  }
+  return result;
 }
 
 caf::expected<execution_view>

@@ -273,7 +273,7 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
                                               cfg.call_threads);
   if (auto err = load_workflows(cfg.workflows_dir, *ctx)) return err;
   for (const auto& def : cfg.definitions)
-    ctx->add_definition(def, "embedded (C++ builder)");
+    ctx->add_definition(def, "builder");
   auto api = make_local_engine(sys, ctx);
   auto tasks = std::make_shared<const task_api>([ctx] {
     return caf::actor_cast<task_router_actor>(ctx->task_router());

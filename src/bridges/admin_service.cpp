@@ -65,6 +65,7 @@ admin_service::StartExecution(grpc::ServerContext*,
   sreq.input = std::move(*input);
   sreq.execution_id = req->execution_id();
   sreq.started_by = req->started_by();
+  sreq.version = req->version();
   auto started = engine_->start(sreq);
   if (!started) return to_status(started.error());
   *res->mutable_execution() = to_proto(started->execution);
@@ -96,6 +97,7 @@ admin_service::ListExecutions(grpc::ServerContext*,
   if (req->created_to_ms() != 0) lreq.created_to_ms = req->created_to_ms();
   lreq.page_size = req->page_size();
   lreq.page_token = req->page_token();
+  lreq.stuck = req->stuck();
   auto listed = engine_->list(lreq);
   if (!listed) return to_status(listed.error());
   for (auto& view : listed->executions)

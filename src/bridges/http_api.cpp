@@ -11,6 +11,7 @@
 #include "src/bridges/request_checks.hpp"
 #include "src/bridges/request_gate.hpp"
 #include "workflow/execution_state.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::api {
 
@@ -19,6 +20,22 @@ namespace {
 using actors::errc;
 using actors::make_error;
 using engine_ptr = std::shared_ptr<actors::engine_api>;
+
+/// A `version` query parameter: a version hash in decimal; empty: 0 (the
+/// latest version).
+caf::expected<std::uint64_t> parse_version(const std::string& text) {
+  if (text.empty()) return std::uint64_t{0};
+  std::uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || v > (UINT64_MAX - 9) / 10)
+      return actors::make_error(actors::errc::invalid_argument,
+                                "version must be a version hash (a decimal "
+                                "number), got '"
+                                  + workflow::printable(text) + "'");
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
 
 json view_json(const actors::execution_view& view) {
   return message_to_json(to_proto(view));
@@ -60,6 +77,10 @@ void start_route(httplib::Server& srv, engine_ptr engine,
       if (!id) return send_error(res, id.error());
       auto by = query.text("by", "http", workflow::text_rule::label);
       if (!by) return send_error(res, by.error());
+      auto version = query.text("version");
+      if (!version) return send_error(res, version.error());
+      auto version_hash = parse_version(*version);
+      if (!version_hash) return send_error(res, version_hash.error());
       auto slot = admit(req, res);
       if (!slot) return;
       auto input = parse_json_field("body", req.body, json::object(), true);
@@ -69,6 +90,7 @@ void start_route(httplib::Server& srv, engine_ptr engine,
       sreq.input = std::move(*input);
       sreq.execution_id = std::move(*id);
       sreq.started_by = std::move(*by);
+      sreq.version = *version_hash;
       auto started = engine->start(sreq);
       // A waiting start holds no slot: the input is recorded by now.
       sreq.input = nullptr;
@@ -104,7 +126,10 @@ void list_route(httplib::Server& srv, engine_ptr engine) {
     if (!workflow) return send_error(res, workflow.error());
     auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
     if (!token) return send_error(res, token.error());
+    auto stuck = query.flag("stuck");
+    if (!stuck) return send_error(res, stuck.error());
     actors::list_request lreq;
+    lreq.stuck = *stuck;
     lreq.status = *status;
     if (query.has("workflow")) lreq.workflow = std::move(*workflow);
     lreq.page_size = static_cast<std::size_t>(*page_size);

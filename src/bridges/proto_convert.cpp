@@ -35,6 +35,7 @@ admin::ExecutionInfo to_proto(const actors::execution_view& view) {
   info.set_approval_data_json(json_text(view.approval_data));
   info.set_history_length(view.history_length);
   info.set_phase(view.phase);
+  info.set_stuck_reason(view.stuck_reason);
   return info;
 }
 
@@ -43,6 +44,11 @@ admin::WorkflowInfo to_proto(const actors::workflow_view& view) {
   info.set_name(view.name);
   info.set_version(view.version);
   info.set_source(view.source);
+  info.set_loaded(view.loaded);
+  info.set_latest(view.latest);
+  info.set_stored(view.stored);
+  info.set_stored_at_ms(view.stored_at_ms);
+  info.set_open_executions(view.open_executions);
   return info;
 }
 

@@ -87,17 +87,39 @@ void print_execution(const admin::ExecutionInfo& info) {
   if (info.has_error())
     line("error", info.error().kind() + ": " + info.error().message());
   line("events", std::to_string(info.history_length()));
+  line("stuck", info.stuck_reason());
+}
+
+void print_table(const std::vector<std::vector<std::string>>& cells) {
+  if (cells.empty()) return;
+  std::vector<std::size_t> widths(cells.front().size(), 0);
+  for (auto& r : cells)
+    for (std::size_t i = 0; i < r.size() && i < widths.size(); ++i)
+      widths[i] = std::max(widths[i], r[i].size());
+  for (auto& r : cells) {
+    for (std::size_t i = 0; i < r.size(); ++i)
+      std::cout << std::left << std::setw(static_cast<int>(widths[i] + 2))
+                << r[i];
+    std::cout << '\n';
+  }
 }
 
 void print_execution_table(
   const google::protobuf::RepeatedPtrField<admin::ExecutionInfo>& rows) {
   std::vector<std::vector<std::string>> cells;
-  cells.push_back({"ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED"});
+  // A STUCK column only when a row has a reason.
+  bool stuck = false;
   for (auto& row : rows)
+    stuck = stuck || !row.stuck_reason().empty();
+  cells.push_back({"ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED"});
+  if (stuck) cells.back().push_back("STUCK");
+  for (auto& row : rows) {
     cells.push_back({row.execution_id(), row.workflow(), row.status(),
                      format_time(row.created_at_ms()),
                      format_time(row.updated_at_ms())});
-  std::vector<std::size_t> widths(5, 0);
+    if (stuck) cells.back().push_back(row.stuck_reason());
+  }
+  std::vector<std::size_t> widths(cells.front().size(), 0);
   for (auto& r : cells)
     for (std::size_t i = 0; i < r.size(); ++i)
       widths[i] = std::max(widths[i], r[i].size());

@@ -3,6 +3,7 @@
 // Human and JSON renderings of the CLI's results.
 
 #include <string>
+#include <vector>
 
 #include <google/protobuf/repeated_field.h>
 #include <nlohmann/json.hpp>
@@ -21,7 +22,11 @@ std::string format_time(std::int64_t ms);
 /// Prints one execution as "key  value" lines.
 void print_execution(const admin::ExecutionInfo& info);
 
-/// Prints executions as a table: id, workflow, status, created, updated.
+/// Prints rows of cells as a table, the first row the header.
+void print_table(const std::vector<std::vector<std::string>>& cells);
+
+/// Prints executions as a table: id, workflow, status, created, updated (and
+/// why it is stuck, when one is).
 void print_execution_table(
   const google::protobuf::RepeatedPtrField<admin::ExecutionInfo>& rows);
 

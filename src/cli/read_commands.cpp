@@ -19,6 +19,7 @@ struct list_options {
   std::string workflow;
   unsigned page_size = 0;
   std::string page_token;
+  bool stuck = false;
   bool json = false;
 };
 
@@ -36,6 +37,7 @@ int run_list(const global_options& global, const list_options& opts) {
   req.set_workflow(opts.workflow);
   req.set_page_size(opts.page_size);
   req.set_page_token(opts.page_token);
+  req.set_stuck(opts.stuck);
   admin::ListExecutionsResponse res;
   auto ctx = admin_client::context();
   auto status = client.stub().ListExecutions(ctx.get(), req, &res);
@@ -96,9 +98,15 @@ int run_workflows(const global_options& global, bool as_json) {
     print_json(api::message_to_json(res));
     return 0;
   }
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back(
+    {"NAME", "VERSION", "LATEST", "LOADED", "STORED", "OPEN", "SOURCE"});
   for (auto& wf : res.workflows())
-    std::cout << wf.name() << "  version " << wf.version() << "  "
-              << wf.source() << '\n';
+    cells.push_back({wf.name(), std::to_string(wf.version()),
+                     wf.latest() ? "latest" : "", wf.loaded() ? "yes" : "no",
+                     wf.stored() ? format_time(wf.stored_at_ms()) : "no",
+                     std::to_string(wf.open_executions()), wf.source()});
+  print_table(cells);
   return 0;
 }
 
@@ -145,6 +153,10 @@ void add_list(CLI::App& app, const global_options& global, command_set& set) {
     ->check(CLI::Range(1, 1000));
   cmd->add_option("--page-token", opts->page_token,
                   "Continue where a previous page ended");
+  cmd->add_flag("--stuck", opts->stuck,
+                "Only executions that cannot make progress (definition "
+                "missing, damaged history, sleeping > 60 s past its wake "
+                "time), with why");
   cmd->add_flag("--json", opts->json, "Print JSON");
   set.add(cmd, [&global, opts] {
     return run_list(global, *opts);
@@ -169,8 +181,12 @@ void add_read_commands(CLI::App& app, const global_options& global,
   add_list(app, global, set);
   add_show(app, global, set);
   auto as_json = std::make_shared<bool>(false);
-  auto* cmd = app.add_subcommand("workflows", "List the workflows a node "
-                                              "can start");
+  auto* cmd = app.add_subcommand(
+    "workflows",
+    "List every version of every workflow the node has loaded (--workflows, "
+    "workers, builder) or its store holds: its source, whether it is loaded, "
+    "which is the latest (what `start` uses without --version), when it was "
+    "stored and how many open executions run on it");
   cmd->add_flag("--json", *as_json, "Print JSON");
   set.add(cmd, [&global, as_json] {
     return run_workflows(global, *as_json);

@@ -18,6 +18,7 @@ struct start_options {
   std::string input = "{}";
   std::string id;
   std::string by;
+  std::uint64_t version = 0;
   bool wait = false;
   int timeout_s = 60;
   bool json = false;
@@ -47,6 +48,7 @@ int run_start(const global_options& global, const start_options& opts) {
   req.set_input_json(workflow::safe_dump(*input));
   req.set_execution_id(opts.id);
   req.set_started_by(opts.by.empty() ? "cli" : opts.by);
+  req.set_version(opts.version);
   admin::StartExecutionResponse res;
   auto ctx = admin_client::context();
   auto status = client.stub().StartExecution(ctx.get(), req, &res);
@@ -82,6 +84,9 @@ void add_start_command(CLI::App& app, const global_options& global,
   cmd->add_option("--id", opts->id,
                   "Execution id; starting an existing id returns it");
   cmd->add_option("--by", opts->by, "Who starts it (recorded)");
+  cmd->add_option("--version", opts->version,
+                  "Version (hash) to start, as `cerebelum workflows` lists "
+                  "it; default: the latest");
   cmd->add_flag("--wait", opts->wait, "Wait until the execution finishes");
   cmd->add_option("--timeout", opts->timeout_s, "Seconds --wait waits (max 60)")
     ->check(CLI::Range(1, 60))

@@ -24,7 +24,9 @@ cli_result run_cli(std::vector<std::string> args) {
   return {code ? *code : -1, proc.output()};
 }
 
-node_process::node_process(std::filesystem::path data_dir, std::string store) {
+node_process::node_process(std::filesystem::path data_dir, std::string store,
+                           std::filesystem::path workflows) {
+  if (workflows.empty()) workflows = CEREBELUM_WORKFLOWS;
   if (data_dir.empty()) {
     own_dir_ = std::make_unique<temp_dir>();
     data_dir = own_dir_->path;
@@ -34,7 +36,7 @@ node_process::node_process(std::filesystem::path data_dir, std::string store) {
   http_port = free_port();
   proc_ = std::make_unique<child_process>(std::vector<std::string>{
     CEREBELUM_BIN, "node", "--data-dir", data_dir_.string(), "--workflows",
-    CEREBELUM_WORKFLOWS, "--listen", "127.0.0.1:" + std::to_string(grpc_port),
+    workflows.string(), "--listen", "127.0.0.1:" + std::to_string(grpc_port),
     "--http", "127.0.0.1:" + std::to_string(http_port), "--store",
     store.empty() ? std::string{"sqlite"} : store});
   auto ready = proc_->wait_for_line("node ready", 30s);

@@ -468,7 +468,8 @@ TEST_CASE("bad worker requests get clear gRPC statuses") {
 }
 
 TEST_CASE("an execution of a worker-registered workflow survives a node kill "
-          "-9: parked until a worker registers it again, then completes") {
+          "-9: it resumes on its stored definition and its task waits for "
+          "the worker") {
   temp_dir dir;
   std::string id;
   std::string token_b;
@@ -490,15 +491,16 @@ TEST_CASE("an execution of a worker-registered workflow survives a node kill "
   }
   node_process node{dir.path};
   worker_client c{node.grpc_port};
-  // No worker for a while: the resurrector respawns the execution, which
-  // cannot load (unknown workflow) and must wait, not fail.
+  // No worker for a while: the resurrector respawns the execution on the
+  // definition stored with its start; its task waits for a worker.
   std::this_thread::sleep_for(3s);
   auto info = c.describe(id);
   CHECK(info.status() == "running");
   auto h = c.history(id);
   CHECK(count_events(h, pc::kExecutionFailed) == 0);
   CHECK(count_events(h, pc::kStepCompleted) == 1);
-  // The worker comes back and registers the definition: the execution wakes.
+  // The worker comes back: the task leased before the kill is offered
+  // again.
   REQUIRE(c.register_worker("w1", {"pq"}, parked_flow).ok());
   auto tb = c.poll_until("w1", 15s);
   REQUIRE(tb);
@@ -519,8 +521,9 @@ TEST_CASE("an execution of a worker-registered workflow survives a node kill "
   CHECK(count_events(h, pc::kExecutionFailed) == 0);
 }
 
-TEST_CASE("a sleep of a worker-registered workflow that ends while the node "
-          "waits for the workflow resumes once a worker registers it") {
+TEST_CASE("a sleep of a worker-registered workflow that ends before the "
+          "worker registers again fires on the stored definition, and its "
+          "task waits for the worker") {
   temp_dir dir;
   std::string id;
   {
@@ -534,14 +537,13 @@ TEST_CASE("a sleep of a worker-registered workflow that ends while the node "
   node_process node{dir.path};
   worker_client c{node.grpc_port};
   // The timer fires while nobody has registered the workflow: the execution
-  // waits (nothing appended), it does not fail.
+  // runs on the definition stored with its start and schedules its task.
   std::this_thread::sleep_for(4s);
-  CHECK(c.describe(id).status() == "sleeping");
+  CHECK(c.describe(id).status() == "running");
   auto h = c.history(id);
-  CHECK(count_events(h, pc::kTimerFired) == 0);
+  CHECK(count_events(h, pc::kTimerFired) == 1);
   CHECK(count_events(h, pc::kExecutionFailed) == 0);
-  // Registering the definition wakes it: the overdue timer fires, the task
-  // step is scheduled.
+  // The worker registers again and gets the task.
   REQUIRE(c.register_worker("s1", {"psq"}, parked_sleep_flow).ok());
   auto t = c.poll_until("s1", 15s);
   REQUIRE(t);
