@@ -718,7 +718,10 @@ status pg_store::put_definitions(std::span<const definition_row> rows) {
     writer_.reset();
     return to_error(e, true);
   } catch (const std::exception& e) {
-    return to_error(e);
+    auto err = to_error(e);
+    // The server went away mid-transaction: connect afresh next time.
+    if (err.code == errc::unavailable) writer_.reset();
+    return err;
   }
 }
 

@@ -447,16 +447,12 @@ TEST_CASE("bad worker requests get clear gRPC statuses") {
   CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK_THAT(st.error_message(), Catch::Contains("test.yaml"));
 
-  c.start("wt_two", R"({"n": 1})");
+  auto id = c.start("wt_two", R"({"n": 1})");
   auto task = c.poll_until("w", 10s);
   REQUIRE(task);
   st = c.complete("w", task->attempt_token(), "{not json");
   CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK_THAT(st.error_message(), Catch::Contains("JSON"));
-  std::string big = "\"" + std::string(1024 * 1024 + 10, 'x') + "\"";
-  st = c.complete("w", task->attempt_token(), big);
-  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK_THAT(st.error_message(), Catch::Contains("limit"));
   st = c.heartbeat("w", task->attempt_token(), "{oops");
   CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   // Another worker cannot complete it.
@@ -465,6 +461,18 @@ TEST_CASE("bad worker requests get clear gRPC statuses") {
   CHECK(st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   // The lease holder still can.
   REQUIRE(c.complete("w", task->attempt_token(), R"({"m": 2})").ok());
+  // A result over the node's payload limit is recorded as the step's
+  // failure (payload_too_large, not retryable), naming the size and the
+  // limit; it is not refused (a refusal left the lease to expire and the
+  // task to run again).
+  auto second = c.poll_until("w", 10s);
+  REQUIRE(second);
+  std::string big = "\"" + std::string(1024 * 1024 + 10, 'x') + "\"";
+  REQUIRE(c.complete("w", second->attempt_token(), big).ok());
+  auto done = c.wait(id, 10s);
+  CHECK(done.status() == "failed");
+  CHECK(done.error().kind() == "payload_too_large");
+  CHECK_THAT(done.error().message(), Catch::Contains("limit"));
 }
 
 TEST_CASE("an execution of a worker-registered workflow survives a node kill "
