@@ -84,11 +84,11 @@ namespace {
 
 using event_result = task_result<events::Event>;
 
-/// The step's failure (not retryable) when what the worker reported is
-/// over the node's payload limit: reported again, it would be as large.
-event_result too_large(const attempt_info& a, const std::string& worker,
-                       std::string message, std::int64_t now) {
-  events::Event ev;
+/// A step_failed event of attempt `a` by `worker`; the caller fills its
+/// error (returned).
+events::ErrorInfo* step_failed_event(events::Event& ev, const attempt_info& a,
+                                     const std::string& worker,
+                                     std::int64_t now) {
   auto* f = ev.mutable_step_failed();
   f->set_step(a.step);
   f->set_attempt(a.attempt);
@@ -96,7 +96,15 @@ event_result too_large(const attempt_info& a, const std::string& worker,
   f->set_failed_at_ms(now);
   f->set_map_index(a.map_index);
   f->set_worker_id(worker);
-  auto* info = f->mutable_error();
+  return f->mutable_error();
+}
+
+/// The step's failure (not retryable) when what the worker reported is
+/// over the node's payload limit: reported again, it would be as large.
+event_result too_large(const attempt_info& a, const std::string& worker,
+                       std::string message, std::int64_t now) {
+  events::Event ev;
+  auto* info = step_failed_event(ev, a, worker, now);
   info->set_kind("payload_too_large");
   info->set_message(std::move(message));
   info->set_retryable(false);
@@ -142,14 +150,7 @@ event_result failure_event(const attempt_info& a, const std::string& worker,
                             workflow::text_rule::free)))
     return {std::nullopt, std::move(err)};
   events::Event ev;
-  auto* f = ev.mutable_step_failed();
-  f->set_step(a.step);
-  f->set_attempt(a.attempt);
-  f->set_attempt_token(a.token);
-  f->set_failed_at_ms(now);
-  f->set_map_index(a.map_index);
-  f->set_worker_id(worker);
-  auto* info = f->mutable_error();
+  auto* info = step_failed_event(ev, a, worker, now);
   info->set_kind(bad.kind.empty() ? "error" : bad.kind);
   info->set_message(bad.message);
   info->set_details_json(bad.details_json);

@@ -6,15 +6,18 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include <caf/fwd.hpp>
+#include <catch2/catch.hpp>
 
 #include "actors/clock.hpp"
 #include "actors/engine_api.hpp"
 #include "actors/node.hpp"
+#include "actors/task_api.hpp"
 
 namespace cerebelum::actors::test {
 
@@ -40,6 +43,19 @@ std::string pg_conninfo();
 /// that the history can be read).
 int count_of(engine_api& api, const std::string& id,
              events::Event::PayloadCase which);
+
+/// Calls `call` (a task API call) with a callback and waits (bounded) for
+/// its result.
+template <class T, class Call>
+task_result<T> sync(Call call) {
+  auto p = std::make_shared<std::promise<task_result<T>>>();
+  auto fut = p->get_future();
+  call([p](task_result<T> r) {
+    p->set_value(std::move(r));
+  });
+  REQUIRE(fut.wait_for(wait_time) == std::future_status::ready);
+  return fut.get();
+}
 
 class engine_fixture {
  public:

@@ -88,17 +88,6 @@ execution_view finished(engine_api& api, const std::string& id) {
   return *done;
 }
 
-template <class T, class Call>
-task_result<T> sync(Call call) {
-  auto p = std::make_shared<std::promise<task_result<T>>>();
-  auto fut = p->get_future();
-  call([p](task_result<T> r) {
-    p->set_value(std::move(r));
-  });
-  REQUIRE(fut.wait_for(wait_time) == std::future_status::ready);
-  return fut.get();
-}
-
 } // namespace
 
 TEST_CASE("a start input over the payload limit is refused with "

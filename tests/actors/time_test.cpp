@@ -202,18 +202,6 @@ steps:
     heartbeat_timeout: 10s
 )";
 
-/// Calls `call` with a callback and waits (bounded) for its result.
-template <class T, class Call>
-task_result<T> sync(Call call) {
-  auto p = std::make_shared<std::promise<task_result<T>>>();
-  auto fut = p->get_future();
-  call([p](task_result<T> r) {
-    p->set_value(std::move(r));
-  });
-  REQUIRE(fut.wait_for(wait_time) == std::future_status::ready);
-  return fut.get();
-}
-
 } // namespace
 
 TEST_CASE("a lease without heartbeats expires at its moment, and a heartbeat "
