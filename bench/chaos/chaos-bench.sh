@@ -4,7 +4,7 @@
 # run directory (node log, side-effect logs, run.json, report.json).
 #
 #   bench/chaos/chaos-bench.sh --minutes 30 [--store sqlite|pg] [--seed S]
-#       [--faults node-kill,node-stop,worker-kill] [--build DIR]
+#       [--faults node-kill,node-stop,worker-kill,pg-restart,def-edit] [--build DIR]
 #
 # The binaries come from the build directory (default build/): build the
 # `cerebelum` and `chaos_cpp_worker` targets first. --store pg uses
@@ -16,7 +16,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 minutes=30
 store=sqlite
 seed=$RANDOM
-faults=node-kill,node-stop,worker-kill
+faults=node-kill,node-stop,worker-kill,pg-restart,def-edit
 build=$root/build
 while [[ $# -gt 0 ]]; do
   case "$1" in
