@@ -119,16 +119,7 @@ void print_execution_table(
                      format_time(row.updated_at_ms())});
     if (stuck) cells.back().push_back(row.stuck_reason());
   }
-  std::vector<std::size_t> widths(cells.front().size(), 0);
-  for (auto& r : cells)
-    for (std::size_t i = 0; i < r.size(); ++i)
-      widths[i] = std::max(widths[i], r[i].size());
-  for (auto& r : cells) {
-    for (std::size_t i = 0; i < r.size(); ++i)
-      std::cout << std::left << std::setw(static_cast<int>(widths[i] + 2))
-                << r[i];
-    std::cout << '\n';
-  }
+  print_table(cells);
 }
 
 void print_history(
