@@ -58,6 +58,8 @@ struct engine_options {
   /// What the store refuses (tests lower it to reach the engine's last
   /// line of defence: an append refused for good fails the execution).
   eventstore::store_limits store_limits;
+  /// What decisions do with attempts the engine lost (`--max-reoffers`).
+  workflow::reoffer_policy reoffers;
   /// Test hook: called before each decision of an execution actor; throwing
   /// from it crashes the actor (a bug outside a native step).
   std::function<void(const std::string& execution_id)> before_decide;

@@ -411,7 +411,7 @@ void fold_and_submit(execution_actor* self, in_flight& f) {
   }
   if (!s.terminal()) {
     if (auto& hook = st.ctx->options().before_decide) hook(st.id);
-    auto dec = workflow::decide(s, now);
+    auto dec = workflow::decide(s, now, st.ctx->options().reoffers);
     if (!dec)
       throw std::runtime_error("cannot decide: " + dec.error().to_string());
     for (auto& ev : dec->events)

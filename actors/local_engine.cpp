@@ -433,7 +433,7 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
   if (!state->apply(evs[0]))
     return make_error(errc::internal, "cannot fold execution_started");
   auto before = capture_rows(*state);
-  auto dec = workflow::decide(*state, now);
+  auto dec = workflow::decide(*state, now, ctx_->options().reoffers);
   if (!dec)
     return make_error(errc::internal, "cannot decide the start of " + id + ": "
                                         + dec.error().to_string());

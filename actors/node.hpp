@@ -21,6 +21,7 @@
 #include "actors/task_router.hpp"
 #include "eventstore/sqlite_store.hpp"
 #include "supervision/child_spec.hpp"
+#include "workflow/decider.hpp"
 #include "workflow/definition.hpp"
 
 namespace cerebelum::actors {
@@ -71,6 +72,9 @@ struct node_config {
   std::size_t max_payload_bytes = max_payload_bytes_limit;
   /// What the store refuses (events over 1 MiB by default); tests lower it.
   eventstore::store_limits store_limits;
+  /// What decisions do with attempts the engine lost: lease expired, worker
+  /// lost or gone (`--max-reoffers`; workflow/decider.hpp).
+  workflow::reoffer_policy reoffers;
   /// Threads running native steps.
   std::size_t call_threads = 4;
   /// Crashes of one execution's actor before the execution is marked

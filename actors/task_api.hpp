@@ -13,10 +13,12 @@
 // Lease and attempt rules (docs/worker-protocol.md):
 // - a task (one attempt of a `task` step) is leased to one worker at a time;
 //   the lease lasts `heartbeat_timeout_ms` of the step when set, else the
-//   router's default lease; each heartbeat extends it;
+//   router's default lease (`--task-lease`); each heartbeat extends it;
 // - lease expiry, `unregister` and `worker_lost` fail the attempt (step_failed,
-//   kind "lease_expired" / "worker_lost", retryable): the step's retry policy
-//   decides, a new attempt arrives as a new task with a new token;
+//   kind "heartbeat_timeout" / "lease_expired" / "worker_lost", retryable,
+//   `lost`): the execution offers the step again without using its retry
+//   budget (workflow::reoffer_policy), a new attempt arrives as a new task
+//   with a new token;
 // - `complete` answers once the execution COMMITTED the outcome, or with
 //   `stale_token` when the attempt is no longer outstanding.
 

@@ -528,6 +528,9 @@ void task_queue::fail_attempt(const std::string& token, const std::string& kind,
   f->set_map_index(e.map_index);
   f->set_failed_at_ms(now);
   if (kind == "worker_lost") f->set_worker_id(worker);
+  // The engine lost the attempt: its re-offer policy, not the step's retry
+  // budget, decides first.
+  f->set_lost(true);
   auto* err = f->mutable_error();
   err->set_kind(kind);
   err->set_message(message);
@@ -553,11 +556,19 @@ void task_queue::expire(std::int64_t now) {
     }
     auto& e = tasks_.at(d.token);
     if (e.state == lease_state::leased) {
-      fail_attempt(d.token, "lease_expired",
-                   "lease of worker '" + e.owner
-                     + "' expired (no heartbeat for "
-                     + std::to_string(lease_length(e)) + " ms)",
-                   now);
+      // A step's own heartbeat_timeout passed, or the node's task lease.
+      if (e.heartbeat_timeout_ms > 0)
+        fail_attempt(d.token, "heartbeat_timeout",
+                     "no heartbeat from worker '" + e.owner + "' for "
+                       + std::to_string(lease_length(e))
+                       + " ms (the step's heartbeat_timeout)",
+                     now);
+      else
+        fail_attempt(
+          d.token, "lease_expired",
+          "lease of worker '" + e.owner + "' expired (no heartbeat for "
+            + std::to_string(lease_length(e)) + " ms, the node's --task-lease)",
+          now);
     } else if (e.state == lease_state::completing) {
       // Not committed in time: the worker may retry; the lease is kept.
       e.state = lease_state::leased;

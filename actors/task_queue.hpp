@@ -55,8 +55,10 @@ struct queue_options {
 };
 
 struct router_options {
-  /// Lease length of steps without a heartbeat timeout.
-  std::chrono::milliseconds default_lease{30'000};
+  /// Lease length of steps without a heartbeat timeout (`--task-lease`):
+  /// how long a silent worker keeps a task. Workers heartbeat every third
+  /// of it, so a dead one is noticed within this time.
+  std::chrono::milliseconds default_lease{6'000};
   /// Long-poll wait when the worker asks for 0.
   std::chrono::milliseconds default_poll_wait{30'000};
   /// Longest long-poll wait.

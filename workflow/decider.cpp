@@ -24,8 +24,9 @@ step_error expression_failure(const std::string& where, const diagnostic& d) {
 }
 
 decision_maker::decision_maker(execution_state& state, std::int64_t now_ms,
-                               decision& out)
-  : s_(state), def_(state.def()), now_(now_ms), out_(out) {}
+                               const reoffer_policy& reoffers, decision& out)
+  : s_(state), def_(state.def()), now_(now_ms), reoffers_(reoffers),
+    out_(out) {}
 
 void decision_maker::emit(ev::Event e) {
   e.set_seq(s_.next_seq());
@@ -238,9 +239,28 @@ diverge_choice choose(const step& sp, const execution_state::slot& sl,
 
 } // namespace
 
+bool decision_maker::reoffer(const step& sp, std::int32_t map_index,
+                             const slot& sl) {
+  if (!sl.lost || sl.reoffers >= reoffers_.max_reoffers) return false;
+  auto delay = reoffers_.delay_ms(sl.reoffers + 1);
+  ev::Event e;
+  auto* d = e.mutable_diverge_taken();
+  d->set_step(sp.name);
+  d->set_rule_index(-1);
+  d->set_action("reoffer");
+  d->set_retry_delay_ms(delay);
+  d->set_attempt_token(sl.token);
+  d->set_map_index(map_index);
+  emit(std::move(e));
+  if (delay > 0)
+    start_timer("retry:" + sl.token, "retry_backoff", sp.name, delay);
+  return true;
+}
+
 void decision_maker::apply_diverge(std::size_t idx, std::int32_t map_index,
                                    const slot& sl) {
   const auto& sp = def_.steps[idx];
+  if (reoffer(sp, map_index, sl)) return;
   const auto& rt = s_.runtime(idx);
   json index = map_index;
   const json* item = map_index >= 0 && rt.items.is_array()
@@ -274,6 +294,9 @@ void decision_maker::apply_diverge(std::size_t idx, std::int32_t map_index,
           + (sl.failures > 1
                ? " after " + std::to_string(sl.failures) + " attempts"
                : std::string{})
+          + (sl.reoffers > 0 ? " (" + std::to_string(sl.reoffers)
+                                 + " lost attempts offered again)"
+                             : std::string{})
           + ": " + error.message;
       fail_execution(error);
       break;
@@ -390,13 +413,23 @@ void decision_maker::cancel_execution() {
 
 } // namespace detail
 
-result<decision> decide(execution_state& state, std::int64_t now_ms) {
+std::int64_t reoffer_policy::delay_ms(std::uint32_t n) const {
+  // The first re-offer goes at once: another worker may well be waiting.
+  if (n <= 1) return 0;
+  auto d = first_delay_ms;
+  for (std::uint32_t i = 2; i < n && d < max_delay_ms; ++i)
+    d *= 2;
+  return std::min(d, max_delay_ms);
+}
+
+result<decision> decide(execution_state& state, std::int64_t now_ms,
+                        const reoffer_policy& reoffers) {
   if (state.fault()) return *state.fault();
   if (!state.started())
     return diagnostic{
       {}, 0, 0, {}, "history must begin with execution_started"};
   decision out;
-  detail::decision_maker maker{state, now_ms, out};
+  detail::decision_maker maker{state, now_ms, reoffers, out};
   // Every action records at least one event; the bound only guards
   // against a bug looping forever.
   for (std::size_t guard = 0; maker.step_once(); ++guard) {
@@ -420,7 +453,7 @@ result<decision> decide(const definition& def,
   execution_state state{def, options.execution_id};
   for (const auto& e : history)
     if (auto st = state.apply(e); !st) return st.error();
-  return decide(state, options.now_ms);
+  return decide(state, options.now_ms, options.reoffers);
 }
 
 ev::Event make_started_event(const definition& def, const json& input,

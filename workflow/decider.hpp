@@ -70,6 +70,22 @@ struct decision {
   std::vector<command> commands;
 };
 
+/// The node's policy for attempts the engine lost (`step_failed.lost`: a
+/// lease expired, a heartbeat timeout, a worker lost, unregistered or
+/// drained): the step is offered again without consuming its retry budget,
+/// at most `max_reoffers` times per attempt slot (the first at once, then
+/// after `first_delay_ms` doubling up to `max_delay_ms`); a loss beyond the
+/// bound is an ordinary failure for the step's diverge rules and retry
+/// policy. Each re-offer is recorded (diverge_taken, action "reoffer").
+struct reoffer_policy {
+  std::uint32_t max_reoffers = 5;
+  std::int64_t first_delay_ms = 500;
+  std::int64_t max_delay_ms = 10'000;
+
+  /// The wait before re-offer number `n` (1-based).
+  [[nodiscard]] std::int64_t delay_ms(std::uint32_t n) const;
+};
+
 /// Inputs of a decision that are not in the history.
 struct decide_options {
   /// Part of attempt tokens and default idempotency keys.
@@ -77,6 +93,8 @@ struct decide_options {
   /// The decision time: returned by `now()`, base of timer fire times,
   /// recorded in every event the decision emits.
   std::int64_t now_ms = 0;
+  /// What the decision does with lost attempts.
+  reoffer_policy reoffers;
 };
 
 /// Decides on a state folded so far and folds the new events into it.
@@ -86,7 +104,8 @@ struct decide_options {
 /// fails, rebuild the state from the store. Returns an error if the state
 /// has a fault (bad history).
 [[nodiscard]] result<decision> decide(execution_state& state,
-                                      std::int64_t now_ms);
+                                      std::int64_t now_ms,
+                                      const reoffer_policy& reoffers = {});
 
 /// The pure function: folds `history`, then decides. Deciding twice on the
 /// same history with the same options gives the same output.

@@ -14,7 +14,8 @@ namespace cerebelum::workflow::detail {
 /// state at once so every next choice sees the up-to-date state.
 class decision_maker {
  public:
-  decision_maker(execution_state& state, std::int64_t now_ms, decision& out);
+  decision_maker(execution_state& state, std::int64_t now_ms,
+                 const reoffer_policy& reoffers, decision& out);
 
   /// Takes one action; false when the execution waits (or is finished).
   bool step_once();
@@ -36,6 +37,8 @@ class decision_maker {
   bool act_on_slot(std::size_t idx, std::int32_t map_index, const slot& sl);
   bool advance_map(std::size_t idx);
   void apply_diverge(std::size_t idx, std::int32_t map_index, const slot& sl);
+  /// Offers a lost attempt again when the node's policy allows it.
+  bool reoffer(const step& sp, std::int32_t map_index, const slot& sl);
   void take_branch();
   bool record_jump(const std::string& from, int target, int current);
   void complete_execution();
@@ -67,6 +70,7 @@ class decision_maker {
   execution_state& s_;
   const definition& def_;
   std::int64_t now_;
+  reoffer_policy reoffers_;
   decision& out_;
   /// Payload bytes of `out_.events`.
   std::size_t bytes_ = 0;

@@ -322,6 +322,7 @@ void execution_state::on_failed(const ev::StepFailed& e) {
     return;
   sl->phase = slot_phase::failed;
   sl->error = step_error::from_proto(e.error());
+  sl->lost = e.lost();
   ++sl->failures;
   errors_[e.step()] = sl->error.to_json();
   drop_timers_of_token(e.attempt_token());
@@ -336,9 +337,14 @@ void execution_state::on_diverge(const ev::DivergeTaken& e) {
     return set_fault("diverge_taken for a step that has not failed: "
                      + e.step());
   const auto& action = e.action();
-  if (action == "retry") {
+  if (action == "retry" || action == "reoffer") {
     sl->phase = e.retry_delay_ms() > 0 ? slot_phase::backoff
                                        : slot_phase::retry_ready;
+    if (action == "reoffer") {
+      // The engine lost the attempt: it does not count against the budget.
+      if (sl->failures > 0) --sl->failures;
+      ++sl->reoffers;
+    }
   } else if (action == "continue") {
     sl->phase = slot_phase::done;
     auto idx = static_cast<std::size_t>(def_->step_index(e.step()));
@@ -625,6 +631,7 @@ void execution_state::on_resumed(const ev::ExecutionResumed& e) {
   }
   // The failed step: a new attempt with a fresh retry budget.
   target->failures = 0;
+  target->reoffers = 0;
   target->phase = slot_phase::retry_ready;
 }
 
@@ -683,6 +690,8 @@ json execution_state::snapshot() const {
                 {"error", s.error.to_json()},
                 {"record_timeout", s.record_timeout},
                 {"failures", s.failures},
+                {"reoffers", s.reoffers},
+                {"lost", s.lost},
                 {"resume", s.resume},
                 {"suspension",
                  {s.suspension.wait_key(), s.suspension.sleep_ms(),

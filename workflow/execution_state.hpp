@@ -141,8 +141,14 @@ class execution_state {
     /// What the current attempt was scheduled with (for resume_commands).
     events::StepScheduled scheduled;
     /// Failures counted against the retry budget (since the stage was
-    /// entered or the execution was resumed). Suspensions do not count.
+    /// entered or the execution was resumed). Suspensions do not count, nor
+    /// lost attempts that were offered again.
     std::uint32_t failures = 0;
+    /// Lost attempts offered again (diverge_taken "reoffer"), counted like
+    /// `failures`, against the node's re-offer bound.
+    std::uint32_t reoffers = 0;
+    /// The current failure is the engine's loss (step_failed.lost).
+    bool lost = false;
     /// Waits already done in this visit: wait_key -> value (an object).
     json resume = json::object();
     /// The suspension being waited for (phases suspending, suspended).

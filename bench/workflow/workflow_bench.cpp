@@ -80,7 +80,7 @@ double decisions_per_sec(const definition& def, bool incremental,
     (void)state.apply(history[0]);
     for (;;) {
       auto d = incremental ? decide(state, ++now)
-                           : decide(def, history, {"bench", ++now});
+                           : decide(def, history, {"bench", ++now, {}});
       ++decisions;
       if (!d) std::exit(2);
       history.insert(history.end(), d->events.begin(), d->events.end());
@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
       (void)s.apply(e);
   });
   auto replay_decide_us = median_us(21, [&] {
-    auto d = decide(def_loop, history, {"bench", 1});
+    auto d = decide(def_loop, history, {"bench", 1, {}});
     if (!d) std::exit(4);
   });
   if (as_json) {

@@ -71,6 +71,9 @@ actors::node_config make_node_config(const node_options& opts) {
                        .value_or(eventstore::sqlite_open_check::full);
   ncfg.workflows_dir = opts.workflows_dir;
   ncfg.max_payload_bytes = opts.max_payload_bytes;
+  ncfg.tasks.default_lease = std::chrono::milliseconds{
+    static_cast<std::int64_t>(opts.task_lease_s * 1000)};
+  ncfg.reoffers.max_reoffers = opts.max_reoffers;
   ncfg.functions = std::make_shared<actors::function_registry>();
   demo::register_demo_functions(*ncfg.functions);
   ncfg.bridges
@@ -144,6 +147,20 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
                 "(bytes of JSON); larger ones are refused or fail their step "
                 "with payload_too_large")
     ->check(CLI::Range(std::size_t{1}, actors::max_payload_bytes_limit))
+    ->capture_default_str();
+  cmd
+    .add_option("--task-lease", opts.task_lease_s,
+                "Seconds a worker keeps a task without a heartbeat (steps "
+                "without heartbeat_timeout); workers heartbeat every third "
+                "of it, so a dead worker's tasks go to others within it")
+    ->check(CLI::Range(0.3, 3600.0))
+    ->capture_default_str();
+  cmd
+    .add_option("--max-reoffers", opts.max_reoffers,
+                "Times an attempt the engine lost (worker died or left, "
+                "lease expired) is offered again without using the step's "
+                "retry budget; then it is an ordinary failure of the step")
+    ->check(CLI::Range(0u, 1000u))
     ->capture_default_str();
 }
 

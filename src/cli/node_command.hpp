@@ -35,6 +35,12 @@ struct node_options {
   /// Largest input, approval data and step result or error, in bytes of
   /// JSON text (actors/payload_limit.hpp).
   std::size_t max_payload_bytes = 1'000'000;
+  /// Seconds a worker keeps a task of a step without heartbeat_timeout
+  /// without a heartbeat (actors::router_options::default_lease).
+  double task_lease_s = 6;
+  /// Times a lost attempt is offered again before it counts as a failure
+  /// of its step (workflow::reoffer_policy).
+  unsigned max_reoffers = 5;
 };
 
 /// Declares the options of `cerebelum node` on `cmd`.

@@ -113,6 +113,7 @@ TEST_CASE("a lease expires at its due moment, not before, and fails the "
   REQUIRE(sent.size() == 1);
   REQUIRE(sent[0].event->has_step_failed());
   CHECK(sent[0].event->step_failed().error().kind() == "lease_expired");
+  CHECK(sent[0].event->step_failed().lost());
   CHECK(sent[0].token == "t1");
   // The failure is sent again if no commit answers it in time.
   CHECK(q.next_due() == 15'000);

@@ -16,7 +16,8 @@ from fake_node import free_port
 
 
 class NodeProcess:
-    def __init__(self, binary: str, workflows_dir: str | None = None):
+    def __init__(self, binary: str, workflows_dir: str | None = None,
+                 extra_args: list[str] | None = None):
         if not binary or not os.access(binary, os.X_OK):
             raise RuntimeError(f"node binary {binary!r} is not executable "
                                "(CEREBELUM_BIN)")
@@ -31,7 +32,7 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             [binary, "node", "--data-dir", str(self.tmp / "data"),
              "--workflows", str(wf), "--listen", self.address,
-             "--http", f"127.0.0.1:{self.http_port}"],
+             "--http", f"127.0.0.1:{self.http_port}", *(extra_args or [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

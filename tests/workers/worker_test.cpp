@@ -196,14 +196,15 @@ TEST_CASE("an expired lease fails the attempt, the retry is a new attempt, "
   auto id = c.start("wt_lease", "{}");
   auto t1 = c.poll_until("slow", 10s);
   REQUIRE(t1);
-  // No heartbeat: after 600 ms the lease expires; the retry waits 100 ms.
+  // No heartbeat: after 600 ms (the step's heartbeat_timeout) the attempt
+  // is lost and offered again at once, outside the retry budget.
   auto t2 = c.poll_until("fast", 10s);
   REQUIRE(t2);
   CHECK(t2->attempt() == 2);
   CHECK(t2->attempt_token() != t1->attempt_token());
   auto late = c.complete("slow", t1->attempt_token(), R"("late")");
   CHECK(late.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-  CHECK_THAT(late.error_message(), Catch::Contains("expired"));
+  CHECK_THAT(late.error_message(), Catch::Contains("no heartbeat"));
   auto hb = c.heartbeat("slow", t1->attempt_token());
   CHECK(hb.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   REQUIRE(c.complete("fast", t2->attempt_token(), R"("ok")").ok());
@@ -214,9 +215,12 @@ TEST_CASE("an expired lease fails the attempt, the retry is a new attempt, "
   REQUIRE(count_events(h, pc::kStepFailed) == 1);
   for (auto& ev : h)
     if (ev.has_step_failed()) {
-      CHECK(ev.step_failed().error().kind() == "lease_expired");
+      CHECK(ev.step_failed().error().kind() == "heartbeat_timeout");
       CHECK(ev.step_failed().error().retryable());
+      CHECK(ev.step_failed().lost());
     }
+  for (auto& ev : h)
+    if (ev.has_diverge_taken()) CHECK(ev.diverge_taken().action() == "reoffer");
   for (auto& ev : h)
     if (ev.has_step_completed())
       CHECK(ev.step_completed().worker_id() == "fast");

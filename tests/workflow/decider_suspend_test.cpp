@@ -431,7 +431,7 @@ TEST_CASE("execution_resumed is refused unless that step failed the "
       x->set_map_index(-1);
       e.set_seq(static_cast<std::int64_t>(hist.size()));
       hist.push_back(e);
-      auto d = decide(h.def(), hist, {"ex-1", 5000});
+      auto d = decide(h.def(), hist, {"ex-1", 5000, {}});
       REQUIRE_FALSE(d.ok());
       CHECK_THAT(d.error().message, Catch::Contains(r.message));
     }
@@ -505,6 +505,94 @@ steps:
       p.run_all({std::string{"err t "} + kind + " retryable"});
       CHECK(p.events()[2] == "diverge t retry +2000ms");
     }
+  }
+}
+
+TEST_CASE("a lost attempt is offered again without using the retry budget") {
+  const auto plain = std::string{R"y(
+name: p
+steps:
+  - name: t
+    task: t.t
+    queue: q
+  - name: done
+    log: "done"
+)y"};
+  SECTION("a step without a retry policy survives its lost workers") {
+    harness h{must_load(plain)};
+    // The first re-offer goes at once; the next ones back off (500 ms, 1 s).
+    h.run_all({"lost t worker_lost", "lost t lease_expired", "fire t",
+               "lost t heartbeat_timeout", "fire t"});
+    auto ev = h.events();
+    CHECK(std::count(ev.begin(), ev.end(), "diverge t reoffer") == 1);
+    CHECK(std::count(ev.begin(), ev.end(), "diverge t reoffer +500ms") == 1);
+    CHECK(std::count(ev.begin(), ev.end(), "diverge t reoffer +1000ms") == 1);
+    CHECK(h.outstanding("t").attempt == 4);
+    // The fold of the recorded history counts re-offers, not failures.
+    CHECK(h.state().runtime(0).self.reoffers == 3);
+    CHECK(h.state().runtime(0).self.failures == 0);
+    h.run("ok t 7");
+    CHECK(h.state().status() == execution_status::completed);
+  }
+  SECTION("the step's own failures still use its budget") {
+    harness h{must_load(remote)};
+    h.run_all({"lost work worker_lost", "lost work worker_lost", "fire work",
+               "err work flaky retryable", "fire work"});
+    // Two losses and one failure: the policy (max_attempts 2) allows one
+    // more try.
+    CHECK(h.outstanding("work").attempt == 4);
+    h.run("err work flaky retryable");
+    CHECK(h.state().status() == execution_status::failed);
+  }
+  SECTION("past the node's bound a loss is an ordinary failure") {
+    harness h{must_load(plain)};
+    h.reoffers.max_reoffers = 2;
+    h.run_all({"lost t worker_lost", "lost t worker_lost", "fire t",
+               "lost t worker_lost"});
+    CHECK(h.state().status() == execution_status::failed);
+    REQUIRE(h.state().error());
+    CHECK(h.state().error()->message.find("(2 lost attempts offered again)")
+          != std::string::npos);
+    CHECK(h.state().error()->kind == "worker_lost");
+    REQUIRE(h.state().dead_letter());
+  }
+  SECTION("with no re-offers the step's policy decides at once") {
+    harness h{must_load(plain)};
+    h.reoffers.max_reoffers = 0;
+    h.run_all({"lost t lease_expired"});
+    CHECK(h.state().status() == execution_status::failed);
+  }
+  SECTION("a worker's own report of a lost kind is the step's failure") {
+    harness h{must_load(plain)};
+    h.run_all({"err t worker_lost retryable"});
+    CHECK(h.state().status() == execution_status::failed);
+  }
+  SECTION("map children are offered again one by one") {
+    harness h{must_load(R"y(
+name: m
+steps:
+  - name: each
+    map: { over: "input.items" }
+    task: t.t
+    queue: q
+)y"),
+              json{{"items", json::array({1, 2})}}};
+    h.run_all({"lost each[1] worker_lost", "ok each[0] 10"});
+    REQUIRE(h.state().runtime(0).children.size() == 2);
+    CHECK(h.state().runtime(0).children[1].reoffers == 1);
+    CHECK(h.state().runtime(0).children[0].reoffers == 0);
+    CHECK(h.outstanding("each", 1).attempt == 2);
+    h.run("ok each[1] 20");
+    CHECK(h.state().status() == execution_status::completed);
+  }
+  SECTION("the delays double up to the cap") {
+    reoffer_policy p;
+    CHECK(p.delay_ms(1) == 0);
+    CHECK(p.delay_ms(2) == 500);
+    CHECK(p.delay_ms(3) == 1000);
+    CHECK(p.delay_ms(6) == 8000);
+    CHECK(p.delay_ms(7) == 10000);
+    CHECK(p.delay_ms(40) == 10000);
   }
 }
 

@@ -121,7 +121,7 @@ void exercise(const std::string& text) {
   }
   std::vector<cerebelum::events::Event> history{make_started_event(
     *r, json{{"order_id", "o"}, {"amount", 5}, {"items", {1, 2}}}, 0)};
-  auto d = decide(*r, history, {"fz", 0});
+  auto d = decide(*r, history, {"fz", 0, {}});
   CHECK(d.ok());
 }
 
@@ -245,7 +245,7 @@ steps:
     std::int64_t now = 1000;
     std::vector<ev::Event> history{make_started_event(*def, json{}, now)};
     for (int round = 0; round < 40; ++round) {
-      auto d = decide(*def, history, {"fz", now});
+      auto d = decide(*def, history, {"fz", now, {}});
       if (!d) {
         // Only a bad resume may make the history unusable here.
         CHECK_THAT(d.error().message, Catch::Contains("execution_resumed"));

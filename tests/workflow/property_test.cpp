@@ -233,8 +233,8 @@ std::size_t run_one(std::uint64_t seed) {
   std::size_t decisions = 0;
   int resumed = 0;
   for (int round = 0; round < 150; ++round) {
-    auto d1 = decide(*def, history, {"ex", now});
-    auto d2 = decide(*def, history, {"ex", now});
+    auto d1 = decide(*def, history, {"ex", now, {}});
+    auto d2 = decide(*def, history, {"ex", now, {}});
     REQUIRE(d1.ok());
     REQUIRE(d2.ok());
     REQUIRE(d1->events.size() == d2->events.size());
@@ -294,7 +294,7 @@ std::size_t run_one(std::uint64_t seed) {
     std::vector<ev::Event> prefix(
       history.begin(), history.begin() + static_cast<std::ptrdiff_t>(begin));
     auto now_at = end > begin ? history[begin].recorded_at_ms() : now;
-    auto d = decide(*def, prefix, {"ex", now_at});
+    auto d = decide(*def, prefix, {"ex", now_at, {}});
     REQUIRE(d.ok());
     REQUIRE(d->events.size() == end - begin);
     for (std::size_t i = 0; i < d->events.size(); ++i)

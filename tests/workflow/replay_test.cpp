@@ -84,7 +84,7 @@ TEST_CASE("re-deciding on a recorded prefix reproduces the recorded decision") {
     auto input_end = boundaries[b] + 1;
     std::vector<ev::Event> prefix(hist.begin(), hist.begin() + input_end);
     auto now = hist[input_end].recorded_at_ms();
-    auto d = decide(h.def(), prefix, {"ex-1", now});
+    auto d = decide(h.def(), prefix, {"ex-1", now, {}});
     REQUIRE(d.ok());
     std::vector<ev::Event> recorded(hist.begin() + input_end,
                                     hist.begin() + boundaries[b + 1]);
@@ -98,8 +98,8 @@ TEST_CASE("deciding twice on the same history gives the same output") {
   for (auto end : boundaries) {
     std::vector<ev::Event> prefix(h.history().begin(),
                                   h.history().begin() + end - 1);
-    auto a = decide(h.def(), prefix, {"ex-1", 77});
-    auto b = decide(h.def(), prefix, {"ex-1", 77});
+    auto a = decide(h.def(), prefix, {"ex-1", 77, {}});
+    auto b = decide(h.def(), prefix, {"ex-1", 77, {}});
     REQUIRE(a.ok());
     REQUIRE(b.ok());
     CHECK(bytes(a->events) == bytes(b->events));
@@ -113,7 +113,7 @@ TEST_CASE("a fully decided history yields no new events") {
   auto [h, boundaries] = full_run();
   harness mid{order(), {{"order_id", "o-2"}, {"amount", 5}, {"items", {}}}};
   mid.decide();
-  auto again = decide(mid.def(), mid.history(), {"ex-1", 5000});
+  auto again = decide(mid.def(), mid.history(), {"ex-1", 5000, {}});
   REQUIRE(again.ok());
   CHECK(again->events.empty());
   CHECK(again->commands.empty());
@@ -162,7 +162,7 @@ TEST_CASE("a history from another definition version is refused") {
   auto [h, boundaries] = full_run();
   auto other = h.def();
   other.version_hash ^= 1;
-  auto d = decide(other, h.history(), {"ex-1", 0});
+  auto d = decide(other, h.history(), {"ex-1", 0, {}});
   REQUIRE_FALSE(d.ok());
   CHECK_THAT(d.error().message, Catch::Contains("version mismatch"));
 }
@@ -177,26 +177,26 @@ TEST_CASE("unknown optional events are skipped and unknown core events "
   std::string wire = std::string{"\xe2\x5d\x02\x08\x01", 5};
   REQUIRE(optional.ParseFromString(wire));
   hist.push_back(optional);
-  auto skipped = decide(h.def(), hist, {"ex-1", 0});
+  auto skipped = decide(h.def(), hist, {"ex-1", 0, {}});
   REQUIRE(skipped.ok());
   CHECK(skipped->events.empty());
   // A core event this node does not know: field 900.
   ev::Event core;
   REQUIRE(core.ParseFromString(std::string{"\xa2\x38\x00", 3}));
   hist.push_back(core);
-  auto refused = decide(h.def(), hist, {"ex-1", 0});
+  auto refused = decide(h.def(), hist, {"ex-1", 0, {}});
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.error().message, Catch::Contains("unknown core event"));
 }
 
 TEST_CASE("a history that does not begin with execution_started is refused") {
   auto def = order();
-  auto empty = decide(def, {}, {"ex-1", 0});
+  auto empty = decide(def, {}, {"ex-1", 0, {}});
   REQUIRE_FALSE(empty.ok());
   CHECK_THAT(empty.error().message, Catch::Contains("execution_started"));
   ev::Event stray;
   stray.mutable_timer_fired()->set_timer_id("x");
-  auto bad = decide(def, {stray}, {"ex-1", 0});
+  auto bad = decide(def, {stray}, {"ex-1", 0, {}});
   REQUIRE_FALSE(bad.ok());
   CHECK_THAT(bad.error().message, Catch::Contains("does not begin"));
 }
@@ -281,8 +281,8 @@ TEST_CASE("a run with suspensions and a dead-letter retry replays exactly") {
     auto input_end = boundaries[b] + 1;
     std::vector<ev::Event> prefix(hist.begin(), hist.begin() + input_end);
     auto now = hist[input_end].recorded_at_ms();
-    auto d = decide(h.def(), prefix, {"ex-1", now});
-    auto again = decide(h.def(), prefix, {"ex-1", now});
+    auto d = decide(h.def(), prefix, {"ex-1", now, {}});
+    auto again = decide(h.def(), prefix, {"ex-1", now, {}});
     REQUIRE(d.ok());
     REQUIRE(again.ok());
     std::vector<ev::Event> recorded(hist.begin() + input_end,

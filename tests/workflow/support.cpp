@@ -138,7 +138,7 @@ harness::harness(definition def, json input, std::string execution_id)
 }
 
 decision harness::decide() {
-  auto d = workflow::decide(def_, history_, {execution_id_, now});
+  auto d = workflow::decide(def_, history_, {execution_id_, now, reoffers});
   if (!d) FAIL("decide failed: " << d.error().to_string());
   for (const auto& e : d->events)
     history_.push_back(e);
@@ -213,11 +213,15 @@ decision harness::run(const std::string& line) {
     c->set_result_json(rest.empty() ? "null" : rest);
     c->set_map_index(index);
     c->set_completed_at_ms(now);
-  } else if (verb == "err") {
+  } else if (verb == "err" || verb == "lost") {
     auto a = outstanding(step, index);
     std::istringstream r{rest};
     std::string kind, flag;
     r >> kind >> flag;
+    if (verb == "lost") {
+      flag = "retryable";
+      e.mutable_step_failed()->set_lost(true);
+    }
     auto* f = e.mutable_step_failed();
     f->set_step(step);
     f->set_attempt(a.attempt);

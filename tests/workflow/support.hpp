@@ -36,6 +36,7 @@ class harness {
   /// Runs one script line, then decides. Lines:
   ///   ok STEP[i] JSON        complete the outstanding attempt
   ///   err STEP[i] KIND [retryable] [MESSAGE...]
+  ///   lost STEP[i] KIND      the router's failure (lost, retryable)
   ///   late STEP[i] JSON      complete with an old (abandoned) token
   ///   fire STEP              fire the earliest timer of STEP at fire_at
   ///   grant STEP | reject STEP | timeout STEP (approval_timed_out)
@@ -64,6 +65,8 @@ class harness {
     return def_;
   }
   std::int64_t now = 1000;
+  /// The node's policy for lost attempts the decisions use.
+  reoffer_policy reoffers;
 
   /// Appends an input event (seq and recorded time filled in).
   void append(events::Event e);
