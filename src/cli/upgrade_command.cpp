@@ -2,6 +2,7 @@
 // continue on a new version of its definition (docs/upgrades.md).
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -46,7 +47,9 @@ int run_check_upgrade(const global_options& global,
   if (!client.connect()) return 1;
   admin::CheckUpgradeRequest req;
   req.set_definition(text.str());
-  req.set_file(opts.file);
+  // The node needs the name for the format (.json or YAML); the path may be
+  // longer than a name the API takes, and was checked here already.
+  req.set_file(std::filesystem::path{opts.file}.filename().string());
   admin::CheckUpgradeResponse res;
   auto ctx = admin_client::context(std::chrono::minutes{5});
   auto status = client.stub().CheckUpgrade(ctx.get(), req, &res);
