@@ -128,6 +128,30 @@ struct health_view {
   std::uint64_t outages = 0;
 };
 
+/// One open execution checked against a new version of its workflow.
+struct upgrade_check_view {
+  std::string execution_id;
+  /// The version it runs on now.
+  std::uint64_t version = 0;
+  bool compatible = false;
+  /// Set when not compatible: the first event of its history that the new
+  /// version does not reproduce (`seq` past the end: the new version would
+  /// record something more now), and why.
+  std::int64_t seq = -1;
+  std::string event_type;
+  std::string step;
+  std::string reason;
+};
+
+/// What `check_upgrade` found.
+struct upgrade_report {
+  std::string workflow;
+  /// The new definition's version hash.
+  std::uint64_t version = 0;
+  /// Every open execution of `workflow`, in the index's order.
+  std::vector<upgrade_check_view> executions;
+};
+
 /// The node's operations. Thread-safe; every call blocks until answered.
 class engine_api {
  public:
@@ -175,6 +199,15 @@ class engine_api {
   /// Every version of every workflow this node has loaded or its store
   /// holds, by name then in the order they came.
   virtual std::vector<workflow_view> workflows() = 0;
+
+  /// Checks every open execution of the workflow that `definition_text`
+  /// defines against it (docs/upgrades.md): read only. `file` names the
+  /// text in diagnostics and picks its format (`.json`: JSON; otherwise
+  /// YAML). Errors: invalid_argument (the text is not a valid definition,
+  /// naming the problem), unavailable.
+  virtual caf::expected<upgrade_report>
+  check_upgrade(const std::string& definition_text, const std::string& file)
+    = 0;
 
   /// Whether the node's store answers; while it is away, probes it (one
   /// cheap read), so that the answer never waits for other traffic.

@@ -17,6 +17,7 @@
 #include "actors/messages.hpp"
 #include "actors/operator_commands.hpp"
 #include "actors/payload_limit.hpp"
+#include "actors/upgrades.hpp"
 #include "eventstore/codec.hpp"
 #include "workflow/input_schema.hpp"
 #include "workflow/safe_text.hpp"
@@ -287,6 +288,15 @@ class local_engine : public engine_api {
   }
 
   std::vector<workflow_view> workflows() override;
+
+  caf::expected<upgrade_report>
+  check_upgrade(const std::string& definition_text,
+                const std::string& file) override {
+    if (auto err = check_text("file", file, workflow::max_name_bytes,
+                              workflow::text_rule::label))
+      return err;
+    return check_open_executions(*ctx_, definition_text, file);
+  }
 
   health_view health() override {
     auto& h = ctx_->health();

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   cli::add_read_commands(app, global, commands);
   cli::add_decision_commands(app, global, commands);
   cli::add_dlq_commands(app, global, commands);
+  cli::add_upgrade_command(app, global, commands);
 
   try {
     app.parse(argc, argv);

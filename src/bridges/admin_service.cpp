@@ -188,6 +188,15 @@ grpc::Status admin_service::Health(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status admin_service::CheckUpgrade(grpc::ServerContext*,
+                                         const admin::CheckUpgradeRequest* req,
+                                         admin::CheckUpgradeResponse* res) {
+  auto report = engine_->check_upgrade(req->definition(), req->file());
+  if (!report) return to_status(report.error());
+  *res = to_proto(*report);
+  return grpc::Status::OK;
+}
+
 namespace {
 
 /// Waits (up to a minute) for a task API callback.

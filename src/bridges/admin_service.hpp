@@ -58,6 +58,9 @@ class admin_service final : public admin::AdminService::Service {
 
   grpc::Status Health(grpc::ServerContext* ctx, const admin::HealthRequest* req,
                       admin::HealthResponse* res) override;
+  grpc::Status CheckUpgrade(grpc::ServerContext* ctx,
+                            const admin::CheckUpgradeRequest* req,
+                            admin::CheckUpgradeResponse* res) override;
 
   grpc::Status ListDeadLetters(grpc::ServerContext* ctx,
                                const admin::ListDeadLettersRequest* req,

@@ -188,6 +188,21 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
           });
 }
 
+/// POST /v1/workflows/check-upgrade?file=NAME with the new definition's
+/// text as the body.
+void upgrade_route(httplib::Server& srv, engine_ptr engine) {
+  srv.Post("/v1/workflows/check-upgrade", [engine](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    auto file = query_params{req}.text("file", {}, workflow::text_rule::label);
+    if (!file) return send_error(res, file.error());
+    auto slot = admit(req, res);
+    if (!slot) return;
+    auto report = engine->check_upgrade(req.body, *file);
+    if (!report) return send_error(res, report.error());
+    send_json(res, 200, message_to_json(to_proto(*report)));
+  });
+}
+
 void decision_routes(httplib::Server& srv, engine_ptr engine) {
   srv.Post(R"(/v1/executions/([^/]+)/approve)",
            [engine](const httplib::Request& req, httplib::Response& res) {
@@ -277,6 +292,7 @@ void install_http_api(httplib::Server& server, engine_ptr engine,
   list_route(server, engine);
   read_routes(server, engine);
   decision_routes(server, engine);
+  upgrade_route(server, engine);
   dead_letter_routes(server, std::move(engine));
 }
 

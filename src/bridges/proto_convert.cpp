@@ -52,4 +52,29 @@ admin::WorkflowInfo to_proto(const actors::workflow_view& view) {
   return info;
 }
 
+admin::CheckUpgradeResponse to_proto(const actors::upgrade_report& report) {
+  admin::CheckUpgradeResponse out;
+  out.set_workflow(report.workflow);
+  out.set_version(report.version);
+  std::uint32_t compatible = 0;
+  for (const auto& v : report.executions) {
+    auto* e = out.add_executions();
+    e->set_execution_id(v.execution_id);
+    e->set_version(v.version);
+    e->set_compatible(v.compatible);
+    if (v.compatible) {
+      ++compatible;
+      continue;
+    }
+    e->set_seq(v.seq);
+    e->set_event_type(v.event_type);
+    e->set_step(v.step);
+    e->set_reason(v.reason);
+  }
+  out.set_compatible(compatible);
+  out.set_incompatible(static_cast<std::uint32_t>(report.executions.size())
+                       - compatible);
+  return out;
+}
+
 } // namespace cerebelum::api

@@ -13,5 +13,6 @@ admin::ExecutionInfo to_proto(const actors::execution_view& view);
 
 /// Fills a `WorkflowInfo` from `view`.
 admin::WorkflowInfo to_proto(const actors::workflow_view& view);
+admin::CheckUpgradeResponse to_proto(const actors::upgrade_report& report);
 
 } // namespace cerebelum::api

@@ -53,6 +53,10 @@ void add_decision_commands(CLI::App& app, const global_options& global,
 void add_dlq_commands(CLI::App& app, const global_options& global,
                       command_set& set);
 
+/// `check-upgrade FILE [--json]`.
+void add_upgrade_command(CLI::App& app, const global_options& global,
+                         command_set& set);
+
 /// Exit code of a usage error found after parsing (e.g. --input is not
 /// JSON); prints `message` to stderr.
 int usage_error(const std::string& message);

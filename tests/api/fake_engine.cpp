@@ -144,6 +144,20 @@ actors::health_view fake_engine::health() {
   return health_answer;
 }
 
+caf::expected<actors::upgrade_report>
+fake_engine::check_upgrade(const std::string& definition_text,
+                           const std::string& file) {
+  if (definition_text == "bad")
+    return actors::make_error(actors::errc::invalid_argument,
+                              "workflow file " + file + ": bad");
+  actors::upgrade_report report{"order", 8, {}};
+  report.executions.push_back({"o-1", 7, true, -1, "", "", ""});
+  report.executions.push_back({"o-2", 7, false, 1, "step_scheduled", "validate",
+                               "step 'validate' is not in the new "
+                               "definition (renamed or removed)"});
+  return report;
+}
+
 std::vector<actors::workflow_view> fake_engine::workflows() {
   return {{"order", 7, "examples/workflows/order.yaml"}};
 }

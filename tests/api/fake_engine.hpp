@@ -37,6 +37,11 @@ class fake_engine : public actors::engine_api {
   wait(const std::string& id, std::chrono::milliseconds timeout) override;
   std::vector<actors::workflow_view> workflows() override;
   actors::health_view health() override;
+  /// Text "bad": invalid_argument; otherwise workflow "order" version 8
+  /// with "o-1" compatible and "o-2" diverging at seq 1 (step "validate").
+  caf::expected<actors::upgrade_report>
+  check_upgrade(const std::string& definition_text,
+                const std::string& file) override;
   /// What `health` answers.
   actors::health_view health_answer;
   /// One dead letter, id 1, of execution "dl-1" on queue "billing", until

@@ -214,3 +214,33 @@ TEST_CASE("GetHistory returns the events and NOT_FOUND for an unknown id") {
   CHECK(f.stub->GetHistory(&ctx2, req, &hist).error_code()
         == grpc::StatusCode::NOT_FOUND);
 }
+
+TEST_CASE("CheckUpgrade reports each execution with its first divergence and "
+          "counts them") {
+  fixture f;
+  grpc::ClientContext ctx;
+  admin::CheckUpgradeRequest req;
+  req.set_definition("name: order");
+  req.set_file("order.yaml");
+  admin::CheckUpgradeResponse res;
+  REQUIRE(f.stub->CheckUpgrade(&ctx, req, &res).ok());
+  CHECK(res.workflow() == "order");
+  CHECK(res.version() == 8);
+  CHECK(res.compatible() == 1);
+  CHECK(res.incompatible() == 1);
+  REQUIRE(res.executions_size() == 2);
+  CHECK(res.executions(0).compatible());
+  CHECK(res.executions(1).seq() == 1);
+  CHECK(res.executions(1).event_type() == "step_scheduled");
+  CHECK(res.executions(1).step() == "validate");
+}
+
+TEST_CASE("CheckUpgrade of a bad definition is INVALID_ARGUMENT") {
+  fixture f;
+  grpc::ClientContext ctx;
+  admin::CheckUpgradeRequest req;
+  req.set_definition("bad");
+  admin::CheckUpgradeResponse res;
+  CHECK(f.stub->CheckUpgrade(&ctx, req, &res).error_code()
+        == grpc::StatusCode::INVALID_ARGUMENT);
+}

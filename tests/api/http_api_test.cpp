@@ -89,6 +89,21 @@ TEST_CASE("POST executions rejects malformed or non-object bodies with 400") {
               "invalid_argument");
 }
 
+TEST_CASE("POST check-upgrade answers each execution and the counts") {
+  fixture f;
+  auto res = f.post("/v1/workflows/check-upgrade?file=order.yaml",
+                    "name: order");
+  REQUIRE(res.first == 200);
+  CHECK(res.second["workflow"] == "order");
+  CHECK(res.second["compatible"] == 1);
+  CHECK(res.second["incompatible"] == 1);
+  REQUIRE(res.second["executions"].size() == 2);
+  CHECK(res.second["executions"][1]["step"] == "validate");
+  CHECK(res.second["executions"][1]["seq"] == 1);
+  check_error(f.post("/v1/workflows/check-upgrade", "bad"), 400,
+              "invalid_argument");
+}
+
 TEST_CASE("POST executions of an unknown workflow is 404 unknown_workflow") {
   fixture f;
   check_error(f.post("/v1/workflows/nope/executions", "{}"), 404,

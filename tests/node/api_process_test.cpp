@@ -111,7 +111,7 @@ TEST_CASE("the CLI says clearly when no node is reachable") {
 
 TEST_CASE("every command has --help") {
   for (auto cmd : {"node", "start", "list", "show", "approve", "reject",
-                   "cancel", "workflows", "health"}) {
+                   "cancel", "workflows", "health", "check-upgrade"}) {
     auto res = run_cli({cmd, "--help"});
     INFO(cmd);
     CHECK(res.code == 0);

@@ -14,6 +14,7 @@
 #include "tests/support/rng.hpp"
 #include "tests/workflow/support.hpp"
 #include "workflow/builder.hpp"
+#include "workflow/upgrade_check.hpp"
 
 using namespace cerebelum::workflow;
 namespace ev = cerebelum::events;
@@ -222,8 +223,56 @@ std::size_t resumes = 0;
 std::size_t suspensions = 0;
 std::size_t resumed_attempts = 0;
 
-/// Runs one random execution; returns the number of decisions made.
-std::size_t run_one(std::uint64_t seed) {
+/// Histories checked against their own definition (upgrade check).
+std::size_t upgrade_checks = 0;
+
+/// Whether the execution's actor would record the input `e` on `s`: it
+/// drops results, suspensions and timer firings that no attempt or timer
+/// awaits, and approvals and cancels that do not apply
+/// (actors/execution_append.cpp, actors/operator_commands.cpp).
+bool actor_records(const execution_state& s, const ev::Event& e) {
+  if (e.has_execution_resumed()) return true;
+  if (s.terminal()) return false;
+  if (e.has_step_completed())
+    return s.accepts_result(e.step_completed().attempt_token());
+  if (e.has_step_failed())
+    return s.accepts_result(e.step_failed().attempt_token());
+  if (e.has_step_suspended())
+    return s.accepts_result(e.step_suspended().attempt_token());
+  if (e.has_timer_fired()) {
+    for (const auto& t : s.timers())
+      if (t.id == e.timer_fired().timer_id()) return true;
+    return false;
+  }
+  if (e.has_approval_granted() || e.has_approval_rejected())
+    return s.approval().has_value() && !s.cancel_pending();
+  if (e.has_cancel_requested()) return !s.cancel_pending();
+  return true;
+}
+
+/// The history as the execution's actor would have recorded it: inputs it
+/// drops left out (they fold to nothing), seqs renumbered.
+std::vector<ev::Event> as_recorded(const definition& def,
+                                   const std::vector<ev::Event>& history,
+                                   const std::vector<std::size_t>& inputs) {
+  std::set<std::size_t> input_at(inputs.begin(), inputs.end());
+  execution_state s{def, "ex"};
+  std::vector<ev::Event> out;
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    if (i > 0 && input_at.count(i) > 0 && !actor_records(s, history[i]))
+      continue;
+    auto e = history[i];
+    e.set_seq(static_cast<std::int64_t>(out.size()));
+    REQUIRE(s.apply(e).ok());
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+/// Runs one random execution; returns the number of decisions made. With
+/// `check_upgrade_too`, its history (as the actor records it) must also be
+/// compatible with its own definition (workflow/upgrade_check.hpp).
+std::size_t run_one(std::uint64_t seed, bool check_upgrade_too = false) {
   rng r{seed * 0x9e3779b97f4a7c15ULL + 1};
   auto def = random_workflow(r);
   if (!def) return 0;
@@ -301,6 +350,15 @@ std::size_t run_one(std::uint64_t seed) {
       CHECK(d->events[i].SerializeAsString()
             == history[begin + i].SerializeAsString());
   }
+  if (check_upgrade_too) {
+    auto recorded = as_recorded(*def, history, inputs);
+    auto d = check_upgrade(*def, "ex", recorded);
+    if (d)
+      UNSCOPED_INFO("diverges at " << d->seq << " " << d->event_type << " "
+                                   << d->step << ": " << d->reason);
+    CHECK_FALSE(d.has_value());
+    ++upgrade_checks;
+  }
   return decisions;
 }
 
@@ -332,4 +390,13 @@ TEST_CASE("random workflows under random interleavings replay exactly and "
   CHECK(resumes > 50);
   CHECK(suspensions > 200);
   CHECK(resumed_attempts > 100);
+}
+
+TEST_CASE("every random history, as the actor records it, is compatible with "
+          "its own definition") {
+  for (std::uint64_t seed = 1; seed <= 2000; ++seed) {
+    INFO("seed " << seed << " (rerun with this seed to reproduce)");
+    run_one(seed, true);
+  }
+  CHECK(upgrade_checks > 1500);
 }
