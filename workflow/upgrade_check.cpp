@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 
 #include "workflow/decider.hpp"
 
@@ -221,12 +222,25 @@ std::string describe(const ev::Event& e) {
   return out;
 }
 
+/// Whether a lost attempt was offered again is the node's policy at the
+/// time (`--max-reoffers`), not the definition's: the recorded choice is
+/// taken as the policy that made it.
+reoffer_policy reoffers_behind(const ev::Event& e) {
+  reoffer_policy p;
+  if (e.has_diverge_taken())
+    p.max_reoffers = e.diverge_taken().action() == "reoffer"
+                       ? std::numeric_limits<std::uint32_t>::max()
+                       : 0;
+  return p;
+}
+
 /// What the candidate records on `s` at `now_ms`, in order (nothing: it
 /// waits).
 result<std::deque<ev::Event>> decide_on(const execution_state& s,
-                                        std::int64_t now_ms) {
+                                        std::int64_t now_ms,
+                                        const reoffer_policy& reoffers = {}) {
   auto copy = s;
-  auto d = decide(copy, now_ms);
+  auto d = decide(copy, now_ms, reoffers);
   if (!d) return d.error();
   return std::deque<ev::Event>(d->events.begin(), d->events.end());
 }
@@ -316,7 +330,7 @@ check_upgrade(const definition& candidate, const std::string& execution_id,
     if (r != role::input) {
       bool same = !expected.empty() && same_decision(e, expected.front());
       if (!same) {
-        auto again = decide_on(s, e.recorded_at_ms());
+        auto again = decide_on(s, e.recorded_at_ms(), reoffers_behind(e));
         if (!again)
           return at(e, "the new definition cannot decide here: "
                          + again.error().message);

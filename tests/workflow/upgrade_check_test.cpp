@@ -290,3 +290,41 @@ steps:
   CHECK(d->step == "each");
   CHECK(d->reason.find("kind task") != std::string::npos);
 }
+
+TEST_CASE("lost attempts offered again are the node's choice, not the "
+          "definition's") {
+  const char* remote = R"y(
+name: r
+steps:
+  - name: work
+    task: jobs.work
+    queue: jobs
+  - name: done
+    log: "done"
+)y";
+  SECTION("re-offers under the default bound") {
+    harness h{must_load(remote)};
+    h.run_all(
+      {"lost work worker_lost", "lost work lease_expired", "fire work"});
+    CHECK_FALSE(check_upgrade(must_load(remote), "ex-1", h.history()));
+  }
+  SECTION("a node whose bound was smaller recorded an ordinary failure") {
+    auto retrying = R"y(
+name: r
+steps:
+  - name: work
+    task: jobs.work
+    queue: jobs
+    retry: { max_attempts: 3, initial_interval: 1s }
+  - name: done
+    log: "done"
+)y";
+    harness h{must_load(retrying)};
+    h.reoffers.max_reoffers = 1;
+    h.run_all({"lost work worker_lost", "lost work worker_lost", "fire work"});
+    auto ev = h.events();
+    REQUIRE(std::find(ev.begin(), ev.end(), "diverge work retry +1000ms")
+            != ev.end());
+    CHECK_FALSE(check_upgrade(must_load(retrying), "ex-1", h.history()));
+  }
+}
