@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <thread>
 
@@ -91,10 +93,17 @@ start_http(caf::actor_system& sys, const std::string& address,
   };
   // httplib's default sets SO_REUSEPORT, which lets a second node bind the
   // same port silently; SO_REUSEADDR alone still allows quick restarts.
+  // TCP_NODELAY on the listening socket is inherited by every accepted one
+  // (Linux): httplib writes a response's headers and body separately, and
+  // without it the body waited for the client's delayed ACK (~40 ms).
   server->set_socket_options([](int sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
   });
+  // httplib closes a keep-alive connection after 5 requests by default: a
+  // client then reconnects (or fails a request on the closed connection).
+  server->set_keep_alive_max_count(1'000'000);
   install_http_api(*server, engine, opts);
   if (!server->bind_to_port(host, port))
     return make_error(errc::unavailable,
