@@ -3,7 +3,6 @@
 #include "src/bridges/worker_convert.hpp"
 
 #include <chrono>
-#include <condition_variable>
 #include <mutex>
 #include <optional>
 
@@ -13,54 +12,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// Blocks the calling gRPC thread until a task API callback delivers.
-template <class T>
-class waiter {
- public:
-  actors::task_api::callback<T> callback() {
-    auto self = state_;
-    return [self](actors::task_result<T> r) {
-      std::lock_guard<std::mutex> guard{self->mtx};
-      self->res = std::move(r);
-      self->cv.notify_all();
-    };
-  }
-
-  /// Waits for the result; returns nothing when `give_up` says so first
-  /// (checked every 100 ms) or after `limit`.
-  template <class Pred>
-  std::optional<actors::task_result<T>>
-  wait(Pred give_up, std::chrono::milliseconds limit) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    std::unique_lock<std::mutex> guard{state_->mtx};
-    while (!state_->res) {
-      if (give_up() || std::chrono::steady_clock::now() >= until)
-        return std::nullopt;
-      state_->cv.wait_for(guard, 100ms);
-    }
-    return std::move(state_->res);
-  }
-
- private:
-  struct shared {
-    std::mutex mtx;
-    std::condition_variable cv;
-    std::optional<actors::task_result<T>> res;
-  };
-  std::shared_ptr<shared> state_ = std::make_shared<shared>();
-};
-
 grpc::Status unavailable(const char* what) {
   return {grpc::StatusCode::UNAVAILABLE,
           std::string{what} + ": the node did not answer (shutting down?)"};
-}
-
-template <class T>
-grpc::Status
-status_of(const std::optional<actors::task_result<T>>& r, const char* what) {
-  if (!r) return unavailable(what);
-  if (r->error) return to_status(*r->error);
-  return grpc::Status::OK;
 }
 
 grpc::Status require(const std::string& value, const char* field) {
@@ -68,8 +22,32 @@ grpc::Status require(const std::string& value, const char* field) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::string{field} + " is empty"};
 }
 
-/// Longest time a unary call waits for the router (commit included).
-constexpr auto call_limit = std::chrono::milliseconds{60'000};
+/// Ends a call at once with `status`.
+grpc::ServerUnaryReactor* refuse(grpc::CallbackServerContext* ctx,
+                                 grpc::Status status) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(std::move(status));
+  return reactor;
+}
+
+/// The router's answer finishes the call: `fill` writes a value into the
+/// response, an error becomes its status. The call holds no thread while
+/// it waits (the facade runs the callback exactly once, with `unavailable`
+/// if the router stops). A call the client cancelled is finished the same
+/// way (gRPC requires it; the answer goes nowhere). `reactor` is the call's
+/// `DefaultReactor()`, which may be asked for only once per call.
+template <class T, class Fill>
+actors::task_api::callback<T>
+finish_with(grpc::ServerUnaryReactor* reactor, Fill fill) {
+  return [reactor, fill = std::move(fill)](actors::task_result<T> r) {
+    if (r.error) {
+      reactor->Finish(to_status(*r.error));
+      return;
+    }
+    fill(*r.value);
+    reactor->Finish(grpc::Status::OK);
+  };
+}
 
 } // namespace
 
@@ -78,20 +56,20 @@ worker_service::worker_service(actors::task_api_ptr tasks)
   // nop
 }
 
-grpc::Status worker_service::Register(grpc::ServerContext* ctx,
-                                      const worker::RegisterRequest* req,
-                                      worker::RegisterResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok()) return st;
-  waiter<actors::registration_info> w;
-  tasks_->register_worker(to_registration(*req), w.callback());
-  auto r = w.wait(
-    [ctx] {
-      return ctx->IsCancelled();
-    },
-    call_limit);
-  if (auto st = status_of(r, "Register"); !st.ok()) return st;
-  *res = to_proto(*r->value);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor*
+worker_service::Register(grpc::CallbackServerContext* ctx,
+                         const worker::RegisterRequest* req,
+                         worker::RegisterResponse* res) {
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
+    return refuse(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  tasks_->register_worker(to_registration(*req),
+                          finish_with<actors::registration_info>(
+                            reactor,
+                            [res](const actors::registration_info& info) {
+                              *res = to_proto(info);
+                            }));
+  return reactor;
 }
 
 /// One long-poll: asks the router for a task and finishes the call with its
@@ -202,15 +180,11 @@ grpc::ServerUnaryReactor*
 worker_service::PollTask(grpc::CallbackServerContext* ctx,
                          const worker::PollTaskRequest* req,
                          worker::PollTaskResponse* res) {
-  auto refuse = [ctx](grpc::Status status) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(std::move(status));
-    return reactor;
-  };
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
-    return refuse(st);
+    return refuse(ctx, st);
   if (req->wait_ms() < 0)
-    return refuse({grpc::StatusCode::INVALID_ARGUMENT, "wait_ms is negative"});
+    return refuse(ctx,
+                  {grpc::StatusCode::INVALID_ARGUMENT, "wait_ms is negative"});
   auto wait = std::chrono::milliseconds{req->wait_ms()};
   // End the long-poll a little before the client's deadline, so that an
   // empty answer (not DEADLINE_EXCEEDED) reaches it.
@@ -237,63 +211,57 @@ void worker_service::stop_polls() {
     handle.cancel();
 }
 
-grpc::Status worker_service::Heartbeat(grpc::ServerContext* ctx,
-                                       const worker::HeartbeatRequest* req,
-                                       worker::HeartbeatResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok()) return st;
+grpc::ServerUnaryReactor*
+worker_service::Heartbeat(grpc::CallbackServerContext* ctx,
+                          const worker::HeartbeatRequest* req,
+                          worker::HeartbeatResponse* res) {
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
+    return refuse(ctx, st);
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
-    return st;
-  waiter<actors::heartbeat_info> w;
+    return refuse(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
   tasks_->heartbeat(req->worker_id(), req->attempt_token(), req->details_json(),
-                    w.callback());
-  auto r = w.wait(
-    [ctx] {
-      return ctx->IsCancelled();
-    },
-    call_limit);
-  if (auto st = status_of(r, "Heartbeat"); !st.ok()) return st;
-  *res = to_proto(*r->value);
-  return grpc::Status::OK;
+                    finish_with<actors::heartbeat_info>(
+                      reactor, [res](const actors::heartbeat_info& info) {
+                        *res = to_proto(info);
+                      }));
+  return reactor;
 }
 
-grpc::Status
-worker_service::CompleteTask(grpc::ServerContext* ctx,
+grpc::ServerUnaryReactor*
+worker_service::CompleteTask(grpc::CallbackServerContext* ctx,
                              const worker::CompleteTaskRequest* req,
                              worker::CompleteTaskResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok()) return st;
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
+    return refuse(ctx, st);
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
-    return st;
+    return refuse(ctx, st);
   auto outcome = to_outcome(*req);
-  if (!outcome) return to_status(*outcome.error);
-  waiter<actors::complete_info> w;
+  if (!outcome) return refuse(ctx, to_status(*outcome.error));
+  auto* reactor = ctx->DefaultReactor();
+  // A caller that goes away does not withdraw the outcome: it is on its way
+  // to the execution either way.
   tasks_->complete(req->worker_id(), req->attempt_token(),
-                   std::move(*outcome.value), w.callback());
-  // Not abandoned when the caller goes away: the outcome is on its way.
-  auto r = w.wait(
-    [] {
-      return false;
-    },
-    call_limit);
-  (void)ctx;
-  if (auto st = status_of(r, "CompleteTask"); !st.ok()) return st;
-  *res = to_proto(*r->value);
-  return grpc::Status::OK;
+                   std::move(*outcome.value),
+                   finish_with<actors::complete_info>(
+                     reactor, [res](const actors::complete_info& info) {
+                       *res = to_proto(info);
+                     }));
+  return reactor;
 }
 
-grpc::Status worker_service::Unregister(grpc::ServerContext* ctx,
-                                        const worker::UnregisterRequest* req,
-                                        worker::UnregisterResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok()) return st;
-  waiter<std::uint32_t> w;
-  tasks_->unregister(req->worker_id(), w.callback());
-  auto r = w.wait(
-    [ctx] {
-      return ctx->IsCancelled();
-    },
-    call_limit);
-  if (auto st = status_of(r, "Unregister"); !st.ok()) return st;
-  *res = unregistered(*r->value);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor*
+worker_service::Unregister(grpc::CallbackServerContext* ctx,
+                           const worker::UnregisterRequest* req,
+                           worker::UnregisterResponse* res) {
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
+    return refuse(ctx, st);
+  auto* reactor = ctx->DefaultReactor();
+  tasks_->unregister(req->worker_id(), finish_with<std::uint32_t>(
+                                         reactor, [res](std::uint32_t n) {
+                                           *res = unregistered(n);
+                                         }));
+  return reactor;
 }
 
 } // namespace cerebelum::api

@@ -15,19 +15,17 @@
 namespace cerebelum::api {
 
 /// Implements every WorkerService RPC by calling `task_api`, mapping task
-/// errors to the statuses of worker.proto. PollTask is a callback method: a
-/// long-poll holds no thread and wakes nothing while it waits; the router's
-/// answer or the call's cancellation ends it. The unary calls wait for the
-/// router's answer on the gRPC thread.
-class worker_service final
-  : public worker::WorkerService::WithCallbackMethod_PollTask<
-      worker::WorkerService::Service> {
+/// errors to the statuses of worker.proto. Every method is a callback
+/// method: a call holds no thread and wakes nothing while it waits for the
+/// router (a long-poll for a task, a completion for its commit); the
+/// router's answer, or a long-poll's cancellation, finishes it.
+class worker_service final : public worker::WorkerService::CallbackService {
  public:
   explicit worker_service(actors::task_api_ptr tasks);
 
-  grpc::Status Register(grpc::ServerContext* ctx,
-                        const worker::RegisterRequest* req,
-                        worker::RegisterResponse* res) override;
+  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* ctx,
+                                     const worker::RegisterRequest* req,
+                                     worker::RegisterResponse* res) override;
 
   grpc::ServerUnaryReactor* PollTask(grpc::CallbackServerContext* ctx,
                                      const worker::PollTaskRequest* req,
@@ -37,17 +35,19 @@ class worker_service final
   /// shutdown); later polls end the same way.
   void stop_polls();
 
-  grpc::Status Heartbeat(grpc::ServerContext* ctx,
-                         const worker::HeartbeatRequest* req,
-                         worker::HeartbeatResponse* res) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+                                      const worker::HeartbeatRequest* req,
+                                      worker::HeartbeatResponse* res) override;
 
-  grpc::Status CompleteTask(grpc::ServerContext* ctx,
-                            const worker::CompleteTaskRequest* req,
-                            worker::CompleteTaskResponse* res) override;
+  grpc::ServerUnaryReactor*
+  CompleteTask(grpc::CallbackServerContext* ctx,
+               const worker::CompleteTaskRequest* req,
+               worker::CompleteTaskResponse* res) override;
 
-  grpc::Status Unregister(grpc::ServerContext* ctx,
-                          const worker::UnregisterRequest* req,
-                          worker::UnregisterResponse* res) override;
+  grpc::ServerUnaryReactor*
+  Unregister(grpc::CallbackServerContext* ctx,
+             const worker::UnregisterRequest* req,
+             worker::UnregisterResponse* res) override;
 
  private:
   class poll_reactor;
