@@ -196,6 +196,15 @@ class engine_api {
   virtual caf::expected<execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) = 0;
 
+  /// What `wait_async` answers with.
+  using wait_callback = std::function<void(caf::expected<execution_view>)>;
+
+  /// `wait` holding no thread: `done` runs exactly once, on a CAF thread
+  /// (keep it short), with what `wait` would return.
+  virtual void wait_async(const std::string& id,
+                          std::chrono::milliseconds timeout, wait_callback done)
+    = 0;
+
   /// Every version of every workflow this node has loaded or its store
   /// holds, by name then in the order they came.
   virtual std::vector<workflow_view> workflows() = 0;

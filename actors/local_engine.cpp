@@ -1,8 +1,10 @@
 #include "actors/local_engine.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
 
 #include <algorithm>
@@ -263,6 +265,9 @@ class local_engine : public engine_api {
 
   caf::expected<execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) override;
+
+  void wait_async(const std::string& id, std::chrono::milliseconds timeout,
+                  wait_callback done) override;
 
   caf::expected<dead_letter_list>
   dead_letters(const std::string& queue, std::size_t page_size,
@@ -660,6 +665,144 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
     }
     if (auto seen = watch()) return std::move(*seen);
   }
+}
+
+using rewatch_atom = caf::atom_constant<caf::atom("rewatch")>;
+
+/// One `wait_async`: the registry announces the execution's end
+/// (`finished_atom`), or the store shows it terminal, or the deadline
+/// (`tick_atom`, on the engine's clock) passes first.
+struct async_wait_state {
+  caf::actor engine;
+  bool answered = false;
+};
+
+caf::behavior async_wait(caf::stateful_actor<async_wait_state>* self,
+                         context_ptr ctx, std::string id,
+                         std::chrono::milliseconds timeout,
+                         engine_api::wait_callback done) {
+  auto answer = [=](caf::expected<execution_view> r) {
+    auto& st = self->state;
+    if (st.answered) return;
+    st.answered = true;
+    if (st.engine) {
+      self->demonitor(st.engine);
+      self->send(st.engine, unsub_atom::value, id, caf::actor{self});
+      st.engine = nullptr;
+    }
+    done(std::move(r));
+    self->quit();
+  };
+  auto from_final = [=](const final_state& fin) {
+    auto& s = *fin.state;
+    eventstore::execution_row row;
+    row.execution_id = id;
+    row.workflow = s.def().name;
+    row.workflow_version = s.def().version_hash;
+    row.created_at_ms = s.started_at_ms();
+    row.updated_at_ms = fin.updated_at_ms;
+    return make_view(s, row);
+  };
+  // The store's view when the execution is terminal (answers), else
+  // nothing. One indexed read.
+  auto look = [=]() -> bool {
+    auto row = ctx->store().get_execution(id);
+    if (!row) {
+      answer(from_store(row.err(), "cannot read " + id));
+      return true;
+    }
+    if (!row->has_value()) {
+      answer(no_execution(id));
+      return true;
+    }
+    if (!eventstore::is_terminal((*row)->status)) return false;
+    auto loaded = load_execution(*ctx, id);
+    answer(loaded ? make_view(*loaded->state, **row) : make_view(**row));
+    return true;
+  };
+  // Subscribes with the registry; a finish it learns later reaches us in
+  // order after its reply.
+  auto watch = [=] {
+    auto engine = ctx->registry();
+    if (!engine) {
+      if (!look())
+        ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                                rewatch_atom::value);
+      return;
+    }
+    self->state.engine = engine;
+    self->monitor(engine);
+    self
+      ->request(engine, caf::infinite, watch_atom::value, id, caf::actor{self})
+      .then(
+        [=](std::int32_t code, final_state_ptr& fin) {
+          auto reply = static_cast<watch_reply>(code);
+          if (reply == watch_reply::finished) {
+            self->demonitor(self->state.engine);
+            self->state.engine = nullptr; // subscribed no one
+            if (fin && fin->state)
+              answer(from_final(*fin));
+            else
+              look();
+            return;
+          }
+          if (reply == watch_reply::unknown) look();
+        },
+        [=](caf::error&) {
+          // The engine went away: its down message re-watches.
+        });
+  };
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (dm.source != self->state.engine) return;
+    self->state.engine = nullptr;
+    if (dm.reason == caf::exit_reason::user_shutdown
+        || dm.reason == caf::exit_reason::kill) {
+      // The node is stopping: so does the wait (an actor left waiting
+      // would hold the node's exit until its deadline).
+      answer(make_error(errc::unavailable,
+                        "the node is stopping; wait again once it is back"));
+      return;
+    }
+    // The registry crashed and its supervisor restarts it; the
+    // subscription is lost: watch through its successor.
+    ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                            rewatch_atom::value);
+  });
+  ctx->clock().send_after(self, timeout, tick_atom::value);
+  watch();
+  return {
+    [=](finished_atom, const std::string&, final_state_ptr& fin) {
+      if (fin && fin->state) {
+        answer(from_final(*fin));
+        return;
+      }
+      look();
+    },
+    [=](finished_atom, const std::string&) {
+      // Announced without its state: the store says.
+      look();
+    },
+    [=](rewatch_atom) {
+      if (self->state.engine) return;
+      if (ctx->registry() == nullptr || !look()) watch();
+    },
+    [=](tick_atom) {
+      if (look()) return;
+      answer(make_error(errc::deadline_exceeded,
+                        "execution " + id + " did not finish within "
+                          + std::to_string(timeout.count()) + " ms"));
+    },
+  };
+}
+
+void local_engine::wait_async(const std::string& id,
+                              std::chrono::milliseconds timeout,
+                              wait_callback done) {
+  if (auto err = check_id(id)) {
+    done(std::move(err));
+    return;
+  }
+  sys_->spawn(async_wait, ctx_, id, timeout, std::move(done));
 }
 
 } // namespace

@@ -154,18 +154,76 @@ grpc::Status admin_service::Cancel(grpc::ServerContext*,
   return reply(engine_->cancel(req->execution_id(), by, req->reason()), res);
 }
 
-grpc::Status
-admin_service::WaitForResult(grpc::ServerContext* ctx,
+namespace {
+
+/// One WaitForResult call: finished by the engine's answer or by the
+/// caller's cancellation, whichever comes first; the other is ignored. It
+/// lives until both gRPC is done with it and the engine has answered.
+class wait_reactor final : public grpc::ServerUnaryReactor,
+                           public std::enable_shared_from_this<wait_reactor> {
+ public:
+  explicit wait_reactor(admin::ExecutionInfo* res) : res_(res) {
+    // nop
+  }
+
+  /// Asks the engine; keeps itself alive until gRPC is done with the call.
+  void start(actors::engine_api& engine, const std::string& id,
+             std::chrono::milliseconds timeout) {
+    self_ = shared_from_this();
+    engine.wait_async(
+      id, timeout,
+      [me = shared_from_this()](caf::expected<actors::execution_view> r) {
+        me->answered(std::move(r));
+      });
+  }
+
+  void OnCancel() override {
+    if (claim())
+      Finish({grpc::StatusCode::CANCELLED,
+              "the wait was abandoned (client gone or node stopping)"});
+  }
+
+  void OnDone() override {
+    self_.reset();
+  }
+
+ private:
+  /// True for the first of answer and cancellation.
+  bool claim() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (finished_) return false;
+    finished_ = true;
+    return true;
+  }
+
+  void answered(caf::expected<actors::execution_view> r) {
+    if (!claim()) return;
+    Finish(reply(r, res_));
+  }
+
+  admin::ExecutionInfo* res_;
+  std::mutex mtx_;
+  bool finished_ = false;
+  std::shared_ptr<wait_reactor> self_;
+};
+
+} // namespace
+
+grpc::ServerUnaryReactor*
+admin_service::WaitForResult(grpc::CallbackServerContext* ctx,
                              const admin::WaitForResultRequest* req,
                              admin::ExecutionInfo* res) {
-  if (auto err = require_non_empty("execution_id", req->execution_id()))
-    return to_status(err);
-  auto abandoned = [ctx, this] {
-    return ctx->IsCancelled() || (stopping_ && stopping_->load());
-  };
+  if (auto err = require_non_empty("execution_id", req->execution_id())) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(to_status(err));
+    return reactor;
+  }
   auto timeout = std::chrono::milliseconds{req->timeout_ms()};
-  return reply(
-    wait_for_result(*engine_, req->execution_id(), timeout, abandoned), res);
+  if (timeout <= std::chrono::milliseconds{0} || timeout > max_wait)
+    timeout = max_wait;
+  auto reactor = std::make_shared<wait_reactor>(res);
+  reactor->start(*engine_, req->execution_id(), timeout);
+  return reactor.get();
 }
 
 grpc::Status admin_service::ListWorkflows(grpc::ServerContext*,

@@ -14,7 +14,9 @@ namespace cerebelum::api {
 
 /// Implements every AdminService RPC by calling `engine_api` (which blocks),
 /// mapping engine errors to the status codes documented in admin.proto.
-class admin_service final : public admin::AdminService::Service {
+class admin_service final
+  : public admin::AdminService::WithCallbackMethod_WaitForResult<
+      admin::AdminService::Service> {
  public:
   /// `stopping`, when set, ends pending waits early (server shutdown).
   /// `tasks`, when set, serves the dead letter RPCs (else UNIMPLEMENTED).
@@ -48,9 +50,13 @@ class admin_service final : public admin::AdminService::Service {
   grpc::Status Cancel(grpc::ServerContext* ctx, const admin::CancelRequest* req,
                       admin::ExecutionInfo* res) override;
 
-  grpc::Status WaitForResult(grpc::ServerContext* ctx,
-                             const admin::WaitForResultRequest* req,
-                             admin::ExecutionInfo* res) override;
+  /// A callback method: a wait holds no thread (engine_api::wait_async);
+  /// the execution's end, the deadline, or the caller going away (also at
+  /// server shutdown) finishes it.
+  grpc::ServerUnaryReactor*
+  WaitForResult(grpc::CallbackServerContext* ctx,
+                const admin::WaitForResultRequest* req,
+                admin::ExecutionInfo* res) override;
 
   grpc::Status ListWorkflows(grpc::ServerContext* ctx,
                              const admin::ListWorkflowsRequest* req,

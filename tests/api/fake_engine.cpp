@@ -140,6 +140,20 @@ fake_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   }
 }
 
+void fake_engine::wait_async(const std::string& id,
+                             std::chrono::milliseconds timeout,
+                             wait_callback done) {
+  std::lock_guard<std::mutex> guard{waiters_mtx_};
+  waiters_.emplace_back([this, id, timeout, done = std::move(done)] {
+    done(wait(id, timeout));
+  });
+}
+
+fake_engine::~fake_engine() {
+  for (auto& t : waiters_)
+    t.join();
+}
+
 actors::health_view fake_engine::health() {
   return health_answer;
 }

@@ -5,6 +5,8 @@
 
 #include <map>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "actors/engine_api.hpp"
 
@@ -35,6 +37,9 @@ class fake_engine : public actors::engine_api {
          const std::string& reason) override;
   caf::expected<actors::execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) override;
+  /// `wait` on a thread of its own.
+  void wait_async(const std::string& id, std::chrono::milliseconds timeout,
+                  wait_callback done) override;
   std::vector<actors::workflow_view> workflows() override;
   actors::health_view health() override;
   /// Text "bad": invalid_argument; otherwise workflow "order" version 8
@@ -56,8 +61,13 @@ class fake_engine : public actors::engine_api {
   std::string last_by;
   actors::json last_data;
 
+  /// Joins the threads of `wait_async`.
+  ~fake_engine() override;
+
  private:
   std::mutex mtx_;
+  std::mutex waiters_mtx_;
+  std::vector<std::thread> waiters_;
   std::map<std::string, actors::execution_view> executions_;
   int next_id_ = 1;
   bool dead_letter_retried_ = false;

@@ -1,0 +1,91 @@
+"""Many clients waiting for executions hold no node threads: 500 concurrent
+WaitForResult calls over gRPC on a sleeping execution, against the real node
+binary ($CEREBELUM_BIN); the node's thread count stays flat and every wait
+ends with the finished execution."""
+
+import os
+import tempfile
+import time
+import unittest
+
+from cerebelum import Client, _pb
+from node_process import NodeProcess
+
+WORKFLOW = """\
+name: napper
+steps:
+  - name: nap
+    sleep: 3s
+  - name: done
+    log: "done"
+"""
+
+WAITERS = 500
+
+
+def threads_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+class ManyWaiters(unittest.TestCase):
+    def test_waits_hold_no_threads(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "napper.yaml"), "w") as f:
+                f.write(WORKFLOW)
+            node = NodeProcess(os.environ.get("CEREBELUM_BIN", ""), d)
+            try:
+                with Client(node.address) as c:
+                    ex = c.start("napper", {})
+                    before = threads_of(node.proc.pid)
+                    req = _pb.admin_pb2.WaitForResultRequest(
+                        execution_id=ex.execution_id, timeout_ms=30000)
+                    futures = [c._stub.WaitForResult.future(req, timeout=40)
+                               for _ in range(WAITERS)]
+                    time.sleep(1.5)  # every call has reached the node
+                    during = threads_of(node.proc.pid)
+                    done = [f.result() for f in futures]
+                    print(f"\nnode threads: {before} before, {during} with "
+                          f"{WAITERS} waits", flush=True)
+                    self.assertTrue(all(x.status == "completed"
+                                        for x in done))
+                    # The node runs ~150 threads (HTTP's pool of 128 among
+                    # them, started lazily); a thread per waiting call would
+                    # add ~WAITERS.
+                    self.assertLess(during, 300)
+            finally:
+                node.stop()
+
+    def test_a_node_stops_promptly_under_pending_waits(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "napper.yaml"), "w") as f:
+                f.write(WORKFLOW.replace("3s", "60s"))
+            node = NodeProcess(os.environ.get("CEREBELUM_BIN", ""), d)
+            try:
+                with Client(node.address) as c:
+                    ex = c.start("napper", {})
+                    req = _pb.admin_pb2.WaitForResultRequest(
+                        execution_id=ex.execution_id, timeout_ms=50000)
+                    futures = [c._stub.WaitForResult.future(req, timeout=55)
+                               for _ in range(100)]
+                    time.sleep(1.0)
+                    t0 = time.monotonic()
+                    node.proc.terminate()
+                    node.proc.wait(30)
+                    took = time.monotonic() - t0
+                    print(f"\nstopped in {took:.1f} s with 100 waits",
+                          flush=True)
+                    # The gRPC server gives calls 2 s, then cancels them.
+                    self.assertLess(took, 10)
+                    self.assertEqual(node.proc.returncode, 0)
+                    for f in futures:
+                        self.assertIsNotNone(f.exception(timeout=10))
+            finally:
+                node.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
