@@ -218,7 +218,7 @@ TEST_CASE("GET workflows lists the engine's workflows") {
   auto res = f.get("/v1/workflows");
   CHECK(res.first == 200);
   CHECK(res.second["workflows"][0]["name"] == "order");
-  CHECK(res.second["workflows"][0]["version"] == 7);
+  CHECK(res.second["workflows"][0]["version"] == "7");
 }
 
 TEST_CASE("GET dead-letters lists them and POST retry reopens one once") {
