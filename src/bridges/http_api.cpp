@@ -43,9 +43,9 @@ json view_json(const actors::execution_view& view) {
 
 /// Admits the request through the node's gate for large requests; replies
 /// 503 when no slot freed up in time.
-std::optional<request_gate::ticket> admit(const httplib::Request& req,
+std::optional<request_gate::ticket> admit(const std::string& body,
                                           httplib::Response& res) {
-  auto slot = request_gate::shared().admit(req.body.size());
+  auto slot = request_gate::shared().admit(body.size());
   if (!slot)
     send_error(res, 503, "unavailable",
                "too many large requests in flight; retry later");
@@ -62,9 +62,10 @@ void reply(httplib::Response& res,
 void start_route(httplib::Server& srv, engine_ptr engine,
                  const http_options& opts) {
   auto stopping = opts.stopping;
-  srv.Post(
-    R"(/v1/workflows/([^/]+)/executions)",
-    [engine, stopping](const httplib::Request& req, httplib::Response& res) {
+  post_route(
+    srv, R"(/v1/workflows/([^/]+)/executions)", opts.max_body_bytes,
+    [engine, stopping](const httplib::Request& req, const std::string& body,
+                       httplib::Response& res) {
       std::string workflow = req.matches[1];
       if (auto err = check_path_value("workflow", workflow))
         return send_error(res, err);
@@ -81,9 +82,9 @@ void start_route(httplib::Server& srv, engine_ptr engine,
       if (!version) return send_error(res, version.error());
       auto version_hash = parse_version(*version);
       if (!version_hash) return send_error(res, version_hash.error());
-      auto slot = admit(req, res);
+      auto slot = admit(body, res);
       if (!slot) return;
-      auto input = parse_json_field("body", req.body, json::object(), true);
+      auto input = parse_json_field("body", body, json::object(), true);
       if (!input) return send_error(res, input.error());
       actors::start_request sreq;
       sreq.workflow = std::move(workflow);
@@ -106,8 +107,9 @@ void start_route(httplib::Server& srv, engine_ptr engine,
         if (!done) return send_error(res, done.error());
         view = std::move(*done);
       }
-      json body{{"created", started->created}, {"execution", view_json(view)}};
-      send_json(res, started->created ? 201 : 200, body);
+      send_json(res, started->created ? 201 : 200,
+                {{"created", started->created},
+                 {"execution", view_json(view)}});
     });
 }
 
@@ -190,45 +192,54 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
 
 /// POST /v1/workflows/check-upgrade?file=NAME with the new definition's
 /// text as the body.
-void upgrade_route(httplib::Server& srv, engine_ptr engine) {
-  srv.Post("/v1/workflows/check-upgrade", [engine](const httplib::Request& req,
-                                                   httplib::Response& res) {
-    auto file = query_params{req}.text("file", {}, workflow::text_rule::label);
-    if (!file) return send_error(res, file.error());
-    auto slot = admit(req, res);
-    if (!slot) return;
-    auto report = engine->check_upgrade(req.body, *file);
-    if (!report) return send_error(res, report.error());
-    send_json(res, 200, message_to_json(to_proto(*report)));
-  });
+void upgrade_route(httplib::Server& srv, engine_ptr engine,
+                   std::size_t max_body) {
+  post_route(srv, "/v1/workflows/check-upgrade", max_body,
+             [engine](const httplib::Request& req, const std::string& body,
+                      httplib::Response& res) {
+               auto file = query_params{req}.text("file", {},
+                                                  workflow::text_rule::label);
+               if (!file) return send_error(res, file.error());
+               auto slot = admit(body, res);
+               if (!slot) return;
+               auto report = engine->check_upgrade(body, *file);
+               if (!report) return send_error(res, report.error());
+               send_json(res, 200, message_to_json(to_proto(*report)));
+             });
 }
 
-void decision_routes(httplib::Server& srv, engine_ptr engine) {
-  srv.Post(R"(/v1/executions/([^/]+)/approve)",
-           [engine](const httplib::Request& req, httplib::Response& res) {
-             auto slot = admit(req, res);
-             if (!slot) return;
-             auto body = decision_body::parse(req.body, true);
-             if (!body) return send_error(res, body.error());
-             reply(res, engine->approve(req.matches[1], body->by, body->data));
-           });
-  srv.Post(R"(/v1/executions/([^/]+)/reject)",
-           [engine](const httplib::Request& req, httplib::Response& res) {
-             auto slot = admit(req, res);
-             if (!slot) return;
-             auto body = decision_body::parse(req.body, true);
-             if (!body) return send_error(res, body.error());
-             reply(res, engine->reject(req.matches[1], body->by, body->reason));
-           });
-  srv.Post(R"(/v1/executions/([^/]+)/cancel)",
-           [engine](const httplib::Request& req, httplib::Response& res) {
-             auto slot = admit(req, res);
-             if (!slot) return;
-             auto body = decision_body::parse(req.body, false);
-             if (!body) return send_error(res, body.error());
-             auto by = body->by.empty() ? std::string{"anonymous"} : body->by;
-             reply(res, engine->cancel(req.matches[1], by, body->reason));
-           });
+void decision_routes(httplib::Server& srv, engine_ptr engine,
+                     std::size_t max_body) {
+  post_route(srv, R"(/v1/executions/([^/]+)/approve)", max_body,
+             [engine](const httplib::Request& req, const std::string& text,
+                      httplib::Response& res) {
+               auto slot = admit(text, res);
+               if (!slot) return;
+               auto body = decision_body::parse(text, true);
+               if (!body) return send_error(res, body.error());
+               reply(res,
+                     engine->approve(req.matches[1], body->by, body->data));
+             });
+  post_route(srv, R"(/v1/executions/([^/]+)/reject)", max_body,
+             [engine](const httplib::Request& req, const std::string& text,
+                      httplib::Response& res) {
+               auto slot = admit(text, res);
+               if (!slot) return;
+               auto body = decision_body::parse(text, true);
+               if (!body) return send_error(res, body.error());
+               reply(res,
+                     engine->reject(req.matches[1], body->by, body->reason));
+             });
+  post_route(srv, R"(/v1/executions/([^/]+)/cancel)", max_body,
+             [engine](const httplib::Request& req, const std::string& text,
+                      httplib::Response& res) {
+               auto slot = admit(text, res);
+               if (!slot) return;
+               auto body = decision_body::parse(text, false);
+               if (!body) return send_error(res, body.error());
+               auto by = body->by.empty() ? std::string{"anonymous"} : body->by;
+               reply(res, engine->cancel(req.matches[1], by, body->reason));
+             });
 }
 
 /// A dead letter with the gRPC DeadLetter's field names; JSON texts nested.
@@ -252,7 +263,8 @@ json dead_letter_json(const actors::dead_letter_view& v) {
           {"failed_at_ms", v.failed_at_ms}};
 }
 
-void dead_letter_routes(httplib::Server& srv, engine_ptr engine) {
+void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
+                        std::size_t max_body) {
   srv.Get("/v1/dead-letters", [engine](const httplib::Request& req,
                                        httplib::Response& res) {
     query_params query{req};
@@ -273,13 +285,14 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine) {
               {{"dead_letters", std::move(items)},
                {"next_page_token", listed->next_page_token}});
   });
-  srv.Post(R"(/v1/dead-letters/(-?[0-9]{1,18})/retry)",
-           [engine](const httplib::Request& req, httplib::Response& res) {
-             auto body = decision_body::parse(req.body, true);
-             if (!body) return send_error(res, body.error());
-             auto id = std::stoll(std::string{req.matches[1]});
-             reply(res, engine->retry_dead_letter(id, body->by));
-           });
+  post_route(srv, R"(/v1/dead-letters/(-?[0-9]{1,18})/retry)", max_body,
+             [engine](const httplib::Request& req, const std::string& text,
+                      httplib::Response& res) {
+               auto body = decision_body::parse(text, true);
+               if (!body) return send_error(res, body.error());
+               auto id = std::stoll(std::string{req.matches[1]});
+               reply(res, engine->retry_dead_letter(id, body->by));
+             });
 }
 
 } // namespace
@@ -291,9 +304,9 @@ void install_http_api(httplib::Server& server, engine_ptr engine,
   start_route(server, engine, opts);
   list_route(server, engine);
   read_routes(server, engine);
-  decision_routes(server, engine);
-  upgrade_route(server, engine);
-  dead_letter_routes(server, std::move(engine));
+  decision_routes(server, engine, opts.max_body_bytes);
+  upgrade_route(server, engine, opts.max_body_bytes);
+  dead_letter_routes(server, std::move(engine), opts.max_body_bytes);
 }
 
 } // namespace cerebelum::api

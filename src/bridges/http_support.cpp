@@ -20,6 +20,7 @@ std::string code_of_status(int status) {
     case 404: return "not_found";
     case 405: return "method_not_allowed";
     case 413: return "payload_too_large";
+    case 415: return "unsupported_media_type";
     case 503: return "unavailable";
     default: return status >= 500 ? "internal" : "bad_request";
   }
@@ -130,6 +131,51 @@ caf::expected<decision_body> decision_body::parse(const std::string& text,
   if (require_by)
     if (auto err = require_non_empty("by", result.by)) return err;
   return result;
+}
+
+void post_route(httplib::Server& server, const std::string& pattern,
+                std::size_t max_bytes, body_handler handler) {
+  server.Post(pattern, [max_bytes, handler = std::move(handler)](
+                         const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& read) {
+    auto too_large = [&] {
+      send_error(res, 413, "payload_too_large",
+                 "request body exceeds " + std::to_string(max_bytes)
+                   + " bytes");
+    };
+    if (req.is_multipart_form_data()) {
+      // Read and dropped so that the connection stays usable.
+      std::size_t seen = 0;
+      read(
+        [](const httplib::MultipartFormData&) {
+          return true;
+        },
+        [&](const char*, std::size_t n) {
+          seen += n;
+          return seen <= max_bytes;
+        });
+      if (seen > max_bytes || res.status == 413) return too_large();
+      return send_error(res, 415, "unsupported_media_type",
+                        "body: multipart/form-data is not accepted; send the "
+                        "JSON itself as the body");
+    }
+    std::string body;
+    bool over = false;
+    bool ok = read([&](const char* data, std::size_t n) {
+      if (body.size() + n > max_bytes) {
+        over = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (over || res.status == 413) return too_large();
+    if (!ok)
+      return send_error(res, 400, "invalid_argument",
+                        "body: could not be read (connection closed or timed "
+                        "out before its end)");
+    handler(req, body, res);
+  });
 }
 
 void install_error_handlers(httplib::Server& server,

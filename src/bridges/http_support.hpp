@@ -4,6 +4,7 @@
 // parameters and decision bodies. Included only by HTTP code (pulls in
 // httplib).
 
+#include <functional>
 #include <string>
 
 #include <caf/expected.hpp>
@@ -71,6 +72,17 @@ struct decision_body {
   static caf::expected<decision_body> parse(const std::string& text,
                                             bool require_by);
 };
+
+/// A POST handler given the request body as text.
+using body_handler = std::function<void(
+  const httplib::Request&, const std::string& body, httplib::Response&)>;
+
+/// Routes POSTs whose path matches `pattern` to `handler`. The body is read
+/// as it came, whatever its `Content-Type` (httplib would parse a
+/// form-encoded body into parameters and refuse one over 8 KiB); a body over
+/// `max_bytes` is 413 `payload_too_large`, a multipart body 415.
+void post_route(httplib::Server& server, const std::string& pattern,
+                std::size_t max_bytes, body_handler handler);
 
 /// Installs JSON bodies for errors httplib raises itself (unknown route 404,
 /// oversized body 413, exceptions 500).

@@ -23,9 +23,9 @@ struct fixture {
   std::thread thread;
   std::unique_ptr<httplib::Client> client;
 
-  fixture() {
+  explicit fixture(std::size_t max_body_bytes = 4096) {
     cerebelum::api::http_options opts;
-    opts.max_body_bytes = 4096;
+    opts.max_body_bytes = max_body_bytes;
     cerebelum::api::install_http_api(server, engine, opts);
     int port = server.bind_to_any_port("127.0.0.1");
     thread = std::thread{[this] {
@@ -43,6 +43,17 @@ struct fixture {
   std::pair<int, json> post(const std::string& path, const std::string& body) {
     auto res = client->Post(path.c_str(), body, "application/json");
     REQUIRE(res);
+    return {res->status, json::parse(res->body)};
+  }
+
+  /// POSTs `body` with `content_type` (empty: no body and no Content-Type).
+  std::pair<int, json> post_as(const std::string& path, const std::string& body,
+                               const std::string& content_type) {
+    auto res = content_type.empty()
+                 ? client->Post(path.c_str())
+                 : client->Post(path.c_str(), body, content_type.c_str());
+    REQUIRE(res);
+    INFO(res->body);
     return {res->status, json::parse(res->body)};
   }
 
@@ -115,6 +126,36 @@ TEST_CASE("an oversized body is 413 with a JSON error") {
   std::string big = R"({"pad":")" + std::string(8000, 'x') + R"("})";
   check_error(f.post("/v1/workflows/order/executions", big), 413,
               "payload_too_large");
+}
+
+TEST_CASE("a JSON body is read up to the limit whatever its Content-Type") {
+  // Over 8 KiB, httplib refused form-encoded bodies (curl -d) with 413.
+  constexpr std::size_t limit = 200 * 1024;
+  fixture f{limit};
+  std::string pad(100 * 1024, 'x');
+  std::string body = R"({"pad":")" + pad + R"("})";
+  for (const char* type : {"application/x-www-form-urlencoded", "text/plain",
+                           "application/octet-stream"}) {
+    INFO(type);
+    auto res = f.post_as("/v1/workflows/order/executions", body, type);
+    CHECK(res.first == 201);
+    CHECK(res.second["execution"]["input"]["pad"] == pad);
+  }
+  std::string over = R"({"pad":")" + std::string(limit, 'x') + R"("})";
+  over.resize(limit + 1);
+  check_error(f.post_as("/v1/workflows/order/executions", over,
+                        "application/x-www-form-urlencoded"),
+              413, "payload_too_large");
+  std::string exact = R"({"pad":")";
+  exact += std::string(limit - exact.size() - 2, 'x') + R"("})";
+  REQUIRE(exact.size() == limit);
+  CHECK(f.post_as("/v1/workflows/order/executions?id=exact", exact,
+                  "application/x-www-form-urlencoded")
+          .first
+        == 201);
+  check_error(f.post_as("/v1/workflows/order/executions", "{}",
+                        "multipart/form-data; boundary=x"),
+              415, "unsupported_media_type");
 }
 
 TEST_CASE("GET an unknown execution is 404 not_found") {
