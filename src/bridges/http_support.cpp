@@ -160,6 +160,13 @@ void post_route(httplib::Server& server, const std::string& pattern,
                         "JSON itself as the body");
     }
     std::string body;
+    // A request with neither Content-Length nor chunked Transfer-Encoding
+    // has no body (RFC 9112, 6.3); httplib would wait for the connection to
+    // close and answer 400 after its read timeout.
+    if (!req.has_header("Content-Length")
+        && req.get_header_value("Transfer-Encoding").find("chunked")
+             == std::string::npos)
+      return handler(req, body, res);
     bool over = false;
     bool ok = read([&](const char* data, std::size_t n) {
       if (body.size() + n > max_bytes) {

@@ -80,7 +80,8 @@ using body_handler = std::function<void(
 /// Routes POSTs whose path matches `pattern` to `handler`. The body is read
 /// as it came, whatever its `Content-Type` (httplib would parse a
 /// form-encoded body into parameters and refuse one over 8 KiB); a body over
-/// `max_bytes` is 413 `payload_too_large`, a multipart body 415.
+/// `max_bytes` is 413 `payload_too_large`, a multipart body 415. A request
+/// with neither `Content-Length` nor chunked encoding has an empty body.
 void post_route(httplib::Server& server, const std::string& pattern,
                 std::size_t max_bytes, body_handler handler);
 

@@ -6,7 +6,11 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 #include "src/bridges/http_api.hpp"
 #include "tests/api/fake_engine.hpp"
@@ -22,12 +26,13 @@ struct fixture {
   httplib::Server server;
   std::thread thread;
   std::unique_ptr<httplib::Client> client;
+  int port = 0;
 
   explicit fixture(std::size_t max_body_bytes = 4096) {
     cerebelum::api::http_options opts;
     opts.max_body_bytes = max_body_bytes;
     cerebelum::api::install_http_api(server, engine, opts);
-    int port = server.bind_to_any_port("127.0.0.1");
+    port = server.bind_to_any_port("127.0.0.1");
     thread = std::thread{[this] {
       server.listen_after_bind();
     }};
@@ -55,6 +60,41 @@ struct fixture {
     REQUIRE(res);
     INFO(res->body);
     return {res->status, json::parse(res->body)};
+  }
+
+  /// Sends `head` (request line and headers, no body) on a new connection
+  /// and returns the status and body of the answer, or status 0 when none
+  /// came within 3 s.
+  std::pair<int, json> raw(const std::string& head) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
+            == 0);
+    timeval tv{3, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    REQUIRE(::send(fd, head.data(), head.size(), MSG_NOSIGNAL)
+            == static_cast<ssize_t>(head.size()));
+    std::string data;
+    char buf[4096];
+    for (;;) {
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      data.append(buf, static_cast<std::size_t>(n));
+      auto end = data.find("\r\n\r\n");
+      auto cl = data.find("Content-Length: ");
+      if (end == std::string::npos || cl == std::string::npos) continue;
+      auto length = std::strtoul(data.c_str() + cl + 16, nullptr, 10);
+      if (data.size() >= end + 4 + length) break;
+    }
+    ::close(fd);
+    INFO(data);
+    if (data.rfind("HTTP/1.1 ", 0) != 0) return {0, json{}};
+    return {std::atoi(data.c_str() + 9),
+            json::parse(data.substr(data.find("\r\n\r\n") + 4))};
   }
 
   std::pair<int, json> get(const std::string& path) {
@@ -156,6 +196,27 @@ TEST_CASE("a JSON body is read up to the limit whatever its Content-Type") {
   check_error(f.post_as("/v1/workflows/order/executions", "{}",
                         "multipart/form-data; boundary=x"),
               415, "unsupported_media_type");
+}
+
+TEST_CASE("a POST whose body is optional works without body or "
+          "Content-Type") {
+  // curl -XPOST without -d sends neither Content-Length nor Content-Type;
+  // httplib waited for the connection to close and answered 400 after 5 s.
+  fixture f;
+  auto head = [](const std::string& target) {
+    return "POST " + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  };
+  auto started = f.raw(head("/v1/workflows/order/executions?id=nb"));
+  CHECK(started.first == 201);
+  CHECK(started.second["execution"]["input"] == json::object());
+  f.engine->set_status("nb", st::sleeping);
+  auto cancelled = f.raw(head("/v1/executions/nb/cancel"));
+  CHECK(cancelled.first == 200);
+  CHECK(cancelled.second["status"] == "cancelled");
+  // Approve needs its "by": the answer names it instead of "HTTP 400".
+  auto approve = f.raw(head("/v1/executions/nb/approve"));
+  CHECK(approve.first == 400);
+  CHECK(approve.second["error"]["message"] == "by: must not be empty");
 }
 
 TEST_CASE("GET an unknown execution is 404 not_found") {
