@@ -21,6 +21,20 @@ using actors::errc;
 using actors::make_error;
 using engine_ptr = std::shared_ptr<actors::engine_api>;
 
+/// The API's paths (regular expressions, as httplib takes them).
+constexpr const char* start_path = R"(/v1/workflows/([^/]+)/executions)";
+constexpr const char* list_path = "/v1/executions";
+constexpr const char* execution_path = R"(/v1/executions/([^/]+))";
+constexpr const char* history_path = R"(/v1/executions/([^/]+)/history)";
+constexpr const char* health_path = "/v1/health";
+constexpr const char* workflows_path = "/v1/workflows";
+constexpr const char* upgrade_path = "/v1/workflows/check-upgrade";
+constexpr const char* approve_path = R"(/v1/executions/([^/]+)/approve)";
+constexpr const char* reject_path = R"(/v1/executions/([^/]+)/reject)";
+constexpr const char* cancel_path = R"(/v1/executions/([^/]+)/cancel)";
+constexpr const char* dead_letters_path = "/v1/dead-letters";
+constexpr const char* retry_path = R"(/v1/dead-letters/(-?[0-9]{1,18})/retry)";
+
 /// A `version` query parameter: a version hash in decimal; empty: 0 (the
 /// latest version).
 caf::expected<std::uint64_t> parse_version(const std::string& text) {
@@ -63,7 +77,7 @@ void start_route(httplib::Server& srv, engine_ptr engine,
                  const http_options& opts) {
   auto stopping = opts.stopping;
   post_route(
-    srv, R"(/v1/workflows/([^/]+)/executions)", opts.max_body_bytes,
+    srv, start_path, opts.max_body_bytes,
     [engine, stopping](const httplib::Request& req, const std::string& body,
                        httplib::Response& res) {
       std::string workflow = req.matches[1];
@@ -114,8 +128,8 @@ void start_route(httplib::Server& srv, engine_ptr engine,
 }
 
 void list_route(httplib::Server& srv, engine_ptr engine) {
-  srv.Get("/v1/executions", [engine](const httplib::Request& req,
-                                     httplib::Response& res) {
+  srv.Get(list_path, [engine](const httplib::Request& req,
+                              httplib::Response& res) {
     query_params query{req};
     auto status_text = query.text("status");
     if (!status_text) return send_error(res, status_text.error());
@@ -148,27 +162,26 @@ void list_route(httplib::Server& srv, engine_ptr engine) {
 }
 
 void read_routes(httplib::Server& srv, engine_ptr engine) {
-  srv.Get(R"(/v1/executions/([^/]+))",
+  srv.Get(execution_path,
           [engine](const httplib::Request& req, httplib::Response& res) {
             reply(res, engine->describe(req.matches[1]));
           });
-  srv.Get(
-    R"(/v1/executions/([^/]+)/history)",
-    [engine](const httplib::Request& req, httplib::Response& res) {
-      auto from = query_params{req}.integer("from_seq", 0);
-      if (!from) return send_error(res, from.error());
-      if (*from < 0)
-        return send_error(res, make_error(errc::invalid_argument,
-                                          "from_seq: must not be negative"));
-      std::string id = req.matches[1];
-      auto events = engine->history(id, *from);
-      if (!events) return send_error(res, events.error());
-      json items = json::array();
-      for (auto& ev : *events)
-        items.push_back(event_to_json(ev));
-      send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
-    });
-  srv.Get("/v1/health",
+  srv.Get(history_path, [engine](const httplib::Request& req,
+                                 httplib::Response& res) {
+    auto from = query_params{req}.integer("from_seq", 0);
+    if (!from) return send_error(res, from.error());
+    if (*from < 0)
+      return send_error(res, make_error(errc::invalid_argument,
+                                        "from_seq: must not be negative"));
+    std::string id = req.matches[1];
+    auto events = engine->history(id, *from);
+    if (!events) return send_error(res, events.error());
+    json items = json::array();
+    for (auto& ev : *events)
+      items.push_back(event_to_json(ev));
+    send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
+  });
+  srv.Get(health_path,
           [engine](const httplib::Request&, httplib::Response& res) {
             auto h = engine->health();
             json body{{"status", h.store_available ? "ok" : "unavailable"},
@@ -181,7 +194,7 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
             if (!h.store_available) res.set_header("Retry-After", "1");
             send_json(res, h.store_available ? 200 : 503, body);
           });
-  srv.Get("/v1/workflows",
+  srv.Get(workflows_path,
           [engine](const httplib::Request&, httplib::Response& res) {
             json items = json::array();
             for (auto& wf : engine->workflows())
@@ -194,7 +207,7 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
 /// text as the body.
 void upgrade_route(httplib::Server& srv, engine_ptr engine,
                    std::size_t max_body) {
-  post_route(srv, "/v1/workflows/check-upgrade", max_body,
+  post_route(srv, upgrade_path, max_body,
              [engine](const httplib::Request& req, const std::string& body,
                       httplib::Response& res) {
                auto file = query_params{req}.text("file", {},
@@ -210,7 +223,7 @@ void upgrade_route(httplib::Server& srv, engine_ptr engine,
 
 void decision_routes(httplib::Server& srv, engine_ptr engine,
                      std::size_t max_body) {
-  post_route(srv, R"(/v1/executions/([^/]+)/approve)", max_body,
+  post_route(srv, approve_path, max_body,
              [engine](const httplib::Request& req, const std::string& text,
                       httplib::Response& res) {
                auto slot = admit(text, res);
@@ -220,7 +233,7 @@ void decision_routes(httplib::Server& srv, engine_ptr engine,
                reply(res,
                      engine->approve(req.matches[1], body->by, body->data));
              });
-  post_route(srv, R"(/v1/executions/([^/]+)/reject)", max_body,
+  post_route(srv, reject_path, max_body,
              [engine](const httplib::Request& req, const std::string& text,
                       httplib::Response& res) {
                auto slot = admit(text, res);
@@ -230,7 +243,7 @@ void decision_routes(httplib::Server& srv, engine_ptr engine,
                reply(res,
                      engine->reject(req.matches[1], body->by, body->reason));
              });
-  post_route(srv, R"(/v1/executions/([^/]+)/cancel)", max_body,
+  post_route(srv, cancel_path, max_body,
              [engine](const httplib::Request& req, const std::string& text,
                       httplib::Response& res) {
                auto slot = admit(text, res);
@@ -265,8 +278,8 @@ json dead_letter_json(const actors::dead_letter_view& v) {
 
 void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
                         std::size_t max_body) {
-  srv.Get("/v1/dead-letters", [engine](const httplib::Request& req,
-                                       httplib::Response& res) {
+  srv.Get(dead_letters_path, [engine](const httplib::Request& req,
+                                      httplib::Response& res) {
     query_params query{req};
     auto page_size = query.integer("page_size", 0);
     if (!page_size) return send_error(res, page_size.error());
@@ -285,7 +298,7 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
               {{"dead_letters", std::move(items)},
                {"next_page_token", listed->next_page_token}});
   });
-  post_route(srv, R"(/v1/dead-letters/(-?[0-9]{1,18})/retry)", max_body,
+  post_route(srv, retry_path, max_body,
              [engine](const httplib::Request& req, const std::string& text,
                       httplib::Response& res) {
                auto body = decision_body::parse(text, true);
@@ -300,7 +313,19 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
 void install_http_api(httplib::Server& server, engine_ptr engine,
                       const http_options& opts) {
   server.set_payload_max_length(opts.max_body_bytes);
-  install_error_handlers(server, opts.max_body_bytes);
+  install_error_handlers(server, opts.max_body_bytes,
+                         {{start_path, "POST"},
+                          {list_path, "GET"},
+                          {execution_path, "GET"},
+                          {history_path, "GET"},
+                          {health_path, "GET"},
+                          {workflows_path, "GET"},
+                          {upgrade_path, "POST"},
+                          {approve_path, "POST"},
+                          {reject_path, "POST"},
+                          {cancel_path, "POST"},
+                          {dead_letters_path, "GET"},
+                          {retry_path, "POST"}});
   start_route(server, engine, opts);
   list_route(server, engine);
   read_routes(server, engine);

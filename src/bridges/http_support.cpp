@@ -1,6 +1,8 @@
 #include "src/bridges/http_support.hpp"
 
 #include <charconv>
+#include <memory>
+#include <regex>
 
 #include "actors/errc.hpp"
 #include "src/bridges/error_mapping.hpp"
@@ -185,23 +187,51 @@ void post_route(httplib::Server& server, const std::string& pattern,
   });
 }
 
-void install_error_handlers(httplib::Server& server,
-                            std::size_t max_body_bytes) {
-  server.set_error_handler(
-    [max_body_bytes](const httplib::Request& req, httplib::Response& res) {
-      // Handlers that replied already set a JSON body.
-      if (!res.body.empty()) return;
-      std::string message;
-      if (res.status == 413)
-        message = "request body exceeds " + std::to_string(max_body_bytes)
-                  + " bytes";
-      else if (res.status == 404)
-        message = "no route " + workflow::printable(req.method, 16) + " "
-                  + workflow::printable(req.path, 120);
-      else
-        message = "HTTP " + std::to_string(res.status);
-      send_error(res, res.status, code_of_status(res.status), message);
-    });
+void install_error_handlers(httplib::Server& server, std::size_t max_body_bytes,
+                            const std::vector<route>& routes) {
+  auto table
+    = std::make_shared<std::vector<std::pair<std::regex, std::string>>>();
+  for (const auto& r : routes) {
+    table->emplace_back(std::regex{r.pattern}, r.method);
+    if (r.method == "GET") table->emplace_back(std::regex{r.pattern}, "HEAD");
+  }
+  server.set_error_handler([max_body_bytes, table](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    // Handlers that replied already set a JSON body.
+    if (!res.body.empty()) return;
+    // No handler for this method (404, or 400 for a method httplib does
+    // not know) on a path that has others: 405.
+    if (res.status == 404 || res.status == 400) {
+      std::string allow;
+      for (const auto& [path, method] : *table)
+        if (std::regex_match(req.path, path))
+          allow += (allow.empty() ? "" : ", ") + method;
+      if (!allow.empty()) {
+        res.set_header("Allow", allow);
+        return send_error(res, 405, "method_not_allowed",
+                          "method " + workflow::printable(req.method, 16)
+                            + " is not allowed on "
+                            + workflow::printable(req.path, 120)
+                            + " (allowed: " + allow + ")");
+      }
+    }
+    std::string message;
+    if (res.status == 413)
+      message = "request body exceeds " + std::to_string(max_body_bytes)
+                + " bytes";
+    else if (res.status == 404)
+      message = "no route " + workflow::printable(req.method, 16) + " "
+                + workflow::printable(req.path, 120);
+    else if (res.status == 400)
+      message = "malformed request: the request line or a header could not "
+                "be read, or the method ("
+                + workflow::printable(req.method, 16)
+                + ") is not one of GET, HEAD, POST, PUT, DELETE, OPTIONS, "
+                  "PATCH";
+    else
+      message = "HTTP " + std::to_string(res.status);
+    send_error(res, res.status, code_of_status(res.status), message);
+  });
   server.set_exception_handler(
     [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
       std::string what = "unknown exception";

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <caf/expected.hpp>
 #include <httplib.h>
@@ -85,9 +86,17 @@ using body_handler = std::function<void(
 void post_route(httplib::Server& server, const std::string& pattern,
                 std::size_t max_bytes, body_handler handler);
 
-/// Installs JSON bodies for errors httplib raises itself (unknown route 404,
-/// oversized body 413, exceptions 500).
-void install_error_handlers(httplib::Server& server,
-                            std::size_t max_body_bytes);
+/// A route of the API: its path pattern (a regular expression, as given to
+/// httplib) and its method.
+struct route {
+  std::string pattern;
+  std::string method;
+};
+
+/// Installs JSON bodies for errors httplib raises itself (unknown path 404,
+/// oversized body 413, exceptions 500), and answers 405 with an `Allow`
+/// header when the path is one of `routes` but the method is not.
+void install_error_handlers(httplib::Server& server, std::size_t max_body_bytes,
+                            const std::vector<route>& routes);
 
 } // namespace cerebelum::api

@@ -27,6 +27,7 @@ struct fixture {
   std::thread thread;
   std::unique_ptr<httplib::Client> client;
   int port = 0;
+  std::string last_allow; // the Allow header of the last raw() answer
 
   explicit fixture(std::size_t max_body_bytes = 4096) {
     cerebelum::api::http_options opts;
@@ -92,6 +93,9 @@ struct fixture {
     }
     ::close(fd);
     INFO(data);
+    last_allow.clear();
+    if (auto a = data.find("\r\nAllow: "); a != std::string::npos)
+      last_allow = data.substr(a + 9, data.find("\r\n", a + 2) - a - 9);
     if (data.rfind("HTTP/1.1 ", 0) != 0) return {0, json{}};
     return {std::atoi(data.c_str() + 9),
             json::parse(data.substr(data.find("\r\n\r\n") + 4))};
@@ -230,6 +234,39 @@ TEST_CASE("GET an unknown execution is 404 not_found") {
 TEST_CASE("an unknown route is 404 with a JSON error") {
   fixture f;
   check_error(f.get("/v2/nothing"), 404, "not_found");
+  check_error(f.post("/v1/nothing", "{}"), 404, "not_found");
+}
+
+TEST_CASE("a known path with a wrong method is 405 with Allow") {
+  fixture f;
+  struct probe {
+    const char* method;
+    const char* path;
+    const char* allow;
+  };
+  for (auto [method, path, allow] :
+       {probe{"GET", "/v1/workflows/order/executions", "POST"},
+        probe{"DELETE", "/v1/executions/x", "GET, HEAD"},
+        probe{"PUT", "/v1/executions/x/cancel", "POST"},
+        probe{"POST", "/v1/health", "GET, HEAD"},
+        probe{"PATCH", "/v1/dead-letters/3/retry", "POST"},
+        probe{"OPTIONS", "/v1/executions", "GET, HEAD"}}) {
+    auto res = f.raw(std::string{method} + " " + path
+                     + " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    INFO(method << " " << path << ": " << res.second.dump());
+    CHECK(res.first == 405);
+    CHECK(res.second["error"]["code"] == "method_not_allowed");
+    CHECK(res.second["error"]["message"]
+          == std::string{"method "} + method + " is not allowed on " + path
+               + " (allowed: " + allow + ")");
+    CHECK(f.last_allow == allow);
+  }
+  // A method httplib does not know is refused before routing; the answer
+  // says what could be wrong rather than "HTTP 400".
+  auto brew = f.raw("BREW /v1/executions HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(brew.first == 400);
+  CHECK_THAT(brew.second["error"]["message"].get<std::string>(),
+             Catch::Contains("BREW"));
 }
 
 TEST_CASE("approve records the operator and the data, twice is 409") {
