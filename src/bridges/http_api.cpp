@@ -51,6 +51,16 @@ caf::expected<std::uint64_t> parse_version(const std::string& text) {
   return v;
 }
 
+/// A page size given in the URL: 1 to 1000 (absent: the default).
+caf::error check_given_page_size(const query_params& query,
+                                 long long page_size) {
+  if (query.has("page_size") && page_size == 0)
+    return make_error(errc::invalid_argument,
+                      "page_size: must be between 1 and 1000, got 0 (leave it "
+                      "out for the default)");
+  return check_page_size(page_size);
+}
+
 json view_json(const actors::execution_view& view) {
   return message_to_json(to_proto(view));
 }
@@ -84,10 +94,18 @@ void start_route(httplib::Server& srv, engine_ptr engine,
       if (auto err = check_path_value("workflow", workflow))
         return send_error(res, err);
       query_params query{req};
+      if (auto err = query.only({"wait", "timeout_ms", "id", "by", "version"}))
+        return send_error(res, err);
       auto wait = query.flag("wait");
       if (!wait) return send_error(res, wait.error());
       auto timeout = query.integer("timeout_ms", 0);
       if (!timeout) return send_error(res, timeout.error());
+      if (*timeout < 0 || *timeout > max_wait.count())
+        return send_error(
+          res, make_error(errc::invalid_argument,
+                          "timeout_ms: must be between 0 (the maximum) and "
+                            + std::to_string(max_wait.count()) + ", got "
+                            + std::to_string(*timeout)));
       auto id = query.text("id");
       if (!id) return send_error(res, id.error());
       auto by = query.text("by", "http", workflow::text_rule::label);
@@ -131,13 +149,17 @@ void list_route(httplib::Server& srv, engine_ptr engine) {
   srv.Get(list_path, [engine](const httplib::Request& req,
                               httplib::Response& res) {
     query_params query{req};
+    if (auto err = query.only(
+          {"status", "workflow", "page_size", "page_token", "stuck"}))
+      return send_error(res, err);
     auto status_text = query.text("status");
     if (!status_text) return send_error(res, status_text.error());
     auto status = parse_status_filter(*status_text);
     if (!status) return send_error(res, status.error());
     auto page_size = query.integer("page_size", 0);
     if (!page_size) return send_error(res, page_size.error());
-    if (auto err = check_page_size(*page_size)) return send_error(res, err);
+    if (auto err = check_given_page_size(query, *page_size))
+      return send_error(res, err);
     auto workflow = query.text("workflow");
     if (!workflow) return send_error(res, workflow.error());
     auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
@@ -164,11 +186,15 @@ void list_route(httplib::Server& srv, engine_ptr engine) {
 void read_routes(httplib::Server& srv, engine_ptr engine) {
   srv.Get(execution_path,
           [engine](const httplib::Request& req, httplib::Response& res) {
+            if (auto err = query_params{req}.only({}))
+              return send_error(res, err);
             reply(res, engine->describe(req.matches[1]));
           });
   srv.Get(history_path, [engine](const httplib::Request& req,
                                  httplib::Response& res) {
-    auto from = query_params{req}.integer("from_seq", 0);
+    query_params query{req};
+    if (auto err = query.only({"from_seq"})) return send_error(res, err);
+    auto from = query.integer("from_seq", 0);
     if (!from) return send_error(res, from.error());
     if (*from < 0)
       return send_error(res, make_error(errc::invalid_argument,
@@ -182,7 +208,9 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
     send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
   });
   srv.Get(health_path,
-          [engine](const httplib::Request&, httplib::Response& res) {
+          [engine](const httplib::Request& req, httplib::Response& res) {
+            if (auto err = query_params{req}.only({}))
+              return send_error(res, err);
             auto h = engine->health();
             json body{{"status", h.store_available ? "ok" : "unavailable"},
                       {"store",
@@ -195,7 +223,9 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
             send_json(res, h.store_available ? 200 : 503, body);
           });
   srv.Get(workflows_path,
-          [engine](const httplib::Request&, httplib::Response& res) {
+          [engine](const httplib::Request& req, httplib::Response& res) {
+            if (auto err = query_params{req}.only({}))
+              return send_error(res, err);
             json items = json::array();
             for (auto& wf : engine->workflows())
               items.push_back(message_to_json(to_proto(wf)));
@@ -210,8 +240,9 @@ void upgrade_route(httplib::Server& srv, engine_ptr engine,
   post_route(srv, upgrade_path, max_body,
              [engine](const httplib::Request& req, const std::string& body,
                       httplib::Response& res) {
-               auto file = query_params{req}.text("file", {},
-                                                  workflow::text_rule::label);
+               query_params query{req};
+               if (auto err = query.only({"file"})) return send_error(res, err);
+               auto file = query.text("file", {}, workflow::text_rule::label);
                if (!file) return send_error(res, file.error());
                auto slot = admit(body, res);
                if (!slot) return;
@@ -226,6 +257,8 @@ void decision_routes(httplib::Server& srv, engine_ptr engine,
   post_route(srv, approve_path, max_body,
              [engine](const httplib::Request& req, const std::string& text,
                       httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
                auto slot = admit(text, res);
                if (!slot) return;
                auto body = decision_body::parse(text, true);
@@ -236,6 +269,8 @@ void decision_routes(httplib::Server& srv, engine_ptr engine,
   post_route(srv, reject_path, max_body,
              [engine](const httplib::Request& req, const std::string& text,
                       httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
                auto slot = admit(text, res);
                if (!slot) return;
                auto body = decision_body::parse(text, true);
@@ -246,6 +281,8 @@ void decision_routes(httplib::Server& srv, engine_ptr engine,
   post_route(srv, cancel_path, max_body,
              [engine](const httplib::Request& req, const std::string& text,
                       httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
                auto slot = admit(text, res);
                if (!slot) return;
                auto body = decision_body::parse(text, false);
@@ -281,9 +318,12 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
   srv.Get(dead_letters_path, [engine](const httplib::Request& req,
                                       httplib::Response& res) {
     query_params query{req};
+    if (auto err = query.only({"page_size", "queue", "page_token"}))
+      return send_error(res, err);
     auto page_size = query.integer("page_size", 0);
     if (!page_size) return send_error(res, page_size.error());
-    if (auto err = check_page_size(*page_size)) return send_error(res, err);
+    if (auto err = check_given_page_size(query, *page_size))
+      return send_error(res, err);
     auto queue = query.text("queue");
     if (!queue) return send_error(res, queue.error());
     auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
@@ -301,6 +341,8 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
   post_route(srv, retry_path, max_body,
              [engine](const httplib::Request& req, const std::string& text,
                       httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
                auto body = decision_body::parse(text, true);
                if (!body) return send_error(res, body.error());
                auto id = std::stoll(std::string{req.matches[1]});

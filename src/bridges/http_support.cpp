@@ -1,5 +1,6 @@
 #include "src/bridges/http_support.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 #include <regex>
@@ -76,6 +77,26 @@ query_params::query_params(const httplib::Request& req) {
 
 bool query_params::has(const std::string& name) const {
   return params_.count(name) > 0;
+}
+
+caf::error
+query_params::only(std::initializer_list<std::string_view> names) const {
+  for (const auto& [name, value] : params_) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string known;
+      for (auto n : names)
+        known += (known.empty() ? "" : ", ") + std::string{n};
+      return make_error(errc::invalid_argument,
+                        "unknown query parameter '"
+                          + workflow::printable(name, 40) + "' (this route "
+                          + (known.empty() ? "takes none" : "takes " + known)
+                          + ")");
+    }
+    if (params_.count(name) > 1)
+      return make_error(errc::invalid_argument,
+                        name + ": given more than once");
+  }
+  return {};
 }
 
 caf::expected<std::string>

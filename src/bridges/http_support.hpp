@@ -5,7 +5,9 @@
 // httplib).
 
 #include <functional>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -38,6 +40,11 @@ class query_params {
   explicit query_params(const httplib::Request& req);
 
   [[nodiscard]] bool has(const std::string& name) const;
+
+  /// An `invalid_argument` error naming the first parameter that is not in
+  /// `names`, or one given twice; none when all are known.
+  [[nodiscard]] caf::error
+  only(std::initializer_list<std::string_view> names) const;
 
   /// The value of `name` (absent: `fallback`), valid UTF-8 within
   /// `max_bytes` and `rule`, or an `invalid_argument` error naming it.

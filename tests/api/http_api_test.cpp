@@ -337,6 +337,44 @@ TEST_CASE("GET executions filters, pages and checks its parameters") {
   check_error(f.get("/v1/executions?page_token=zz"), 400, "invalid_argument");
 }
 
+TEST_CASE("unknown query parameters and out-of-range values are 400 "
+          "naming the parameter") {
+  fixture f;
+  f.post("/v1/workflows/order/executions?id=q", "{}");
+  auto refused = [&](const std::string& method, const std::string& target,
+                     const std::string& names) {
+    auto res = method == "GET" ? f.get(target) : f.post(target, "{}");
+    INFO(method << " " << target << ": " << res.second.dump());
+    CHECK(res.first == 400);
+    CHECK(res.second["error"]["code"] == "invalid_argument");
+    CHECK_THAT(res.second["error"]["message"].get<std::string>(),
+               Catch::Contains(names));
+  };
+  refused("GET", "/v1/executions?page_size=0", "page_size");
+  refused("GET", "/v1/executions?page_size=100000", "page_size");
+  refused("GET", "/v1/executions?unknown=1", "'unknown'");
+  refused("GET", "/v1/executions?status=running&status=failed", "status");
+  refused("GET", "/v1/dead-letters?page_size=0", "page_size");
+  refused("GET", "/v1/dead-letters?unknown=1", "'unknown'");
+  refused("GET", "/v1/executions/q?unknown=1", "'unknown'");
+  refused("GET", "/v1/executions/q/history?unknown=1", "'unknown'");
+  refused("GET", "/v1/health?verbose=1", "'verbose'");
+  refused("GET", "/v1/workflows?x=1", "'x'");
+  refused("POST", "/v1/workflows/order/executions?wait=maybe", "wait");
+  refused("POST", "/v1/workflows/order/executions?unknown=1", "'unknown'");
+  refused("POST", "/v1/workflows/order/executions?timeout_ms=-1", "timeout_ms");
+  refused("POST", "/v1/workflows/order/executions?timeout_ms=60001",
+          "timeout_ms");
+  refused("POST", "/v1/workflows/check-upgrade?unknown=1", "'unknown'");
+  refused("POST", "/v1/executions/q/cancel?reason=x", "'reason'");
+  refused("POST", "/v1/executions/q/approve?by=a", "'by'");
+  refused("POST", "/v1/dead-letters/1/retry?by=a", "'by'");
+  // In range they pass.
+  CHECK(f.get("/v1/executions?page_size=1000").first == 200);
+  CHECK(f.get("/v1/executions?page_size=1").first == 200);
+  CHECK(f.get("/v1/executions").first == 200);
+}
+
 TEST_CASE("GET history flattens events and nests their JSON") {
   fixture f;
   f.post("/v1/workflows/order/executions?id=h", R"({"n":1})");
