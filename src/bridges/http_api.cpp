@@ -108,6 +108,7 @@ void start_route(httplib::Server& srv, engine_ptr engine,
                             + std::to_string(*timeout)));
       auto id = query.text("id");
       if (!id) return send_error(res, id.error());
+      if (auto err = check_new_execution_id(*id)) return send_error(res, err);
       auto by = query.text("by", "http", workflow::text_rule::label);
       if (!by) return send_error(res, by.error());
       auto version = query.text("version");

@@ -375,6 +375,23 @@ TEST_CASE("unknown query parameters and out-of-range values are 400 "
   CHECK(f.get("/v1/executions").first == 200);
 }
 
+TEST_CASE("a start whose id could not be read back is 400 naming it") {
+  fixture f;
+  for (const char* id : {"a%2Fb", "a/b", ".", "..", "%2E%2E"}) {
+    auto res = f.post(std::string{"/v1/workflows/order/executions?id="} + id,
+                      "{}");
+    INFO(id << ": " << res.second.dump());
+    CHECK(res.first == 400);
+    CHECK_THAT(res.second["error"]["message"].get<std::string>(),
+               Catch::StartsWith("execution_id: "));
+  }
+  // Ids with characters a client percent-encodes are fine.
+  auto ok = f.post("/v1/workflows/order/executions?id=a%3Fb%23c.d", "{}");
+  REQUIRE(ok.first == 201);
+  CHECK(f.get("/v1/executions/a%3Fb%23c.d").second["execution_id"]
+        == "a?b#c.d");
+}
+
 TEST_CASE("GET history flattens events and nests their JSON") {
   fixture f;
   f.post("/v1/workflows/order/executions?id=h", R"({"n":1})");
