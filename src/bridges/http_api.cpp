@@ -21,6 +21,20 @@ using actors::errc;
 using actors::make_error;
 using engine_ptr = std::shared_ptr<actors::engine_api>;
 
+/// The API's paths (regular expressions, as httplib takes them).
+constexpr const char* start_path = R"(/v1/workflows/([^/]+)/executions)";
+constexpr const char* list_path = "/v1/executions";
+constexpr const char* execution_path = R"(/v1/executions/([^/]+))";
+constexpr const char* history_path = R"(/v1/executions/([^/]+)/history)";
+constexpr const char* health_path = "/v1/health";
+constexpr const char* workflows_path = "/v1/workflows";
+constexpr const char* upgrade_path = "/v1/workflows/check-upgrade";
+constexpr const char* approve_path = R"(/v1/executions/([^/]+)/approve)";
+constexpr const char* reject_path = R"(/v1/executions/([^/]+)/reject)";
+constexpr const char* cancel_path = R"(/v1/executions/([^/]+)/cancel)";
+constexpr const char* dead_letters_path = "/v1/dead-letters";
+constexpr const char* retry_path = R"(/v1/dead-letters/(-?[0-9]{1,18})/retry)";
+
 /// A `version` query parameter: a version hash in decimal; empty: 0 (the
 /// latest version).
 caf::expected<std::uint64_t> parse_version(const std::string& text) {
@@ -37,15 +51,25 @@ caf::expected<std::uint64_t> parse_version(const std::string& text) {
   return v;
 }
 
+/// A page size given in the URL: 1 to 1000 (absent: the default).
+caf::error check_given_page_size(const query_params& query,
+                                 long long page_size) {
+  if (query.has("page_size") && page_size == 0)
+    return make_error(errc::invalid_argument,
+                      "page_size: must be between 1 and 1000, got 0 (leave it "
+                      "out for the default)");
+  return check_page_size(page_size);
+}
+
 json view_json(const actors::execution_view& view) {
   return message_to_json(to_proto(view));
 }
 
 /// Admits the request through the node's gate for large requests; replies
 /// 503 when no slot freed up in time.
-std::optional<request_gate::ticket> admit(const httplib::Request& req,
+std::optional<request_gate::ticket> admit(const std::string& body,
                                           httplib::Response& res) {
-  auto slot = request_gate::shared().admit(req.body.size());
+  auto slot = request_gate::shared().admit(body.size());
   if (!slot)
     send_error(res, 503, "unavailable",
                "too many large requests in flight; retry later");
@@ -62,28 +86,38 @@ void reply(httplib::Response& res,
 void start_route(httplib::Server& srv, engine_ptr engine,
                  const http_options& opts) {
   auto stopping = opts.stopping;
-  srv.Post(
-    R"(/v1/workflows/([^/]+)/executions)",
-    [engine, stopping](const httplib::Request& req, httplib::Response& res) {
+  post_route(
+    srv, start_path, opts.max_body_bytes,
+    [engine, stopping](const httplib::Request& req, const std::string& body,
+                       httplib::Response& res) {
       std::string workflow = req.matches[1];
       if (auto err = check_path_value("workflow", workflow))
         return send_error(res, err);
       query_params query{req};
+      if (auto err = query.only({"wait", "timeout_ms", "id", "by", "version"}))
+        return send_error(res, err);
       auto wait = query.flag("wait");
       if (!wait) return send_error(res, wait.error());
       auto timeout = query.integer("timeout_ms", 0);
       if (!timeout) return send_error(res, timeout.error());
+      if (*timeout < 0 || *timeout > max_wait.count())
+        return send_error(
+          res, make_error(errc::invalid_argument,
+                          "timeout_ms: must be between 0 (the maximum) and "
+                            + std::to_string(max_wait.count()) + ", got "
+                            + std::to_string(*timeout)));
       auto id = query.text("id");
       if (!id) return send_error(res, id.error());
+      if (auto err = check_new_execution_id(*id)) return send_error(res, err);
       auto by = query.text("by", "http", workflow::text_rule::label);
       if (!by) return send_error(res, by.error());
       auto version = query.text("version");
       if (!version) return send_error(res, version.error());
       auto version_hash = parse_version(*version);
       if (!version_hash) return send_error(res, version_hash.error());
-      auto slot = admit(req, res);
+      auto slot = admit(body, res);
       if (!slot) return;
-      auto input = parse_json_field("body", req.body, json::object(), true);
+      auto input = parse_json_field("body", body, json::object(), true);
       if (!input) return send_error(res, input.error());
       actors::start_request sreq;
       sreq.workflow = std::move(workflow);
@@ -106,22 +140,27 @@ void start_route(httplib::Server& srv, engine_ptr engine,
         if (!done) return send_error(res, done.error());
         view = std::move(*done);
       }
-      json body{{"created", started->created}, {"execution", view_json(view)}};
-      send_json(res, started->created ? 201 : 200, body);
+      send_json(res, started->created ? 201 : 200,
+                {{"created", started->created},
+                 {"execution", view_json(view)}});
     });
 }
 
 void list_route(httplib::Server& srv, engine_ptr engine) {
-  srv.Get("/v1/executions", [engine](const httplib::Request& req,
-                                     httplib::Response& res) {
+  srv.Get(list_path, [engine](const httplib::Request& req,
+                              httplib::Response& res) {
     query_params query{req};
+    if (auto err = query.only(
+          {"status", "workflow", "page_size", "page_token", "stuck"}))
+      return send_error(res, err);
     auto status_text = query.text("status");
     if (!status_text) return send_error(res, status_text.error());
     auto status = parse_status_filter(*status_text);
     if (!status) return send_error(res, status.error());
     auto page_size = query.integer("page_size", 0);
     if (!page_size) return send_error(res, page_size.error());
-    if (auto err = check_page_size(*page_size)) return send_error(res, err);
+    if (auto err = check_given_page_size(query, *page_size))
+      return send_error(res, err);
     auto workflow = query.text("workflow");
     if (!workflow) return send_error(res, workflow.error());
     auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
@@ -146,28 +185,33 @@ void list_route(httplib::Server& srv, engine_ptr engine) {
 }
 
 void read_routes(httplib::Server& srv, engine_ptr engine) {
-  srv.Get(R"(/v1/executions/([^/]+))",
+  srv.Get(execution_path,
           [engine](const httplib::Request& req, httplib::Response& res) {
+            if (auto err = query_params{req}.only({}))
+              return send_error(res, err);
             reply(res, engine->describe(req.matches[1]));
           });
-  srv.Get(
-    R"(/v1/executions/([^/]+)/history)",
-    [engine](const httplib::Request& req, httplib::Response& res) {
-      auto from = query_params{req}.integer("from_seq", 0);
-      if (!from) return send_error(res, from.error());
-      if (*from < 0)
-        return send_error(res, make_error(errc::invalid_argument,
-                                          "from_seq: must not be negative"));
-      std::string id = req.matches[1];
-      auto events = engine->history(id, *from);
-      if (!events) return send_error(res, events.error());
-      json items = json::array();
-      for (auto& ev : *events)
-        items.push_back(event_to_json(ev));
-      send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
-    });
-  srv.Get("/v1/health",
-          [engine](const httplib::Request&, httplib::Response& res) {
+  srv.Get(history_path, [engine](const httplib::Request& req,
+                                 httplib::Response& res) {
+    query_params query{req};
+    if (auto err = query.only({"from_seq"})) return send_error(res, err);
+    auto from = query.integer("from_seq", 0);
+    if (!from) return send_error(res, from.error());
+    if (*from < 0)
+      return send_error(res, make_error(errc::invalid_argument,
+                                        "from_seq: must not be negative"));
+    std::string id = req.matches[1];
+    auto events = engine->history(id, *from);
+    if (!events) return send_error(res, events.error());
+    json items = json::array();
+    for (auto& ev : *events)
+      items.push_back(event_to_json(ev));
+    send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
+  });
+  srv.Get(health_path,
+          [engine](const httplib::Request& req, httplib::Response& res) {
+            if (auto err = query_params{req}.only({}))
+              return send_error(res, err);
             auto h = engine->health();
             json body{{"status", h.store_available ? "ok" : "unavailable"},
                       {"store",
@@ -179,8 +223,10 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
             if (!h.store_available) res.set_header("Retry-After", "1");
             send_json(res, h.store_available ? 200 : 503, body);
           });
-  srv.Get("/v1/workflows",
-          [engine](const httplib::Request&, httplib::Response& res) {
+  srv.Get(workflows_path,
+          [engine](const httplib::Request& req, httplib::Response& res) {
+            if (auto err = query_params{req}.only({}))
+              return send_error(res, err);
             json items = json::array();
             for (auto& wf : engine->workflows())
               items.push_back(message_to_json(to_proto(wf)));
@@ -190,45 +236,61 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
 
 /// POST /v1/workflows/check-upgrade?file=NAME with the new definition's
 /// text as the body.
-void upgrade_route(httplib::Server& srv, engine_ptr engine) {
-  srv.Post("/v1/workflows/check-upgrade", [engine](const httplib::Request& req,
-                                                   httplib::Response& res) {
-    auto file = query_params{req}.text("file", {}, workflow::text_rule::label);
-    if (!file) return send_error(res, file.error());
-    auto slot = admit(req, res);
-    if (!slot) return;
-    auto report = engine->check_upgrade(req.body, *file);
-    if (!report) return send_error(res, report.error());
-    send_json(res, 200, message_to_json(to_proto(*report)));
-  });
+void upgrade_route(httplib::Server& srv, engine_ptr engine,
+                   std::size_t max_body) {
+  post_route(srv, upgrade_path, max_body,
+             [engine](const httplib::Request& req, const std::string& body,
+                      httplib::Response& res) {
+               query_params query{req};
+               if (auto err = query.only({"file"})) return send_error(res, err);
+               auto file = query.text("file", {}, workflow::text_rule::label);
+               if (!file) return send_error(res, file.error());
+               auto slot = admit(body, res);
+               if (!slot) return;
+               auto report = engine->check_upgrade(body, *file);
+               if (!report) return send_error(res, report.error());
+               send_json(res, 200, message_to_json(to_proto(*report)));
+             });
 }
 
-void decision_routes(httplib::Server& srv, engine_ptr engine) {
-  srv.Post(R"(/v1/executions/([^/]+)/approve)",
-           [engine](const httplib::Request& req, httplib::Response& res) {
-             auto slot = admit(req, res);
-             if (!slot) return;
-             auto body = decision_body::parse(req.body, true);
-             if (!body) return send_error(res, body.error());
-             reply(res, engine->approve(req.matches[1], body->by, body->data));
-           });
-  srv.Post(R"(/v1/executions/([^/]+)/reject)",
-           [engine](const httplib::Request& req, httplib::Response& res) {
-             auto slot = admit(req, res);
-             if (!slot) return;
-             auto body = decision_body::parse(req.body, true);
-             if (!body) return send_error(res, body.error());
-             reply(res, engine->reject(req.matches[1], body->by, body->reason));
-           });
-  srv.Post(R"(/v1/executions/([^/]+)/cancel)",
-           [engine](const httplib::Request& req, httplib::Response& res) {
-             auto slot = admit(req, res);
-             if (!slot) return;
-             auto body = decision_body::parse(req.body, false);
-             if (!body) return send_error(res, body.error());
-             auto by = body->by.empty() ? std::string{"anonymous"} : body->by;
-             reply(res, engine->cancel(req.matches[1], by, body->reason));
-           });
+void decision_routes(httplib::Server& srv, engine_ptr engine,
+                     std::size_t max_body) {
+  post_route(srv, approve_path, max_body,
+             [engine](const httplib::Request& req, const std::string& text,
+                      httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
+               auto slot = admit(text, res);
+               if (!slot) return;
+               auto body = decision_body::parse(text, true);
+               if (!body) return send_error(res, body.error());
+               reply(res,
+                     engine->approve(req.matches[1], body->by, body->data));
+             });
+  post_route(srv, reject_path, max_body,
+             [engine](const httplib::Request& req, const std::string& text,
+                      httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
+               auto slot = admit(text, res);
+               if (!slot) return;
+               auto body = decision_body::parse(text, true);
+               if (!body) return send_error(res, body.error());
+               reply(res,
+                     engine->reject(req.matches[1], body->by, body->reason));
+             });
+  post_route(srv, cancel_path, max_body,
+             [engine](const httplib::Request& req, const std::string& text,
+                      httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
+               auto slot = admit(text, res);
+               if (!slot) return;
+               auto body = decision_body::parse(text, false);
+               if (!body) return send_error(res, body.error());
+               auto by = body->by.empty() ? std::string{"anonymous"} : body->by;
+               reply(res, engine->cancel(req.matches[1], by, body->reason));
+             });
 }
 
 /// A dead letter with the gRPC DeadLetter's field names; JSON texts nested.
@@ -252,13 +314,17 @@ json dead_letter_json(const actors::dead_letter_view& v) {
           {"failed_at_ms", v.failed_at_ms}};
 }
 
-void dead_letter_routes(httplib::Server& srv, engine_ptr engine) {
-  srv.Get("/v1/dead-letters", [engine](const httplib::Request& req,
-                                       httplib::Response& res) {
+void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
+                        std::size_t max_body) {
+  srv.Get(dead_letters_path, [engine](const httplib::Request& req,
+                                      httplib::Response& res) {
     query_params query{req};
+    if (auto err = query.only({"page_size", "queue", "page_token"}))
+      return send_error(res, err);
     auto page_size = query.integer("page_size", 0);
     if (!page_size) return send_error(res, page_size.error());
-    if (auto err = check_page_size(*page_size)) return send_error(res, err);
+    if (auto err = check_given_page_size(query, *page_size))
+      return send_error(res, err);
     auto queue = query.text("queue");
     if (!queue) return send_error(res, queue.error());
     auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
@@ -273,13 +339,16 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine) {
               {{"dead_letters", std::move(items)},
                {"next_page_token", listed->next_page_token}});
   });
-  srv.Post(R"(/v1/dead-letters/(-?[0-9]{1,18})/retry)",
-           [engine](const httplib::Request& req, httplib::Response& res) {
-             auto body = decision_body::parse(req.body, true);
-             if (!body) return send_error(res, body.error());
-             auto id = std::stoll(std::string{req.matches[1]});
-             reply(res, engine->retry_dead_letter(id, body->by));
-           });
+  post_route(srv, retry_path, max_body,
+             [engine](const httplib::Request& req, const std::string& text,
+                      httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
+               auto body = decision_body::parse(text, true);
+               if (!body) return send_error(res, body.error());
+               auto id = std::stoll(std::string{req.matches[1]});
+               reply(res, engine->retry_dead_letter(id, body->by));
+             });
 }
 
 } // namespace
@@ -287,13 +356,25 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine) {
 void install_http_api(httplib::Server& server, engine_ptr engine,
                       const http_options& opts) {
   server.set_payload_max_length(opts.max_body_bytes);
-  install_error_handlers(server, opts.max_body_bytes);
+  install_error_handlers(server, opts.max_body_bytes,
+                         {{start_path, "POST"},
+                          {list_path, "GET"},
+                          {execution_path, "GET"},
+                          {history_path, "GET"},
+                          {health_path, "GET"},
+                          {workflows_path, "GET"},
+                          {upgrade_path, "POST"},
+                          {approve_path, "POST"},
+                          {reject_path, "POST"},
+                          {cancel_path, "POST"},
+                          {dead_letters_path, "GET"},
+                          {retry_path, "POST"}});
   start_route(server, engine, opts);
   list_route(server, engine);
   read_routes(server, engine);
-  decision_routes(server, engine);
-  upgrade_route(server, engine);
-  dead_letter_routes(server, std::move(engine));
+  decision_routes(server, engine, opts.max_body_bytes);
+  upgrade_route(server, engine, opts.max_body_bytes);
+  dead_letter_routes(server, std::move(engine), opts.max_body_bytes);
 }
 
 } // namespace cerebelum::api

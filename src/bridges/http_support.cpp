@@ -1,6 +1,9 @@
 #include "src/bridges/http_support.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <memory>
+#include <regex>
 
 #include "actors/errc.hpp"
 #include "src/bridges/error_mapping.hpp"
@@ -20,6 +23,7 @@ std::string code_of_status(int status) {
     case 404: return "not_found";
     case 405: return "method_not_allowed";
     case 413: return "payload_too_large";
+    case 415: return "unsupported_media_type";
     case 503: return "unavailable";
     default: return status >= 500 ? "internal" : "bad_request";
   }
@@ -73,6 +77,26 @@ query_params::query_params(const httplib::Request& req) {
 
 bool query_params::has(const std::string& name) const {
   return params_.count(name) > 0;
+}
+
+caf::error
+query_params::only(std::initializer_list<std::string_view> names) const {
+  for (const auto& [name, value] : params_) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string known;
+      for (auto n : names)
+        known += (known.empty() ? "" : ", ") + std::string{n};
+      return make_error(errc::invalid_argument,
+                        "unknown query parameter '"
+                          + workflow::printable(name, 40) + "' (this route "
+                          + (known.empty() ? "takes none" : "takes " + known)
+                          + ")");
+    }
+    if (params_.count(name) > 1)
+      return make_error(errc::invalid_argument,
+                        name + ": given more than once");
+  }
+  return {};
 }
 
 caf::expected<std::string>
@@ -132,23 +156,103 @@ caf::expected<decision_body> decision_body::parse(const std::string& text,
   return result;
 }
 
-void install_error_handlers(httplib::Server& server,
-                            std::size_t max_body_bytes) {
-  server.set_error_handler(
-    [max_body_bytes](const httplib::Request& req, httplib::Response& res) {
-      // Handlers that replied already set a JSON body.
-      if (!res.body.empty()) return;
-      std::string message;
-      if (res.status == 413)
-        message = "request body exceeds " + std::to_string(max_body_bytes)
-                  + " bytes";
-      else if (res.status == 404)
-        message = "no route " + workflow::printable(req.method, 16) + " "
-                  + workflow::printable(req.path, 120);
-      else
-        message = "HTTP " + std::to_string(res.status);
-      send_error(res, res.status, code_of_status(res.status), message);
+void post_route(httplib::Server& server, const std::string& pattern,
+                std::size_t max_bytes, body_handler handler) {
+  server.Post(pattern, [max_bytes, handler = std::move(handler)](
+                         const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& read) {
+    auto too_large = [&] {
+      send_error(res, 413, "payload_too_large",
+                 "request body exceeds " + std::to_string(max_bytes)
+                   + " bytes");
+    };
+    if (req.is_multipart_form_data()) {
+      // Read and dropped so that the connection stays usable.
+      std::size_t seen = 0;
+      read(
+        [](const httplib::MultipartFormData&) {
+          return true;
+        },
+        [&](const char*, std::size_t n) {
+          seen += n;
+          return seen <= max_bytes;
+        });
+      if (seen > max_bytes || res.status == 413) return too_large();
+      return send_error(res, 415, "unsupported_media_type",
+                        "body: multipart/form-data is not accepted; send the "
+                        "JSON itself as the body");
+    }
+    std::string body;
+    // A request with neither Content-Length nor chunked Transfer-Encoding
+    // has no body (RFC 9112, 6.3); httplib would wait for the connection to
+    // close and answer 400 after its read timeout.
+    if (!req.has_header("Content-Length")
+        && req.get_header_value("Transfer-Encoding").find("chunked")
+             == std::string::npos)
+      return handler(req, body, res);
+    bool over = false;
+    bool ok = read([&](const char* data, std::size_t n) {
+      if (body.size() + n > max_bytes) {
+        over = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
     });
+    if (over || res.status == 413) return too_large();
+    if (!ok)
+      return send_error(res, 400, "invalid_argument",
+                        "body: could not be read (connection closed or timed "
+                        "out before its end)");
+    handler(req, body, res);
+  });
+}
+
+void install_error_handlers(httplib::Server& server, std::size_t max_body_bytes,
+                            const std::vector<route>& routes) {
+  auto table
+    = std::make_shared<std::vector<std::pair<std::regex, std::string>>>();
+  for (const auto& r : routes) {
+    table->emplace_back(std::regex{r.pattern}, r.method);
+    if (r.method == "GET") table->emplace_back(std::regex{r.pattern}, "HEAD");
+  }
+  server.set_error_handler([max_body_bytes, table](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    // Handlers that replied already set a JSON body.
+    if (!res.body.empty()) return;
+    // No handler for this method (404, or 400 for a method httplib does
+    // not know) on a path that has others: 405.
+    if (res.status == 404 || res.status == 400) {
+      std::string allow;
+      for (const auto& [path, method] : *table)
+        if (std::regex_match(req.path, path))
+          allow += (allow.empty() ? "" : ", ") + method;
+      if (!allow.empty()) {
+        res.set_header("Allow", allow);
+        return send_error(res, 405, "method_not_allowed",
+                          "method " + workflow::printable(req.method, 16)
+                            + " is not allowed on "
+                            + workflow::printable(req.path, 120)
+                            + " (allowed: " + allow + ")");
+      }
+    }
+    std::string message;
+    if (res.status == 413)
+      message = "request body exceeds " + std::to_string(max_body_bytes)
+                + " bytes";
+    else if (res.status == 404)
+      message = "no route " + workflow::printable(req.method, 16) + " "
+                + workflow::printable(req.path, 120);
+    else if (res.status == 400)
+      message = "malformed request: the request line or a header could not "
+                "be read, or the method ("
+                + workflow::printable(req.method, 16)
+                + ") is not one of GET, HEAD, POST, PUT, DELETE, OPTIONS, "
+                  "PATCH";
+    else
+      message = "HTTP " + std::to_string(res.status);
+    send_error(res, res.status, code_of_status(res.status), message);
+  });
   server.set_exception_handler(
     [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
       std::string what = "unknown exception";

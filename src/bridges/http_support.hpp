@@ -4,7 +4,11 @@
 // parameters and decision bodies. Included only by HTTP code (pulls in
 // httplib).
 
+#include <functional>
+#include <initializer_list>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <caf/expected.hpp>
 #include <httplib.h>
@@ -36,6 +40,11 @@ class query_params {
   explicit query_params(const httplib::Request& req);
 
   [[nodiscard]] bool has(const std::string& name) const;
+
+  /// An `invalid_argument` error naming the first parameter that is not in
+  /// `names`, or one given twice; none when all are known.
+  [[nodiscard]] caf::error
+  only(std::initializer_list<std::string_view> names) const;
 
   /// The value of `name` (absent: `fallback`), valid UTF-8 within
   /// `max_bytes` and `rule`, or an `invalid_argument` error naming it.
@@ -72,9 +81,29 @@ struct decision_body {
                                             bool require_by);
 };
 
-/// Installs JSON bodies for errors httplib raises itself (unknown route 404,
-/// oversized body 413, exceptions 500).
-void install_error_handlers(httplib::Server& server,
-                            std::size_t max_body_bytes);
+/// A POST handler given the request body as text.
+using body_handler = std::function<void(
+  const httplib::Request&, const std::string& body, httplib::Response&)>;
+
+/// Routes POSTs whose path matches `pattern` to `handler`. The body is read
+/// as it came, whatever its `Content-Type` (httplib would parse a
+/// form-encoded body into parameters and refuse one over 8 KiB); a body over
+/// `max_bytes` is 413 `payload_too_large`, a multipart body 415. A request
+/// with neither `Content-Length` nor chunked encoding has an empty body.
+void post_route(httplib::Server& server, const std::string& pattern,
+                std::size_t max_bytes, body_handler handler);
+
+/// A route of the API: its path pattern (a regular expression, as given to
+/// httplib) and its method.
+struct route {
+  std::string pattern;
+  std::string method;
+};
+
+/// Installs JSON bodies for errors httplib raises itself (unknown path 404,
+/// oversized body 413, exceptions 500), and answers 405 with an `Allow`
+/// header when the path is one of `routes` but the method is not.
+void install_error_handlers(httplib::Server& server, std::size_t max_body_bytes,
+                            const std::vector<route>& routes);
 
 } // namespace cerebelum::api

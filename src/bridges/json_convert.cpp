@@ -28,9 +28,23 @@ json embedded_json(const std::string& text) {
   return text;
 }
 
+/// A version hash (`version`, `workflow_version`): any 64-bit value, so it
+/// travels as a decimal string (JavaScript numbers hold 53 bits).
+bool is_version_hash(const pb::FieldDescriptor* fd) {
+  constexpr std::string_view suffix = "_version";
+  const auto& name = fd->name();
+  return fd->cpp_type() == pb::FieldDescriptor::CPPTYPE_UINT64
+         && (name == "version"
+             || (name.size() > suffix.size()
+                 && name.compare(name.size() - suffix.size(), suffix.size(),
+                                 suffix)
+                      == 0));
+}
+
 json scalar_to_json(const pb::Message& msg, const pb::FieldDescriptor* fd) {
   auto* refl = msg.GetReflection();
   using fdt = pb::FieldDescriptor;
+  if (is_version_hash(fd)) return std::to_string(refl->GetUInt64(msg, fd));
   switch (fd->cpp_type()) {
     case fdt::CPPTYPE_INT32: return refl->GetInt32(msg, fd);
     case fdt::CPPTYPE_INT64: return refl->GetInt64(msg, fd);

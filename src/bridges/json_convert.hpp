@@ -8,7 +8,9 @@
 // appear nested under the name without the suffix (`result_json` becomes
 // `result`, null when empty). An `Event` is flattened: `seq`,
 // `recorded_at_ms`, `type` (the payload's name, e.g. "step_completed") and
-// the payload's fields.
+// the payload's fields. Version hashes (`version`, `workflow_version`) are
+// 64-bit and appear as decimal strings, since JavaScript numbers lose digits
+// above 2^53; counts, sequence numbers and millisecond times stay numbers.
 
 #include <optional>
 #include <string>

@@ -40,6 +40,15 @@ parse_status_filter(const std::string& text) {
                         "completed, failed, cancelled)");
 }
 
+caf::error check_new_execution_id(const std::string& id) {
+  if (id.find('/') != std::string::npos || id == "." || id == "..")
+    return make_error(errc::invalid_argument,
+                      "execution_id: '" + workflow::printable(id, 60)
+                        + "' could not be read back in a URL path (no '/', "
+                          "not '.' or '..')");
+  return {};
+}
+
 caf::error check_page_size(long long page_size) {
   if (page_size < 0 || page_size > 1000)
     return make_error(errc::invalid_argument,

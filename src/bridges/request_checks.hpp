@@ -32,6 +32,12 @@ caf::error require_non_empty(const std::string& field,
 caf::expected<std::optional<eventstore::execution_status>>
 parse_status_filter(const std::string& text);
 
+/// Checks the id a client gives a new execution: one that the read routes
+/// can address afterwards (`GET /v1/executions/{id}`), so no `/` and not
+/// `.` or `..` (clients drop those path segments). An empty id is fine: the
+/// engine chooses one. The text rule of names is the engine's to check.
+caf::error check_new_execution_id(const std::string& id);
+
 /// Checks a page size: 0 (the default) to 1000.
 caf::error check_page_size(long long page_size);
 

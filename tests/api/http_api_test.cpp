@@ -6,7 +6,11 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 #include "src/bridges/http_api.hpp"
 #include "tests/api/fake_engine.hpp"
@@ -22,12 +26,14 @@ struct fixture {
   httplib::Server server;
   std::thread thread;
   std::unique_ptr<httplib::Client> client;
+  int port = 0;
+  std::string last_allow; // the Allow header of the last raw() answer
 
-  fixture() {
+  explicit fixture(std::size_t max_body_bytes = 4096) {
     cerebelum::api::http_options opts;
-    opts.max_body_bytes = 4096;
+    opts.max_body_bytes = max_body_bytes;
     cerebelum::api::install_http_api(server, engine, opts);
-    int port = server.bind_to_any_port("127.0.0.1");
+    port = server.bind_to_any_port("127.0.0.1");
     thread = std::thread{[this] {
       server.listen_after_bind();
     }};
@@ -44,6 +50,55 @@ struct fixture {
     auto res = client->Post(path.c_str(), body, "application/json");
     REQUIRE(res);
     return {res->status, json::parse(res->body)};
+  }
+
+  /// POSTs `body` with `content_type` (empty: no body and no Content-Type).
+  std::pair<int, json> post_as(const std::string& path, const std::string& body,
+                               const std::string& content_type) {
+    auto res = content_type.empty()
+                 ? client->Post(path.c_str())
+                 : client->Post(path.c_str(), body, content_type.c_str());
+    REQUIRE(res);
+    INFO(res->body);
+    return {res->status, json::parse(res->body)};
+  }
+
+  /// Sends `head` (request line and headers, no body) on a new connection
+  /// and returns the status and body of the answer, or status 0 when none
+  /// came within 3 s.
+  std::pair<int, json> raw(const std::string& head) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
+            == 0);
+    timeval tv{3, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    REQUIRE(::send(fd, head.data(), head.size(), MSG_NOSIGNAL)
+            == static_cast<ssize_t>(head.size()));
+    std::string data;
+    char buf[4096];
+    for (;;) {
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      data.append(buf, static_cast<std::size_t>(n));
+      auto end = data.find("\r\n\r\n");
+      auto cl = data.find("Content-Length: ");
+      if (end == std::string::npos || cl == std::string::npos) continue;
+      auto length = std::strtoul(data.c_str() + cl + 16, nullptr, 10);
+      if (data.size() >= end + 4 + length) break;
+    }
+    ::close(fd);
+    INFO(data);
+    last_allow.clear();
+    if (auto a = data.find("\r\nAllow: "); a != std::string::npos)
+      last_allow = data.substr(a + 9, data.find("\r\n", a + 2) - a - 9);
+    if (data.rfind("HTTP/1.1 ", 0) != 0) return {0, json{}};
+    return {std::atoi(data.c_str() + 9),
+            json::parse(data.substr(data.find("\r\n\r\n") + 4))};
   }
 
   std::pair<int, json> get(const std::string& path) {
@@ -117,6 +172,57 @@ TEST_CASE("an oversized body is 413 with a JSON error") {
               "payload_too_large");
 }
 
+TEST_CASE("a JSON body is read up to the limit whatever its Content-Type") {
+  // Over 8 KiB, httplib refused form-encoded bodies (curl -d) with 413.
+  constexpr std::size_t limit = 200 * 1024;
+  fixture f{limit};
+  std::string pad(100 * 1024, 'x');
+  std::string body = R"({"pad":")" + pad + R"("})";
+  for (const char* type : {"application/x-www-form-urlencoded", "text/plain",
+                           "application/octet-stream"}) {
+    INFO(type);
+    auto res = f.post_as("/v1/workflows/order/executions", body, type);
+    CHECK(res.first == 201);
+    CHECK(res.second["execution"]["input"]["pad"] == pad);
+  }
+  std::string over = R"({"pad":")" + std::string(limit, 'x') + R"("})";
+  over.resize(limit + 1);
+  check_error(f.post_as("/v1/workflows/order/executions", over,
+                        "application/x-www-form-urlencoded"),
+              413, "payload_too_large");
+  std::string exact = R"({"pad":")";
+  exact += std::string(limit - exact.size() - 2, 'x') + R"("})";
+  REQUIRE(exact.size() == limit);
+  CHECK(f.post_as("/v1/workflows/order/executions?id=exact", exact,
+                  "application/x-www-form-urlencoded")
+          .first
+        == 201);
+  check_error(f.post_as("/v1/workflows/order/executions", "{}",
+                        "multipart/form-data; boundary=x"),
+              415, "unsupported_media_type");
+}
+
+TEST_CASE("a POST whose body is optional works without body or "
+          "Content-Type") {
+  // curl -XPOST without -d sends neither Content-Length nor Content-Type;
+  // httplib waited for the connection to close and answered 400 after 5 s.
+  fixture f;
+  auto head = [](const std::string& target) {
+    return "POST " + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  };
+  auto started = f.raw(head("/v1/workflows/order/executions?id=nb"));
+  CHECK(started.first == 201);
+  CHECK(started.second["execution"]["input"] == json::object());
+  f.engine->set_status("nb", st::sleeping);
+  auto cancelled = f.raw(head("/v1/executions/nb/cancel"));
+  CHECK(cancelled.first == 200);
+  CHECK(cancelled.second["status"] == "cancelled");
+  // Approve needs its "by": the answer names it instead of "HTTP 400".
+  auto approve = f.raw(head("/v1/executions/nb/approve"));
+  CHECK(approve.first == 400);
+  CHECK(approve.second["error"]["message"] == "by: must not be empty");
+}
+
 TEST_CASE("GET an unknown execution is 404 not_found") {
   fixture f;
   check_error(f.get("/v1/executions/missing"), 404, "not_found");
@@ -128,6 +234,39 @@ TEST_CASE("GET an unknown execution is 404 not_found") {
 TEST_CASE("an unknown route is 404 with a JSON error") {
   fixture f;
   check_error(f.get("/v2/nothing"), 404, "not_found");
+  check_error(f.post("/v1/nothing", "{}"), 404, "not_found");
+}
+
+TEST_CASE("a known path with a wrong method is 405 with Allow") {
+  fixture f;
+  struct probe {
+    const char* method;
+    const char* path;
+    const char* allow;
+  };
+  for (auto [method, path, allow] :
+       {probe{"GET", "/v1/workflows/order/executions", "POST"},
+        probe{"DELETE", "/v1/executions/x", "GET, HEAD"},
+        probe{"PUT", "/v1/executions/x/cancel", "POST"},
+        probe{"POST", "/v1/health", "GET, HEAD"},
+        probe{"PATCH", "/v1/dead-letters/3/retry", "POST"},
+        probe{"OPTIONS", "/v1/executions", "GET, HEAD"}}) {
+    auto res = f.raw(std::string{method} + " " + path
+                     + " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    INFO(method << " " << path << ": " << res.second.dump());
+    CHECK(res.first == 405);
+    CHECK(res.second["error"]["code"] == "method_not_allowed");
+    CHECK(res.second["error"]["message"]
+          == std::string{"method "} + method + " is not allowed on " + path
+               + " (allowed: " + allow + ")");
+    CHECK(f.last_allow == allow);
+  }
+  // A method httplib does not know is refused before routing; the answer
+  // says what could be wrong rather than "HTTP 400".
+  auto brew = f.raw("BREW /v1/executions HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(brew.first == 400);
+  CHECK_THAT(brew.second["error"]["message"].get<std::string>(),
+             Catch::Contains("BREW"));
 }
 
 TEST_CASE("approve records the operator and the data, twice is 409") {
@@ -198,6 +337,61 @@ TEST_CASE("GET executions filters, pages and checks its parameters") {
   check_error(f.get("/v1/executions?page_token=zz"), 400, "invalid_argument");
 }
 
+TEST_CASE("unknown query parameters and out-of-range values are 400 "
+          "naming the parameter") {
+  fixture f;
+  f.post("/v1/workflows/order/executions?id=q", "{}");
+  auto refused = [&](const std::string& method, const std::string& target,
+                     const std::string& names) {
+    auto res = method == "GET" ? f.get(target) : f.post(target, "{}");
+    INFO(method << " " << target << ": " << res.second.dump());
+    CHECK(res.first == 400);
+    CHECK(res.second["error"]["code"] == "invalid_argument");
+    CHECK_THAT(res.second["error"]["message"].get<std::string>(),
+               Catch::Contains(names));
+  };
+  refused("GET", "/v1/executions?page_size=0", "page_size");
+  refused("GET", "/v1/executions?page_size=100000", "page_size");
+  refused("GET", "/v1/executions?unknown=1", "'unknown'");
+  refused("GET", "/v1/executions?status=running&status=failed", "status");
+  refused("GET", "/v1/dead-letters?page_size=0", "page_size");
+  refused("GET", "/v1/dead-letters?unknown=1", "'unknown'");
+  refused("GET", "/v1/executions/q?unknown=1", "'unknown'");
+  refused("GET", "/v1/executions/q/history?unknown=1", "'unknown'");
+  refused("GET", "/v1/health?verbose=1", "'verbose'");
+  refused("GET", "/v1/workflows?x=1", "'x'");
+  refused("POST", "/v1/workflows/order/executions?wait=maybe", "wait");
+  refused("POST", "/v1/workflows/order/executions?unknown=1", "'unknown'");
+  refused("POST", "/v1/workflows/order/executions?timeout_ms=-1", "timeout_ms");
+  refused("POST", "/v1/workflows/order/executions?timeout_ms=60001",
+          "timeout_ms");
+  refused("POST", "/v1/workflows/check-upgrade?unknown=1", "'unknown'");
+  refused("POST", "/v1/executions/q/cancel?reason=x", "'reason'");
+  refused("POST", "/v1/executions/q/approve?by=a", "'by'");
+  refused("POST", "/v1/dead-letters/1/retry?by=a", "'by'");
+  // In range they pass.
+  CHECK(f.get("/v1/executions?page_size=1000").first == 200);
+  CHECK(f.get("/v1/executions?page_size=1").first == 200);
+  CHECK(f.get("/v1/executions").first == 200);
+}
+
+TEST_CASE("a start whose id could not be read back is 400 naming it") {
+  fixture f;
+  for (const char* id : {"a%2Fb", "a/b", ".", "..", "%2E%2E"}) {
+    auto res = f.post(std::string{"/v1/workflows/order/executions?id="} + id,
+                      "{}");
+    INFO(id << ": " << res.second.dump());
+    CHECK(res.first == 400);
+    CHECK_THAT(res.second["error"]["message"].get<std::string>(),
+               Catch::StartsWith("execution_id: "));
+  }
+  // Ids with characters a client percent-encodes are fine.
+  auto ok = f.post("/v1/workflows/order/executions?id=a%3Fb%23c.d", "{}");
+  REQUIRE(ok.first == 201);
+  CHECK(f.get("/v1/executions/a%3Fb%23c.d").second["execution_id"]
+        == "a?b#c.d");
+}
+
 TEST_CASE("GET history flattens events and nests their JSON") {
   fixture f;
   f.post("/v1/workflows/order/executions?id=h", R"({"n":1})");
@@ -218,7 +412,7 @@ TEST_CASE("GET workflows lists the engine's workflows") {
   auto res = f.get("/v1/workflows");
   CHECK(res.first == 200);
   CHECK(res.second["workflows"][0]["name"] == "order");
-  CHECK(res.second["workflows"][0]["version"] == 7);
+  CHECK(res.second["workflows"][0]["version"] == "7");
 }
 
 TEST_CASE("GET dead-letters lists them and POST retry reopens one once") {

@@ -36,3 +36,24 @@ TEST_CASE("text that is not JSON is kept as a string, not lost") {
   info.set_input_json("{broken");
   CHECK(cerebelum::api::message_to_json(info)["input"] == "{broken");
 }
+
+TEST_CASE("version hashes travel as decimal strings, other numbers do not") {
+  // 2^63 + 1: a JavaScript client would read it as 9223372036854775808.
+  constexpr std::uint64_t hash = 9223372036854775809ULL;
+  cerebelum::admin::ExecutionInfo info;
+  info.set_workflow_version(hash);
+  info.set_history_length(3);
+  auto out = cerebelum::api::message_to_json(info);
+  CHECK(out["workflow_version"] == "9223372036854775809");
+  CHECK(out["history_length"] == 3);
+  cerebelum::admin::WorkflowInfo wf;
+  wf.set_version(hash);
+  wf.set_open_executions(2);
+  auto listed = cerebelum::api::message_to_json(wf);
+  CHECK(listed["version"] == "9223372036854775809");
+  CHECK(listed["open_executions"] == 2);
+  cerebelum::events::Event ev;
+  ev.mutable_execution_started()->set_workflow_version(hash);
+  CHECK(cerebelum::api::event_to_json(ev)["workflow_version"]
+        == "9223372036854775809");
+}

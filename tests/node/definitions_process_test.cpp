@@ -117,7 +117,7 @@ TEST_CASE("after a workflow edit and a restart every old execution completes "
       CHECK(wf["version"] == fresh["workflow_version"]);
     } else {
       CHECK_FALSE(wf.value("loaded", false));
-      old_version = wf["version"].dump();
+      old_version = wf["version"].get<std::string>();
     }
   }
   CHECK(versions == 2);
