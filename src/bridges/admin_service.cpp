@@ -55,6 +55,11 @@ admin_service::StartExecution(grpc::ServerContext*,
                               admin::StartExecutionResponse* res) {
   if (auto err = require_non_empty("workflow", req->workflow()))
     return to_status(err);
+  // The same ids as over HTTP: one that GET /v1/executions/{id} could not
+  // address is refused (an empty one is generated).
+  if (!req->execution_id().empty())
+    if (auto err = check_new_execution_id(req->execution_id()))
+      return to_status(err);
   auto slot = request_gate::shared().admit(req->input_json().size());
   if (!slot) return busy();
   auto input = parse_json_field("input_json", req->input_json(),

@@ -109,6 +109,18 @@ TEST_CASE("StartExecution with malformed input is INVALID_ARGUMENT naming the "
                "must be a JSON object");
 }
 
+TEST_CASE("StartExecution refuses an id the HTTP read routes could not "
+          "address, as HTTP does") {
+  fixture f;
+  for (const char* id : {"a/b", ".", ".."}) {
+    admin::StartExecutionResponse res;
+    auto status = f.start("order", "{}", res, id);
+    check_failed(status, grpc::StatusCode::INVALID_ARGUMENT, "execution_id");
+  }
+  admin::StartExecutionResponse res;
+  CHECK(f.start("order", "{}", res, "a?b#c.d").ok());
+}
+
 TEST_CASE("DescribeExecution of an unknown id is NOT_FOUND") {
   fixture f;
   grpc::ClientContext ctx;
