@@ -558,6 +558,18 @@ std::vector<workflow_view> local_engine::workflows() {
   return result;
 }
 
+/// The view of a finished execution, from the state its actor sent.
+execution_view view_of_final(const std::string& id, const final_state& fin) {
+  auto& st = *fin.state;
+  eventstore::execution_row row;
+  row.execution_id = id;
+  row.workflow = st.def().name;
+  row.workflow_version = st.def().version_hash;
+  row.created_at_ms = st.started_at_ms();
+  row.updated_at_ms = fin.updated_at_ms;
+  return make_view(st, row);
+}
+
 caf::expected<execution_view>
 local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   using std::chrono::steady_clock;
@@ -567,14 +579,7 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   caf::actor engine;
   // The view of a finished execution, from the state its actor sent.
   auto from_final = [&](const final_state& fin) {
-    auto& st = *fin.state;
-    eventstore::execution_row row;
-    row.execution_id = id;
-    row.workflow = st.def().name;
-    row.workflow_version = st.def().version_hash;
-    row.created_at_ms = st.started_at_ms();
-    row.updated_at_ms = fin.updated_at_ms;
-    return make_view(st, row);
+    return view_of_final(id, fin);
   };
   // The store's view when the execution is terminal, nothing otherwise.
   auto look = [&]() -> std::optional<caf::expected<execution_view>> {
@@ -694,14 +699,7 @@ caf::behavior async_wait(caf::stateful_actor<async_wait_state>* self,
     self->quit();
   };
   auto from_final = [=](const final_state& fin) {
-    auto& s = *fin.state;
-    eventstore::execution_row row;
-    row.execution_id = id;
-    row.workflow = s.def().name;
-    row.workflow_version = s.def().version_hash;
-    row.created_at_ms = s.started_at_ms();
-    row.updated_at_ms = fin.updated_at_ms;
-    return make_view(s, row);
+    return view_of_final(id, fin);
   };
   // The store's view when the execution is terminal (answers), else
   // nothing. One indexed read.

@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <functional>
+
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
 #include "src/bridges/error_mapping.hpp"
@@ -253,44 +255,44 @@ void upgrade_route(httplib::Server& srv, engine_ptr engine,
              });
 }
 
+/// A decision on execution `{id}` (approve, reject, cancel): no query
+/// parameters, a decision body (`by` required when `require_by`), then
+/// `decide`.
+void decision_route(httplib::Server& srv, const std::string& path,
+                    std::size_t max_body, bool require_by,
+                    std::function<caf::expected<actors::execution_view>(
+                      const std::string& id, decision_body& body)>
+                      decide) {
+  post_route(srv, path, max_body,
+             [require_by, decide = std::move(decide)](
+               const httplib::Request& req, const std::string& text,
+               httplib::Response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
+               auto slot = admit(text, res);
+               if (!slot) return;
+               auto body = decision_body::parse(text, require_by);
+               if (!body) return send_error(res, body.error());
+               reply(res, decide(req.matches[1], *body));
+             });
+}
+
 void decision_routes(httplib::Server& srv, engine_ptr engine,
                      std::size_t max_body) {
-  post_route(srv, approve_path, max_body,
-             [engine](const httplib::Request& req, const std::string& text,
-                      httplib::Response& res) {
-               if (auto err = query_params{req}.only({}))
-                 return send_error(res, err);
-               auto slot = admit(text, res);
-               if (!slot) return;
-               auto body = decision_body::parse(text, true);
-               if (!body) return send_error(res, body.error());
-               reply(res,
-                     engine->approve(req.matches[1], body->by, body->data));
-             });
-  post_route(srv, reject_path, max_body,
-             [engine](const httplib::Request& req, const std::string& text,
-                      httplib::Response& res) {
-               if (auto err = query_params{req}.only({}))
-                 return send_error(res, err);
-               auto slot = admit(text, res);
-               if (!slot) return;
-               auto body = decision_body::parse(text, true);
-               if (!body) return send_error(res, body.error());
-               reply(res,
-                     engine->reject(req.matches[1], body->by, body->reason));
-             });
-  post_route(srv, cancel_path, max_body,
-             [engine](const httplib::Request& req, const std::string& text,
-                      httplib::Response& res) {
-               if (auto err = query_params{req}.only({}))
-                 return send_error(res, err);
-               auto slot = admit(text, res);
-               if (!slot) return;
-               auto body = decision_body::parse(text, false);
-               if (!body) return send_error(res, body.error());
-               auto by = body->by.empty() ? std::string{"anonymous"} : body->by;
-               reply(res, engine->cancel(req.matches[1], by, body->reason));
-             });
+  decision_route(srv, approve_path, max_body, true,
+                 [engine](const std::string& id, decision_body& body) {
+                   return engine->approve(id, body.by, body.data);
+                 });
+  decision_route(srv, reject_path, max_body, true,
+                 [engine](const std::string& id, decision_body& body) {
+                   return engine->reject(id, body.by, body.reason);
+                 });
+  decision_route(srv, cancel_path, max_body, false,
+                 [engine](const std::string& id, decision_body& body) {
+                   auto by = body.by.empty() ? std::string{"anonymous"}
+                                             : body.by;
+                   return engine->cancel(id, by, body.reason);
+                 });
 }
 
 /// A dead letter with the gRPC DeadLetter's field names; JSON texts nested.
