@@ -32,7 +32,7 @@ void engine_context::attach_store(
   std::lock_guard<std::mutex> guard{mtx_};
   if (store_) return;
   store_ = std::move(store);
-  writer_ = std::make_unique<eventstore::group_writer>(store_);
+  writer_ = std::make_unique<eventstore::group_writer>(store_, opts_.writer);
 }
 
 bool engine_context::has_store() const {

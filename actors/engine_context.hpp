@@ -60,6 +60,13 @@ struct engine_options {
   eventstore::store_limits store_limits;
   /// What decisions do with attempts the engine lost (`--max-reoffers`).
   workflow::reoffer_policy reoffers;
+  /// The store writer's queue bounds.
+  eventstore::writer_options writer;
+  /// Admission control: a start is refused (`overloaded`, HTTP 429) while
+  /// the store writer's queue is fuller than this fraction of its bound,
+  /// instead of being accepted into a queue the engine cannot drain in
+  /// time. 1 or more: never refused.
+  double admission_fill = 0.5;
   /// Test hook: called before each decision of an execution actor; throwing
   /// from it crashes the actor (a bug outside a native step).
   std::function<void(const std::string& execution_id)> before_decide;

@@ -23,6 +23,7 @@ std::string to_string(errc x) {
     case errc::store_damaged: return "store_damaged";
     case errc::not_retryable: return "not_retryable";
     case errc::payload_too_large: return "payload_too_large";
+    case errc::overloaded: return "overloaded";
   }
   return "unknown_errc";
 }

@@ -49,6 +49,9 @@ enum class errc : uint8_t {
   /// or an event over the store's limit; the context names the size and the
   /// limit.
   payload_too_large,
+  /// The node is over capacity (its store writer's queue is backing up): a
+  /// start is refused before anything is written; retry in a second.
+  overloaded,
 };
 
 /// The CAF error category of `errc`, at most 10 characters.

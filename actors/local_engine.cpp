@@ -438,6 +438,16 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
     }
     if (row->has_value()) return existing();
   }
+  // Admission control: while the store writer's queue backs up, a new
+  // start would only wait in it (its steps' timeouts running); refuse it
+  // before anything is written. A start retried with a known id was
+  // answered above.
+  auto fill = ctx_->writer().fill();
+  if (fill > ctx_->options().admission_fill)
+    return make_error(errc::overloaded,
+                      "the node is over capacity: its store writer's queue is "
+                        + std::to_string(static_cast<int>(fill * 100))
+                        + "% full; retry in a second");
   // The first decision is taken here and committed with execution_started
   // in ONE append: a start costs one commit, not two, and the first actor
   // takes this state over instead of reading back what was just written.

@@ -270,6 +270,8 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
                                     max_payload_bytes_limit);
   opts.store_limits = cfg.store_limits;
   opts.reoffers = cfg.reoffers;
+  opts.writer = cfg.writer;
+  opts.admission_fill = cfg.admission_fill;
   auto ctx = std::make_shared<engine_context>(cfg.functions, std::move(opts),
                                               cfg.call_threads);
   if (auto err = load_workflows(cfg.workflows_dir, *ctx)) return err;

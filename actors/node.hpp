@@ -75,6 +75,10 @@ struct node_config {
   /// What decisions do with attempts the engine lost: lease expired, worker
   /// lost or gone (`--max-reoffers`; workflow/decider.hpp).
   workflow::reoffer_policy reoffers;
+  /// The store writer's queue bounds and the admission threshold (see
+  /// engine_options::writer, engine_options::admission_fill).
+  eventstore::writer_options writer;
+  double admission_fill = 0.5;
   /// Threads running native steps.
   std::size_t call_threads = 4;
   /// Crashes of one execution's actor before the execution is marked

@@ -78,6 +78,17 @@ void group_writer::close() {
     thread_.join();
 }
 
+double group_writer::fill() const {
+  std::lock_guard lock{mtx_};
+  auto by_count = static_cast<double>(queue_.size())
+                  / static_cast<double>(opts_.max_queued_requests);
+  auto by_bytes = opts_.max_queued_bytes == 0
+                    ? 0.0
+                    : static_cast<double>(queued_bytes_)
+                        / static_cast<double>(opts_.max_queued_bytes);
+  return std::max(by_count, by_bytes);
+}
+
 writer_stats group_writer::stats() const {
   std::lock_guard guard{mtx_};
   return stats_;

@@ -107,6 +107,11 @@ class group_writer {
   /// Current counters.
   writer_stats stats() const;
 
+  /// How full the queue is: the larger of queued requests and queued bytes
+  /// as a fraction of their bounds (0 empty, 1 full). Admission control
+  /// reads it.
+  double fill() const;
+
  private:
   struct item {
     append_request req;

@@ -15,6 +15,7 @@ int http_status_of(errc code) {
     case errc::already_terminal:
     case errc::not_retryable: return 409;
     case errc::payload_too_large: return 413;
+    case errc::overloaded: return 429;
     case errc::deadline_exceeded: return 504;
     case errc::unavailable:
     case errc::data_dir_locked:
@@ -35,6 +36,7 @@ int grpc_code_of(errc code) {
     case errc::not_retryable: return grpc::StatusCode::FAILED_PRECONDITION;
     case errc::deadline_exceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case errc::store_damaged: return grpc::StatusCode::DATA_LOSS;
+    case errc::overloaded: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case errc::unavailable:
     case errc::data_dir_locked:
     case errc::data_dir_unusable: return grpc::StatusCode::UNAVAILABLE;

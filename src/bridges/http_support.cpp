@@ -23,6 +23,7 @@ std::string code_of_status(int status) {
     case 404: return "not_found";
     case 405: return "method_not_allowed";
     case 413: return "payload_too_large";
+    case 429: return "overloaded";
     case 415: return "unsupported_media_type";
     case 503: return "unavailable";
     default: return status >= 500 ? "internal" : "bad_request";
@@ -50,10 +51,11 @@ void send_json(httplib::Response& res, int status, const json& body) {
 
 void send_error(httplib::Response& res, const caf::error& err) {
   auto code = actors::api_error_code(err);
-  if (code == errc::unavailable) {
-    // The store or the node is away for now: worth retrying in a second.
+  if (code == errc::unavailable || code == errc::overloaded) {
+    // The store or the node is away or over capacity for now: worth
+    // retrying in a second.
     res.set_header("Retry-After", "1");
-    send_json(res, 503,
+    send_json(res, http_status_of(code),
               {{"error",
                 {{"code", actors::to_string(code)},
                  {"message", actors::api_error_message(err)},

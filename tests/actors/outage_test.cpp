@@ -7,11 +7,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <thread>
 
 #include "actors/errc.hpp"
 #include "eventstore/faulty_store.hpp"
+#include "eventstore/store_decorator.hpp"
 #include "tests/actors/engine_fixture.hpp"
 
 using namespace cerebelum::actors;
@@ -118,4 +121,75 @@ TEST_CASE("an approval in a store outage is answered unavailable; the "
   auto done = o.f.api().wait("gate", wait_time);
   REQUIRE(done);
   CHECK(done->status == status::completed);
+}
+
+namespace {
+
+/// A store whose commits take `delay` while `slow` is set.
+class slow_store final : public es::store_decorator {
+ public:
+  using es::store_decorator::store_decorator;
+  std::atomic<bool> slow{false};
+
+  std::vector<es::append_result>
+  append_batch(std::span<const es::append_request> reqs) override {
+    if (slow) std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    return es::store_decorator::append_batch(reqs);
+  }
+};
+
+} // namespace
+
+TEST_CASE("starts are refused as overloaded while the store writer's queue "
+          "backs up, and nothing of them is written") {
+  engine_fixture f;
+  std::shared_ptr<slow_store> store;
+  f.config().wrap_store = [&](std::shared_ptr<es::event_store> inner) {
+    store = std::make_shared<slow_store>(std::move(inner));
+    return store;
+  };
+  f.config().writer.max_queued_requests = 8;
+  f.config().writer.max_group_size = 2;
+  f.config().admission_fill = 0.5;
+  f.start();
+  store->slow = true;
+  constexpr int n = 40;
+  std::vector<std::thread> clients;
+  std::vector<int> outcome(n, 0); // 1 created, 2 overloaded, 3 other
+  for (int i = 0; i < n; ++i)
+    clients.emplace_back([&, i] {
+      start_request req;
+      req.workflow = "sleeper";
+      req.input = json{{"i", 10}};
+      req.execution_id = "load-" + std::to_string(i);
+      auto r = f.api().start(req);
+      outcome[static_cast<std::size_t>(i)]
+        = r                                               ? 1
+          : api_error_code(r.error()) == errc::overloaded ? 2
+                                                          : 3;
+    });
+  for (auto& c : clients)
+    c.join();
+  store->slow = false;
+  auto count = [&](int v) {
+    return std::count(outcome.begin(), outcome.end(), v);
+  };
+  INFO(count(1) << " created, " << count(2) << " overloaded, " << count(3)
+                << " other");
+  CHECK(count(1) >= 1);
+  CHECK(count(2) >= 1);
+  CHECK(count(3) == 0);
+  for (int i = 0; i < n; ++i) {
+    auto id = "load-" + std::to_string(i);
+    if (outcome[static_cast<std::size_t>(i)] == 1) {
+      auto done = f.api().wait(id, wait_time);
+      REQUIRE(done);
+      CHECK(done->status == status::completed);
+    } else {
+      // Refused before anything was written; the retry is an ordinary start.
+      auto gone = f.api().describe(id);
+      REQUIRE_FALSE(gone);
+      CHECK(api_error_code(gone.error()) == errc::not_found);
+    }
+  }
 }

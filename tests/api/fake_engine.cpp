@@ -23,6 +23,10 @@ void fake_engine::set_status(const std::string& id, st status) {
 caf::expected<actors::start_response>
 fake_engine::start(const actors::start_request& req) {
   std::lock_guard guard{mtx_};
+  if (req.workflow == "busy")
+    return make_error(errc::overloaded,
+                      "the node is over capacity: its store writer's queue is "
+                      "60% full; retry in a second");
   if (req.workflow != "order")
     return make_error(errc::unknown_workflow,
                       "no workflow named '" + req.workflow + "'");

@@ -12,7 +12,8 @@
 
 namespace cerebelum::test {
 
-/// A test double of the engine's operations. Knows one workflow, "order".
+/// A test double of the engine's operations. Knows one workflow, "order";
+/// starting "busy" answers `overloaded`.
 class fake_engine : public actors::engine_api {
  public:
   /// Sets the status of `id` (test setup).

@@ -121,6 +121,13 @@ TEST_CASE("StartExecution refuses an id the HTTP read routes could not "
   CHECK(f.start("order", "{}", res, "a?b#c.d").ok());
 }
 
+TEST_CASE("a start refused by admission control is RESOURCE_EXHAUSTED") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  check_failed(f.start("busy", "{}", res), grpc::StatusCode::RESOURCE_EXHAUSTED,
+               "over capacity");
+}
+
 TEST_CASE("DescribeExecution of an unknown id is NOT_FOUND") {
   fixture f;
   grpc::ClientContext ctx;

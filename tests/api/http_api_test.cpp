@@ -165,6 +165,17 @@ TEST_CASE("POST executions of an unknown workflow is 404 unknown_workflow") {
               "unknown_workflow");
 }
 
+TEST_CASE("a start refused by admission control is 429 overloaded with a "
+          "retry hint") {
+  fixture f;
+  check_error(f.post("/v1/workflows/busy/executions", "{}"), 429, "overloaded");
+  auto res = f.client->Post("/v1/workflows/busy/executions", "{}",
+                            "application/json");
+  REQUIRE(res);
+  CHECK(res->get_header_value("Retry-After") == "1");
+  CHECK(json::parse(res->body)["error"]["retry_after_ms"] == 1000);
+}
+
 TEST_CASE("an oversized body is 413 with a JSON error") {
   fixture f;
   std::string big = R"({"pad":")" + std::string(8000, 'x') + R"("})";
