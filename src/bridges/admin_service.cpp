@@ -41,11 +41,8 @@ grpc::Status to_status(const caf::error& err) {
 }
 
 admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,
-                             std::shared_ptr<std::atomic<bool>> stopping,
                              actors::task_api_ptr tasks)
-  : engine_(std::move(engine)),
-    tasks_(std::move(tasks)),
-    stopping_(std::move(stopping)) {
+  : engine_(std::move(engine)), tasks_(std::move(tasks)) {
   // nop
 }
 
@@ -223,9 +220,7 @@ admin_service::WaitForResult(grpc::CallbackServerContext* ctx,
     reactor->Finish(to_status(err));
     return reactor;
   }
-  auto timeout = std::chrono::milliseconds{req->timeout_ms()};
-  if (timeout <= std::chrono::milliseconds{0} || timeout > max_wait)
-    timeout = max_wait;
+  auto timeout = wait_limit(std::chrono::milliseconds{req->timeout_ms()});
   auto reactor = std::make_shared<wait_reactor>(res);
   reactor->start(*engine_, req->execution_id(), timeout);
   return reactor.get();

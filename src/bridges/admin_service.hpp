@@ -3,7 +3,6 @@
 // The gRPC AdminService (proto/admin.proto) over the engine's operations.
 // Included only by the gRPC server and its tests: it pulls in gRPC headers.
 
-#include <atomic>
 #include <memory>
 
 #include "actors/engine_api.hpp"
@@ -18,10 +17,10 @@ class admin_service final
   : public admin::AdminService::WithCallbackMethod_WaitForResult<
       admin::AdminService::Service> {
  public:
-  /// `stopping`, when set, ends pending waits early (server shutdown).
   /// `tasks`, when set, serves the dead letter RPCs (else UNIMPLEMENTED).
+  /// Pending waits end when the server shuts down (their calls are
+  /// cancelled).
   explicit admin_service(std::shared_ptr<actors::engine_api> engine,
-                         std::shared_ptr<std::atomic<bool>> stopping = {},
                          actors::task_api_ptr tasks = nullptr);
 
   grpc::Status StartExecution(grpc::ServerContext* ctx,
@@ -79,7 +78,6 @@ class admin_service final
  private:
   std::shared_ptr<actors::engine_api> engine_;
   actors::task_api_ptr tasks_;
-  std::shared_ptr<std::atomic<bool>> stopping_;
 };
 
 /// Converts an engine error into a gRPC status with its message.

@@ -57,13 +57,17 @@ caf::error check_page_size(long long page_size) {
   return {};
 }
 
+std::chrono::milliseconds wait_limit(std::chrono::milliseconds asked) {
+  return asked <= std::chrono::milliseconds{0} || asked > max_wait ? max_wait
+                                                                   : asked;
+}
+
 caf::expected<actors::execution_view>
 wait_for_result(actors::engine_api& engine, const std::string& id,
                 std::chrono::milliseconds timeout,
                 const std::function<bool()>& abandoned) {
   using std::chrono::steady_clock;
-  if (timeout <= std::chrono::milliseconds{0} || timeout > max_wait)
-    timeout = max_wait;
+  timeout = wait_limit(timeout);
   auto deadline = steady_clock::now() + timeout;
   constexpr std::chrono::milliseconds slice{250};
   for (;;) {

@@ -41,6 +41,10 @@ caf::error check_new_execution_id(const std::string& id);
 /// Checks a page size: 0 (the default) to 1000.
 caf::error check_page_size(long long page_size);
 
+/// The wait a caller asked for, as served: 0 or more than `max_wait` is
+/// `max_wait`.
+std::chrono::milliseconds wait_limit(std::chrono::milliseconds asked);
+
 /// Waits for `id` to finish for at most `timeout` (0: `max_wait`), in slices
 /// of at most 250 ms so that `abandoned` (the client went away, the server
 /// stops) ends the wait early with `unavailable`.

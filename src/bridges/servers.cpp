@@ -45,8 +45,7 @@ caf::expected<caf::actor>
 start_grpc(caf::actor_system& sys, const std::string& address,
            const std::shared_ptr<actors::engine_api>& engine,
            const actors::task_api_ptr& tasks) {
-  auto stopping = std::make_shared<std::atomic<bool>>(false);
-  auto service = std::make_shared<admin_service>(engine, stopping, tasks);
+  auto service = std::make_shared<admin_service>(engine, tasks);
   std::shared_ptr<worker_service> workers;
   if (tasks) workers = std::make_shared<worker_service>(tasks);
   grpc::ServerBuilder builder;
@@ -65,8 +64,7 @@ start_grpc(caf::actor_system& sys, const std::string& address,
                         + " (gRPC): address in use or invalid");
   spdlog::info("gRPC AdminService{} listening on {}",
                workers ? " and WorkerService" : "", address);
-  auto shutdown = [server, service, workers, stopping] {
-    stopping->store(true);
+  auto shutdown = [server, service, workers] {
     if (workers) workers->stop_polls();
     server->Shutdown(std::chrono::system_clock::now()
                      + std::chrono::seconds{2});

@@ -10,8 +10,6 @@ namespace cerebelum::api {
 
 namespace {
 
-using namespace std::chrono_literals;
-
 grpc::Status unavailable(const char* what) {
   return {grpc::StatusCode::UNAVAILABLE,
           std::string{what} + ": the node did not answer (shutting down?)"};
