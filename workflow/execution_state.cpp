@@ -238,6 +238,7 @@ workflow::result<ok_t> execution_state::apply(const ev::Event& e) {
     case pc::kExecutionCancelled: on_terminal(e); break;
     case pc::kStepSuspended: on_suspended(e.step_suspended()); break;
     case pc::kExecutionResumed: on_resumed(e.execution_resumed()); break;
+    case pc::kExecutionMigrated: on_migrated(e.execution_migrated()); break;
     case pc::kStepStarted:
     case pc::kStepProgress:
     case pc::kAnnotated: break;
@@ -257,15 +258,21 @@ workflow::result<ok_t> execution_state::apply(const ev::Event& e) {
   return ok_t{};
 }
 
+void execution_state::expect_versions(std::vector<std::uint64_t> chain) {
+  chain_ = std::move(chain);
+}
+
 void execution_state::on_started(const ev::ExecutionStarted& e) {
   if (started_) return set_fault("execution_started appears twice");
-  if (e.workflow_version() != def_->version_hash)
+  auto first = chain_.empty() ? def_->version_hash : chain_.front();
+  if (e.workflow_version() != first)
     return set_fault("definition version mismatch: the execution started "
                      "with version "
                      + std::to_string(e.workflow_version())
                      + ", this definition is "
                      + std::to_string(def_->version_hash));
   started_ = true;
+  versions_ = {e.workflow_version()};
   input_ = parse_json_text(e.input_json());
   started_at_ms_ = e.started_at_ms();
   enter_stage(0);
@@ -592,6 +599,18 @@ void execution_state::on_suspended(const ev::StepSuspended& e) {
   }
   sl->phase = slot_phase::suspending;
   sl->suspension = e;
+}
+
+void execution_state::on_migrated(const ev::ExecutionMigrated& e) {
+  auto k = versions_.size();
+  if (final_ || k == 0 || k >= chain_.size() || e.from_version() != versions_.back()
+      || e.to_version() != chain_[k])
+    return set_fault("execution_migrated from version "
+                     + std::to_string(e.from_version()) + " to "
+                     + std::to_string(e.to_version())
+                     + " does not lead to this definition (version "
+                     + std::to_string(def_->version_hash) + ")");
+  versions_.push_back(e.to_version());
 }
 
 void execution_state::on_resumed(const ev::ExecutionResumed& e) {

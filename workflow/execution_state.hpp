@@ -169,6 +169,18 @@ class execution_state {
   /// `def` must outlive the state.
   execution_state(const definition& def, std::string execution_id);
 
+  /// The history to fold was migrated (execution_migrated): it started on
+  /// `chain.front()` and moved through the versions of `chain` in order to
+  /// the last, which must be this state's definition. Called before the
+  /// first event; without it the history must start on the definition's
+  /// version and hold no migration.
+  void expect_versions(std::vector<std::uint64_t> chain);
+  /// The versions the history folded so far ran on, oldest first: the one
+  /// it started on and each it was migrated to.
+  [[nodiscard]] const std::vector<std::uint64_t>& versions() const noexcept {
+    return versions_;
+  }
+
   /// Folds one event. An error means the history cannot be replayed with
   /// this definition (wrong version, unknown core event, bad order); the
   /// state then refuses to decide (see `fault`).
@@ -284,6 +296,7 @@ class execution_state {
   void on_approval_requested(const events::ApprovalRequested& r);
   void on_suspended(const events::StepSuspended& e);
   void on_resumed(const events::ExecutionResumed& e);
+  void on_migrated(const events::ExecutionMigrated& e);
   void on_terminal(const events::Event& e);
   void drop_approvals(const std::function<bool(const pending_approval&)>& f);
   void drop_timers_of(const std::string& step);
@@ -294,6 +307,9 @@ class execution_state {
   const definition* def_;
   std::string execution_id_;
   bool started_ = false;
+  /// See expect_versions (empty: only the definition's version).
+  std::vector<std::uint64_t> chain_;
+  std::vector<std::uint64_t> versions_;
   json input_;
   std::int64_t started_at_ms_ = 0;
   int stage_ = -1;

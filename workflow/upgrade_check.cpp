@@ -325,6 +325,9 @@ check_upgrade(const definition& candidate, const std::string& execution_id,
       decided_at = e.recorded_at_ms();
       continue;
     }
+    // An earlier migration decides nothing: the history is held to the
+    // candidate as a whole, whichever versions recorded it.
+    if (e.has_execution_migrated()) continue;
     if (auto why = unknown_name(candidate, e)) return at(e, *why);
     auto r = role_of(e);
     if (r != role::input) {
@@ -372,14 +375,15 @@ check_upgrade(const definition& candidate, const std::string& execution_id,
   // What the execution does next on the candidate: nothing, or the history
   // would already hold it (its actor decides after every append).
   auto next = decide_on(s, history.back().recorded_at_ms());
+  auto past_end = history.back().seq() + 1;
   if (!next)
-    return upgrade_divergence{s.next_seq(),
+    return upgrade_divergence{past_end,
                               "end",
                               {},
                               "the new definition cannot decide here: "
                                 + next.error().message};
   if (!next->empty())
-    return upgrade_divergence{s.next_seq(), event_type_of(next->front()),
+    return upgrade_divergence{past_end, event_type_of(next->front()),
                               named_in(next->front()),
                               "the history ends here, but the new definition "
                               "would record "

@@ -328,3 +328,51 @@ steps:
     CHECK_FALSE(check_upgrade(must_load(retrying), "ex-1", h.history()));
   }
 }
+
+// -- migrated histories ----------------------------------------------------
+
+TEST_CASE("a migrated history folds on the version it moved to, and only "
+          "there; the check holds it to a newer one as a whole") {
+  harness h{must_load(nap)};
+  h.run_all(sleeping);
+  auto v2
+    = must_load(std::string{nap} + "  - name: extra\n    call: f.extra\n");
+  auto history = h.history();
+  cerebelum::events::Event moved;
+  moved.set_seq(static_cast<std::int64_t>(history.size()));
+  moved.set_recorded_at_ms(h.now);
+  auto* m = moved.mutable_execution_migrated();
+  m->set_from_version(h.def().version_hash);
+  m->set_to_version(v2.version_hash);
+  m->set_by("ops");
+  history.push_back(moved);
+  auto fold = [&](const definition& def,
+                  std::vector<std::uint64_t> chain) -> std::string {
+    execution_state s{def, "ex-1"};
+    if (!chain.empty()) s.expect_versions(std::move(chain));
+    for (const auto& e : history)
+      if (auto ok = s.apply(e); !ok) return ok.error().message;
+    return "";
+  };
+  CHECK(fold(v2, {h.def().version_hash, v2.version_hash}).empty());
+  CHECK_THAT(fold(v2, {}), Catch::Contains("version mismatch"));
+  CHECK_THAT(fold(h.def(), {}), Catch::Contains("does not lead"));
+  CHECK_THAT(fold(v2, {h.def().version_hash, v2.version_hash ^ 1}),
+             Catch::Contains("does not lead"));
+  execution_state s{v2, "ex-1"};
+  s.expect_versions({h.def().version_hash, v2.version_hash});
+  for (const auto& e : history)
+    REQUIRE(s.apply(e));
+  CHECK(s.versions()
+        == std::vector<std::uint64_t>{h.def().version_hash, v2.version_hash});
+  CHECK(s.status() == execution_status::sleeping);
+  // A third version: the migration event decides nothing, the rest is held
+  // to it as before.
+  auto v3 = must_load(std::string{nap} + "  - name: extra\n    call: f.extra\n"
+                      + "  - name: more\n    call: f.more\n");
+  CHECK_FALSE(check_upgrade(v3, "ex-1", history).has_value());
+  auto renamed = check_upgrade(
+    must_load(edit(nap, "name: rest", "name: pause")), "ex-1", history);
+  REQUIRE(renamed);
+  CHECK(renamed->step == "rest");
+}
