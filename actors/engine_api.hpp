@@ -141,6 +141,9 @@ struct upgrade_check_view {
   std::string event_type;
   std::string step;
   std::string reason;
+  /// `migrate`: it was moved to the new version (execution_migrated
+  /// recorded). When compatible but not moved, `reason` says why.
+  bool migrated = false;
 };
 
 /// What `check_upgrade` found.
@@ -216,6 +219,16 @@ class engine_api {
   /// naming the problem), unavailable.
   virtual caf::expected<upgrade_report>
   check_upgrade(const std::string& definition_text, const std::string& file)
+    = 0;
+
+  /// `check_upgrade`, then moves every compatible open execution to the new
+  /// version: its actor checks its history again and records
+  /// execution_migrated{from, to, by} (docs/upgrades.md). Incompatible ones
+  /// are left as they are. Errors: as `check_upgrade`, and invalid_argument
+  /// for an empty or invalid `by`.
+  virtual caf::expected<upgrade_report>
+  migrate(const std::string& definition_text, const std::string& file,
+          const std::string& by)
     = 0;
 
   /// Whether the node's store answers; while it is away, probes it (one

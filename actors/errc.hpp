@@ -52,6 +52,10 @@ enum class errc : uint8_t {
   /// The node is over capacity (its store writer's queue is backing up): a
   /// start is refused before anything is written; retry in a second.
   overloaded,
+  /// An execution's history is not what the version it was to be migrated
+  /// to would have recorded (docs/upgrades.md); the context names the first
+  /// event that differs.
+  incompatible,
 };
 
 /// The CAF error category of `errc`, at most 10 characters.

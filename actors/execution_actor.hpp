@@ -47,6 +47,9 @@ struct in_flight {
     /// An operator's cancel of an execution whose definition is missing,
     /// built from its index row (execution.cpp, `parked`).
     row_cancel,
+    /// An operator's migration to another version: execution_migrated
+    /// alone (with the new version's definition row).
+    migration,
   };
   kind what = kind::decision;
   /// Outside inputs folded in; re-queued when the append fails.
@@ -63,6 +66,9 @@ struct in_flight {
   std::vector<caf::response_promise> starts;
   /// A dead-letter retry resumed the (failed) execution.
   bool resumed = false;
+  /// migration: the execution folded on the version it moves to, adopted
+  /// after the commit.
+  std::shared_ptr<loaded_execution> migrated;
   /// start, crash_failure, refusal_failure: the append, submitted again as it
   /// is after a retryable failure.
   std::optional<eventstore::append_request> again;

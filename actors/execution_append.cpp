@@ -31,6 +31,7 @@
 #include "actors/execution_actor.hpp"
 #include "actors/execution_failure.hpp"
 #include "actors/operator_commands.hpp"
+#include "eventstore/codec.hpp"
 
 namespace cerebelum::actors {
 
@@ -178,6 +179,13 @@ void settle(execution_actor* self) {
 void after_commit(execution_actor* self, in_flight f) {
   auto& st = self->state;
   store_answered(self);
+  if (f.migrated) {
+    auto from = st.def->version_hash;
+    st.adopt(std::move(*f.migrated));
+    st.ctx->note_stored(st.def->name, st.def->version_hash);
+    spdlog::info("execution {} migrated from version {} to {} by {}", st.id,
+                 from, st.def->version_hash, f.commands.back().cmd->by);
+  }
   publish_tasks(self, std::move(f.tasks));
   bool terminal = !st.exec || st.state().terminal();
   if (f.what == in_flight::kind::crash_failure)
@@ -333,6 +341,18 @@ void on_failed(execution_actor* self, in_flight f,
     self->quit();
     return;
   }
+  if (f.what == k::migration) {
+    // Nothing was adopted; the operator hears why (and may run the
+    // migration again). The history is read again in case it committed.
+    for (auto& c : f.commands)
+      c.rp.deliver(
+        outage ? make_error(errc::unavailable,
+                            "cannot migrate " + st.id + ": " + outage_note(err))
+               : answer_for(st.id, err));
+    if (!try_reload(self)) return;
+    settle(self);
+    return;
+  }
   if (f.what == k::crash_failure) {
     if (conflict) {
       fail_after_crashes(self, st.crashes, st.crash_reason);
@@ -367,6 +387,44 @@ void on_failed(execution_actor* self, in_flight f,
 
 namespace {
 
+/// Submits the migration `c` of the execution, nothing else folded yet
+/// (see migration_of). Returns false when `c` was answered without an
+/// append (an error, or the execution runs that version already).
+bool submit_migration(execution_actor* self, queued_command& c, in_flight& f,
+                      std::int64_t now) {
+  auto& st = self->state;
+  std::vector<events::Event> history;
+  auto n = eventstore::read_history(st.ctx->store(), st.id, 0,
+                                    [&](const events::Event& ev) {
+                                      history.push_back(ev);
+                                      return true;
+                                    });
+  if (!n) {
+    if (is_outage(n.err())) st.ctx->health().failed(n.err());
+    c.rp.deliver(answer_for(st.id, n.err()));
+    return false;
+  }
+  auto m = migration_of(st.state(), *c.cmd, history, now);
+  if (!m || !*m) {
+    if (m)
+      c.rp.deliver(ok_atom::value);
+    else
+      c.rp.deliver(std::move(m.error()));
+    return false;
+  }
+  auto req = make_append(*(*m)->state, st.state().next_seq(), {(*m)->event},
+                         capture_rows(st.state()), {}, now);
+  if (auto row = st.ctx->row_to_store((*m)->state->def(), now))
+    req.definition_inserts.push_back(std::move(*row));
+  f.what = in_flight::kind::migration;
+  f.migrated = std::make_shared<loaded_execution>(
+    loaded_execution{c.cmd->to, std::move((*m)->state)});
+  f.commands.push_back(std::move(c));
+  submit(self, std::move(req), std::move(f));
+  f = in_flight{};
+  return true;
+}
+
 /// The body of `process`; `f` collects what the append carries.
 void fold_and_submit(execution_actor* self, in_flight& f) {
   auto& st = self->state;
@@ -377,6 +435,15 @@ void fold_and_submit(execution_actor* self, in_flight& f) {
   auto now = st.ctx->now_ms();
   std::vector<std::int64_t> dead_letters;
   while (!st.commands.empty()) {
+    if (st.commands.front().cmd->what == operator_command::kind::migrate) {
+      // A migration changes the definition the rest is decided on: it is
+      // appended alone, after what this append folded so far.
+      if (!evs.empty()) break;
+      auto c = std::move(st.commands.front());
+      st.commands.pop_front();
+      if (submit_migration(self, c, f, now)) return;
+      continue;
+    }
     auto c = std::move(st.commands.front());
     st.commands.pop_front();
     auto ev = command_event(s, *c.cmd, now);

@@ -28,34 +28,68 @@ caf::error store_error(const eventstore::error& err, const std::string& id) {
 
 namespace {
 
+/// Folds the history of `id` on `def` from the start; `chain` says which
+/// versions it ran on (see execution_state::expect_versions).
+caf::expected<loaded_execution>
+fold_on(engine_context& ctx, const std::string& id,
+        engine_context::definition_ptr def, std::vector<std::uint64_t> chain) {
+  loaded_execution result;
+  result.def = std::move(def);
+  result.state = std::make_unique<workflow::execution_state>(*result.def, id);
+  if (chain.size() > 1) result.state->expect_versions(std::move(chain));
+  std::string fault;
+  auto n = eventstore::read_history(
+    ctx.store(), id, 0, [&](const events::Event& ev) {
+      auto applied = result.state->apply(ev);
+      if (!applied)
+        fault = "cannot replay " + id + ": " + applied.error().to_string();
+      return static_cast<bool>(applied);
+    });
+  if (!n) return store_error(n.err(), id);
+  if (!fault.empty()) return make_error(errc::internal, std::move(fault));
+  return result;
+}
+
 caf::expected<loaded_execution> load_once(engine_context& ctx,
                                           const std::string& id,
                                           missing_workflow* missing) {
   loaded_execution result;
   std::string fault;
-  bool unknown = false;
+  std::string workflow;
+  // The version it started on, then each one it was migrated to: a migrated
+  // history is folded again, from the start, on the last.
+  std::vector<std::uint64_t> chain;
+  bool folding = false;
   auto n = eventstore::read_history(
     ctx.store(), id, 0, [&](const events::Event& ev) {
-      if (!result.state) {
+      if (chain.empty()) {
         if (!ev.has_execution_started()) {
           fault = "history of " + id + " does not begin with execution_started";
           return false;
         }
         auto& started = ev.execution_started();
-        result.def = ctx.find(started.workflow(), started.workflow_version());
-        if (!result.def) {
-          unknown = true;
-          if (missing)
-            *missing = {started.workflow(), started.workflow_version()};
-          fault = "execution " + id + " runs workflow " + started.workflow()
-                  + " version " + std::to_string(started.workflow_version())
-                  + ", which neither this node (--workflows, a worker's "
-                    "registration) nor the store has";
+        workflow = started.workflow();
+        chain.push_back(started.workflow_version());
+        result.def = ctx.find(workflow, chain.back());
+        folding = result.def != nullptr;
+        if (folding)
+          result.state
+            = std::make_unique<workflow::execution_state>(*result.def, id);
+      } else if (ev.has_execution_migrated()) {
+        const auto& m = ev.execution_migrated();
+        if (m.from_version() != chain.back()) {
+          fault = "history of " + id + ": execution_migrated at seq "
+                  + std::to_string(ev.seq()) + " leaves version "
+                  + std::to_string(m.from_version()) + ", but it runs version "
+                  + std::to_string(chain.back());
           return false;
         }
-        result.state = std::make_unique<workflow::execution_state>(*result.def,
-                                                                   id);
+        chain.push_back(m.to_version());
+        folding = false;
+        result.state.reset();
+        return true;
       }
+      if (!folding) return true;
       auto applied = result.state->apply(ev);
       if (!applied) {
         fault = "cannot replay " + id + ": " + applied.error().to_string();
@@ -64,11 +98,20 @@ caf::expected<loaded_execution> load_once(engine_context& ctx,
       return true;
     });
   if (!n) return store_error(n.err(), id);
-  if (!fault.empty())
-    return make_error(unknown ? errc::unknown_workflow : errc::internal,
-                      std::move(fault));
-  if (!result.state)
+  if (!fault.empty()) return make_error(errc::internal, std::move(fault));
+  if (chain.empty())
     return make_error(errc::not_found, "no execution with id " + id);
+  if (chain.size() > 1) result.def = ctx.find(workflow, chain.back());
+  if (!result.def) {
+    if (missing) *missing = {workflow, chain.back()};
+    return make_error(errc::unknown_workflow,
+                      "execution " + id + " runs workflow " + workflow
+                        + " version " + std::to_string(chain.back())
+                        + ", which neither this node (--workflows, a "
+                          "worker's registration) nor the store has");
+  }
+  if (chain.size() > 1)
+    return fold_on(ctx, id, std::move(result.def), std::move(chain));
   return result;
 }
 

@@ -303,6 +303,47 @@ class local_engine : public engine_api {
     return check_open_executions(*ctx_, definition_text, file);
   }
 
+  caf::expected<upgrade_report> migrate(const std::string& definition_text,
+                                        const std::string& file,
+                                        const std::string& by) override {
+    if (by.empty())
+      return make_error(errc::invalid_argument,
+                        "by: a migration needs the operator's name");
+    if (auto err = check_by(by)) return err;
+    if (auto err = check_text("file", file, workflow::max_name_bytes,
+                              workflow::text_rule::label))
+      return err;
+    auto def = load_candidate(definition_text, file);
+    if (!def) return std::move(def.error());
+    auto to = std::make_shared<const workflow::definition>(std::move(*def));
+    auto report = check_open_executions(*ctx_, *to);
+    if (!report) return report;
+    for (auto& view : report->executions) {
+      if (!view.compatible) continue;
+      if (view.version == to->version_hash) {
+        view.reason = "it runs this version already";
+        continue;
+      }
+      // Its actor checks the history again (it may have moved on since)
+      // and records the migration.
+      auto moved = command(view.execution_id, make_migration(by, to));
+      if (moved) {
+        view.migrated = true;
+        continue;
+      }
+      if (api_error_code(moved.error()) == errc::incompatible) {
+        auto again = check_execution(*ctx_, *to, view.execution_id,
+                                     view.version);
+        if (again && !again->compatible) {
+          view = std::move(*again);
+          continue;
+        }
+      }
+      view.reason = "not migrated: " + api_error_message(moved.error());
+    }
+    return report;
+  }
+
   health_view health() override {
     auto& h = ctx_->health();
     if (!h.get().available) {

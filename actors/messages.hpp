@@ -29,7 +29,7 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 /// Request (id, operator_command_ptr) -> ok, to the engine, delegated to the
 /// execution's actor as (command, operator_command_ptr): approve, reject,
-/// cancel or a dead-letter retry, answered after the commit.
+/// cancel, a dead-letter retry or a migration, answered after the commit.
 using command_atom = caf::atom_constant<caf::atom("command")>;
 using ok_atom = caf::atom_constant<caf::atom("ok")>;
 /// A timer is due: (execution id, timer id).
@@ -87,7 +87,7 @@ using refused_atom = caf::atom_constant<caf::atom("refused")>;
 
 /// An operator's command for one execution, recorded by its actor.
 struct operator_command {
-  enum class kind { approve, reject, cancel, retry_dead_letter };
+  enum class kind { approve, reject, cancel, retry_dead_letter, migrate };
   kind what = kind::approve;
   /// Who asked (recorded).
   std::string by{};
@@ -98,6 +98,8 @@ struct operator_command {
   /// retry_dead_letter: the dead letter and its task (attempt token).
   std::int64_t dead_letter_id = 0;
   std::string dead_letter_task{};
+  /// migrate: the version to move the execution to.
+  std::shared_ptr<const workflow::definition> to{};
 };
 
 using operator_command_ptr = std::shared_ptr<const operator_command>;

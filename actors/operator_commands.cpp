@@ -1,6 +1,7 @@
 #include "actors/operator_commands.hpp"
 
 #include "actors/errc.hpp"
+#include "workflow/upgrade_check.hpp"
 
 namespace cerebelum::actors {
 
@@ -67,6 +68,53 @@ caf::expected<events::Event> command_event(const workflow::execution_state& s,
     r->set_decided_at_ms(now);
   }
   return ev;
+}
+
+caf::expected<std::optional<migration>>
+migration_of(const workflow::execution_state& s, const operator_command& cmd,
+             const std::vector<events::Event>& history, std::int64_t now) {
+  const auto& id = s.execution_id();
+  if (s.terminal())
+    return make_error(errc::already_terminal,
+                      "execution " + id + " is already "
+                        + std::string{workflow::to_string(s.status())});
+  const auto& to = cmd.to;
+  if (!to) return make_error(errc::internal, "migration without a definition");
+  if (to->name != s.def().name)
+    return make_error(errc::invalid_argument,
+                      "execution " + id + " runs workflow " + s.def().name
+                        + ", not " + to->name);
+  if (to->version_hash == s.def().version_hash) return std::nullopt;
+  if (auto d = workflow::check_upgrade(*to, id, history))
+    return make_error(errc::incompatible,
+                      "seq " + std::to_string(d->seq) + " " + d->event_type
+                        + (d->step.empty() ? std::string{}
+                                           : " '" + d->step + "'")
+                        + ": " + d->reason);
+  migration m;
+  m.event.set_seq(s.next_seq());
+  m.event.set_recorded_at_ms(now);
+  auto* e = m.event.mutable_execution_migrated();
+  e->set_from_version(s.def().version_hash);
+  e->set_to_version(to->version_hash);
+  e->set_by(cmd.by);
+  e->set_migrated_at_ms(now);
+  m.state = std::make_unique<workflow::execution_state>(*to, id);
+  auto chain = s.versions();
+  chain.push_back(to->version_hash);
+  m.state->expect_versions(std::move(chain));
+  auto fold = [&](const events::Event& ev) -> caf::error {
+    if (auto ok = m.state->apply(ev); !ok)
+      return make_error(errc::internal, "the history of " + id
+                                          + " does not fold on version "
+                                          + std::to_string(to->version_hash)
+                                          + ": " + ok.error().to_string());
+    return {};
+  };
+  for (const auto& ev : history)
+    if (auto err = fold(ev)) return err;
+  if (auto err = fold(m.event)) return err;
+  return std::optional<migration>{std::move(m)};
 }
 
 } // namespace cerebelum::actors

@@ -1,12 +1,16 @@
 #pragma once
 
-// Operators' commands (approve, reject, cancel, retry of a dead letter) as
-// events. The execution's actor, the only writer of its history, builds the
-// event of a command against its current state when it folds the command
-// into its next append, and answers the operator after that commit.
+// Operators' commands (approve, reject, cancel, retry of a dead letter,
+// migration to another version) as events. The execution's actor, the only
+// writer of its history, builds the event of a command against its current
+// state when it folds the command into its next append, and answers the
+// operator after that commit.
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/expected.hpp>
 
@@ -46,6 +50,14 @@ make_dead_letter_retry(std::string by, std::int64_t id, std::string task_id) {
                      .dead_letter_task = std::move(task_id)});
 }
 
+inline operator_command_ptr
+make_migration(std::string by, std::shared_ptr<const workflow::definition> to) {
+  return std::make_shared<const operator_command>(
+    operator_command{.what = operator_command::kind::migrate,
+                     .by = std::move(by),
+                     .to = std::move(to)});
+}
+
 /// The event that records `cmd` on `s` (not yet folded), or an error when it
 /// does not apply: not_awaiting_approval, already_terminal, or, for a
 /// dead-letter retry of an execution not failed by that task,
@@ -54,5 +66,22 @@ make_dead_letter_retry(std::string by, std::int64_t id, std::string task_id) {
 caf::expected<events::Event> command_event(const workflow::execution_state& s,
                                            const operator_command& cmd,
                                            std::int64_t now);
+
+/// A migration ready to append: its event and the execution folded again,
+/// event included, on the version it moves to.
+struct migration {
+  events::Event event;
+  std::unique_ptr<workflow::execution_state> state;
+};
+
+/// The migration `cmd` of `s`, whose committed history is `history`: the
+/// history is held to the new version first (workflow::check_upgrade).
+/// Nothing (no error) when `s` runs that version already. Errors:
+/// already_terminal, invalid_argument (another workflow), incompatible
+/// (naming the first event that differs), internal (the history does not
+/// fold on the new version after all).
+caf::expected<std::optional<migration>>
+migration_of(const workflow::execution_state& s, const operator_command& cmd,
+             const std::vector<events::Event>& history, std::int64_t now);
 
 } // namespace cerebelum::actors

@@ -22,28 +22,28 @@ caf::error from_store(engine_context& ctx, const eventstore::error& err,
                     what + ": " + eventstore::to_string(err));
 }
 
-/// One open execution against `def`.
+} // namespace
+
 caf::expected<upgrade_check_view>
-check_one(engine_context& ctx, const workflow::definition& def,
-          const eventstore::execution_row& row) {
+check_execution(engine_context& ctx, const workflow::definition& def,
+                const std::string& id, std::uint64_t version) {
   upgrade_check_view view;
-  view.execution_id = row.execution_id;
-  view.version = row.workflow_version;
+  view.execution_id = id;
+  view.version = version;
   std::vector<events::Event> history;
-  auto n = eventstore::read_history(ctx.store(), row.execution_id, 0,
+  auto n = eventstore::read_history(ctx.store(), id, 0,
                                     [&](const events::Event& ev) {
                                       history.push_back(ev);
                                       return true;
                                     });
   if (!n) {
     if (is_outage(n.err()))
-      return from_store(ctx, n.err(),
-                        "cannot read the history of " + row.execution_id);
+      return from_store(ctx, n.err(), "cannot read the history of " + id);
     view.reason = "its history cannot be read: "
                   + eventstore::to_string(n.err());
     return view;
   }
-  if (auto d = workflow::check_upgrade(def, row.execution_id, history)) {
+  if (auto d = workflow::check_upgrade(def, id, history)) {
     view.seq = d->seq;
     view.event_type = std::move(d->event_type);
     view.step = std::move(d->step);
@@ -54,11 +54,8 @@ check_one(engine_context& ctx, const workflow::definition& def,
   return view;
 }
 
-} // namespace
-
-caf::expected<upgrade_report>
-check_open_executions(engine_context& ctx, const std::string& definition_text,
-                      const std::string& file) {
+caf::expected<workflow::definition>
+load_candidate(const std::string& definition_text, const std::string& file) {
   auto name = file.empty() ? std::string{"<request>"} : file;
   auto json_file = name.size() > 5
                    && name.compare(name.size() - 5, 5, ".json") == 0;
@@ -68,21 +65,35 @@ check_open_executions(engine_context& ctx, const std::string& definition_text,
     return make_error(errc::invalid_argument,
                       "workflow file " + workflow::printable(name) + ": "
                         + def.error().to_string());
-  upgrade_report report{def->name, def->version_hash, {}};
+  return std::move(*def);
+}
+
+caf::expected<upgrade_report>
+check_open_executions(engine_context& ctx, const workflow::definition& def) {
+  upgrade_report report{def.name, def.version_hash, {}};
   std::string token;
   do {
     auto page = ctx.store().open_executions(1000, token);
     if (!page)
       return from_store(ctx, page.err(), "cannot list the open executions");
     for (auto& row : page->rows) {
-      if (row.workflow != def->name) continue;
-      auto view = check_one(ctx, *def, row);
+      if (row.workflow != def.name) continue;
+      auto view = check_execution(ctx, def, row.execution_id,
+                                  row.workflow_version);
       if (!view) return std::move(view.error());
       report.executions.push_back(std::move(*view));
     }
     token = page->next_page_token;
   } while (!token.empty());
   return report;
+}
+
+caf::expected<upgrade_report>
+check_open_executions(engine_context& ctx, const std::string& definition_text,
+                      const std::string& file) {
+  auto def = load_candidate(definition_text, file);
+  if (!def) return std::move(def.error());
+  return check_open_executions(ctx, *def);
 }
 
 } // namespace cerebelum::actors

@@ -11,8 +11,25 @@
 
 #include "actors/engine_api.hpp"
 #include "actors/engine_context.hpp"
+#include "workflow/definition.hpp"
 
 namespace cerebelum::actors {
+
+/// Loads `definition_text` (`file` names it and picks the format: `.json`
+/// is JSON, anything else YAML). Errors: invalid_argument naming the
+/// problem.
+caf::expected<workflow::definition>
+load_candidate(const std::string& definition_text, const std::string& file);
+
+/// Checks every open execution of `def`'s workflow against it. Read only.
+/// Errors: unavailable (the store is away), store_damaged, internal.
+caf::expected<upgrade_report>
+check_open_executions(engine_context& ctx, const workflow::definition& def);
+
+/// One execution `id` against `def` (its index row's `version`).
+caf::expected<upgrade_check_view>
+check_execution(engine_context& ctx, const workflow::definition& def,
+                const std::string& id, std::uint64_t version);
 
 /// Loads `definition_text` (`file` names it and picks the format: `.json`
 /// is JSON, anything else YAML) and checks every open execution of the

@@ -100,7 +100,7 @@ TEST_CASE("a start in a store outage is answered unavailable at once, and "
   CHECK(done->status == status::completed);
 }
 
-TEST_CASE("an approval in a store outage is answered unavailable; the "
+TEST_CASE("an approval in a store outage is answered unavailable, and the "
           "execution takes it once the store is back") {
   outage_fixture o;
   auto v = o.f.start("gated", 4, "gate");
