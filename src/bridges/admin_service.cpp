@@ -249,7 +249,9 @@ grpc::Status admin_service::Health(grpc::ServerContext*,
 grpc::Status admin_service::CheckUpgrade(grpc::ServerContext*,
                                          const admin::CheckUpgradeRequest* req,
                                          admin::CheckUpgradeResponse* res) {
-  auto report = engine_->check_upgrade(req->definition(), req->file());
+  auto report = req->migrate()
+                  ? engine_->migrate(req->definition(), req->file(), req->by())
+                  : engine_->check_upgrade(req->definition(), req->file());
   if (!report) return to_status(report.error());
   *res = to_proto(*report);
   return grpc::Status::OK;

@@ -236,20 +236,26 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
           });
 }
 
-/// POST /v1/workflows/check-upgrade?file=NAME with the new definition's
-/// text as the body.
+/// POST /v1/workflows/check-upgrade?file=NAME[&migrate=true&by=NAME] with
+/// the new definition's text as the body.
 void upgrade_route(httplib::Server& srv, engine_ptr engine,
                    std::size_t max_body) {
   post_route(srv, upgrade_path, max_body,
              [engine](const httplib::Request& req, const std::string& body,
                       httplib::Response& res) {
                query_params query{req};
-               if (auto err = query.only({"file"})) return send_error(res, err);
+               if (auto err = query.only({"file", "migrate", "by"}))
+                 return send_error(res, err);
                auto file = query.text("file", {}, workflow::text_rule::label);
                if (!file) return send_error(res, file.error());
+               auto migrate = query.flag("migrate");
+               if (!migrate) return send_error(res, migrate.error());
+               auto by = query.text("by", {}, workflow::text_rule::label);
+               if (!by) return send_error(res, by.error());
                auto slot = admit(body, res);
                if (!slot) return;
-               auto report = engine->check_upgrade(body, *file);
+               auto report = *migrate ? engine->migrate(body, *file, *by)
+                                      : engine->check_upgrade(body, *file);
                if (!report) return send_error(res, report.error());
                send_json(res, 200, message_to_json(to_proto(*report)));
              });

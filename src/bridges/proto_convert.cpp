@@ -57,11 +57,15 @@ admin::CheckUpgradeResponse to_proto(const actors::upgrade_report& report) {
   out.set_workflow(report.workflow);
   out.set_version(report.version);
   std::uint32_t compatible = 0;
+  std::uint32_t migrated = 0;
   for (const auto& v : report.executions) {
     auto* e = out.add_executions();
     e->set_execution_id(v.execution_id);
     e->set_version(v.version);
     e->set_compatible(v.compatible);
+    e->set_migrated(v.migrated);
+    e->set_reason(v.reason);
+    if (v.migrated) ++migrated;
     if (v.compatible) {
       ++compatible;
       continue;
@@ -69,9 +73,9 @@ admin::CheckUpgradeResponse to_proto(const actors::upgrade_report& report) {
     e->set_seq(v.seq);
     e->set_event_type(v.event_type);
     e->set_step(v.step);
-    e->set_reason(v.reason);
   }
   out.set_compatible(compatible);
+  out.set_migrated(migrated);
   out.set_incompatible(static_cast<std::uint32_t>(report.executions.size())
                        - compatible);
   return out;

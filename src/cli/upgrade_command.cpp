@@ -1,5 +1,6 @@
-// `cerebelum check-upgrade FILE`: which open executions of a workflow could
-// continue on a new version of its definition (docs/upgrades.md).
+// `cerebelum check-upgrade FILE [--migrate --by NAME]`: which open
+// executions of a workflow could continue on a new version of its
+// definition, and moving them to it (docs/upgrades.md).
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
@@ -20,10 +21,15 @@ namespace {
 
 /// Exit code of `check-upgrade` when an execution is not compatible.
 constexpr int incompatible_exit = 4;
+/// `--migrate`: a compatible execution could not be moved (the node says
+/// why; running the command again moves what is left).
+constexpr int not_migrated_exit = 5;
 
 struct upgrade_options {
   std::string file;
   bool json = false;
+  bool migrate = false;
+  std::string by;
 };
 
 /// "seq 3 step_scheduled 'prepare': why".
@@ -31,6 +37,14 @@ std::string divergence(const admin::ExecutionUpgrade& e) {
   std::string out = "seq " + std::to_string(e.seq()) + " " + e.event_type();
   if (!e.step().empty()) out += " '" + e.step() + "'";
   return out + ": " + e.reason();
+}
+
+/// The last column of a row: why it is not compatible, or (migrate) why a
+/// compatible one was not moved.
+std::string outcome(const admin::ExecutionUpgrade& e, bool migrate) {
+  if (!e.compatible()) return divergence(e);
+  if (!migrate) return "";
+  return e.migrated() ? "migrated" : e.reason();
 }
 
 int run_check_upgrade(const global_options& global,
@@ -50,6 +64,8 @@ int run_check_upgrade(const global_options& global,
   // The node needs the name for the format (.json or YAML); the path may be
   // longer than a name the API takes, and was checked here already.
   req.set_file(std::filesystem::path{opts.file}.filename().string());
+  req.set_migrate(opts.migrate);
+  req.set_by(opts.by);
   admin::CheckUpgradeResponse res;
   auto ctx = admin_client::context(std::chrono::minutes{5});
   auto status = client.stub().CheckUpgrade(ctx.get(), req, &res);
@@ -58,19 +74,25 @@ int run_check_upgrade(const global_options& global,
     print_json(api::message_to_json(res));
   } else {
     std::vector<std::vector<std::string>> cells;
-    cells.push_back(
-      {"EXECUTION", "VERSION", "COMPATIBLE", "FIRST DIVERGING EVENT"});
+    cells.push_back({"EXECUTION", "VERSION", "COMPATIBLE",
+                     opts.migrate ? "OUTCOME" : "FIRST DIVERGING EVENT"});
     for (const auto& e : res.executions())
       cells.push_back({e.execution_id(), std::to_string(e.version()),
                        e.compatible() ? "yes" : "no",
-                       e.compatible() ? "" : divergence(e)});
+                       outcome(e, opts.migrate)});
     print_table(cells);
     std::cout << "workflow " << res.workflow() << ", new version "
               << res.version() << ": " << res.executions_size()
               << " open execution(s), " << res.compatible() << " compatible, "
-              << res.incompatible() << " incompatible\n";
+              << res.incompatible() << " incompatible";
+    if (opts.migrate) std::cout << ", " << res.migrated() << " migrated";
+    std::cout << "\n";
   }
-  return res.incompatible() > 0 ? incompatible_exit : 0;
+  if (res.incompatible() > 0) return incompatible_exit;
+  for (const auto& e : res.executions())
+    if (opts.migrate && !e.migrated() && e.version() != res.version())
+      return not_migrated_exit;
+  return 0;
 }
 
 } // namespace
@@ -83,10 +105,19 @@ void add_upgrade_command(CLI::App& app, const global_options& global,
     "Replay every open execution of the workflow FILE defines against it and "
     "report, per execution, whether it could continue on this version and, "
     "if not, the first event that diverges (rules: docs/upgrades.md). Read "
-    "only. Exit 0 when all are compatible, 4 when any is not, 2 for a bad "
-    "FILE");
+    "only unless --migrate, which moves every compatible one to this version "
+    "(recorded with --by). Exit 0 when all are compatible (and, with "
+    "--migrate, moved), 4 when any is not compatible, 5 when a compatible "
+    "one could not be moved, 2 for a bad FILE");
   cmd->add_option("file", opts->file, "The new definition (.yaml, .yml, .json)")
     ->required();
+  auto* migrate = cmd->add_flag(
+    "--migrate", opts->migrate,
+    "Move every compatible open execution to this version (each checked "
+    "again by its actor; recorded as execution_migrated)");
+  cmd->add_option("--by", opts->by, "Your name (recorded; needed by --migrate)")
+    ->needs(migrate);
+  migrate->needs(cmd->get_option("--by"));
   cmd->add_flag("--json", opts->json, "Print JSON");
   set.add(cmd, [&global, opts] {
     return run_check_upgrade(global, *opts);

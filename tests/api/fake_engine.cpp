@@ -176,6 +176,19 @@ fake_engine::check_upgrade(const std::string& definition_text,
   return report;
 }
 
+caf::expected<actors::upgrade_report>
+fake_engine::migrate(const std::string& definition_text,
+                     const std::string& file, const std::string& by) {
+  if (by.empty())
+    return actors::make_error(actors::errc::invalid_argument,
+                              "by: a migration needs the operator's name");
+  auto report = check_upgrade(definition_text, file);
+  if (!report) return report;
+  report->executions[0].migrated = true;
+  migrated_by = by;
+  return report;
+}
+
 std::vector<actors::workflow_view> fake_engine::workflows() {
   return {{"order", 7, "examples/workflows/order.yaml"}};
 }

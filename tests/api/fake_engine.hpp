@@ -48,6 +48,12 @@ class fake_engine : public actors::engine_api {
   caf::expected<actors::upgrade_report>
   check_upgrade(const std::string& definition_text,
                 const std::string& file) override;
+  /// `check_upgrade`'s report with the compatible "o-1" migrated; `by`
+  /// empty: invalid_argument. `migrated_by` records the last `by`.
+  caf::expected<actors::upgrade_report>
+  migrate(const std::string& definition_text, const std::string& file,
+          const std::string& by) override;
+  std::string migrated_by;
   /// What `health` answers.
   actors::health_view health_answer;
   /// One dead letter, id 1, of execution "dl-1" on queue "billing", until

@@ -254,6 +254,28 @@ TEST_CASE("CheckUpgrade reports each execution with its first divergence and "
   CHECK(res.executions(1).step() == "validate");
 }
 
+TEST_CASE("CheckUpgrade with migrate moves the compatible executions, "
+          "recorded with who, and counts them") {
+  fixture f;
+  grpc::ClientContext ctx;
+  admin::CheckUpgradeRequest req;
+  req.set_definition("name: order");
+  req.set_file("order.yaml");
+  req.set_migrate(true);
+  req.set_by("bob");
+  admin::CheckUpgradeResponse res;
+  REQUIRE(f.stub->CheckUpgrade(&ctx, req, &res).ok());
+  CHECK(res.migrated() == 1);
+  REQUIRE(res.executions_size() == 2);
+  CHECK(res.executions(0).migrated());
+  CHECK_FALSE(res.executions(1).migrated());
+  CHECK(f.engine->migrated_by == "bob");
+  grpc::ClientContext ctx2;
+  req.set_by("");
+  CHECK(f.stub->CheckUpgrade(&ctx2, req, &res).error_code()
+        == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_CASE("CheckUpgrade of a bad definition is INVALID_ARGUMENT") {
   fixture f;
   grpc::ClientContext ctx;

@@ -159,6 +159,22 @@ TEST_CASE("POST check-upgrade answers each execution and the counts") {
               "invalid_argument");
 }
 
+TEST_CASE("POST check-upgrade?migrate=true moves the compatible executions, "
+          "recorded with by") {
+  fixture f;
+  auto res = f.post(
+    "/v1/workflows/check-upgrade?file=order.yaml&migrate=true&by=alice",
+    "name: order");
+  REQUIRE(res.first == 200);
+  CHECK(res.second["migrated"] == 1);
+  CHECK(res.second["executions"][0]["migrated"] == true);
+  CHECK(f.engine->migrated_by == "alice");
+  check_error(f.post("/v1/workflows/check-upgrade?migrate=true", "name: o"),
+              400, "invalid_argument");
+  check_error(f.post("/v1/workflows/check-upgrade?migrate=maybe&by=a", "x"),
+              400, "invalid_argument");
+}
+
 TEST_CASE("POST executions of an unknown workflow is 404 unknown_workflow") {
   fixture f;
   check_error(f.post("/v1/workflows/nope/executions", "{}"), 404,
