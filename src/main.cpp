@@ -22,6 +22,13 @@ int main(int argc, char** argv) {
     .add_option("--log-level", log_level,
                 "Log level: trace, debug, info, warn, err, critical, off")
     ->capture_default_str();
+  std::string log_format = "text";
+  app
+    .add_option("--log-format", log_format,
+                "Log lines as text, or json (one object per line: time in "
+                "UTC, level, logger, thread, message)")
+    ->check(CLI::IsMember({"text", "json"}))
+    ->capture_default_str();
   cli::global_options global;
   app.add_option("--server", global.server, "The node's gRPC address")
     ->capture_default_str();
@@ -47,7 +54,9 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
-  if (!cli::setup_logging(log_level)) {
+  if (!cli::setup_logging(log_level, log_format == "json"
+                                       ? cli::log_format::json
+                                       : cli::log_format::text)) {
     std::cerr << "--log-level: unknown level '" << log_level << "'\n";
     return 2;
   }

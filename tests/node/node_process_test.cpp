@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <string>
 
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "tests/support/child_process.hpp"
 #include "tests/support/scratch.hpp"
 
@@ -40,6 +43,51 @@ TEST_CASE("a node logs its supervision tree and stops cleanly on SIGTERM") {
   CHECK(node.output().find("+-- data_dir_lock (worker, running)")
         != std::string::npos);
   CHECK(node.output().find("node stopped cleanly") != std::string::npos);
+}
+
+TEST_CASE("a node with --log-format json writes every line of its log as one "
+          "JSON object") {
+  temp_dir dir;
+  auto args = node_args(dir);
+  args.insert(args.begin() + 1, {"--log-format", "json"});
+  child_process node{args};
+  REQUIRE(node.wait_for_line(ready_line, 20s));
+  node.signal(SIGTERM);
+  REQUIRE(node.wait_exit(20s) == 0);
+  INFO(node.output());
+  std::istringstream lines{node.output()};
+  std::string line;
+  int count = 0;
+  bool ready = false;
+  bool stopped = false;
+  while (std::getline(lines, line)) {
+    INFO(line);
+    auto obj = nlohmann::json::parse(line, nullptr, false);
+    REQUIRE(obj.is_object());
+    REQUIRE(obj["message"].is_string());
+    CHECK(obj["logger"] == "cerebelum");
+    CHECK(obj["thread"].is_number());
+    // UTC, milliseconds: 2026-12-06T20:50:34.853Z
+    REQUIRE(obj["time"].is_string());
+    CHECK(obj["time"].get<std::string>().size() == 24);
+    CHECK(obj["time"].get<std::string>().back() == 'Z');
+    auto msg = obj["message"].get<std::string>();
+    if (msg.find(ready_line) != std::string::npos) {
+      ready = true;
+      CHECK(obj["level"] == "info");
+    }
+    if (msg.find("node stopped cleanly") != std::string::npos) stopped = true;
+    ++count;
+  }
+  CHECK(count > 3);
+  CHECK(ready);
+  CHECK(stopped);
+}
+
+TEST_CASE("the CLI refuses a --log-format other than text or json") {
+  child_process cli{{CEREBELUM_BIN, "--log-format", "xml", "health"}};
+  REQUIRE(cli.wait_exit(10s) == 2);
+  CHECK(cli.output().find("--log-format: xml not in") != std::string::npos);
 }
 
 TEST_CASE("a node stops cleanly on SIGINT") {
