@@ -18,6 +18,7 @@
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/metrics.hpp"
 #include "actors/task_api.hpp"
 #include "eventstore/types.hpp"
 #include "proto/events.pb.h"
@@ -234,6 +235,11 @@ class engine_api {
   /// Whether the node's store answers; while it is away, probes it (one
   /// cheap read), so that the answer never waits for other traffic.
   virtual health_view health() = 0;
+
+  /// The node's metrics, where the front ends count their requests.
+  virtual node_metrics& metrics() = 0;
+  /// Every metric in the Prometheus text format (GET /metrics).
+  virtual std::string metrics_text() = 0;
 
   /// Dead letters of `queue` (empty: all), oldest first; `page_size` 0
   /// means 100, at most 1000. Errors: invalid_argument (page size, token),

@@ -21,6 +21,7 @@ engine_context::engine_context(std::shared_ptr<function_registry> functions,
     calls_(call_threads) {
   if (!opts_.clock) opts_.clock = real_clock();
   health_ = std::make_unique<store_health>(*opts_.clock);
+  metrics_ = std::make_shared<node_metrics>();
 }
 
 engine_context::~engine_context() {
@@ -32,7 +33,19 @@ void engine_context::attach_store(
   std::lock_guard<std::mutex> guard{mtx_};
   if (store_) return;
   store_ = std::move(store);
-  writer_ = std::make_unique<eventstore::group_writer>(store_, opts_.writer);
+  auto wopts = opts_.writer;
+  auto chained = std::move(wopts.on_group);
+  wopts.on_group = [m = metrics_, chained](std::size_t n,
+                                           std::chrono::nanoseconds took) {
+    m->commit(n, std::chrono::duration<double>(took).count());
+    if (chained) chained(n, took);
+  };
+  writer_ = std::make_unique<eventstore::group_writer>(store_, wopts);
+}
+
+std::string engine_context::metrics_text() const {
+  metrics_->store_available(health_->get().available);
+  return metrics_->text();
 }
 
 bool engine_context::has_store() const {

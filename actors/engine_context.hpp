@@ -25,6 +25,7 @@
 #include "actors/call_pool.hpp"
 #include "actors/clock.hpp"
 #include "actors/function_registry.hpp"
+#include "actors/metrics.hpp"
 #include "actors/payload_limit.hpp"
 #include "actors/store_health.hpp"
 #include "eventstore/event_store.hpp"
@@ -130,6 +131,13 @@ class engine_context {
   store_health& health() const {
     return *health_;
   }
+  /// The node's Prometheus metrics (actors/metrics.hpp).
+  node_metrics& metrics() const {
+    return *metrics_;
+  }
+  /// Every metric in the Prometheus text format, the store's availability
+  /// read now.
+  std::string metrics_text() const;
 
   /// Stops the call pool and drains and closes the writer. Idempotent and
   /// thread-safe: a concurrent caller returns once the first one finished.
@@ -282,6 +290,7 @@ class engine_context {
   std::shared_ptr<function_registry> functions_;
   engine_options opts_;
   std::unique_ptr<store_health> health_;
+  std::shared_ptr<node_metrics> metrics_;
   call_pool calls_;
   mutable std::mutex mtx_;
   /// Serializes `close` (the store writer's exit and `node::stop` may race).

@@ -188,6 +188,15 @@ void after_commit(execution_actor* self, in_flight f) {
   }
   publish_tasks(self, std::move(f.tasks));
   bool terminal = !st.exec || st.state().terminal();
+  if (st.exec) {
+    auto& m = st.ctx->metrics();
+    if (f.what == in_flight::kind::start) m.execution_started(st.def->name);
+    if (terminal)
+      m.execution_finished(
+        st.def->name, workflow::to_string(st.state().status()),
+        static_cast<double>(st.ctx->now_ms() - st.state().started_at_ms())
+          / 1e3);
+  }
   if (f.what == in_flight::kind::crash_failure)
     spdlog::error("execution {} marked failed after crashes", st.id);
   if (f.what == in_flight::kind::row_cancel)

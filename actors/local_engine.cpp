@@ -344,6 +344,14 @@ class local_engine : public engine_api {
     return report;
   }
 
+  node_metrics& metrics() override {
+    return ctx_->metrics();
+  }
+
+  std::string metrics_text() override {
+    return ctx_->metrics_text();
+  }
+
   health_view health() override {
     auto& h = ctx_->health();
     if (!h.get().available) {

@@ -151,6 +151,7 @@ void fire_due(scheduler_actor* self) {
     st.known.erase(k);
     st.fired.emplace(std::move(k), e.fire_at);
     ++st.fired_count;
+    st.ctx->metrics().timer_fired(static_cast<double>(now - e.fire_at) / 1e3);
     self->send(engine, timer_atom::value, e.id, e.timer);
   }
 }

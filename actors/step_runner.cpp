@@ -77,9 +77,15 @@ void dispatch_call(engine_context& ctx, caf::actor to,
                    std::make_shared<const events::Event>(std::move(ev)));
     return;
   }
+  // The call pool is stopped before the context goes: `metrics` outlives it.
   ctx.calls().post([fn = std::move(*fn), cmd, to, clk = ctx.options().clock,
-                    limit = ctx.options().max_payload_bytes] {
+                    limit = ctx.options().max_payload_bytes,
+                    metrics = &ctx.metrics()] {
+    stopwatch took;
     auto ev = within_limit(run(fn, cmd, *clk), cmd, limit, clk->now_ms());
+    metrics->step_finished("native",
+                           ev.has_step_completed() ? "completed" : "failed",
+                           took.seconds());
     caf::anon_send(to, outcome_atom::value, cmd.token,
                    std::make_shared<const events::Event>(std::move(ev)));
   });

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "actors/attempt_token.hpp"
 #include "actors/task_checks.hpp"
@@ -170,6 +171,22 @@ std::vector<queue_effect> task_queue::take_effects() {
   std::vector<queue_effect> out;
   out.swap(effects_);
   return out;
+}
+
+std::vector<task_queue::queue_figures> task_queue::figures() const {
+  std::vector<queue_figures> out;
+  out.reserve(queues_.size());
+  for (auto& [name, q] : queues_)
+    out.push_back({name, q.ready.size(), q.leased, 0, q.lease_expiries});
+  for (auto& [id, w] : workers_)
+    for (auto& qname : w.queues)
+      for (auto& f : out)
+        if (f.queue == qname) ++f.workers;
+  return out;
+}
+
+std::vector<task_queue::finished_task> task_queue::take_finished() {
+  return std::exchange(finished_, {});
 }
 
 std::uint64_t task_queue::ready_tasks() const {
@@ -416,6 +433,9 @@ task_queue::complete(const std::string& worker, const std::string& external,
                    e.row.task_id, e.map_index};
     auto ev = outcome_event(a, worker, outcome, now, opts_.max_payload_bytes);
     if (!ev) return answer({std::nullopt, std::move(ev.error)});
+    finished_.push_back(
+      {ev.value->has_step_completed(),
+       static_cast<double>(now - e.row.available_at_ms) / 1e3});
     e.state = lease_state::completing;
     e.completion_waits = true;
     e.completing_since_ms = now;
@@ -557,6 +577,7 @@ void task_queue::expire(std::int64_t now) {
     auto& e = tasks_.at(d.token);
     if (e.state == lease_state::leased) {
       // A step's own heartbeat_timeout passed, or the node's task lease.
+      ++queues_[e.row.queue].lease_expiries;
       if (e.heartbeat_timeout_ms > 0)
         fail_attempt(d.token, "heartbeat_timeout",
                      "no heartbeat from worker '" + e.owner + "' for "

@@ -207,6 +207,28 @@ class task_queue {
     return pollers_.size();
   }
 
+  /// One queue's state, for metrics.
+  struct queue_figures {
+    std::string queue;
+    std::uint64_t ready = 0;
+    std::uint64_t leased = 0;
+    /// Workers registered for the queue.
+    std::uint64_t workers = 0;
+    /// Leases that expired since the queue was created (a count).
+    std::uint64_t lease_expiries = 0;
+  };
+  /// Every queue known (registered by a worker or holding a task).
+  [[nodiscard]] std::vector<queue_figures> figures() const;
+
+  /// A worker's outcome of an attempt, for metrics: `seconds` from when the
+  /// task could run to the outcome.
+  struct finished_task {
+    bool completed = false;
+    double seconds = 0;
+  };
+  /// The outcomes since the last call.
+  [[nodiscard]] std::vector<finished_task> take_finished();
+
  private:
   enum class lease_state { ready, leased, completing, failing };
 
@@ -245,6 +267,7 @@ class task_queue {
     /// (available_at, token)
     std::set<std::pair<std::int64_t, std::string>> ready;
     std::uint32_t leased = 0;
+    std::uint64_t lease_expiries = 0;
   };
 
   struct poller {
@@ -301,6 +324,7 @@ class task_queue {
   router_options opts_;
   std::unordered_map<std::string, task_entry> tasks_; // by internal token
   std::map<std::string, queue_entry> queues_;
+  std::vector<finished_task> finished_;
   std::map<std::string, worker_entry> workers_;
   std::map<std::uint64_t, poller> pollers_; // FIFO by id
   std::unordered_map<std::string, gone_entry> gone_;

@@ -76,6 +76,11 @@ void settle(router_actor self) {
                        ev.event);
     }
   }
+  auto& m = st.ctx->metrics();
+  for (auto& t : st.queue->take_finished())
+    m.step_finished("task", t.completed ? "completed" : "failed", t.seconds);
+  for (auto& q : st.queue->figures())
+    m.task_queue(q.queue, q.ready, q.leased, q.workers, q.lease_expiries);
   auto due = st.queue->next_due();
   if (due == 0 || (st.armed_at != 0 && st.armed_at <= due)) return;
   st.armed_at = due;

@@ -139,6 +139,7 @@ void group_writer::commit_group(std::vector<item>& group) {
   for (auto& it : group)
     reqs.push_back(std::move(it.req));
   std::vector<append_result> results;
+  auto began = std::chrono::steady_clock::now();
   try {
     results = store_->append_batch(reqs);
   } catch (const std::exception& e) {
@@ -156,6 +157,8 @@ void group_writer::commit_group(std::vector<item>& group) {
                    append_result{make_error(errc::storage_error,
                                             "store returned a wrong number of "
                                             "results for a group")});
+  if (opts_.on_group)
+    opts_.on_group(group.size(), std::chrono::steady_clock::now() - began);
   if (opts_.verify_in_doubt) verify(group, results);
   {
     std::lock_guard guard{mtx_};

@@ -35,6 +35,10 @@ struct writer_options {
   bool verify_in_doubt = true;
   /// How long the writer keeps trying to verify an in-doubt group.
   std::chrono::milliseconds verify_timeout{10'000};
+  /// Told, on the writer thread, of each group's transaction: how many
+  /// appends it held and how long the store took (metrics). Must be cheap.
+  std::function<void(std::size_t group_size, std::chrono::nanoseconds took)>
+    on_group;
 };
 
 /// Outcome of handing a request to the writer.

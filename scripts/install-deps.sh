@@ -10,6 +10,7 @@ PACKAGES=(
   protobuf-compiler-grpc libssl-dev nlohmann-json3-dev libsqlite3-dev
   libyaml-cpp-dev libcli11-dev libcpp-httplib-dev postgresql openssl
   python3-grpcio python3-protobuf clang-format procps iproute2 curl
+  prometheus-cpp-dev
 )
 
 missing=()

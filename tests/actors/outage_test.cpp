@@ -16,10 +16,12 @@
 #include "eventstore/faulty_store.hpp"
 #include "eventstore/store_decorator.hpp"
 #include "tests/actors/engine_fixture.hpp"
+#include "tests/support/metrics_text.hpp"
 
 using namespace cerebelum::actors;
 using namespace cerebelum::actors::test;
 using status = cerebelum::eventstore::execution_status;
+using cerebelum::test::metric_value;
 namespace es = cerebelum::eventstore;
 
 namespace {
@@ -58,6 +60,8 @@ TEST_CASE("executions whose timers come due in a store outage wait it out "
   CHECK_FALSE(during.store_available);
   CHECK(during.outages == 1);
   CHECK(during.waiting >= 1);
+  CHECK(metric_value(o.f.api().metrics_text(), "cerebelum_store_available")
+        == 0);
   auto refused = o.faulty->refused();
   // 20 executions and the scheduler, backing off from 50 ms: a few hundred
   // calls at most in 3 s (a hot loop makes tens of thousands).
@@ -73,6 +77,8 @@ TEST_CASE("executions whose timers come due in a store outage wait it out "
   CHECK(after.store_available);
   CHECK(after.waiting == 0);
   CHECK(after.outages == 1);
+  CHECK(metric_value(o.f.api().metrics_text(), "cerebelum_store_available")
+        == 1);
 }
 
 TEST_CASE("a start in a store outage is answered unavailable at once, and "

@@ -43,6 +43,12 @@ class fake_engine : public actors::engine_api {
                   wait_callback done) override;
   std::vector<actors::workflow_view> workflows() override;
   actors::health_view health() override;
+  actors::node_metrics& metrics() override {
+    return metrics_;
+  }
+  std::string metrics_text() override {
+    return metrics_.text();
+  }
   /// Text "bad": invalid_argument; otherwise workflow "order" version 8
   /// with "o-1" compatible and "o-2" diverging at seq 1 (step "validate").
   caf::expected<actors::upgrade_report>
@@ -56,6 +62,8 @@ class fake_engine : public actors::engine_api {
   std::string migrated_by;
   /// What `health` answers.
   actors::health_view health_answer;
+  /// Real metrics, counted by the front ends under test.
+  actors::node_metrics metrics_;
   /// One dead letter, id 1, of execution "dl-1" on queue "billing", until
   /// it is retried.
   caf::expected<actors::dead_letter_list>
