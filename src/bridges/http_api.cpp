@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <functional>
+#include <optional>
+#include <regex>
 
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
@@ -36,6 +38,9 @@ constexpr const char* reject_path = R"(/v1/executions/([^/]+)/reject)";
 constexpr const char* cancel_path = R"(/v1/executions/([^/]+)/cancel)";
 constexpr const char* dead_letters_path = "/v1/dead-letters";
 constexpr const char* retry_path = R"(/v1/dead-letters/(-?[0-9]{1,18})/retry)";
+/// Prometheus' conventional path, outside /v1 (not part of the API's
+/// versioned shapes).
+constexpr const char* metrics_path = "/metrics";
 
 /// A `version` query parameter: a version hash in decimal; empty: 0 (the
 /// latest version).
@@ -359,6 +364,67 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
              });
 }
 
+/// The label of a request's path in the request metrics: its route in the
+/// docs' notation, so that ids do not make a series each.
+class route_labels {
+ public:
+  route_labels() {
+    add(start_path, "/v1/workflows/{name}/executions");
+    add(list_path, list_path);
+    add(execution_path, "/v1/executions/{id}");
+    add(history_path, "/v1/executions/{id}/history");
+    add(health_path, health_path);
+    add(workflows_path, workflows_path);
+    add(upgrade_path, upgrade_path);
+    add(approve_path, "/v1/executions/{id}/approve");
+    add(reject_path, "/v1/executions/{id}/reject");
+    add(cancel_path, "/v1/executions/{id}/cancel");
+    add(dead_letters_path, dead_letters_path);
+    add(retry_path, "/v1/dead-letters/{id}/retry");
+    add(metrics_path, metrics_path);
+  }
+
+  const std::string& of(const std::string& path) const {
+    for (const auto& [re, label] : table_)
+      if (std::regex_match(path, re)) return label;
+    return unmatched_;
+  }
+
+ private:
+  void add(const char* pattern, std::string label) {
+    table_.emplace_back(std::regex{pattern}, std::move(label));
+  }
+  std::vector<std::pair<std::regex, std::string>> table_;
+  std::string unmatched_ = "unmatched";
+};
+
+/// Counts every request in the node's metrics (api http, its route and
+/// status) and serves GET /metrics. httplib runs a request's pre-routing
+/// handler, route and logger on one thread: the start time is per thread.
+void metrics_route(httplib::Server& srv, engine_ptr engine) {
+  static thread_local std::optional<actors::stopwatch> began;
+  srv.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    began.emplace();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  auto labels = std::make_shared<const route_labels>();
+  srv.set_logger([engine, labels](const httplib::Request& req,
+                                  const httplib::Response& res) {
+    engine->metrics().request("http", labels->of(req.path),
+                              std::to_string(res.status),
+                              began ? began->seconds() : 0.0);
+    began.reset();
+  });
+  srv.Get(metrics_path,
+          [engine](const httplib::Request& req, httplib::Response& res) {
+            if (auto err = query_params{req}.only({}))
+              return send_error(res, err);
+            res.status = 200;
+            res.set_content(engine->metrics_text(),
+                            "text/plain; version=0.0.4; charset=utf-8");
+          });
+}
+
 } // namespace
 
 void install_http_api(httplib::Server& server, engine_ptr engine,
@@ -376,7 +442,9 @@ void install_http_api(httplib::Server& server, engine_ptr engine,
                           {reject_path, "POST"},
                           {cancel_path, "POST"},
                           {dead_letters_path, "GET"},
-                          {retry_path, "POST"}});
+                          {retry_path, "POST"},
+                          {metrics_path, "GET"}});
+  metrics_route(server, engine);
   start_route(server, engine, opts);
   list_route(server, engine);
   read_routes(server, engine);

@@ -15,6 +15,7 @@
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
 #include "src/bridges/admin_service.hpp"
+#include "src/bridges/grpc_metrics.hpp"
 #include "src/bridges/worker_service.hpp"
 
 namespace cerebelum::api {
@@ -57,6 +58,7 @@ start_grpc(caf::actor_system& sys, const std::string& address,
   if (workers) builder.RegisterService(workers.get());
   // Worker results up to 1 MiB of JSON plus the envelope.
   builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
+  count_grpc_calls(builder, engine);
   std::shared_ptr<grpc::Server> server{builder.BuildAndStart()};
   if (!server || port == 0)
     return make_error(errc::unavailable,

@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "tests/node/node_fixture.hpp"
+#include "tests/support/metrics_text.hpp"
 
 using namespace cerebelum::test;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
+using cerebelum::test::metric_value;
 
 namespace {
 
@@ -124,6 +126,76 @@ TEST_CASE("every command has --help") {
     CHECK(res.code == 0);
     CHECK(contains(res.output, "--json") == (std::string{cmd} != "node"));
   }
+}
+
+TEST_CASE("GET /metrics shows executions, native steps, timers, commits, "
+          "the store and the requests of both APIs moving") {
+  node_process node;
+  httplib::Client http{"127.0.0.1", node.http_port};
+  auto scrape = [&] {
+    auto res = http.Get("/metrics");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->get_header_value("Content-Type")
+          == "text/plain; version=0.0.4; charset=utf-8");
+    return res->body;
+  };
+  auto before = scrape();
+  CHECK(metric_value(before, "cerebelum_store_available") == 1);
+  CHECK(metric_value(before, "cerebelum_store_commit_seconds_count") == 0);
+  auto small = http.Post("/v1/workflows/order/executions?wait=true&id=m-1",
+                         small_order("m-1"), "application/json");
+  REQUIRE(small);
+  REQUIRE(small->status == 201);
+  REQUIRE(
+    node.cli({"start", "order", "--id", "m-2", "--input", big_order("m-2")})
+      .code
+    == 0);
+  // The big order sleeps 2 s on a durable timer before its approval.
+  REQUIRE(node.wait_status("m-2", "awaiting_approval", 30s)["status"]
+          == "awaiting_approval");
+  auto text = scrape();
+  INFO(text);
+  CHECK(metric_value(text,
+                     R"(cerebelum_executions_started_total{workflow="order"})")
+        == 2);
+  CHECK(
+    metric_value(
+      text,
+      R"(cerebelum_executions_finished_total{status="completed",workflow="order"})")
+    == 1);
+  CHECK(
+    metric_value(
+      text, R"(cerebelum_execution_duration_seconds_count{workflow="order"})")
+    == 1);
+  CHECK(
+    metric_value(
+      text,
+      R"(cerebelum_step_duration_seconds_count{kind="native",outcome="completed"})")
+    >= 3);
+  CHECK(metric_value(text, "cerebelum_timer_lateness_seconds_count") >= 1);
+  CHECK(metric_value(text, "cerebelum_store_commit_seconds_count") >= 3);
+  CHECK(
+    metric_value(
+      text,
+      R"(cerebelum_api_requests_total{api="http",code="201",route="/v1/workflows/{name}/executions"})")
+    == 1);
+  CHECK(
+    metric_value(
+      text,
+      R"(cerebelum_api_requests_total{api="grpc",code="OK",route="/cerebelum.admin.AdminService/StartExecution"})")
+    == 1);
+  // The scrape before counts as a request too.
+  CHECK(
+    metric_value(
+      text,
+      R"(cerebelum_api_requests_total{api="http",code="200",route="/metrics"})")
+    == 1);
+  CHECK(
+    metric_value(
+      text,
+      R"(cerebelum_api_request_seconds_count{api="http",route="/v1/workflows/{name}/executions"})")
+    == 1);
 }
 
 TEST_CASE("the HTTP API drives an order and rejects bad input") {
