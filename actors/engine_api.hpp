@@ -200,6 +200,14 @@ class engine_api {
   virtual caf::expected<execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) = 0;
 
+  /// What `start_async` answers with.
+  using start_callback = std::function<void(caf::expected<start_response>)>;
+
+  /// `start` holding no thread while the execution's first commit is on
+  /// its way: `done` runs exactly once, on the caller's thread (an answer
+  /// known at once: a refusal, a known id) or on a CAF thread.
+  virtual void start_async(const start_request& req, start_callback done) = 0;
+
   /// What `wait_async` answers with.
   using wait_callback = std::function<void(caf::expected<execution_view>)>;
 

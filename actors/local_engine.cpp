@@ -3,9 +3,11 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
+
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
+#include <variant>
 
 #include <algorithm>
 #include <limits>
@@ -132,7 +134,18 @@ caf::error no_execution(const std::string& id) {
                     "no execution with id " + workflow::printable(id));
 }
 
-class local_engine : public engine_api {
+/// A start checked and decided, for the execution's actor to append: what
+/// `prepare_start` returns unless the answer is known without it.
+struct pending_start {
+  std::string id;
+  started_execution_ptr first;
+  execution_view view;
+  /// The definition is stored with this start.
+  bool stores_definition = false;
+};
+
+class local_engine : public engine_api,
+                     public std::enable_shared_from_this<local_engine> {
  public:
   local_engine(caf::actor_system& sys, context_ptr ctx)
     : sys_(&sys), ctx_(std::move(ctx)) {
@@ -140,6 +153,16 @@ class local_engine : public engine_api {
   }
 
   caf::expected<start_response> start(const start_request& req) override;
+  void start_async(const start_request& req, start_callback done) override;
+  /// Checks `req` and decides its first step: the answer when it is known
+  /// without an append (the id exists), else the start to append.
+  caf::expected<std::variant<start_response, pending_start>>
+  prepare_start(const start_request& req);
+  /// The answer for a known id.
+  caf::expected<start_response> existing(const std::string& id);
+  /// The answer after the execution's actor took the start (`created`
+  /// false: the id existed meanwhile).
+  caf::expected<start_response> started(pending_start& p, bool created);
 
   /// Refuses `value` (`field`) over `--max-payload-bytes` of compact JSON,
   /// before anything is written.
@@ -442,7 +465,8 @@ class local_engine : public engine_api {
   context_ptr ctx_;
 };
 
-caf::expected<start_response> local_engine::start(const start_request& req) {
+caf::expected<std::variant<start_response, pending_start>>
+local_engine::prepare_start(const start_request& req) {
   if (auto err = check_text("workflow", req.workflow, workflow::max_name_bytes,
                             workflow::text_rule::name))
     return err;
@@ -474,18 +498,17 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
   auto id = req.execution_id.empty() ? random_id(ctx_->now_ms())
                                      : req.execution_id;
   if (auto err = check_id(id)) return err;
-  auto existing = [&]() -> caf::expected<start_response> {
-    auto view = describe(id);
-    if (!view) return std::move(view.error());
-    return start_response{std::move(*view), false};
-  };
   if (!req.execution_id.empty()) {
     auto row = ctx_->store().get_execution(id);
     if (!row) {
       ctx_->health().failed(row.err());
       return from_store(row.err(), "cannot start " + id);
     }
-    if (row->has_value()) return existing();
+    if (row->has_value()) {
+      auto known = existing(id);
+      if (!known) return std::move(known.error());
+      return *known;
+    }
   }
   // Admission control: while the store writer's queue backs up, a new
   // start would only wait in it (its steps' timeouts running); refuse it
@@ -534,21 +557,71 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
   auto first = std::make_shared<started_execution>(
     started_execution{std::move(def), std::move(state),
                       std::move(dec->commands), std::move(append)});
+  return pending_start{std::move(id), std::move(first), std::move(view),
+                       stored};
+}
+
+caf::expected<start_response> local_engine::existing(const std::string& id) {
+  auto view = describe(id);
+  if (!view) return std::move(view.error());
+  return start_response{std::move(*view), false};
+}
+
+caf::expected<start_response> local_engine::started(pending_start& p,
+                                                    bool created) {
+  if (!created) return existing(p.id);
+  if (p.stores_definition)
+    ctx_->note_stored(p.view.workflow, p.view.workflow_version);
+  return start_response{std::move(p.view), true};
+}
+
+caf::expected<start_response> local_engine::start(const start_request& req) {
+  auto prepared = prepare_start(req);
+  if (!prepared) return std::move(prepared.error());
+  if (auto* known = std::get_if<start_response>(&*prepared))
+    return std::move(*known);
+  auto& p = std::get<pending_start>(*prepared);
   caf::error failed;
   bool created = false;
   caf::scoped_actor self{*sys_};
-  self->request(ctx_->registry(), answer_timeout, start_atom::value, id, first)
+  self
+    ->request(ctx_->registry(), answer_timeout, start_atom::value, p.id,
+              p.first)
     .receive(
       [&](bool x) {
         created = x;
       },
       [&](caf::error& err) {
-        failed = from_request(err, id);
+        failed = from_request(err, p.id);
       });
   if (failed) return failed;
-  if (!created) return existing();
-  if (stored) ctx_->note_stored(view.workflow, view.workflow_version);
-  return start_response{std::move(view), true};
+  return started(p, created);
+}
+
+void local_engine::start_async(const start_request& req, start_callback done) {
+  // The checks and the decision run on the caller's thread (a store read
+  // only for a given id); the commit is awaited by a short-lived actor, so
+  // no thread waits for it.
+  auto prepared = prepare_start(req);
+  if (!prepared) return done(std::move(prepared.error()));
+  if (auto* known = std::get_if<start_response>(&*prepared))
+    return done(std::move(*known));
+  auto p = std::make_shared<pending_start>(
+    std::move(std::get<pending_start>(*prepared)));
+  auto me = shared_from_this();
+  sys_->spawn([me, p, done = std::move(done),
+               registry = ctx_->registry()](caf::event_based_actor* self) {
+    self->request(registry, answer_timeout, start_atom::value, p->id, p->first)
+      .then(
+        [=](bool created) {
+          done(me->started(*p, created));
+          self->quit();
+        },
+        [=](caf::error& err) {
+          done(from_request(err, p->id));
+          self->quit();
+        });
+  });
 }
 
 std::vector<workflow_view> local_engine::workflows() {

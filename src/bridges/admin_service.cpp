@@ -7,6 +7,7 @@
 #include "src/bridges/worker_convert.hpp"
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 
 namespace cerebelum::api {
@@ -44,35 +45,6 @@ admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,
                              actors::task_api_ptr tasks)
   : engine_(std::move(engine)), tasks_(std::move(tasks)) {
   // nop
-}
-
-grpc::Status
-admin_service::StartExecution(grpc::ServerContext*,
-                              const admin::StartExecutionRequest* req,
-                              admin::StartExecutionResponse* res) {
-  if (auto err = require_non_empty("workflow", req->workflow()))
-    return to_status(err);
-  // The same ids as over HTTP: one that GET /v1/executions/{id} could not
-  // address is refused (an empty one is generated).
-  if (!req->execution_id().empty())
-    if (auto err = check_new_execution_id(req->execution_id()))
-      return to_status(err);
-  auto slot = request_gate::shared().admit(req->input_json().size());
-  if (!slot) return busy();
-  auto input = parse_json_field("input_json", req->input_json(),
-                                actors::json::object(), true);
-  if (!input) return to_status(input.error());
-  actors::start_request sreq;
-  sreq.workflow = req->workflow();
-  sreq.input = std::move(*input);
-  sreq.execution_id = req->execution_id();
-  sreq.started_by = req->started_by();
-  sreq.version = req->version();
-  auto started = engine_->start(sreq);
-  if (!started) return to_status(started.error());
-  *res->mutable_execution() = to_proto(started->execution);
-  res->set_created(started->created);
-  return grpc::Status::OK;
 }
 
 grpc::Status
@@ -158,31 +130,29 @@ grpc::Status admin_service::Cancel(grpc::ServerContext*,
 
 namespace {
 
-/// One WaitForResult call: finished by the engine's answer or by the
-/// caller's cancellation, whichever comes first; the other is ignored. It
-/// lives until both gRPC is done with it and the engine has answered.
-class wait_reactor final : public grpc::ServerUnaryReactor,
-                           public std::enable_shared_from_this<wait_reactor> {
+/// One call the engine answers later (StartExecution, WaitForResult):
+/// finished by the engine's answer or by the caller's cancellation,
+/// whichever comes first; the other is ignored. It lives until both gRPC is
+/// done with it and the engine has answered.
+class late_reactor final : public grpc::ServerUnaryReactor,
+                           public std::enable_shared_from_this<late_reactor> {
  public:
-  explicit wait_reactor(admin::ExecutionInfo* res) : res_(res) {
-    // nop
+  /// Keeps the reactor alive until gRPC is done with the call.
+  void hold() {
+    self_ = shared_from_this();
   }
 
-  /// Asks the engine; keeps itself alive until gRPC is done with the call.
-  void start(actors::engine_api& engine, const std::string& id,
-             std::chrono::milliseconds timeout) {
-    self_ = shared_from_this();
-    engine.wait_async(
-      id, timeout,
-      [me = shared_from_this()](caf::expected<actors::execution_view> r) {
-        me->answered(std::move(r));
-      });
+  /// Finishes the call with what `fill` returns (it writes the response),
+  /// unless the call was cancelled first (then the response is not
+  /// touched: gRPC may have let it go).
+  void answer(const std::function<grpc::Status()>& fill) {
+    if (claim()) Finish(fill());
   }
 
   void OnCancel() override {
     if (claim())
       Finish({grpc::StatusCode::CANCELLED,
-              "the wait was abandoned (client gone or node stopping)"});
+              "the call was abandoned (client gone or node stopping)"});
   }
 
   void OnDone() override {
@@ -198,31 +168,74 @@ class wait_reactor final : public grpc::ServerUnaryReactor,
     return true;
   }
 
-  void answered(caf::expected<actors::execution_view> r) {
-    if (!claim()) return;
-    Finish(reply(r, res_));
-  }
-
-  admin::ExecutionInfo* res_;
   std::mutex mtx_;
   bool finished_ = false;
-  std::shared_ptr<wait_reactor> self_;
+  std::shared_ptr<late_reactor> self_;
 };
 
+/// Finishes a callback call at once with `status`.
+grpc::ServerUnaryReactor* finish_now(grpc::CallbackServerContext* ctx,
+                                     const grpc::Status& status) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
 } // namespace
+
+grpc::ServerUnaryReactor*
+admin_service::StartExecution(grpc::CallbackServerContext* ctx,
+                              const admin::StartExecutionRequest* req,
+                              admin::StartExecutionResponse* res) {
+  if (auto err = require_non_empty("workflow", req->workflow()))
+    return finish_now(ctx, to_status(err));
+  // The same ids as over HTTP: one that GET /v1/executions/{id} could not
+  // address is refused (an empty one is generated).
+  if (!req->execution_id().empty())
+    if (auto err = check_new_execution_id(req->execution_id()))
+      return finish_now(ctx, to_status(err));
+  auto slot = request_gate::shared().admit(req->input_json().size());
+  if (!slot) return finish_now(ctx, busy());
+  auto input = parse_json_field("input_json", req->input_json(),
+                                actors::json::object(), true);
+  if (!input) return finish_now(ctx, to_status(input.error()));
+  actors::start_request sreq;
+  sreq.workflow = req->workflow();
+  sreq.input = std::move(*input);
+  sreq.execution_id = req->execution_id();
+  sreq.started_by = req->started_by();
+  sreq.version = req->version();
+  auto reactor = std::make_shared<late_reactor>();
+  reactor->hold();
+  // The gate's slot is held until the start is answered.
+  auto held = std::make_shared<request_gate::ticket>(std::move(*slot));
+  engine_->start_async(
+    sreq, [reactor, res, held](caf::expected<actors::start_response> started) {
+      reactor->answer([&] {
+        if (!started) return to_status(started.error());
+        *res->mutable_execution() = to_proto(started->execution);
+        res->set_created(started->created);
+        return grpc::Status::OK;
+      });
+    });
+  return reactor.get();
+}
 
 grpc::ServerUnaryReactor*
 admin_service::WaitForResult(grpc::CallbackServerContext* ctx,
                              const admin::WaitForResultRequest* req,
                              admin::ExecutionInfo* res) {
-  if (auto err = require_non_empty("execution_id", req->execution_id())) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(to_status(err));
-    return reactor;
-  }
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return finish_now(ctx, to_status(err));
   auto timeout = wait_limit(std::chrono::milliseconds{req->timeout_ms()});
-  auto reactor = std::make_shared<wait_reactor>(res);
-  reactor->start(*engine_, req->execution_id(), timeout);
+  auto reactor = std::make_shared<late_reactor>();
+  reactor->hold();
+  engine_->wait_async(req->execution_id(), timeout,
+                      [reactor, res](caf::expected<actors::execution_view> r) {
+                        reactor->answer([&] {
+                          return reply(r, res);
+                        });
+                      });
   return reactor.get();
 }
 

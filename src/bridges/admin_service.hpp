@@ -14,8 +14,9 @@ namespace cerebelum::api {
 /// Implements every AdminService RPC by calling `engine_api` (which blocks),
 /// mapping engine errors to the status codes documented in admin.proto.
 class admin_service final
-  : public admin::AdminService::WithCallbackMethod_WaitForResult<
-      admin::AdminService::Service> {
+  : public admin::AdminService::WithCallbackMethod_StartExecution<
+      admin::AdminService::WithCallbackMethod_WaitForResult<
+        admin::AdminService::Service>> {
  public:
   /// `tasks`, when set, serves the dead letter RPCs (else UNIMPLEMENTED).
   /// Pending waits end when the server shuts down (their calls are
@@ -23,9 +24,12 @@ class admin_service final
   explicit admin_service(std::shared_ptr<actors::engine_api> engine,
                          actors::task_api_ptr tasks = nullptr);
 
-  grpc::Status StartExecution(grpc::ServerContext* ctx,
-                              const admin::StartExecutionRequest* req,
-                              admin::StartExecutionResponse* res) override;
+  /// A callback method: the start's commit is awaited holding no thread
+  /// (engine_api::start_async).
+  grpc::ServerUnaryReactor*
+  StartExecution(grpc::CallbackServerContext* ctx,
+                 const admin::StartExecutionRequest* req,
+                 admin::StartExecutionResponse* res) override;
 
   grpc::Status DescribeExecution(grpc::ServerContext* ctx,
                                  const admin::DescribeExecutionRequest* req,

@@ -21,6 +21,11 @@ class fake_engine : public actors::engine_api {
 
   caf::expected<actors::start_response>
   start(const actors::start_request& req) override;
+  /// Answers at once, with what `start` answers.
+  void start_async(const actors::start_request& req,
+                   start_callback done) override {
+    done(start(req));
+  }
   caf::expected<actors::execution_view>
   describe(const std::string& id) override;
   caf::expected<actors::list_response>

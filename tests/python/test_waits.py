@@ -1,10 +1,12 @@
 """Many clients waiting for executions hold no node threads: 500 concurrent
 WaitForResult calls over gRPC on a sleeping execution, against the real node
 binary ($CEREBELUM_BIN); the node's thread count stays flat and every wait
-ends with the finished execution."""
+ends with the finished execution. The same for 2,000 concurrent starts
+(StartExecution awaits its commit holding no thread)."""
 
 import os
 import tempfile
+import threading
 import time
 import unittest
 
@@ -21,6 +23,7 @@ steps:
 """
 
 WAITERS = 500
+STARTS = 2000
 
 
 def threads_of(pid: int) -> int:
@@ -56,6 +59,46 @@ class ManyWaiters(unittest.TestCase):
                     # them, started lazily); a thread per waiting call would
                     # add ~WAITERS.
                     self.assertLess(during, 300)
+            finally:
+                node.stop()
+
+    def test_starts_hold_no_threads(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "napper.yaml"), "w") as f:
+                f.write(WORKFLOW)
+            node = NodeProcess(os.environ.get("CEREBELUM_BIN", ""), d)
+            try:
+                with Client(node.address) as c:
+                    c.start("napper", {})
+                    # The HTTP server's pool (128 threads) starts shortly
+                    # after the node is ready: count once it is up.
+                    time.sleep(1.0)
+                    before = threads_of(node.proc.pid)
+                    peak = [before]
+                    stop = threading.Event()
+
+                    def sample():
+                        while not stop.is_set():
+                            peak[0] = max(peak[0], threads_of(node.proc.pid))
+                            time.sleep(0.01)
+
+                    sampler = threading.Thread(target=sample)
+                    sampler.start()
+                    futures = [c._stub.StartExecution.future(
+                        _pb.admin_pb2.StartExecutionRequest(
+                            workflow="napper", execution_id=f"s-{i}",
+                            started_by="test"), timeout=60)
+                        for i in range(STARTS)]
+                    started = [f.result() for f in futures]
+                    stop.set()
+                    sampler.join()
+                    print(f"\nnode threads: {before} before, at most "
+                          f"{peak[0]} with {STARTS} concurrent starts",
+                          flush=True)
+                    self.assertTrue(all(x.created for x in started))
+                    # A thread per call waiting for its commit added
+                    # hundreds (10,000 starts: 3,709 threads).
+                    self.assertLess(peak[0] - before, 50)
             finally:
                 node.stop()
 
