@@ -1,8 +1,7 @@
 #include "src/bridges/http_api.hpp"
 
-#include <httplib.h>
-
 #include <functional>
+#include <optional>
 
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
@@ -23,7 +22,7 @@ using actors::errc;
 using actors::make_error;
 using engine_ptr = std::shared_ptr<actors::engine_api>;
 
-/// The API's paths (regular expressions, as httplib takes them).
+/// The API's paths (regular expressions over the decoded path).
 constexpr const char* start_path = R"(/v1/workflows/([^/]+)/executions)";
 constexpr const char* list_path = "/v1/executions";
 constexpr const char* execution_path = R"(/v1/executions/([^/]+))";
@@ -70,7 +69,7 @@ json view_json(const actors::execution_view& view) {
 /// Admits the request through the node's gate for large requests; replies
 /// 503 when no slot freed up in time.
 std::optional<request_gate::ticket> admit(const std::string& body,
-                                          httplib::Response& res) {
+                                          http::response& res) {
   auto slot = request_gate::shared().admit(body.size());
   if (!slot)
     send_error(res, 503, "unavailable",
@@ -79,78 +78,107 @@ std::optional<request_gate::ticket> admit(const std::string& body,
 }
 
 /// Replies with the execution or the error.
-void reply(httplib::Response& res,
+void reply(http::response& res,
            const caf::expected<actors::execution_view>& view) {
   if (!view) return send_error(res, view.error());
   send_json(res, 200, view_json(*view));
 }
 
-void start_route(httplib::Server& srv, engine_ptr engine,
-                 const http_options& opts) {
-  auto stopping = opts.stopping;
-  post_route(
-    srv, start_path, opts.max_body_bytes,
-    [engine, stopping](const httplib::Request& req, const std::string& body,
-                       httplib::Response& res) {
-      std::string workflow = req.matches[1];
-      if (auto err = check_path_value("workflow", workflow))
-        return send_error(res, err);
-      query_params query{req};
-      if (auto err = query.only({"wait", "timeout_ms", "id", "by", "version"}))
-        return send_error(res, err);
-      auto wait = query.flag("wait");
-      if (!wait) return send_error(res, wait.error());
-      auto timeout = query.integer("timeout_ms", 0);
-      if (!timeout) return send_error(res, timeout.error());
-      if (*timeout < 0 || *timeout > max_wait.count())
-        return send_error(
-          res, make_error(errc::invalid_argument,
-                          "timeout_ms: must be between 0 (the maximum) and "
-                            + std::to_string(max_wait.count()) + ", got "
-                            + std::to_string(*timeout)));
-      auto id = query.text("id");
-      if (!id) return send_error(res, id.error());
-      if (auto err = check_new_execution_id(*id)) return send_error(res, err);
-      auto by = query.text("by", "http", workflow::text_rule::label);
-      if (!by) return send_error(res, by.error());
-      auto version = query.text("version");
-      if (!version) return send_error(res, version.error());
-      auto version_hash = parse_version(*version);
-      if (!version_hash) return send_error(res, version_hash.error());
-      auto slot = admit(body, res);
-      if (!slot) return;
-      auto input = parse_json_field("body", body, json::object(), true);
-      if (!input) return send_error(res, input.error());
-      actors::start_request sreq;
-      sreq.workflow = std::move(workflow);
-      sreq.input = std::move(*input);
-      sreq.execution_id = std::move(*id);
-      sreq.started_by = std::move(*by);
-      sreq.version = *version_hash;
-      auto started = engine->start(sreq);
-      // A waiting start holds no slot: the input is recorded by now.
-      sreq.input = nullptr;
-      slot.reset();
-      if (!started) return send_error(res, started.error());
-      auto view = started->execution;
-      if (*wait) {
-        auto done = wait_for_result(*engine, view.execution_id,
-                                    std::chrono::milliseconds{*timeout},
-                                    [stopping] {
-                                      return stopping && stopping->load();
-                                    });
-        if (!done) return send_error(res, done.error());
-        view = std::move(*done);
-      }
-      send_json(res, started->created ? 201 : 200,
-                {{"created", started->created},
-                 {"execution", view_json(view)}});
-    });
+/// A start that asked to wait: what to wait for.
+struct start_to_wait {
+  std::string execution_id;
+  std::chrono::milliseconds timeout;
+  bool created;
+};
+
+/// Checks and runs a start; answers `res` unless the start was accepted and
+/// asked to wait.
+std::optional<start_to_wait>
+start_now(actors::engine_api& engine, const http::request& req,
+          http::response& res) {
+  std::string workflow = req.captures[0];
+  if (auto err = check_path_value("workflow", workflow)) {
+    send_error(res, err);
+    return std::nullopt;
+  }
+  auto fail = [&res](const caf::error& err) {
+    send_error(res, err);
+    return std::nullopt;
+  };
+  query_params query{req};
+  if (auto err = query.only({"wait", "timeout_ms", "id", "by", "version"}))
+    return fail(err);
+  auto wait = query.flag("wait");
+  if (!wait) return fail(wait.error());
+  auto timeout = query.integer("timeout_ms", 0);
+  if (!timeout) return fail(timeout.error());
+  if (*timeout < 0 || *timeout > max_wait.count())
+    return fail(make_error(errc::invalid_argument,
+                           "timeout_ms: must be between 0 (the maximum) and "
+                             + std::to_string(max_wait.count()) + ", got "
+                             + std::to_string(*timeout)));
+  auto id = query.text("id");
+  if (!id) return fail(id.error());
+  if (auto err = check_new_execution_id(*id)) return fail(err);
+  auto by = query.text("by", "http", workflow::text_rule::label);
+  if (!by) return fail(by.error());
+  auto version = query.text("version");
+  if (!version) return fail(version.error());
+  auto version_hash = parse_version(*version);
+  if (!version_hash) return fail(version_hash.error());
+  auto slot = admit(req.body, res);
+  if (!slot) return std::nullopt;
+  auto input = parse_json_field("body", req.body, json::object(), true);
+  if (!input) return fail(input.error());
+  actors::start_request sreq;
+  sreq.workflow = std::move(workflow);
+  sreq.input = std::move(*input);
+  sreq.execution_id = std::move(*id);
+  sreq.started_by = std::move(*by);
+  sreq.version = *version_hash;
+  auto started = engine.start(sreq);
+  if (!started) return fail(started.error());
+  if (*wait)
+    return start_to_wait{started->execution.execution_id,
+                         wait_limit(std::chrono::milliseconds{*timeout}),
+                         started->created};
+  send_json(res, started->created ? 201 : 200,
+            {{"created", started->created},
+             {"execution", view_json(started->execution)}});
+  return std::nullopt;
 }
 
-void list_route(httplib::Server& srv, engine_ptr engine) {
-  srv.Get(list_path, [engine](const httplib::Request& req,
-                              httplib::Response& res) {
+/// POST /v1/workflows/{name}/executions. With `?wait=true` the answer comes
+/// from the engine's asynchronous wait: no thread waits with it.
+void start_route(http::server& srv, engine_ptr engine) {
+  srv.route("POST", start_path,
+            [engine](const http::request& req, http::responder answer) {
+              http::response res;
+              if (is_multipart(req)) {
+                refuse_multipart(res);
+                return answer.send(std::move(res));
+              }
+              auto waiting = start_now(*engine, req, res);
+              if (!waiting) return answer.send(std::move(res));
+              engine->wait_async(
+                waiting->execution_id, waiting->timeout,
+                [answer, created = waiting->created](
+                  caf::expected<actors::execution_view> done) {
+                  http::response res;
+                  if (!done)
+                    send_error(res, done.error());
+                  else
+                    send_json(res, created ? 201 : 200,
+                              {{"created", created},
+                               {"execution", view_json(*done)}});
+                  answer.send(std::move(res));
+                });
+            });
+}
+
+void list_route(http::server& srv, engine_ptr engine) {
+  get_route(srv, list_path, [engine](const http::request& req,
+                              http::response& res) {
     query_params query{req};
     if (auto err = query.only(
           {"status", "workflow", "page_size", "page_token", "stuck"}))
@@ -186,15 +214,15 @@ void list_route(httplib::Server& srv, engine_ptr engine) {
   });
 }
 
-void read_routes(httplib::Server& srv, engine_ptr engine) {
-  srv.Get(execution_path,
-          [engine](const httplib::Request& req, httplib::Response& res) {
+void read_routes(http::server& srv, engine_ptr engine) {
+  get_route(srv, execution_path,
+          [engine](const http::request& req, http::response& res) {
             if (auto err = query_params{req}.only({}))
               return send_error(res, err);
-            reply(res, engine->describe(req.matches[1]));
+            reply(res, engine->describe(req.captures[0]));
           });
-  srv.Get(history_path, [engine](const httplib::Request& req,
-                                 httplib::Response& res) {
+  get_route(srv, history_path, [engine](const http::request& req,
+                                 http::response& res) {
     query_params query{req};
     if (auto err = query.only({"from_seq"})) return send_error(res, err);
     auto from = query.integer("from_seq", 0);
@@ -202,7 +230,7 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
     if (*from < 0)
       return send_error(res, make_error(errc::invalid_argument,
                                         "from_seq: must not be negative"));
-    std::string id = req.matches[1];
+    std::string id = req.captures[0];
     auto events = engine->history(id, *from);
     if (!events) return send_error(res, events.error());
     json items = json::array();
@@ -210,8 +238,8 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
       items.push_back(event_to_json(ev));
     send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
   });
-  srv.Get(health_path,
-          [engine](const httplib::Request& req, httplib::Response& res) {
+  get_route(srv, health_path,
+          [engine](const http::request& req, http::response& res) {
             if (auto err = query_params{req}.only({}))
               return send_error(res, err);
             auto h = engine->health();
@@ -225,8 +253,8 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
             if (!h.store_available) res.set_header("Retry-After", "1");
             send_json(res, h.store_available ? 200 : 503, body);
           });
-  srv.Get(workflows_path,
-          [engine](const httplib::Request& req, httplib::Response& res) {
+  get_route(srv, workflows_path,
+          [engine](const http::request& req, http::response& res) {
             if (auto err = query_params{req}.only({}))
               return send_error(res, err);
             json items = json::array();
@@ -238,11 +266,10 @@ void read_routes(httplib::Server& srv, engine_ptr engine) {
 
 /// POST /v1/workflows/check-upgrade?file=NAME with the new definition's
 /// text as the body.
-void upgrade_route(httplib::Server& srv, engine_ptr engine,
-                   std::size_t max_body) {
-  post_route(srv, upgrade_path, max_body,
-             [engine](const httplib::Request& req, const std::string& body,
-                      httplib::Response& res) {
+void upgrade_route(http::server& srv, engine_ptr engine) {
+  post_route(srv, upgrade_path,
+             [engine](const http::request& req, const std::string& body,
+                      http::response& res) {
                query_params query{req};
                if (auto err = query.only({"file"})) return send_error(res, err);
                auto file = query.text("file", {}, workflow::text_rule::label);
@@ -258,36 +285,35 @@ void upgrade_route(httplib::Server& srv, engine_ptr engine,
 /// A decision on execution `{id}` (approve, reject, cancel): no query
 /// parameters, a decision body (`by` required when `require_by`), then
 /// `decide`.
-void decision_route(httplib::Server& srv, const std::string& path,
-                    std::size_t max_body, bool require_by,
+void decision_route(http::server& srv, const std::string& path,
+                    bool require_by,
                     std::function<caf::expected<actors::execution_view>(
                       const std::string& id, decision_body& body)>
                       decide) {
-  post_route(srv, path, max_body,
+  post_route(srv, path,
              [require_by, decide = std::move(decide)](
-               const httplib::Request& req, const std::string& text,
-               httplib::Response& res) {
+               const http::request& req, const std::string& text,
+               http::response& res) {
                if (auto err = query_params{req}.only({}))
                  return send_error(res, err);
                auto slot = admit(text, res);
                if (!slot) return;
                auto body = decision_body::parse(text, require_by);
                if (!body) return send_error(res, body.error());
-               reply(res, decide(req.matches[1], *body));
+               reply(res, decide(req.captures[0], *body));
              });
 }
 
-void decision_routes(httplib::Server& srv, engine_ptr engine,
-                     std::size_t max_body) {
-  decision_route(srv, approve_path, max_body, true,
+void decision_routes(http::server& srv, engine_ptr engine) {
+  decision_route(srv, approve_path, true,
                  [engine](const std::string& id, decision_body& body) {
                    return engine->approve(id, body.by, body.data);
                  });
-  decision_route(srv, reject_path, max_body, true,
+  decision_route(srv, reject_path, true,
                  [engine](const std::string& id, decision_body& body) {
                    return engine->reject(id, body.by, body.reason);
                  });
-  decision_route(srv, cancel_path, max_body, false,
+  decision_route(srv, cancel_path, false,
                  [engine](const std::string& id, decision_body& body) {
                    auto by = body.by.empty() ? std::string{"anonymous"}
                                              : body.by;
@@ -316,10 +342,9 @@ json dead_letter_json(const actors::dead_letter_view& v) {
           {"failed_at_ms", v.failed_at_ms}};
 }
 
-void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
-                        std::size_t max_body) {
-  srv.Get(dead_letters_path, [engine](const httplib::Request& req,
-                                      httplib::Response& res) {
+void dead_letter_routes(http::server& srv, engine_ptr engine) {
+  get_route(srv, dead_letters_path, [engine](const http::request& req,
+                                      http::response& res) {
     query_params query{req};
     if (auto err = query.only({"page_size", "queue", "page_token"}))
       return send_error(res, err);
@@ -341,42 +366,37 @@ void dead_letter_routes(httplib::Server& srv, engine_ptr engine,
               {{"dead_letters", std::move(items)},
                {"next_page_token", listed->next_page_token}});
   });
-  post_route(srv, retry_path, max_body,
-             [engine](const httplib::Request& req, const std::string& text,
-                      httplib::Response& res) {
+  post_route(srv, retry_path,
+             [engine](const http::request& req, const std::string& text,
+                      http::response& res) {
                if (auto err = query_params{req}.only({}))
                  return send_error(res, err);
                auto body = decision_body::parse(text, true);
                if (!body) return send_error(res, body.error());
-               auto id = std::stoll(std::string{req.matches[1]});
+               auto id = std::stoll(req.captures[0]);
                reply(res, engine->retry_dead_letter(id, body->by));
              });
 }
 
 } // namespace
 
-void install_http_api(httplib::Server& server, engine_ptr engine,
-                      const http_options& opts) {
-  server.set_payload_max_length(opts.max_body_bytes);
-  install_error_handlers(server, opts.max_body_bytes,
-                         {{start_path, "POST"},
-                          {list_path, "GET"},
-                          {execution_path, "GET"},
-                          {history_path, "GET"},
-                          {health_path, "GET"},
-                          {workflows_path, "GET"},
-                          {upgrade_path, "POST"},
-                          {approve_path, "POST"},
-                          {reject_path, "POST"},
-                          {cancel_path, "POST"},
-                          {dead_letters_path, "GET"},
-                          {retry_path, "POST"}});
-  start_route(server, engine, opts);
-  list_route(server, engine);
-  read_routes(server, engine);
-  decision_routes(server, engine, opts.max_body_bytes);
-  upgrade_route(server, engine, opts.max_body_bytes);
-  dead_letter_routes(server, std::move(engine), opts.max_body_bytes);
+std::unique_ptr<http::server> make_http_api(engine_ptr engine,
+                                            const http_options& opts) {
+  auto server_opts = opts.server;
+  server_opts.max_body_bytes = opts.max_body_bytes;
+  auto srv = std::make_unique<http::server>(server_opts);
+  http::response stopping;
+  send_error(stopping, make_error(errc::unavailable,
+                                  "the request was abandoned: the node is "
+                                  "stopping"));
+  srv->on_stop(std::move(stopping));
+  start_route(*srv, engine);
+  list_route(*srv, engine);
+  read_routes(*srv, engine);
+  decision_routes(*srv, engine);
+  upgrade_route(*srv, engine);
+  dead_letter_routes(*srv, std::move(engine));
+  return srv;
 }
 
 } // namespace cerebelum::api
