@@ -93,9 +93,9 @@ struct start_to_wait {
 
 /// Checks and runs a start; answers `res` unless the start was accepted and
 /// asked to wait.
-std::optional<start_to_wait>
-start_now(actors::engine_api& engine, const http::request& req,
-          http::response& res) {
+std::optional<start_to_wait> start_now(actors::engine_api& engine,
+                                       const http::request& req,
+                                       http::response& res) {
   std::string workflow = req.captures[0];
   if (auto err = check_path_value("workflow", workflow)) {
     send_error(res, err);
@@ -160,108 +160,108 @@ void start_route(http::server& srv, engine_ptr engine) {
               }
               auto waiting = start_now(*engine, req, res);
               if (!waiting) return answer.send(std::move(res));
-              engine->wait_async(
-                waiting->execution_id, waiting->timeout,
-                [answer, created = waiting->created](
-                  caf::expected<actors::execution_view> done) {
-                  http::response res;
-                  if (!done)
-                    send_error(res, done.error());
-                  else
-                    send_json(res, created ? 201 : 200,
-                              {{"created", created},
-                               {"execution", view_json(*done)}});
-                  answer.send(std::move(res));
-                });
+              engine->wait_async(waiting->execution_id, waiting->timeout,
+                                 [answer, created = waiting->created](
+                                   caf::expected<actors::execution_view> done) {
+                                   http::response res;
+                                   if (!done)
+                                     send_error(res, done.error());
+                                   else
+                                     send_json(
+                                       res, created ? 201 : 200,
+                                       {{"created", created},
+                                        {"execution", view_json(*done)}});
+                                   answer.send(std::move(res));
+                                 });
             });
 }
 
 void list_route(http::server& srv, engine_ptr engine) {
-  get_route(srv, list_path, [engine](const http::request& req,
-                              http::response& res) {
-    query_params query{req};
-    if (auto err = query.only(
-          {"status", "workflow", "page_size", "page_token", "stuck"}))
-      return send_error(res, err);
-    auto status_text = query.text("status");
-    if (!status_text) return send_error(res, status_text.error());
-    auto status = parse_status_filter(*status_text);
-    if (!status) return send_error(res, status.error());
-    auto page_size = query.integer("page_size", 0);
-    if (!page_size) return send_error(res, page_size.error());
-    if (auto err = check_given_page_size(query, *page_size))
-      return send_error(res, err);
-    auto workflow = query.text("workflow");
-    if (!workflow) return send_error(res, workflow.error());
-    auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
-    if (!token) return send_error(res, token.error());
-    auto stuck = query.flag("stuck");
-    if (!stuck) return send_error(res, stuck.error());
-    actors::list_request lreq;
-    lreq.stuck = *stuck;
-    lreq.status = *status;
-    if (query.has("workflow")) lreq.workflow = std::move(*workflow);
-    lreq.page_size = static_cast<std::size_t>(*page_size);
-    lreq.page_token = std::move(*token);
-    auto listed = engine->list(lreq);
-    if (!listed) return send_error(res, listed.error());
-    json items = json::array();
-    for (auto& view : listed->executions)
-      items.push_back(view_json(view));
-    send_json(res, 200,
-              {{"executions", std::move(items)},
-               {"next_page_token", listed->next_page_token}});
-  });
+  get_route(srv, list_path,
+            [engine](const http::request& req, http::response& res) {
+              query_params query{req};
+              if (auto err = query.only(
+                    {"status", "workflow", "page_size", "page_token", "stuck"}))
+                return send_error(res, err);
+              auto status_text = query.text("status");
+              if (!status_text) return send_error(res, status_text.error());
+              auto status = parse_status_filter(*status_text);
+              if (!status) return send_error(res, status.error());
+              auto page_size = query.integer("page_size", 0);
+              if (!page_size) return send_error(res, page_size.error());
+              if (auto err = check_given_page_size(query, *page_size))
+                return send_error(res, err);
+              auto workflow = query.text("workflow");
+              if (!workflow) return send_error(res, workflow.error());
+              auto token = query.text("page_token", {},
+                                      workflow::text_rule::name, 4096);
+              if (!token) return send_error(res, token.error());
+              auto stuck = query.flag("stuck");
+              if (!stuck) return send_error(res, stuck.error());
+              actors::list_request lreq;
+              lreq.stuck = *stuck;
+              lreq.status = *status;
+              if (query.has("workflow")) lreq.workflow = std::move(*workflow);
+              lreq.page_size = static_cast<std::size_t>(*page_size);
+              lreq.page_token = std::move(*token);
+              auto listed = engine->list(lreq);
+              if (!listed) return send_error(res, listed.error());
+              json items = json::array();
+              for (auto& view : listed->executions)
+                items.push_back(view_json(view));
+              send_json(res, 200,
+                        {{"executions", std::move(items)},
+                         {"next_page_token", listed->next_page_token}});
+            });
 }
 
 void read_routes(http::server& srv, engine_ptr engine) {
   get_route(srv, execution_path,
-          [engine](const http::request& req, http::response& res) {
-            if (auto err = query_params{req}.only({}))
-              return send_error(res, err);
-            reply(res, engine->describe(req.captures[0]));
-          });
-  get_route(srv, history_path, [engine](const http::request& req,
-                                 http::response& res) {
-    query_params query{req};
-    if (auto err = query.only({"from_seq"})) return send_error(res, err);
-    auto from = query.integer("from_seq", 0);
-    if (!from) return send_error(res, from.error());
-    if (*from < 0)
-      return send_error(res, make_error(errc::invalid_argument,
-                                        "from_seq: must not be negative"));
-    std::string id = req.captures[0];
-    auto events = engine->history(id, *from);
-    if (!events) return send_error(res, events.error());
-    json items = json::array();
-    for (auto& ev : *events)
-      items.push_back(event_to_json(ev));
-    send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
-  });
-  get_route(srv, health_path,
-          [engine](const http::request& req, http::response& res) {
-            if (auto err = query_params{req}.only({}))
-              return send_error(res, err);
-            auto h = engine->health();
-            json body{{"status", h.store_available ? "ok" : "unavailable"},
-                      {"store",
-                       {{"available", h.store_available},
-                        {"unavailable_since_ms", h.store_unavailable_since_ms},
-                        {"error", h.store_error},
-                        {"waiting", h.waiting},
-                        {"outages", h.outages}}}};
-            if (!h.store_available) res.set_header("Retry-After", "1");
-            send_json(res, h.store_available ? 200 : 503, body);
-          });
+            [engine](const http::request& req, http::response& res) {
+              if (auto err = query_params{req}.only({}))
+                return send_error(res, err);
+              reply(res, engine->describe(req.captures[0]));
+            });
+  get_route(
+    srv, history_path, [engine](const http::request& req, http::response& res) {
+      query_params query{req};
+      if (auto err = query.only({"from_seq"})) return send_error(res, err);
+      auto from = query.integer("from_seq", 0);
+      if (!from) return send_error(res, from.error());
+      if (*from < 0)
+        return send_error(res, make_error(errc::invalid_argument,
+                                          "from_seq: must not be negative"));
+      std::string id = req.captures[0];
+      auto events = engine->history(id, *from);
+      if (!events) return send_error(res, events.error());
+      json items = json::array();
+      for (auto& ev : *events)
+        items.push_back(event_to_json(ev));
+      send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
+    });
+  get_route(
+    srv, health_path, [engine](const http::request& req, http::response& res) {
+      if (auto err = query_params{req}.only({})) return send_error(res, err);
+      auto h = engine->health();
+      json body{{"status", h.store_available ? "ok" : "unavailable"},
+                {"store",
+                 {{"available", h.store_available},
+                  {"unavailable_since_ms", h.store_unavailable_since_ms},
+                  {"error", h.store_error},
+                  {"waiting", h.waiting},
+                  {"outages", h.outages}}}};
+      if (!h.store_available) res.set_header("Retry-After", "1");
+      send_json(res, h.store_available ? 200 : 503, body);
+    });
   get_route(srv, workflows_path,
-          [engine](const http::request& req, http::response& res) {
-            if (auto err = query_params{req}.only({}))
-              return send_error(res, err);
-            json items = json::array();
-            for (auto& wf : engine->workflows())
-              items.push_back(message_to_json(to_proto(wf)));
-            send_json(res, 200, {{"workflows", std::move(items)}});
-          });
+            [engine](const http::request& req, http::response& res) {
+              if (auto err = query_params{req}.only({}))
+                return send_error(res, err);
+              json items = json::array();
+              for (auto& wf : engine->workflows())
+                items.push_back(message_to_json(to_proto(wf)));
+              send_json(res, 200, {{"workflows", std::move(items)}});
+            });
 }
 
 /// POST /v1/workflows/check-upgrade?file=NAME with the new definition's
@@ -285,15 +285,14 @@ void upgrade_route(http::server& srv, engine_ptr engine) {
 /// A decision on execution `{id}` (approve, reject, cancel): no query
 /// parameters, a decision body (`by` required when `require_by`), then
 /// `decide`.
-void decision_route(http::server& srv, const std::string& path,
-                    bool require_by,
+void decision_route(http::server& srv, const std::string& path, bool require_by,
                     std::function<caf::expected<actors::execution_view>(
                       const std::string& id, decision_body& body)>
                       decide) {
   post_route(srv, path,
-             [require_by, decide = std::move(decide)](
-               const http::request& req, const std::string& text,
-               http::response& res) {
+             [require_by, decide = std::move(decide)](const http::request& req,
+                                                      const std::string& text,
+                                                      http::response& res) {
                if (auto err = query_params{req}.only({}))
                  return send_error(res, err);
                auto slot = admit(text, res);
@@ -343,29 +342,30 @@ json dead_letter_json(const actors::dead_letter_view& v) {
 }
 
 void dead_letter_routes(http::server& srv, engine_ptr engine) {
-  get_route(srv, dead_letters_path, [engine](const http::request& req,
-                                      http::response& res) {
-    query_params query{req};
-    if (auto err = query.only({"page_size", "queue", "page_token"}))
-      return send_error(res, err);
-    auto page_size = query.integer("page_size", 0);
-    if (!page_size) return send_error(res, page_size.error());
-    if (auto err = check_given_page_size(query, *page_size))
-      return send_error(res, err);
-    auto queue = query.text("queue");
-    if (!queue) return send_error(res, queue.error());
-    auto token = query.text("page_token", {}, workflow::text_rule::name, 4096);
-    if (!token) return send_error(res, token.error());
-    auto listed = engine->dead_letters(
-      *queue, static_cast<std::size_t>(*page_size), *token);
-    if (!listed) return send_error(res, listed.error());
-    json items = json::array();
-    for (auto& v : listed->items)
-      items.push_back(dead_letter_json(v));
-    send_json(res, 200,
-              {{"dead_letters", std::move(items)},
-               {"next_page_token", listed->next_page_token}});
-  });
+  get_route(srv, dead_letters_path,
+            [engine](const http::request& req, http::response& res) {
+              query_params query{req};
+              if (auto err = query.only({"page_size", "queue", "page_token"}))
+                return send_error(res, err);
+              auto page_size = query.integer("page_size", 0);
+              if (!page_size) return send_error(res, page_size.error());
+              if (auto err = check_given_page_size(query, *page_size))
+                return send_error(res, err);
+              auto queue = query.text("queue");
+              if (!queue) return send_error(res, queue.error());
+              auto token = query.text("page_token", {},
+                                      workflow::text_rule::name, 4096);
+              if (!token) return send_error(res, token.error());
+              auto listed = engine->dead_letters(
+                *queue, static_cast<std::size_t>(*page_size), *token);
+              if (!listed) return send_error(res, listed.error());
+              json items = json::array();
+              for (auto& v : listed->items)
+                items.push_back(dead_letter_json(v));
+              send_json(res, 200,
+                        {{"dead_letters", std::move(items)},
+                         {"next_page_token", listed->next_page_token}});
+            });
   post_route(srv, retry_path,
              [engine](const http::request& req, const std::string& text,
                       http::response& res) {
@@ -384,6 +384,7 @@ std::unique_ptr<http::server> make_http_api(engine_ptr engine,
                                             const http_options& opts) {
   auto server_opts = opts.server;
   server_opts.max_body_bytes = opts.max_body_bytes;
+  server_opts.large_body_bytes = large_request_bytes;
   auto srv = std::make_unique<http::server>(server_opts);
   http::response stopping;
   send_error(stopping, make_error(errc::unavailable,

@@ -1,7 +1,7 @@
 #pragma once
 
-// The HTTP/JSON API of a node (on src/bridges/http_server), mirroring the AdminService for
-// curl users. Routes (see docs/api.md):
+// The HTTP/JSON API of a node (on src/bridges/http_server), mirroring the
+// AdminService for curl users. Routes (see docs/api.md):
 //
 //   POST /v1/workflows/{name}/executions   body: input object; ?id= ?wait=
 //   GET  /v1/executions                    ?status= &workflow= &page_size=

@@ -63,7 +63,8 @@ std::string decode_url(std::string_view text, bool plus_is_space) {
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+    if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0
+        && hex_value(text[i + 2]) >= 0) {
       out += static_cast<char>(hex_value(text[i + 1]) * 16
                                + hex_value(text[i + 2]));
       i += 2;
@@ -104,8 +105,8 @@ std::string lower(std::string_view text) {
 }
 
 bool known_method(std::string_view m) {
-  for (const char* k : {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
-                        "PATCH"})
+  for (const char* k :
+       {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
     if (m == k) return true;
   return false;
 }
@@ -144,6 +145,7 @@ struct server::impl {
   std::uint64_t next_id = 0;
 
   std::unique_ptr<asio::thread_pool> pool;
+  std::unique_ptr<asio::thread_pool> large_pool;
   asio::io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
     work;
@@ -382,7 +384,9 @@ class session : public std::enable_shared_from_this<session> {
     phase_ = phase::closing;
     error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
-    lowest().expires_after(linger_time);
+    // A stopping server waits for nothing more from its clients.
+    lowest().expires_after(
+      srv_->stopping.load() ? std::chrono::milliseconds{100} : linger_time);
     drain();
   }
 
@@ -434,8 +438,9 @@ class session : public std::enable_shared_from_this<session> {
 
 void exchange::deliver(response res) {
   auto s = session_;
-  asio::post(s->stream_.get_executor(),
-             [s, res = std::move(res)]() mutable { s->write(std::move(res)); });
+  asio::post(s->stream_.get_executor(), [s, res = std::move(res)]() mutable {
+    s->write(std::move(res));
+  });
 }
 
 void server::impl::do_accept() {
@@ -501,8 +506,11 @@ void server::impl::dispatch(std::shared_ptr<session> s, request req,
         req.captures.push_back(m[i].str());
       auto ex = std::make_shared<exchange>(s, self.lock());
       s->pending_ = ex;
-      asio::post(*pool, [run = r.run, req = std::move(req),
-                         answer = responder{std::move(ex)}]() {
+      auto& runner = large_pool && req.body.size() > opts.large_body_bytes
+                       ? *large_pool
+                       : *pool;
+      asio::post(runner, [run = r.run, req = std::move(req),
+                          answer = responder{std::move(ex)}]() {
         try {
           run(req, answer);
         } catch (const std::exception& e) {
@@ -518,11 +526,10 @@ void server::impl::dispatch(std::shared_ptr<session> s, request req,
     if (r.method == "GET") allow += ", HEAD";
   }
   if (!allow.empty()) {
-    auto res = error_response(405, "method_not_allowed",
-                              "method " + workflow::printable(req.method, 16)
-                                + " is not allowed on "
-                                + workflow::printable(req.path, 120)
-                                + " (allowed: " + allow + ")");
+    auto res = error_response(
+      405, "method_not_allowed",
+      "method " + workflow::printable(req.method, 16) + " is not allowed on "
+        + workflow::printable(req.path, 120) + " (allowed: " + allow + ")");
     res.set_header("Allow", allow);
     return s->write(std::move(res));
   }
@@ -549,8 +556,7 @@ void responder::send(response res) const {
   if (ex_->claim()) ex_->deliver(std::move(res));
 }
 
-server::server(server_options opts)
-  : impl_(std::make_shared<impl>(opts)) {
+server::server(server_options opts) : impl_(std::make_shared<impl>(opts)) {
   // nop
 }
 
@@ -559,8 +565,8 @@ server::~server() {
 }
 
 void server::route(std::string method, const std::string& pattern, handler h) {
-  impl_->routes.push_back({std::move(method), std::regex{pattern},
-                           std::move(h)});
+  impl_->routes.push_back(
+    {std::move(method), std::regex{pattern}, std::move(h)});
 }
 
 void server::on_stop(response res) {
@@ -594,6 +600,9 @@ caf::error server::listen(const std::string& host, int port) {
   s.self = impl_;
   s.pool = std::make_unique<asio::thread_pool>(
     static_cast<std::size_t>(std::max(1, s.opts.handler_threads)));
+  if (s.opts.large_body_bytes > 0)
+    s.large_pool = std::make_unique<asio::thread_pool>(
+      static_cast<std::size_t>(std::max(1, s.opts.large_handler_threads)));
   s.work.emplace(s.io.get_executor());
   s.started = true;
   s.do_accept();
@@ -645,8 +654,11 @@ void server::stop() {
   }
   // Handlers still running finish (their answers go nowhere); queued ones
   // are dropped.
-  s.pool->stop();
-  s.pool->join();
+  for (auto* p : {s.pool.get(), s.large_pool.get()})
+    if (p) {
+      p->stop();
+      p->join();
+    }
   s.work.reset();
   s.io.stop();
   for (auto& t : s.threads)
@@ -654,6 +666,7 @@ void server::stop() {
   s.threads.clear();
   // Dropping the queued handlers releases their exchanges.
   s.pool.reset();
+  s.large_pool.reset();
 }
 
 } // namespace cerebelum::api::http

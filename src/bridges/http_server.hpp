@@ -45,6 +45,12 @@ struct server_options {
   int io_threads = 2;
   /// Threads running the handlers, which may block on the engine.
   int handler_threads = 32;
+  /// Requests whose body has more bytes than this (0: none) run on a pool
+  /// of their own, so that large requests waiting for admission
+  /// (request_gate.hpp) never hold up the small ones.
+  std::size_t large_body_bytes = 0;
+  /// Threads running the large requests' handlers.
+  int large_handler_threads = 8;
   /// The listen backlog: connections the kernel queues before accept.
   int backlog = 4096;
   /// Open connections beyond this get 503 and are closed.

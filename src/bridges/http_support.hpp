@@ -81,8 +81,7 @@ struct decision_body {
 };
 
 /// A handler that answers at once, on the handler pool.
-using sync_handler
-  = std::function<void(const http::request&, http::response&)>;
+using sync_handler = std::function<void(const http::request&, http::response&)>;
 
 /// Routes GETs (and HEADs) whose path matches `pattern` to `handler`.
 void get_route(http::server& server, const std::string& pattern,

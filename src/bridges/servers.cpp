@@ -79,8 +79,8 @@ start_http(caf::actor_system& sys, const std::string& address,
   std::shared_ptr<http::server> server = make_http_api(engine, opts);
   if (auto err = server->listen(host, port))
     return make_error(errc::unavailable,
-                      "cannot listen on " + address + " (HTTP): "
-                        + actors::api_error_message(err));
+                      "cannot listen on " + address
+                        + " (HTTP): " + actors::api_error_message(err));
   spdlog::info("HTTP API listening on {}", address);
   auto shutdown = [server] {
     server->stop();

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "src/bridges/http_api.hpp"
+#include "src/bridges/request_gate.hpp"
 #include "tests/api/fake_engine.hpp"
 
 using cerebelum::test::fake_engine;
@@ -175,10 +176,11 @@ struct fixture {
   std::unique_ptr<http::server> server;
   int port = 0;
 
-  explicit fixture(http::server_options opts = {}) {
+  explicit fixture(http::server_options opts = {},
+                   std::size_t max_body_bytes = 4096) {
     raise_fd_limit();
     cerebelum::api::http_options api;
-    api.max_body_bytes = 4096;
+    api.max_body_bytes = max_body_bytes;
     api.server = opts;
     server = cerebelum::api::make_http_api(engine, api);
     auto err = server->listen("127.0.0.1", 0);
@@ -266,8 +268,7 @@ TEST_CASE("500 concurrent waiting starts all complete on a bounded number of "
   REQUIRE(answered == n);
   int completed = 0;
   for (auto& r : replies)
-    if (r->status == 201
-        && r->parsed()["execution"]["status"] == "completed")
+    if (r->status == 201 && r->parsed()["execution"]["status"] == "completed")
       ++completed;
   CHECK(completed == n);
   CHECK(took < 10s);
@@ -445,4 +446,40 @@ TEST_CASE("a second server cannot bind a port in use") {
   http::server other;
   auto err = other.listen("127.0.0.1", f.port);
   CHECK(err);
+}
+
+TEST_CASE("large requests waiting for an admission slot do not hold up small "
+          "ones") {
+  fixture f{{}, 256 * 1024};
+  // Every slot of the node's gate taken: large requests wait for one.
+  std::vector<cerebelum::api::request_gate::ticket> held;
+  for (int i = 0; i < cerebelum::api::large_request_slots; ++i) {
+    auto t = cerebelum::api::request_gate::shared().admit(
+      cerebelum::api::large_request_bytes + 1, 0ms);
+    REQUIRE(t);
+    held.push_back(std::move(*t));
+  }
+  std::string big = R"({"pad":")" + std::string(100 * 1024, 'x') + R"("})";
+  std::vector<conn> large;
+  for (int i = 0; i < 40; ++i) {
+    large.emplace_back(f.port);
+    REQUIRE(large.back().send(
+      post("/v1/workflows/order/executions?id=big-" + std::to_string(i), big)));
+  }
+  conn small{f.port};
+  auto start = steady::now();
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(small.send(post(
+      "/v1/workflows/order/executions?id=small-" + std::to_string(i), "{}")));
+    auto r = small.next(3000ms);
+    REQUIRE(r);
+    CHECK(r->status == 201);
+  }
+  CHECK(steady::now() - start < 2s);
+  held.clear();
+  for (auto& c : large) {
+    auto r = c.next(20'000ms);
+    REQUIRE(r);
+    CHECK(r->status == 201);
+  }
 }
