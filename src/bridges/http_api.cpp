@@ -387,9 +387,10 @@ std::unique_ptr<http::server> make_http_api(engine_ptr engine,
   server_opts.large_body_bytes = large_request_bytes;
   auto srv = std::make_unique<http::server>(server_opts);
   http::response stopping;
-  send_error(stopping, make_error(errc::unavailable,
-                                  "the request was abandoned: the node is "
-                                  "stopping"));
+  send_error(stopping,
+             make_error(errc::unavailable,
+                        "the node is stopping: the wait was abandoned (the "
+                        "execution goes on; ask for it again)"));
   srv->on_stop(std::move(stopping));
   start_route(*srv, engine);
   list_route(*srv, engine);

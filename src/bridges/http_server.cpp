@@ -217,16 +217,19 @@ class session : public std::enable_shared_from_this<session> {
                    });
   }
 
-  /// The server stops: answers a pending request, closes an idle one.
-  void server_stopping(std::shared_ptr<session> self) {
-    asio::dispatch(stream_.get_executor(), [self] {
-      if (auto ex = self->pending_.lock(); ex && ex->claim()) {
-        self->keep_alive_ = false;
-        self->write(self->srv_->stop_answer);
-        return;
+  /// The server stops. First (`answer_pending` false) an idle connection
+  /// is closed; then, once every handler has returned, a request still
+  /// pending (one that waits for the engine) gets the stop answer.
+  void server_stopping(std::shared_ptr<session> self, bool answer_pending) {
+    asio::dispatch(stream_.get_executor(), [self, answer_pending] {
+      if (answer_pending) {
+        if (auto ex = self->pending_.lock(); ex && ex->claim()) {
+          self->keep_alive_ = false;
+          self->write(self->srv_->stop_answer);
+          return;
+        }
       }
-      if (self->phase_ == phase::idle || self->phase_ == phase::reading)
-        self->close();
+      if (self->phase_ == phase::idle) self->close();
     });
   }
 
@@ -637,34 +640,37 @@ void server::stop() {
     s.acceptor.close(ignored);
     s.accept_retry.cancel();
   });
-  std::vector<std::shared_ptr<session>> open;
-  {
-    std::lock_guard<std::mutex> guard{s.mtx};
-    for (auto& [id, weak] : s.sessions)
-      if (auto p = weak.lock()) open.push_back(std::move(p));
-  }
-  for (auto& p : open)
-    p->server_stopping(p);
-  open.clear();
+  auto each_session = [&s](bool answer_pending) {
+    std::vector<std::shared_ptr<session>> open;
+    {
+      std::lock_guard<std::mutex> guard{s.mtx};
+      for (auto& [id, weak] : s.sessions)
+        if (auto p = weak.lock()) open.push_back(std::move(p));
+    }
+    for (auto& p : open)
+      p->server_stopping(p, answer_pending);
+  };
+  // Idle connections close now; requests read before the stop are served
+  // as usual (a keep-alive connection closes after its answer).
+  each_session(false);
+  for (auto* p : {s.pool.get(), s.large_pool.get()})
+    if (p) p->join();
+  // What is still pending waits for the engine: answer it, then give the
+  // connections a moment to take their last answers.
+  each_session(true);
   {
     std::unique_lock<std::mutex> guard{s.mtx};
     s.cv.wait_for(guard, stop_grace, [&s] {
       return s.sessions.empty();
     });
   }
-  // Handlers still running finish (their answers go nowhere); queued ones
-  // are dropped.
-  for (auto* p : {s.pool.get(), s.large_pool.get()})
-    if (p) {
-      p->stop();
-      p->join();
-    }
   s.work.reset();
   s.io.stop();
   for (auto& t : s.threads)
     t.join();
   s.threads.clear();
-  // Dropping the queued handlers releases their exchanges.
+  // A request read after the pools were joined was never handled: dropping
+  // its queued handler releases its exchange.
   s.pool.reset();
   s.large_pool.reset();
 }

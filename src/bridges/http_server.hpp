@@ -147,8 +147,10 @@ class server {
   /// The connections open now.
   [[nodiscard]] std::size_t connections() const;
 
-  /// Stops accepting, answers pending requests with the `on_stop` answer,
-  /// closes every connection and joins the threads. Idempotent.
+  /// Stops accepting and closes idle connections, lets the handlers
+  /// already given a request finish and answer, then answers requests still
+  /// pending (waiting for something else) with the `on_stop` answer, closes
+  /// every connection and joins the threads. Idempotent.
   void stop();
 
   struct impl;
