@@ -32,6 +32,8 @@ find_package(CLI11 CONFIG REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 find_path(HTTPLIB_INCLUDE_DIR httplib.h)
+# Boost.Beast and Asio (header-only): the HTTP server of the node's API.
+find_package(Boost 1.81 CONFIG REQUIRED)
 if(CEREBELUM_BUILD_TESTS)
   find_package(Catch2 2 CONFIG REQUIRED)
 endif()

@@ -8,7 +8,8 @@ PACKAGES=(
   libcaf-dev libpqxx-dev libpq-dev libspdlog-dev libfmt-dev catch2
   libprotobuf-dev protobuf-compiler libgrpc++-dev libgrpc-dev
   protobuf-compiler-grpc libssl-dev nlohmann-json3-dev libsqlite3-dev
-  libyaml-cpp-dev libcli11-dev libcpp-httplib-dev postgresql openssl
+  libyaml-cpp-dev libcli11-dev libcpp-httplib-dev libboost1.81-dev postgresql
+  openssl
   python3-grpcio python3-protobuf clang-format procps iproute2 curl
   prometheus-cpp-dev
 )

@@ -1,7 +1,7 @@
 #pragma once
 
-// The HTTP/JSON API of a node (cpp-httplib), mirroring the AdminService for
-// curl users. Routes (see docs/api.md):
+// The HTTP/JSON API of a node (on src/bridges/http_server), mirroring the
+// AdminService for curl users. Routes (see docs/api.md):
 //
 //   POST /v1/workflows/{name}/executions   body: input object; ?id= ?wait=
 //   GET  /v1/executions                    ?status= &workflow= &page_size=
@@ -16,14 +16,10 @@
 // Errors: {"error": {"code": "not_found", "message": "..."}} with 400, 404,
 // 409, 413, 504, 503 or 500.
 
-#include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <memory>
 
-namespace httplib {
-class Server;
-} // namespace httplib
+#include "src/bridges/http_server.hpp"
 
 namespace cerebelum::actors {
 class engine_api;
@@ -33,16 +29,16 @@ namespace cerebelum::api {
 
 /// Limits of the HTTP API.
 struct http_options {
-  /// Larger request bodies get 413.
+  /// Larger request bodies get 413 (this, not `server.max_body_bytes`).
   std::size_t max_body_bytes = 1 << 20;
-  /// Set when the server stops; ends pending `?wait=true` requests.
-  std::shared_ptr<std::atomic<bool>> stopping;
+  /// Threads, connection limit and timeouts of the server.
+  http::server_options server;
 };
 
-/// Installs every route of the API, the JSON error handler and the body
-/// limit on `server`.
-void install_http_api(httplib::Server& server,
-                      std::shared_ptr<actors::engine_api> engine,
-                      const http_options& opts);
+/// A server (not yet listening) with every route of the API; requests still
+/// pending when it stops (a `?wait=true` start) get 503 `unavailable`.
+std::unique_ptr<http::server>
+make_http_api(std::shared_ptr<actors::engine_api> engine,
+              const http_options& opts);
 
 } // namespace cerebelum::api

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <memory>
-#include <regex>
 
 #include "actors/errc.hpp"
 #include "src/bridges/error_mapping.hpp"
@@ -15,20 +14,6 @@ namespace {
 
 using actors::errc;
 using actors::make_error;
-
-/// The error code for statuses httplib sets without a handler.
-std::string code_of_status(int status) {
-  switch (status) {
-    case 400: return "invalid_argument";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 413: return "payload_too_large";
-    case 429: return "overloaded";
-    case 415: return "unsupported_media_type";
-    case 503: return "unavailable";
-    default: return status >= 500 ? "internal" : "bad_request";
-  }
-}
 
 /// Reads the optional string member `key` of `obj`.
 caf::error read_string(const json& obj, const char* key, std::string& out) {
@@ -44,12 +29,13 @@ caf::error read_string(const json& obj, const char* key, std::string& out) {
 
 } // namespace
 
-void send_json(httplib::Response& res, int status, const json& body) {
+void send_json(http::response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(workflow::safe_dump(body), "application/json");
+  res.content_type = "application/json";
+  res.body = workflow::safe_dump(body);
 }
 
-void send_error(httplib::Response& res, const caf::error& err) {
+void send_error(http::response& res, const caf::error& err) {
   auto code = actors::api_error_code(err);
   if (code == errc::unavailable || code == errc::overloaded) {
     // The store or the node is away or over capacity for now: worth
@@ -66,15 +52,9 @@ void send_error(httplib::Response& res, const caf::error& err) {
              actors::api_error_message(err));
 }
 
-void send_error(httplib::Response& res, int status, const std::string& code,
+void send_error(http::response& res, int status, const std::string& code,
                 const std::string& message) {
   send_json(res, status, {{"error", {{"code", code}, {"message", message}}}});
-}
-
-query_params::query_params(const httplib::Request& req) {
-  auto q = req.target.find('?');
-  if (q != std::string::npos)
-    httplib::detail::parse_query_text(req.target.substr(q + 1), params_);
 }
 
 bool query_params::has(const std::string& name) const {
@@ -158,115 +138,39 @@ caf::expected<decision_body> decision_body::parse(const std::string& text,
   return result;
 }
 
-void post_route(httplib::Server& server, const std::string& pattern,
-                std::size_t max_bytes, body_handler handler) {
-  server.Post(pattern, [max_bytes, handler = std::move(handler)](
-                         const httplib::Request& req, httplib::Response& res,
-                         const httplib::ContentReader& read) {
-    auto too_large = [&] {
-      send_error(res, 413, "payload_too_large",
-                 "request body exceeds " + std::to_string(max_bytes)
-                   + " bytes");
-    };
-    if (req.is_multipart_form_data()) {
-      // Read and dropped so that the connection stays usable.
-      std::size_t seen = 0;
-      read(
-        [](const httplib::MultipartFormData&) {
-          return true;
-        },
-        [&](const char*, std::size_t n) {
-          seen += n;
-          return seen <= max_bytes;
-        });
-      if (seen > max_bytes || res.status == 413) return too_large();
-      return send_error(res, 415, "unsupported_media_type",
-                        "body: multipart/form-data is not accepted; send the "
-                        "JSON itself as the body");
-    }
-    std::string body;
-    // A request with neither Content-Length nor chunked Transfer-Encoding
-    // has no body (RFC 9112, 6.3); httplib would wait for the connection to
-    // close and answer 400 after its read timeout.
-    if (!req.has_header("Content-Length")
-        && req.get_header_value("Transfer-Encoding").find("chunked")
-             == std::string::npos)
-      return handler(req, body, res);
-    bool over = false;
-    bool ok = read([&](const char* data, std::size_t n) {
-      if (body.size() + n > max_bytes) {
-        over = true;
-        return false;
-      }
-      body.append(data, n);
-      return true;
-    });
-    if (over || res.status == 413) return too_large();
-    if (!ok)
-      return send_error(res, 400, "invalid_argument",
-                        "body: could not be read (connection closed or timed "
-                        "out before its end)");
-    handler(req, body, res);
-  });
+void get_route(http::server& server, const std::string& pattern,
+               sync_handler handler) {
+  server.route("GET", pattern,
+               [handler = std::move(handler)](const http::request& req,
+                                              http::responder answer) {
+                 http::response res;
+                 handler(req, res);
+                 answer.send(std::move(res));
+               });
 }
 
-void install_error_handlers(httplib::Server& server, std::size_t max_body_bytes,
-                            const std::vector<route>& routes) {
-  auto table
-    = std::make_shared<std::vector<std::pair<std::regex, std::string>>>();
-  for (const auto& r : routes) {
-    table->emplace_back(std::regex{r.pattern}, r.method);
-    if (r.method == "GET") table->emplace_back(std::regex{r.pattern}, "HEAD");
-  }
-  server.set_error_handler([max_body_bytes, table](const httplib::Request& req,
-                                                   httplib::Response& res) {
-    // Handlers that replied already set a JSON body.
-    if (!res.body.empty()) return;
-    // No handler for this method (404, or 400 for a method httplib does
-    // not know) on a path that has others: 405.
-    if (res.status == 404 || res.status == 400) {
-      std::string allow;
-      for (const auto& [path, method] : *table)
-        if (std::regex_match(req.path, path))
-          allow += (allow.empty() ? "" : ", ") + method;
-      if (!allow.empty()) {
-        res.set_header("Allow", allow);
-        return send_error(res, 405, "method_not_allowed",
-                          "method " + workflow::printable(req.method, 16)
-                            + " is not allowed on "
-                            + workflow::printable(req.path, 120)
-                            + " (allowed: " + allow + ")");
-      }
-    }
-    std::string message;
-    if (res.status == 413)
-      message = "request body exceeds " + std::to_string(max_body_bytes)
-                + " bytes";
-    else if (res.status == 404)
-      message = "no route " + workflow::printable(req.method, 16) + " "
-                + workflow::printable(req.path, 120);
-    else if (res.status == 400)
-      message = "malformed request: the request line or a header could not "
-                "be read, or the method ("
-                + workflow::printable(req.method, 16)
-                + ") is not one of GET, HEAD, POST, PUT, DELETE, OPTIONS, "
-                  "PATCH";
-    else
-      message = "HTTP " + std::to_string(res.status);
-    send_error(res, res.status, code_of_status(res.status), message);
-  });
-  server.set_exception_handler(
-    [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown exception";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-        // keep the generic message
-      }
-      send_error(res, 500, "internal", workflow::printable(what, 300));
-    });
+bool is_multipart(const http::request& req) {
+  return req.header("Content-Type").rfind("multipart/form-data", 0) == 0;
+}
+
+void refuse_multipart(http::response& res) {
+  send_error(res, 415, "unsupported_media_type",
+             "body: multipart/form-data is not accepted; send the JSON "
+             "itself as the body");
+}
+
+void post_route(http::server& server, const std::string& pattern,
+                body_handler handler) {
+  server.route("POST", pattern,
+               [handler = std::move(handler)](const http::request& req,
+                                              http::responder answer) {
+                 http::response res;
+                 if (is_multipart(req))
+                   refuse_multipart(res);
+                 else
+                   handler(req, req.body, res);
+                 answer.send(std::move(res));
+               });
 }
 
 } // namespace cerebelum::api

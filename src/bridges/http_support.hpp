@@ -1,8 +1,7 @@
 #pragma once
 
 // Helpers of the HTTP API's handlers: JSON replies, error bodies, query
-// parameters and decision bodies. Included only by HTTP code (pulls in
-// httplib).
+// parameters, decision bodies and the routes that answer at once.
 
 #include <functional>
 #include <initializer_list>
@@ -11,9 +10,9 @@
 #include <vector>
 
 #include <caf/expected.hpp>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "src/bridges/http_server.hpp"
 #include "workflow/safe_text.hpp"
 
 namespace cerebelum::api {
@@ -21,23 +20,23 @@ namespace cerebelum::api {
 using json = nlohmann::json;
 
 /// Replies `status` with `body` as JSON.
-void send_json(httplib::Response& res, int status, const json& body);
+void send_json(http::response& res, int status, const json& body);
 
 /// Replies with the HTTP status of an engine error and the body
 /// `{"error": {"code": ..., "message": ...}}`.
-void send_error(httplib::Response& res, const caf::error& err);
+void send_error(http::response& res, const caf::error& err);
 
 /// Replies `status` with an error body of `code` and `message`.
-void send_error(httplib::Response& res, int status, const std::string& code,
+void send_error(http::response& res, int status, const std::string& code,
                 const std::string& message);
 
-/// The query parameters of a request's target, never of its body (httplib
-/// also parses form-encoded bodies into `Request::params`; a JSON body sent
-/// with curl's default Content-Type must not set parameters). Every value
-/// read is checked against the text rule of its field.
+/// The query parameters of a request's target, never of its body (a JSON
+/// body sent with curl's default, form-encoded, Content-Type must not set
+/// parameters). Every value read is checked against the text rule of its
+/// field.
 class query_params {
  public:
-  explicit query_params(const httplib::Request& req);
+  explicit query_params(const http::request& req) : params_(req.query) {}
 
   [[nodiscard]] bool has(const std::string& name) const;
 
@@ -61,7 +60,7 @@ class query_params {
                                                  long long fallback) const;
 
  private:
-  httplib::Params params_;
+  std::multimap<std::string, std::string> params_;
 };
 
 /// Checks a value captured from the request path (a workflow name or an
@@ -81,29 +80,29 @@ struct decision_body {
                                             bool require_by);
 };
 
+/// A handler that answers at once, on the handler pool.
+using sync_handler = std::function<void(const http::request&, http::response&)>;
+
+/// Routes GETs (and HEADs) whose path matches `pattern` to `handler`.
+void get_route(http::server& server, const std::string& pattern,
+               sync_handler handler);
+
 /// A POST handler given the request body as text.
 using body_handler = std::function<void(
-  const httplib::Request&, const std::string& body, httplib::Response&)>;
+  const http::request&, const std::string& body, http::response&)>;
 
-/// Routes POSTs whose path matches `pattern` to `handler`. The body is read
-/// as it came, whatever its `Content-Type` (httplib would parse a
-/// form-encoded body into parameters and refuse one over 8 KiB); a body over
-/// `max_bytes` is 413 `payload_too_large`, a multipart body 415. A request
-/// with neither `Content-Length` nor chunked encoding has an empty body.
-void post_route(httplib::Server& server, const std::string& pattern,
-                std::size_t max_bytes, body_handler handler);
+/// Routes POSTs whose path matches `pattern` to `handler`, which answers at
+/// once. The body is read as it came, whatever its `Content-Type` (the
+/// server refuses one over its limit with 413); a multipart body is 415. A
+/// request with neither `Content-Length` nor chunked encoding has an empty
+/// body.
+void post_route(http::server& server, const std::string& pattern,
+                body_handler handler);
 
-/// A route of the API: its path pattern (a regular expression, as given to
-/// httplib) and its method.
-struct route {
-  std::string pattern;
-  std::string method;
-};
+/// Whether `req` carries a `multipart/form-data` body.
+bool is_multipart(const http::request& req);
 
-/// Installs JSON bodies for errors httplib raises itself (unknown path 404,
-/// oversized body 413, exceptions 500), and answers 405 with an `Allow`
-/// header when the path is one of `routes` but the method is not.
-void install_error_handlers(httplib::Server& server, std::size_t max_body_bytes,
-                            const std::vector<route>& routes);
+/// Answers a multipart body (`is_multipart`) 415.
+void refuse_multipart(http::response& res);
 
 } // namespace cerebelum::api

@@ -62,30 +62,4 @@ std::chrono::milliseconds wait_limit(std::chrono::milliseconds asked) {
                                                                    : asked;
 }
 
-caf::expected<actors::execution_view>
-wait_for_result(actors::engine_api& engine, const std::string& id,
-                std::chrono::milliseconds timeout,
-                const std::function<bool()>& abandoned) {
-  using std::chrono::steady_clock;
-  timeout = wait_limit(timeout);
-  auto deadline = steady_clock::now() + timeout;
-  constexpr std::chrono::milliseconds slice{250};
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - steady_clock::now());
-    auto res = engine.wait(id, std::max(std::chrono::milliseconds{1},
-                                        std::min(left, slice)));
-    if (res || actors::api_error_code(res.error()) != errc::deadline_exceeded)
-      return res;
-    if (steady_clock::now() >= deadline)
-      return make_error(errc::deadline_exceeded,
-                        "execution " + id + " did not finish within "
-                          + std::to_string(timeout.count()) + " ms");
-    if (abandoned && abandoned())
-      return make_error(errc::unavailable,
-                        "the wait was abandoned (client gone or node "
-                        "stopping)");
-  }
-}
-
 } // namespace cerebelum::api

@@ -4,7 +4,6 @@
 // that both reject the same inputs with the same messages.
 
 #include <chrono>
-#include <functional>
 #include <string>
 
 #include <caf/expected.hpp>
@@ -44,13 +43,5 @@ caf::error check_page_size(long long page_size);
 /// The wait a caller asked for, as served: 0 or more than `max_wait` is
 /// `max_wait`.
 std::chrono::milliseconds wait_limit(std::chrono::milliseconds asked);
-
-/// Waits for `id` to finish for at most `timeout` (0: `max_wait`), in slices
-/// of at most 250 ms so that `abandoned` (the client went away, the server
-/// stops) ends the wait early with `unavailable`.
-caf::expected<actors::execution_view>
-wait_for_result(actors::engine_api& engine, const std::string& id,
-                std::chrono::milliseconds timeout,
-                const std::function<bool()>& abandoned);
 
 } // namespace cerebelum::api

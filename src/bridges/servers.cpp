@@ -3,14 +3,9 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <grpcpp/grpcpp.h>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <thread>
 
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
@@ -24,7 +19,6 @@ namespace {
 
 using actors::errc;
 using actors::make_error;
-using stop_flag = std::shared_ptr<std::atomic<bool>>;
 
 /// Owns a server for its lifetime: `shutdown` runs when the actor exits,
 /// whatever the reason.
@@ -84,39 +78,14 @@ start_http(caf::actor_system& sys, const std::string& address,
   if (!split_address(address, host, port))
     return make_error(errc::invalid_argument,
                       "--http: expected HOST:PORT, got '" + address + "'");
-  // A fresh flag per start: a restarted server must not inherit `true`.
-  opts.stopping = std::make_shared<std::atomic<bool>>(false);
-  auto server = std::make_shared<httplib::Server>();
-  // One thread per keep-alive connection: size the pool for many clients.
-  server->new_task_queue = [] {
-    return new httplib::ThreadPool(128);
-  };
-  // httplib's default sets SO_REUSEPORT, which lets a second node bind the
-  // same port silently; SO_REUSEADDR alone still allows quick restarts.
-  // TCP_NODELAY on the listening socket is inherited by every accepted one
-  // (Linux): httplib writes a response's headers and body separately, and
-  // without it the body waited for the client's delayed ACK (~40 ms).
-  server->set_socket_options([](int sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-  });
-  // httplib closes a keep-alive connection after 5 requests by default: a
-  // client then reconnects (or fails a request on the closed connection).
-  server->set_keep_alive_max_count(1'000'000);
-  install_http_api(*server, engine, opts);
-  if (!server->bind_to_port(host, port))
+  std::shared_ptr<http::server> server = make_http_api(engine, opts);
+  if (auto err = server->listen(host, port))
     return make_error(errc::unavailable,
                       "cannot listen on " + address
-                        + " (HTTP): address in use or invalid");
-  auto thread = std::make_shared<std::thread>([server] {
-    server->listen_after_bind();
-  });
+                        + " (HTTP): " + actors::api_error_message(err));
   spdlog::info("HTTP API listening on {}", address);
-  auto shutdown = [server, thread, stopping = opts.stopping] {
-    stopping->store(true);
+  auto shutdown = [server] {
     server->stop();
-    if (thread->joinable()) thread->join();
   };
   return sys.spawn(server_owner, "HTTP", address, std::move(shutdown));
 }

@@ -27,7 +27,7 @@ fake_engine::start(const actors::start_request& req) {
     return make_error(errc::overloaded,
                       "the node is over capacity: its store writer's queue is "
                       "60% full; retry in a second");
-  if (req.workflow != "order")
+  if (req.workflow != "order" && req.workflow != "nap")
     return make_error(errc::unknown_workflow,
                       "no workflow named '" + req.workflow + "'");
   auto id = req.execution_id.empty() ? "e-" + std::to_string(next_id_++)
@@ -41,6 +41,8 @@ fake_engine::start(const actors::start_request& req) {
   view.input = req.input;
   view.created_at_ms = 1'700'000'000'000;
   executions_[id] = view;
+  if (req.workflow == "nap")
+    naps_[id] = std::chrono::steady_clock::now() + nap_time;
   return actors::start_response{view, true};
 }
 
@@ -50,6 +52,12 @@ fake_engine::describe(const std::string& id) {
   auto i = executions_.find(id);
   if (i == executions_.end())
     return make_error(errc::not_found, "no execution with id '" + id + "'");
+  if (auto n = naps_.find(id);
+      n != naps_.end() && std::chrono::steady_clock::now() >= n->second) {
+    i->second.status = st::completed;
+    i->second.result = {{"slept", true}};
+    naps_.erase(n);
+  }
   return i->second;
 }
 
@@ -148,14 +156,56 @@ void fake_engine::wait_async(const std::string& id,
                              std::chrono::milliseconds timeout,
                              wait_callback done) {
   std::lock_guard<std::mutex> guard{waiters_mtx_};
-  waiters_.emplace_back([this, id, timeout, done = std::move(done)] {
-    done(wait(id, timeout));
-  });
+  waits_.push_back(
+    {id, std::chrono::steady_clock::now() + timeout, std::move(done)});
+  if (!poller_.joinable())
+    poller_ = std::thread{[this] {
+      poll_waits();
+    }};
+}
+
+void fake_engine::poll_waits() {
+  using namespace std::chrono_literals;
+  std::unique_lock<std::mutex> guard{waiters_mtx_};
+  for (;;) {
+    std::vector<std::pair<wait_callback, caf::expected<actors::execution_view>>>
+      ready;
+    auto now = std::chrono::steady_clock::now();
+    for (auto i = waits_.begin(); i != waits_.end();) {
+      auto view = describe(i->id);
+      if (stopping_)
+        ready.emplace_back(std::move(i->done),
+                           make_error(errc::unavailable, "engine stopped"));
+      else if (!view || eventstore::is_terminal(view->status))
+        ready.emplace_back(std::move(i->done), std::move(view));
+      else if (now >= i->deadline)
+        ready.emplace_back(std::move(i->done),
+                           make_error(errc::deadline_exceeded,
+                                      "still running: " + i->id));
+      else {
+        ++i;
+        continue;
+      }
+      i = waits_.erase(i);
+    }
+    if (stopping_ && waits_.empty() && ready.empty()) return;
+    guard.unlock();
+    for (auto& [done, result] : ready)
+      done(std::move(result));
+    guard.lock();
+    waiters_cv_.wait_for(guard, 5ms, [this] {
+      return stopping_;
+    });
+  }
 }
 
 fake_engine::~fake_engine() {
-  for (auto& t : waiters_)
-    t.join();
+  {
+    std::lock_guard<std::mutex> guard{waiters_mtx_};
+    stopping_ = true;
+  }
+  waiters_cv_.notify_all();
+  if (poller_.joinable()) poller_.join();
 }
 
 actors::health_view fake_engine::health() {

@@ -3,6 +3,8 @@
 // An in-memory engine_api for testing the transports: executions are plain
 // records whose status the test sets; no actors, no store.
 
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -12,8 +14,9 @@
 
 namespace cerebelum::test {
 
-/// A test double of the engine's operations. Knows one workflow, "order";
-/// starting "busy" answers `overloaded`.
+/// A test double of the engine's operations. Knows the workflows "order"
+/// and "nap" (which completes `nap_time` after its start); starting "busy"
+/// answers `overloaded`.
 class fake_engine : public actors::engine_api {
  public:
   /// Sets the status of `id` (test setup).
@@ -43,7 +46,8 @@ class fake_engine : public actors::engine_api {
          const std::string& reason) override;
   caf::expected<actors::execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) override;
-  /// `wait` on a thread of its own.
+  /// Answered by one polling thread (every 5 ms) however many wait: a wait
+  /// holds no thread, as the engine's.
   void wait_async(const std::string& id, std::chrono::milliseconds timeout,
                   wait_callback done) override;
   std::vector<actors::workflow_view> workflows() override;
@@ -81,14 +85,30 @@ class fake_engine : public actors::engine_api {
   std::string last_by;
   actors::json last_data;
 
-  /// Joins the threads of `wait_async`.
+  /// How long a "nap" execution runs.
+  std::chrono::milliseconds nap_time{1000};
+
+  /// Answers the waits left `unavailable` and joins the polling thread.
   ~fake_engine() override;
 
  private:
+  struct pending_wait {
+    std::string id;
+    std::chrono::steady_clock::time_point deadline;
+    wait_callback done;
+  };
+
+  void poll_waits();
+
   std::mutex mtx_;
   std::mutex waiters_mtx_;
-  std::vector<std::thread> waiters_;
+  std::condition_variable waiters_cv_;
+  std::vector<pending_wait> waits_;
+  std::thread poller_;
+  bool stopping_ = false;
   std::map<std::string, actors::execution_view> executions_;
+  /// When each "nap" execution completes.
+  std::map<std::string, std::chrono::steady_clock::time_point> naps_;
   int next_id_ = 1;
   bool dead_letter_retried_ = false;
 };

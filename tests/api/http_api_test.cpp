@@ -1,5 +1,6 @@
-// The HTTP/JSON API over a real httplib server and the in-memory test double
-// of the engine: statuses, error bodies, JSON shapes.
+// The HTTP/JSON API over a real server (src/bridges/http_server; clients
+// are httplib's and raw sockets) and the in-memory test double of the
+// engine: statuses, error bodies, JSON shapes.
 
 #include <catch2/catch.hpp>
 
@@ -23,8 +24,7 @@ namespace {
 
 struct fixture {
   std::shared_ptr<fake_engine> engine = std::make_shared<fake_engine>();
-  httplib::Server server;
-  std::thread thread;
+  std::unique_ptr<cerebelum::api::http::server> server;
   std::unique_ptr<httplib::Client> client;
   int port = 0;
   std::string last_allow; // the Allow header of the last raw() answer
@@ -32,17 +32,15 @@ struct fixture {
   explicit fixture(std::size_t max_body_bytes = 4096) {
     cerebelum::api::http_options opts;
     opts.max_body_bytes = max_body_bytes;
-    cerebelum::api::install_http_api(server, engine, opts);
-    port = server.bind_to_any_port("127.0.0.1");
-    thread = std::thread{[this] {
-      server.listen_after_bind();
-    }};
+    server = cerebelum::api::make_http_api(engine, opts);
+    auto err = server->listen("127.0.0.1", 0);
+    REQUIRE_FALSE(err);
+    port = server->port();
     client = std::make_unique<httplib::Client>("127.0.0.1", port);
   }
 
   ~fixture() {
-    server.stop();
-    thread.join();
+    server->stop();
   }
 
   /// POSTs `body` and returns status and parsed body.
@@ -288,7 +286,7 @@ TEST_CASE("a known path with a wrong method is 405 with Allow") {
                + " (allowed: " + allow + ")");
     CHECK(f.last_allow == allow);
   }
-  // A method httplib does not know is refused before routing; the answer
+  // A method the API does not know is refused before routing; the answer
   // says what could be wrong rather than "HTTP 400".
   auto brew = f.raw("BREW /v1/executions HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK(brew.first == 400);

@@ -1,0 +1,698 @@
+#include "src/bridges/http_server.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <thread>
+
+#include "actors/errc.hpp"
+#include "workflow/safe_text.hpp"
+
+namespace cerebelum::api::http {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+/// How long a closing connection is drained of what the client still sends,
+/// so that its last answer is not lost to a reset.
+constexpr std::chrono::milliseconds linger_time{2'000};
+
+/// How long `stop` waits for connections to take their last answer.
+constexpr std::chrono::milliseconds stop_grace{2'000};
+
+/// Request header fields beyond this are refused (400).
+constexpr std::uint32_t max_header_bytes = 16 * 1024;
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/// Percent-decodes `text`; with `plus_is_space`, '+' is a space (query
+/// strings). A '%' not followed by two hex digits stays as it is.
+std::string decode_url(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0
+        && hex_value(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(text[i + 1]) * 16
+                               + hex_value(text[i + 2]));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+/// The parameters of a query string: `a=1&b&c=x%20y`; empty segments and
+/// empty names are skipped, a name without '=' has the value "".
+std::multimap<std::string, std::string> parse_query(std::string_view text) {
+  std::multimap<std::string, std::string> params;
+  while (!text.empty()) {
+    auto amp = text.find('&');
+    auto part = text.substr(0, amp);
+    text = amp == std::string_view::npos ? std::string_view{}
+                                         : text.substr(amp + 1);
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    auto name = part.substr(0, eq);
+    auto value = eq == std::string_view::npos ? std::string_view{}
+                                              : part.substr(eq + 1);
+    if (name.empty()) continue;
+    params.emplace(decode_url(name, true), decode_url(value, true));
+  }
+  return params;
+}
+
+std::string lower(std::string_view text) {
+  std::string out{text};
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+bool known_method(std::string_view m) {
+  for (const char* k :
+       {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+    if (m == k) return true;
+  return false;
+}
+
+class session;
+
+struct route_entry {
+  std::string method;
+  std::regex pattern;
+  handler run;
+  /// The pattern as given (for the answer observer).
+  std::string text;
+};
+
+} // namespace
+
+/// The state every connection shares. Members a session's destructor
+/// touches (the registry) are declared before the io_context, whose
+/// destructor may destroy the last sessions.
+struct server::impl {
+  explicit impl(server_options o) : opts(o) {
+    stop_answer = error_response(503, "unavailable", "the server is stopping");
+  }
+
+  server_options opts;
+  std::vector<route_entry> routes;
+  response stop_answer;
+  answer_observer observer;
+  std::atomic<bool> stopping{false};
+  bool started = false;
+  // For the exchanges, which keep the io_context alive.
+  std::weak_ptr<impl> self;
+  int port = 0;
+
+  // The registry of open connections (not those refused over the limit).
+  mutable std::mutex mtx;
+  std::condition_variable cv;
+  std::map<std::uint64_t, std::weak_ptr<session>> sessions;
+  std::uint64_t next_id = 0;
+
+  std::unique_ptr<asio::thread_pool> pool;
+  std::unique_ptr<asio::thread_pool> large_pool;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
+    work;
+  tcp::acceptor acceptor{io};
+  asio::steady_timer accept_retry{io};
+  std::vector<std::thread> threads;
+
+  void do_accept();
+  void on_accept(error_code ec, tcp::socket sock);
+  void dispatch(std::shared_ptr<session> s, request req, bool head);
+};
+
+/// One request being handled: answered once, by the handler or by the
+/// server's stop, whichever comes first.
+class exchange {
+ public:
+  exchange(std::shared_ptr<session> s, std::shared_ptr<server::impl> srv)
+    : session_(std::move(s)), server_(std::move(srv)) {
+    // nop
+  }
+
+  ~exchange() {
+    if (claim())
+      deliver(error_response(500, "internal",
+                             "the request's handler gave no answer"));
+  }
+
+  /// True for the first caller only.
+  bool claim() {
+    return !done_.exchange(true);
+  }
+
+  /// Hands `res` to the connection's strand.
+  void deliver(response res);
+
+ private:
+  std::shared_ptr<session> session_;
+  // Keeps the io_context alive for `deliver`, whatever thread answers when.
+  std::shared_ptr<server::impl> server_;
+  std::atomic<bool> done_{false};
+};
+
+namespace {
+
+/// One connection. Every member is used on the connection's strand only.
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket sock, server::impl* srv, std::uint64_t id)
+    : stream_(std::move(sock)), srv_(srv), id_(id) {
+    // nop
+  }
+
+  ~session() {
+    unregister();
+  }
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->read_first();
+    });
+  }
+
+  /// Answers `res` at once and closes (the server is full).
+  void refuse(response res) {
+    asio::dispatch(stream_.get_executor(),
+                   [self = shared_from_this(), res = std::move(res)]() mutable {
+                     self->keep_alive_ = false;
+                     self->write(std::move(res));
+                   });
+  }
+
+  /// The server stops. First (`answer_pending` false) an idle connection
+  /// is closed; then, once every handler has returned, a request still
+  /// pending (one that waits for the engine) gets the stop answer.
+  void server_stopping(std::shared_ptr<session> self, bool answer_pending) {
+    asio::dispatch(stream_.get_executor(), [self, answer_pending] {
+      if (answer_pending) {
+        if (auto ex = self->pending_.lock(); ex && ex->claim()) {
+          self->keep_alive_ = false;
+          self->write(self->srv_->stop_answer);
+          return;
+        }
+      }
+      if (self->phase_ == phase::idle) self->close();
+    });
+  }
+
+  /// Writes `res`, then reads the next request or closes.
+  void write(response r) {
+    if (phase_ == phase::closed || phase_ == phase::closing) return;
+    if (srv_->observer)
+      srv_->observer(route_, r.status,
+                     std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - began_)
+                       .count());
+    route_.clear();
+    phase_ = phase::writing;
+    pending_.reset();
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
+    res->version(version_);
+    res->result(static_cast<unsigned>(r.status));
+    if (!r.content_type.empty())
+      res->set(bhttp::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers)
+      res->set(name, value);
+    res->body() = std::move(r.body);
+    res->keep_alive(keep_alive_ && !srv_->stopping.load());
+    res->prepare_payload();
+    // A HEAD answer has the GET answer's headers (Content-Length too) and
+    // no body.
+    if (head_) res->body().clear();
+    lowest().expires_after(srv_->opts.write_timeout);
+    bhttp::async_write(stream_, *res,
+                       [self = shared_from_this(), res](error_code ec,
+                                                        std::size_t) {
+                         self->on_write(ec, res->keep_alive());
+                       });
+  }
+
+ private:
+  enum class phase { idle, reading, handling, writing, closing, closed };
+
+  beast::tcp_stream& lowest() {
+    return beast::get_lowest_layer(stream_);
+  }
+
+  /// Waits up to the idle timeout for the first bytes of a request.
+  void read_first() {
+    if (srv_->stopping.load()) return close();
+    phase_ = phase::idle;
+    head_ = false;
+    keep_alive_ = true;
+    version_ = 11;
+    parser_.emplace();
+    parser_->body_limit(srv_->opts.max_body_bytes);
+    parser_->header_limit(max_header_bytes);
+    if (buffer_.size() > 0) return read_header();
+    lowest().expires_after(srv_->opts.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](error_code ec,
+                                                        std::size_t n) {
+                              if (ec) return self->close();
+                              self->buffer_.commit(n);
+                              self->read_header();
+                            });
+  }
+
+  /// The whole request, header and body, must arrive within the request
+  /// timeout counted from now.
+  void read_header() {
+    phase_ = phase::reading;
+    began_ = std::chrono::steady_clock::now();
+    lowest().expires_after(srv_->opts.request_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](error_code ec,
+                                                         std::size_t) {
+                               self->on_header(ec);
+                             });
+  }
+
+  void on_header(error_code ec) {
+    if (ec) return on_read_error(ec);
+    auto& msg = parser_->get();
+    version_ = msg.version();
+    keep_alive_ = msg.keep_alive();
+    if (lower(msg[bhttp::field::expect]) == "100-continue"
+        && !parser_->is_done()) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(stream_, asio::buffer(cont.data(), cont.size()),
+                        [self = shared_from_this()](error_code ec,
+                                                    std::size_t) {
+                          if (ec) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](error_code ec, std::size_t) {
+                        if (ec) return self->on_read_error(ec);
+                        self->lowest().expires_never();
+                        self->on_request();
+                      });
+  }
+
+  void on_read_error(error_code ec) {
+    if (ec == bhttp::error::body_limit) {
+      keep_alive_ = false;
+      return write(error_response(413, "payload_too_large",
+                                  "request body exceeds "
+                                    + std::to_string(srv_->opts.max_body_bytes)
+                                    + " bytes"));
+    }
+    if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream
+        || ec == bhttp::error::partial_message || ec == asio::error::eof
+        || ec == asio::error::operation_aborted
+        || ec == asio::error::connection_reset
+        || ec.category() == asio::error::get_system_category())
+      return close();
+    // The request line or a header is malformed: say so, then close (the
+    // stream cannot be resynchronised).
+    keep_alive_ = false;
+    std::string method;
+    if (parser_->is_header_done())
+      method = std::string{parser_->get().method_string()};
+    write(error_response(400, "invalid_argument",
+                         "malformed request: the request line or a header "
+                         "could not be read ("
+                           + ec.message() + "), or the method ("
+                           + workflow::printable(method, 16)
+                           + ") is not one of GET, HEAD, POST, PUT, DELETE, "
+                             "OPTIONS, PATCH"));
+  }
+
+  void on_request() {
+    auto& msg = parser_->get();
+    request req;
+    req.method = std::string{msg.method_string()};
+    req.target = std::string{msg.target()};
+    auto q = req.target.find('?');
+    req.path = decode_url(std::string_view{req.target}.substr(0, q), false);
+    if (q != std::string::npos)
+      req.query = parse_query(std::string_view{req.target}.substr(q + 1));
+    for (const auto& field : msg)
+      req.headers.emplace(lower(field.name_string()),
+                          std::string{field.value()});
+    req.body = std::move(msg.body());
+    head_ = msg.method() == bhttp::verb::head;
+    phase_ = phase::handling;
+    srv_->dispatch(shared_from_this(), std::move(req), head_);
+  }
+
+  void on_write(error_code ec, bool keep_alive) {
+    if (ec) return close();
+    if (!keep_alive) return linger();
+    read_first();
+  }
+
+  /// Closes gracefully: no more sending, then reads (and drops) what the
+  /// client still sends for a while, so that it reads the last answer
+  /// instead of a reset.
+  void linger() {
+    phase_ = phase::closing;
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    // A stopping server waits for nothing more from its clients.
+    lowest().expires_after(
+      srv_->stopping.load() ? std::chrono::milliseconds{100} : linger_time);
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(asio::buffer(drain_),
+                            [self = shared_from_this()](error_code ec,
+                                                        std::size_t) {
+                              if (ec) return self->close();
+                              self->drain();
+                            });
+  }
+
+  void close() {
+    if (phase_ == phase::closed) return;
+    phase_ = phase::closed;
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
+    unregister();
+  }
+
+  /// Leaves the registry of open connections (once): a closed connection
+  /// no longer counts, even while an answer to it is still under way.
+  void unregister() {
+    if (id_ == 0) return;
+    std::lock_guard<std::mutex> guard{srv_->mtx};
+    srv_->sessions.erase(id_);
+    id_ = 0;
+    srv_->cv.notify_all();
+  }
+
+  friend struct cerebelum::api::http::server::impl;
+  friend class cerebelum::api::http::exchange;
+
+  beast::tcp_stream stream_;
+  server::impl* srv_;
+  std::uint64_t id_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::array<char, 4096> drain_{};
+  std::weak_ptr<exchange> pending_;
+  /// The request being answered: its first byte's time and the pattern of
+  /// the route that took it (for the answer observer).
+  std::chrono::steady_clock::time_point began_ =
+    std::chrono::steady_clock::now();
+  std::string route_;
+  phase phase_ = phase::idle;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  unsigned version_ = 11;
+};
+
+} // namespace
+
+void exchange::deliver(response res) {
+  auto s = session_;
+  asio::post(s->stream_.get_executor(), [s, res = std::move(res)]() mutable {
+    s->write(std::move(res));
+  });
+}
+
+void server::impl::do_accept() {
+  acceptor.async_accept(asio::make_strand(io),
+                        [this](error_code ec, tcp::socket sock) {
+                          on_accept(ec, std::move(sock));
+                        });
+}
+
+void server::impl::on_accept(error_code ec, tcp::socket sock) {
+  if (ec == asio::error::operation_aborted || stopping.load()) return;
+  if (ec) {
+    // Out of file descriptors, most likely: try again shortly rather than
+    // spin.
+    spdlog::warn("HTTP accept failed: {}", ec.message());
+    accept_retry.expires_after(std::chrono::milliseconds{50});
+    accept_retry.async_wait([this](error_code ec) {
+      if (!ec && !stopping.load()) do_accept();
+    });
+    return;
+  }
+  error_code ignored;
+  sock.set_option(tcp::no_delay{true}, ignored);
+  std::uint64_t id = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (sessions.size() < opts.max_connections) id = ++next_id;
+  }
+  auto s = std::make_shared<session>(std::move(sock), this, id);
+  if (id == 0) {
+    s->refuse(error_response(503, "unavailable",
+                             "too many open connections ("
+                               + std::to_string(opts.max_connections)
+                               + "); retry later"));
+  } else {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      sessions.emplace(id, s);
+    }
+    s->start();
+  }
+  do_accept();
+}
+
+void server::impl::dispatch(std::shared_ptr<session> s, request req,
+                            bool head) {
+  if (!known_method(req.method)) {
+    s->keep_alive_ = false;
+    return s->write(error_response(
+      400, "invalid_argument",
+      "malformed request: the request line or a header could not be read, "
+      "or the method ("
+        + workflow::printable(req.method, 16)
+        + ") is not one of GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"));
+  }
+  const std::string method = head ? "GET" : req.method;
+  std::string allow;
+  for (const auto& r : routes) {
+    std::smatch m;
+    if (!std::regex_match(req.path, m, r.pattern)) continue;
+    if (r.method == method) {
+      s->route_ = r.text;
+      for (std::size_t i = 1; i < m.size(); ++i)
+        req.captures.push_back(m[i].str());
+      auto ex = std::make_shared<exchange>(s, self.lock());
+      s->pending_ = ex;
+      auto& runner = large_pool && req.body.size() > opts.large_body_bytes
+                       ? *large_pool
+                       : *pool;
+      asio::post(runner, [run = r.run, req = std::move(req),
+                          answer = responder{std::move(ex)}]() {
+        try {
+          run(req, answer);
+        } catch (const std::exception& e) {
+          answer.send(error_response(500, "internal",
+                                     workflow::printable(e.what(), 300)));
+        } catch (...) {
+          answer.send(error_response(500, "internal", "unknown exception"));
+        }
+      });
+      return;
+    }
+    allow += (allow.empty() ? "" : ", ") + r.method;
+    if (r.method == "GET") allow += ", HEAD";
+  }
+  if (!allow.empty()) {
+    auto res = error_response(
+      405, "method_not_allowed",
+      "method " + workflow::printable(req.method, 16) + " is not allowed on "
+        + workflow::printable(req.path, 120) + " (allowed: " + allow + ")");
+    res.set_header("Allow", allow);
+    return s->write(std::move(res));
+  }
+  s->write(error_response(404, "not_found",
+                          "no route " + workflow::printable(req.method, 16)
+                            + " " + workflow::printable(req.path, 120)));
+}
+
+std::string request::header(std::string_view name) const {
+  auto i = headers.find(lower(name));
+  return i == headers.end() ? std::string{} : i->second;
+}
+
+response error_response(int status, const std::string& code,
+                        const std::string& message) {
+  response res;
+  res.status = status;
+  res.body = workflow::safe_dump(
+    nlohmann::json{{"error", {{"code", code}, {"message", message}}}});
+  return res;
+}
+
+void responder::send(response res) const {
+  if (ex_->claim()) ex_->deliver(std::move(res));
+}
+
+server::server(server_options opts) : impl_(std::make_shared<impl>(opts)) {
+  // nop
+}
+
+server::~server() {
+  stop();
+}
+
+void server::route(std::string method, const std::string& pattern, handler h) {
+  impl_->routes.push_back(
+    {std::move(method), std::regex{pattern}, std::move(h), pattern});
+}
+
+void server::observe(answer_observer o) {
+  impl_->observer = std::move(o);
+}
+
+void server::on_stop(response res) {
+  impl_->stop_answer = std::move(res);
+}
+
+caf::error server::listen(const std::string& host, int port) {
+  auto& s = *impl_;
+  auto where = host + ":" + std::to_string(port);
+  error_code ec;
+  tcp::resolver resolver{s.io};
+  auto found = resolver.resolve(host, std::to_string(port),
+                                tcp::resolver::passive, ec);
+  if (ec || found.empty())
+    return actors::make_error(actors::errc::invalid_argument,
+                              "cannot resolve " + where + ": " + ec.message());
+  auto endpoint = found.begin()->endpoint();
+  s.acceptor.open(endpoint.protocol(), ec);
+  // SO_REUSEADDR allows a quick restart; SO_REUSEPORT is not set, so a
+  // second server on the same port fails here.
+  if (!ec) s.acceptor.set_option(tcp::acceptor::reuse_address{true}, ec);
+  if (!ec) s.acceptor.bind(endpoint, ec);
+  if (!ec) s.acceptor.listen(s.opts.backlog, ec);
+  if (ec) {
+    error_code ignored;
+    s.acceptor.close(ignored);
+    return actors::make_error(actors::errc::unavailable,
+                              "bind or listen failed: " + ec.message());
+  }
+  s.port = s.acceptor.local_endpoint().port();
+  s.self = impl_;
+  s.pool = std::make_unique<asio::thread_pool>(
+    static_cast<std::size_t>(std::max(1, s.opts.handler_threads)));
+  if (s.opts.large_body_bytes > 0)
+    s.large_pool = std::make_unique<asio::thread_pool>(
+      static_cast<std::size_t>(std::max(1, s.opts.large_handler_threads)));
+  s.work.emplace(s.io.get_executor());
+  s.started = true;
+  s.do_accept();
+  for (int i = 0; i < std::max(1, s.opts.io_threads); ++i)
+    s.threads.emplace_back([&s] {
+      for (;;) {
+        try {
+          s.io.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("HTTP server: a handler threw: {}", e.what());
+        }
+      }
+    });
+  return {};
+}
+
+int server::port() const {
+  return impl_->port;
+}
+
+std::size_t server::connections() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->sessions.size();
+}
+
+void server::stop() {
+  auto& s = *impl_;
+  if (!s.started || s.stopping.exchange(true)) return;
+  asio::post(s.io, [&s] {
+    error_code ignored;
+    s.acceptor.close(ignored);
+    s.accept_retry.cancel();
+  });
+  auto each_session = [&s](bool answer_pending) {
+    std::vector<std::shared_ptr<session>> open;
+    {
+      std::lock_guard<std::mutex> guard{s.mtx};
+      for (auto& [id, weak] : s.sessions)
+        if (auto p = weak.lock()) open.push_back(std::move(p));
+    }
+    for (auto& p : open)
+      p->server_stopping(p, answer_pending);
+  };
+  // Idle connections close now; requests read before the stop are served
+  // as usual (a keep-alive connection closes after its answer).
+  each_session(false);
+  for (auto* p : {s.pool.get(), s.large_pool.get()})
+    if (p) p->join();
+  // What is still pending waits for the engine: answer it, then give the
+  // connections a moment to take their last answers.
+  each_session(true);
+  {
+    std::unique_lock<std::mutex> guard{s.mtx};
+    s.cv.wait_for(guard, stop_grace, [&s] {
+      return s.sessions.empty();
+    });
+  }
+  s.work.reset();
+  s.io.stop();
+  for (auto& t : s.threads)
+    t.join();
+  s.threads.clear();
+  // A request read after the pools were joined was never handled: dropping
+  // its queued handler releases its exchange.
+  s.pool.reset();
+  s.large_pool.reset();
+}
+
+} // namespace cerebelum::api::http

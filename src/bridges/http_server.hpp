@@ -1,0 +1,172 @@
+#pragma once
+
+// An event-driven HTTP/1.1 server (Boost.Beast on Asio) for the node's
+// HTTP/JSON API. A few I/O threads run every connection asynchronously;
+// handlers run on a separate pool (they may block on the engine) and may
+// answer later, from any thread, so a request that waits for a result holds
+// no thread at all.
+//
+//  accept --> [idle: wait for a first byte, idle_timeout]
+//               |
+//               v
+//             [read header + body within request_timeout] --error--> 400/413
+//               |                                                    (close)
+//               v
+//             route --no route / wrong method--> 404 / 405
+//               |
+//               v
+//             handler on the pool --> responder.send() (any thread, later)
+//               |
+//               v
+//             [write within write_timeout] --keep-alive--> idle
+//                                          --close--> shutdown, drain, close
+//
+// Only the session's stream type knows about TCP: a TLS listener would wrap
+// it in an ssl_stream and add a handshake before the first read; timeouts go
+// through the lowest layer.
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <caf/error.hpp>
+
+namespace cerebelum::api::http {
+
+/// Limits and sizes of a server.
+struct server_options {
+  /// Threads running the connections (accept, read, write).
+  int io_threads = 2;
+  /// Threads running the handlers, which may block on the engine.
+  int handler_threads = 32;
+  /// Requests whose body has more bytes than this (0: none) run on a pool
+  /// of their own, so that large requests waiting for admission
+  /// (request_gate.hpp) never hold up the small ones.
+  std::size_t large_body_bytes = 0;
+  /// Threads running the large requests' handlers.
+  int large_handler_threads = 8;
+  /// The listen backlog: connections the kernel queues before accept.
+  int backlog = 4096;
+  /// Open connections beyond this get 503 and are closed.
+  std::size_t max_connections = 10'000;
+  /// Larger request bodies get 413 (and the connection is closed).
+  std::size_t max_body_bytes = 1 << 20;
+  /// A request's header and body must arrive within this, counted from its
+  /// first byte (slow clients, "slowloris").
+  std::chrono::milliseconds request_timeout{10'000};
+  /// A keep-alive connection that sends nothing for this long is closed.
+  std::chrono::milliseconds idle_timeout{60'000};
+  /// A response must be taken by the client within this.
+  std::chrono::milliseconds write_timeout{30'000};
+};
+
+/// A request as a handler sees it.
+struct request {
+  /// As sent ("GET", "POST", ...); HEAD requests reach GET routes.
+  std::string method;
+  /// The request target as sent (path and query).
+  std::string target;
+  /// The path, percent-decoded, without the query.
+  std::string path;
+  /// The groups captured by the route's pattern, in order.
+  std::vector<std::string> captures;
+  /// Query parameters of the target (never of the body), decoded.
+  std::multimap<std::string, std::string> query;
+  /// Header fields, names in lower case.
+  std::multimap<std::string, std::string> headers;
+  std::string body;
+
+  /// The value of header `name` (any case), or "" when absent.
+  [[nodiscard]] std::string header(std::string_view name) const;
+};
+
+/// A response a handler gives.
+struct response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  void set_header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+/// `{"error": {"code": ..., "message": ...}}` with `status`.
+response error_response(int status, const std::string& code,
+                        const std::string& message);
+
+class exchange;
+
+/// Answers one request, once, from any thread; later answers are ignored.
+/// A request whose every responder is dropped unanswered gets 500.
+class responder {
+ public:
+  explicit responder(std::shared_ptr<exchange> ex) : ex_(std::move(ex)) {}
+
+  void send(response res) const;
+
+ private:
+  std::shared_ptr<exchange> ex_;
+};
+
+/// Handles one request; answers through the responder, now or later.
+using handler = std::function<void(const request&, responder)>;
+
+/// Told of every answer the server writes (metrics): the pattern of the
+/// route that took the request ("" when none did: 404, 405, a malformed
+/// request, a refused connection), the status, and the seconds from the
+/// request's first byte to the answer. Runs on an I/O thread: keep it cheap.
+using answer_observer =
+  std::function<void(const std::string& route, int status, double seconds)>;
+
+class server {
+ public:
+  explicit server(server_options opts = {});
+  ~server();
+
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Routes `method` on paths matching `pattern` (a regular expression over
+  /// the whole decoded path; its groups become `request::captures`). A GET
+  /// route also serves HEAD. Routes are matched in the order added; call
+  /// before `listen`.
+  void route(std::string method, const std::string& pattern, handler h);
+
+  /// The answer to requests still pending when the server stops.
+  void on_stop(response res);
+
+  /// Tells `o` of every answer (see answer_observer). Call before `listen`.
+  void observe(answer_observer o);
+
+  /// Binds `host:port` (port 0: any free one), listens and starts the
+  /// threads. An error names the address when it cannot bind (in use:
+  /// SO_REUSEPORT is not set, so a second server on a port fails).
+  [[nodiscard]] caf::error listen(const std::string& host, int port);
+
+  /// The bound port (after `listen`).
+  [[nodiscard]] int port() const;
+
+  /// The connections open now.
+  [[nodiscard]] std::size_t connections() const;
+
+  /// Stops accepting and closes idle connections, lets the handlers
+  /// already given a request finish and answer, then answers requests still
+  /// pending (waiting for something else) with the `on_stop` answer, closes
+  /// every connection and joins the threads. Idempotent.
+  void stop();
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace cerebelum::api::http
