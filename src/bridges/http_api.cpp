@@ -1,8 +1,8 @@
 #include "src/bridges/http_api.hpp"
 
 #include <functional>
-#include <optional>
 #include <map>
+#include <optional>
 
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
@@ -88,18 +88,20 @@ void reply(http::response& res,
   send_json(res, 200, view_json(*view));
 }
 
-/// A start that asked to wait: what to wait for.
-struct start_to_wait {
-  std::string execution_id;
-  std::chrono::milliseconds timeout;
-  bool created;
+/// A start checked and ready for the engine.
+struct checked_start {
+  actors::start_request req;
+  /// `?wait=true`: answer once the execution ended, within `timeout`.
+  bool wait = false;
+  std::chrono::milliseconds timeout{0};
+  /// The gate's slot, held until the start is answered.
+  std::shared_ptr<request_gate::ticket> slot;
 };
 
-/// Checks and runs a start; answers `res` unless the start was accepted and
-/// asked to wait.
-std::optional<start_to_wait> start_now(actors::engine_api& engine,
-                                       const http::request& req,
-                                       http::response& res) {
+/// Checks a start request; answers `res` (and returns nothing) when it is
+/// refused.
+std::optional<checked_start> check_start(const http::request& req,
+                                         http::response& res) {
   std::string workflow = req.captures[0];
   if (auto err = check_path_value("workflow", workflow)) {
     send_error(res, err);
@@ -134,26 +136,29 @@ std::optional<start_to_wait> start_now(actors::engine_api& engine,
   if (!slot) return std::nullopt;
   auto input = parse_json_field("body", req.body, json::object(), true);
   if (!input) return fail(input.error());
-  actors::start_request sreq;
-  sreq.workflow = std::move(workflow);
-  sreq.input = std::move(*input);
-  sreq.execution_id = std::move(*id);
-  sreq.started_by = std::move(*by);
-  sreq.version = *version_hash;
-  auto started = engine.start(sreq);
-  if (!started) return fail(started.error());
-  if (*wait)
-    return start_to_wait{started->execution.execution_id,
-                         wait_limit(std::chrono::milliseconds{*timeout}),
-                         started->created};
-  send_json(res, started->created ? 201 : 200,
-            {{"created", started->created},
-             {"execution", view_json(started->execution)}});
-  return std::nullopt;
+  checked_start out;
+  out.req.workflow = std::move(workflow);
+  out.req.input = std::move(*input);
+  out.req.execution_id = std::move(*id);
+  out.req.started_by = std::move(*by);
+  out.req.version = *version_hash;
+  out.wait = *wait;
+  out.timeout = wait_limit(std::chrono::milliseconds{*timeout});
+  out.slot = std::make_shared<request_gate::ticket>(std::move(*slot));
+  return out;
 }
 
-/// POST /v1/workflows/{name}/executions. With `?wait=true` the answer comes
-/// from the engine's asynchronous wait: no thread waits with it.
+/// The answer to a start: 201 created, 200 known id.
+http::response start_answer(bool created, const actors::execution_view& v) {
+  http::response res;
+  send_json(res, created ? 201 : 200,
+            {{"created", created}, {"execution", view_json(v)}});
+  return res;
+}
+
+/// POST /v1/workflows/{name}/executions. The start's commit and, with
+/// `?wait=true`, the execution's end are awaited holding no thread
+/// (engine_api::start_async, wait_async).
 void start_route(http::server& srv, engine_ptr engine) {
   srv.route("POST", start_path,
             [engine](const http::request& req, http::responder answer) {
@@ -162,21 +167,33 @@ void start_route(http::server& srv, engine_ptr engine) {
                 refuse_multipart(res);
                 return answer.send(std::move(res));
               }
-              auto waiting = start_now(*engine, req, res);
-              if (!waiting) return answer.send(std::move(res));
-              engine->wait_async(waiting->execution_id, waiting->timeout,
-                                 [answer, created = waiting->created](
-                                   caf::expected<actors::execution_view> done) {
-                                   http::response res;
-                                   if (!done)
-                                     send_error(res, done.error());
-                                   else
-                                     send_json(
-                                       res, created ? 201 : 200,
-                                       {{"created", created},
-                                        {"execution", view_json(*done)}});
-                                   answer.send(std::move(res));
-                                 });
+              auto checked = check_start(req, res);
+              if (!checked) return answer.send(std::move(res));
+              auto wait = checked->wait;
+              auto timeout = checked->timeout;
+              engine->start_async(
+                checked->req,
+                [engine, answer, wait, timeout, slot = checked->slot](
+                  caf::expected<actors::start_response> started) {
+                  if (!started) {
+                    http::response res;
+                    send_error(res, started.error());
+                    return answer.send(std::move(res));
+                  }
+                  if (!wait)
+                    return answer.send(
+                      start_answer(started->created, started->execution));
+                  engine->wait_async(
+                    started->execution.execution_id, timeout,
+                    [answer, created = started->created](
+                      caf::expected<actors::execution_view> done) {
+                      if (done)
+                        return answer.send(start_answer(created, *done));
+                      http::response res;
+                      send_error(res, done.error());
+                      answer.send(std::move(res));
+                    });
+                });
             });
 }
 
@@ -422,11 +439,11 @@ class route_labels {
 /// status) and serves GET /metrics.
 void metrics_route(http::server& srv, engine_ptr engine) {
   auto labels = std::make_shared<const route_labels>();
-  srv.observe([engine, labels](const std::string& route, int status,
-                               double seconds) {
-    engine->metrics().request("http", labels->of(route),
-                              std::to_string(status), seconds);
-  });
+  srv.observe(
+    [engine, labels](const std::string& route, int status, double seconds) {
+      engine->metrics().request("http", labels->of(route),
+                                std::to_string(status), seconds);
+    });
   get_route(srv, metrics_path,
             [engine](const http::request& req, http::response& res) {
               if (auto err = query_params{req}.only({}))

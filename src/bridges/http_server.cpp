@@ -240,10 +240,10 @@ class session : public std::enable_shared_from_this<session> {
   void write(response r) {
     if (phase_ == phase::closed || phase_ == phase::closing) return;
     if (srv_->observer)
-      srv_->observer(route_, r.status,
-                     std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - began_)
-                       .count());
+      srv_->observer(
+        route_, r.status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - began_)
+          .count());
     route_.clear();
     phase_ = phase::writing;
     pending_.reset();
@@ -443,8 +443,8 @@ class session : public std::enable_shared_from_this<session> {
   std::weak_ptr<exchange> pending_;
   /// The request being answered: its first byte's time and the pattern of
   /// the route that took it (for the answer observer).
-  std::chrono::steady_clock::time_point began_ =
-    std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point began_
+    = std::chrono::steady_clock::now();
   std::string route_;
   phase phase_ = phase::idle;
   bool keep_alive_ = true;

@@ -123,8 +123,8 @@ using handler = std::function<void(const request&, responder)>;
 /// route that took the request ("" when none did: 404, 405, a malformed
 /// request, a refused connection), the status, and the seconds from the
 /// request's first byte to the answer. Runs on an I/O thread: keep it cheap.
-using answer_observer =
-  std::function<void(const std::string& route, int status, double seconds)>;
+using answer_observer
+  = std::function<void(const std::string& route, int status, double seconds)>;
 
 class server {
  public:
