@@ -116,8 +116,10 @@ class event_store {
 };
 
 /// The schema version this build writes and understands. Version 2 added
-/// the `definitions` table; a version 1 store is migrated in place at open.
-inline constexpr int current_schema_version = 2;
+/// the `definitions` table; version 3 the core event execution_migrated
+/// (type 21; no table changes). An older store is migrated in place at
+/// open.
+inline constexpr int current_schema_version = 3;
 
 /// Checks `req` against `limits`: non-empty execution id, non-negative
 /// `expected_next_seq`, payload sizes, non-empty timer and task ids. The

@@ -244,11 +244,12 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
   auto ver = tx.exec("SELECT version FROM " + tx.quote_name(opts_.schema)
                      + ".schema_version WHERE component = 'eventstore'");
   int stored = ver.empty() ? 0 : ver[0][0].as<int>();
-  if (stored == 1) {
-    // Version 1 -> 2: the definitions table, in the same transaction as the
-    // version it brings (the advisory lock keeps concurrent openers out).
+  if (stored == 1 || stored == 2) {
+    // Version 1 -> 2: the definitions table; 2 -> 3: a new core event type,
+    // nothing to change. In the same transaction as the version they bring
+    // (the advisory lock keeps concurrent openers out).
     tx.exec0("SET LOCAL search_path TO " + tx.quote_name(opts_.schema));
-    tx.exec0(detail::pg_schema_v2);
+    if (stored == 1) tx.exec0(detail::pg_schema_v2);
     tx.exec_params0("UPDATE schema_version SET version = $1, written_by = $2 "
                     "WHERE component = 'eventstore'",
                     current_schema_version, "cerebelum");

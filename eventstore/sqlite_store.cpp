@@ -342,10 +342,11 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
     ver.bind(1, schema_component);
     int stored = ver.step() ? static_cast<int>(ver.int64(0)) : 0;
     ver.reset();
-    if (stored == 1) {
-      // Version 1 -> 2: the definitions table, in the same transaction as
-      // the version it brings.
-      writer_->exec(detail::sqlite_schema_v2);
+    // Version 1 -> 2: the definitions table; 2 -> 3: a new core event
+    // type, nothing to change. In the same transaction as the version
+    // they bring.
+    if (stored == 1) writer_->exec(detail::sqlite_schema_v2);
+    if (stored == 1 || stored == 2) {
       sqlite_stmt up{*writer_, "UPDATE schema_version SET version = ?, "
                                "written_by = ? WHERE component = ?"};
       up.bind(1, std::int64_t{current_schema_version})

@@ -613,6 +613,25 @@ TEMPLATE_TEST_CASE("a definition insert without a name or a document is "
         == errc::invalid_argument);
 }
 
+TEMPLATE_TEST_CASE("a schema version 2 store is raised to the current "
+                   "version at open and keeps its executions and definitions",
+                   "[conformance][definitions]", BACKENDS) {
+  auto be = TestType::make();
+  {
+    auto store = require_ok(be->open());
+    auto req = make_append("old", 0, 3);
+    req.definition_inserts.push_back(make_definition("wf", 1, 1));
+    require_ok(store->append(req));
+  }
+  be->set_schema_version(2);
+  auto store = require_ok(be->open());
+  CHECK(store->schema_version() == current_schema_version);
+  CHECK(read_all(*store, "old").size() == 3);
+  CHECK(require_ok(store->get_definition("wf", 1)).has_value());
+  store.reset();
+  CHECK(require_ok(be->open())->schema_version() == current_schema_version);
+}
+
 TEMPLATE_TEST_CASE("a schema version 1 store is migrated in place at open "
                    "and keeps its executions",
                    "[conformance][definitions]", BACKENDS) {
