@@ -402,18 +402,13 @@ namespace {
 bool submit_migration(execution_actor* self, queued_command& c, in_flight& f,
                       std::int64_t now) {
   auto& st = self->state;
-  std::vector<events::Event> history;
-  auto n = eventstore::read_history(st.ctx->store(), st.id, 0,
-                                    [&](const events::Event& ev) {
-                                      history.push_back(ev);
-                                      return true;
-                                    });
-  if (!n) {
-    if (is_outage(n.err())) st.ctx->health().failed(n.err());
-    c.rp.deliver(answer_for(st.id, n.err()));
+  auto history = eventstore::history_of(st.ctx->store(), st.id);
+  if (!history) {
+    if (is_outage(history.err())) st.ctx->health().failed(history.err());
+    c.rp.deliver(answer_for(st.id, history.err()));
     return false;
   }
-  auto m = migration_of(st.state(), *c.cmd, history, now);
+  auto m = migration_of(st.state(), *c.cmd, *history, now);
   if (!m || !*m) {
     if (m)
       c.rp.deliver(ok_atom::value);

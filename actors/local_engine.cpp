@@ -3,17 +3,16 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
-
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
-#include <variant>
 
 #include <algorithm>
 #include <limits>
 #include <map>
 #include <random>
 #include <thread>
+#include <variant>
 
 #include "actors/dead_letters.hpp"
 #include "actors/errc.hpp"
@@ -242,15 +241,11 @@ class local_engine : public engine_api,
       return from_store(row.err(), "cannot read " + id);
     }
     if (!row->has_value()) return no_execution(id);
-    std::vector<events::Event> result;
-    auto n = eventstore::read_history(ctx_->store(), id,
-                                      std::max<std::int64_t>(0, from_seq),
-                                      [&](const events::Event& ev) {
-                                        result.push_back(ev);
-                                        return true;
-                                      });
-    if (!n) return from_store(n.err(), "cannot read the history of " + id);
-    return result;
+    auto events = eventstore::history_of(ctx_->store(), id,
+                                         std::max<std::int64_t>(0, from_seq));
+    if (!events)
+      return from_store(events.err(), "cannot read the history of " + id);
+    return std::move(*events);
   }
 
   caf::expected<execution_view> approve(const std::string& id,

@@ -30,20 +30,15 @@ check_execution(engine_context& ctx, const workflow::definition& def,
   upgrade_check_view view;
   view.execution_id = id;
   view.version = version;
-  std::vector<events::Event> history;
-  auto n = eventstore::read_history(ctx.store(), id, 0,
-                                    [&](const events::Event& ev) {
-                                      history.push_back(ev);
-                                      return true;
-                                    });
-  if (!n) {
-    if (is_outage(n.err()))
-      return from_store(ctx, n.err(), "cannot read the history of " + id);
+  auto history = eventstore::history_of(ctx.store(), id);
+  if (!history) {
+    if (is_outage(history.err()))
+      return from_store(ctx, history.err(), "cannot read the history of " + id);
     view.reason = "its history cannot be read: "
-                  + eventstore::to_string(n.err());
+                  + eventstore::to_string(history.err());
     return view;
   }
-  if (auto d = workflow::check_upgrade(def, id, history)) {
+  if (auto d = workflow::check_upgrade(def, id, *history)) {
     view.seq = d->seq;
     view.event_type = std::move(d->event_type);
     view.step = std::move(d->step);

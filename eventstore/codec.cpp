@@ -77,4 +77,17 @@ read_history(event_store& store, std::string_view execution_id,
   return delivered;
 }
 
+result<std::vector<events::Event>> history_of(event_store& store,
+                                              std::string_view execution_id,
+                                              std::int64_t from_seq) {
+  std::vector<events::Event> out;
+  auto n = read_history(store, execution_id, from_seq,
+                        [&](const events::Event& ev) {
+                          out.push_back(ev);
+                          return true;
+                        });
+  if (!n) return std::move(n).err();
+  return out;
+}
+
 } // namespace cerebelum::eventstore

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "eventstore/event_store.hpp"
 #include "eventstore/result.hpp"
@@ -44,5 +45,11 @@ using event_callback = std::function<bool(const events::Event&)>;
 result<std::size_t>
 read_history(event_store& store, std::string_view execution_id,
              std::int64_t from_seq, const event_callback& fn);
+
+/// `read_history` into memory: every event of `execution_id` from
+/// `from_seq`, in order.
+result<std::vector<events::Event>> history_of(event_store& store,
+                                              std::string_view execution_id,
+                                              std::int64_t from_seq = 0);
 
 } // namespace cerebelum::eventstore
