@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
+#include <string_view>
 #include <utility>
 
 #include "actors/attempt_token.hpp"
@@ -174,14 +176,17 @@ std::vector<queue_effect> task_queue::take_effects() {
 }
 
 std::vector<task_queue::queue_figures> task_queue::figures() const {
-  std::vector<queue_figures> out;
-  out.reserve(queues_.size());
-  for (auto& [name, q] : queues_)
-    out.push_back({name, q.ready.size(), q.leased, 0, q.lease_expiries});
+  std::map<std::string_view, std::uint64_t> workers;
   for (auto& [id, w] : workers_)
     for (auto& qname : w.queues)
-      for (auto& f : out)
-        if (f.queue == qname) ++f.workers;
+      ++workers[qname];
+  std::vector<queue_figures> out;
+  out.reserve(queues_.size());
+  for (auto& [name, q] : queues_) {
+    auto n = workers.find(name);
+    out.push_back({name, q.ready.size(), q.leased,
+                   n == workers.end() ? 0 : n->second, q.lease_expiries});
+  }
   return out;
 }
 
