@@ -121,6 +121,11 @@ class event_store {
 /// open.
 inline constexpr int current_schema_version = 3;
 
+/// The highest core event type code (1..999) that `current_schema_version`
+/// defines. A new core type raises both (codec_test holds events.proto to
+/// it).
+inline constexpr int highest_core_event_type = 21;
+
 /// Checks `req` against `limits`: non-empty execution id, non-negative
 /// `expected_next_seq`, payload sizes, non-empty timer and task ids. The
 /// error names the offending field.

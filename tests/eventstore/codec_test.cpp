@@ -1,9 +1,26 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "eventstore/codec.hpp"
 
 using namespace cerebelum::eventstore;
 namespace events = cerebelum::events;
+
+TEST_CASE("every core event type of events.proto is one the current store "
+          "schema version defines") {
+  // A core type an older node does not know would read as a damaged event
+  // in its store: adding one raises current_schema_version (and
+  // highest_core_event_type), so that older nodes refuse the store instead.
+  const auto* payload = events::Event::descriptor()->FindOneofByName("payload");
+  REQUIRE(payload != nullptr);
+  int highest = 0;
+  for (int i = 0; i < payload->field_count(); ++i) {
+    auto number = payload->field(i)->number();
+    if (!is_skippable_type(number)) highest = std::max(highest, number);
+  }
+  CHECK(highest == highest_core_event_type);
+}
 
 TEST_CASE("an event encodes to its field number and decodes back") {
   events::Event ev;
