@@ -523,6 +523,7 @@ class Stopping(WorkerCase):
             from cerebelum import Worker, step
             @step
             def slow():
+                print("step started", flush=True)
                 time.sleep(0.5)
                 return "done"
             Worker({self.node.address!r}, ["q"], steps=[slow],
@@ -533,15 +534,30 @@ class Stopping(WorkerCase):
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True,
                                 env=dict(os.environ), cwd=here)
+        # The signal goes once the step runs: sent while the task is still
+        # on its way to the worker, it would cancel that poll and leave the
+        # task to its lease (the node offers it again), which is another case.
+        lines, started = [], threading.Event()
+
+        def read():
+            for line in proc.stdout:
+                lines.append(line)
+                if "step started" in line:
+                    started.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         try:
             self.fake.wait_for("Register")
             t = self.fake.add_task(task_type="slow")
-            self.fake.wait_for("PollTask", 2)
+            self.assertTrue(started.wait(10), "".join(lines))
             proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=15)
+            proc.wait(timeout=15)
+            reader.join(5)
         finally:
             if proc.poll() is None:
                 proc.kill()
+        out = "".join(lines)
         self.assertEqual(proc.returncode, 0, out)
         self.assertIn("exited cleanly", out)
         self.assertIn("SIGTERM", out)
