@@ -156,6 +156,22 @@ struct upgrade_report {
   std::vector<upgrade_check_view> executions;
 };
 
+/// Where `engine_api::follow` hands what it reads.
+struct follow_sink {
+  /// The events recorded from the position followed, in order, in batches
+  /// as they are committed. The first call comes once the history was read,
+  /// possibly with none. Returns false to stop following.
+  std::function<bool(std::vector<events::Event>)> events;
+  /// Once, at the end: no error after the execution's terminal event was
+  /// given; otherwise why it cannot be followed (not_found, unavailable: the
+  /// store is away at the start or the node stops). Not called after
+  /// `events` returned false or the follow was stopped.
+  std::function<void(caf::error)> end;
+};
+
+/// Stops a `follow` (idempotent; any thread).
+using follow_stop = std::function<void()>;
+
 /// The node's operations. Thread-safe; every call blocks until answered.
 class engine_api {
  public:
@@ -215,6 +231,16 @@ class engine_api {
   /// (keep it short), with what `wait` would return.
   virtual void wait_async(const std::string& id,
                           std::chrono::milliseconds timeout, wait_callback done)
+    = 0;
+
+  /// Follows the history of `id` from `from_seq` live, holding no thread
+  /// between batches: `sink.events` gets what is recorded, as each commit
+  /// lands, up to the execution's terminal event (completed, failed,
+  /// cancelled), then `sink.end` runs. A store outage after the start is
+  /// waited out. A dead letter retried later reopens the execution: follow
+  /// it again from the next sequence number.
+  virtual follow_stop
+  follow(const std::string& id, std::int64_t from_seq, follow_sink sink)
     = 0;
 
   /// Every version of every workflow this node has loaded or its store

@@ -22,6 +22,7 @@ engine_context::engine_context(std::shared_ptr<function_registry> functions,
   if (!opts_.clock) opts_.clock = real_clock();
   health_ = std::make_unique<store_health>(*opts_.clock);
   metrics_ = std::make_shared<node_metrics>();
+  feed_ = std::make_shared<event_feed>();
 }
 
 engine_context::~engine_context() {
@@ -40,11 +41,18 @@ void engine_context::attach_store(
     m->commit(n, std::chrono::duration<double>(took).count());
     if (chained) chained(n, took);
   };
+  auto chained_commit = std::move(wopts.on_committed);
+  wopts.on_committed = [f = feed_,
+                        chained_commit](const eventstore::append_request& req) {
+    if (!req.events.empty()) f->committed(req.execution_id);
+    if (chained_commit) chained_commit(req);
+  };
   writer_ = std::make_unique<eventstore::group_writer>(store_, wopts);
 }
 
 std::string engine_context::metrics_text() const {
   metrics_->store_available(health_->get().available);
+  metrics_->event_followers(feed_->followers());
   return metrics_->text();
 }
 

@@ -24,6 +24,7 @@
 
 #include "actors/call_pool.hpp"
 #include "actors/clock.hpp"
+#include "actors/event_feed.hpp"
 #include "actors/function_registry.hpp"
 #include "actors/metrics.hpp"
 #include "actors/payload_limit.hpp"
@@ -138,6 +139,10 @@ class engine_context {
   /// Every metric in the Prometheus text format, the store's availability
   /// read now.
   std::string metrics_text() const;
+  /// Who follows which execution's events live (told of every commit).
+  event_feed& feed() const {
+    return *feed_;
+  }
 
   /// Stops the call pool and drains and closes the writer. Idempotent and
   /// thread-safe: a concurrent caller returns once the first one finished.
@@ -291,6 +296,7 @@ class engine_context {
   engine_options opts_;
   std::unique_ptr<store_health> health_;
   std::shared_ptr<node_metrics> metrics_;
+  std::shared_ptr<event_feed> feed_;
   call_pool calls_;
   mutable std::mutex mtx_;
   /// Serializes `close` (the store writer's exit and `node::stop` may race).

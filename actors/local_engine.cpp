@@ -14,6 +14,7 @@
 #include <thread>
 #include <variant>
 
+#include "actors/backoff.hpp"
 #include "actors/dead_letters.hpp"
 #include "actors/errc.hpp"
 #include "actors/history.hpp"
@@ -286,6 +287,9 @@ class local_engine : public engine_api,
 
   void wait_async(const std::string& id, std::chrono::milliseconds timeout,
                   wait_callback done) override;
+
+  follow_stop follow(const std::string& id, std::int64_t from_seq,
+                     follow_sink sink) override;
 
   caf::expected<dead_letter_list>
   dead_letters(const std::string& queue, std::size_t page_size,
@@ -917,6 +921,112 @@ caf::behavior async_wait(caf::stateful_actor<async_wait_state>* self,
                         "execution " + id + " did not finish within "
                           + std::to_string(timeout.count()) + " ms"));
     },
+  };
+}
+
+using more_atom = caf::atom_constant<caf::atom("more")>;
+
+bool is_terminal_event(const events::Event& ev) {
+  return ev.has_execution_completed() || ev.has_execution_failed()
+         || ev.has_execution_cancelled();
+}
+
+/// One `follow`: reads the history from `next` at the start and whenever
+/// the feed says a commit added events, hands what is new to the sink, and
+/// quits after the terminal event, when the sink says stop, when stopped
+/// (an exit message) or when the node stops (its registry goes down).
+struct follower_state {
+  event_feed::subscription sub;
+  caf::actor engine;
+  std::int64_t next = 0;
+  bool started = false;
+  int store_retries = 0;
+};
+
+caf::behavior follower(caf::stateful_actor<follower_state>* self,
+                       context_ptr ctx, std::string id, std::int64_t from_seq,
+                       follow_sink sink) {
+  auto& st = self->state;
+  st.next = from_seq;
+  st.sub = ctx->feed().subscribe(id, [me = caf::actor_cast<caf::actor>(self)] {
+    caf::anon_send(me, more_atom::value);
+  });
+  if (auto engine = ctx->registry()) {
+    st.engine = engine;
+    self->monitor(engine);
+  }
+  auto finish = [=](caf::error err) {
+    self->state.sub.reset();
+    if (sink.end) sink.end(std::move(err));
+    self->quit();
+  };
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (dm.source != self->state.engine) return;
+    // Stopping or restarted by its supervisor: either way the follower
+    // ends (an actor left following would hold the node's exit); the
+    // client follows again from where it was.
+    finish(make_error(errc::unavailable,
+                      "the node is stopping; follow again from the last "
+                      "event received"));
+  });
+  auto read = [=] {
+    auto& st = self->state;
+    // At the start, an execution already terminal ends the follow even
+    // when `from_seq` is past its terminal event.
+    bool was_terminal = false;
+    if (!st.started) {
+      auto row = ctx->store().get_execution(id);
+      if (!row) return finish(from_store(row.err(), "cannot read " + id));
+      if (!row->has_value()) return finish(no_execution(id));
+      was_terminal = eventstore::is_terminal((*row)->status);
+    }
+    auto events = eventstore::history_of(ctx->store(), id, st.next);
+    if (!events) {
+      if (!st.started || !is_outage(events.err()))
+        return finish(
+          from_store(events.err(), "cannot read the history of " + id));
+      ctx->health().failed(events.err());
+      ctx->clock().send_after(
+        self, backoff_delay(store_backoff, st.store_retries++, id),
+        more_atom::value);
+      return;
+    }
+    st.store_retries = 0;
+    auto batch = std::move(*events);
+    bool last = was_terminal;
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      if (is_terminal_event(batch[i])) {
+        batch.resize(i + 1);
+        last = true;
+        break;
+      }
+    if (!batch.empty()) st.next = batch.back().seq() + 1;
+    if (st.started && batch.empty()) return;
+    st.started = true;
+    if (!sink.events(std::move(batch))) {
+      self->state.sub.reset();
+      return self->quit();
+    }
+    if (last) finish({});
+  };
+  read();
+  return {
+    [=](more_atom) {
+      read();
+    },
+  };
+}
+
+follow_stop local_engine::follow(const std::string& id, std::int64_t from_seq,
+                                 follow_sink sink) {
+  if (auto err = check_id(id)) {
+    if (sink.end) sink.end(std::move(err));
+    return [] {};
+  }
+  auto f = sys_->spawn(follower, ctx_, id, std::max<std::int64_t>(0, from_seq),
+                       std::move(sink));
+  return [f] {
+    caf::anon_send_exit(f, caf::exit_reason::user_shutdown);
   };
 }
 

@@ -100,6 +100,11 @@ node_metrics::node_metrics()
                  .Register(r)
                  .Add({});
   store_up_->Set(1);
+  followers_ = &prometheus::BuildGauge()
+                  .Name("cerebelum_event_followers")
+                  .Help("Clients following executions' events live")
+                  .Register(r)
+                  .Add({});
   queue_ready_ = &prometheus::BuildGauge()
                     .Name("cerebelum_task_queue_ready")
                     .Help("Tasks ready to be leased, by queue")
@@ -168,6 +173,10 @@ void node_metrics::timer_fired(double lateness_seconds) {
 
 void node_metrics::store_available(bool available) {
   store_up_->Set(available ? 1 : 0);
+}
+
+void node_metrics::event_followers(std::size_t n) {
+  followers_->Set(static_cast<double>(n));
 }
 
 void node_metrics::task_queue(const std::string& queue, std::uint64_t ready,

@@ -70,6 +70,8 @@ class node_metrics {
   void timer_fired(double lateness_seconds);
   /// Whether the store answers (1) or is away (0).
   void store_available(bool available);
+  /// Clients following executions' events live (GET .../events?follow).
+  void event_followers(std::size_t n);
 
   // -- tasks
   // ---------------------------------------------------------------------
@@ -106,6 +108,7 @@ class node_metrics {
   prometheus::Histogram* commit_group_;
   prometheus::Histogram* timer_lateness_;
   prometheus::Gauge* store_up_;
+  prometheus::Gauge* followers_;
   prometheus::Family<prometheus::Gauge>* queue_ready_;
   prometheus::Family<prometheus::Gauge>* queue_leased_;
   prometheus::Family<prometheus::Gauge>* queue_workers_;

@@ -167,6 +167,9 @@ void group_writer::commit_group(std::vector<item>& group) {
     stats_.largest_group = std::max<std::uint64_t>(stats_.largest_group,
                                                    group.size());
   }
+  if (opts_.on_committed)
+    for (std::size_t i = 0; i < group.size(); ++i)
+      if (results[i]) opts_.on_committed(group[i].req);
   for (std::size_t i = 0; i < group.size(); ++i) {
     try {
       group[i].on_done(std::move(results[i]));

@@ -39,6 +39,9 @@ struct writer_options {
   /// appends it held and how long the store took (metrics). Must be cheap.
   std::function<void(std::size_t group_size, std::chrono::nanoseconds took)>
     on_group;
+  /// Told, on the writer thread, of each append that committed, before its
+  /// callback runs (live feeds of an execution's events). Must be cheap.
+  std::function<void(const append_request&)> on_committed;
 };
 
 /// Outcome of handing a request to the writer.

@@ -1,7 +1,10 @@
 #include "src/bridges/http_api.hpp"
 
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 
 #include "actors/engine_api.hpp"
@@ -28,6 +31,7 @@ constexpr const char* start_path = R"(/v1/workflows/([^/]+)/executions)";
 constexpr const char* list_path = "/v1/executions";
 constexpr const char* execution_path = R"(/v1/executions/([^/]+))";
 constexpr const char* history_path = R"(/v1/executions/([^/]+)/history)";
+constexpr const char* events_path = R"(/v1/executions/([^/]+)/events)";
 constexpr const char* health_path = "/v1/health";
 constexpr const char* workflows_path = "/v1/workflows";
 constexpr const char* upgrade_path = "/v1/workflows/check-upgrade";
@@ -236,6 +240,175 @@ void list_route(http::server& srv, engine_ptr engine) {
             });
 }
 
+/// The `from_seq` query parameter (absent: 0).
+caf::expected<std::int64_t> from_seq_of(const query_params& query) {
+  auto from = query.integer("from_seq", 0);
+  if (!from) return std::move(from.error());
+  if (*from < 0)
+    return make_error(errc::invalid_argument, "from_seq: must not be negative");
+  return static_cast<std::int64_t>(*from);
+}
+
+/// The recorded history from `from` as one JSON answer.
+void history_answer(actors::engine_api& engine, const std::string& id,
+                    std::int64_t from, http::response& res) {
+  auto events = engine.history(id, from);
+  if (!events) return send_error(res, events.error());
+  json items = json::array();
+  for (auto& ev : *events)
+    items.push_back(event_to_json(ev));
+  send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
+}
+
+/// One server-sent event: `id` (omitted when negative), `type`, `data` on
+/// one line (JSON text has no raw newline).
+std::string sse_event(std::int64_t id, const std::string& type,
+                      const json& data) {
+  std::string out;
+  if (id >= 0) out += "id: " + std::to_string(id) + "\n";
+  out += "event: " + type + "\ndata: " + workflow::safe_dump(data) + "\n\n";
+  return out;
+}
+
+/// GET /v1/executions/{id}/events?follow=true: the history from `from_seq`
+/// (or after the `Last-Event-ID` a reconnecting EventSource sends) as
+/// server-sent events, then each event as it is committed, until the
+/// terminal one; then an `end` event. Holds no thread while it waits.
+class event_follow : public std::enable_shared_from_this<event_follow> {
+ public:
+  event_follow(std::string id, http::responder answer)
+    : id_(std::move(id)), answer_(std::move(answer)) {
+    // nop
+  }
+
+  void start(actors::engine_api& engine, std::int64_t from) {
+    auto self = shared_from_this();
+    actors::follow_sink sink;
+    sink.events = [self](std::vector<events::Event> batch) {
+      return self->on_events(std::move(batch));
+    };
+    sink.end = [self](caf::error err) {
+      self->on_end(std::move(err));
+    };
+    auto stop = engine.follow(id_, from, std::move(sink));
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopped_) return stop();
+    stop_ = std::move(stop);
+  }
+
+ private:
+  /// Runs on the follower's thread, one call at a time.
+  bool on_events(std::vector<events::Event> batch) {
+    if (!out_) open();
+    std::string text;
+    for (auto& ev : batch) {
+      text += sse_event(ev.seq(), event_type_name(ev), event_to_json(ev));
+      next_ = ev.seq() + 1;
+    }
+    return text.empty() ? out_->open() : out_->write(std::move(text));
+  }
+
+  void on_end(caf::error err) {
+    if (!out_ && err) {
+      http::response res;
+      send_error(res, err);
+      return answer_.send(std::move(res));
+    }
+    if (!out_) open();
+    if (err) {
+      http::response res;
+      send_error(res, err);
+      out_->write(sse_event(-1, "error", json::parse(res.body)));
+    } else {
+      out_->write(
+        sse_event(-1, "end", {{"execution_id", id_}, {"next_seq", next_}}));
+    }
+    out_->end();
+  }
+
+  void open() {
+    http::response head;
+    head.content_type = "text/event-stream; charset=utf-8";
+    head.set_header("Cache-Control", "no-cache");
+    // Proxies that buffer (nginx) pass the events on as they come.
+    head.set_header("X-Accel-Buffering", "no");
+    // How long a disconnected EventSource waits before reconnecting.
+    head.body = "retry: 1000\n\n";
+    out_ = answer_.open_stream(std::move(head),
+                               {.keepalive_text = ": keep-alive\n\n",
+                                .keepalive_every = keepalive_every});
+    out_->on_end([weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->stop();
+    });
+  }
+
+  /// The client left or the server stops: the follower ends.
+  void stop() {
+    actors::follow_stop f;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopped_ = true;
+      f = std::move(stop_);
+    }
+    if (f) f();
+  }
+
+  static constexpr std::chrono::milliseconds keepalive_every{15'000};
+
+  std::string id_;
+  http::responder answer_;
+  std::optional<http::stream> out_;
+  std::int64_t next_ = 0;
+  std::mutex mtx_;
+  actors::follow_stop stop_;
+  bool stopped_ = false;
+};
+
+/// The sequence number after a reconnecting EventSource's `Last-Event-ID`,
+/// or `from` when the header is absent.
+caf::expected<std::int64_t> resume_point(const http::request& req,
+                                         std::int64_t from) {
+  auto last = req.header("last-event-id");
+  if (last.empty()) return from;
+  std::int64_t seq = 0;
+  for (char c : last) {
+    if (c < '0' || c > '9' || seq > (INT64_MAX - 9) / 10)
+      return make_error(errc::invalid_argument,
+                        "Last-Event-ID must be an event's sequence number, "
+                        "got '"
+                          + workflow::printable(last, 40) + "'");
+    seq = seq * 10 + (c - '0');
+  }
+  return seq + 1;
+}
+
+void events_route(http::server& srv, engine_ptr engine) {
+  srv.route(
+    "GET", events_path,
+    [engine](const http::request& req, http::responder answer) {
+      auto refuse = [&answer](const caf::error& err) {
+        http::response res;
+        send_error(res, err);
+        answer.send(std::move(res));
+      };
+      query_params query{req};
+      if (auto err = query.only({"from_seq", "follow"})) return refuse(err);
+      auto follow = query.flag("follow");
+      if (!follow) return refuse(follow.error());
+      auto from = from_seq_of(query);
+      if (!from) return refuse(from.error());
+      const std::string& id = req.captures[0];
+      if (!*follow) {
+        http::response res;
+        history_answer(*engine, id, *from, res);
+        return answer.send(std::move(res));
+      }
+      auto resumed = resume_point(req, *from);
+      if (!resumed) return refuse(resumed.error());
+      std::make_shared<event_follow>(id, answer)->start(*engine, *resumed);
+    });
+}
+
 void read_routes(http::server& srv, engine_ptr engine) {
   get_route(srv, execution_path,
             [engine](const http::request& req, http::response& res) {
@@ -243,23 +416,16 @@ void read_routes(http::server& srv, engine_ptr engine) {
                 return send_error(res, err);
               reply(res, engine->describe(req.captures[0]));
             });
-  get_route(
-    srv, history_path, [engine](const http::request& req, http::response& res) {
-      query_params query{req};
-      if (auto err = query.only({"from_seq"})) return send_error(res, err);
-      auto from = query.integer("from_seq", 0);
-      if (!from) return send_error(res, from.error());
-      if (*from < 0)
-        return send_error(res, make_error(errc::invalid_argument,
-                                          "from_seq: must not be negative"));
-      std::string id = req.captures[0];
-      auto events = engine->history(id, *from);
-      if (!events) return send_error(res, events.error());
-      json items = json::array();
-      for (auto& ev : *events)
-        items.push_back(event_to_json(ev));
-      send_json(res, 200, {{"execution_id", id}, {"events", std::move(items)}});
-    });
+  get_route(srv, history_path,
+            [engine](const http::request& req, http::response& res) {
+              query_params query{req};
+              if (auto err = query.only({"from_seq"}))
+                return send_error(res, err);
+              auto from = from_seq_of(query);
+              if (!from) return send_error(res, from.error());
+              history_answer(*engine, req.captures[0], *from, res);
+            });
+  events_route(srv, engine);
   get_route(
     srv, health_path, [engine](const http::request& req, http::response& res) {
       if (auto err = query_params{req}.only({})) return send_error(res, err);
@@ -414,6 +580,7 @@ class route_labels {
     add(start_path, "/v1/workflows/{name}/executions");
     add(execution_path, "/v1/executions/{id}");
     add(history_path, "/v1/executions/{id}/history");
+    add(events_path, "/v1/executions/{id}/events");
     add(approve_path, "/v1/executions/{id}/approve");
     add(reject_path, "/v1/executions/{id}/reject");
     add(cancel_path, "/v1/executions/{id}/cancel");

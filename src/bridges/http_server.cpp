@@ -11,6 +11,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -21,6 +23,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -184,11 +187,77 @@ class exchange {
   /// Hands `res` to the connection's strand.
   void deliver(response res);
 
+  /// Hands `head` to the connection's strand as the start of a streamed
+  /// answer (once claimed).
+  stream open(response head, stream_options opts);
+
  private:
   std::shared_ptr<session> session_;
   // Keeps the io_context alive for `deliver`, whatever thread answers when.
   std::shared_ptr<server::impl> server_;
   std::atomic<bool> done_{false};
+};
+
+/// What a `stream` and its connection share. The connection owns the
+/// queue; the channel counts what waits in it and runs `on_end` once.
+class stream_channel {
+ public:
+  stream_channel(std::shared_ptr<session> s, std::size_t max_queued)
+    : session_(std::move(s)), max_queued_(max_queued) {
+    // nop
+  }
+
+  /// A stream that has ended before it began.
+  static std::shared_ptr<stream_channel> ended_one() {
+    auto ch = std::make_shared<stream_channel>(nullptr, 0);
+    ch->ended();
+    return ch;
+  }
+
+  /// The stream is over: writes are refused and `on_end` runs (once).
+  void ended() {
+    open_ = false;
+    std::function<void()> f;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (ended_) return;
+      ended_ = true;
+      f = std::move(on_end_);
+    }
+    if (f) f();
+  }
+
+  void on_end(std::function<void()> f) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!ended_) {
+        on_end_ = std::move(f);
+        return;
+      }
+    }
+    f();
+  }
+
+  bool write(std::string data);
+  void end();
+
+  /// Bytes written by the connection: they no longer wait.
+  void sent(std::size_t n) {
+    queued_ -= n;
+  }
+
+  [[nodiscard]] bool open() const {
+    return open_.load();
+  }
+
+ private:
+  std::shared_ptr<session> session_;
+  std::size_t max_queued_;
+  std::atomic<bool> open_{true};
+  std::atomic<std::size_t> queued_{0};
+  std::mutex mtx_;
+  std::function<void()> on_end_;
+  bool ended_ = false;
 };
 
 namespace {
@@ -233,7 +302,90 @@ class session : public std::enable_shared_from_this<session> {
         }
       }
       if (self->phase_ == phase::idle) self->close();
+      if (self->phase_ == phase::streaming) {
+        self->keep_alive_ = false;
+        self->stream_finish();
+      }
     });
+  }
+
+  /// Starts a streamed answer: `head`'s status and headers, then its body,
+  /// then what the channel is given, written in order, one at a time.
+  void begin_stream(std::shared_ptr<stream_channel> ch, response head,
+                    stream_options opts) {
+    if (phase_ == phase::closed || phase_ == phase::closing) return ch->ended();
+    if (srv_->observer)
+      srv_->observer(
+        route_, head.status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - began_)
+          .count());
+    route_.clear();
+    pending_.reset();
+    phase_ = phase::streaming;
+    channel_ = std::move(ch);
+    out_.clear();
+    out_ending_ = false;
+    finished_ = false;
+    auto res = std::make_shared<bhttp::response<bhttp::empty_body>>();
+    res->version(version_);
+    res->result(static_cast<unsigned>(head.status));
+    if (!head.content_type.empty())
+      res->set(bhttp::field::content_type, head.content_type);
+    for (auto& [name, value] : head.headers)
+      res->set(name, value);
+    // HTTP/1.0 knows no chunks: the body ends with the connection.
+    chunked_ = version_ >= 11;
+    if (chunked_) res->chunked(true);
+    keep_alive_ = chunked_ && keep_alive_ && !srv_->stopping.load();
+    res->keep_alive(keep_alive_);
+    auto sr
+      = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*res);
+    if (head_) {
+      out_ending_ = true;
+    } else {
+      if (!head.body.empty()) out_.emplace_back(std::move(head.body), false);
+      // Reads while the answer goes out notice a client that leaves. Its
+      // timer is set first: the writes' timeout must not apply to it.
+      lowest().expires_never();
+      watch_client();
+      if (opts.keepalive_every.count() > 0) {
+        keepalive_text_ = std::move(opts.keepalive_text);
+        keepalive_every_ = opts.keepalive_every;
+        keepalive_.emplace(stream_.get_executor());
+        arm_keepalive();
+      }
+    }
+    out_writing_ = true;
+    lowest().expires_after(srv_->opts.write_timeout);
+    bhttp::async_write_header(stream_, *sr,
+                              [self = shared_from_this(), res,
+                               sr](error_code ec, std::size_t) {
+                                self->on_stream_written(ec, 0);
+                              });
+  }
+
+  /// Queues a piece of a streamed answer (`counted`: the channel counts
+  /// its bytes).
+  void stream_push(std::string data, bool counted) {
+    if (phase_ != phase::streaming || out_ending_) {
+      if (counted && channel_) channel_->sent(data.size());
+      return;
+    }
+    out_.emplace_back(std::move(data), counted);
+    pump();
+  }
+
+  /// Ends the streamed answer once its queue is sent.
+  void stream_finish() {
+    if (phase_ != phase::streaming) return;
+    out_ending_ = true;
+    pump();
+  }
+
+  /// Ends the streamed answer now and closes the connection.
+  void stream_abort() {
+    stop_stream();
+    close();
   }
 
   /// Writes `res`, then reads the next request or closes.
@@ -269,7 +421,116 @@ class session : public std::enable_shared_from_this<session> {
   }
 
  private:
-  enum class phase { idle, reading, handling, writing, closing, closed };
+  enum class phase {
+    idle,
+    reading,
+    handling,
+    writing,
+    streaming,
+    closing,
+    closed
+  };
+
+  /// Writes the next piece of the streamed answer, or its end.
+  void pump() {
+    if (phase_ != phase::streaming || out_writing_) return;
+    if (!out_.empty()) {
+      auto data = std::make_shared<std::string>(std::move(out_.front().first));
+      auto counted = out_.front().second ? data->size() : 0;
+      out_.pop_front();
+      out_writing_ = true;
+      lowest().expires_after(srv_->opts.write_timeout);
+      auto done = [self = shared_from_this(), data, counted](error_code ec,
+                                                             std::size_t) {
+        self->on_stream_written(ec, counted);
+      };
+      if (chunked_)
+        asio::async_write(stream_, bhttp::make_chunk(asio::buffer(*data)),
+                          std::move(done));
+      else
+        asio::async_write(stream_, asio::buffer(*data), std::move(done));
+      return;
+    }
+    if (!out_ending_) return;
+    // Without chunks (HTTP/1.0) the close ends the body: keep_alive_ is
+    // false, so stream_done lingers.
+    if (!chunked_ || head_) return stream_done();
+    out_writing_ = true;
+    lowest().expires_after(srv_->opts.write_timeout);
+    asio::async_write(stream_, bhttp::make_chunk_last(),
+                      [self = shared_from_this()](error_code ec, std::size_t) {
+                        self->out_writing_ = false;
+                        if (ec) return self->stream_abort();
+                        self->stream_done();
+                      });
+  }
+
+  void on_stream_written(error_code ec, std::size_t counted) {
+    out_writing_ = false;
+    if (counted > 0 && channel_) channel_->sent(counted);
+    if (ec) return stream_abort();
+    last_sent_ = std::chrono::steady_clock::now();
+    pump();
+  }
+
+  /// Reads while a streamed answer goes out: an end of stream or an error
+  /// means the client left. Bytes that come are kept for the next request
+  /// (and the watch stops: write errors tell the rest).
+  void watch_client() {
+    watching_ = true;
+    stream_.async_read_some(
+      buffer_.prepare(4096),
+      [self = shared_from_this()](error_code ec, std::size_t n) {
+        self->watching_ = false;
+        if (!ec) {
+          self->buffer_.commit(n);
+          if (self->finished_) self->after_stream();
+          return;
+        }
+        if (self->finished_ && ec == asio::error::operation_aborted)
+          return self->after_stream();
+        self->stream_abort();
+      });
+  }
+
+  void arm_keepalive() {
+    keepalive_->expires_after(keepalive_every_);
+    keepalive_->async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || self->phase_ != phase::streaming || self->out_ending_) return;
+      if (!self->out_writing_ && self->out_.empty()
+          && std::chrono::steady_clock::now() - self->last_sent_
+               >= self->keepalive_every_)
+        self->stream_push(self->keepalive_text_, false);
+      self->arm_keepalive();
+    });
+  }
+
+  /// The stream is over for its writer (whatever the connection does next).
+  void stop_stream() {
+    if (keepalive_) keepalive_->cancel();
+    out_.clear();
+    if (auto ch = std::move(channel_)) ch->ended();
+  }
+
+  /// The last chunk is sent: once the watching read is back, the
+  /// connection takes its next request.
+  void stream_done() {
+    stop_stream();
+    finished_ = true;
+    if (watching_) {
+      error_code ignored;
+      lowest().socket().cancel(ignored);
+      return;
+    }
+    after_stream();
+  }
+
+  void after_stream() {
+    finished_ = false;
+    if (phase_ != phase::streaming) return;
+    if (!keep_alive_ || srv_->stopping.load()) return linger();
+    read_first();
+  }
 
   beast::tcp_stream& lowest() {
     return beast::get_lowest_layer(stream_);
@@ -415,6 +676,7 @@ class session : public std::enable_shared_from_this<session> {
   void close() {
     if (phase_ == phase::closed) return;
     phase_ = phase::closed;
+    stop_stream();
     error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().close();
@@ -433,6 +695,7 @@ class session : public std::enable_shared_from_this<session> {
 
   friend struct cerebelum::api::http::server::impl;
   friend class cerebelum::api::http::exchange;
+  friend class cerebelum::api::http::stream_channel;
 
   beast::tcp_stream stream_;
   server::impl* srv_;
@@ -447,6 +710,20 @@ class session : public std::enable_shared_from_this<session> {
     = std::chrono::steady_clock::now();
   std::string route_;
   phase phase_ = phase::idle;
+  // A streamed answer: its channel, the pieces waiting (and whether the
+  // channel counts them), the keep-alive text's timer.
+  std::shared_ptr<stream_channel> channel_;
+  std::deque<std::pair<std::string, bool>> out_;
+  bool out_writing_ = false;
+  bool out_ending_ = false;
+  bool chunked_ = true;
+  bool watching_ = false;
+  bool finished_ = false;
+  std::string keepalive_text_;
+  std::chrono::milliseconds keepalive_every_{0};
+  std::optional<asio::steady_timer> keepalive_;
+  std::chrono::steady_clock::time_point last_sent_
+    = std::chrono::steady_clock::now();
   bool keep_alive_ = true;
   bool head_ = false;
   unsigned version_ = 11;
@@ -459,6 +736,61 @@ void exchange::deliver(response res) {
   asio::post(s->stream_.get_executor(), [s, res = std::move(res)]() mutable {
     s->write(std::move(res));
   });
+}
+
+stream exchange::open(response head, stream_options opts) {
+  auto s = session_;
+  auto ch
+    = std::make_shared<stream_channel>(s, server_->opts.max_stream_queue_bytes);
+  asio::post(s->stream_.get_executor(),
+             [s, ch, head = std::move(head), opts = std::move(opts)]() mutable {
+               s->begin_stream(std::move(ch), std::move(head), std::move(opts));
+             });
+  return stream{std::move(ch)};
+}
+
+bool stream_channel::write(std::string data) {
+  if (!open_.load() || !session_) return false;
+  auto n = data.size();
+  if (queued_.fetch_add(n) + n > max_queued_) {
+    queued_ -= n;
+    open_ = false;
+    asio::post(session_->stream_.get_executor(), [s = session_] {
+      s->stream_abort();
+    });
+    return false;
+  }
+  asio::post(session_->stream_.get_executor(),
+             [s = session_, data = std::move(data)]() mutable {
+               s->stream_push(std::move(data), true);
+             });
+  return true;
+}
+
+void stream_channel::end() {
+  if (!session_) return;
+  asio::post(session_->stream_.get_executor(), [s = session_] {
+    s->stream_finish();
+  });
+}
+
+bool stream::write(std::string data) const {
+  return ch_ && ch_->write(std::move(data));
+}
+
+void stream::end() const {
+  if (ch_) ch_->end();
+}
+
+void stream::on_end(std::function<void()> f) const {
+  if (ch_)
+    ch_->on_end(std::move(f));
+  else if (f)
+    f();
+}
+
+bool stream::open() const {
+  return ch_ && ch_->open();
 }
 
 void server::impl::do_accept() {
@@ -573,6 +905,11 @@ response error_response(int status, const std::string& code,
 
 void responder::send(response res) const {
   if (ex_->claim()) ex_->deliver(std::move(res));
+}
+
+stream responder::open_stream(response head, stream_options opts) const {
+  if (!ex_->claim()) return stream{stream_channel::ended_one()};
+  return ex_->open(std::move(head), std::move(opts));
 }
 
 server::server(server_options opts) : impl_(std::make_shared<impl>(opts)) {

@@ -16,10 +16,16 @@
 //               |
 //               v
 //             handler on the pool --> responder.send() (any thread, later)
-//               |
-//               v
-//             [write within write_timeout] --keep-alive--> idle
-//                                          --close--> shutdown, drain, close
+//               |                  |
+//               v                  `--> responder.open_stream(): [streaming:
+//             [write within          header, then each piece as written,
+//              write_timeout]        each within write_timeout; a read
+//               |                    watches for the client leaving]
+//               |                      |--stream.end()--> last chunk --.
+//               |                      `--client left / too slow--> close
+//               v                                                       |
+//             --keep-alive--> idle  <-----------------------------------'
+//             --close--> shutdown, drain, close
 //
 // Only the session's stream type knows about TCP: a TLS listener would wrap
 // it in an ssl_stream and add a handshake before the first read; timeouts go
@@ -64,6 +70,9 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{60'000};
   /// A response must be taken by the client within this.
   std::chrono::milliseconds write_timeout{30'000};
+  /// A streamed answer (see `stream`) whose client lets more than this wait
+  /// unsent is ended: a slow reader cannot make the node hold its backlog.
+  std::size_t max_stream_queue_bytes = 8 << 20;
 };
 
 /// A request as a handler sees it.
@@ -103,6 +112,43 @@ response error_response(int status, const std::string& code,
                         const std::string& message);
 
 class exchange;
+class stream_channel;
+
+/// The body of an answer sent in pieces as they come (server-sent events),
+/// from any thread, until it ends. HTTP/1.1 clients get it chunked and keep
+/// the connection afterwards; HTTP/1.0 clients get it until the close.
+class stream {
+ public:
+  stream() = default;
+  explicit stream(std::shared_ptr<stream_channel> ch) : ch_(std::move(ch)) {}
+
+  /// Queues `data`, sent as it is after what was queued before. False once
+  /// the stream has ended: the client left, a write timed out, more than
+  /// `server_options::max_stream_queue_bytes` waited for the client, the
+  /// server stops, or `end` was called. Nothing is sent after that.
+  bool write(std::string data) const;
+
+  /// Ends the answer once what is queued is sent.
+  void end() const;
+
+  /// Runs `f` once when the stream ends, for whatever reason (at once if it
+  /// has ended already), on an I/O thread: keep it short.
+  void on_end(std::function<void()> f) const;
+
+  /// Whether writes are still taken.
+  [[nodiscard]] bool open() const;
+
+ private:
+  std::shared_ptr<stream_channel> ch_;
+};
+
+/// What a streamed answer sends by itself.
+struct stream_options {
+  /// Written whenever nothing was sent for `keepalive_every` (0: never), so
+  /// that proxies keep an idle stream and a client that left is noticed.
+  std::string keepalive_text;
+  std::chrono::milliseconds keepalive_every{0};
+};
 
 /// Answers one request, once, from any thread; later answers are ignored.
 /// A request whose every responder is dropped unanswered gets 500.
@@ -111,6 +157,12 @@ class responder {
   explicit responder(std::shared_ptr<exchange> ex) : ex_(std::move(ex)) {}
 
   void send(response res) const;
+
+  /// Answers with `head`'s status and headers, then `head.body`, then what
+  /// the returned stream is given. When the request was answered already
+  /// (the server stops), the stream returned has ended.
+  [[nodiscard]] stream open_stream(response head,
+                                   stream_options opts = {}) const;
 
  private:
   std::shared_ptr<exchange> ex_;
@@ -157,10 +209,11 @@ class server {
   /// The connections open now.
   [[nodiscard]] std::size_t connections() const;
 
-  /// Stops accepting and closes idle connections, lets the handlers
-  /// already given a request finish and answer, then answers requests still
-  /// pending (waiting for something else) with the `on_stop` answer, closes
-  /// every connection and joins the threads. Idempotent.
+  /// Stops accepting, closes idle connections and ends streamed answers,
+  /// lets the handlers already given a request finish and answer, then
+  /// answers requests still pending (waiting for something else) with the
+  /// `on_stop` answer, closes every connection and joins the threads.
+  /// Idempotent.
   void stop();
 
   struct impl;

@@ -105,6 +105,18 @@ fake_engine::history(const std::string& id, std::int64_t from_seq) {
   return result;
 }
 
+actors::follow_stop fake_engine::follow(const std::string& id,
+                                        std::int64_t from_seq,
+                                        actors::follow_sink sink) {
+  auto events = history(id, from_seq);
+  if (!events) {
+    sink.end(std::move(events.error()));
+  } else if (sink.events(std::move(*events))) {
+    sink.end({});
+  }
+  return [] {};
+}
+
 caf::expected<actors::execution_view>
 fake_engine::approve(const std::string& id, const std::string& by,
                      const actors::json& data) {

@@ -50,6 +50,10 @@ class fake_engine : public actors::engine_api {
   /// holds no thread, as the engine's.
   void wait_async(const std::string& id, std::chrono::milliseconds timeout,
                   wait_callback done) override;
+  /// The history `history` gives, in one batch, then the end: the fake's
+  /// histories do not grow.
+  actors::follow_stop follow(const std::string& id, std::int64_t from_seq,
+                             actors::follow_sink sink) override;
   std::vector<actors::workflow_view> workflows() override;
   actors::health_view health() override;
   actors::node_metrics& metrics() override {
