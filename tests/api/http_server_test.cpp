@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -137,6 +139,32 @@ class conn {
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
       if (!read_some()) return take();
     }
+  }
+
+  /// Waits up to `within` until what was read holds `needle`; false when
+  /// the connection closed or the time passed first.
+  bool read_until(const std::string& needle,
+                  std::chrono::milliseconds within = 5000ms) {
+    auto deadline = steady::now() + within;
+    while (buf_.find(needle) == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - steady::now());
+      if (left <= 0ms) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      if (!read_some()) return buf_.find(needle) != std::string::npos;
+    }
+    return true;
+  }
+
+  /// What was read and not taken yet.
+  [[nodiscard]] const std::string& raw() const {
+    return buf_;
+  }
+
+  /// Forgets what was read.
+  void clear() {
+    buf_.clear();
   }
 
   /// Waits up to `within` for the server to close the connection; returns
@@ -482,4 +510,170 @@ TEST_CASE("large requests waiting for an admission slot do not hold up small "
     REQUIRE(r);
     CHECK(r->status == 201);
   }
+}
+
+namespace {
+
+/// A server whose route GET /s opens a streamed answer and hands its stream
+/// to the test (`next_stream`); GET /plain answers "ok".
+struct stream_fixture {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<http::stream> streams;
+  std::atomic<int> ended{0};
+  http::stream_options stream_opts;
+  http::server server;
+  int port = 0;
+
+  explicit stream_fixture(http::server_options opts = {},
+                          http::stream_options sopts = {})
+    : stream_opts(std::move(sopts)), server(opts) {
+    server.route("GET", "/s", [this](const http::request&, http::responder r) {
+      http::response head;
+      head.content_type = "text/event-stream";
+      head.body = "first\n";
+      auto out = r.open_stream(std::move(head), stream_opts);
+      out.on_end([this] {
+        ++ended;
+      });
+      std::lock_guard<std::mutex> guard{mtx};
+      streams.push_back(out);
+      cv.notify_all();
+    });
+    server.route("GET", "/plain", [](const http::request&, http::responder r) {
+      http::response res;
+      res.content_type = "text/plain";
+      res.body = "ok";
+      r.send(std::move(res));
+    });
+    REQUIRE_FALSE(server.listen("127.0.0.1", 0));
+    port = server.port();
+  }
+
+  ~stream_fixture() {
+    server.stop();
+  }
+
+  /// The stream of the n-th request to /s (0-based), once it is open.
+  http::stream stream(std::size_t n = 0) {
+    std::unique_lock<std::mutex> guard{mtx};
+    REQUIRE(cv.wait_for(guard, 5s, [&] {
+      return streams.size() > n;
+    }));
+    return streams[n];
+  }
+
+  bool wait_ended(int n, std::chrono::milliseconds within = 5000ms) {
+    auto deadline = steady::now() + within;
+    while (ended.load() < n && steady::now() < deadline)
+      std::this_thread::sleep_for(5ms);
+    return ended.load() >= n;
+  }
+};
+
+} // namespace
+
+TEST_CASE("a streamed answer sends each piece as it is written, chunked, "
+          "then the connection takes the next request") {
+  stream_fixture f;
+  conn c{f.port};
+  REQUIRE(c.send(get("/s")));
+  auto out = f.stream();
+  REQUIRE(c.read_until("6\r\nfirst\n\r\n"));
+  CHECK(c.raw().rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(c.raw().find("Transfer-Encoding: chunked") != std::string::npos);
+  CHECK(c.raw().find("Content-Type: text/event-stream") != std::string::npos);
+  for (int i = 0; i < 3; ++i) {
+    auto piece = "piece " + std::to_string(i);
+    REQUIRE(out.write(piece));
+    // Each piece arrives while the answer is still open.
+    REQUIRE(c.read_until("7\r\n" + piece + "\r\n"));
+  }
+  CHECK(out.open());
+  out.end();
+  REQUIRE(c.read_until("\r\n0\r\n\r\n"));
+  CHECK(f.wait_ended(1));
+  CHECK_FALSE(out.write("late"));
+  c.clear();
+  REQUIRE(c.send(get("/plain")));
+  auto r = c.next();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "ok");
+}
+
+TEST_CASE("a client that leaves ends its stream at once") {
+  stream_fixture f;
+  {
+    conn c{f.port};
+    REQUIRE(c.send(get("/s")));
+    REQUIRE(c.read_until("first"));
+  }
+  auto out = f.stream();
+  // Noticed by the read the server keeps open, not by a later write.
+  CHECK(f.wait_ended(1, 2000ms));
+  CHECK_FALSE(out.write("anyone?"));
+  auto deadline = steady::now() + 2s;
+  while (f.server.connections() > 0 && steady::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  CHECK(f.server.connections() == 0);
+}
+
+TEST_CASE("a client that does not read is cut off once too much waits for it") {
+  http::server_options opts;
+  opts.max_stream_queue_bytes = 256 * 1024;
+  opts.write_timeout = 60s;
+  stream_fixture f{opts};
+  conn c{f.port};
+  REQUIRE(c.send(get("/s")));
+  auto out = f.stream();
+  std::string piece(16 * 1024, 'x');
+  int written = 0;
+  while (written < 10'000 && out.write(piece))
+    ++written;
+  // The socket buffers hold a few MiB at most; the rest waited and was
+  // refused once over the bound.
+  CHECK(written < 10'000);
+  CHECK_FALSE(out.open());
+  CHECK(f.wait_ended(1));
+  CHECK(c.closed_within(5000ms));
+}
+
+TEST_CASE("an idle stream sends its keep-alive text") {
+  stream_fixture f{{},
+                   {.keepalive_text = ": ka\n\n", .keepalive_every = 100ms}};
+  conn c{f.port};
+  REQUIRE(c.send(get("/s")));
+  auto out = f.stream();
+  REQUIRE(c.read_until(": ka", 3000ms));
+  c.clear();
+  REQUIRE(c.read_until(": ka", 3000ms));
+  CHECK(out.open());
+}
+
+TEST_CASE("a server that stops ends its streams with their last chunk") {
+  stream_fixture f;
+  conn c{f.port};
+  REQUIRE(c.send(get("/s")));
+  auto out = f.stream();
+  REQUIRE(c.read_until("first"));
+  auto start = steady::now();
+  f.server.stop();
+  CHECK(steady::now() - start < 3s);
+  CHECK(c.read_until("0\r\n\r\n"));
+  CHECK(f.wait_ended(1));
+  CHECK_FALSE(out.open());
+}
+
+TEST_CASE("an HTTP/1.0 client gets a streamed answer until the close") {
+  stream_fixture f;
+  conn c{f.port};
+  REQUIRE(c.send("GET /s HTTP/1.0\r\n\r\n"));
+  auto out = f.stream();
+  REQUIRE(out.write("more"));
+  REQUIRE(c.read_until("first\nmore"));
+  CHECK(c.raw().find("chunked") == std::string::npos);
+  out.end();
+  CHECK(c.closed_within(5000ms));
+  CHECK(f.wait_ended(1));
 }
