@@ -955,13 +955,28 @@ caf::behavior follower(caf::stateful_actor<follower_state>* self,
     st.engine = engine;
     self->monitor(engine);
   }
+  // Every way out leaves the registry's monitors (a monitor outlives the
+  // actor that quits without demonitoring: the registry's list would grow
+  // with every follow, and every later monitor and demonitor walks it).
+  auto leave = [=](caf::error reason) {
+    auto& st = self->state;
+    st.sub.reset();
+    if (st.engine) self->demonitor(st.engine);
+    st.engine = nullptr;
+    self->quit(std::move(reason));
+  };
   auto finish = [=](caf::error err) {
     self->state.sub.reset();
     if (sink.end) sink.end(std::move(err));
-    self->quit();
+    leave({});
   };
+  // follow_stop's exit message.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    leave(std::move(msg.reason));
+  });
   self->set_down_handler([=](caf::down_msg& dm) {
     if (dm.source != self->state.engine) return;
+    self->state.engine = nullptr;
     // Stopping or restarted by its supervisor: either way the follower
     // ends (an actor left following would hold the node's exit); the
     // client follows again from where it was.
@@ -1003,10 +1018,7 @@ caf::behavior follower(caf::stateful_actor<follower_state>* self,
     if (!batch.empty()) st.next = batch.back().seq() + 1;
     if (st.started && batch.empty()) return;
     st.started = true;
-    if (!sink.events(std::move(batch))) {
-      self->state.sub.reset();
-      return self->quit();
-    }
+    if (!sink.events(std::move(batch))) return leave({});
     if (last) finish({});
   };
   read();

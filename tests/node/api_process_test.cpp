@@ -8,8 +8,12 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cctype>
+#include <condition_variable>
+#include <mutex>
 #include <netinet/in.h>
+#include <optional>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 #include "tests/node/node_fixture.hpp"
@@ -364,4 +368,77 @@ TEST_CASE("the HTTP API answers without waiting for delayed ACKs and keeps "
   INFO("median " << ms[ms.size() / 2] << " ms");
   // The delayed ACK is 40 ms; an answer from memory is well under 1 ms.
   CHECK(ms[ms.size() / 2] < 20.0);
+}
+
+TEST_CASE("GET .../events?follow=true streams an order's events live until "
+          "it ends, and resumes after Last-Event-ID") {
+  node_process node;
+  httplib::Client http{"127.0.0.1", node.http_port};
+  auto res = http.Post("/v1/workflows/order/executions?id=f-1",
+                       big_order("f-1"), "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 201);
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::string got;
+  std::optional<httplib::Result> follow;
+  std::thread follower{[&] {
+    httplib::Client streaming{"127.0.0.1", node.http_port};
+    streaming.set_read_timeout(30, 0);
+    follow.emplace(streaming.Get("/v1/executions/f-1/events?follow=true",
+                                 [&](const char* data, std::size_t n) {
+                                   std::lock_guard<std::mutex> guard{mtx};
+                                   got.append(data, n);
+                                   cv.notify_all();
+                                   return true;
+                                 }));
+  }};
+  {
+    // The approval is asked for after the order's 2 s cool-down: the event
+    // arrives on the open stream when it is committed.
+    std::unique_lock<std::mutex> guard{mtx};
+    REQUIRE(cv.wait_for(guard, 20s, [&] {
+      return contains(got, "event: approval_requested");
+    }));
+    CHECK_FALSE(contains(got, "event: end"));
+  }
+  auto approved = http.Post("/v1/executions/f-1/approve", R"({"by":"alice"})",
+                            "application/json");
+  REQUIRE(approved);
+  CHECK(approved->status == 200);
+  follower.join();
+  REQUIRE(follow);
+  REQUIRE(*follow);
+  CHECK((*follow)->status == 200);
+  CHECK((*follow)->get_header_value("Content-Type")
+        == "text/event-stream; charset=utf-8");
+  CHECK(contains(got, "id: 0\nevent: execution_started\ndata: {"));
+  CHECK(contains(got, "event: approval_granted"));
+  CHECK(contains(got, "\"by\":\"alice\""));
+  CHECK(contains(got, "event: execution_completed"));
+  // The end names where a later follow would start.
+  auto hist = http.Get("/v1/executions/f-1/history");
+  REQUIRE(hist);
+  auto events = json::parse(hist->body)["events"];
+  auto last = events.back()["seq"].get<std::int64_t>();
+  CHECK(contains(got, "event: end\ndata: {\"execution_id\":\"f-1\","
+                      "\"next_seq\":"
+                        + std::to_string(last + 1) + "}\n\n"));
+  // Every event once, in order.
+  for (std::int64_t seq = 0; seq <= last; ++seq)
+    CHECK(contains(got, "\nid: " + std::to_string(seq) + "\nevent: "));
+  // A reconnecting EventSource sends the last id it saw.
+  auto resumed = http.Get("/v1/executions/f-1/events?follow=true",
+                          {{"Last-Event-ID", std::to_string(last - 1)}});
+  REQUIRE(resumed);
+  CHECK_FALSE(
+    contains(resumed->body, "id: " + std::to_string(last - 1) + "\n"));
+  CHECK(contains(resumed->body, "id: " + std::to_string(last) + "\n"));
+  CHECK(contains(resumed->body, "event: end"));
+  auto missing = http.Get("/v1/executions/nope/events?follow=true");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+  auto bad = http.Get("/v1/executions/f-1/events?follow=maybe");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
 }
