@@ -1,29 +1,42 @@
 """Many waiters: N executions that each sleep S on a durable timer, started
-and waited on all at once over gRPC (StartExecution, then WaitForResult on
-the same channel), against a real `cerebelum node` on the embedded store.
+and waited on all at once, against a real `cerebelum node` on the embedded
+store, over gRPC (the default) or HTTP.
+
+- `--protocol grpc`: one `grpc.aio` channel; StartExecution, then
+  WaitForResult on the same channel.
+- `--protocol http`: raw keep-alive HTTP/1.1 connections from asyncio (the
+  standard library only), one per waiter, each sending
+  `POST /v1/workflows/waiter/executions?wait=true&id=w-<i>` and reading the
+  answer, which must say `completed`.
+
 A first-step sleep's timer is recorded with the start, so its moment is the
 execution's created_at plus the sleep.
 
     /usr/bin/python3 bench/node/many_waiters.py --executions 10000
+    /usr/bin/python3 bench/node/many_waiters.py --protocol http --executions 10000
 
-Prints the total time (first start sent -> last result), how late each
-result reached the client after its timer's moment (p50/p99/max), errors, and the node's peak thread count
-and RSS while the waits were held (sampled from /proc every 50 ms).
+Prints the total time (first start sent -> last result), when the node
+created the executions (created_at, after the first start was sent), how late
+each result reached the client after its timer's moment (p50/p99/max),
+errors, the client's CPU time, and the node's peak thread count and RSS
+while the waits were held (sampled from /proc every 50 ms).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import resource
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,6 +45,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def raise_nofile() -> int:
+    """Raises this process's RLIMIT_NOFILE soft limit to its hard limit;
+    returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def proc_status(pid: int) -> tuple[int, int]:
@@ -46,6 +68,14 @@ def proc_status(pid: int) -> tuple[int, int]:
     return threads, rss
 
 
+def open_files_limit(pid: int) -> str:
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return line.split()[3]
+    return "?"
+
+
 class sampler(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -58,64 +88,158 @@ class sampler(threading.Thread):
             time.sleep(0.05)
 
 
-async def run(args, grpc_addr: str) -> int:
+@dataclass
+class outcome:
+    """What a client measured; times in seconds."""
+    total: float = 0.0
+    # The result reached the client / the execution ended (updated_at),
+    # after the timer's moment (created_at + sleep).
+    late: list[float] = field(default_factory=list)
+    ended: list[float] = field(default_factory=list)
+    # created_at, after the first start was sent (wall clock).
+    created: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def completed(self, i: int, t0_wall: float, sleep_ms: int, status: str,
+                  result, created_at_ms: int, updated_at_ms: int) -> None:
+        """Records the answer of waiter `i` (result: the parsed result)."""
+        if status != "completed" or result != {"i": i}:
+            self.errors.append(f"w-{i}: {status} {result}")
+            return
+        done_ms = time.time() * 1000
+        due_ms = created_at_ms + sleep_ms
+        self.late.append((done_ms - due_ms) / 1000)
+        self.ended.append((updated_at_ms - due_ms) / 1000)
+        self.created.append(created_at_ms / 1000 - t0_wall)
+
+
+def pct(xs: list[float]) -> str:
+    xs = sorted(xs)
+    q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
+    return (f"p50 {q(0.5):.0f} ms, p99 {q(0.99):.0f} ms, "
+            f"max {xs[-1] * 1000:.0f} ms")
+
+
+def report(args, how: str, out: outcome) -> int:
+    print(f"executions: {args.executions}, each sleeping {args.sleep_ms} ms, "
+          f"all started and waited on at once {how}")
+    print(f"total time (first start -> last result): {out.total:.2f} s")
+    if out.created:
+        c = sorted(out.created)
+        print(f"created_at after the first start was sent: first "
+              f"{c[0] * 1000:.0f} ms, {pct(c)}")
+    if out.late:
+        print("after the timer's moment (created_at + sleep, same machine's "
+              "clock):")
+        print(f"  the execution ended (its updated_at): {pct(out.ended)}")
+        print(f"  the client received the result:       {pct(out.late)}")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"client CPU: {ru.ru_utime:.2f} s user, {ru.ru_stime:.2f} s system")
+    print(f"errors: {len(out.errors)}")
+    for e in out.errors[:5]:
+        print("  " + e)
+    return 1 if out.errors else 0
+
+
+async def run_grpc(args, addr: str) -> outcome:
     import grpc
     from cerebelum_pb import admin_pb2, admin_pb2_grpc
 
-    async with grpc.aio.insecure_channel(grpc_addr) as channel:
+    out = outcome()
+    async with grpc.aio.insecure_channel(addr) as channel:
         stub = admin_pb2_grpc.AdminServiceStub(channel)
         await stub.Health(admin_pb2.HealthRequest())
-        late: list[float] = []
-        ended: list[float] = []
-        errors: list[str] = []
 
         async def one(i: int) -> None:
             try:
                 res = await stub.StartExecution(admin_pb2.StartExecutionRequest(
                     workflow="waiter", input_json=f'{{"i": {i}}}',
                     execution_id=f"w-{i}", started_by="bench"))
-                due_ms = res.execution.created_at_ms + args.sleep_ms
                 info = await stub.WaitForResult(admin_pb2.WaitForResultRequest(
                     execution_id=res.execution.execution_id, timeout_ms=60000))
-                done_ms = time.time() * 1000
-                if info.status != "completed" or info.result_json != f'{{"i":{i}}}':
-                    errors.append(f"w-{i}: {info.status} {info.result_json}")
-                else:
-                    late.append((done_ms - due_ms) / 1000)
-                    ended.append((info.updated_at_ms - due_ms) / 1000)
+                out.completed(i, t0_wall, args.sleep_ms, info.status,
+                              json.loads(info.result_json or "null"),
+                              res.execution.created_at_ms, info.updated_at_ms)
             except grpc.aio.AioRpcError as e:
-                errors.append(f"w-{i}: {e.code().name} {e.details()}")
+                out.errors.append(f"w-{i}: {e.code().name} {e.details()}")
 
-        t0 = time.monotonic()
+        t0_wall, t0 = time.time(), time.monotonic()
         await asyncio.gather(*(one(i) for i in range(args.executions)))
-        total = time.monotonic() - t0
-    late.sort()
-    ended.sort()
-    print(f"executions: {args.executions}, each sleeping {args.sleep_ms} ms, "
-          f"all started and waited on at once over gRPC")
-    print(f"total time (first start -> last result): {total:.2f} s")
-    def pct(xs: list[float]) -> str:
-        q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
-        return f"p50 {q(0.5):.0f} ms, p99 {q(0.99):.0f} ms, max {xs[-1] * 1000:.0f} ms"
-    if late:
-        print("after the timer's moment (created_at + sleep, same machine's "
-              "clock):")
-        print(f"  the execution ended (its updated_at): {pct(ended)}")
-        print(f"  the client received the result:       {pct(late)}")
-    print(f"errors: {len(errors)}")
-    for e in errors[:5]:
-        print("  " + e)
-    return 1 if errors else 0
+        out.total = time.monotonic() - t0
+    return out
+
+
+async def http_exchange(reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter,
+                        request: bytes) -> tuple[int, bytes]:
+    """Sends one request on a keep-alive connection; returns the answer's
+    status and body (Content-Length bodies only, as the node sends)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    return status, await reader.readexactly(length)
+
+
+async def run_http(args, host: str, port: int) -> outcome:
+    out = outcome()
+    connect_s: list[float] = []
+
+    def post(i: int) -> bytes:
+        body = f'{{"i": {i}}}'.encode()
+        return (f"POST /v1/workflows/waiter/executions?wait=true&id=w-{i}"
+                f"&by=bench&timeout_ms=60000 HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def one(i: int) -> None:
+        writer = None
+        try:
+            c0 = time.monotonic()
+            reader, writer = await asyncio.open_connection(host, port)
+            connect_s.append(time.monotonic() - c0)
+            status, body = await http_exchange(reader, writer, post(i))
+            if status not in (200, 201):
+                out.errors.append(f"w-{i}: HTTP {status} {body[:200]!r}")
+                return
+            ex = json.loads(body)["execution"]
+            out.completed(i, t0_wall, args.sleep_ms, ex["status"],
+                          ex.get("result"), ex["created_at_ms"],
+                          ex["updated_at_ms"])
+        except (OSError, asyncio.IncompleteReadError, ValueError,
+                KeyError) as e:
+            out.errors.append(f"w-{i}: {type(e).__name__} {e}")
+        finally:
+            if writer is not None:
+                writer.close()
+
+    t0_wall, t0 = time.time(), time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(args.executions)))
+    out.total = time.monotonic() - t0
+    if connect_s:
+        print(f"TCP connect (client side): {pct(connect_s)}")
+    return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bin", default=os.path.join(ROOT, "build/src/cerebelum"))
     p.add_argument("--stubs", default=os.path.join(ROOT, "build/tests/python/stubs"))
+    p.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
     p.add_argument("--executions", type=int, default=10000)
     p.add_argument("--sleep-ms", type=int, default=2000)
     args = p.parse_args()
     sys.path.insert(0, args.stubs)
+    nofile = raise_nofile()
+    if args.protocol == "http" and nofile < args.executions + 64:
+        print(f"open files limit {nofile} is too low for {args.executions} "
+              "connections", file=sys.stderr)
+        return 1
     data = tempfile.mkdtemp(prefix="many-waiters-")
     flows = os.path.join(data, "flows")
     os.makedirs(flows)
@@ -125,11 +249,12 @@ def main() -> int:
                 "  - name: done\n    set: { i: \"input.i\" }\n"
                 "output: \"steps.done\"\n")
     grpc_addr = f"127.0.0.1:{free_port()}"
+    http_port = free_port() if args.protocol == "http" else 0
     node = subprocess.Popen(
         [args.bin, "node", "--data-dir",
          os.path.join(data, "node"), "--workflows", flows, "--listen",
-         grpc_addr, "--http", ""],
-        stderr=subprocess.PIPE, text=True)
+         grpc_addr, "--http", f"127.0.0.1:{http_port}" if http_port else ""],
+        stderr=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
     try:
         for line in node.stderr:
             if "node ready" in line:
@@ -139,12 +264,20 @@ def main() -> int:
             return 1
         threading.Thread(target=lambda: [None for _ in node.stderr],
                          daemon=True).start()
+        print(f"open files limit: client {nofile}, node "
+              f"{open_files_limit(node.pid)}")
         idle_threads, idle_rss = proc_status(node.pid)
         s = sampler(node.pid)
         s.start()
-        code = asyncio.run(run(args, grpc_addr))
+        if args.protocol == "http":
+            out = asyncio.run(run_http(args, "127.0.0.1", http_port))
+            how = "over HTTP (a keep-alive connection each)"
+        else:
+            out = asyncio.run(run_grpc(args, grpc_addr))
+            how = "over gRPC (one channel)"
         s.stop = True
         s.join()
+        code = report(args, how, out)
         print(f"node threads: {idle_threads} idle, {s.threads} at most during "
               f"the run; RSS: {idle_rss / 1024:.0f} MiB idle, "
               f"{s.rss / 1024:.0f} MiB at most")
