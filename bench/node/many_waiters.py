@@ -76,6 +76,33 @@ def open_files_limit(pid: int) -> str:
     return "?"
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of each thread of `pid`, with its name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_used(before: dict[int, tuple[str, float]],
+             after: dict[int, tuple[str, float]]) -> str:
+    """The node's CPU time between two thread_cpu samples, and its busiest
+    threads."""
+    used = sorted(((cpu - before.get(tid, ("", 0.0))[1], name, tid)
+                   for tid, (name, cpu) in after.items()), reverse=True)
+    top = ", ".join(f"{name}/{tid} {cpu:.2f}" for cpu, name, tid in used[:4]
+                    if cpu > 0)
+    return f"{sum(u[0] for u in used):.2f} s (busiest threads, s: {top})"
+
+
 class sampler(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -174,7 +201,8 @@ async def http_exchange(reader: asyncio.StreamReader,
                         request: bytes) -> tuple[int, bytes]:
     """Sends one request on a keep-alive connection; returns the answer's
     status and body (Content-Length bodies only, as the node sends)."""
-    writer.write(request)
+    if request:
+        writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
@@ -267,6 +295,7 @@ def main() -> int:
         print(f"open files limit: client {nofile}, node "
               f"{open_files_limit(node.pid)}")
         idle_threads, idle_rss = proc_status(node.pid)
+        cpu0 = thread_cpu(node.pid)
         s = sampler(node.pid)
         s.start()
         if args.protocol == "http":
@@ -277,7 +306,9 @@ def main() -> int:
             how = "over gRPC (one channel)"
         s.stop = True
         s.join()
+        cpu1 = thread_cpu(node.pid)
         code = report(args, how, out)
+        print(f"node CPU during the run: {cpu_used(cpu0, cpu1)}")
         print(f"node threads: {idle_threads} idle, {s.threads} at most during "
               f"the run; RSS: {idle_rss / 1024:.0f} MiB idle, "
               f"{s.rss / 1024:.0f} MiB at most")
