@@ -109,9 +109,13 @@ class sampler(threading.Thread):
         self.pid, self.stop, self.threads, self.rss = pid, False, 0, 0
 
     def run(self) -> None:
+        t0 = time.monotonic()
+        self.rss_at = 0.0  # seconds after the sampler started
         while not self.stop:
             t, r = proc_status(self.pid)
-            self.threads, self.rss = max(self.threads, t), max(self.rss, r)
+            if r > self.rss:
+                self.rss, self.rss_at = r, time.monotonic() - t0
+            self.threads = max(self.threads, t)
             time.sleep(0.05)
 
 
@@ -366,7 +370,8 @@ def main() -> int:
         print(f"node CPU during the run: {cpu_used(cpu0, cpu1)}")
         print(f"node threads: {idle_threads} idle, {s.threads} at most during "
               f"the run; RSS: {idle_rss / 1024:.0f} MiB idle, "
-              f"{s.rss / 1024:.0f} MiB at most")
+              f"{s.rss / 1024:.0f} MiB at most ({s.rss_at:.1f} s after the "
+              f"client began, connecting included)")
         return code
     finally:
         node.terminate()
