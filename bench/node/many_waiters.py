@@ -348,8 +348,13 @@ def main() -> int:
         else:
             print("the node did not start", file=sys.stderr)
             return 1
-        threading.Thread(target=lambda: [None for _ in node.stderr],
-                         daemon=True).start()
+        # The node's warnings and errors during the run (level is the
+        # second field of its text log lines).
+        complaints: list[str] = []
+        threading.Thread(target=lambda: complaints.extend(
+            line.rstrip() for line in node.stderr
+            if line.split(" ", 2)[1:2] and line.split(" ", 2)[1] in
+            ("warning", "warn", "error", "critical")), daemon=True).start()
         print(f"open files limit: client {nofile}, node "
               f"{open_files_limit(node.pid)}")
         idle_threads, idle_rss = proc_status(node.pid)
@@ -368,6 +373,9 @@ def main() -> int:
         cpu1 = thread_cpu(node.pid)
         code = report(args, how, out)
         print(f"node CPU during the run: {cpu_used(cpu0, cpu1)}")
+        print(f"node log: {len(complaints)} warnings or errors")
+        for line in complaints[:3]:
+            print("  " + line[:200])
         print(f"node threads: {idle_threads} idle, {s.threads} at most during "
               f"the run; RSS: {idle_rss / 1024:.0f} MiB idle, "
               f"{s.rss / 1024:.0f} MiB at most ({s.rss_at:.1f} s after the "
