@@ -6,7 +6,7 @@
 #include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include <deque>
+#include <list>
 #include <optional>
 #include <set>
 #include <string>
@@ -84,10 +84,13 @@ struct execution_data {
   /// The index row's update time of the last append.
   std::int64_t updated_at_ms = 0;
   exec_phase phase = exec_phase::executing;
+  // The two queues are lists, not deques: they are empty almost always, and
+  // libstdc++'s deque allocates ~0.5 KiB even when empty (10,000 resident
+  // executions held 10 MB of empty deques).
   /// Inputs not yet appended.
-  std::deque<events::Event> inbox;
+  std::list<events::Event> inbox;
   /// Operators' commands not yet folded.
-  std::deque<queued_command> commands;
+  std::list<queued_command> commands;
   /// The append in flight (one at a time).
   std::optional<in_flight> flight;
   /// The start handed over by the engine, until its request arrives.
