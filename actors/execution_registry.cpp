@@ -63,7 +63,11 @@ struct registry_data {
   context_ptr ctx;
   std::unordered_map<std::string, live_entry> live;
   std::unordered_map<caf::actor_addr, std::string> ids;
-  std::unordered_map<std::string, std::vector<caf::actor>> waiters;
+  /// Subscribed waiters by execution id; shared with the functor that tells
+  /// them when the registry exits (gone_atom).
+  std::shared_ptr<std::unordered_map<std::string, std::vector<caf::actor>>>
+    waiters = std::make_shared<
+      std::unordered_map<std::string, std::vector<caf::actor>>>();
   /// Crashes of each execution's actors (count, last reason), from their
   /// down messages; forgotten when the execution finishes.
   std::unordered_map<std::string, std::pair<std::int32_t, std::string>> crashes;
@@ -228,11 +232,11 @@ void on_finished(registry_actor* self, const std::string& id,
     e->second.finished = true;
     e->second.fin = fin;
   }
-  auto i = self->state.waiters.find(id);
-  if (i == self->state.waiters.end()) return;
+  auto i = self->state.waiters->find(id);
+  if (i == self->state.waiters->end()) return;
   for (auto& w : i->second)
     self->send(w, finished_atom::value, id, fin);
-  self->state.waiters.erase(i);
+  self->state.waiters->erase(i);
 }
 
 /// After a restart of the engine: the live executions register again.
@@ -257,6 +261,11 @@ caf::behavior registry_fun(registry_actor* self, context_ptr ctx) {
   self->state.ctx = std::move(ctx);
   self->set_down_handler([self](caf::down_msg& msg) {
     on_down(self, msg);
+  });
+  self->attach_functor([waiters = self->state.waiters](const caf::error& why) {
+    for (auto& [id, xs] : *waiters)
+      for (auto& w : xs)
+        caf::anon_send(w, gone_atom::value, why);
   });
   recall_executions(self);
   return {
@@ -317,7 +326,7 @@ caf::behavior registry_fun(registry_actor* self, context_ptr ctx) {
       on_finished(self, id, fin);
     },
     [=](subscribe_atom, const std::string& id, caf::actor w) {
-      self->state.waiters[id].push_back(std::move(w));
+      (*self->state.waiters)[id].push_back(std::move(w));
     },
     [=](watch_atom, const std::string& id, caf::actor w) {
       auto& st = self->state;
@@ -325,24 +334,24 @@ caf::behavior registry_fun(registry_actor* self, context_ptr ctx) {
       if (i != st.live.end() && i->second.finished)
         return std::make_tuple(static_cast<std::int32_t>(watch_reply::finished),
                                i->second.fin);
-      st.waiters[id].push_back(std::move(w));
+      (*st.waiters)[id].push_back(std::move(w));
       auto reply = i == st.live.end() ? watch_reply::unknown
                                       : watch_reply::watching;
       return std::make_tuple(static_cast<std::int32_t>(reply),
                              final_state_ptr{});
     },
     [=](unsub_atom, const std::string& id, const caf::actor& w) {
-      auto i = self->state.waiters.find(id);
-      if (i == self->state.waiters.end()) return;
+      auto i = self->state.waiters->find(id);
+      if (i == self->state.waiters->end()) return;
       auto& xs = i->second;
       xs.erase(std::remove(xs.begin(), xs.end(), w), xs.end());
-      if (xs.empty()) self->state.waiters.erase(i);
+      if (xs.empty()) self->state.waiters->erase(i);
     },
     [=](watch_atom, const std::string& id) {
       // Tests: how many waiters `id` has (a waiter has subscribed).
-      auto i = self->state.waiters.find(id);
+      auto i = self->state.waiters->find(id);
       return static_cast<std::uint64_t>(
-        i == self->state.waiters.end() ? 0 : i->second.size());
+        i == self->state.waiters->end() ? 0 : i->second.size());
     },
     [=](lookup_atom, const std::string& id) {
       auto i = self->state.live.find(id);

@@ -724,7 +724,6 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   };
   auto unsubscribe = [&] {
     if (!engine) return;
-    self->demonitor(engine);
     self->send(engine, unsub_atom::value, id, caf::actor{self});
     engine = nullptr;
   };
@@ -737,7 +736,6 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
     auto reply = watch_reply::unknown;
     final_state_ptr fin;
     if (engine) {
-      self->monitor(engine);
       self
         ->request(engine, caf::infinite, watch_atom::value, id,
                   caf::actor{self})
@@ -746,7 +744,10 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
             reply = static_cast<watch_reply>(code);
             fin = std::move(x);
           },
-          [&](caf::error&) {});
+          [&](caf::error&) {
+            // Gone before it took the watch: its gone message never comes.
+            self->send(self, gone_atom::value, caf::error{});
+          });
     }
     if (reply == watch_reply::finished) {
       engine = nullptr; // the engine subscribed no one
@@ -773,14 +774,11 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
         [&](finished_atom, const std::string&) {
           finished = true;
         },
-        [&](caf::down_msg&) {
+        [&](gone_atom, const caf::error&) {
           engine_down = true;
         },
         caf::after(left) >> [] {});
-    if (finished && fin && fin->state) {
-      if (engine) self->demonitor(engine);
-      return from_final(*fin);
-    }
+    if (finished && fin && fin->state) return from_final(*fin);
     if (engine_down) {
       // The engine was restarted by its supervisor and lost the
       // subscription: watch through its successor.
@@ -796,7 +794,6 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
     } else if (engine) {
       // Announced without its state (someone else finished it, it failed
       // after crashes, or its actor could not be spawned): the store says.
-      self->demonitor(engine);
       engine = nullptr;
     }
     if (auto seen = watch()) return std::move(*seen);
@@ -822,7 +819,6 @@ caf::behavior async_wait(caf::stateful_actor<async_wait_state>* self,
     if (st.answered) return;
     st.answered = true;
     if (st.engine) {
-      self->demonitor(st.engine);
       self->send(st.engine, unsub_atom::value, id, caf::actor{self});
       st.engine = nullptr;
     }
@@ -860,14 +856,12 @@ caf::behavior async_wait(caf::stateful_actor<async_wait_state>* self,
       return;
     }
     self->state.engine = engine;
-    self->monitor(engine);
     self
       ->request(engine, caf::infinite, watch_atom::value, id, caf::actor{self})
       .then(
         [=](std::int32_t code, final_state_ptr& fin) {
           auto reply = static_cast<watch_reply>(code);
           if (reply == watch_reply::finished) {
-            self->demonitor(self->state.engine);
             self->state.engine = nullptr; // subscribed no one
             if (fin && fin->state)
               answer(from_final(*fin));
@@ -878,25 +872,13 @@ caf::behavior async_wait(caf::stateful_actor<async_wait_state>* self,
           if (reply == watch_reply::unknown) look();
         },
         [=](caf::error&) {
-          // The engine went away: its down message re-watches.
+          // The engine went away before it took the watch (its gone
+          // message then never comes): watch through its successor.
+          self->state.engine = nullptr;
+          ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                                  rewatch_atom::value);
         });
   };
-  self->set_down_handler([=](caf::down_msg& dm) {
-    if (dm.source != self->state.engine) return;
-    self->state.engine = nullptr;
-    if (dm.reason == caf::exit_reason::user_shutdown
-        || dm.reason == caf::exit_reason::kill) {
-      // The node is stopping: so does the wait (an actor left waiting
-      // would hold the node's exit until its deadline).
-      answer(make_error(errc::unavailable,
-                        "the node is stopping; wait again once it is back"));
-      return;
-    }
-    // The registry crashed and its supervisor restarts it; the
-    // subscription is lost: watch through its successor.
-    ctx->clock().send_after(self, std::chrono::milliseconds{10},
-                            rewatch_atom::value);
-  });
   ctx->clock().send_after(self, timeout, tick_atom::value);
   watch();
   return {
@@ -910,6 +892,21 @@ caf::behavior async_wait(caf::stateful_actor<async_wait_state>* self,
     [=](finished_atom, const std::string&) {
       // Announced without its state: the store says.
       look();
+    },
+    [=](gone_atom, const caf::error& why) {
+      self->state.engine = nullptr;
+      if (why == caf::exit_reason::user_shutdown
+          || why == caf::exit_reason::kill) {
+        // The node is stopping: so does the wait (an actor left waiting
+        // would hold the node's exit until its deadline).
+        answer(make_error(errc::unavailable,
+                          "the node is stopping; wait again once it is back"));
+        return;
+      }
+      // The registry crashed and its supervisor restarts it; the
+      // subscription is lost: watch through its successor.
+      ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                              rewatch_atom::value);
     },
     [=](rewatch_atom) {
       if (self->state.engine) return;
