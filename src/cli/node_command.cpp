@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <sys/resource.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -94,6 +95,22 @@ actors::node_config make_node_config(const node_options& opts) {
   return ncfg;
 }
 
+/// Raises the soft limit of open files to the hard one, as servers that
+/// hold many connections do: each waiting HTTP client, gRPC stream and
+/// worker holds a descriptor, and the usual soft limit (1,024) would refuse
+/// accepts long before the HTTP server's own 10,000-connection limit.
+/// Returns the limit in force.
+rlim_t raise_open_files_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit want = lim;
+    want.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) lim = want;
+  }
+  return lim.rlim_cur;
+}
+
 } // namespace
 
 void add_node_options(CLI::App& cmd, node_options& opts) {
@@ -172,6 +189,14 @@ int run_node(const node_options& opts) {
                   ec.message());
     return 1;
   }
+  auto open_files = raise_open_files_limit();
+  // The HTTP server's connections, plus the store, gRPC, workers and logs.
+  constexpr rlim_t wanted_files = 10'000 + 1'024;
+  if (open_files != RLIM_INFINITY && open_files < wanted_files)
+    spdlog::warn("open files limit is {} (hard limit): fewer than {} "
+                 "concurrent HTTP and gRPC clients can be served; raise it "
+                 "(ulimit -Hn, LimitNOFILE= in a systemd unit)",
+                 open_files, wanted_files);
   auto signals = block_stop_signals();
   caf::actor_system_config cfg;
   // Idle CAF threads block until there is work (work sharing). The default

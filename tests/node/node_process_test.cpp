@@ -5,7 +5,10 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <string>
+
+#include <sys/resource.h>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -141,4 +144,34 @@ TEST_CASE("an unknown option is a usage error with exit code 2") {
   child_process bad{{CEREBELUM_BIN, "node", "--no-such-option"}};
   REQUIRE(bad.wait_exit(10s) == 2);
   CHECK(bad.output().find("--no-such-option") != std::string::npos);
+}
+
+TEST_CASE("a node raises its open files limit to the hard limit") {
+  // Started with the usual soft limit (children inherit it), the node would
+  // refuse accepts past ~1,000 clients.
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  if (saved.rlim_max <= 1024) {
+    WARN("not checked: the hard limit is 1,024 or less here");
+    return;
+  }
+  rlimit low = saved;
+  low.rlim_cur = 1024;
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  temp_dir dir;
+  child_process node{node_args(dir)};
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  REQUIRE(node.wait_for_line(ready_line, 20s));
+  std::ifstream limits{"/proc/" + std::to_string(node.pid()) + "/limits"};
+  std::string line;
+  std::string soft;
+  while (std::getline(limits, line))
+    if (line.rfind("Max open files", 0) == 0) {
+      std::istringstream fields{line.substr(14)};
+      fields >> soft;
+    }
+  INFO(node.output());
+  CHECK(soft == std::to_string(saved.rlim_max));
+  node.signal(SIGTERM);
+  CHECK(node.wait_exit(20s));
 }
