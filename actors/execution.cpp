@@ -444,7 +444,7 @@ caf::behavior init(execution_actor* self, context_ptr ctx, std::string id) {
     // by the engine right after our hello) arrives.
     st.def = started->def;
     st.exec = std::move(started->state);
-    st.unsent_start = std::move(*started);
+    st.unsent_start = std::make_unique<started_execution>(std::move(*started));
     st.phase = exec_phase::executing;
     return executing(self);
   }

@@ -7,6 +7,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include <list>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -91,10 +92,12 @@ struct execution_data {
   std::list<events::Event> inbox;
   /// Operators' commands not yet folded.
   std::list<queued_command> commands;
+  // Held by pointer, not std::optional: both are empty almost always, and
+  // an empty optional holds the whole object (~0.9 KB per resident actor).
   /// The append in flight (one at a time).
-  std::optional<in_flight> flight;
+  std::unique_ptr<in_flight> flight;
   /// The start handed over by the engine, until its request arrives.
-  std::optional<started_execution> unsent_start;
+  std::unique_ptr<started_execution> unsent_start;
   /// Native attempts running on the call pool, by token.
   std::set<std::string> running;
   /// Messages received from the engine (passivation handshake).
@@ -121,7 +124,7 @@ struct execution_data {
   }
 
   bool appending() const {
-    return flight.has_value();
+    return flight != nullptr;
   }
 
   void adopt(loaded_execution x) {

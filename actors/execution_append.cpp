@@ -85,7 +85,7 @@ void submit(execution_actor* self, eventstore::append_request req,
   f.tasks.upserts = req.task_upserts;
   f.tasks.deletes = req.task_deletes;
   if (f.what != in_flight::kind::decision) f.again = req;
-  st.flight = std::move(f);
+  st.flight = std::make_unique<in_flight>(std::move(f));
   auto me = caf::actor_cast<caf::actor>(self);
   auto status = st.ctx->writer().try_submit(
     std::move(req), [me](eventstore::append_result res) {
@@ -307,7 +307,7 @@ void on_failed(execution_actor* self, in_flight f,
     }
   }
   if (f.what != k::decision && retryable) {
-    st.flight = std::move(f);
+    st.flight = std::make_unique<in_flight>(std::move(f));
     if (outage)
       wait_for_store(self, eventstore::to_string(err));
     else

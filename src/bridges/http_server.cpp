@@ -649,6 +649,9 @@ class session : public std::enable_shared_from_this<session> {
                           std::string{field.value()});
     req.body = std::move(msg.body());
     head_ = msg.method() == bhttp::verb::head;
+    // Read out: a request that waits (for an execution's end) holds no
+    // parsed copy of itself.
+    parser_.reset();
     phase_ = phase::handling;
     srv_->dispatch(shared_from_this(), std::move(req), head_);
   }
