@@ -7,6 +7,7 @@
 #include "src/bridges/worker_convert.hpp"
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 
@@ -173,6 +174,127 @@ class late_reactor final : public grpc::ServerUnaryReactor,
   std::shared_ptr<late_reactor> self_;
 };
 
+/// One FollowExecution stream: the follower's batches queue here and are
+/// written one at a time (gRPC allows one write in flight); the stream
+/// finishes once the follow ended and the queue is written, or when the
+/// client goes away (the follow is stopped).
+class follow_reactor final
+  : public grpc::ServerWriteReactor<events::Event>,
+    public std::enable_shared_from_this<follow_reactor> {
+ public:
+  /// Events a client may let wait unread before it is cut off.
+  static constexpr std::size_t max_queued_bytes = 8 << 20;
+
+  /// Keeps the reactor alive until gRPC is done with the call.
+  void hold() {
+    self_ = shared_from_this();
+  }
+
+  void set_stop(actors::follow_stop stop) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!done_) {
+        stop_ = std::move(stop);
+        return;
+      }
+    }
+    stop();
+  }
+
+  /// Queues a batch; false once the stream is over (the follow stops).
+  bool push(std::vector<events::Event> batch) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (done_ || ending_) return false;
+    for (auto& ev : batch) {
+      queued_bytes_ += ev.ByteSizeLong();
+      queue_.push_back(std::move(ev));
+    }
+    if (queued_bytes_ > max_queued_bytes) {
+      end_locked({grpc::StatusCode::RESOURCE_EXHAUSTED,
+                  "the client left more than 8 MiB of events unread; "
+                  "follow again from the last seq received + 1"});
+      return false;
+    }
+    write_next_locked();
+    return true;
+  }
+
+  /// The follow ended: finish once what is queued is written.
+  void end(const caf::error& err) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    end_locked(err ? to_status(err) : grpc::Status::OK);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    writing_ = false;
+    if (!queue_.empty()) {
+      queued_bytes_ -= queue_.front().ByteSizeLong();
+      queue_.pop_front();
+    }
+    if (!ok) {
+      // The client is gone (or the call was cancelled).
+      queue_.clear();
+      return end_locked({grpc::StatusCode::CANCELLED, "the stream broke"});
+    }
+    write_next_locked();
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    queue_.clear();
+    end_locked({grpc::StatusCode::CANCELLED,
+                "the call was abandoned (client gone or node stopping)"});
+  }
+
+  void OnDone() override {
+    actors::follow_stop stop;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      done_ = true;
+      stop = std::move(stop_);
+    }
+    if (stop) stop();
+    self_.reset();
+  }
+
+ private:
+  void write_next_locked() {
+    if (writing_ || done_) return;
+    if (queue_.empty()) {
+      if (ending_) {
+        done_ = true;
+        Finish(status_);
+      }
+      return;
+    }
+    writing_ = true;
+    // A deque keeps its elements in place as others are added.
+    StartWrite(&queue_.front());
+  }
+
+  void end_locked(grpc::Status status) {
+    if (ending_ || done_) return;
+    ending_ = true;
+    status_ = std::move(status);
+    if (!status_.ok() && !queue_.empty() && writing_) {
+      // Drop what waits behind the write in flight.
+      queue_.erase(queue_.begin() + 1, queue_.end());
+    }
+    write_next_locked();
+  }
+
+  std::mutex mtx_;
+  std::deque<events::Event> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool ending_ = false;
+  bool done_ = false;
+  grpc::Status status_;
+  actors::follow_stop stop_;
+  std::shared_ptr<follow_reactor> self_;
+};
+
 /// Finishes a callback call at once with `status`.
 grpc::ServerUnaryReactor* finish_now(grpc::CallbackServerContext* ctx,
                                      const grpc::Status& status) {
@@ -236,6 +358,32 @@ admin_service::WaitForResult(grpc::CallbackServerContext* ctx,
                           return reply(r, res);
                         });
                       });
+  return reactor.get();
+}
+
+grpc::ServerWriteReactor<events::Event>*
+admin_service::FollowExecution(grpc::CallbackServerContext*,
+                               const admin::FollowExecutionRequest* req) {
+  auto reactor = std::make_shared<follow_reactor>();
+  reactor->hold();
+  if (auto err = require_non_empty("execution_id", req->execution_id())) {
+    reactor->end(err);
+    return reactor.get();
+  }
+  if (req->from_seq() < 0) {
+    reactor->end(actors::make_error(actors::errc::invalid_argument,
+                                    "from_seq: must not be negative"));
+    return reactor.get();
+  }
+  actors::follow_sink sink;
+  sink.events = [reactor](std::vector<events::Event> batch) {
+    return reactor->push(std::move(batch));
+  };
+  sink.end = [reactor](caf::error err) {
+    reactor->end(err);
+  };
+  reactor->set_stop(
+    engine_->follow(req->execution_id(), req->from_seq(), std::move(sink)));
   return reactor.get();
 }
 

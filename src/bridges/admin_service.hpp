@@ -16,7 +16,8 @@ namespace cerebelum::api {
 class admin_service final
   : public admin::AdminService::WithCallbackMethod_StartExecution<
       admin::AdminService::WithCallbackMethod_WaitForResult<
-        admin::AdminService::Service>> {
+        admin::AdminService::WithCallbackMethod_FollowExecution<
+          admin::AdminService::Service>>> {
  public:
   /// `tasks`, when set, serves the dead letter RPCs (else UNIMPLEMENTED).
   /// Pending waits end when the server shuts down (their calls are
@@ -60,6 +61,12 @@ class admin_service final
   WaitForResult(grpc::CallbackServerContext* ctx,
                 const admin::WaitForResultRequest* req,
                 admin::ExecutionInfo* res) override;
+
+  /// A callback method: the stream of engine_api::follow, written one
+  /// event at a time as the client takes them; no thread held between.
+  grpc::ServerWriteReactor<events::Event>*
+  FollowExecution(grpc::CallbackServerContext* ctx,
+                  const admin::FollowExecutionRequest* req) override;
 
   grpc::Status ListWorkflows(grpc::ServerContext* ctx,
                              const admin::ListWorkflowsRequest* req,

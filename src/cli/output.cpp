@@ -122,15 +122,18 @@ void print_execution_table(
   print_table(cells);
 }
 
+void print_event(const events::Event& ev) {
+  auto view = api::event_to_json(ev);
+  std::cout << std::right << std::setw(4) << ev.seq() << "  "
+            << format_time(ev.recorded_at_ms()) << "  " << std::left
+            << std::setw(20) << view["type"].get<std::string>() << ' '
+            << event_fields(view) << '\n';
+}
+
 void print_history(
   const google::protobuf::RepeatedPtrField<events::Event>& events) {
-  for (auto& ev : events) {
-    auto view = api::event_to_json(ev);
-    std::cout << std::right << std::setw(4) << ev.seq() << "  "
-              << format_time(ev.recorded_at_ms()) << "  " << std::left
-              << std::setw(20) << view["type"].get<std::string>() << ' '
-              << event_fields(view) << '\n';
-  }
+  for (auto& ev : events)
+    print_event(ev);
 }
 
 } // namespace cerebelum::cli

@@ -30,6 +30,9 @@ void print_table(const std::vector<std::vector<std::string>>& cells);
 void print_execution_table(
   const google::protobuf::RepeatedPtrField<admin::ExecutionInfo>& rows);
 
+/// Prints one event as a line: seq, time, type, key fields.
+void print_event(const events::Event& ev);
+
 /// Prints a history, one event per line: seq, time, type, key fields.
 void print_history(
   const google::protobuf::RepeatedPtrField<events::Event>& events);

@@ -7,6 +7,7 @@
 #include "src/cli/admin_client.hpp"
 #include "src/cli/commands.hpp"
 #include "src/cli/output.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::cli {
 
@@ -84,6 +85,53 @@ int run_show(const global_options& global, const show_options& opts) {
     std::cout << "history:\n";
     print_history(history.events());
   }
+  return 0;
+}
+
+struct events_options {
+  std::string id;
+  std::int64_t from_seq = 0;
+  bool follow = false;
+  bool json = false;
+};
+
+/// `events ID`: the history from --from-seq, one event per line (JSON
+/// lines with --json); with --follow, then each event as it is committed,
+/// until the execution's terminal event.
+int run_events(const global_options& global, const events_options& opts) {
+  admin_client client{global.server};
+  if (!client.connect()) return 1;
+  auto show = [&opts](const events::Event& ev) {
+    if (opts.json)
+      std::cout << workflow::safe_dump(api::event_to_json(ev)) << '\n';
+    else
+      print_event(ev);
+    // A follower reads each line as it comes (a pipe is fully buffered).
+    std::cout.flush();
+  };
+  if (!opts.follow) {
+    admin::GetHistoryRequest req;
+    req.set_execution_id(opts.id);
+    req.set_from_seq(opts.from_seq);
+    admin::GetHistoryResponse res;
+    auto ctx = admin_client::context();
+    auto status = client.stub().GetHistory(ctx.get(), req, &res);
+    if (!status.ok()) return client.fail(status);
+    for (auto& ev : res.events())
+      show(ev);
+    return 0;
+  }
+  admin::FollowExecutionRequest req;
+  req.set_execution_id(opts.id);
+  req.set_from_seq(opts.from_seq);
+  // No deadline: it follows until the execution ends (or Ctrl-C).
+  grpc::ClientContext ctx;
+  auto reader = client.stub().FollowExecution(&ctx, req);
+  events::Event ev;
+  while (reader->Read(&ev))
+    show(ev);
+  auto status = reader->Finish();
+  if (!status.ok()) return client.fail(status);
   return 0;
 }
 
@@ -174,12 +222,31 @@ void add_show(CLI::App& app, const global_options& global, command_set& set) {
   });
 }
 
+void add_events(CLI::App& app, const global_options& global, command_set& set) {
+  auto opts = std::make_shared<events_options>();
+  auto* cmd = app.add_subcommand(
+    "events", "Print an execution's history, one event per line; with "
+              "--follow, then each event as it is recorded, until the "
+              "execution ends");
+  cmd->add_option("id", opts->id, "Execution id")->required();
+  cmd->add_option("--from-seq", opts->from_seq, "Start at this event")
+    ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--follow,-f", opts->follow,
+                "Keep printing events as they are recorded until the "
+                "execution completes, fails or is cancelled");
+  cmd->add_flag("--json", opts->json, "Print one JSON object per event");
+  set.add(cmd, [&global, opts] {
+    return run_events(global, *opts);
+  });
+}
+
 } // namespace
 
 void add_read_commands(CLI::App& app, const global_options& global,
                        command_set& set) {
   add_list(app, global, set);
   add_show(app, global, set);
+  add_events(app, global, set);
   auto as_json = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand(
     "workflows",

@@ -285,3 +285,34 @@ TEST_CASE("CheckUpgrade of a bad definition is INVALID_ARGUMENT") {
   CHECK(f.stub->CheckUpgrade(&ctx, req, &res).error_code()
         == grpc::StatusCode::INVALID_ARGUMENT);
 }
+
+TEST_CASE("FollowExecution streams the history and ends OK, NOT_FOUND and "
+          "INVALID_ARGUMENT otherwise") {
+  fixture f;
+  admin::StartExecutionResponse res;
+  REQUIRE(f.start("order", "{}", res, "fw").ok());
+  grpc::ClientContext ctx;
+  admin::FollowExecutionRequest req;
+  req.set_execution_id("fw");
+  auto reader = f.stub->FollowExecution(&ctx, req);
+  cerebelum::events::Event ev;
+  std::vector<std::int64_t> seqs;
+  while (reader->Read(&ev))
+    seqs.push_back(ev.seq());
+  CHECK(reader->Finish().ok());
+  CHECK(seqs == std::vector<std::int64_t>{0, 1});
+  auto status_of = [&f](const std::string& id, std::int64_t from) {
+    grpc::ClientContext c;
+    admin::FollowExecutionRequest r;
+    r.set_execution_id(id);
+    r.set_from_seq(from);
+    auto rd = f.stub->FollowExecution(&c, r);
+    cerebelum::events::Event e;
+    while (rd->Read(&e)) {
+    }
+    return rd->Finish().error_code();
+  };
+  CHECK(status_of("nope", 0) == grpc::StatusCode::NOT_FOUND);
+  CHECK(status_of("fw", -1) == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(status_of("", 0) == grpc::StatusCode::INVALID_ARGUMENT);
+}

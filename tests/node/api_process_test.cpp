@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tests/node/node_fixture.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/support/metrics_text.hpp"
 
 using namespace cerebelum::test;
@@ -123,8 +124,9 @@ TEST_CASE("the CLI says clearly when no node is reachable") {
 }
 
 TEST_CASE("every command has --help") {
-  for (auto cmd : {"node", "start", "list", "show", "approve", "reject",
-                   "cancel", "workflows", "health", "check-upgrade"}) {
+  for (auto cmd :
+       {"node", "start", "list", "show", "approve", "reject", "cancel",
+        "workflows", "health", "check-upgrade", "events"}) {
     auto res = run_cli({cmd, "--help"});
     INFO(cmd);
     CHECK(res.code == 0);
@@ -441,4 +443,43 @@ TEST_CASE("GET .../events?follow=true streams an order's events live until "
   auto bad = http.Get("/v1/executions/f-1/events?follow=maybe");
   REQUIRE(bad);
   CHECK(bad->status == 400);
+}
+
+TEST_CASE("cerebelum events --follow prints an order's events as they are "
+          "recorded and exits 0 when it completes") {
+  node_process node;
+  REQUIRE(
+    node.cli({"start", "order", "--id", "ev-1", "--input", big_order("ev-1")})
+      .code
+    == 0);
+  child_process follow{{CEREBELUM_BIN, "--server",
+                        "127.0.0.1:" + std::to_string(node.grpc_port), "events",
+                        "ev-1", "--follow"}};
+  // Printed when recorded, after the order's 2 s cool-down: the command is
+  // still following then.
+  REQUIRE(follow.wait_for_line("approval_requested", 20s));
+  CHECK_FALSE(follow.wait_exit(200ms));
+  REQUIRE(node.cli({"approve", "ev-1", "--by", "alice"}).code == 0);
+  auto code = follow.wait_exit(20s);
+  INFO(follow.output());
+  REQUIRE(code);
+  CHECK(*code == 0);
+  CHECK(contains(follow.output(), "approval_granted"));
+  CHECK(contains(follow.output(), "execution_completed"));
+  // The same lines as the recorded history, one per event.
+  auto history = node.cli({"events", "ev-1", "--json"});
+  REQUIRE(history.code == 0);
+  std::istringstream lines{history.output};
+  std::string line;
+  std::int64_t seq = 0;
+  while (std::getline(lines, line))
+    CHECK(json::parse(line)["seq"] == seq++);
+  CHECK(std::count(follow.output().begin(), follow.output().end(), '\n')
+        == seq);
+  auto tail = node.cli(
+    {"events", "ev-1", "--from-seq", std::to_string(seq - 1), "--json"});
+  CHECK(json::parse(tail.output)["type"] == "execution_completed");
+  auto unknown = node.cli({"events", "nope", "--follow"});
+  CHECK(unknown.code == 1);
+  CHECK(contains(unknown.output, "NOT_FOUND"));
 }
