@@ -308,6 +308,8 @@ class session : public std::enable_shared_from_this<session> {
       if (self->phase_ == phase::idle) self->close();
       if (self->phase_ == phase::streaming) {
         self->keep_alive_ = false;
+        if (!self->stop_text_.empty())
+          self->stream_push(self->stop_text_, false);
         self->stream_finish();
       }
     });
@@ -344,6 +346,7 @@ class session : public std::enable_shared_from_this<session> {
     res->keep_alive(keep_alive_);
     auto sr
       = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*res);
+    stop_text_ = std::move(opts.stop_text);
     if (head_) {
       out_ending_ = true;
     } else {
@@ -733,6 +736,7 @@ class session : public std::enable_shared_from_this<session> {
   bool watching_ = false;
   bool finished_ = false;
   std::string keepalive_text_;
+  std::string stop_text_;
   std::chrono::milliseconds keepalive_every_{0};
   std::optional<asio::steady_timer> keepalive_;
   std::chrono::steady_clock::time_point last_sent_

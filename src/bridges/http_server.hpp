@@ -148,6 +148,8 @@ struct stream_options {
   /// that proxies keep an idle stream and a client that left is noticed.
   std::string keepalive_text;
   std::chrono::milliseconds keepalive_every{0};
+  /// Written last when the server stops the stream (says why it ends).
+  std::string stop_text;
 };
 
 /// Answers one request, once, from any thread; later answers are ignored.

@@ -640,8 +640,9 @@ TEST_CASE("a client that does not read is cut off once too much waits for it") {
 }
 
 TEST_CASE("an idle stream sends its keep-alive text") {
-  stream_fixture f{{},
-                   {.keepalive_text = ": ka\n\n", .keepalive_every = 100ms}};
+  stream_fixture f{
+    {},
+    {.keepalive_text = ": ka\n\n", .keepalive_every = 100ms, .stop_text = {}}};
   conn c{f.port};
   REQUIRE(c.send(get("/s")));
   auto out = f.stream();
@@ -652,7 +653,9 @@ TEST_CASE("an idle stream sends its keep-alive text") {
 }
 
 TEST_CASE("a server that stops ends its streams with their last chunk") {
-  stream_fixture f;
+  stream_fixture f{
+    {},
+    {.keepalive_text = {}, .keepalive_every = {}, .stop_text = "stopping\n"}};
   conn c{f.port};
   REQUIRE(c.send(get("/s")));
   auto out = f.stream();
@@ -660,7 +663,7 @@ TEST_CASE("a server that stops ends its streams with their last chunk") {
   auto start = steady::now();
   f.server.stop();
   CHECK(steady::now() - start < 3s);
-  CHECK(c.read_until("0\r\n\r\n"));
+  CHECK(c.read_until("9\r\nstopping\n\r\n0\r\n\r\n"));
   CHECK(f.wait_ended(1));
   CHECK_FALSE(out.open());
 }
