@@ -320,12 +320,7 @@ class session : public std::enable_shared_from_this<session> {
   void begin_stream(std::shared_ptr<stream_channel> ch, response head,
                     stream_options opts) {
     if (phase_ == phase::closed || phase_ == phase::closing) return ch->ended();
-    if (srv_->observer)
-      srv_->observer(
-        route_, head.status,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - began_)
-          .count());
-    route_.clear();
+    answered(head.status);
     pending_.reset();
     phase_ = phase::streaming;
     channel_ = std::move(ch);
@@ -333,12 +328,7 @@ class session : public std::enable_shared_from_this<session> {
     out_ending_ = false;
     finished_ = false;
     auto res = std::make_shared<bhttp::response<bhttp::empty_body>>();
-    res->version(version_);
-    res->result(static_cast<unsigned>(head.status));
-    if (!head.content_type.empty())
-      res->set(bhttp::field::content_type, head.content_type);
-    for (auto& [name, value] : head.headers)
-      res->set(name, value);
+    fill_head(*res, head);
     // HTTP/1.0 knows no chunks: the body ends with the connection.
     chunked_ = version_ >= 11;
     if (chunked_) res->chunked(true);
@@ -398,21 +388,11 @@ class session : public std::enable_shared_from_this<session> {
   /// Writes `res`, then reads the next request or closes.
   void write(response r) {
     if (phase_ == phase::closed || phase_ == phase::closing) return;
-    if (srv_->observer)
-      srv_->observer(
-        route_, r.status,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - began_)
-          .count());
-    route_.clear();
+    answered(r.status);
     phase_ = phase::writing;
     pending_.reset();
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
-    res->version(version_);
-    res->result(static_cast<unsigned>(r.status));
-    if (!r.content_type.empty())
-      res->set(bhttp::field::content_type, r.content_type);
-    for (auto& [name, value] : r.headers)
-      res->set(name, value);
+    fill_head(*res, r);
     res->body() = std::move(r.body);
     res->keep_alive(keep_alive_ && !srv_->stopping.load());
     res->prepare_payload();
@@ -428,6 +408,27 @@ class session : public std::enable_shared_from_this<session> {
   }
 
  private:
+  /// Tells the observer of the answer to the request being handled.
+  void answered(int status) {
+    if (srv_->observer)
+      srv_->observer(
+        route_, status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - began_)
+          .count());
+    route_.clear();
+  }
+
+  /// The status line and header fields of `r` on `msg`.
+  template <class Message>
+  void fill_head(Message& msg, const response& r) const {
+    msg.version(version_);
+    msg.result(static_cast<unsigned>(r.status));
+    if (!r.content_type.empty())
+      msg.set(bhttp::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers)
+      msg.set(name, value);
+  }
+
   enum class phase {
     idle,
     reading,

@@ -78,14 +78,20 @@ bool followers_drop_to_zero(engine_fixture& f) {
 
 using pc = cerebelum::events::Event::PayloadCase;
 
+/// Starts `gated` and waits until it awaits its approval.
+execution_view start_gated(engine_fixture& f) {
+  f.start();
+  auto v = f.start("gated", 5);
+  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  return v;
+}
+
 } // namespace
 
 TEST_CASE("follow gives the history, then each event as it is committed, up "
           "to the terminal one") {
   engine_fixture f;
-  f.start();
-  auto v = f.start("gated", 5);
-  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  auto v = start_gated(f);
   collected got;
   auto stop = f.api().follow(v.execution_id, 0, got.sink());
   REQUIRE(got.wait([&] {
@@ -140,9 +146,7 @@ TEST_CASE("follow from a sequence number skips what came before") {
 
 TEST_CASE("a stopped follow, or one whose sink says stop, leaves the feed") {
   engine_fixture f;
-  f.start();
-  auto v = f.start("gated", 5);
-  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  auto v = start_gated(f);
   collected a;
   auto stop = f.api().follow(v.execution_id, 0, a.sink());
   REQUIRE(a.wait([&] {
@@ -189,9 +193,7 @@ TEST_CASE("following an unknown or malformed id ends with an error") {
 
 TEST_CASE("a node that stops ends its follows with unavailable") {
   engine_fixture f;
-  f.start();
-  auto v = f.start("gated", 5);
-  REQUIRE(f.wait_status(v.execution_id, status::awaiting_approval));
+  auto v = start_gated(f);
   collected got;
   f.api().follow(v.execution_id, 0, got.sink());
   REQUIRE(got.wait([&] {
