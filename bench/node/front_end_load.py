@@ -133,6 +133,10 @@ def metric_values(port: int, family: str) -> dict[str, float]:
     return out
 
 
+def label_value(labels: str, name: str) -> str:
+    return labels.split(name + '="', 1)[1].split('"', 1)[0]
+
+
 def finished(port: int, workflow: str) -> dict[str, int]:
     out: dict[str, int] = collections.Counter()
     for labels, v in metric_values(
@@ -359,10 +363,10 @@ def run_flood(args) -> int:
                         bad += 1
             print(f"results spot-checked (every {max(1, args.starts // 50)}"
                   f"th id): {bad} wrong")
-        print("start answers as the node counted them: " + ", ".join(
-            f"{k.split('code="')[1].split('"')[0]}: {int(v)}" for k, v in
-            metric_values(n.http_port, "cerebelum_api_requests_total").items()
-            if 'route="/v1/workflows/{name}/executions"' in k))
+        counted = {label_value(k, "code"): int(v) for k, v in metric_values(
+            n.http_port, "cerebelum_api_requests_total").items()
+            if 'route="/v1/workflows/{name}/executions"' in k}
+        print(f"start answers as the node counted them: {counted}")
         node_figures(n, idle, s, cpu0)
         if st.get("transport error") or st.get("connect error") or \
                 any(k not in (200, 201, 429) for k in st):
