@@ -376,7 +376,8 @@ def run_flood(args) -> int:
 
 # -- connections ---------------------------------------------------------------
 
-def measure(port: int, samples: int, label: str) -> tuple[list, list, list]:
+def measure(port: int, samples: int, label: str,
+            gap: float = 0.1) -> tuple[list, list, list]:
     """The normal client: `samples` GET /v1/health and start+wait, each on a
     new connection; returns (health s, start+wait s, errors)."""
     import http.client
@@ -404,7 +405,7 @@ def measure(port: int, samples: int, label: str) -> tuple[list, list, list]:
             except (OSError, http.client.HTTPException, ValueError) as e:
                 errors.append(f"{method} {path}: {type(e).__name__} {e} after "
                               f"{time.monotonic() - t:.2f} s")
-        time.sleep(0.1)
+        time.sleep(gap)
     return health, start, errors
 
 
@@ -520,7 +521,9 @@ def run_connections(args) -> int:
               f"{threads_loaded}, RSS {rss_loaded / 1024:.0f} MiB, "
               f"established connections to the HTTP port {conns}; "
               f"load average {loadavg()}")
-        h1, s1, e1 = measure(port, args.samples, "during")
+        # Spread over the load, until 5 s before the waiting starts end.
+        gap = max(0.1, (args.nap_s - args.settle_s - 5) / args.samples)
+        h1, s1, e1 = measure(port, args.samples, "during", gap)
         during_s = time.monotonic() - t0
         print(f"during the load ({args.slow} slowloris, {args.idle} idle, "
               f"{args.waiting} waiting; measured {args.settle_s:.0f}-"
