@@ -45,6 +45,7 @@ import asyncio
 import collections
 import json
 import os
+import resource
 import socket
 import sys
 import threading
@@ -306,7 +307,11 @@ def run_flood(args) -> int:
         s = sampler(n.pid)
         s.start()
         w0 = time.monotonic()
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         r = asyncio.run(flood_offer(args, n.http_port))
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"client CPU while offering: {ru1.ru_utime - ru0.ru_utime:.1f} s "
+              f"user, {ru1.ru_stime - ru0.ru_stime:.1f} s system")
         print(f"offered {args.starts} starts in {r['offered_s']:.2f} s "
               f"(target {args.seconds} s), all answered "
               f"{r['answered_s']:.2f} s after the first; connections used: "
