@@ -351,11 +351,37 @@ def run_flood(args) -> int:
         if f.get("failed", 0):
             code = 1
             failed = list_executions(n.http_port, "failed", "flood")
-            kinds = collections.Counter(
-                (e.get("error") or {}).get("kind", "?") for e in failed)
-            print(f"failed by error kind: {dict(kinds)}")
-            for e in failed[:5]:
-                print(f"  {e['execution_id']}: {json.dumps(e.get('error'))}")
+            # The list leaves the error out: describe each (at most 3,000).
+            kinds: collections.Counter = collections.Counter()
+            steps: collections.Counter = collections.Counter()
+            examples = []
+            for e in failed[:3000]:
+                _, body = http_get(n.http_port,
+                                   f"/v1/executions/{e['execution_id']}")
+                ex = json.loads(body)
+                err = ex.get("error") or {}
+                kinds[err.get("kind", "?")] += 1
+                steps[ex.get("awaiting_step") or ex.get("phase", "?")] += 1
+                if len(examples) < 3:
+                    examples.append(ex)
+            print(f"failed by error kind: {dict(kinds)}; by phase: "
+                  f"{dict(steps)}")
+            for ex in examples:
+                print(f"  {ex['execution_id']}: error "
+                      f"{json.dumps(ex.get('error'))}")
+            if examples:
+                eid = examples[0]["execution_id"]
+                _, body = http_get(n.http_port,
+                                   f"/v1/executions/{eid}/history")
+                t_first = None
+                print(f"  history of {eid}:")
+                for ev in json.loads(body)["events"]:
+                    t_first = t_first or ev["recorded_at_ms"]
+                    extra = {k: v for k, v in ev.items() if k in (
+                        "step", "attempt", "error", "timer_id", "fire_at_ms")}
+                    print(f"    +{ev['recorded_at_ms'] - t_first:5d} ms "
+                          f"{ev['seq']:2d} {ev['type']} "
+                          f"{json.dumps(extra)[:300]}")
         if f.get("completed", 0):
             # Spot-check results: (i + 1) * 2 + 3.
             bad = 0
