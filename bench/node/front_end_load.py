@@ -765,7 +765,7 @@ def main() -> int:
     f.add_argument("--sleep-ms", type=int, default=0)
     f.add_argument("--step-timeout", default="2s")
     f.add_argument("--initial-conns", type=int, default=64)
-    f.add_argument("--max-conns", type=int, default=2000)
+    f.add_argument("--max-conns", type=int, default=9000)
     f.add_argument("--drain-s", type=float, default=600)
     c = sub.add_parser("connections", help="slowloris + idle + waiting")
     c.add_argument("--slow", type=int, default=300)
