@@ -138,6 +138,31 @@ def label_value(labels: str, name: str) -> str:
     return labels.split(name + '="', 1)[1].split('"', 1)[0]
 
 
+def histogram_quantiles(port: int, family: str,
+                        match: str = "") -> str:
+    """Count, mean and p50 / p99 (upper bucket bounds) of a Prometheus
+    histogram in /metrics, summed over the series whose labels hold
+    `match`."""
+    buckets: dict[float, float] = collections.defaultdict(float)
+    total = count = 0.0
+    for labels, v in metric_values(port, family + "_bucket").items():
+        if match in labels:
+            le = label_value(labels, "le")
+            buckets[float("inf") if le == "+Inf" else float(le)] += v
+    for labels, v in metric_values(port, family + "_sum").items():
+        if match in labels:
+            total += v
+    for labels, v in metric_values(port, family + "_count").items():
+        if match in labels:
+            count += v
+    if not count or not buckets:
+        return "none"
+    bounds = sorted(buckets)
+    q = lambda p: next(b for b in bounds if buckets[b] >= p * count)
+    return (f"{int(count)}, mean {total / count:.4g}, p50 <= {q(0.5):g}, "
+            f"p99 <= {q(0.99):g}, max <= {q(1.0):g}")
+
+
 def finished(port: int, workflow: str) -> dict[str, int]:
     out: dict[str, int] = collections.Counter()
     for labels, v in metric_values(
@@ -394,6 +419,15 @@ def run_flood(args) -> int:
                         bad += 1
             print(f"results spot-checked (every {max(1, args.starts // 50)}"
                   f"th id): {bad} wrong")
+        for family, match, unit in (
+                ("cerebelum_store_commit_seconds", "", "s"),
+                ("cerebelum_store_commit_group_size", "", "appends"),
+                ("cerebelum_timer_lateness_seconds", "", "s"),
+                ("cerebelum_step_duration_seconds", 'kind="native"', "s"),
+                ("cerebelum_api_request_seconds",
+                 'route="/v1/workflows/{name}/executions"', "s")):
+            print(f"node histogram {family}{{{match}}} ({unit}): "
+                  f"{histogram_quantiles(n.http_port, family, match)}")
         counted = {label_value(k, "code"): int(v) for k, v in metric_values(
             n.http_port, "cerebelum_api_requests_total").items()
             if 'route="/v1/workflows/{name}/executions"' in k}
