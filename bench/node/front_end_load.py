@@ -11,7 +11,7 @@ grpcio and the generated stubs for `polls`).
 flood: offers --starts (100,000) `POST /v1/workflows/flood/executions?id=f-<i>`
   (no wait) paced open-loop over --seconds (60) from one asyncio loop on many
   keep-alive connections (a request due while every connection is busy
-  opens another, up to --max-conns, then waits for one: its lateness is
+  opens another, up to --max-conns (9,000), then waits for one: its lateness is
   reported). The workflow is three native calls with a start-to-close
   `timeout` (--step-timeout, no retry: a timeout fails the execution) and a
   `set` step, with --sleep-ms a durable sleep first. Counts answers by status
