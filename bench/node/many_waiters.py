@@ -29,94 +29,13 @@ import asyncio
 import json
 import os
 import resource
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def raise_nofile() -> int:
-    """Raises this process's RLIMIT_NOFILE soft limit to its hard limit;
-    returns the soft limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def proc_status(pid: int) -> tuple[int, int]:
-    """(threads, RSS in KiB) of `pid`."""
-    threads = rss = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                threads = int(line.split()[1])
-            elif line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    return threads, rss
-
-
-def open_files_limit(pid: int) -> str:
-    with open(f"/proc/{pid}/limits") as f:
-        for line in f:
-            if line.startswith("Max open files"):
-                return line.split()[3]
-    return "?"
-
-
-def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) of each thread of `pid`, with its name."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick)
-    return out
-
-
-def cpu_used(before: dict[int, tuple[str, float]],
-             after: dict[int, tuple[str, float]]) -> str:
-    """The node's CPU time between two thread_cpu samples, and its busiest
-    threads."""
-    used = sorted(((cpu - before.get(tid, ("", 0.0))[1], name, tid)
-                   for tid, (name, cpu) in after.items()), reverse=True)
-    top = ", ".join(f"{name}/{tid} {cpu:.2f}" for cpu, name, tid in used[:4]
-                    if cpu > 0)
-    return f"{sum(u[0] for u in used):.2f} s (busiest threads, s: {top})"
-
-
-class sampler(threading.Thread):
-    def __init__(self, pid: int):
-        super().__init__(daemon=True)
-        self.pid, self.stop, self.threads, self.rss = pid, False, 0, 0
-
-    def run(self) -> None:
-        t0 = time.monotonic()
-        self.rss_at = 0.0  # seconds after the sampler started
-        while not self.stop:
-            t, r = proc_status(self.pid)
-            if r > self.rss:
-                self.rss, self.rss_at = r, time.monotonic() - t0
-            self.threads = max(self.threads, t)
-            time.sleep(0.05)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from node_harness import (ROOT, cpu_used, node, pct, proc_status,  # noqa: E402
+                          open_files_limit, raise_nofile, sampler, thread_cpu)
 
 
 @dataclass
@@ -157,13 +76,6 @@ class outcome:
         self.late.append((done_ms - due_ms) / 1000)
         self.ended.append((updated_at_ms - due_ms) / 1000)
         self.created.append(created_at_ms / 1000 - t0_wall)
-
-
-def pct(xs: list[float]) -> str:
-    xs = sorted(xs)
-    q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
-    return (f"p50 {q(0.5):.0f} ms, p99 {q(0.99):.0f} ms, "
-            f"max {xs[-1] * 1000:.0f} ms")
 
 
 def report(args, how: str, out: outcome) -> int:
@@ -326,66 +238,35 @@ def main() -> int:
         print(f"open files limit {nofile} is too low for {args.executions} "
               "connections", file=sys.stderr)
         return 1
-    data = tempfile.mkdtemp(prefix="many-waiters-")
-    flows = os.path.join(data, "flows")
-    os.makedirs(flows)
-    with open(os.path.join(flows, "waiter.yaml"), "w") as f:
-        f.write("name: waiter\nsteps:\n"
-                f"  - name: nap\n    sleep: {args.sleep_ms}ms\n"
-                "  - name: done\n    set: { i: \"input.i\" }\n"
-                "output: \"steps.done\"\n")
-    grpc_addr = f"127.0.0.1:{free_port()}"
-    http_port = free_port() if args.protocol == "http" else 0
-    node = subprocess.Popen(
-        [args.bin, "node", "--data-dir",
-         os.path.join(data, "node"), "--workflows", flows, "--listen",
-         grpc_addr, "--http", f"127.0.0.1:{http_port}" if http_port else ""],
-        stderr=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
-    try:
-        for line in node.stderr:
-            if "node ready" in line:
-                break
-        else:
-            print("the node did not start", file=sys.stderr)
-            return 1
-        # The node's warnings and errors during the run (level is the
-        # second field of its text log lines).
-        complaints: list[str] = []
-        threading.Thread(target=lambda: complaints.extend(
-            line.rstrip() for line in node.stderr
-            if line.split(" ", 2)[1:2] and line.split(" ", 2)[1] in
-            ("warning", "warn", "error", "critical")), daemon=True).start()
+    flow = ("name: waiter\nsteps:\n"
+            f"  - name: nap\n    sleep: {args.sleep_ms}ms\n"
+            "  - name: done\n    set: { i: \"input.i\" }\n"
+            "output: \"steps.done\"\n")
+    with node(args.bin, {"waiter.yaml": flow}, http=args.protocol == "http",
+              prefix="many-waiters-") as n:
         print(f"open files limit: client {nofile}, node "
-              f"{open_files_limit(node.pid)}")
-        idle_threads, idle_rss = proc_status(node.pid)
-        cpu0 = thread_cpu(node.pid)
-        s = sampler(node.pid)
+              f"{open_files_limit(n.pid)}")
+        idle_threads, idle_rss = proc_status(n.pid)
+        cpu0 = thread_cpu(n.pid)
+        s = sampler(n.pid)
         s.start()
         if args.protocol == "http":
-            out = asyncio.run(run_http(args, "127.0.0.1", http_port))
+            out = asyncio.run(run_http(args, "127.0.0.1", n.http_port))
             how = ("over HTTP (a keep-alive connection each"
                    + (", opened beforehand)" if args.preconnect else ")"))
         else:
-            out = asyncio.run(run_grpc(args, grpc_addr))
+            out = asyncio.run(run_grpc(args, n.grpc_addr))
             how = "over gRPC (one channel)"
-        s.stop = True
-        s.join()
-        cpu1 = thread_cpu(node.pid)
+        s.finish()
+        cpu1 = thread_cpu(n.pid)
         code = report(args, how, out)
         print(f"node CPU during the run: {cpu_used(cpu0, cpu1)}")
-        print(f"node log: {len(complaints)} warnings or errors")
-        for line in complaints[:3]:
-            print("  " + line[:200])
+        n.print_complaints(3)
         print(f"node threads: {idle_threads} idle, {s.threads} at most during "
               f"the run; RSS: {idle_rss / 1024:.0f} MiB idle, "
               f"{s.rss / 1024:.0f} MiB at most ({s.rss_at:.1f} s after the "
               f"client began, connecting included)")
         return code
-    finally:
-        node.terminate()
-        node.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())
