@@ -104,7 +104,12 @@ void run_commands(execution_actor* self,
   for (auto& cmd : cmds) {
     if (auto* run = std::get_if<workflow::run_step_command>(&cmd)) {
       if (run->kind != workflow::step_kind::call) continue; // tasks: durable
-      if (!st.running.insert(run->token).second) continue;
+      if (!st.running
+             .emplace(run->token,
+                      execution_data::running_call{
+                        st.ctx->now_ms(), run->start_to_close_timeout_ms})
+             .second)
+        continue;
       dispatch_call(*st.ctx, caf::actor_cast<caf::actor>(self), *run);
     } else if (auto* timer = std::get_if<workflow::start_timer_command>(&cmd)) {
       caf::anon_send(st.ctx->scheduler(), schedule_atom::value, st.id,
@@ -115,6 +120,40 @@ void run_commands(execution_actor* self,
 }
 
 namespace {
+
+/// A deferred timeout timer comes back (defer_timeout).
+using retimer_atom = caf::atom_constant<caf::atom("retimer")>;
+
+/// Whether the timer `timer_id` is the timeout of a native attempt that has
+/// not had its time yet, counted from when it could run (its scheduling is
+/// committed before it is handed to the pool, and under load that commit
+/// can take longer than the timeout): then it comes back when that time
+/// is up. Not recorded: after a restart the attempt runs again and its
+/// timer, due from the store, is deferred the same way.
+bool defer_timeout(execution_actor* self, const std::string& timer_id) {
+  static constexpr std::string_view prefix = "timeout:";
+  if (timer_id.compare(0, prefix.size(), prefix) != 0) return false;
+  auto& st = self->state;
+  auto i = st.running.find(timer_id.substr(prefix.size()));
+  if (i == st.running.end() || i->second.timeout_ms <= 0) return false;
+  auto left = i->second.started_at_ms + i->second.timeout_ms - st.ctx->now_ms();
+  if (left <= 0) return false;
+  // Its own message: not one the engine forwarded (the passivation
+  // handshake counts those).
+  st.ctx->clock().send_after(self, std::chrono::milliseconds{left},
+                             retimer_atom::value, timer_id);
+  return true;
+}
+
+/// Records that timer `timer_id` fired, unless it is a timeout deferred.
+void fire_timer(execution_actor* self, const std::string& timer_id) {
+  if (defer_timeout(self, timer_id)) return;
+  events::Event ev;
+  ev.mutable_timer_fired()->set_timer_id(timer_id);
+  ev.mutable_timer_fired()->set_fired_at_ms(self->state.ctx->now_ms());
+  self->state.inbox.push_back(std::move(ev));
+  process(self);
+}
 
 /// A message the engine forwarded was seen (passivation handshake).
 void seen(execution_actor* self) {
@@ -167,11 +206,10 @@ caf::message_handler common(execution_actor* self) {
     },
     [=](timer_atom, const std::string& timer_id) {
       seen(self);
-      events::Event ev;
-      ev.mutable_timer_fired()->set_timer_id(timer_id);
-      ev.mutable_timer_fired()->set_fired_at_ms(self->state.ctx->now_ms());
-      self->state.inbox.push_back(std::move(ev));
-      process(self);
+      fire_timer(self, timer_id);
+    },
+    [=](retimer_atom, const std::string& timer_id) {
+      fire_timer(self, timer_id);
     },
     [=](tick_atom) {
       process(self);

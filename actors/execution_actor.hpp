@@ -7,6 +7,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -98,8 +99,15 @@ struct execution_data {
   std::unique_ptr<in_flight> flight;
   /// The start handed over by the engine, until its request arrives.
   std::unique_ptr<started_execution> unsent_start;
+  /// A native attempt running on the call pool.
+  struct running_call {
+    /// When it was handed to the pool (engine clock, ms): its timeout counts
+    /// from here, not from the decision that scheduled it.
+    std::int64_t started_at_ms = 0;
+    std::int64_t timeout_ms = 0;
+  };
   /// Native attempts running on the call pool, by token.
-  std::set<std::string> running;
+  std::map<std::string, running_call> running;
   /// Messages received from the engine (passivation handshake).
   std::uint32_t wakes_seen = 0;
   bool passivation_asked = false;

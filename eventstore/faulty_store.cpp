@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace cerebelum::eventstore {
 
@@ -105,8 +106,14 @@ faulty_store::get_dead_letter(std::int64_t id) {
   return store_decorator::get_dead_letter(id);
 }
 
+void faulty_store::set_append_delay(std::chrono::milliseconds d) {
+  append_delay_ms_ = d.count();
+}
+
 std::vector<append_result>
 faulty_store::append_batch(std::span<const append_request> reqs) {
+  if (auto d = append_delay_ms_.load(); d > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds{d});
   if (auto err = outage("append_batch"))
     return std::vector<append_result>(reqs.size(), append_result{*err});
   std::optional<fault_point> strike;

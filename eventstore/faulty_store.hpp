@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -49,6 +51,10 @@ class faulty_store final : public store_decorator {
   /// Calls refused by the outage so far.
   std::uint64_t refused() const;
 
+  /// Every `append_batch` takes this much longer (0: none), as a store whose
+  /// commits queue up under load does. Use case: a slow store writer.
+  void set_append_delay(std::chrono::milliseconds d);
+
   std::vector<append_result>
   append_batch(std::span<const append_request> reqs) override;
 
@@ -76,6 +82,7 @@ class faulty_store final : public store_decorator {
   get_dead_letter(std::int64_t id) override;
 
  private:
+  std::atomic<std::int64_t> append_delay_ms_{0};
   /// The outage's error when it is on (and counts the refusal).
   std::optional<error> outage(const char* call);
 

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "actors/errc.hpp"
@@ -198,4 +199,45 @@ TEST_CASE("starts are refused as overloaded while the store writer's queue "
       CHECK(api_error_code(gone.error()) == errc::not_found);
     }
   }
+}
+
+TEST_CASE("a step's timeout counts from when it could run, not from a slow "
+          "commit of its scheduling") {
+  // Under load the store writer's queue delays each commit; a step is only
+  // run once its scheduling is committed, but its timeout timer was due from
+  // the decision on. Here every commit takes 1.5 s and the step's timeout is
+  // 1 s: before the fix, the timer was already past due when the step could
+  // start, and the step failed with `timeout` although it takes 200 ms.
+  engine_fixture f;
+  std::shared_ptr<es::faulty_store> faulty;
+  f.config().wrap_store = [&faulty](std::shared_ptr<es::event_store> inner) {
+    faulty = std::make_shared<es::faulty_store>(std::move(inner));
+    return faulty;
+  };
+  f.config().functions->add("t.slow_inc", [](const json& in) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    return json{{"n", in["n"].get<int>() + 1}};
+  });
+  std::ofstream{f.data_dir() / "workflows" / "timed.yaml"} << R"(name: timed
+steps:
+  - name: a
+    call: t.slow_inc
+    input: { n: "input.i" }
+    timeout: 1s
+  - name: b
+    call: t.slow_inc
+    input: { n: "steps.a.n" }
+    timeout: 1s
+output:
+  n: "steps.b.n"
+)";
+  f.start();
+  faulty->set_append_delay(std::chrono::milliseconds{1500});
+  auto v = f.start("timed", 1, "timed-1");
+  auto done = f.api().wait(v.execution_id, wait_time);
+  faulty->set_append_delay(std::chrono::milliseconds{0});
+  REQUIRE(done);
+  INFO((done->error ? done->error->kind + ": " + done->error->message : ""));
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 3}});
 }
