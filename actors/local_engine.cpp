@@ -804,119 +804,142 @@ using rewatch_atom = caf::atom_constant<caf::atom("rewatch")>;
 
 /// One `wait_async`: the registry announces the execution's end
 /// (`finished_atom`), or the store shows it terminal, or the deadline
-/// (`tick_atom`, on the engine's clock) passes first.
+/// (`tick_atom`, on the engine's clock) passes first. What a wait needs is
+/// in its state, once: its handlers capture only the actor (10,000 waits
+/// each holding ~10 copies of the callback in nested closures cost ~1 KB
+/// a wait).
 struct async_wait_state {
   caf::actor engine;
   bool answered = false;
+  context_ptr ctx;
+  std::string id;
+  std::chrono::milliseconds timeout{0};
+  engine_api::wait_callback done;
 };
 
-caf::behavior async_wait(caf::stateful_actor<async_wait_state>* self,
-                         context_ptr ctx, std::string id,
-                         std::chrono::milliseconds timeout,
-                         engine_api::wait_callback done) {
-  auto answer = [=](caf::expected<execution_view> r) {
-    auto& st = self->state;
-    if (st.answered) return;
-    st.answered = true;
-    if (st.engine) {
-      self->send(st.engine, unsub_atom::value, id, caf::actor{self});
-      st.engine = nullptr;
-    }
-    done(std::move(r));
-    self->quit();
-  };
-  auto from_final = [=](const final_state& fin) {
-    return view_of_final(id, fin);
-  };
-  // The store's view when the execution is terminal (answers), else
-  // nothing. One indexed read.
-  auto look = [=]() -> bool {
-    auto row = ctx->store().get_execution(id);
-    if (!row) {
-      answer(from_store(row.err(), "cannot read " + id));
-      return true;
-    }
-    if (!row->has_value()) {
-      answer(no_execution(id));
-      return true;
-    }
-    if (!eventstore::is_terminal((*row)->status)) return false;
-    auto loaded = load_execution(*ctx, id);
-    answer(loaded ? make_view(*loaded->state, **row) : make_view(**row));
+using async_wait_actor = caf::stateful_actor<async_wait_state>;
+
+void wait_answer(async_wait_actor* self, caf::expected<execution_view> r) {
+  auto& st = self->state;
+  if (st.answered) return;
+  st.answered = true;
+  if (st.engine) {
+    self->send(st.engine, unsub_atom::value, st.id, caf::actor{self});
+    st.engine = nullptr;
+  }
+  auto done = std::move(st.done);
+  done(std::move(r));
+  self->quit();
+}
+
+/// The store's view when the execution is terminal (answers), else
+/// nothing. One indexed read.
+bool wait_look(async_wait_actor* self) {
+  auto& st = self->state;
+  auto row = st.ctx->store().get_execution(st.id);
+  if (!row) {
+    wait_answer(self, from_store(row.err(), "cannot read " + st.id));
     return true;
-  };
-  // Subscribes with the registry; a finish it learns later reaches us in
-  // order after its reply.
-  auto watch = [=] {
-    auto engine = ctx->registry();
-    if (!engine) {
-      if (!look())
-        ctx->clock().send_after(self, std::chrono::milliseconds{10},
-                                rewatch_atom::value);
-      return;
-    }
-    self->state.engine = engine;
-    self
-      ->request(engine, caf::infinite, watch_atom::value, id, caf::actor{self})
-      .then(
-        [=](std::int32_t code, final_state_ptr& fin) {
-          auto reply = static_cast<watch_reply>(code);
-          if (reply == watch_reply::finished) {
-            self->state.engine = nullptr; // subscribed no one
-            if (fin && fin->state)
-              answer(from_final(*fin));
-            else
-              look();
-            return;
-          }
-          if (reply == watch_reply::unknown) look();
-        },
-        [=](caf::error&) {
-          // The engine went away before it took the watch (its gone
-          // message then never comes): watch through its successor.
-          self->state.engine = nullptr;
-          ctx->clock().send_after(self, std::chrono::milliseconds{10},
-                                  rewatch_atom::value);
-        });
-  };
-  ctx->clock().send_after(self, timeout, tick_atom::value);
-  watch();
+  }
+  if (!row->has_value()) {
+    wait_answer(self, no_execution(st.id));
+    return true;
+  }
+  if (!eventstore::is_terminal((*row)->status)) return false;
+  auto loaded = load_execution(*st.ctx, st.id);
+  wait_answer(self,
+              loaded ? make_view(*loaded->state, **row) : make_view(**row));
+  return true;
+}
+
+/// A finish announced with the execution's final state, or without it.
+void wait_finished(async_wait_actor* self, const final_state_ptr& fin) {
+  if (fin && fin->state) {
+    wait_answer(self, view_of_final(self->state.id, *fin));
+    return;
+  }
+  // Announced without its state: the store says.
+  wait_look(self);
+}
+
+/// Subscribes with the registry; a finish it learns later reaches us in
+/// order after its reply.
+void wait_watch(async_wait_actor* self) {
+  auto& st = self->state;
+  auto engine = st.ctx->registry();
+  if (!engine) {
+    if (!wait_look(self))
+      st.ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                                 rewatch_atom::value);
+    return;
+  }
+  st.engine = engine;
+  self
+    ->request(engine, caf::infinite, watch_atom::value, st.id, caf::actor{self})
+    .then(
+      [self](std::int32_t code, final_state_ptr& fin) {
+        auto reply = static_cast<watch_reply>(code);
+        if (reply == watch_reply::finished) {
+          self->state.engine = nullptr; // subscribed no one
+          wait_finished(self, fin);
+          return;
+        }
+        if (reply == watch_reply::unknown) wait_look(self);
+      },
+      [self](caf::error&) {
+        // The engine went away before it took the watch (its gone
+        // message then never comes): watch through its successor.
+        self->state.engine = nullptr;
+        self->state.ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                                            rewatch_atom::value);
+      });
+}
+
+caf::behavior async_wait(async_wait_actor* self, context_ptr ctx,
+                         std::string id, std::chrono::milliseconds timeout,
+                         engine_api::wait_callback done) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.id = std::move(id);
+  st.timeout = timeout;
+  st.done = std::move(done);
+  st.ctx->clock().send_after(self, timeout, tick_atom::value);
+  wait_watch(self);
   return {
-    [=](finished_atom, const std::string&, final_state_ptr& fin) {
-      if (fin && fin->state) {
-        answer(from_final(*fin));
-        return;
-      }
-      look();
+    [self](finished_atom, const std::string&, final_state_ptr& fin) {
+      wait_finished(self, fin);
     },
-    [=](finished_atom, const std::string&) {
-      // Announced without its state: the store says.
-      look();
+    [self](finished_atom, const std::string&) {
+      wait_look(self);
     },
-    [=](gone_atom, const caf::error& why) {
+    [self](gone_atom, const caf::error& why) {
       self->state.engine = nullptr;
       if (why == caf::exit_reason::user_shutdown
           || why == caf::exit_reason::kill) {
         // The node is stopping: so does the wait (an actor left waiting
         // would hold the node's exit until its deadline).
-        answer(make_error(errc::unavailable,
-                          "the node is stopping; wait again once it is back"));
+        wait_answer(self, make_error(errc::unavailable,
+                                     "the node is stopping; wait again once "
+                                     "it is back"));
         return;
       }
       // The registry crashed and its supervisor restarts it; the
       // subscription is lost: watch through its successor.
-      ctx->clock().send_after(self, std::chrono::milliseconds{10},
-                              rewatch_atom::value);
+      self->state.ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                                          rewatch_atom::value);
     },
-    [=](rewatch_atom) {
+    [self](rewatch_atom) {
       if (self->state.engine) return;
-      if (ctx->registry() == nullptr || !look()) watch();
+      if (self->state.ctx->registry() == nullptr || !wait_look(self))
+        wait_watch(self);
     },
-    [=](tick_atom) {
-      if (look()) return;
-      answer(make_error(errc::deadline_exceeded,
-                        "execution " + id + " did not finish within "
-                          + std::to_string(timeout.count()) + " ms"));
+    [self](tick_atom) {
+      if (wait_look(self)) return;
+      auto& st = self->state;
+      wait_answer(self,
+                  make_error(errc::deadline_exceeded,
+                             "execution " + st.id + " did not finish within "
+                               + std::to_string(st.timeout.count()) + " ms"));
     },
   };
 }
