@@ -316,9 +316,7 @@ class event_follow : public std::enable_shared_from_this<event_follow> {
     }
     if (!out_) open();
     if (err) {
-      http::response res;
-      send_error(res, err);
-      out_->write(sse_event(-1, "error", json::parse(res.body)));
+      out_->write(sse_event(-1, "error", error_body(err)));
     } else {
       out_->write(
         sse_event(-1, "end", {{"execution_id", id_}, {"next_seq", next_}}));
@@ -334,16 +332,16 @@ class event_follow : public std::enable_shared_from_this<event_follow> {
     head.set_header("X-Accel-Buffering", "no");
     // How long a disconnected EventSource waits before reconnecting.
     head.body = "retry: 1000\n\n";
-    http::response stopping;
-    send_error(stopping,
-               make_error(errc::unavailable,
-                          "the node is stopping; follow again from the last "
-                          "event received (Last-Event-ID)"));
-    out_ = answer_.open_stream(
-      std::move(head),
-      {.keepalive_text = ": keep-alive\n\n",
-       .keepalive_every = keepalive_every,
-       .stop_text = sse_event(-1, "error", json::parse(stopping.body))});
+    // The same for every stream: built once.
+    static const std::string stopping = sse_event(
+      -1, "error",
+      error_body(make_error(errc::unavailable,
+                            "the node is stopping; follow again from the last "
+                            "event received (Last-Event-ID)")));
+    out_ = answer_.open_stream(std::move(head),
+                               {.keepalive_text = ": keep-alive\n\n",
+                                .keepalive_every = keepalive_every,
+                                .stop_text = stopping});
     out_->on_end([weak = weak_from_this()] {
       if (auto self = weak.lock()) self->stop();
     });

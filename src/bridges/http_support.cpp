@@ -35,21 +35,28 @@ void send_json(http::response& res, int status, const json& body) {
   res.body = workflow::safe_dump(body);
 }
 
+namespace {
+
+/// The store or the node is away or over capacity for now: worth retrying
+/// in a second.
+bool retry_soon(errc code) {
+  return code == errc::unavailable || code == errc::overloaded;
+}
+
+} // namespace
+
+json error_body(const caf::error& err) {
+  auto code = actors::api_error_code(err);
+  json body{{"code", actors::to_string(code)},
+            {"message", actors::api_error_message(err)}};
+  if (retry_soon(code)) body["retry_after_ms"] = 1000;
+  return {{"error", std::move(body)}};
+}
+
 void send_error(http::response& res, const caf::error& err) {
   auto code = actors::api_error_code(err);
-  if (code == errc::unavailable || code == errc::overloaded) {
-    // The store or the node is away or over capacity for now: worth
-    // retrying in a second.
-    res.set_header("Retry-After", "1");
-    send_json(res, http_status_of(code),
-              {{"error",
-                {{"code", actors::to_string(code)},
-                 {"message", actors::api_error_message(err)},
-                 {"retry_after_ms", 1000}}}});
-    return;
-  }
-  send_error(res, http_status_of(code), actors::to_string(code),
-             actors::api_error_message(err));
+  if (retry_soon(code)) res.set_header("Retry-After", "1");
+  send_json(res, http_status_of(code), error_body(err));
 }
 
 void send_error(http::response& res, int status, const std::string& code,

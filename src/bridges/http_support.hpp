@@ -22,8 +22,12 @@ using json = nlohmann::json;
 /// Replies `status` with `body` as JSON.
 void send_json(http::response& res, int status, const json& body);
 
-/// Replies with the HTTP status of an engine error and the body
-/// `{"error": {"code": ..., "message": ...}}`.
+/// The body of an engine error's answer: `{"error": {"code": ...,
+/// "message": ...}}`, with `retry_after_ms` when it is worth retrying soon.
+json error_body(const caf::error& err);
+
+/// Replies with the HTTP status of an engine error and its `error_body`
+/// (and `Retry-After` when the body says to retry).
 void send_error(http::response& res, const caf::error& err);
 
 /// Replies `status` with an error body of `code` and `message`.
