@@ -701,6 +701,20 @@ execution_view view_of_final(const std::string& id, const final_state& fin) {
   return make_view(st, row);
 }
 
+/// What a wait answers from the store: the view of a terminal execution
+/// (or why it cannot be read), nothing while it is not terminal. One
+/// indexed read, and the history only when it is terminal.
+std::optional<caf::expected<execution_view>>
+terminal_view(engine_context& ctx, const std::string& id) {
+  auto row = ctx.store().get_execution(id);
+  if (!row) return {from_store(row.err(), "cannot read " + id)};
+  if (!row->has_value()) return {no_execution(id)};
+  if (!eventstore::is_terminal((*row)->status)) return std::nullopt;
+  auto loaded = load_execution(ctx, id);
+  if (!loaded) return {make_view(**row)};
+  return {make_view(*loaded->state, **row)};
+}
+
 caf::expected<execution_view>
 local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   using std::chrono::steady_clock;
@@ -713,14 +727,8 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
     return view_of_final(id, fin);
   };
   // The store's view when the execution is terminal, nothing otherwise.
-  auto look = [&]() -> std::optional<caf::expected<execution_view>> {
-    auto row = ctx_->store().get_execution(id);
-    if (!row) return {from_store(row.err(), "cannot read " + id)};
-    if (!row->has_value()) return {no_execution(id)};
-    if (!eventstore::is_terminal((*row)->status)) return std::nullopt;
-    auto loaded = load_execution(*ctx_, id);
-    if (!loaded) return {make_view(**row)};
-    return {make_view(*loaded->state, **row)};
+  auto look = [&] {
+    return terminal_view(*ctx_, id);
   };
   auto unsubscribe = [&] {
     if (!engine) return;
@@ -835,20 +843,9 @@ void wait_answer(async_wait_actor* self, caf::expected<execution_view> r) {
 /// The store's view when the execution is terminal (answers), else
 /// nothing. One indexed read.
 bool wait_look(async_wait_actor* self) {
-  auto& st = self->state;
-  auto row = st.ctx->store().get_execution(st.id);
-  if (!row) {
-    wait_answer(self, from_store(row.err(), "cannot read " + st.id));
-    return true;
-  }
-  if (!row->has_value()) {
-    wait_answer(self, no_execution(st.id));
-    return true;
-  }
-  if (!eventstore::is_terminal((*row)->status)) return false;
-  auto loaded = load_execution(*st.ctx, st.id);
-  wait_answer(self,
-              loaded ? make_view(*loaded->state, **row) : make_view(**row));
+  auto seen = terminal_view(*self->state.ctx, self->state.id);
+  if (!seen) return false;
+  wait_answer(self, std::move(*seen));
   return true;
 }
 
