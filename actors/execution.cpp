@@ -131,10 +131,10 @@ using retimer_atom = caf::atom_constant<caf::atom("retimer")>;
 /// is up. Not recorded: after a restart the attempt runs again and its
 /// timer, due from the store, is deferred the same way.
 bool defer_timeout(execution_actor* self, const std::string& timer_id) {
-  static constexpr std::string_view prefix = "timeout:";
-  if (timer_id.compare(0, prefix.size(), prefix) != 0) return false;
+  auto token = workflow::timeout_timer_token(timer_id);
+  if (token.empty()) return false;
   auto& st = self->state;
-  auto i = st.running.find(timer_id.substr(prefix.size()));
+  auto i = st.running.find(std::string{token});
   if (i == st.running.end() || i->second.timeout_ms <= 0) return false;
   auto left = i->second.started_at_ms + i->second.timeout_ms - st.ctx->now_ms();
   if (left <= 0) return false;

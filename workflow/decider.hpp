@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -129,5 +130,22 @@ make_started_event(const definition& def, const json& input,
 attempt_token(const std::string& execution_id, const std::string& step,
               std::uint32_t visit, std::uint32_t attempt,
               std::int32_t map_index);
+
+/// What the id of an attempt's start-to-close timeout timer starts with.
+inline constexpr std::string_view timeout_timer_prefix = "timeout:";
+
+/// The id of the timer of an attempt's start-to-close timeout.
+[[nodiscard]] inline std::string
+timeout_timer_id(std::string_view attempt_token) {
+  return std::string{timeout_timer_prefix} + std::string{attempt_token};
+}
+
+/// The attempt token a timeout timer's id names; empty for other timers.
+[[nodiscard]] inline std::string_view
+timeout_timer_token(std::string_view timer_id) {
+  if (timer_id.substr(0, timeout_timer_prefix.size()) != timeout_timer_prefix)
+    return {};
+  return timer_id.substr(timeout_timer_prefix.size());
+}
 
 } // namespace cerebelum::workflow

@@ -181,7 +181,7 @@ void decision_maker::start_external(const step& sp, ev::StepScheduled sched,
     sp.target, sched.task_queue(), std::move(*input), key,
     sp.start_to_close_timeout_ms, sp.heartbeat_timeout_ms, std::move(resume)});
   if (sp.start_to_close_timeout_ms > 0)
-    start_timer("timeout:" + sched.attempt_token(), "step_timeout", sp.name,
+    start_timer(timeout_timer_id(sched.attempt_token()), "step_timeout", sp.name,
                 sp.start_to_close_timeout_ms);
 }
 
