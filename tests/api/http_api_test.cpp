@@ -7,14 +7,13 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
 
 #include "src/bridges/http_api.hpp"
 #include "tests/api/fake_engine.hpp"
+#include "tests/support/scratch.hpp"
 
 using cerebelum::test::fake_engine;
 using json = nlohmann::json;
@@ -65,14 +64,8 @@ struct fixture {
   /// and returns the status and body of the answer, or status 0 when none
   /// came within 3 s.
   std::pair<int, json> raw(const std::string& head) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    int fd = cerebelum::test::connect_loopback(port);
     REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
-            == 0);
     timeval tv{3, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     REQUIRE(::send(fd, head.data(), head.size(), MSG_NOSIGNAL)

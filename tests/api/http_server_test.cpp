@@ -6,9 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -26,6 +24,7 @@
 #include "src/bridges/http_api.hpp"
 #include "src/bridges/request_gate.hpp"
 #include "tests/api/fake_engine.hpp"
+#include "tests/support/scratch.hpp"
 
 using cerebelum::test::fake_engine;
 using json = nlohmann::json;
@@ -69,15 +68,8 @@ struct reply {
 /// A client connection made of a socket and what it read so far.
 class conn {
  public:
-  explicit conn(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  explicit conn(int port) : fd_(cerebelum::test::connect_loopback(port)) {
     REQUIRE(fd_ >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
-            == 0);
   }
 
   conn(conn&& other) noexcept : fd_(other.fd_), buf_(std::move(other.buf_)) {

@@ -6,12 +6,11 @@
 #include <httplib.h>
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cctype>
 #include <condition_variable>
 #include <mutex>
-#include <netinet/in.h>
 #include <optional>
+#include <sstream>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "tests/node/node_fixture.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/metrics_text.hpp"
+#include "tests/support/scratch.hpp"
 
 using namespace cerebelum::test;
 using namespace std::chrono_literals;
@@ -340,13 +340,8 @@ std::pair<std::string, std::string> exchange(int fd, const std::string& req) {
 TEST_CASE("the HTTP API answers without waiting for delayed ACKs and keeps "
           "a connection alive for many requests") {
   node_process node;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = connect_loopback(node.http_port);
   REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(node.http_port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   const std::string req
     = "GET /v1/workflows HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   // Before the server set TCP_NODELAY, each answer's body waited for the
