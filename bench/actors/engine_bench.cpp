@@ -12,6 +12,14 @@
 // executions sleeping 2 s at once (wake-up lateness p50/p99 = recorded
 // timer_fired time - due time); boot with N passivated sleepers (node start
 // + resurrection time) and the node's memory per passivated execution.
+//
+// Each throughput run is followed by the store's ceiling on the same
+// machine a moment later: the appends the engine made for one execution
+// (recorded from a warm-up execution), written for as many fresh
+// executions by as many appender threads as there were executions in
+// flight, one append after the other, each awaited, through the node's
+// group writer on a fresh SQLite store with the same options, and no
+// engine code. The engine's figure is printed as a ratio to it.
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -30,6 +38,9 @@
 
 #include "actors/node.hpp"
 #include "bench/actors/engine_bench_setup.hpp"
+#include "eventstore/group_writer.hpp"
+#include "eventstore/sqlite_store.hpp"
+#include "eventstore/store_decorator.hpp"
 
 namespace fs = std::filesystem;
 using namespace cerebelum;
@@ -68,8 +79,35 @@ fs::path fresh_dir(const std::string& tag) {
   return dir;
 }
 
-actors::node start_node(caf::actor_system& sys, const fs::path& dir) {
+/// Records the appends made while `recording` is set.
+class recording_store : public eventstore::store_decorator {
+ public:
+  using store_decorator::store_decorator;
+
+  std::vector<eventstore::append_result>
+  append_batch(std::span<const eventstore::append_request> reqs) override {
+    if (recording.load()) {
+      std::lock_guard<std::mutex> guard{mtx};
+      for (const auto& r : reqs)
+        appends.push_back(r);
+    }
+    return store_decorator::append_batch(reqs);
+  }
+
+  std::atomic<bool> recording{false};
+  std::mutex mtx;
+  std::vector<eventstore::append_request> appends;
+};
+
+actors::node start_node(
+  caf::actor_system& sys, const fs::path& dir,
+  std::shared_ptr<recording_store>* recorder = nullptr) {
   actors::node_config cfg;
+  if (recorder != nullptr)
+    cfg.wrap_store = [recorder](std::shared_ptr<eventstore::event_store> s) {
+      *recorder = std::make_shared<recording_store>(std::move(s));
+      return std::static_pointer_cast<eventstore::event_store>(*recorder);
+    };
   cfg.data_dir = dir;
   cfg.workflows_dir = dir / "workflows";
   cfg.functions = bench::bench_functions();
@@ -94,37 +132,93 @@ void parallel(std::size_t threads, std::size_t n, F fn) {
     t.join();
 }
 
+/// One 3-step execution started and awaited; whether its result is right.
+bool run_one(actors::engine_api& api, int i) {
+  actors::start_request req{"three_steps", actors::json{{"i", i}}, {},
+                            "bench"};
+  auto started = api.start(req);
+  if (!started) return false;
+  auto done = api.wait(started->execution.execution_id,
+                       std::chrono::seconds{60});
+  return done && done->result == actors::json{{"n", (i + 1) * 2 + 3}};
+}
+
+/// The store's ceiling for `n` executions whose appends are `appends` (one
+/// execution's, in order), `inflight` appender threads: executions/s.
+double store_ceiling(const std::vector<eventstore::append_request>& appends,
+                     std::size_t n, std::size_t inflight) {
+  auto dir = fresh_dir("ceiling");
+  eventstore::sqlite_options opts;
+  opts.data_dir = dir.string();
+  auto store = eventstore::open_sqlite_store(opts);
+  if (!store) {
+    std::fprintf(stderr, "ceiling: %s\n",
+                 eventstore::to_string(store.err()).c_str());
+    std::exit(1);
+  }
+  std::atomic<std::size_t> failed{0};
+  double secs = 0;
+  {
+    eventstore::group_writer writer{std::move(*store),
+                                    actors::node_config{}.writer};
+    auto t0 = clock_type::now();
+    parallel(inflight, n, [&](std::size_t i) {
+      auto id = "ceiling-" + std::to_string(i);
+      for (const auto& a : appends) {
+        auto req = a;
+        req.execution_id = id;
+        if (!writer.append_and_wait(std::move(req))) ++failed;
+      }
+    });
+    secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  }
+  fs::remove_all(dir);
+  if (failed > 0) {
+    std::fprintf(stderr, "ceiling: %zu appends failed\n", failed.load());
+    std::exit(1);
+  }
+  return static_cast<double>(n) / secs;
+}
+
 void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight) {
   auto dir = fresh_dir("tp");
-  auto node = start_node(sys, dir);
+  std::shared_ptr<recording_store> recorder;
+  auto node = start_node(sys, dir, &recorder);
   auto api = node.api();
+  // Two warm-up executions; the second one's appends are the ceiling's
+  // (the first also stores the workflow's definition).
+  run_one(*api, 0);
+  recorder->recording = true;
+  run_one(*api, 1);
+  recorder->recording = false;
+  std::vector<eventstore::append_request> appends;
+  {
+    std::lock_guard<std::mutex> guard{recorder->mtx};
+    appends = recorder->appends;
+  }
   std::vector<double> lat(n);
   std::atomic<std::size_t> wrong{0};
   auto t0 = clock_type::now();
   parallel(inflight, n, [&](std::size_t i) {
     auto s = clock_type::now();
-    actors::start_request req{
-      "three_steps", actors::json{{"i", static_cast<int>(i)}}, {}, "bench"};
-    auto started = api->start(req);
-    if (!started) {
-      ++wrong;
-      return;
-    }
-    auto done = api->wait(started->execution.execution_id,
-                          std::chrono::seconds{60});
-    auto expected = (static_cast<int>(i) + 1) * 2 + 3;
-    if (!done || done->result != actors::json{{"n", expected}}) ++wrong;
+    if (!run_one(*api, static_cast<int>(i))) ++wrong;
     lat[i] = std::chrono::duration<double, std::milli>(clock_type::now() - s)
                .count();
   });
   auto secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  node.stop(std::chrono::seconds{30});
+  fs::remove_all(dir);
+  auto rate = static_cast<double>(n) / secs;
   auto tag = "3-step, " + std::to_string(inflight) + " in flight";
-  report(tag + ", executions/s", static_cast<double>(n) / secs, "exec/s");
+  report(tag + ", executions/s", rate, "exec/s");
   report(tag + ", latency p50", percentile(lat, 0.50), "ms");
   report(tag + ", latency p99", percentile(lat, 0.99), "ms");
   if (wrong > 0) report(tag + ", WRONG RESULTS", double(wrong), "executions");
-  node.stop(std::chrono::seconds{30});
-  fs::remove_all(dir);
+  auto ceiling = store_ceiling(appends, n, inflight);
+  report(tag + ", store ceiling (the same " + std::to_string(appends.size())
+           + " appends per execution, no engine)",
+         ceiling, "exec/s");
+  report(tag + ", engine / store ceiling", 100.0 * rate / ceiling, "%");
 }
 
 void sleep_lateness(caf::actor_system& sys, std::size_t n) {
