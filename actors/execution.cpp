@@ -110,7 +110,11 @@ void run_commands(execution_actor* self,
                         st.ctx->now_ms(), run->start_to_close_timeout_ms})
              .second)
         continue;
-      dispatch_call(*st.ctx, caf::actor_cast<caf::actor>(self), *run);
+      auto d = dispatch_call(*st.ctx, caf::actor_cast<caf::actor>(self), *run);
+      if (d.on_pool) continue;
+      // Ran here (or cannot run): every caller processes the inbox next.
+      st.running.erase(run->token);
+      if (d.outcome) st.inbox.push_back(std::move(*d.outcome));
     } else if (auto* timer = std::get_if<workflow::start_timer_command>(&cmd)) {
       caf::anon_send(st.ctx->scheduler(), schedule_atom::value, st.id,
                      timer->timer_id, timer->fire_at_ms);

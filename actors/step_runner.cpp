@@ -1,6 +1,7 @@
 #include "actors/step_runner.hpp"
 
 #include <caf/send.hpp>
+#include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
 #include "actors/payload_limit.hpp"
@@ -65,30 +66,47 @@ events::Event run(const native_function& fn,
 
 } // namespace
 
-void dispatch_call(engine_context& ctx, caf::actor to,
-                   const workflow::run_step_command& cmd) {
+dispatched dispatch_call(engine_context& ctx, caf::actor to,
+                         const workflow::run_step_command& cmd) {
   auto fn = ctx.functions().find(cmd.target);
-  if (!fn) {
-    auto ev = failed(cmd, "unknown_function",
-                     "no native function named " + cmd.target
-                       + " is registered on this node",
-                     false, ctx.now_ms());
-    caf::anon_send(to, outcome_atom::value, cmd.token,
-                   std::make_shared<const events::Event>(std::move(ev)));
-    return;
+  if (!fn)
+    return {false, failed(cmd, "unknown_function",
+                          "no native function named " + cmd.target
+                            + " is registered on this node",
+                          false, ctx.now_ms())};
+  auto limit = ctx.options().max_payload_bytes;
+  if (fn->where == run_on::actor) {
+    const auto& clk = *ctx.options().clock;
+    auto started = clk.now_ms();
+    stopwatch took;
+    auto ev = within_limit(run(fn->fn, cmd, clk), cmd, limit, clk.now_ms());
+    ctx.metrics().step_finished(
+      "native", ev.has_step_completed() ? "completed" : "failed",
+      took.seconds());
+    auto elapsed = clk.now_ms() - started;
+    if (cmd.start_to_close_timeout_ms > 0
+        && elapsed > cmd.start_to_close_timeout_ms) {
+      spdlog::warn("native function {} of step '{}' ran {} ms on its "
+                   "execution's actor, over the step's timeout of {} ms: its "
+                   "result is dropped and the timeout fails the attempt",
+                   cmd.target, cmd.step, elapsed,
+                   cmd.start_to_close_timeout_ms);
+      return {};
+    }
+    return {false, std::move(ev)};
   }
   // The call pool is stopped before the context goes: `metrics` outlives it.
-  ctx.calls().post([fn = std::move(*fn), cmd, to, clk = ctx.options().clock,
-                    limit = ctx.options().max_payload_bytes,
-                    metrics = &ctx.metrics()] {
+  ctx.calls().post([fn = std::move(fn), cmd, to, clk = ctx.options().clock,
+                    limit, metrics = &ctx.metrics()] {
     stopwatch took;
-    auto ev = within_limit(run(fn, cmd, *clk), cmd, limit, clk->now_ms());
+    auto ev = within_limit(run(fn->fn, cmd, *clk), cmd, limit, clk->now_ms());
     metrics->step_finished("native",
                            ev.has_step_completed() ? "completed" : "failed",
                            took.seconds());
     caf::anon_send(to, outcome_atom::value, cmd.token,
                    std::make_shared<const events::Event>(std::move(ev)));
   });
+  return {true, std::nullopt};
 }
 
 } // namespace cerebelum::actors

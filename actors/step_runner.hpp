@@ -1,5 +1,7 @@
 #pragma once
 
+#include <optional>
+
 #include <caf/actor.hpp>
 
 #include "actors/engine_context.hpp"
@@ -7,10 +9,26 @@
 
 namespace cerebelum::actors {
 
-/// Runs one attempt of a native `call` step on the context's call pool and
-/// sends `(outcome_atom, token, event_ptr)` to `to` with its step_completed
-/// or step_failed event (carrying the attempt token).
-void dispatch_call(engine_context& ctx, caf::actor to,
-                   const workflow::run_step_command& cmd);
+/// What became of an attempt handed to `dispatch_call`.
+struct dispatched {
+  /// Posted to the call pool: its outcome comes as a message.
+  bool on_pool = false;
+  /// Otherwise its outcome, found at once; none when a function that runs
+  /// on the actor took longer than the step's timeout (its result is
+  /// dropped: the step's timeout timer fails the attempt, as it does when
+  /// a pool call's result comes late).
+  std::optional<events::Event> outcome;
+};
+
+/// Runs one attempt of a native `call` step. Its outcome is a
+/// step_completed or step_failed event carrying the attempt token.
+/// - A function that runs on the pool (`run_on::pool`) is posted to the
+///   context's call pool, which sends `(outcome_atom, token, event_ptr)` to
+///   `to`.
+/// - A function that runs on the actor (`run_on::actor`) runs here, on the
+///   caller's thread.
+/// - An unknown function fails the attempt (`unknown_function`) here.
+dispatched dispatch_call(engine_context& ctx, caf::actor to,
+                         const workflow::run_step_command& cmd);
 
 } // namespace cerebelum::actors

@@ -1,14 +1,18 @@
 // Engine benchmark: an in-process node on SQLite with durable commits.
 //
 //   engine_bench [--json] [--quick] [--sleepers N] [--only WHAT]
-//                [--executions N] [--inflight C]
+//                [--executions N] [--inflight C] [--functions actor|pool]
+//                [--no-ceiling]
 //
 // WHAT (repeatable): tp64, tp1, sleep, boot. --executions and --inflight
-// replace the throughput runs by one run of N executions with C in flight.
+// replace the throughput runs by one run of N executions with C in flight,
+// of the functions --functions names (both when not given).
 //
 // Figures: a 3-step workflow of native calls (n = i+1, n*2, n+3; each step's
-// result committed before the next starts) with 64 and with 1 execution in
-// flight (executions/s, latency p50/p99 from start to result); 1,000
+// result committed before the next starts), its functions registered to
+// run on the execution's actor (run_on::actor) and, apart, on the call
+// pool (run_on::pool), with 64 and with 1 execution in flight
+// (executions/s, latency p50/p99 from start to result); 1,000
 // executions sleeping 2 s at once (wake-up lateness p50/p99 = recorded
 // timer_fired time - due time); boot with N passivated sleepers (node start
 // + resurrection time) and the node's memory per passivated execution.
@@ -19,7 +23,8 @@
 // executions by as many appender threads as there were executions in
 // flight, one append after the other, each awaited, through the node's
 // group writer on a fresh SQLite store with the same options, and no
-// engine code. The engine's figure is printed as a ratio to it.
+// engine code. The engine's figure is printed as a ratio to it
+// (--no-ceiling leaves it out, for profiling the engine alone).
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -56,6 +61,8 @@ struct figure {
 
 std::vector<figure> figures;
 bool as_json = false;
+/// Whether each throughput run is followed by the store's ceiling.
+bool with_ceiling = true;
 
 void report(std::string name, double value, std::string unit) {
   if (!as_json) std::printf("%s: %.2f %s\n", name.c_str(), value, unit.c_str());
@@ -99,9 +106,8 @@ class recording_store : public eventstore::store_decorator {
   std::vector<eventstore::append_request> appends;
 };
 
-actors::node start_node(
-  caf::actor_system& sys, const fs::path& dir,
-  std::shared_ptr<recording_store>* recorder = nullptr) {
+actors::node start_node(caf::actor_system& sys, const fs::path& dir,
+                        std::shared_ptr<recording_store>* recorder = nullptr) {
   actors::node_config cfg;
   if (recorder != nullptr)
     cfg.wrap_store = [recorder](std::shared_ptr<eventstore::event_store> s) {
@@ -133,9 +139,8 @@ void parallel(std::size_t threads, std::size_t n, F fn) {
 }
 
 /// One 3-step execution started and awaited; whether its result is right.
-bool run_one(actors::engine_api& api, int i) {
-  actors::start_request req{"three_steps", actors::json{{"i", i}}, {},
-                            "bench"};
+bool run_one(actors::engine_api& api, const std::string& workflow, int i) {
+  actors::start_request req{workflow, actors::json{{"i", i}}, {}, "bench"};
   auto started = api.start(req);
   if (!started) return false;
   auto done = api.wait(started->execution.execution_id,
@@ -180,16 +185,18 @@ double store_ceiling(const std::vector<eventstore::append_request>& appends,
   return static_cast<double>(n) / secs;
 }
 
-void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight) {
+/// `n` executions of `workflow`, `inflight` at a time.
+void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight,
+                const std::string& workflow) {
   auto dir = fresh_dir("tp");
   std::shared_ptr<recording_store> recorder;
   auto node = start_node(sys, dir, &recorder);
   auto api = node.api();
   // Two warm-up executions; the second one's appends are the ceiling's
   // (the first also stores the workflow's definition).
-  run_one(*api, 0);
+  run_one(*api, workflow, 0);
   recorder->recording = true;
-  run_one(*api, 1);
+  run_one(*api, workflow, 1);
   recorder->recording = false;
   std::vector<eventstore::append_request> appends;
   {
@@ -201,7 +208,7 @@ void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight) {
   auto t0 = clock_type::now();
   parallel(inflight, n, [&](std::size_t i) {
     auto s = clock_type::now();
-    if (!run_one(*api, static_cast<int>(i))) ++wrong;
+    if (!run_one(*api, workflow, static_cast<int>(i))) ++wrong;
     lat[i] = std::chrono::duration<double, std::milli>(clock_type::now() - s)
                .count();
   });
@@ -209,11 +216,13 @@ void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight) {
   node.stop(std::chrono::seconds{30});
   fs::remove_all(dir);
   auto rate = static_cast<double>(n) / secs;
-  auto tag = "3-step, " + std::to_string(inflight) + " in flight";
+  auto tag = "3-step, " + std::to_string(inflight) + " in flight, functions on "
+             + (workflow == "three_steps" ? "the actor" : "the call pool");
   report(tag + ", executions/s", rate, "exec/s");
   report(tag + ", latency p50", percentile(lat, 0.50), "ms");
   report(tag + ", latency p99", percentile(lat, 0.99), "ms");
   if (wrong > 0) report(tag + ", WRONG RESULTS", double(wrong), "executions");
+  if (!with_ceiling) return;
   auto ceiling = store_ceiling(appends, n, inflight);
   report(tag + ", store ceiling (the same " + std::to_string(appends.size())
            + " appends per execution, no engine)",
@@ -292,12 +301,15 @@ int main(int argc, char** argv) {
   std::size_t executions = 0;
   std::size_t inflight = 0;
   std::vector<std::string> only;
+  std::vector<std::string> workflows{"three_steps", "three_steps_pool"};
   for (int i = 1; i < argc; ++i) {
     auto arg = [&](const char* name) {
       return std::strcmp(argv[i], name) == 0 && i + 1 < argc;
     };
     if (std::strcmp(argv[i], "--json") == 0) {
       as_json = true;
+    } else if (std::strcmp(argv[i], "--no-ceiling") == 0) {
+      with_ceiling = false;
     } else if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (arg("--sleepers")) {
@@ -308,6 +320,13 @@ int main(int argc, char** argv) {
       executions = std::stoul(argv[++i]);
     } else if (arg("--inflight")) {
       inflight = std::stoul(argv[++i]);
+    } else if (arg("--functions")) {
+      std::string where = argv[++i];
+      if (where != "actor" && where != "pool") {
+        std::fprintf(stderr, "engine_bench: --functions actor or pool\n");
+        return 2;
+      }
+      workflows = {where == "actor" ? "three_steps" : "three_steps_pool"};
     } else {
       std::fprintf(stderr, "engine_bench: unknown or incomplete option %s\n",
                    argv[i]);
@@ -324,11 +343,14 @@ int main(int argc, char** argv) {
   actors::add_node_message_types(cfg);
   caf::actor_system sys{cfg};
   if (custom) {
-    throughput(sys, executions > 0 ? executions : 1000,
-               inflight > 0 ? inflight : 64);
+    for (const auto& w : workflows)
+      throughput(sys, executions > 0 ? executions : 1000,
+                 inflight > 0 ? inflight : 64, w);
   } else {
-    if (wanted("tp64")) throughput(sys, quick ? 500 : 5000, 64);
-    if (wanted("tp1")) throughput(sys, quick ? 100 : 1000, 1);
+    for (const auto& w : workflows) {
+      if (wanted("tp64")) throughput(sys, quick ? 500 : 5000, 64, w);
+      if (wanted("tp1")) throughput(sys, quick ? 100 : 1000, 1, w);
+    }
   }
   if (wanted("sleep")) sleep_lateness(sys, 1000);
   if (wanted("boot")) resurrection(sys, quick ? 10'000 : sleepers);

@@ -15,21 +15,27 @@ namespace cerebelum::bench {
 
 namespace {
 
-const char* three_steps = R"(name: three_steps
+/// The 3-step workflow `name` calling `<prefix>.inc`, `.double`, `.add3`.
+std::string three_steps(const std::string& name, const std::string& prefix) {
+  return "name: " + name + R"(
 version: "1"
 steps:
   - name: a
-    call: b.inc
+    call: )"
+         + prefix + R"(.inc
     input: { n: "input.i" }
   - name: b
-    call: b.double
+    call: )"
+         + prefix + R"(.double
     input: { n: "steps.a.n" }
   - name: c
-    call: b.add3
+    call: )"
+         + prefix + R"(.add3
     input: { n: "steps.b.n" }
 output:
   n: "steps.c.n"
 )";
+}
 
 const char* nap = R"(name: nap
 version: "1"
@@ -44,22 +50,39 @@ output:
 
 void write_bench_workflows(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
-  std::ofstream{dir / "three_steps.yaml"} << three_steps;
+  std::ofstream{dir / "three_steps.yaml"} << three_steps("three_steps", "b");
+  std::ofstream{dir / "three_steps_pool.yaml"}
+    << three_steps("three_steps_pool", "bp");
   std::ofstream{dir / "nap.yaml"} << nap;
 }
 
 std::shared_ptr<actors::function_registry> bench_functions() {
   using json = nlohmann::json;
   auto fns = std::make_shared<actors::function_registry>();
-  fns->add("b.inc", [](const json& in) {
-    return json{{"n", in["n"].get<int>() + 1}};
-  });
-  fns->add("b.double", [](const json& in) {
-    return json{{"n", in["n"].get<int>() * 2}};
-  });
-  fns->add("b.add3", [](const json& in) {
-    return json{{"n", in["n"].get<int>() + 3}};
-  });
+  for (auto [prefix, where] : {std::pair{"b", actors::run_on::actor},
+                               std::pair{"bp", actors::run_on::pool}}) {
+    auto name = [p = std::string{prefix}](const char* fn) {
+      return p + "." + fn;
+    };
+    fns->add(
+      name("inc"),
+      [](const json& in) {
+        return json{{"n", in["n"].get<int>() + 1}};
+      },
+      where);
+    fns->add(
+      name("double"),
+      [](const json& in) {
+        return json{{"n", in["n"].get<int>() * 2}};
+      },
+      where);
+    fns->add(
+      name("add3"),
+      [](const json& in) {
+        return json{{"n", in["n"].get<int>() + 3}};
+      },
+      where);
+  }
   return fns;
 }
 

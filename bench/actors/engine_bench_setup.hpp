@@ -11,10 +11,13 @@
 
 namespace cerebelum::bench {
 
-/// Writes the benchmark workflows (three_steps, nap) into `dir`.
+/// Writes the benchmark workflows (three_steps, three_steps_pool, nap) into
+/// `dir`.
 void write_bench_workflows(const std::filesystem::path& dir);
 
-/// n = i + 1, n * 2, n + 3.
+/// n = i + 1, n * 2, n + 3: b.inc, b.double, b.add3 run on the execution's
+/// actor (three_steps), bp.inc, bp.double, bp.add3 on the call pool
+/// (three_steps_pool).
 std::shared_ptr<actors::function_registry> bench_functions();
 
 /// Writes `count` executions of `nap` that sleep `sleep_ms` into the SQLite

@@ -85,15 +85,26 @@ void register_order_functions(actors::function_registry& registry) {
 }
 
 void register_bench_functions(actors::function_registry& registry) {
-  registry.add("bench.add_one", [](const json& in) {
-    return json{{"n", bench_arg(in, "i") + 1}};
-  });
-  registry.add("bench.double", [](const json& in) {
-    return json{{"n", bench_arg(in, "n") * 2}};
-  });
-  registry.add("bench.add_three", [](const json& in) {
-    return json{{"n", bench_arg(in, "n") + 3}};
-  });
+  // Arithmetic only: they run on the execution's actor (docs/engine.md,
+  // *Where native functions run*).
+  registry.add(
+    "bench.add_one",
+    [](const json& in) {
+      return json{{"n", bench_arg(in, "i") + 1}};
+    },
+    actors::run_on::actor);
+  registry.add(
+    "bench.double",
+    [](const json& in) {
+      return json{{"n", bench_arg(in, "n") * 2}};
+    },
+    actors::run_on::actor);
+  registry.add(
+    "bench.add_three",
+    [](const json& in) {
+      return json{{"n", bench_arg(in, "n") + 3}};
+    },
+    actors::run_on::actor);
 }
 
 void register_demo_functions(actors::function_registry& registry) {
