@@ -392,6 +392,16 @@ void engine_context::set_executions_sup(caf::actor x) {
   executions_sup_ = std::move(x);
 }
 
+void engine_context::set_wait_hub(caf::actor x) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  wait_hub_ = std::move(x);
+}
+
+caf::actor engine_context::wait_hub() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return wait_hub_;
+}
+
 void engine_context::set_task_router(caf::actor x) {
   std::lock_guard<std::mutex> guard{mtx_};
   task_router_ = std::move(x);

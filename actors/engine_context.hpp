@@ -243,6 +243,9 @@ class engine_context {
   void set_registry(caf::actor x);
   void set_scheduler(caf::actor x);
   void set_executions_sup(caf::actor x);
+  /// The actor that holds every wait (local_engine.hpp, spawn_wait_hub).
+  void set_wait_hub(caf::actor x);
+  caf::actor wait_hub() const;
   /// The task router (remote `task` steps); null when the node has none.
   /// (Untyped here: the router's typed interface, task_api.hpp, includes
   /// messages.hpp, which includes this header.)
@@ -346,6 +349,7 @@ class engine_context {
     parked_;
   std::unordered_set<std::string> unparked_;
   caf::actor registry_;
+  caf::actor wait_hub_;
   caf::actor scheduler_;
   caf::actor executions_sup_;
   caf::actor task_router_;

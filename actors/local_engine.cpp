@@ -8,10 +8,12 @@
 #include <caf/system_messages.hpp>
 
 #include <algorithm>
+#include <future>
 #include <limits>
 #include <map>
 #include <random>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 
 #include "actors/backoff.hpp"
@@ -25,6 +27,25 @@
 #include "eventstore/codec.hpp"
 #include "workflow/input_schema.hpp"
 #include "workflow/safe_text.hpp"
+
+namespace cerebelum::actors {
+
+/// One wait the wait hub holds (`engine_api::wait` and `wait_async`).
+struct wait_request {
+  std::string id;
+  /// When it gives up, on the engine's clock (ms); none: the caller's own
+  /// deadline (a synchronous wait) ends it with `unsub_atom`.
+  std::optional<std::int64_t> deadline_ms;
+  /// For the deadline's message.
+  std::chrono::milliseconds timeout{0};
+  engine_api::wait_callback done;
+};
+
+using wait_request_ptr = std::shared_ptr<wait_request>;
+
+} // namespace cerebelum::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::wait_request_ptr)
 
 namespace cerebelum::actors {
 
@@ -715,230 +736,266 @@ terminal_view(engine_context& ctx, const std::string& id) {
   return {make_view(*loaded->state, **row)};
 }
 
-caf::expected<execution_view>
-local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
-  using std::chrono::steady_clock;
-  if (auto err = check_id(id)) return err;
-  auto deadline = steady_clock::now() + timeout;
-  caf::scoped_actor self{*sys_};
-  caf::actor engine;
-  // The view of a finished execution, from the state its actor sent.
-  auto from_final = [&](const final_state& fin) {
-    return view_of_final(id, fin);
-  };
-  // The store's view when the execution is terminal, nothing otherwise.
-  auto look = [&] {
-    return terminal_view(*ctx_, id);
-  };
-  auto unsubscribe = [&] {
-    if (!engine) return;
-    self->send(engine, unsub_atom::value, id, caf::actor{self});
-    engine = nullptr;
-  };
-  // Subscribes and asks the engine what it knows: a live execution is
-  // announced when it finishes (no store read); otherwise the store is
-  // read once. Messages from one sender arrive in order, so a finish the
-  // engine learns after the watch reaches this waiter.
-  auto watch = [&]() -> std::optional<caf::expected<execution_view>> {
-    engine = ctx_->registry();
-    auto reply = watch_reply::unknown;
-    final_state_ptr fin;
-    if (engine) {
-      self
-        ->request(engine, caf::infinite, watch_atom::value, id,
-                  caf::actor{self})
-        .receive(
-          [&](std::int32_t code, final_state_ptr& x) {
-            reply = static_cast<watch_reply>(code);
-            fin = std::move(x);
-          },
-          [&](caf::error&) {
-            // Gone before it took the watch: its gone message never comes.
-            self->send(self, gone_atom::value, caf::error{});
-          });
-    }
-    if (reply == watch_reply::finished) {
-      engine = nullptr; // the engine subscribed no one
-      if (fin && fin->state) return {from_final(*fin)};
-    }
-    if (reply == watch_reply::watching) return std::nullopt;
-    auto seen = look();
-    if (seen) unsubscribe();
-    return seen;
-  };
-  if (auto seen = watch()) return std::move(*seen);
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - steady_clock::now());
-    final_state_ptr fin;
-    bool finished = false;
-    bool engine_down = false;
-    if (left.count() > 0)
-      self->receive(
-        [&](finished_atom, const std::string&, final_state_ptr& x) {
-          finished = true;
-          fin = std::move(x);
-        },
-        [&](finished_atom, const std::string&) {
-          finished = true;
-        },
-        [&](gone_atom, const caf::error&) {
-          engine_down = true;
-        },
-        caf::after(left) >> [] {});
-    if (finished && fin && fin->state) return from_final(*fin);
-    if (engine_down) {
-      // The engine was restarted by its supervisor and lost the
-      // subscription: watch through its successor.
-      auto old = engine;
-      while (steady_clock::now() < deadline && ctx_->registry() == old)
-        std::this_thread::sleep_for(std::chrono::milliseconds{5});
-    } else if (!finished) {
-      unsubscribe();
-      if (auto seen = look(); seen && *seen) return std::move(*seen);
-      return make_error(errc::deadline_exceeded,
-                        "execution " + id + " did not finish within "
-                          + std::to_string(timeout.count()) + " ms");
-    } else if (engine) {
-      // Announced without its state (someone else finished it, it failed
-      // after crashes, or its actor could not be spawned): the store says.
-      engine = nullptr;
-    }
-    if (auto seen = watch()) return std::move(*seen);
-  }
-}
-
+/// Holds a wait of the hub.
+using hubwait_atom = caf::atom_constant<caf::atom("hubwait")>;
 using rewatch_atom = caf::atom_constant<caf::atom("rewatch")>;
 
-/// One `wait_async`: the registry announces the execution's end
-/// (`finished_atom`), or the store shows it terminal, or the deadline
-/// (`tick_atom`, on the engine's clock) passes first. What a wait needs is
-/// in its state, once: its handlers capture only the actor (10,000 waits
-/// each holding ~10 copies of the callback in nested closures cost ~1 KB
-/// a wait).
-struct async_wait_state {
-  caf::actor engine;
-  bool answered = false;
+/// The wait hub: one actor holds every wait of the node (synchronous ones
+/// and `wait_async`), so that a wait costs an entry, not an actor, a timer
+/// and a subscription of its own. Waits of one execution share one
+/// subscription with the registry, which announces the execution's end
+/// (`finished_atom`, with its final state); an execution the registry does
+/// not run (passive, or gone) is read from the store once, then announced
+/// like the others if it runs again. Deadlines share one timer on the
+/// engine's clock: the earliest. When the registry goes (a restart by its
+/// supervisor), every execution is watched again through its successor;
+/// when the hub exits (the node stops), every wait is answered
+/// `unavailable`.
+struct wait_hub_state {
+  struct waiter {
+    wait_request_ptr req;
+    /// Its entry in `deadlines`, if it has a deadline.
+    std::optional<std::multimap<std::int64_t, wait_request_ptr>::iterator> due;
+  };
+  struct entry {
+    std::vector<waiter> waiters;
+    /// The registry that has the hub subscribed for this execution.
+    caf::actor engine;
+  };
+  using entries = std::unordered_map<std::string, entry>;
   context_ptr ctx;
-  std::string id;
-  std::chrono::milliseconds timeout{0};
-  engine_api::wait_callback done;
+  /// Shared with the functor that answers every wait when the hub exits.
+  std::shared_ptr<entries> ids = std::make_shared<entries>();
+  std::multimap<std::int64_t, wait_request_ptr> deadlines;
+  /// The due time of the tick on its way, if one is.
+  std::optional<std::int64_t> armed;
+  /// A rewatch of every execution is on its way (the registry went).
+  bool rewatch_due = false;
 };
 
-using async_wait_actor = caf::stateful_actor<async_wait_state>;
+using wait_hub_actor = caf::stateful_actor<wait_hub_state>;
 
-void wait_answer(async_wait_actor* self, caf::expected<execution_view> r) {
+void hub_watch(wait_hub_actor* self, const std::string& id);
+
+/// Sends the next tick for the earliest deadline, unless one that comes
+/// early enough is on its way.
+void hub_arm(wait_hub_actor* self) {
   auto& st = self->state;
-  if (st.answered) return;
-  st.answered = true;
-  if (st.engine) {
-    self->send(st.engine, unsub_atom::value, st.id, caf::actor{self});
-    st.engine = nullptr;
-  }
-  auto done = std::move(st.done);
-  done(std::move(r));
-  self->quit();
+  if (st.deadlines.empty()) return;
+  auto earliest = st.deadlines.begin()->first;
+  if (st.armed && *st.armed <= earliest) return;
+  st.armed = earliest;
+  auto delay = std::max<std::int64_t>(0, earliest - st.ctx->now_ms());
+  st.ctx->clock().send_after(self, std::chrono::milliseconds{delay},
+                             tick_atom::value);
 }
 
-/// The store's view when the execution is terminal (answers), else
-/// nothing. One indexed read.
-bool wait_look(async_wait_actor* self) {
-  auto seen = terminal_view(*self->state.ctx, self->state.id);
+/// Removes `w`'s deadline.
+void hub_forget(wait_hub_actor* self, wait_hub_state::waiter& w) {
+  if (w.due) self->state.deadlines.erase(*w.due);
+  w.due.reset();
+}
+
+/// Drops the entry of `id` (no waits left): the registry lets go of the
+/// hub's subscription.
+void hub_drop(wait_hub_actor* self, wait_hub_state::entries::iterator i) {
+  if (i->second.engine)
+    self->send(i->second.engine, unsub_atom::value, i->first, caf::actor{self});
+  self->state.ids->erase(i);
+}
+
+/// Answers every wait of `id` with `r`.
+void hub_answer(wait_hub_actor* self, const std::string& id,
+                const caf::expected<execution_view>& r) {
+  auto i = self->state.ids->find(id);
+  if (i == self->state.ids->end()) return;
+  auto waiters = std::move(i->second.waiters);
+  hub_drop(self, i);
+  for (auto& w : waiters) {
+    hub_forget(self, w);
+    w.req->done(r);
+  }
+}
+
+/// The store's view of `id` when it is terminal: answers its waits.
+bool hub_look(wait_hub_actor* self, const std::string& id) {
+  auto seen = terminal_view(*self->state.ctx, id);
   if (!seen) return false;
-  wait_answer(self, std::move(*seen));
+  hub_answer(self, id, *seen);
   return true;
 }
 
-/// A finish announced with the execution's final state, or without it.
-void wait_finished(async_wait_actor* self, const final_state_ptr& fin) {
+/// An end the registry announced, with the final state or without it.
+void hub_finished(wait_hub_actor* self, const std::string& id,
+                  const final_state_ptr& fin) {
+  auto i = self->state.ids->find(id);
+  if (i == self->state.ids->end()) return;
+  i->second.engine = nullptr; // the registry dropped its subscribers
   if (fin && fin->state) {
-    wait_answer(self, view_of_final(self->state.id, *fin));
+    hub_answer(self, id, view_of_final(id, *fin));
     return;
   }
-  // Announced without its state: the store says.
-  wait_look(self);
+  // Announced without its state: the store says; if it does not show the
+  // end yet, watch again.
+  if (!hub_look(self, id)) hub_watch(self, id);
 }
 
-/// Subscribes with the registry; a finish it learns later reaches us in
-/// order after its reply.
-void wait_watch(async_wait_actor* self) {
+/// Subscribes for `id` with the registry; a finish it learns later reaches
+/// the hub in order after its reply.
+void hub_watch(wait_hub_actor* self, const std::string& id) {
   auto& st = self->state;
   auto engine = st.ctx->registry();
   if (!engine) {
-    if (!wait_look(self))
+    // Between registries: the store may know; the rewatch tries again.
+    if (!hub_look(self, id) && !st.rewatch_due) {
+      st.rewatch_due = true;
       st.ctx->clock().send_after(self, std::chrono::milliseconds{10},
                                  rewatch_atom::value);
+    }
     return;
   }
-  st.engine = engine;
-  self
-    ->request(engine, caf::infinite, watch_atom::value, st.id, caf::actor{self})
+  (*st.ids)[id].engine = engine;
+  self->request(engine, caf::infinite, watch_atom::value, id, caf::actor{self})
     .then(
-      [self](std::int32_t code, final_state_ptr& fin) {
+      [self, id](std::int32_t code, final_state_ptr& fin) {
         auto reply = static_cast<watch_reply>(code);
         if (reply == watch_reply::finished) {
-          self->state.engine = nullptr; // subscribed no one
-          wait_finished(self, fin);
+          hub_finished(self, id, fin);
           return;
         }
-        if (reply == watch_reply::unknown) wait_look(self);
+        if (reply == watch_reply::unknown) hub_look(self, id);
       },
-      [self](caf::error&) {
-        // The engine went away before it took the watch (its gone
-        // message then never comes): watch through its successor.
-        self->state.engine = nullptr;
-        self->state.ctx->clock().send_after(self, std::chrono::milliseconds{10},
-                                            rewatch_atom::value);
+      [self, id](caf::error&) {
+        // The registry went before it took the watch (its gone message
+        // then never comes): watch through its successor.
+        auto i = self->state.ids->find(id);
+        if (i != self->state.ids->end()) i->second.engine = nullptr;
+        if (!self->state.rewatch_due) {
+          self->state.rewatch_due = true;
+          self->state.ctx->clock().send_after(
+            self, std::chrono::milliseconds{10}, rewatch_atom::value);
+        }
       });
 }
 
-caf::behavior async_wait(async_wait_actor* self, context_ptr ctx,
-                         std::string id, std::chrono::milliseconds timeout,
-                         engine_api::wait_callback done) {
-  auto& st = self->state;
-  st.ctx = std::move(ctx);
-  st.id = std::move(id);
-  st.timeout = timeout;
-  st.done = std::move(done);
-  st.ctx->clock().send_after(self, timeout, tick_atom::value);
-  wait_watch(self);
+caf::behavior wait_hub(wait_hub_actor* self, context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  self->attach_functor([ids = self->state.ids](const caf::error&) {
+    for (auto& [id, e] : *ids)
+      for (auto& w : e.waiters)
+        w.req->done(make_error(errc::unavailable,
+                               "the node is stopping; wait again once it is "
+                               "back"));
+    ids->clear();
+  });
   return {
-    [self](finished_atom, const std::string&, final_state_ptr& fin) {
-      wait_finished(self, fin);
-    },
-    [self](finished_atom, const std::string&) {
-      wait_look(self);
-    },
-    [self](gone_atom, const caf::error& why) {
-      self->state.engine = nullptr;
-      if (why == caf::exit_reason::user_shutdown
-          || why == caf::exit_reason::kill) {
-        // The node is stopping: so does the wait (an actor left waiting
-        // would hold the node's exit until its deadline).
-        wait_answer(self, make_error(errc::unavailable,
-                                     "the node is stopping; wait again once "
-                                     "it is back"));
-        return;
+    [self](hubwait_atom, const wait_request_ptr& req) {
+      auto& st = self->state;
+      auto [i, fresh] = st.ids->try_emplace(req->id);
+      wait_hub_state::waiter w{req, std::nullopt};
+      if (req->deadline_ms) {
+        w.due = st.deadlines.emplace(*req->deadline_ms, req);
+        hub_arm(self);
       }
-      // The registry crashed and its supervisor restarts it; the
-      // subscription is lost: watch through its successor.
-      self->state.ctx->clock().send_after(self, std::chrono::milliseconds{10},
-                                          rewatch_atom::value);
+      i->second.waiters.push_back(std::move(w));
+      if (fresh) hub_watch(self, req->id);
+    },
+    [self](unsub_atom, const wait_request_ptr& req) {
+      // A synchronous wait whose deadline passed.
+      auto i = self->state.ids->find(req->id);
+      if (i == self->state.ids->end()) return;
+      auto& ws = i->second.waiters;
+      for (auto w = ws.begin(); w != ws.end(); ++w)
+        if (w->req == req) {
+          hub_forget(self, *w);
+          ws.erase(w);
+          break;
+        }
+      if (ws.empty()) hub_drop(self, i);
+    },
+    [self](finished_atom, const std::string& id, final_state_ptr& fin) {
+      hub_finished(self, id, fin);
+    },
+    [self](finished_atom, const std::string& id) {
+      hub_finished(self, id, nullptr);
+    },
+    [self](gone_atom, const caf::error&) {
+      // The registry exited (once per execution watched): its successor
+      // holds no subscription; watch everything again through it.
+      auto& st = self->state;
+      for (auto& [id, e] : *st.ids)
+        e.engine = nullptr;
+      if (st.rewatch_due) return;
+      st.rewatch_due = true;
+      st.ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                                 rewatch_atom::value);
     },
     [self](rewatch_atom) {
-      if (self->state.engine) return;
-      if (self->state.ctx->registry() == nullptr || !wait_look(self))
-        wait_watch(self);
+      auto& st = self->state;
+      st.rewatch_due = false;
+      std::vector<std::string> lost;
+      for (auto& [id, e] : *st.ids)
+        if (!e.engine) lost.push_back(id);
+      for (auto& id : lost)
+        if (st.ids->count(id) > 0) hub_watch(self, id);
     },
     [self](tick_atom) {
-      if (wait_look(self)) return;
       auto& st = self->state;
-      wait_answer(self,
-                  make_error(errc::deadline_exceeded,
-                             "execution " + st.id + " did not finish within "
-                               + std::to_string(st.timeout.count()) + " ms"));
+      st.armed.reset();
+      auto now = st.ctx->now_ms();
+      while (!st.deadlines.empty() && st.deadlines.begin()->first <= now) {
+        auto req = st.deadlines.begin()->second;
+        // One last look: the end may be recorded without an announcement
+        // having reached the hub yet (answers every wait of the id).
+        if (hub_look(self, req->id)) continue;
+        auto i = st.ids->find(req->id);
+        if (i != st.ids->end()) {
+          auto& ws = i->second.waiters;
+          for (auto w = ws.begin(); w != ws.end(); ++w)
+            if (w->req == req) {
+              hub_forget(self, *w);
+              ws.erase(w);
+              break;
+            }
+          if (ws.empty()) hub_drop(self, i);
+        } else {
+          st.deadlines.erase(st.deadlines.begin());
+        }
+        req->done(make_error(errc::deadline_exceeded,
+                             "execution " + req->id + " did not finish within "
+                               + std::to_string(req->timeout.count()) + " ms"));
+      }
+      hub_arm(self);
     },
   };
+}
+
+caf::expected<execution_view>
+local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
+  if (auto err = check_id(id)) return err;
+  // The hub answers through the promise; the deadline is this thread's (real
+  // time), so the hub holds the wait without one.
+  auto answer = std::make_shared<std::promise<caf::expected<execution_view>>>();
+  auto got = answer->get_future();
+  auto req = std::make_shared<wait_request>();
+  req->id = id;
+  req->done = [answer](caf::expected<execution_view> r) {
+    answer->set_value(std::move(r));
+  };
+  auto hub = ctx_->wait_hub();
+  if (hub) {
+    caf::anon_send(hub, hubwait_atom::value, wait_request_ptr{req});
+    if (got.wait_for(timeout) == std::future_status::ready) return got.get();
+    caf::anon_send(hub, unsub_atom::value, wait_request_ptr{req});
+  }
+  if (auto seen = terminal_view(*ctx_, id); seen && *seen)
+    return std::move(*seen);
+  if (!hub)
+    return make_error(errc::unavailable,
+                      "the node is stopping; wait again once it is back");
+  return make_error(errc::deadline_exceeded,
+                    "execution " + id + " did not finish within "
+                      + std::to_string(timeout.count()) + " ms");
 }
 
 using more_atom = caf::atom_constant<caf::atom("more")>;
@@ -1066,10 +1123,25 @@ void local_engine::wait_async(const std::string& id,
     done(std::move(err));
     return;
   }
-  sys_->spawn(async_wait, ctx_, id, timeout, std::move(done));
+  auto hub = ctx_->wait_hub();
+  if (!hub) {
+    done(make_error(errc::unavailable,
+                    "the node is stopping; wait again once it is back"));
+    return;
+  }
+  auto req = std::make_shared<wait_request>();
+  req->id = id;
+  req->deadline_ms = ctx_->now_ms() + timeout.count();
+  req->timeout = timeout;
+  req->done = std::move(done);
+  caf::anon_send(hub, hubwait_atom::value, wait_request_ptr{std::move(req)});
 }
 
 } // namespace
+
+caf::actor spawn_wait_hub(caf::actor_system& sys, context_ptr ctx) {
+  return sys.spawn(wait_hub, std::move(ctx));
+}
 
 std::shared_ptr<engine_api> make_local_engine(caf::actor_system& sys,
                                               context_ptr ctx) {

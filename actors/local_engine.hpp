@@ -18,6 +18,11 @@ namespace cerebelum::actors {
 std::shared_ptr<engine_api> make_local_engine(caf::actor_system& sys,
                                               context_ptr ctx);
 
+/// The actor that holds every wait of the node's `engine_api` (`wait`,
+/// `wait_async`); a child of the node's supervision tree, announced with
+/// `engine_context::set_wait_hub`.
+caf::actor spawn_wait_hub(caf::actor_system& sys, context_ptr ctx);
+
 /// Builds what operators see of a folded execution.
 execution_view make_view(const workflow::execution_state& state,
                          const eventstore::execution_row& row);

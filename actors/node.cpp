@@ -137,6 +137,13 @@ sv::supervisor_config make_tree(const node_config& cfg, const context_ptr& ctx,
                               ctx->set_registry(x);
                               return x;
                             }));
+  children.push_back(worker("wait_hub",
+                            [ctx](caf::actor_system& sys, const caf::message&)
+                              -> caf::expected<caf::actor> {
+                              auto x = spawn_wait_hub(sys, ctx);
+                              ctx->set_wait_hub(x);
+                              return x;
+                            }));
   children.push_back(worker(
     "resurrector",
     [ctx](caf::actor_system& sys,
@@ -343,6 +350,7 @@ bool node::stop(std::chrono::milliseconds timeout) {
     // Normally done by the store writer as it stops; makes sure of it.
     ctx_->close();
     ctx_->set_registry(nullptr);
+    ctx_->set_wait_hub(nullptr);
     ctx_->set_scheduler(nullptr);
     ctx_->set_executions_sup(nullptr);
     ctx_->set_task_router(nullptr);
