@@ -43,9 +43,24 @@ struct wait_request {
 
 using wait_request_ptr = std::shared_ptr<wait_request>;
 
+/// A start the wait hub carries to the registry (`engine_api::start`,
+/// `start_async`): the execution's actor answers after its commit whether
+/// it created the execution.
+struct start_carry {
+  std::string id;
+  started_execution_ptr first;
+  /// Whether the hub gives up after `answer_timeout` (`start_async`); a
+  /// synchronous start has its caller's deadline.
+  bool timed = false;
+  std::function<void(caf::expected<bool>)> done;
+};
+
+using start_carry_ptr = std::shared_ptr<start_carry>;
+
 } // namespace cerebelum::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::wait_request_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::start_carry_ptr)
 
 namespace cerebelum::actors {
 
@@ -175,6 +190,11 @@ class local_engine : public engine_api,
 
   caf::expected<start_response> start(const start_request& req) override;
   void start_async(const start_request& req, start_callback done) override;
+  /// Hands the start of `id` to the wait hub, which calls `done` with the
+  /// actor's answer (or the error of the request).
+  caf::error carry_start(const std::string& id, started_execution_ptr first,
+                         bool timed,
+                         std::function<void(caf::expected<bool>)> done);
   /// Checks `req` and decides its first step: the answer when it is known
   /// without an append (the id exists), else the start to append.
   caf::expected<std::variant<start_response, pending_start>>
@@ -601,27 +621,41 @@ caf::expected<start_response> local_engine::start(const start_request& req) {
   if (auto* known = std::get_if<start_response>(&*prepared))
     return std::move(*known);
   auto& p = std::get<pending_start>(*prepared);
-  caf::error failed;
-  bool created = false;
-  caf::scoped_actor self{*sys_};
-  self
-    ->request(ctx_->registry(), answer_timeout, start_atom::value, p.id,
-              p.first)
-    .receive(
-      [&](bool x) {
-        created = x;
-      },
-      [&](caf::error& err) {
-        failed = from_request(err, p.id);
-      });
-  if (failed) return failed;
-  return started(p, created);
+  auto answer = std::make_shared<std::promise<caf::expected<bool>>>();
+  auto got = answer->get_future();
+  if (auto err = carry_start(p.id, p.first, false,
+                             [answer](caf::expected<bool> r) {
+                               answer->set_value(std::move(r));
+                             }))
+    return err;
+  if (got.wait_for(answer_timeout) != std::future_status::ready)
+    return from_request(caf::sec::request_timeout, p.id);
+  auto created = got.get();
+  if (!created) return std::move(created.error());
+  return started(p, *created);
+}
+
+caf::error
+local_engine::carry_start(const std::string& id, started_execution_ptr first,
+                          bool timed,
+                          std::function<void(caf::expected<bool>)> done) {
+  auto hub = ctx_->wait_hub();
+  if (!hub)
+    return make_error(errc::unavailable,
+                      "the node is stopping; start again once it is back");
+  auto carry = std::make_shared<start_carry>();
+  carry->id = id;
+  carry->first = std::move(first);
+  carry->timed = timed;
+  carry->done = std::move(done);
+  caf::anon_send(hub, start_atom::value, start_carry_ptr{std::move(carry)});
+  return caf::none;
 }
 
 void local_engine::start_async(const start_request& req, start_callback done) {
   // The checks and the decision run on the caller's thread (a store read
-  // only for a given id); the commit is awaited by a short-lived actor, so
-  // no thread waits for it.
+  // only for a given id); the wait hub carries the start and calls back
+  // after the commit, so no thread waits for it.
   auto prepared = prepare_start(req);
   if (!prepared) return done(std::move(prepared.error()));
   if (auto* known = std::get_if<start_response>(&*prepared))
@@ -629,19 +663,15 @@ void local_engine::start_async(const start_request& req, start_callback done) {
   auto p = std::make_shared<pending_start>(
     std::move(std::get<pending_start>(*prepared)));
   auto me = shared_from_this();
-  sys_->spawn([me, p, done = std::move(done),
-               registry = ctx_->registry()](caf::event_based_actor* self) {
-    self->request(registry, answer_timeout, start_atom::value, p->id, p->first)
-      .then(
-        [=](bool created) {
-          done(me->started(*p, created));
-          self->quit();
-        },
-        [=](caf::error& err) {
-          done(from_request(err, p->id));
-          self->quit();
-        });
-  });
+  auto first = p->first;
+  if (auto err = carry_start(p->id, std::move(first), true,
+                             [me, p, done](caf::expected<bool> created) {
+                               if (!created)
+                                 done(std::move(created.error()));
+                               else
+                                 done(me->started(*p, *created));
+                             }))
+    done(std::move(err));
 }
 
 std::vector<workflow_view> local_engine::workflows() {
@@ -889,6 +919,25 @@ caf::behavior wait_hub(wait_hub_actor* self, context_ptr ctx) {
     ids->clear();
   });
   return {
+    [self](start_atom, const start_carry_ptr& carry) {
+      auto registry = self->state.ctx->registry();
+      auto ok = [carry](bool created) {
+        carry->done(created);
+      };
+      auto failed = [carry](caf::error& err) {
+        carry->done(from_request(err, carry->id));
+      };
+      if (carry->timed)
+        self
+          ->request(registry, answer_timeout, start_atom::value, carry->id,
+                    carry->first)
+          .then(ok, failed);
+      else
+        self
+          ->request(registry, caf::infinite, start_atom::value, carry->id,
+                    carry->first)
+          .then(ok, failed);
+    },
     [self](hubwait_atom, const wait_request_ptr& req) {
       auto& st = self->state;
       auto [i, fresh] = st.ids->try_emplace(req->id);
