@@ -104,13 +104,15 @@ void run_commands(execution_actor* self,
   for (auto& cmd : cmds) {
     if (auto* run = std::get_if<workflow::run_step_command>(&cmd)) {
       if (run->kind != workflow::step_kind::call) continue; // tasks: durable
+      auto began = std::make_shared<std::atomic<std::int64_t>>(0);
       if (!st.running
              .emplace(run->token,
                       execution_data::running_call{
-                        st.ctx->now_ms(), run->start_to_close_timeout_ms})
+                        run->start_to_close_timeout_ms, began})
              .second)
         continue;
-      auto d = dispatch_call(*st.ctx, caf::actor_cast<caf::actor>(self), *run);
+      auto d = dispatch_call(*st.ctx, caf::actor_cast<caf::actor>(self), *run,
+                             std::move(began));
       if (d.on_pool) continue;
       // Ran here (or cannot run): every caller processes the inbox next.
       st.running.erase(run->token);
@@ -129,18 +131,23 @@ namespace {
 using retimer_atom = caf::atom_constant<caf::atom("retimer")>;
 
 /// Whether the timer `timer_id` is the timeout of a native attempt that has
-/// not had its time yet, counted from when it could run (its scheduling is
-/// committed before it is handed to the pool, and under load that commit
-/// can take longer than the timeout): then it comes back when that time
-/// is up. Not recorded: after a restart the attempt runs again and its
-/// timer, due from the store, is deferred the same way.
+/// not had its time yet, counted from when a pool thread began running it
+/// (its scheduling is committed before it is handed to the pool, and under
+/// load that commit, or the wait for a free pool thread, can take longer
+/// than the timeout): then it comes back when that time is up. Not recorded:
+/// after a restart the attempt runs again and its timer, due from the store, is
+/// deferred the same way.
 bool defer_timeout(execution_actor* self, const std::string& timer_id) {
   auto token = workflow::timeout_timer_token(timer_id);
   if (token.empty()) return false;
   auto& st = self->state;
   auto i = st.running.find(std::string{token});
   if (i == st.running.end() || i->second.timeout_ms <= 0) return false;
-  auto left = i->second.started_at_ms + i->second.timeout_ms - st.ctx->now_ms();
+  auto began = i->second.began ? i->second.began->load() : 0;
+  // Still in the pool's queue (its threads all busy): its time has not
+  // begun; look again after a whole timeout.
+  auto left = began == 0 ? i->second.timeout_ms
+                         : began + i->second.timeout_ms - st.ctx->now_ms();
   if (left <= 0) return false;
   // Its own message: not one the engine forwarded (the passivation
   // handshake counts those).

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+
 // The state of an execution actor, shared by its behaviors (execution.cpp)
 // and its append path (execution_append.cpp). Private to actors/.
 
@@ -101,10 +103,12 @@ struct execution_data {
   std::unique_ptr<started_execution> unsent_start;
   /// A native attempt running on the call pool.
   struct running_call {
-    /// When it was handed to the pool (engine clock, ms): its timeout counts
-    /// from here, not from the decision that scheduled it.
-    std::int64_t started_at_ms = 0;
     std::int64_t timeout_ms = 0;
+    /// When a pool thread began running it (engine clock, ms; 0 while it
+    /// waits in the pool's queue), set by that thread: its timeout counts
+    /// from here, not from the decision that scheduled it nor from its
+    /// time in the queue.
+    std::shared_ptr<std::atomic<std::int64_t>> began;
   };
   /// Native attempts running on the call pool, by token.
   std::map<std::string, running_call> running;

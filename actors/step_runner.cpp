@@ -1,5 +1,7 @@
 #include "actors/step_runner.hpp"
 
+#include <algorithm>
+
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
@@ -67,7 +69,8 @@ events::Event run(const native_function& fn,
 } // namespace
 
 dispatched dispatch_call(engine_context& ctx, caf::actor to,
-                         const workflow::run_step_command& cmd) {
+                         const workflow::run_step_command& cmd,
+                         std::shared_ptr<std::atomic<std::int64_t>> began) {
   auto fn = ctx.functions().find(cmd.target);
   if (!fn)
     return {false, failed(cmd, "unknown_function",
@@ -97,7 +100,8 @@ dispatched dispatch_call(engine_context& ctx, caf::actor to,
   }
   // The call pool is stopped before the context goes: `metrics` outlives it.
   ctx.calls().post([fn = std::move(fn), cmd, to, clk = ctx.options().clock,
-                    limit, metrics = &ctx.metrics()] {
+                    limit, metrics = &ctx.metrics(), began = std::move(began)] {
+    if (began) began->store(std::max<std::int64_t>(1, clk->now_ms()));
     stopwatch took;
     auto ev = within_limit(run(fn->fn, cmd, *clk), cmd, limit, clk->now_ms());
     metrics->step_finished("native",

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <optional>
 
 #include <caf/actor.hpp>
@@ -28,7 +30,11 @@ struct dispatched {
 /// - A function that runs on the actor (`run_on::actor`) runs here, on the
 ///   caller's thread.
 /// - An unknown function fails the attempt (`unknown_function`) here.
-dispatched dispatch_call(engine_context& ctx, caf::actor to,
-                         const workflow::run_step_command& cmd);
+/// `began`, if given, is set (engine clock, ms) by the pool thread when it
+/// starts running the attempt.
+dispatched
+dispatch_call(engine_context& ctx, caf::actor to,
+              const workflow::run_step_command& cmd,
+              std::shared_ptr<std::atomic<std::int64_t>> began = nullptr);
 
 } // namespace cerebelum::actors

@@ -241,3 +241,50 @@ output:
   CHECK(done->status == status::completed);
   CHECK(done->result == json{{"n", 3}});
 }
+
+TEST_CASE("a step's timeout does not count its wait for a free call pool "
+          "thread") {
+  // One pool thread, held 1.5 s by another execution's step: the timed
+  // step waits in the pool's queue longer than its 1 s timeout, then runs in
+  // 50 ms. Before the fix its timeout counted from the hand-off to the pool
+  // and the step failed with `timeout` without having run.
+  engine_fixture f;
+  f.config().call_threads = 1;
+  f.config().functions->add("t.busy", [](const json& in) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{1500});
+    return in;
+  });
+  f.config().functions->add("t.quick_inc", [](const json& in) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    return json{{"n", in["n"].get<int>() + 1}};
+  });
+  std::ofstream{f.data_dir() / "workflows" / "busy.yaml"} << R"(name: busy
+steps:
+  - name: hold
+    call: t.busy
+    input: { n: "input.i" }
+)";
+  std::ofstream{f.data_dir() / "workflows" / "queued.yaml"} << R"(name: queued
+steps:
+  - name: a
+    call: t.quick_inc
+    input: { n: "input.i" }
+    timeout: 1s
+output:
+  n: "steps.a.n"
+)";
+  f.start();
+  auto holder = f.start("busy", 1, "busy-1");
+  // The holder's step is on the pool's only thread before the timed one
+  // is queued behind it.
+  std::this_thread::sleep_for(std::chrono::milliseconds{200});
+  auto v = f.start("queued", 1, "queued-1");
+  auto done = f.api().wait(v.execution_id, wait_time);
+  REQUIRE(done);
+  INFO((done->error ? done->error->kind + ": " + done->error->message : ""));
+  CHECK(done->status == status::completed);
+  CHECK(done->result == json{{"n", 2}});
+  auto first = f.api().wait(holder.execution_id, wait_time);
+  REQUIRE(first);
+  CHECK(first->status == status::completed);
+}
