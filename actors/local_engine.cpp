@@ -834,6 +834,32 @@ void hub_drop(wait_hub_actor* self, wait_hub_state::entries::iterator i) {
   self->state.ids->erase(i);
 }
 
+/// Removes the wait `req` (its deadline with it); false when the hub no
+/// longer holds it (answered already).
+bool hub_remove(wait_hub_actor* self, const wait_request_ptr& req) {
+  auto i = self->state.ids->find(req->id);
+  if (i == self->state.ids->end()) return false;
+  auto& ws = i->second.waiters;
+  auto w = std::find_if(ws.begin(), ws.end(), [&](const auto& x) {
+    return x.req == req;
+  });
+  if (w == ws.end()) return false;
+  hub_forget(self, *w);
+  ws.erase(w);
+  if (ws.empty()) hub_drop(self, i);
+  return true;
+}
+
+/// Watches every execution whose subscription was lost again, in 10 ms
+/// (once, however many losses are reported meanwhile).
+void hub_rewatch_later(wait_hub_actor* self) {
+  auto& st = self->state;
+  if (st.rewatch_due) return;
+  st.rewatch_due = true;
+  st.ctx->clock().send_after(self, std::chrono::milliseconds{10},
+                             rewatch_atom::value);
+}
+
 /// Answers every wait of `id` with `r`.
 void hub_answer(wait_hub_actor* self, const std::string& id,
                 const caf::expected<execution_view>& r) {
@@ -877,11 +903,7 @@ void hub_watch(wait_hub_actor* self, const std::string& id) {
   auto engine = st.ctx->registry();
   if (!engine) {
     // Between registries: the store may know; the rewatch tries again.
-    if (!hub_look(self, id) && !st.rewatch_due) {
-      st.rewatch_due = true;
-      st.ctx->clock().send_after(self, std::chrono::milliseconds{10},
-                                 rewatch_atom::value);
-    }
+    if (!hub_look(self, id)) hub_rewatch_later(self);
     return;
   }
   (*st.ids)[id].engine = engine;
@@ -900,11 +922,7 @@ void hub_watch(wait_hub_actor* self, const std::string& id) {
         // then never comes): watch through its successor.
         auto i = self->state.ids->find(id);
         if (i != self->state.ids->end()) i->second.engine = nullptr;
-        if (!self->state.rewatch_due) {
-          self->state.rewatch_due = true;
-          self->state.ctx->clock().send_after(
-            self, std::chrono::milliseconds{10}, rewatch_atom::value);
-        }
+        hub_rewatch_later(self);
       });
 }
 
@@ -951,16 +969,7 @@ caf::behavior wait_hub(wait_hub_actor* self, context_ptr ctx) {
     },
     [self](unsub_atom, const wait_request_ptr& req) {
       // A synchronous wait whose deadline passed.
-      auto i = self->state.ids->find(req->id);
-      if (i == self->state.ids->end()) return;
-      auto& ws = i->second.waiters;
-      for (auto w = ws.begin(); w != ws.end(); ++w)
-        if (w->req == req) {
-          hub_forget(self, *w);
-          ws.erase(w);
-          break;
-        }
-      if (ws.empty()) hub_drop(self, i);
+      hub_remove(self, req);
     },
     [self](finished_atom, const std::string& id, final_state_ptr& fin) {
       hub_finished(self, id, fin);
@@ -971,13 +980,9 @@ caf::behavior wait_hub(wait_hub_actor* self, context_ptr ctx) {
     [self](gone_atom, const caf::error&) {
       // The registry exited (once per execution watched): its successor
       // holds no subscription; watch everything again through it.
-      auto& st = self->state;
-      for (auto& [id, e] : *st.ids)
+      for (auto& [id, e] : *self->state.ids)
         e.engine = nullptr;
-      if (st.rewatch_due) return;
-      st.rewatch_due = true;
-      st.ctx->clock().send_after(self, std::chrono::milliseconds{10},
-                                 rewatch_atom::value);
+      hub_rewatch_later(self);
     },
     [self](rewatch_atom) {
       auto& st = self->state;
@@ -996,23 +1001,14 @@ caf::behavior wait_hub(wait_hub_actor* self, context_ptr ctx) {
         auto req = st.deadlines.begin()->second;
         // One last look: the end may be recorded without an announcement
         // having reached the hub yet (answers every wait of the id).
-        if (hub_look(self, req->id)) continue;
-        auto i = st.ids->find(req->id);
-        if (i != st.ids->end()) {
-          auto& ws = i->second.waiters;
-          for (auto w = ws.begin(); w != ws.end(); ++w)
-            if (w->req == req) {
-              hub_forget(self, *w);
-              ws.erase(w);
-              break;
-            }
-          if (ws.empty()) hub_drop(self, i);
-        } else {
+        if (!hub_look(self, req->id) && hub_remove(self, req))
+          req->done(
+            make_error(errc::deadline_exceeded,
+                       "execution " + req->id + " did not finish within "
+                         + std::to_string(req->timeout.count()) + " ms"));
+        // A deadline whose wait the hub no longer holds must not loop.
+        if (!st.deadlines.empty() && st.deadlines.begin()->second == req)
           st.deadlines.erase(st.deadlines.begin());
-        }
-        req->done(make_error(errc::deadline_exceeded,
-                             "execution " + req->id + " did not finish within "
-                               + std::to_string(req->timeout.count()) + " ms"));
       }
       hub_arm(self);
     },
