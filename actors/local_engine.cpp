@@ -1053,7 +1053,8 @@ bool is_terminal_event(const events::Event& ev) {
 /// One `follow`: reads the history from `next` at the start and whenever
 /// the feed says a commit added events, hands what is new to the sink, and
 /// quits after the terminal event, when the sink says stop, when stopped
-/// (an exit message) or when the node stops (its registry goes down).
+/// (an exit message) or when the node stops (its registry, with which it
+/// subscribes like a waiter, says it is gone).
 struct follower_state {
   event_feed::subscription sub;
   caf::actor engine;
@@ -1070,17 +1071,14 @@ caf::behavior follower(caf::stateful_actor<follower_state>* self,
   st.sub = ctx->feed().subscribe(id, [me = caf::actor_cast<caf::actor>(self)] {
     caf::anon_send(me, more_atom::value);
   });
-  if (auto engine = ctx->registry()) {
-    st.engine = engine;
-    self->monitor(engine);
-  }
-  // Every way out leaves the registry's monitors (a monitor outlives the
-  // actor that quits without demonitoring: the registry's list would grow
-  // with every follow, and every later monitor and demonitor walks it).
+  // Every way out unsubscribes from the registry (a subscription, not a
+  // monitor: a demonitor walks the monitored actor's whole list in CAF
+  // 0.17, quadratic for thousands of followers).
   auto leave = [=](caf::error reason) {
     auto& st = self->state;
     st.sub.reset();
-    if (st.engine) self->demonitor(st.engine);
+    if (st.engine)
+      self->send(st.engine, unsub_atom::value, id, caf::actor{self});
     st.engine = nullptr;
     self->quit(std::move(reason));
   };
@@ -1089,19 +1087,30 @@ caf::behavior follower(caf::stateful_actor<follower_state>* self,
     if (sink.end) sink.end(std::move(err));
     leave({});
   };
-  // follow_stop's exit message.
-  self->set_exit_handler([=](caf::exit_msg& msg) {
-    leave(std::move(msg.reason));
-  });
-  self->set_down_handler([=](caf::down_msg& dm) {
-    if (dm.source != self->state.engine) return;
+  // The registry is stopping or was restarted by its supervisor: either
+  // way the follower ends (an actor left following would hold the node's
+  // exit); the client follows again from where it was.
+  auto registry_gone = [=] {
     self->state.engine = nullptr;
-    // Stopping or restarted by its supervisor: either way the follower
-    // ends (an actor left following would hold the node's exit); the
-    // client follows again from where it was.
     finish(make_error(errc::unavailable,
                       "the node is stopping; follow again from the last "
                       "event received"));
+  };
+  // Subscribed like a waiter: the registry tells it `gone` when it exits.
+  if (auto engine = ctx->registry()) {
+    st.engine = engine;
+    self
+      ->request(engine, caf::infinite, subscribe_atom::value, id,
+                caf::actor{self})
+      .then([] {},
+            [=](caf::error&) {
+              // Gone before it took the subscription.
+              if (self->state.engine) registry_gone();
+            });
+  }
+  // follow_stop's exit message.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    leave(std::move(msg.reason));
   });
   auto read = [=] {
     auto& st = self->state;
@@ -1144,6 +1153,17 @@ caf::behavior follower(caf::stateful_actor<follower_state>* self,
   return {
     [=](more_atom) {
       read();
+    },
+    [=](gone_atom, const caf::error&) {
+      registry_gone();
+    },
+    [=](finished_atom, const std::string&, const final_state_ptr&) {
+      // The registry dropped its subscribers of the finished execution;
+      // its terminal event reaches the follower through the feed.
+      self->state.engine = nullptr;
+    },
+    [=](finished_atom, const std::string&) {
+      self->state.engine = nullptr;
     },
   };
 }

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -11,11 +14,13 @@
 
 #include "actors/errc.hpp"
 #include "tests/actors/engine_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/metrics_text.hpp"
 
 using namespace cerebelum::actors;
 using namespace cerebelum::actors::test;
 using status = cerebelum::eventstore::execution_status;
+using cerebelum::test::eventually;
 using cerebelum::test::metric_value;
 using namespace std::chrono_literals;
 
@@ -204,4 +209,54 @@ TEST_CASE("a node that stops ends its follows with unavailable") {
     return got.end.has_value();
   }));
   CHECK(api_error_code(*got.end) == errc::unavailable);
+}
+
+TEST_CASE("a follow is subscribed with the registry while it lasts and "
+          "leaves no subscription behind") {
+  // Followers subscribe like waiters (no monitor of the registry): each
+  // holds one subscription, and every way out gives it back.
+  engine_fixture f;
+  auto v = start_gated(f);
+  collected a;
+  auto stop = f.api().follow(v.execution_id, 0, a.sink());
+  collected b;
+  b.keep_going = false;
+  f.api().follow(v.execution_id, 0, b.sink());
+  REQUIRE(a.wait([&] {
+    return a.batches > 0;
+  }));
+  REQUIRE(b.wait([&] {
+    return b.batches > 0;
+  }));
+  auto subscriptions = [&](std::uint64_t n) {
+    auto deadline = std::chrono::steady_clock::now() + wait_time;
+    while (f.waiters(v.execution_id) != n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  };
+  // b's sink said stop: only a is left.
+  CHECK(subscriptions(1));
+  stop();
+  CHECK(subscriptions(0));
+}
+
+TEST_CASE("a follow ends with unavailable when the registry is restarted") {
+  engine_fixture f;
+  auto v = start_gated(f);
+  collected got;
+  f.api().follow(v.execution_id, 0, got.sink());
+  REQUIRE(got.wait([&] {
+    return got.batches > 0;
+  }));
+  REQUIRE(eventually([&] {
+    return f.waiters(v.execution_id) == 1;
+  }));
+  caf::anon_send_exit(f.node().registry(), caf::exit_reason::user_shutdown);
+  REQUIRE(got.wait([&] {
+    return got.end.has_value();
+  }));
+  CHECK(api_error_code(*got.end) == errc::unavailable);
+  CHECK(followers_drop_to_zero(f));
 }
