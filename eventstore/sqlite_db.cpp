@@ -23,7 +23,51 @@ sqlite_db::sqlite_db(const std::string& path, bool create) {
 }
 
 sqlite_db::~sqlite_db() {
+  for (auto& [sql, stmts] : idle_)
+    for (auto* stmt : stmts)
+      sqlite3_finalize(stmt);
   sqlite3_close_v2(db_);
+}
+
+namespace {
+
+/// Most idle statements a connection keeps of one SQL text, and in all
+/// (queries built from filters have many texts).
+constexpr std::size_t idle_per_sql = 4;
+constexpr std::size_t idle_max = 128;
+
+} // namespace
+
+sqlite3_stmt* sqlite_db::take_statement(std::string_view sql) {
+  if (auto i = idle_.find(std::string{sql});
+      i != idle_.end() && !i->second.empty()) {
+    auto* stmt = i->second.back();
+    i->second.pop_back();
+    --idle_count_;
+    return stmt;
+  }
+  sqlite3_stmt* stmt = nullptr;
+  check(sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                           SQLITE_PREPARE_PERSISTENT, &stmt, nullptr),
+        sql);
+  return stmt;
+}
+
+void sqlite_db::give_back(sqlite3_stmt* stmt) {
+  if (stmt == nullptr) return;
+  // A failed step's error comes back from reset: the statement is reusable.
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  const char* sql = sqlite3_sql(stmt);
+  if (sql != nullptr && idle_count_ < idle_max) {
+    auto& stmts = idle_[sql];
+    if (stmts.size() < idle_per_sql) {
+      stmts.push_back(stmt);
+      ++idle_count_;
+      return;
+    }
+  }
+  sqlite3_finalize(stmt);
 }
 
 void sqlite_db::exec(std::string_view sql) {
@@ -43,14 +87,13 @@ void sqlite_db::check(int rc, std::string_view context) const {
                                     + std::string{context.substr(0, 80)} + ")");
 }
 
-sqlite_stmt::sqlite_stmt(sqlite_db& db, std::string_view sql) : db_(db) {
-  db_.check(sqlite3_prepare_v2(db.handle(), sql.data(),
-                               static_cast<int>(sql.size()), &stmt_, nullptr),
-            sql);
+sqlite_stmt::sqlite_stmt(sqlite_db& db, std::string_view sql)
+  : db_(db), stmt_(db.take_statement(sql)) {
+  // nop
 }
 
 sqlite_stmt::~sqlite_stmt() {
-  sqlite3_finalize(stmt_);
+  db_.give_back(stmt_);
 }
 
 sqlite_stmt& sqlite_stmt::bind(int idx, std::int64_t value) {

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -91,8 +93,20 @@ class sqlite_db {
     return db_;
   }
 
+  /// A prepared statement of `sql`: one the connection keeps from an
+  /// earlier use (reset, no bindings), or a new one. Preparing is a large
+  /// part of a short query's cost.
+  sqlite3_stmt* take_statement(std::string_view sql);
+
+  /// Takes `stmt` back (reset, bindings cleared) for the next use of its
+  /// SQL, or finalizes it when the connection keeps enough.
+  void give_back(sqlite3_stmt* stmt);
+
  private:
   sqlite3* db_ = nullptr;
+  /// Idle prepared statements by SQL text (finalized before the close).
+  std::unordered_map<std::string, std::vector<sqlite3_stmt*>> idle_;
+  std::size_t idle_count_ = 0;
 };
 
 } // namespace cerebelum::eventstore::detail

@@ -549,6 +549,11 @@ sqlite_store::append_batch(std::span<const append_request> reqs) {
   }
 }
 
+/// Most idle reader connections the store keeps: as many as read at once
+/// under load (API threads), so that a busy node does not open and close
+/// connections (a connect maps the WAL index and reads the schema).
+constexpr std::size_t max_idle_readers = 32;
+
 template <class F>
 auto sqlite_store::with_reader(F&& fn)
   -> decltype(fn(std::declval<sqlite_db&>())) {
@@ -564,7 +569,7 @@ auto sqlite_store::with_reader(F&& fn)
     if (!db) db = connect(false);
     auto res = fn(*db);
     std::lock_guard guard{pool_mtx_};
-    if (readers_.size() < 8) readers_.push_back(std::move(db));
+    if (readers_.size() < max_idle_readers) readers_.push_back(std::move(db));
     return res;
   } catch (const sqlite_failure& e) {
     return to_error(e, path_);
