@@ -76,8 +76,17 @@ struct node_config {
   /// lost or gone (`--max-reoffers`; workflow/decider.hpp).
   workflow::reoffer_policy reoffers;
   /// The store writer's queue bounds and the admission threshold (see
-  /// engine_options::writer, engine_options::admission_fill).
-  eventstore::writer_options writer;
+  /// engine_options::writer, engine_options::admission_fill). The node's
+  /// writer starts each group with what is queued (`max_linger` 0, where
+  /// the event store's default waits up to 1 ms for the last group's
+  /// callers to come back): execution actors come back at different
+  /// moments, and waiting for all of them cost 15 % of the throughput at 64
+  /// executions in flight (docs/benchmarks.md, *Engine (in-process)*).
+  eventstore::writer_options writer = [] {
+    eventstore::writer_options w;
+    w.max_linger = std::chrono::microseconds{0};
+    return w;
+  }();
   double admission_fill = 0.5;
   /// Threads running native steps.
   std::size_t call_threads = 4;

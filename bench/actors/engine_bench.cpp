@@ -2,7 +2,7 @@
 //
 //   engine_bench [--json] [--quick] [--sleepers N] [--only WHAT]
 //                [--executions N] [--inflight C] [--functions actor|pool]
-//                [--no-ceiling]
+//                [--no-ceiling] [--linger-us N] [--rounds R]
 //
 // WHAT (repeatable): tp64, tp1, sleep, boot. --executions and --inflight
 // replace the throughput runs by one run of N executions with C in flight,
@@ -24,7 +24,12 @@
 // flight, one append after the other, each awaited, through the node's
 // group writer on a fresh SQLite store with the same options, and no
 // engine code. The engine's figure is printed as a ratio to it
-// (--no-ceiling leaves it out, for profiling the engine alone).
+// (--no-ceiling leaves it out, for profiling the engine alone). The ceiling
+// is the better of two runs: with the node's writer options and with the
+// event store's default linger (1 ms, which suits appenders in a loop).
+// --linger-us sets the node's writer linger (experiments). --rounds R
+// alternates R engine runs and R ceilings (the disk's commit time swings
+// from minute to minute) and prints the ratio of their medians.
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -36,6 +41,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -63,6 +69,10 @@ std::vector<figure> figures;
 bool as_json = false;
 /// Whether each throughput run is followed by the store's ceiling.
 bool with_ceiling = true;
+/// Rounds of each throughput figure (--rounds).
+std::size_t rounds = 1;
+/// The node's writer linger (--linger-us), if not its default.
+std::optional<long> linger_us;
 
 void report(std::string name, double value, std::string unit) {
   if (!as_json) std::printf("%s: %.2f %s\n", name.c_str(), value, unit.c_str());
@@ -117,6 +127,7 @@ actors::node start_node(caf::actor_system& sys, const fs::path& dir,
   cfg.data_dir = dir;
   cfg.workflows_dir = dir / "workflows";
   cfg.functions = bench::bench_functions();
+  if (linger_us) cfg.writer.max_linger = std::chrono::microseconds{*linger_us};
   auto n = actors::node::start(sys, cfg);
   if (!n) {
     std::fprintf(stderr, "node: %s\n", sys.render(n.error()).c_str());
@@ -151,7 +162,8 @@ bool run_one(actors::engine_api& api, const std::string& workflow, int i) {
 /// The store's ceiling for `n` executions whose appends are `appends` (one
 /// execution's, in order), `inflight` appender threads: executions/s.
 double store_ceiling(const std::vector<eventstore::append_request>& appends,
-                     std::size_t n, std::size_t inflight) {
+                     std::size_t n, std::size_t inflight,
+                     const eventstore::writer_options& options) {
   auto dir = fresh_dir("ceiling");
   eventstore::sqlite_options opts;
   opts.data_dir = dir.string();
@@ -164,8 +176,7 @@ double store_ceiling(const std::vector<eventstore::append_request>& appends,
   std::atomic<std::size_t> failed{0};
   double secs = 0;
   {
-    eventstore::group_writer writer{std::move(*store),
-                                    actors::node_config{}.writer};
+    eventstore::group_writer writer{std::move(*store), options};
     auto t0 = clock_type::now();
     parallel(inflight, n, [&](std::size_t i) {
       auto id = "ceiling-" + std::to_string(i);
@@ -185,9 +196,13 @@ double store_ceiling(const std::vector<eventstore::append_request>& appends,
   return static_cast<double>(n) / secs;
 }
 
-/// `n` executions of `workflow`, `inflight` at a time.
-void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight,
-                const std::string& workflow) {
+/// One engine run: `n` executions of `workflow`, `inflight` at a time, on a
+/// fresh node. Returns executions/s; `lat` gets each latency (ms), `appends`
+/// one execution's appends (recorded from a warm-up execution).
+double engine_run(caf::actor_system& sys, std::size_t n, std::size_t inflight,
+                  const std::string& workflow, std::vector<double>& lat,
+                  std::vector<eventstore::append_request>& appends,
+                  std::atomic<std::size_t>& wrong) {
   auto dir = fresh_dir("tp");
   std::shared_ptr<recording_store> recorder;
   auto node = start_node(sys, dir, &recorder);
@@ -198,13 +213,11 @@ void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight,
   recorder->recording = true;
   run_one(*api, workflow, 1);
   recorder->recording = false;
-  std::vector<eventstore::append_request> appends;
   {
     std::lock_guard<std::mutex> guard{recorder->mtx};
     appends = recorder->appends;
   }
-  std::vector<double> lat(n);
-  std::atomic<std::size_t> wrong{0};
+  lat.assign(n, 0.0);
   auto t0 = clock_type::now();
   parallel(inflight, n, [&](std::size_t i) {
     auto s = clock_type::now();
@@ -215,19 +228,52 @@ void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight,
   auto secs = std::chrono::duration<double>(clock_type::now() - t0).count();
   node.stop(std::chrono::seconds{30});
   fs::remove_all(dir);
-  auto rate = static_cast<double>(n) / secs;
+  return static_cast<double>(n) / secs;
+}
+
+double median(std::vector<double> xs) {
+  return percentile(std::move(xs), 0.5);
+}
+
+/// `rounds` rounds of an engine run, then the store's ceiling (the better
+/// of two lingers), alternated because the disk's commit time swings from
+/// minute to minute; the ratio is the one of their medians.
+void throughput(caf::actor_system& sys, std::size_t n, std::size_t inflight,
+                const std::string& workflow) {
   auto tag = "3-step, " + std::to_string(inflight) + " in flight, functions on "
              + (workflow == "three_steps" ? "the actor" : "the call pool");
-  report(tag + ", executions/s", rate, "exec/s");
-  report(tag + ", latency p50", percentile(lat, 0.50), "ms");
-  report(tag + ", latency p99", percentile(lat, 0.99), "ms");
+  std::vector<double> rates;
+  std::vector<double> ceilings;
+  std::vector<double> lat;
+  std::vector<double> all_lat;
+  std::vector<eventstore::append_request> appends;
+  std::atomic<std::size_t> wrong{0};
+  for (std::size_t r = 0; r < rounds; ++r) {
+    rates.push_back(
+      engine_run(sys, n, inflight, workflow, lat, appends, wrong));
+    all_lat.insert(all_lat.end(), lat.begin(), lat.end());
+    auto round = rounds > 1 ? " (round " + std::to_string(r + 1) + ")" : "";
+    report(tag + ", executions/s" + round, rates.back(), "exec/s");
+    if (!with_ceiling) continue;
+    ceilings.push_back(std::max(
+      store_ceiling(appends, n, inflight, actors::node_config{}.writer),
+      store_ceiling(appends, n, inflight, eventstore::writer_options{})));
+    report(tag + ", store ceiling" + round + " (the same "
+             + std::to_string(appends.size())
+             + " appends per execution, no engine; the better of two "
+               "lingers)",
+           ceilings.back(), "exec/s");
+  }
+  if (rounds > 1)
+    report(tag + ", executions/s, median", median(rates), "exec/s");
+  report(tag + ", latency p50", percentile(all_lat, 0.50), "ms");
+  report(tag + ", latency p99", percentile(all_lat, 0.99), "ms");
   if (wrong > 0) report(tag + ", WRONG RESULTS", double(wrong), "executions");
   if (!with_ceiling) return;
-  auto ceiling = store_ceiling(appends, n, inflight);
-  report(tag + ", store ceiling (the same " + std::to_string(appends.size())
-           + " appends per execution, no engine)",
-         ceiling, "exec/s");
-  report(tag + ", engine / store ceiling", 100.0 * rate / ceiling, "%");
+  if (rounds > 1)
+    report(tag + ", store ceiling, median", median(ceilings), "exec/s");
+  report(tag + ", engine / store ceiling" + (rounds > 1 ? " (medians)" : ""),
+         100.0 * median(rates) / median(ceilings), "%");
 }
 
 void sleep_lateness(caf::actor_system& sys, std::size_t n) {
@@ -308,6 +354,10 @@ int main(int argc, char** argv) {
     };
     if (std::strcmp(argv[i], "--json") == 0) {
       as_json = true;
+    } else if (arg("--rounds")) {
+      rounds = std::max<std::size_t>(1, std::stoul(argv[++i]));
+    } else if (arg("--linger-us")) {
+      linger_us = std::stol(argv[++i]);
     } else if (std::strcmp(argv[i], "--no-ceiling") == 0) {
       with_ceiling = false;
     } else if (std::strcmp(argv[i], "--quick") == 0) {
