@@ -104,19 +104,15 @@ void run_commands(execution_actor* self,
   for (auto& cmd : cmds) {
     if (auto* run = std::get_if<workflow::run_step_command>(&cmd)) {
       if (run->kind != workflow::step_kind::call) continue; // tasks: durable
-      auto began = std::make_shared<std::atomic<std::int64_t>>(0);
-      if (!st.running
-             .emplace(run->token,
-                      execution_data::running_call{
-                        run->start_to_close_timeout_ms, began})
-             .second)
-        continue;
-      auto d = dispatch_call(*st.ctx, caf::actor_cast<caf::actor>(self), *run,
-                             std::move(began));
-      if (d.on_pool) continue;
-      // Ran here (or cannot run): every caller processes the inbox next.
-      st.running.erase(run->token);
-      if (d.outcome) st.inbox.push_back(std::move(*d.outcome));
+      if (st.running.count(run->token) > 0) continue;
+      auto d = dispatch_call(*st.ctx, caf::actor_cast<caf::actor>(self), *run);
+      if (d.on_pool)
+        st.running.emplace(run->token, execution_data::running_call{
+                                         run->start_to_close_timeout_ms,
+                                         std::move(d.on_pool)});
+      else if (d.outcome)
+        // Ran here (or cannot run): every caller processes the inbox next.
+        st.inbox.push_back(std::move(*d.outcome));
     } else if (auto* timer = std::get_if<workflow::start_timer_command>(&cmd)) {
       caf::anon_send(st.ctx->scheduler(), schedule_atom::value, st.id,
                      timer->timer_id, timer->fire_at_ms);

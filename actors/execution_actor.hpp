@@ -1,13 +1,12 @@
 #pragma once
 
-#include <atomic>
-
 // The state of an execution actor, shared by its behaviors (execution.cpp)
 // and its append path (execution_append.cpp). Private to actors/.
 
 #include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <atomic>
 #include <list>
 #include <map>
 #include <memory>

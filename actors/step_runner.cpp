@@ -68,24 +68,36 @@ events::Event run(const native_function& fn,
 
 } // namespace
 
+namespace {
+
+/// Runs `fn` on the attempt `cmd` and tells the metrics how it went and how
+/// long it took: its step_completed or step_failed event (over `limit`: the
+/// step's failure).
+events::Event
+run_measured(const native_function& fn, const workflow::run_step_command& cmd,
+             const clock& clk, std::size_t limit, node_metrics& metrics) {
+  stopwatch took;
+  auto ev = within_limit(run(fn, cmd, clk), cmd, limit, clk.now_ms());
+  metrics.step_finished(
+    "native", ev.has_step_completed() ? "completed" : "failed", took.seconds());
+  return ev;
+}
+
+} // namespace
+
 dispatched dispatch_call(engine_context& ctx, caf::actor to,
-                         const workflow::run_step_command& cmd,
-                         std::shared_ptr<std::atomic<std::int64_t>> began) {
+                         const workflow::run_step_command& cmd) {
   auto fn = ctx.functions().find(cmd.target);
   if (!fn)
-    return {false, failed(cmd, "unknown_function",
-                          "no native function named " + cmd.target
-                            + " is registered on this node",
-                          false, ctx.now_ms())};
+    return {nullptr, failed(cmd, "unknown_function",
+                            "no native function named " + cmd.target
+                              + " is registered on this node",
+                            false, ctx.now_ms())};
   auto limit = ctx.options().max_payload_bytes;
   if (fn->where == run_on::actor) {
     const auto& clk = *ctx.options().clock;
     auto started = clk.now_ms();
-    stopwatch took;
-    auto ev = within_limit(run(fn->fn, cmd, clk), cmd, limit, clk.now_ms());
-    ctx.metrics().step_finished(
-      "native", ev.has_step_completed() ? "completed" : "failed",
-      took.seconds());
+    auto ev = run_measured(fn->fn, cmd, clk, limit, ctx.metrics());
     auto elapsed = clk.now_ms() - started;
     if (cmd.start_to_close_timeout_ms > 0
         && elapsed > cmd.start_to_close_timeout_ms) {
@@ -96,21 +108,18 @@ dispatched dispatch_call(engine_context& ctx, caf::actor to,
                    cmd.start_to_close_timeout_ms);
       return {};
     }
-    return {false, std::move(ev)};
+    return {nullptr, std::move(ev)};
   }
+  auto began = std::make_shared<std::atomic<std::int64_t>>(0);
   // The call pool is stopped before the context goes: `metrics` outlives it.
   ctx.calls().post([fn = std::move(fn), cmd, to, clk = ctx.options().clock,
-                    limit, metrics = &ctx.metrics(), began = std::move(began)] {
-    if (began) began->store(std::max<std::int64_t>(1, clk->now_ms()));
-    stopwatch took;
-    auto ev = within_limit(run(fn->fn, cmd, *clk), cmd, limit, clk->now_ms());
-    metrics->step_finished("native",
-                           ev.has_step_completed() ? "completed" : "failed",
-                           took.seconds());
+                    limit, metrics = &ctx.metrics(), began] {
+    began->store(std::max<std::int64_t>(1, clk->now_ms()));
+    auto ev = run_measured(fn->fn, cmd, *clk, limit, *metrics);
     caf::anon_send(to, outcome_atom::value, cmd.token,
                    std::make_shared<const events::Event>(std::move(ev)));
   });
-  return {true, std::nullopt};
+  return {std::move(began), std::nullopt};
 }
 
 } // namespace cerebelum::actors

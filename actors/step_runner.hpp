@@ -11,10 +11,15 @@
 
 namespace cerebelum::actors {
 
+/// When a pool thread began running an attempt (engine clock, ms; 0 while
+/// it waits in the pool's queue).
+using began_at = std::shared_ptr<std::atomic<std::int64_t>>;
+
 /// What became of an attempt handed to `dispatch_call`.
 struct dispatched {
-  /// Posted to the call pool: its outcome comes as a message.
-  bool on_pool = false;
+  /// Posted to the call pool: its outcome comes as a message, and the pool
+  /// thread that takes it sets this when it begins.
+  began_at on_pool;
   /// Otherwise its outcome, found at once; none when a function that runs
   /// on the actor took longer than the step's timeout (its result is
   /// dropped: the step's timeout timer fails the attempt, as it does when
@@ -30,11 +35,7 @@ struct dispatched {
 /// - A function that runs on the actor (`run_on::actor`) runs here, on the
 ///   caller's thread.
 /// - An unknown function fails the attempt (`unknown_function`) here.
-/// `began`, if given, is set (engine clock, ms) by the pool thread when it
-/// starts running the attempt.
-dispatched
-dispatch_call(engine_context& ctx, caf::actor to,
-              const workflow::run_step_command& cmd,
-              std::shared_ptr<std::atomic<std::int64_t>> began = nullptr);
+dispatched dispatch_call(engine_context& ctx, caf::actor to,
+                         const workflow::run_step_command& cmd);
 
 } // namespace cerebelum::actors
