@@ -663,8 +663,7 @@ void local_engine::start_async(const start_request& req, start_callback done) {
   auto p = std::make_shared<pending_start>(
     std::move(std::get<pending_start>(*prepared)));
   auto me = shared_from_this();
-  auto first = p->first;
-  if (auto err = carry_start(p->id, std::move(first), true,
+  if (auto err = carry_start(p->id, p->first, true,
                              [me, p, done](caf::expected<bool> created) {
                                if (!created)
                                  done(std::move(created.error()));
@@ -750,6 +749,20 @@ execution_view view_of_final(const std::string& id, const final_state& fin) {
   row.created_at_ms = st.started_at_ms();
   row.updated_at_ms = fin.updated_at_ms;
   return make_view(st, row);
+}
+
+/// A wait the node cannot hold because it is stopping.
+caf::error wait_stopping() {
+  return make_error(errc::unavailable,
+                    "the node is stopping; wait again once it is back");
+}
+
+/// A wait whose deadline passed before execution `id` finished.
+caf::error wait_deadline(const std::string& id,
+                         std::chrono::milliseconds timeout) {
+  return make_error(errc::deadline_exceeded,
+                    "execution " + id + " did not finish within "
+                      + std::to_string(timeout.count()) + " ms");
 }
 
 /// What a wait answers from the store: the view of a terminal execution
@@ -906,7 +919,9 @@ void hub_watch(wait_hub_actor* self, const std::string& id) {
     if (!hub_look(self, id)) hub_rewatch_later(self);
     return;
   }
-  (*st.ids)[id].engine = engine;
+  auto i = st.ids->find(id);
+  if (i == st.ids->end()) return; // answered meanwhile
+  i->second.engine = engine;
   self->request(engine, caf::infinite, watch_atom::value, id, caf::actor{self})
     .then(
       [self, id](std::int32_t code, final_state_ptr& fin) {
@@ -931,9 +946,7 @@ caf::behavior wait_hub(wait_hub_actor* self, context_ptr ctx) {
   self->attach_functor([ids = self->state.ids](const caf::error&) {
     for (auto& [id, e] : *ids)
       for (auto& w : e.waiters)
-        w.req->done(make_error(errc::unavailable,
-                               "the node is stopping; wait again once it is "
-                               "back"));
+        w.req->done(wait_stopping());
     ids->clear();
   });
   return {
@@ -1002,10 +1015,7 @@ caf::behavior wait_hub(wait_hub_actor* self, context_ptr ctx) {
         // One last look: the end may be recorded without an announcement
         // having reached the hub yet (answers every wait of the id).
         if (!hub_look(self, req->id) && hub_remove(self, req))
-          req->done(
-            make_error(errc::deadline_exceeded,
-                       "execution " + req->id + " did not finish within "
-                         + std::to_string(req->timeout.count()) + " ms"));
+          req->done(wait_deadline(req->id, req->timeout));
         // A deadline whose wait the hub no longer holds must not loop.
         if (!st.deadlines.empty() && st.deadlines.begin()->second == req)
           st.deadlines.erase(st.deadlines.begin());
@@ -1035,12 +1045,8 @@ local_engine::wait(const std::string& id, std::chrono::milliseconds timeout) {
   }
   if (auto seen = terminal_view(*ctx_, id); seen && *seen)
     return std::move(*seen);
-  if (!hub)
-    return make_error(errc::unavailable,
-                      "the node is stopping; wait again once it is back");
-  return make_error(errc::deadline_exceeded,
-                    "execution " + id + " did not finish within "
-                      + std::to_string(timeout.count()) + " ms");
+  if (!hub) return wait_stopping();
+  return wait_deadline(id, timeout);
 }
 
 using more_atom = caf::atom_constant<caf::atom("more")>;
@@ -1190,8 +1196,7 @@ void local_engine::wait_async(const std::string& id,
   }
   auto hub = ctx_->wait_hub();
   if (!hub) {
-    done(make_error(errc::unavailable,
-                    "the node is stopping; wait again once it is back"));
+    done(wait_stopping());
     return;
   }
   auto req = std::make_shared<wait_request>();
