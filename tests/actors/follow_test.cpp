@@ -73,12 +73,9 @@ double followers(engine_fixture& f) {
 }
 
 bool followers_drop_to_zero(engine_fixture& f) {
-  auto deadline = std::chrono::steady_clock::now() + wait_time;
-  while (followers(f) != 0) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
+  return eventually([&] {
+    return followers(f) == 0;
+  });
 }
 
 using pc = cerebelum::events::Event::PayloadCase;
@@ -229,12 +226,9 @@ TEST_CASE("a follow is subscribed with the registry while it lasts and "
     return b.batches > 0;
   }));
   auto subscriptions = [&](std::uint64_t n) {
-    auto deadline = std::chrono::steady_clock::now() + wait_time;
-    while (f.waiters(v.execution_id) != n) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(5ms);
-    }
-    return true;
+    return eventually([&] {
+      return f.waiters(v.execution_id) == n;
+    });
   };
   // b's sink said stop: only a is left.
   CHECK(subscriptions(1));

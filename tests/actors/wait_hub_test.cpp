@@ -6,18 +6,19 @@
 #include <future>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "actors/errc.hpp"
 #include "tests/actors/engine_fixture.hpp"
+#include "tests/support/eventually.hpp"
 
 using namespace cerebelum::actors;
 using namespace cerebelum::actors::test;
 using json = nlohmann::json;
 using status = cerebelum::eventstore::execution_status;
+using cerebelum::test::eventually;
 
 namespace {
 
@@ -37,17 +38,6 @@ struct answers {
   }
 };
 
-/// Waits (bounded) until `pred` holds.
-template <class Pred>
-bool soon(Pred pred) {
-  auto until = std::chrono::steady_clock::now() + wait_time;
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds{5});
-  }
-  return pred();
-}
-
 } // namespace
 
 TEST_CASE("many waits of one execution share one subscription and all get "
@@ -65,7 +55,7 @@ TEST_CASE("many waits of one execution share one subscription and all get "
     sync.push_back(std::async(std::launch::async, [&] {
       return f.api().wait(v.execution_id, wait_time);
     }));
-  REQUIRE(soon([&] {
+  REQUIRE(eventually([&] {
     return f.waiters(v.execution_id) == 1;
   }));
   for (auto& s : sync) {
@@ -74,7 +64,7 @@ TEST_CASE("many waits of one execution share one subscription and all get "
     CHECK(r->status == status::completed);
     CHECK(r->result == json{{"n", 1501}});
   }
-  REQUIRE(soon([&] {
+  REQUIRE(eventually([&] {
     return async.size() == 50;
   }));
   for (auto& r : async.got) {
@@ -95,7 +85,7 @@ TEST_CASE("wait_async gives up at its deadline and the other waits of the "
   f.api().wait_async(v.execution_id, std::chrono::milliseconds{200},
                      early.collect());
   f.api().wait_async(v.execution_id, std::chrono::seconds{20}, late.collect());
-  REQUIRE(soon([&] {
+  REQUIRE(eventually([&] {
     return early.size() == 1;
   }));
   REQUIRE_FALSE(early.got[0]);
@@ -103,7 +93,7 @@ TEST_CASE("wait_async gives up at its deadline and the other waits of the "
   CHECK(api_error_message(early.got[0].error()).find("within 200 ms")
         != std::string::npos);
   CHECK(late.size() == 0);
-  REQUIRE(soon([&] {
+  REQUIRE(eventually([&] {
     return late.size() == 1;
   }));
   REQUIRE(late.got[0]);
@@ -118,7 +108,7 @@ TEST_CASE("a synchronous wait past its deadline is deadline_exceeded and "
   auto r = f.api().wait(v.execution_id, std::chrono::milliseconds{100});
   REQUIRE_FALSE(r);
   CHECK(api_error_code(r.error()) == errc::deadline_exceeded);
-  REQUIRE(soon([&] {
+  REQUIRE(eventually([&] {
     return f.waiters(v.execution_id) == 0;
   }));
 }
@@ -129,11 +119,11 @@ TEST_CASE("waits are answered unavailable when the node stops") {
   auto v = f.start("sleeper", 600'000, "stopped-wait");
   answers async;
   f.api().wait_async(v.execution_id, std::chrono::seconds{60}, async.collect());
-  REQUIRE(soon([&] {
+  REQUIRE(eventually([&] {
     return f.waiters(v.execution_id) == 1;
   }));
   f.stop();
-  REQUIRE(soon([&] {
+  REQUIRE(eventually([&] {
     return async.size() == 1;
   }));
   REQUIRE_FALSE(async.got[0]);
