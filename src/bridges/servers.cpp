@@ -21,7 +21,9 @@ using actors::errc;
 using actors::make_error;
 
 /// Owns a server for its lifetime: `shutdown` runs when the actor exits,
-/// whatever the reason.
+/// whatever the reason. Spawned detached: a server's stop blocks until its
+/// calls are answered, and those answers come from actors that need the
+/// scheduler's threads.
 caf::behavior server_owner(caf::event_based_actor* self, std::string what,
                            std::string address,
                            std::function<void()> shutdown) {
@@ -66,7 +68,8 @@ start_grpc(caf::actor_system& sys, const std::string& address,
                      + std::chrono::seconds{2});
     server->Wait();
   };
-  return sys.spawn(server_owner, "gRPC", address, std::move(shutdown));
+  return sys.spawn<caf::detached>(server_owner, "gRPC", address,
+                                  std::move(shutdown));
 }
 
 caf::expected<caf::actor>
@@ -87,7 +90,8 @@ start_http(caf::actor_system& sys, const std::string& address,
   auto shutdown = [server] {
     server->stop();
   };
-  return sys.spawn(server_owner, "HTTP", address, std::move(shutdown));
+  return sys.spawn<caf::detached>(server_owner, "HTTP", address,
+                                  std::move(shutdown));
 }
 
 supervision::child_spec make_spec(std::string id,

@@ -2,6 +2,7 @@
 
 #include "src/bridges/worker_convert.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -71,46 +72,47 @@ worker_service::Register(grpc::CallbackServerContext* ctx,
 }
 
 /// One long-poll: asks the router for a task and finishes the call with its
-/// answer, or ends the poll when the call is cancelled. It deletes itself
-/// once gRPC is done with the call.
+/// answer. The caller's cancellation ends the poll (the router's answer then
+/// finishes the call); the server's stop finishes the call at once, without
+/// waiting for the router, which may be stopping too. It deletes itself once
+/// gRPC is done with the call and the router's answer has come.
 class worker_service::poll_reactor final : public grpc::ServerUnaryReactor {
  public:
   poll_reactor(worker_service* svc, std::string worker,
                worker::PollTaskResponse* res)
-    : svc_(svc), worker_(std::move(worker)), res_(res) {
+    : svc_(svc), tasks_(svc->tasks_), worker_(std::move(worker)), res_(res) {
     // nop
   }
 
   /// Starts the poll; the router's answer finishes the call.
   void start(std::vector<std::string> queues, std::chrono::milliseconds wait) {
-    auto handle = svc_->tasks_->poll(
+    auto handle = tasks_->poll(
       worker_, std::move(queues), wait,
       [this](actors::task_result<std::optional<actors::leased_task>> r) {
         answered(std::move(r));
       });
-    bool stop = false;
-    std::optional<grpc::Status> early;
+    std::optional<grpc::Status> finish;
+    bool cancel = false;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       handle_ = handle;
       started_ = true;
-      if (done_) {
-        early = status_;
+      if (answered_) {
+        finish = status_;
       } else {
         std::lock_guard<std::mutex> polls_guard{svc_->polls_mtx_};
-        if (svc_->polls_stopped_)
-          stopping_ = true;
-        else
-          svc_->polls_.emplace(handle.id(), handle);
-        stop = stopping_ || cancelled_;
+        if (svc_->polls_stopped_) {
+          stopping_ = finished_ = true;
+          finish = unavailable("PollTask");
+        } else {
+          svc_->polls_.emplace(handle.id(), this);
+        }
+        cancel = stopping_ || cancelled_;
       }
     }
-    if (early) {
-      Finish(*early);
-      return;
-    }
-    // `handle` is a copy: this reactor may be gone once the poll ended.
-    if (stop) handle.cancel();
+    // `handle` is a copy: this reactor may be gone once the call finished.
+    if (cancel) handle.cancel();
+    if (finish) Finish(*finish);
   }
 
   /// The caller went away: end the poll; its answer finishes the call.
@@ -125,24 +127,50 @@ class worker_service::poll_reactor final : public grpc::ServerUnaryReactor {
   }
 
   void OnDone() override {
-    delete this;
+    release();
+  }
+
+  /// Keeps this reactor alive until the matching `stop` (see stop_polls).
+  void hold() {
+    refs_.fetch_add(1);
+  }
+
+  /// The server stops: finishes the call now with UNAVAILABLE and ends the
+  /// poll; a task the router leased meanwhile is handed back when its answer
+  /// comes. Releases the `hold`.
+  void stop() {
+    actors::poll_handle handle;
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopping_ = true;
+      handle = handle_;
+      finish = started_ && !finished_;
+      if (finish) finished_ = true;
+    }
+    handle.cancel();
+    if (finish) Finish(unavailable("PollTask"));
+    release();
   }
 
  private:
   void answered(actors::task_result<std::optional<actors::leased_task>> r) {
     grpc::Status status;
+    bool finish = false;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      {
+      // Once stopped, the service may be gone: it is not touched again.
+      if (!stopping_) {
         std::lock_guard<std::mutex> polls_guard{svc_->polls_mtx_};
         if (started_) svc_->polls_.erase(handle_.id());
         if (svc_->polls_stopped_) stopping_ = true;
       }
+      answered_ = true;
       bool has_task = r.value && *r.value;
-      if (cancelled_ || stopping_) {
+      if (finished_ || cancelled_ || stopping_) {
         // A task leased concurrently never reaches the caller: hand it
         // back.
-        if (has_task) svc_->tasks_->release(worker_, (*r.value)->attempt_token);
+        if (has_task) tasks_->release(worker_, (*r.value)->attempt_token);
         status = cancelled_ ? grpc::Status{grpc::StatusCode::CANCELLED,
                                            "the call was cancelled"}
                             : unavailable("PollTask");
@@ -151,24 +179,38 @@ class worker_service::poll_reactor final : public grpc::ServerUnaryReactor {
       } else if (has_task) {
         *res_->mutable_task() = to_proto(**r.value);
       }
-      done_ = true;
-      if (!started_) {
+      if (!finished_) {
+        finished_ = true;
         // Answered before `start` returned: `start` finishes the call.
-        status_ = status;
-        return;
+        if (started_)
+          finish = true;
+        else
+          status_ = status;
       }
     }
-    // Last: gRPC may delete this reactor (OnDone) right after.
-    Finish(status);
+    // gRPC may delete this reactor (OnDone) once the call is finished.
+    if (finish) Finish(status);
+    release();
+  }
+
+  /// Two owners: gRPC (until OnDone) and the router's answer; `hold` adds
+  /// one for the server's stop.
+  void release() {
+    if (refs_.fetch_sub(1) == 1) delete this;
   }
 
   worker_service* svc_;
+  actors::task_api_ptr tasks_;
   std::string worker_;
   worker::PollTaskResponse* res_;
+  std::atomic<int> refs_{2};
   std::mutex mtx_;
   actors::poll_handle handle_;
   bool started_ = false;
-  bool done_ = false;
+  /// The router's answer came.
+  bool answered_ = false;
+  /// Finish was called or is left to `start`.
+  bool finished_ = false;
   grpc::Status status_;
   bool cancelled_ = false;
   bool stopping_ = false;
@@ -199,14 +241,19 @@ worker_service::PollTask(grpc::CallbackServerContext* ctx,
 }
 
 void worker_service::stop_polls() {
-  std::map<std::uint64_t, actors::poll_handle> pending;
+  std::vector<poll_reactor*> pending;
   {
+    // A reactor in `polls_` is alive: it leaves it before its last release.
     std::lock_guard<std::mutex> guard{polls_mtx_};
     polls_stopped_ = true;
-    pending.swap(polls_);
+    for (auto& [id, reactor] : polls_) {
+      reactor->hold();
+      pending.push_back(reactor);
+    }
+    polls_.clear();
   }
-  for (auto& [id, handle] : pending)
-    handle.cancel();
+  for (auto* reactor : pending)
+    reactor->stop();
 }
 
 grpc::ServerUnaryReactor*

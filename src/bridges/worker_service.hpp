@@ -56,7 +56,7 @@ class worker_service final : public worker::WorkerService::CallbackService {
   actors::task_api_ptr tasks_;
   /// Pending long-polls (ended by stop_polls).
   std::mutex polls_mtx_;
-  std::map<std::uint64_t, actors::poll_handle> polls_;
+  std::map<std::uint64_t, poll_reactor*> polls_;
   bool polls_stopped_ = false;
 };
 
