@@ -26,11 +26,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
@@ -164,6 +166,8 @@ struct complete_info {
   /// true: this call recorded the outcome; false: the same outcome of this
   /// attempt was already recorded by an earlier call (a retried call).
   bool recorded = true;
+  /// Asked for with `want_next`: a ready task now leased to the worker.
+  std::optional<leased_task> next;
 };
 
 /// Largest result / details / approval data, in bytes of JSON text.
@@ -229,9 +233,9 @@ using task_router_actor = caf::typed_actor<
   // (worker, attempt token, details JSON)
   caf::replies_to<task_beat_atom, std::string, std::string,
                   std::string>::with<task_result<heartbeat_info>>,
-  // (worker, attempt token, outcome)
-  caf::replies_to<task_complete_atom, std::string, std::string,
-                  task_outcome>::with<task_result<complete_info>>,
+  // (worker, attempt token, outcome, whether to lease the worker's next task)
+  caf::replies_to<task_complete_atom, std::string, std::string, task_outcome,
+                  bool>::with<task_result<complete_info>>,
   // (worker): unregister; answers the attempts handed back
   caf::replies_to<task_leave_atom,
                   std::string>::with<task_result<std::uint32_t>>,
@@ -305,9 +309,11 @@ class task_api {
                  std::string details_json, callback<heartbeat_info> done) const;
 
   /// Reports the outcome of the attempt `token`; `done` runs once the
-  /// execution committed it (or it was refused as stale).
+  /// execution committed it (or it was refused as stale). With `want_next`,
+  /// the answer also carries a task of the worker's queues that was ready
+  /// then, leased to it (`complete_info::next`).
   void complete(std::string worker_id, std::string token, task_outcome outcome,
-                callback<complete_info> done) const;
+                callback<complete_info> done, bool want_next = false) const;
 
   /// The worker leaves: its leased tasks fail as "worker_lost" (retryable)
   /// and are re-run per retry policy. Returns the number handed back.
@@ -333,8 +339,15 @@ class task_api {
   task_router_actor router() const;
 
  private:
+  template <class T, class... Ts>
+  void ask(const task_router_actor& target, std::function<void(T)> done,
+           Ts&&... xs) const;
+
   task_router_actor router_;
   std::function<task_router_actor()> locate_;
+  /// Receives the router's answers (made at the first request).
+  mutable std::mutex sink_mtx_;
+  mutable caf::actor sink_;
 };
 
 using task_api_ptr = std::shared_ptr<const task_api>;

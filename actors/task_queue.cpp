@@ -229,7 +229,7 @@ void task_queue::upsert(eventstore::task_row row) {
   tasks_.emplace(token, std::move(e));
 }
 
-void task_queue::remove(const std::string& token) {
+void task_queue::remove(const std::string& token, std::int64_t now) {
   auto i = tasks_.find(token);
   if (i == tasks_.end()) return;
   auto& e = i->second;
@@ -238,9 +238,13 @@ void task_queue::remove(const std::string& token) {
     if (last_worker_.size() > memory_limit) last_worker_.clear();
     remember_gone(token, {e.owner, "already recorded", true, false});
     auto waits = e.completion_waits;
+    auto next_for = e.next_wanted ? e.owner : std::string{};
     detach(e, token);
     tasks_.erase(i);
-    if (waits) answer_completion(token, task_result<complete_info>::ok({true}));
+    if (!waits) return;
+    complete_info info;
+    if (!next_for.empty()) info.next = lease_next(next_for, now);
+    answer_completion(token, task_result<complete_info>::ok(std::move(info)));
     return;
   }
   if (e.state == lease_state::leased)
@@ -418,9 +422,10 @@ task_queue::heartbeat(const std::string& worker, const std::string& external,
   return res_t::ok({e.lease_expires_at_ms, false});
 }
 
-complete_decision
-task_queue::complete(const std::string& worker, const std::string& external,
-                     const task_outcome& outcome, std::int64_t now) {
+complete_decision task_queue::complete(const std::string& worker,
+                                       const std::string& external,
+                                       const task_outcome& outcome,
+                                       std::int64_t now, bool want_next) {
   auto answer = [](task_result<complete_info> r) {
     complete_decision d;
     d.kind = complete_decision::answered;
@@ -443,6 +448,7 @@ task_queue::complete(const std::string& worker, const std::string& external,
        static_cast<double>(now - e.row.available_at_ms) / 1e3});
     e.state = lease_state::completing;
     e.completion_waits = true;
+    e.next_wanted = want_next;
     e.completing_since_ms = now;
     add_deadline(now + opts_.commit_timeout.count(), 0, token);
     send(e, std::move(*ev.value));
@@ -458,7 +464,7 @@ task_queue::complete(const std::string& worker, const std::string& external,
                               "retry the call"));
   if (auto g = gone_.find(token); g != gone_.end()) {
     if (g->second.recorded && g->second.worker == worker)
-      return answer(task_result<complete_info>::ok({false}));
+      return answer(task_result<complete_info>::ok({false, std::nullopt}));
     return answer({std::nullopt, stale(external, worker, g->second.why)});
   }
   if (i != tasks_.end())
@@ -519,22 +525,39 @@ void task_queue::dispatch(std::int64_t now) {
       ++i;
       continue;
     }
-    auto& token = found.token;
-    auto& e = tasks_.at(token);
-    auto& q = queues_[e.row.queue];
-    q.ready.erase({e.row.available_at_ms, token});
-    ++q.leased;
-    e.state = lease_state::leased;
-    e.owner = i->second.worker;
-    e.lease_expires_at_ms = now + lease_length(e);
-    e.last_progress_ms = 0;
-    add_deadline(e.lease_expires_at_ms, 0, token);
-    w->second.leased.insert(token);
-    ++leased_total_;
     auto id = i->first;
+    auto task = lease(w->second, i->second.worker, found.token, now);
     i = pollers_.erase(i);
-    answer_poll(id, to_leased(e));
+    answer_poll(id, std::move(task));
   }
+}
+
+leased_task task_queue::lease(worker_entry& w, const std::string& worker,
+                              const std::string& token, std::int64_t now) {
+  auto& e = tasks_.at(token);
+  auto& q = queues_[e.row.queue];
+  q.ready.erase({e.row.available_at_ms, token});
+  ++q.leased;
+  e.state = lease_state::leased;
+  e.owner = worker;
+  e.lease_expires_at_ms = now + lease_length(e);
+  e.last_progress_ms = 0;
+  add_deadline(e.lease_expires_at_ms, 0, token);
+  w.leased.insert(token);
+  ++leased_total_;
+  return to_leased(e);
+}
+
+std::optional<leased_task> task_queue::lease_next(const std::string& worker,
+                                                  std::int64_t now) {
+  auto w = workers_.find(worker);
+  if (w == workers_.end() || w->second.leased.size() >= w->second.max_in_flight)
+    return std::nullopt;
+  std::vector<std::string> queues{w->second.queues.begin(),
+                                  w->second.queues.end()};
+  auto found = pick(worker, queues, now);
+  if (found.token.empty()) return std::nullopt;
+  return lease(w->second, worker, found.token, now);
 }
 
 void task_queue::fail_attempt(const std::string& token, const std::string& kind,

@@ -132,8 +132,9 @@ class task_queue {
   void upsert(eventstore::task_row row);
 
   /// A commit deleted the row of `token`: a completion waiting for it is
-  /// answered.
-  void remove(const std::string& token);
+  /// answered, with a ready task leased to its worker at `now` if it asked
+  /// for one (`complete`'s `want_next`).
+  void remove(const std::string& token, std::int64_t now);
 
   /// The execution dropped an outcome of `token` (it no longer waits for
   /// that attempt): a completion waiting for it is answered stale.
@@ -173,10 +174,13 @@ class task_queue {
   heartbeat(const std::string& worker, const std::string& external,
             const std::string& details_json, std::int64_t now);
 
-  /// Reports the outcome of attempt `external`.
+  /// Reports the outcome of attempt `external`. With `want_next`, the
+  /// answer after the commit carries a task of the worker's queues that is
+  /// ready then, leased to it (so a busy worker needs no poll per task).
   complete_decision complete(const std::string& worker,
                              const std::string& external,
-                             const task_outcome& outcome, std::int64_t now);
+                             const task_outcome& outcome, std::int64_t now,
+                             bool want_next = false);
 
   // -- time -------------------------------------------------------------------
 
@@ -250,6 +254,8 @@ class task_queue {
     std::int64_t sticky_until_ms = 0;
     /// A worker's completion waits for the commit (state completing).
     bool completion_waits = false;
+    /// That completion asked for the worker's next task.
+    bool next_wanted = false;
     /// Since when the outcome or failure is on its way.
     std::int64_t completing_since_ms = 0;
     /// The router's failure of the attempt (state failing), sent again
@@ -307,6 +313,13 @@ class task_queue {
   void detach(task_entry& e, const std::string& token);
   pick_result pick(const std::string& worker,
                    const std::vector<std::string>& queues, std::int64_t now);
+  /// Leases the ready task `token` to `worker` (within its limit).
+  leased_task lease(worker_entry& w, const std::string& worker,
+                    const std::string& token, std::int64_t now);
+  /// A ready task of `worker`'s queues leased to it now, if any and if it
+  /// has room.
+  std::optional<leased_task> lease_next(const std::string& worker,
+                                        std::int64_t now);
   static void parse_payload(task_entry& e);
   void fail_attempt(const std::string& token, const std::string& kind,
                     const std::string& message, std::int64_t now);

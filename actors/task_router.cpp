@@ -16,12 +16,16 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/make_actor.hpp>
+#include <caf/monitorable_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "actors/dead_letters.hpp"
 #include "actors/task_checks.hpp"
@@ -173,9 +177,10 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
         copy.execution_id = id;
         q.upsert(std::move(copy));
       }
+      auto now = self->state.ctx->now_ms();
       for (auto& token : changes->deletes)
-        q.remove(token);
-      q.dispatch(self->state.ctx->now_ms());
+        q.remove(token, now);
+      q.dispatch(now);
       settle(self);
     },
     [=](refused_atom, const std::string&, const std::string& token) {
@@ -236,12 +241,12 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
       settle(self);
       return r;
     },
-    [=](
-      task_complete_atom, const std::string& worker, const std::string& token,
-      const task_outcome& outcome) -> caf::result<task_result<complete_info>> {
+    [=](task_complete_atom, const std::string& worker, const std::string& token,
+        const task_outcome& outcome,
+        bool want_next) -> caf::result<task_result<complete_info>> {
       auto& st = self->state;
       auto d = st.queue->complete(worker, token, outcome,
-                                  self->state.ctx->now_ms());
+                                  self->state.ctx->now_ms(), want_next);
       switch (d.kind) {
         case complete_decision::answered: settle(self); return d.answer;
         case complete_decision::pending: {
@@ -258,7 +263,7 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
         self, [ctx = st.ctx, exec_id = d.execution_id, internal = d.token,
                worker, token] {
           if (recorded_in_history(*ctx, exec_id, internal, worker))
-            return task_result<complete_info>::ok({false});
+            return task_result<complete_info>::ok({false, std::nullopt});
           return task_result<complete_info>::fail(
             task_errc::stale_token,
             "attempt " + token + " is not leased to worker '" + worker
@@ -310,36 +315,96 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
 
 // -- the facade's requests ----------------------------------------------------
 
-/// Sends one message to `router` now, from the calling thread (so it keeps
-/// its order with the caller's other messages, e.g. a poll and its
-/// cancellation), under the identity of a short-lived actor that receives
-/// the router's answer and runs `done` with it. `done` runs once: with
-/// `unavailable` when the router is gone or goes away first.
-template <class T, class... Ts>
-void ask(const task_router_actor& router, std::function<void(T)> done,
-         Ts&&... xs) {
-  if (!router) {
-    done(
-      T::fail(task_errc::unavailable, "the node's task router is not running"));
-    return;
+/// Receives the router's answers to the facade's requests and runs each
+/// request's callback at once, on the thread that delivers the answer (the
+/// router's): no actor is spawned, scheduled and cleaned up per request.
+/// Requests to a router that stops are answered `unavailable`: those still
+/// in its mailbox come back as errors, those it held are failed when it
+/// exits.
+class reply_sink final : public caf::monitorable_actor {
+ public:
+  /// Runs with the answer, or with null when the router is gone.
+  using handler = std::function<void(caf::message*)>;
+
+  reply_sink() : reply_sink(caf::actor_config{}) {
+    // nop
   }
-  auto waiter = router.home_system().spawn(
-    [router,
-     done = std::move(done)](caf::event_based_actor* self) -> caf::behavior {
-      self->monitor(router);
-      self->set_down_handler([self, done](caf::down_msg&) {
-        done(T::fail(task_errc::unavailable, "the node's task router stopped"));
-        self->quit();
-      });
-      return {
-        [self, done](T& result) {
-          done(std::move(result));
-          self->quit();
-        },
-      };
-    });
-  caf::send_as(waiter, router, std::forward<Ts>(xs)...);
-}
+
+  explicit reply_sink(caf::actor_config cfg) : caf::monitorable_actor(cfg) {
+    // nop
+  }
+
+  /// Sends `xs` to `router` now, from the calling thread (so it keeps its
+  /// order with the caller's other messages, e.g. a poll and its
+  /// cancellation), as a request whose answer goes to `fn`.
+  template <class... Ts>
+  void request(const task_router_actor& router, handler fn, Ts&&... xs) {
+    auto* target = caf::actor_cast<caf::abstract_actor*>(router);
+    auto router_id = target->id();
+    std::uint64_t id = 0;
+    bool watch = false;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      id = ++last_id_;
+      pending_.emplace(id, entry{router_id, std::move(fn)});
+      watch = watched_.insert(router_id).second;
+    }
+    // Runs at once if the router is gone already.
+    if (watch)
+      target->attach_functor(
+        [sink = caf::strong_actor_ptr{ctrl()}, router_id](const caf::error&) {
+          static_cast<reply_sink*>(caf::actor_cast<caf::abstract_actor*>(sink))
+            ->router_gone(router_id);
+        });
+    auto mid = caf::message_id{id}.with_normal_priority();
+    target->enqueue(caf::make_mailbox_element(caf::strong_actor_ptr{ctrl()},
+                                              mid, {}, std::forward<Ts>(xs)...),
+                    nullptr);
+  }
+
+  void enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) override {
+    if (!what->mid.is_response()) return;
+    handler fn;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto i = pending_.find(what->mid.request_id().integer_value());
+      if (i == pending_.end()) return;
+      fn = std::move(i->second.fn);
+      pending_.erase(i);
+    }
+    auto msg = what->move_content_to_message();
+    fn(&msg);
+  }
+
+ private:
+  struct entry {
+    caf::actor_id router;
+    handler fn;
+  };
+
+  void router_gone(caf::actor_id router) {
+    std::vector<handler> failed;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      watched_.erase(router);
+      for (auto i = pending_.begin(); i != pending_.end();) {
+        if (i->second.router == router) {
+          failed.push_back(std::move(i->second.fn));
+          i = pending_.erase(i);
+        } else {
+          ++i;
+        }
+      }
+    }
+    for (auto& fn : failed)
+      fn(nullptr);
+  }
+
+  std::mutex mtx_;
+  std::uint64_t last_id_ = 0;
+  std::unordered_map<std::uint64_t, entry> pending_;
+  std::unordered_set<caf::actor_id> watched_;
+};
 
 } // namespace
 
@@ -378,6 +443,39 @@ task_router_actor task_api::router() const {
   return locate_ ? locate_() : router_;
 }
 
+/// Sends `xs` to `target` now; `done` runs once with its answer, or with
+/// `unavailable` when the router is not running or stops first.
+template <class T, class... Ts>
+void task_api::ask(const task_router_actor& target, std::function<void(T)> done,
+                   Ts&&... xs) const {
+  if (!target) {
+    done(
+      T::fail(task_errc::unavailable, "the node's task router is not running"));
+    return;
+  }
+  caf::actor sink;
+  {
+    std::lock_guard<std::mutex> guard{sink_mtx_};
+    if (!sink_) {
+      auto& sys = target.home_system();
+      sink_ = caf::make_actor<reply_sink, caf::actor>(sys.next_actor_id(),
+                                                      sys.node(), &sys);
+    }
+    sink = sink_;
+  }
+  static_cast<reply_sink*>(caf::actor_cast<caf::abstract_actor*>(sink))
+    ->request(
+      target,
+      [done = std::move(done)](caf::message* msg) {
+        if (msg != nullptr && msg->match_elements<T>()) {
+          done(std::move(msg->get_mutable_as<T>(0)));
+          return;
+        }
+        done(T::fail(task_errc::unavailable, "the node's task router stopped"));
+      },
+      std::forward<Ts>(xs)...);
+}
+
 void task_api::register_worker(worker_registration reg,
                                callback<registration_info> done) const {
   ask(router(), std::move(done), task_register_atom::value, std::move(reg));
@@ -408,10 +506,10 @@ void task_api::heartbeat(std::string worker_id, std::string token,
 }
 
 void task_api::complete(std::string worker_id, std::string token,
-                        task_outcome outcome,
-                        callback<complete_info> done) const {
+                        task_outcome outcome, callback<complete_info> done,
+                        bool want_next) const {
   ask(router(), std::move(done), task_complete_atom::value,
-      std::move(worker_id), std::move(token), std::move(outcome));
+      std::move(worker_id), std::move(token), std::move(outcome), want_next);
 }
 
 void task_api::unregister(std::string worker_id,

@@ -119,6 +119,7 @@ worker::HeartbeatResponse to_proto(const actors::heartbeat_info& x) {
 worker::CompleteTaskResponse to_proto(const actors::complete_info& x) {
   worker::CompleteTaskResponse res;
   res.set_recorded(x.recorded);
+  if (x.next) *res.mutable_next_task() = to_proto(*x.next);
   return res;
 }
 

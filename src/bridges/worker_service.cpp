@@ -285,13 +285,24 @@ worker_service::CompleteTask(grpc::CallbackServerContext* ctx,
   if (!outcome) return refuse(ctx, to_status(*outcome.error));
   auto* reactor = ctx->DefaultReactor();
   // A caller that goes away does not withdraw the outcome: it is on its way
-  // to the execution either way.
-  tasks_->complete(req->worker_id(), req->attempt_token(),
-                   std::move(*outcome.value),
-                   finish_with<actors::complete_info>(
-                     reactor, [res](const actors::complete_info& info) {
-                       *res = to_proto(info);
-                     }));
+  // to the execution either way. A next task leased for a caller that went
+  // away is handed back.
+  tasks_->complete(
+    req->worker_id(), req->attempt_token(), std::move(*outcome.value),
+    [reactor, ctx, res, tasks = tasks_,
+     worker = req->worker_id()](actors::task_result<actors::complete_info> r) {
+      if (r.error) {
+        reactor->Finish(to_status(*r.error));
+        return;
+      }
+      if (r.value->next && ctx->IsCancelled()) {
+        tasks->release(worker, r.value->next->attempt_token);
+        r.value->next.reset();
+      }
+      *res = to_proto(*r.value);
+      reactor->Finish(grpc::Status::OK);
+    },
+    req->want_next());
   return reactor;
 }
 

@@ -142,7 +142,7 @@ TEST_CASE("a completion waits for the commit and is answered when the row "
   REQUIRE(sent.size() == 1);
   CHECK(sent[0].event->has_step_completed());
   CHECK(q.next_due() == 5'050); // the commit timeout
-  q.remove("t1");
+  q.remove("t1", 0);
   auto effects = q.take_effects();
   REQUIRE(effects.size() == 1);
   auto& done = std::get<completion_answered>(effects[0]);
@@ -155,6 +155,89 @@ TEST_CASE("a completion waits for the commit and is answered when the row "
                           60);
   REQUIRE(again.kind == complete_decision::answered);
   CHECK_FALSE(again.answer.value->recorded);
+}
+
+TEST_CASE("a completion that wants the next task is answered with a ready "
+          "task leased to its worker, ahead of waiting polls") {
+  task_queue q{options()};
+  q.add_worker("w", {"q"}, 1, 0);
+  q.add_worker("other", {"q"}, 1, 0);
+  q.upsert(row("t1"));
+  q.poll(1, "w", {}, 30'000ms, 0);
+  q.take_effects();
+  auto d = q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 50,
+                      true);
+  REQUIRE(d.kind == complete_decision::pending);
+  q.take_effects();
+  // Another worker waits; the commit brings the next step's row and deletes
+  // the completed one (one tasks message, upserts first).
+  q.poll(2, "other", {}, 30'000ms, 60);
+  auto next = row("t2");
+  next.available_at_ms = 100;
+  q.upsert(next);
+  q.remove("t1", 100);
+  q.dispatch(100);
+  auto effects = q.take_effects();
+  REQUIRE(effects.size() == 1);
+  auto& done = std::get<completion_answered>(effects[0]);
+  REQUIRE(done.result);
+  CHECK(done.result.value->recorded);
+  REQUIRE(done.result.value->next);
+  CHECK(done.result.value->next->attempt_token == external_token("ex-1", "t2"));
+  CHECK(done.result.value->next->lease_expires_at_ms == 10'100);
+  // Leased to w: w's limit (1) is used, and the waiting poll got nothing.
+  CHECK(polls_of(effects).empty());
+  CHECK(
+    q.complete("w", external_token("ex-1", "t2"), task_success{"{}"}, 110).kind
+    == complete_decision::pending);
+}
+
+TEST_CASE("a completion that wants the next task is answered without one when "
+          "none is ready or the worker has no room, and one that does not ask "
+          "gets none") {
+  task_queue q{options()};
+  SECTION("nothing ready") {
+    lease_at_zero(q, row("t1"));
+    q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 10, true);
+    q.take_effects();
+    q.remove("t1", 20);
+    auto effects = q.take_effects();
+    REQUIRE(effects.size() == 1);
+    auto& done = std::get<completion_answered>(effects[0]);
+    REQUIRE(done.result);
+    CHECK_FALSE(done.result.value->next);
+  }
+  SECTION("no room: the worker holds its limit in other leases") {
+    q.add_worker("w", {"q"}, 2, 0);
+    q.upsert(row("t1"));
+    q.upsert(row("t2", "ex-2"));
+    q.poll(1, "w", {}, 30'000ms, 0);
+    q.poll(2, "w", {}, 30'000ms, 0);
+    q.take_effects();
+    q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 10, true);
+    // The worker registers again with a limit of 1 while it holds t1 and t2:
+    // once t1 is gone it holds t2, its whole limit.
+    q.add_worker("w", {"q"}, 1, 15);
+    q.take_effects();
+    q.upsert(row("t3", "ex-1"));
+    q.remove("t1", 20);
+    auto effects = q.take_effects();
+    REQUIRE(effects.size() == 1);
+    auto& done = std::get<completion_answered>(effects[0]);
+    REQUIRE(done.result);
+    CHECK(done.result.value->recorded);
+    CHECK_FALSE(done.result.value->next);
+  }
+  SECTION("not asked") {
+    lease_at_zero(q, row("t1"));
+    q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 10);
+    q.take_effects();
+    q.upsert(row("t2"));
+    q.remove("t1", 20);
+    auto effects = q.take_effects();
+    REQUIRE(effects.size() == 1);
+    CHECK_FALSE(std::get<completion_answered>(effects[0]).result.value->next);
+  }
 }
 
 TEST_CASE("an outcome not committed in time is answered unavailable and the "
@@ -184,7 +267,7 @@ TEST_CASE("a task held for its sticky worker goes to another worker when the "
   q.poll(1, "a", {}, 30'000ms, 0);
   q.take_effects();
   q.complete("a", external_token("ex-1", "t1"), task_success{"{}"}, 10);
-  q.remove("t1");
+  q.remove("t1", 0);
   q.take_effects();
   // Its next task prefers a; only b polls.
   q.poll(2, "b", {}, 30'000ms, 20);

@@ -152,6 +152,46 @@ TEST_CASE("a worker registers a YAML workflow of task steps, polls and "
     if (ev.has_step_completed()) CHECK(ev.step_completed().worker_id() == "w1");
 }
 
+TEST_CASE("a completion with want_next is answered with the next step's task "
+          "leased to the worker, so a sequence needs no poll after the first") {
+  node_process node;
+  worker_client c{node.grpc_port};
+  REQUIRE(c.register_worker("w1", {"q"}, two_tasks).ok());
+  auto id = c.start("wt_two", R"({"n": 5})");
+  auto t1 = c.poll_until("w1", 10s);
+  REQUIRE(t1);
+  auto complete = [&](const worker::Task& t, const std::string& result,
+                      worker::CompleteTaskResponse& res) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    worker::CompleteTaskRequest req;
+    req.set_worker_id("w1");
+    req.set_attempt_token(t.attempt_token());
+    req.set_result_json(result);
+    req.set_want_next(true);
+    return c.workers().CompleteTask(&ctx, req, &res);
+  };
+  worker::CompleteTaskResponse res;
+  auto st = complete(*t1, R"({"m": 6})", res);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  CHECK(res.recorded());
+  REQUIRE(res.has_next_task());
+  auto& t2 = res.next_task();
+  CHECK(t2.execution_id() == id);
+  CHECK(t2.step() == "b");
+  CHECK(nlohmann::json::parse(t2.input_json()) == nlohmann::json{{"m", 6}});
+  CHECK(t2.lease_expires_at_ms() > 0);
+  // It is leased to w1: completing it is accepted, and nothing is left.
+  worker::CompleteTaskResponse last;
+  REQUIRE(complete(t2, R"({"done": 1})", last).ok());
+  CHECK(last.recorded());
+  CHECK_FALSE(last.has_next_task());
+  auto info = c.wait(id, 10s);
+  CHECK(info.status() == "completed");
+  CHECK(count_events(c.history(id), pc::kStepCompleted) == 2);
+}
+
 TEST_CASE("heartbeats extend a lease past its timeout and record progress") {
   node_process node;
   worker_client c{node.grpc_port};

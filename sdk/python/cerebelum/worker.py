@@ -353,6 +353,14 @@ class Worker:
         return min(30.0, max(0.05, min(spans) / 3000.0))
 
     async def _handle(self, task) -> None:
+        """Runs ``task``, then each next task the node hands back with the
+        completion (``want_next``), in the same in-flight slot."""
+        while task is not None:
+            task = await self._attempt(task)
+
+    async def _attempt(self, task):
+        """Runs one attempt and reports it; returns the next task leased with
+        the answer, if any."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         step = self.steps.get(task.task_type)
@@ -367,8 +375,7 @@ class Worker:
                 message=f"worker {self.worker_id} has no step for task type "
                 f"'{task.task_type}' (it serves: "
                 f"{', '.join(sorted(self.steps))})", retryable=False))
-            await self._complete(task, done)
-            return
+            return await self._complete(task, done)
         try:
             value = json.loads(task.input_json) if task.input_json else None
             resume = json.loads(task.resume_json) if task.resume_json else {}
@@ -378,8 +385,7 @@ class Worker:
             done.error.CopyFrom(_pb.events_pb2.ErrorInfo(
                 kind="invalid_input", message=f"step '{task.step}': the "
                 f"task's JSON is malformed: {e}", retryable=False))
-            await self._complete(task, done)
-            return
+            return await self._complete(task, done)
         attempt: Attempt | None = None
         ctx = StepContext(
             execution_id=task.execution_id, workflow=task.workflow,
@@ -409,7 +415,7 @@ class Worker:
             log.info("step %s of %s attempt %d stopped (%s); not reported",
                      task.step, task.execution_id, task.attempt,
                      attempt.cancel_reason)
-            return
+            return None
         if kind == "ok":
             try:
                 done.result_json = json.dumps(payload)
@@ -438,7 +444,7 @@ class Worker:
                  f" ({done.error.kind}: {done.error.message})"
                  if what == "error" else
                  f" ({done.suspend.wait_key})" if what == "suspend" else "")
-        await self._complete(task, done)
+        return await self._complete(task, done)
 
     async def _run_step(self, step: Step, value, ctx: StepContext,
                         attempt: Attempt) -> tuple[str, Any]:
@@ -466,17 +472,22 @@ class Worker:
             return await call_async(lambda: outcome[1], (), {})
         return outcome
 
-    async def _complete(self, task, req) -> None:
+    async def _complete(self, task, req):
+        """Reports an outcome; returns the next task the node leased with the
+        answer (asked for unless the worker is stopping), or None."""
         delay = self.reconnect_backoff[0]
         while True:
             gen = self._registered_gen
+            req.want_next = not self._stopping
             try:
                 resp = await self._stub.CompleteTask(req, timeout=10)
                 if not resp.recorded:
                     log.info("step %s of %s attempt %d: outcome was already "
                              "recorded", task.step, task.execution_id,
                              task.attempt)
-                return
+                if resp.HasField("next_task"):
+                    return resp.next_task
+                return None
             except grpc.aio.AioRpcError as e:
                 code = e.code()
                 if code == grpc.StatusCode.FAILED_PRECONDITION:
