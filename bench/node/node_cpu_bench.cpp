@@ -10,10 +10,15 @@
 //   - over N executions run 64 at a time.
 // Each execution is one `task` step served by the workers. It prints CPU as
 // a share of one core when idle, CPU ms per execution for both loads and
-// their ratio. One node per kind of worker.
+// their ratio. One node per kind of worker. The gRPC workers ask for their
+// next task with each completion (want_next), as the Python SDK does.
+// `--kind native` runs the same one-step workflow with a native step
+// (`call: bench.add_one`, no workers) as the floor: with it, the program
+// also prints each kind's CPU per execution as a ratio to the native one.
 //
 //   node_cpu_bench [--node PATH] [--workers 16] [--idle-s 5]
-//                  [--serial 200] [--parallel 2000] [--kind grpc|caf|both]
+//                  [--serial 200] [--parallel 2000]
+//                  [--kind grpc|caf|native|both|all]
 
 #include <grpcpp/grpcpp.h>
 
@@ -60,6 +65,17 @@ steps:
     task: bench.echo
     queue: cpu_bench
     input: { n: "input.n" }
+    timeout: 60s
+output: "steps.work"
+)";
+
+/// The same workflow with a native step: the floor.
+constexpr const char* native_yaml = R"(name: cpu_bench
+version: "1"
+steps:
+  - name: work
+    call: bench.add_one
+    input: { i: "input.n" }
     timeout: 60s
 output: "steps.work"
 )";
@@ -155,13 +171,20 @@ int run_grpc_worker(const std::string& address, const std::string& id) {
           continue;
         }
         if (!res.has_task()) continue;
-        cerebelum::worker::CompleteTaskRequest done;
-        cerebelum::worker::CompleteTaskResponse ack;
-        done.set_worker_id(id);
-        done.set_attempt_token(res.task().attempt_token());
-        done.set_result_json(res.task().input_json());
-        grpc::ClientContext cctx;
-        stub->CompleteTask(&cctx, done, &ack);
+        auto task = res.task();
+        for (;;) {
+          cerebelum::worker::CompleteTaskRequest done;
+          cerebelum::worker::CompleteTaskResponse ack;
+          done.set_worker_id(id);
+          done.set_attempt_token(task.attempt_token());
+          done.set_result_json(task.input_json());
+          done.set_want_next(true);
+          grpc::ClientContext cctx;
+          if (!stub->CompleteTask(&cctx, done, &ack).ok()
+              || !ack.has_next_task())
+            break;
+          task = ack.next_task();
+        }
       }
     });
   for (auto& t : pollers)
@@ -252,7 +275,13 @@ int run_load(admin_client& admin, int total, int in_flight) {
   return failed.load();
 }
 
-int run_kind(const options& opts, const std::string& kind) {
+/// CPU per execution of one kind's run, in ms (negative: the run failed).
+struct figures {
+  double per1 = -1;
+  double per64 = -1;
+};
+
+figures run_kind(const options& opts, const std::string& kind) {
   auto dir
     = fs::temp_directory_path()
       / ("cerebelum-cpu-bench-" + std::to_string(::getpid()) + "-" + kind);
@@ -267,6 +296,13 @@ int run_kind(const options& opts, const std::string& kind) {
     "--listen",   address,
     "--http",     "127.0.0.1:" + std::to_string(cerebelum::test::free_port()),
     "--caf-port", std::to_string(caf_port)};
+  bool native = kind == "native";
+  if (native) {
+    fs::create_directories(dir / "workflows");
+    std::ofstream{dir / "workflows" / "cpu_bench.yaml"} << native_yaml;
+    argv.push_back("--workflows");
+    argv.push_back((dir / "workflows").string());
+  }
   auto node = spawn(argv, dir / "node.log");
   admin_client admin{address};
   auto self = fs::read_symlink("/proc/self/exe").string();
@@ -279,11 +315,11 @@ int run_kind(const options& opts, const std::string& kind) {
       std::cerr << "node did not start; see " << dir / "node.log"
                 << "\n";
       stop(node, SIGKILL);
-      return 1;
+      return {};
     }
     std::this_thread::sleep_for(100ms);
   }
-  for (int i = 0; i < opts.workers; ++i) {
+  for (int i = 0; i < (native ? 0 : opts.workers); ++i) {
     auto id = kind + "-" + std::to_string(i);
     auto log = dir / ("worker-" + std::to_string(i) + ".log");
     if (kind == "grpc")
@@ -293,7 +329,7 @@ int run_kind(const options& opts, const std::string& kind) {
         spawn({self, "--caf-worker", std::to_string(caf_port), id}, log));
   }
   auto ready_deadline = clock_type::now() + 60s;
-  for (int i = 0; i < opts.workers; ++i) {
+  for (int i = 0; i < (native ? 0 : opts.workers); ++i) {
     auto log = dir / ("worker-" + std::to_string(i) + ".log");
     while (!file_contains(log, "registered")) {
       if (clock_type::now() > ready_deadline) {
@@ -301,7 +337,7 @@ int run_kind(const options& opts, const std::string& kind) {
         for (auto w : workers)
           stop(w, SIGKILL);
         stop(node, SIGKILL);
-        return 1;
+        return {};
       }
       std::this_thread::sleep_for(100ms);
     }
@@ -332,8 +368,8 @@ int run_kind(const options& opts, const std::string& kind) {
   auto per64 = (c4 - c3) / opts.parallel;
   std::printf("%-5s workers=%d idle: %.2f%% of a core (%.0f ms CPU in %.0f ms)"
               "\n",
-              kind.c_str(), opts.workers, 100.0 * (c1 - c0) / idle_wall,
-              c1 - c0, idle_wall);
+              kind.c_str(), native ? 0 : opts.workers,
+              100.0 * (c1 - c0) / idle_wall, c1 - c0, idle_wall);
   std::printf("%-5s 1 in flight:  %.3f ms CPU/execution (%d executions, "
               "%.0f/s, %d failed)\n",
               kind.c_str(), per1, opts.serial, opts.serial / wall1, failed1);
@@ -345,7 +381,8 @@ int run_kind(const options& opts, const std::string& kind) {
               per64 > 0 ? per1 / per64 : 0.0);
   std::fflush(stdout);
   fs::remove_all(dir);
-  return failed1 + failed64 > 0 ? 1 : 0;
+  if (failed1 + failed64 > 0) return {};
+  return {per1, per64};
 }
 
 } // namespace
@@ -380,8 +417,29 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   std::printf("nproc=%u node=%s\n", std::thread::hardware_concurrency(),
               opts.node.c_str());
+  std::vector<std::string> kinds;
+  if (opts.kind == "native" || opts.kind == "all") kinds.push_back("native");
+  for (auto* k : {"grpc", "caf"})
+    if (opts.kind == k || opts.kind == "both" || opts.kind == "all")
+      kinds.push_back(k);
+  if (kinds.empty()) {
+    std::cerr << "unknown --kind " << opts.kind << "\n";
+    return 2;
+  }
   int rc = 0;
-  if (opts.kind == "grpc" || opts.kind == "both") rc |= run_kind(opts, "grpc");
-  if (opts.kind == "caf" || opts.kind == "both") rc |= run_kind(opts, "caf");
+  std::vector<std::pair<std::string, figures>> runs;
+  for (auto& k : kinds) {
+    auto f = run_kind(opts, k);
+    if (f.per64 < 0) rc = 1;
+    runs.emplace_back(k, f);
+  }
+  auto floor = runs.front();
+  if (floor.first == "native" && floor.second.per64 > 0)
+    for (auto& [k, f] : runs)
+      if (k != "native" && f.per64 > 0)
+        std::printf("%-5s CPU/execution as a ratio to native: %.2f at 1 in "
+                    "flight, %.2f at 64\n",
+                    k.c_str(), f.per1 / floor.second.per1,
+                    f.per64 / floor.second.per64);
   return rc;
 }
