@@ -638,6 +638,11 @@ void caf_worker::run() {
   opts.max_in_flight = std::max<std::uint32_t>(opts.max_in_flight, 1);
   if (impl_->stop_requested) return;
   caf::actor_system_config cfg;
+  // Idle CAF threads block until there is work (work sharing), as in the
+  // node. The default work-stealing scheduler polls its queues and sleeps
+  // in steps of up to 10 ms, so a message that arrives while its threads
+  // sleep waits for the next poll, and an idle worker keeps a core busy.
+  cfg.set("scheduler.policy", caf::atom("sharing"));
   wire::add_wire_types(cfg);
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
