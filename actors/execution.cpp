@@ -40,6 +40,7 @@
 #include "actors/errc.hpp"
 #include "actors/execution_actor.hpp"
 #include "actors/step_runner.hpp"
+#include "actors/task_api.hpp"
 
 namespace cerebelum::actors {
 
@@ -152,9 +153,47 @@ bool defer_timeout(execution_actor* self, const std::string& timer_id) {
   return true;
 }
 
+void record_fired(execution_actor* self, const std::string& timer_id);
+
+/// Whether the timer `timer_id` is the timeout of a task attempt: then the
+/// task router says whether its time is up, counted from the attempt's
+/// current lease (a task waiting for a free worker has not begun), and the
+/// timer fires or comes back when it is. Not recorded, as for native
+/// attempts: the actor stays while a task is open (it is executing), and
+/// after a restart the timer, due from the store, is asked about again.
+bool ask_task_timeout(execution_actor* self, const std::string& timer_id) {
+  auto token = workflow::timeout_timer_token(timer_id);
+  auto& st = self->state;
+  auto router = st.ctx->task_router();
+  if (token.empty() || !router || st.running.count(std::string{token}) > 0)
+    return false;
+  self
+    ->request(router, std::chrono::seconds{10}, task_due_atom::value,
+              std::string{token})
+    .then(
+      [self, timer_id](std::int64_t due) {
+        auto left = due - self->state.ctx->now_ms();
+        if (due == 0 || left <= 0) {
+          record_fired(self, timer_id);
+          return;
+        }
+        self->state.ctx->clock().send_after(
+          self, std::chrono::milliseconds{left}, retimer_atom::value, timer_id);
+      },
+      [self, timer_id](caf::error&) {
+        // No router to ask (stopping, restarting): the timeout fires.
+        record_fired(self, timer_id);
+      });
+  return true;
+}
+
 /// Records that timer `timer_id` fired, unless it is a timeout deferred.
 void fire_timer(execution_actor* self, const std::string& timer_id) {
-  if (defer_timeout(self, timer_id)) return;
+  if (defer_timeout(self, timer_id) || ask_task_timeout(self, timer_id)) return;
+  record_fired(self, timer_id);
+}
+
+void record_fired(execution_actor* self, const std::string& timer_id) {
   events::Event ev;
   ev.mutable_timer_fired()->set_timer_id(timer_id);
   ev.mutable_timer_fired()->set_fired_at_ms(self->state.ctx->now_ms());

@@ -207,6 +207,7 @@ using task_beat_atom = caf::atom_constant<caf::atom("tbeat")>;
 using task_complete_atom = caf::atom_constant<caf::atom("tcomplete")>;
 using task_leave_atom = caf::atom_constant<caf::atom("tleave")>;
 using task_lost_atom = caf::atom_constant<caf::atom("tlost")>;
+using task_due_atom = caf::atom_constant<caf::atom("tdue")>;
 using dlq_list_atom = caf::atom_constant<caf::atom("dlqlist")>;
 using dlq_retry_atom = caf::atom_constant<caf::atom("dlqretry")>;
 
@@ -251,7 +252,10 @@ using task_router_actor = caf::typed_actor<
   caf::replies_to<stats_atom>::with<std::uint64_t, std::uint64_t,
                                     std::uint64_t>,
   // the router's own timer: something is due
-  caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom>,
+  // (attempt token): when its start-to-close timeout may fire (engine clock,
+  // ms), counted from its current lease; 0 = now (not an open task)
+  caf::replies_to<task_due_atom, std::string>::with<std::int64_t>>;
 
 /// Cancels a pending poll: the poll's callback then runs at once with no
 /// task (if it did not run yet). A task handed to a callback whose poll was

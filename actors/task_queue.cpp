@@ -532,6 +532,23 @@ void task_queue::dispatch(std::int64_t now) {
   }
 }
 
+std::int64_t task_queue::timeout_due(const std::string& token,
+                                     std::int64_t now) const {
+  auto i = tasks_.find(token);
+  if (i == tasks_.end()) return 0;
+  auto& e = i->second;
+  if (e.start_to_close_timeout_ms <= 0) return 0;
+  std::int64_t due = 0;
+  switch (e.state) {
+    case lease_state::ready: due = now + e.start_to_close_timeout_ms; break;
+    case lease_state::leased:
+      due = e.leased_at_ms + e.start_to_close_timeout_ms;
+      break;
+    default: return 0; // its outcome or failure is on its way
+  }
+  return due > now ? due : 0;
+}
+
 leased_task task_queue::lease(worker_entry& w, const std::string& worker,
                               const std::string& token, std::int64_t now) {
   auto& e = tasks_.at(token);
@@ -540,6 +557,7 @@ leased_task task_queue::lease(worker_entry& w, const std::string& worker,
   ++q.leased;
   e.state = lease_state::leased;
   e.owner = worker;
+  e.leased_at_ms = now;
   e.lease_expires_at_ms = now + lease_length(e);
   e.last_progress_ms = 0;
   add_deadline(e.lease_expires_at_ms, 0, token);

@@ -174,6 +174,12 @@ class task_queue {
   heartbeat(const std::string& worker, const std::string& external,
             const std::string& details_json, std::int64_t now);
 
+  /// When the start-to-close timeout of the open task `token` may fire: its
+  /// lease's start plus its timeout; while no worker holds it, `now` plus
+  /// the timeout (look again then). 0 when `token` is not an open task with
+  /// a timeout, or its time is up.
+  std::int64_t timeout_due(const std::string& token, std::int64_t now) const;
+
   /// Reports the outcome of attempt `external`. With `want_next`, the
   /// answer after the commit carries a task of the worker's queues that is
   /// ready then, leased to it (so a busy worker needs no poll per task).
@@ -247,6 +253,8 @@ class task_queue {
     std::int64_t start_to_close_timeout_ms = 0;
     lease_state state = lease_state::ready;
     std::string owner;
+    /// When its current lease began (0: not leased).
+    std::int64_t leased_at_ms = 0;
     std::int64_t lease_expires_at_ms = 0;
     std::int64_t last_progress_ms = 0;
     /// Sticky routing: preferred worker until `sticky_until_ms`.

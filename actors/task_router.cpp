@@ -305,6 +305,9 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
       auto& q = *self->state.queue;
       return std::make_tuple(q.open_tasks(), q.ready_tasks(), q.leased_total());
     },
+    [=](task_due_atom, const std::string& token) {
+      return self->state.queue->timeout_due(token, self->state.ctx->now_ms());
+    },
     [=](tick_atom) {
       self->state.armed_at = 0;
       self->state.queue->expire(self->state.ctx->now_ms());

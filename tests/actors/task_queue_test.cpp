@@ -240,6 +240,30 @@ TEST_CASE("a completion that wants the next task is answered without one when "
   }
 }
 
+TEST_CASE("a task's timeout is due a whole timeout after its lease began, "
+          "and not before a worker holds it") {
+  task_queue q{options()};
+  auto r = row("t1");
+  r.payload = R"({"target":"t.run","workflow":"wf","input":{},)"
+              R"("start_to_close_timeout_ms":1000})";
+  q.add_worker("w", {"q"}, 1, 0);
+  q.upsert(r);
+  // Waiting for a worker: look again a whole timeout later.
+  CHECK(q.timeout_due("t1", 500) == 1'500);
+  CHECK(q.timeout_due("t1", 4'000) == 5'000);
+  q.poll(1, "w", {}, 30'000ms, 4'200);
+  q.take_effects();
+  CHECK(q.timeout_due("t1", 4'300) == 5'200);
+  CHECK(q.timeout_due("t1", 5'200) == 0); // up
+  // Handed back unseen: waiting again.
+  q.release("w", external_token("ex-1", "t1"), 4'400);
+  CHECK(q.timeout_due("t1", 4'400) == 5'400);
+  // Unknown tokens and tasks without a timeout: now.
+  CHECK(q.timeout_due("nope", 4'400) == 0);
+  q.upsert(row("t2"));
+  CHECK(q.timeout_due("t2", 4'400) == 0);
+}
+
 TEST_CASE("an outcome not committed in time is answered unavailable and the "
           "lease is kept") {
   task_queue q{options()};

@@ -47,6 +47,18 @@ steps:
     retry: { max_attempts: 4, initial_interval: 100ms, backoff_coefficient: 1 }
 )";
 
+/// One task step with a 1 s start-to-close timeout and no retry.
+const char* timed = R"(
+name: wt_timed
+version: "1"
+output: "steps.work"
+steps:
+  - name: work
+    task: t.timed
+    queue: tq
+    timeout: 1s
+)";
+
 /// Exact backoff delays: 300 ms then 600 ms.
 const char* backoff = R"(
 name: wt_backoff
@@ -190,6 +202,50 @@ TEST_CASE("a completion with want_next is answered with the next step's task "
   auto info = c.wait(id, 10s);
   CHECK(info.status() == "completed");
   CHECK(count_events(c.history(id), pc::kStepCompleted) == 2);
+}
+
+TEST_CASE("a task step's timeout counts from its lease, not from the time it "
+          "waited for a free worker") {
+  node_process node;
+  worker_client c{node.grpc_port};
+  REQUIRE(c.register_worker("tw", {"tq"}, timed).ok());
+  auto id = c.start("wt_timed", "{}");
+  // No worker polls for 2.5 timeouts: the task waits in its queue.
+  std::this_thread::sleep_for(2500ms);
+  std::optional<worker::Task> t;
+  REQUIRE(c.poll("tw", t, 5s).ok());
+  REQUIRE(t);
+  CHECK(t->attempt() == 1);
+  REQUIRE(c.complete("tw", t->attempt_token(), R"({"ok": true})").ok());
+  auto info = c.wait(id, 10s);
+  CHECK(info.status() == "completed");
+  CHECK(count_events(c.history(id), pc::kStepFailed) == 0);
+}
+
+TEST_CASE("a leased task step that runs past its timeout fails with kind "
+          "timeout, counted from the lease") {
+  node_process node;
+  worker_client c{node.grpc_port};
+  REQUIRE(c.register_worker("tw", {"tq"}, timed).ok());
+  auto id = c.start("wt_timed", "{}");
+  std::this_thread::sleep_for(1200ms);
+  std::optional<worker::Task> t;
+  REQUIRE(c.poll("tw", t, 5s).ok());
+  REQUIRE(t);
+  auto leased = std::chrono::steady_clock::now();
+  // The worker holds it past its timeout.
+  auto info = c.wait(id, 10s);
+  auto failed_after = std::chrono::steady_clock::now() - leased;
+  CHECK(info.status() == "failed");
+  CHECK(failed_after >= 900ms);
+  bool timed_out = false;
+  for (auto& ev : c.history(id))
+    if (ev.has_step_failed() && ev.step_failed().error().kind() == "timeout")
+      timed_out = true;
+  CHECK(timed_out);
+  // Its outcome comes too late.
+  auto st = c.complete("tw", t->attempt_token(), R"({"ok": true})");
+  CHECK(st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_CASE("heartbeats extend a lease past its timeout and record progress") {
