@@ -69,6 +69,11 @@ struct engine_options {
   /// instead of being accepted into a queue the engine cannot drain in
   /// time. 1 or more: never refused.
   double admission_fill = 0.5;
+  /// Admission control by time: a start is refused the same way while the
+  /// store writer's oldest unacknowledged append has waited longer than
+  /// this (accepted work would join that wait, its steps' timeouts
+  /// running). 0: never refused for it.
+  std::chrono::milliseconds admission_wait{1'000};
   /// Test hook: called before each decision of an execution actor; throwing
   /// from it crashes the actor (a bug outside a native step).
   std::function<void(const std::string& execution_id)> before_decide;

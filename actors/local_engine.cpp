@@ -560,6 +560,18 @@ local_engine::prepare_start(const start_request& req) {
                       "the node is over capacity: its store writer's queue is "
                         + std::to_string(static_cast<int>(fill * 100))
                         + "% full; retry in a second");
+  auto limit = ctx_->options().admission_wait;
+  if (limit.count() > 0) {
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+      ctx_->writer().oldest_wait());
+    if (waited > limit)
+      return make_error(errc::overloaded,
+                        "the node is over capacity: its store writer's oldest "
+                        "append has waited "
+                          + std::to_string(waited.count()) + " ms (limit "
+                          + std::to_string(limit.count())
+                          + " ms); retry in a second");
+  }
   // The first decision is taken here and committed with execution_started
   // in ONE append: a start costs one commit, not two, and the first actor
   // takes this state over instead of reading back what was just written.

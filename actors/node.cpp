@@ -279,6 +279,7 @@ caf::expected<node> node::start(caf::actor_system& sys, const node_config& cfg,
   opts.reoffers = cfg.reoffers;
   opts.writer = cfg.writer;
   opts.admission_fill = cfg.admission_fill;
+  opts.admission_wait = cfg.admission_wait;
   auto ctx = std::make_shared<engine_context>(cfg.functions, std::move(opts),
                                               cfg.call_threads);
   if (auto err = load_workflows(cfg.workflows_dir, *ctx)) return err;

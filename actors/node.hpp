@@ -88,6 +88,7 @@ struct node_config {
     return w;
   }();
   double admission_fill = 0.5;
+  std::chrono::milliseconds admission_wait{1'000};
   /// Threads running native steps.
   std::size_t call_threads = 4;
   /// Crashes of one execution's actor before the execution is marked

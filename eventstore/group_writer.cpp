@@ -58,7 +58,8 @@ submit_status group_writer::enqueue(append_request req, callback on_done,
   if (closing_) return submit_status::closed;
   if (!has_room(bytes)) return submit_status::overloaded;
   queued_bytes_ += bytes;
-  queue_.push_back(item{std::move(req), std::move(on_done), bytes});
+  queue_.push_back(item{std::move(req), std::move(on_done), bytes,
+                        std::chrono::steady_clock::now()});
   // Wake the writer for the first request, or once a lingering writer has
   // what it waits for; not once per request.
   bool wake = queue_.size() == 1 || queue_.size() >= linger_target_;
@@ -89,6 +90,16 @@ double group_writer::fill() const {
   return std::max(by_count, by_bytes);
 }
 
+std::chrono::nanoseconds group_writer::oldest_wait() const {
+  std::lock_guard lock{mtx_};
+  std::optional<std::chrono::steady_clock::time_point> oldest
+    = committing_since_;
+  if (!queue_.empty() && (!oldest || queue_.front().queued_at < *oldest))
+    oldest = queue_.front().queued_at;
+  if (!oldest) return std::chrono::nanoseconds{0};
+  return std::chrono::steady_clock::now() - *oldest;
+}
+
 writer_stats group_writer::stats() const {
   std::lock_guard guard{mtx_};
   return stats_;
@@ -108,6 +119,7 @@ void group_writer::run() {
       last_group_size_ = n;
       group.clear();
       group.reserve(n);
+      committing_since_ = queue_.front().queued_at;
       for (std::size_t i = 0; i < n; ++i) {
         queued_bytes_ -= queue_.front().bytes;
         group.push_back(std::move(queue_.front()));
@@ -116,6 +128,8 @@ void group_writer::run() {
     }
     not_full_.notify_all();
     commit_group(group);
+    std::lock_guard guard{mtx_};
+    committing_since_.reset();
   }
 }
 

@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "eventstore/event_store.hpp"
@@ -119,11 +120,17 @@ class group_writer {
   /// reads it.
   double fill() const;
 
+  /// How long the oldest append not yet acknowledged has waited: queued, or
+  /// in the group being committed (0 when there is none). Admission control
+  /// reads it: it is the wait a new append would join.
+  std::chrono::nanoseconds oldest_wait() const;
+
  private:
   struct item {
     append_request req;
     callback on_done;
     std::size_t bytes;
+    std::chrono::steady_clock::time_point queued_at;
   };
 
   submit_status enqueue(append_request req, callback on_done, bool block);
@@ -146,6 +153,9 @@ class group_writer {
   std::condition_variable not_full_;
   std::deque<item> queue_;
   std::size_t queued_bytes_ = 0;
+  /// When the oldest append of the group being committed was queued (none:
+  /// no group in commit).
+  std::optional<std::chrono::steady_clock::time_point> committing_since_;
   bool closing_ = false;
   std::size_t last_group_size_ = 0;
   std::size_t linger_target_ = std::numeric_limits<std::size_t>::max();

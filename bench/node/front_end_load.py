@@ -158,7 +158,10 @@ def histogram_quantiles(port: int, family: str,
     if not count or not buckets:
         return "none"
     bounds = sorted(buckets)
-    q = lambda p: next(b for b in bounds if buckets[b] >= p * count)
+    # The buckets, the sum and the count are read in separate scrapes: the
+    # quantiles use the buckets' own total (the +Inf bucket).
+    in_buckets = buckets[bounds[-1]]
+    q = lambda p: next(b for b in bounds if buckets[b] >= p * in_buckets)
     return (f"{int(count)}, mean {total / count:.4g}, p50 <= {q(0.5):g}, "
             f"p99 <= {q(0.99):g}, max <= {q(1.0):g}")
 

@@ -75,6 +75,8 @@ actors::node_config make_node_config(const node_options& opts) {
   ncfg.tasks.default_lease = std::chrono::milliseconds{
     static_cast<std::int64_t>(opts.task_lease_s * 1000)};
   ncfg.reoffers.max_reoffers = opts.max_reoffers;
+  ncfg.admission_wait = std::chrono::milliseconds{
+    static_cast<std::int64_t>(opts.admission_wait_s * 1000)};
   ncfg.functions = std::make_shared<actors::function_registry>();
   demo::register_demo_functions(*ncfg.functions);
   ncfg.bridges
@@ -164,6 +166,14 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
                 "(bytes of JSON); larger ones are refused or fail their step "
                 "with payload_too_large")
     ->check(CLI::Range(std::size_t{1}, actors::max_payload_bytes_limit))
+    ->capture_default_str();
+  cmd
+    .add_option("--admission-wait", opts.admission_wait_s,
+                "Seconds the store writer's oldest append may have waited "
+                "before new starts are refused (HTTP 429, gRPC "
+                "RESOURCE_EXHAUSTED) instead of joining that wait; 0 turns "
+                "this check off (the queue-length check stays)")
+    ->check(CLI::Range(0.0, 3600.0))
     ->capture_default_str();
   cmd
     .add_option("--task-lease", opts.task_lease_s,

@@ -38,6 +38,7 @@ struct node_options {
   /// Seconds a worker keeps a task of a step without heartbeat_timeout
   /// without a heartbeat (actors::router_options::default_lease).
   double task_lease_s = 6;
+  double admission_wait_s = 1;
   /// Times a lost attempt is offered again before it counts as a failure
   /// of its step (workflow::reoffer_policy).
   unsigned max_reoffers = 5;

@@ -201,6 +201,46 @@ TEST_CASE("starts are refused as overloaded while the store writer's queue "
   }
 }
 
+TEST_CASE("starts are refused as overloaded while the store writer's oldest "
+          "append has waited longer than the admission wait") {
+  // One commit in progress that takes 1.5 s: the queue is nearly empty (the
+  // length check lets everything in), but a new start would wait behind it.
+  engine_fixture f;
+  std::shared_ptr<es::faulty_store> faulty;
+  f.config().wrap_store = [&faulty](std::shared_ptr<es::event_store> inner) {
+    faulty = std::make_shared<es::faulty_store>(std::move(inner));
+    return faulty;
+  };
+  f.config().admission_fill = 1.0;
+  f.config().admission_wait = std::chrono::milliseconds{300};
+  f.start();
+  faulty->set_append_delay(std::chrono::milliseconds{1500});
+  std::thread first{[&] {
+    f.start("sleeper", 10, "slow-first");
+  }};
+  std::this_thread::sleep_for(std::chrono::milliseconds{700});
+  start_request req;
+  req.workflow = "sleeper";
+  req.input = json{{"i", 10}};
+  req.execution_id = "refused";
+  auto r = f.api().start(req);
+  first.join();
+  faulty->set_append_delay(std::chrono::milliseconds{0});
+  REQUIRE_FALSE(r);
+  CHECK(api_error_code(r.error()) == errc::overloaded);
+  CHECK_THAT(api_error_message(r.error()),
+             Catch::Contains("oldest append has waited"));
+  // Nothing of it was written; once the wait is gone a start is accepted.
+  auto gone = f.api().describe("refused");
+  REQUIRE_FALSE(gone);
+  CHECK(api_error_code(gone.error()) == errc::not_found);
+  auto later = f.api().start(req);
+  REQUIRE(later);
+  auto done = f.api().wait("refused", wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::completed);
+}
+
 TEST_CASE("a step's timeout counts from when it could run, not from a slow "
           "commit of its scheduling") {
   // Under load the store writer's queue delays each commit; a step is only

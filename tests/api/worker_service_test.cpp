@@ -62,6 +62,16 @@ struct fixture {
     sys.reset();
   }
 
+  /// Registers worker `w` for queue "q".
+  void register_worker(const std::string& w) {
+    grpc::ClientContext ctx;
+    worker::RegisterRequest req;
+    req.set_worker_id(w);
+    req.add_queues("q");
+    worker::RegisterResponse res;
+    REQUIRE(stub->Register(&ctx, req, &res).ok());
+  }
+
   /// A long-poll of worker `w` for queue "q", answered on another thread.
   std::future<grpc::Status> poll(const std::string& w) {
     return std::async(std::launch::async, [this, w] {
@@ -102,14 +112,7 @@ struct blocked_scheduler {
 TEST_CASE("the server's stop ends a pending long-poll with UNAVAILABLE "
           "without waiting for the task router") {
   fixture fx;
-  {
-    grpc::ClientContext ctx;
-    worker::RegisterRequest req;
-    req.set_worker_id("w");
-    req.add_queues("q");
-    worker::RegisterResponse res;
-    REQUIRE(fx.stub->Register(&ctx, req, &res).ok());
-  }
+  fx.register_worker("w");
   auto pending = fx.poll("w");
   REQUIRE(pending.wait_for(300ms) == std::future_status::timeout);
   // The router cannot run (as when the node's scheduler threads are all
@@ -133,14 +136,7 @@ TEST_CASE("pending long-polls end with UNAVAILABLE at the server's stop while "
   // The router's answers to the cancelled polls come after the calls were
   // finished by the stop; each reactor lives until both are done.
   fixture fx;
-  {
-    grpc::ClientContext ctx;
-    worker::RegisterRequest req;
-    req.set_worker_id("w");
-    req.add_queues("q");
-    worker::RegisterResponse res;
-    REQUIRE(fx.stub->Register(&ctx, req, &res).ok());
-  }
+  fx.register_worker("w");
   std::vector<std::future<grpc::Status>> polls;
   for (int i = 0; i < 8; ++i)
     polls.push_back(fx.poll("w"));

@@ -386,6 +386,15 @@ class Run:
                 if status in (200, 201):
                     rec["acked_at"] = time.time()
                     return
+                if status == 429:
+                    # Over capacity (e.g. the writer's oldest append waited
+                    # through a SIGSTOP): retry after its hint, as a client
+                    # should.
+                    hint = body.get("error", {}).get("retry_after_ms", 1000) \
+                        if isinstance(body, dict) else 1000
+                    rec["overloaded"] = rec.get("overloaded", 0) + 1
+                    time.sleep(min(hint, 5000) / 1000.0)
+                    continue
                 if status < 500:
                     rec["refused"] = f"{status} {body}"
                     return

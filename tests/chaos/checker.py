@@ -189,6 +189,8 @@ def check_data(run: dict, executions: dict, histories: dict, rows: dict,
     fig["starts never acknowledged"] = len(starts) - len(acked)
     fig["start retries"] = sum(max(0, r.get("tries", 1) - 1)
                                for r in starts.values())
+    fig["starts answered 429 (retried)"] = sum(r.get("overloaded", 0)
+                                              for r in starts.values())
     fig["executions by status"] = dict(Counter(
         executions[e]["status"] for e in executions))
     fig["executions by workflow"] = dict(Counter(

@@ -204,17 +204,31 @@ TEST_CASE("a completion with want_next is answered with the next step's task "
   CHECK(count_events(c.history(id), pc::kStepCompleted) == 2);
 }
 
+namespace {
+
+/// Registers worker "tw" with wt_timed, starts an execution of it (its id in
+/// `id`) and polls its task after `idle`, while which the task waits in its
+/// queue.
+std::optional<worker::Task> timed_task_after(worker_client& c, std::string& id,
+                                             std::chrono::milliseconds idle) {
+  REQUIRE(c.register_worker("tw", {"tq"}, timed).ok());
+  id = c.start("wt_timed", "{}");
+  std::this_thread::sleep_for(idle);
+  std::optional<worker::Task> t;
+  REQUIRE(c.poll("tw", t, 5s).ok());
+  REQUIRE(t);
+  return t;
+}
+
+} // namespace
+
 TEST_CASE("a task step's timeout counts from its lease, not from the time it "
           "waited for a free worker") {
   node_process node;
   worker_client c{node.grpc_port};
-  REQUIRE(c.register_worker("tw", {"tq"}, timed).ok());
-  auto id = c.start("wt_timed", "{}");
+  std::string id;
   // No worker polls for 2.5 timeouts: the task waits in its queue.
-  std::this_thread::sleep_for(2500ms);
-  std::optional<worker::Task> t;
-  REQUIRE(c.poll("tw", t, 5s).ok());
-  REQUIRE(t);
+  auto t = timed_task_after(c, id, 2500ms);
   CHECK(t->attempt() == 1);
   REQUIRE(c.complete("tw", t->attempt_token(), R"({"ok": true})").ok());
   auto info = c.wait(id, 10s);
@@ -226,12 +240,8 @@ TEST_CASE("a leased task step that runs past its timeout fails with kind "
           "timeout, counted from the lease") {
   node_process node;
   worker_client c{node.grpc_port};
-  REQUIRE(c.register_worker("tw", {"tq"}, timed).ok());
-  auto id = c.start("wt_timed", "{}");
-  std::this_thread::sleep_for(1200ms);
-  std::optional<worker::Task> t;
-  REQUIRE(c.poll("tw", t, 5s).ok());
-  REQUIRE(t);
+  std::string id;
+  auto t = timed_task_after(c, id, 1200ms);
   auto leased = std::chrono::steady_clock::now();
   // The worker holds it past its timeout.
   auto info = c.wait(id, 10s);
