@@ -163,10 +163,19 @@ class FakeAdminService(admin_pb2_grpc.AdminServiceServicer):
         self.cond = threading.Condition()
         self.calls: list[Recorded] = []
         self.executions: dict[str, admin_pb2.ExecutionInfo] = {}
+        self.errors: dict[str, list] = collections.defaultdict(list)
 
-    def _record(self, method, request):
+    def fail_next(self, method: str, code, details="injected", times=1):
+        with self.cond:
+            self.errors[method] += [(code, details)] * times
+
+    def _record(self, method, request, context=None):
         with self.cond:
             self.calls.append(Recorded(method, request, time.monotonic()))
+            errs = self.errors.get(method)
+            err = errs.pop(0) if errs else None
+        if err and context is not None:
+            context.abort(err[0], err[1])
 
     def _get(self, execution_id, context):
         ex = self.executions.get(execution_id)
@@ -176,7 +185,7 @@ class FakeAdminService(admin_pb2_grpc.AdminServiceServicer):
         return ex
 
     def StartExecution(self, request, context):
-        self._record("StartExecution", request)
+        self._record("StartExecution", request, context)
         eid = request.execution_id or f"gen-{len(self.executions) + 1}"
         created = eid not in self.executions
         if created:

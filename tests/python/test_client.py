@@ -4,8 +4,11 @@ import json
 import time
 import unittest
 
+import grpc
+
 from cerebelum import (Client, DeadlineExceeded, ExecutionFailed,
-                       FailedPrecondition, NotFound, Unavailable, workflow)
+                       FailedPrecondition, NotFound, Overloaded, Unavailable,
+                       workflow)
 from cerebelum_pb import admin_pb2, events_pb2
 from fake_node import FakeNode, free_port
 
@@ -82,6 +85,24 @@ class ClientCase(unittest.TestCase):
         with self.assertRaises(Unavailable):
             dead.describe("x")
         dead.close()
+
+    def test_a_start_refused_as_over_capacity_is_tried_again(self):
+        self.admin.fail_next("StartExecution",
+                             grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             "the node is over capacity", times=2)
+        began = time.monotonic()
+        ex = self.client.start("order", execution_id="ex-busy")
+        self.assertEqual(ex.execution_id, "ex-busy")
+        self.assertEqual(len(self.admin.calls), 3)
+        self.assertGreaterEqual(time.monotonic() - began, 1.9)
+        # Past the client's timeout it gives up with Overloaded.
+        short = Client(self.node.address, timeout=1.5)
+        self.admin.fail_next("StartExecution",
+                             grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             "the node is over capacity", times=5)
+        with self.assertRaisesRegex(Overloaded, "over capacity"):
+            short.start("order", execution_id="ex-busy-2")
+        short.close()
 
     def test_approve_reject_cancel_send_who_and_data(self):
         self.admin.executions["ex-6"] = admin_pb2.ExecutionInfo(

@@ -6,7 +6,8 @@ See sdk/python/README.md.
 from .client import Client, Execution
 from .errors import (CerebelumError, DeadlineExceeded, ExecutionFailed,
                      FailedPrecondition, InvalidArgument, NonRetryableError,
-                     NotFound, RegistrationError, StepError, Unavailable)
+                     NotFound, Overloaded, RegistrationError, StepError,
+                     Unavailable)
 from .steps import Step, StepContext, step
 from .worker import Worker
 from .workflows import (Chain, Parallel, Raw, Retry, Source, Workflow,
@@ -15,7 +16,7 @@ from .workflows import (Chain, Parallel, Raw, Retry, Source, Workflow,
 __all__ = [
     "CerebelumError", "Chain", "Client", "DeadlineExceeded", "Execution",
     "ExecutionFailed", "FailedPrecondition", "InvalidArgument",
-    "NonRetryableError", "NotFound", "Parallel", "Raw", "RegistrationError",
+    "NonRetryableError", "NotFound", "Overloaded", "Parallel", "Raw", "RegistrationError",
     "Retry", "Source", "Step", "StepContext", "StepError", "Unavailable",
     "Worker", "Workflow", "parallel", "step", "workflow", "yaml_file",
     "yaml_text",

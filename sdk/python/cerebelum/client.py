@@ -19,7 +19,7 @@ import grpc
 
 from . import _pb
 from .errors import (CerebelumError, DeadlineExceeded, ExecutionFailed,
-                     from_rpc_error)
+                     Overloaded, from_rpc_error)
 from .workflows import Workflow
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -111,13 +111,23 @@ class Client:
               execution_id: str | None = None) -> Execution:
         """Starts ``workflow`` (a name or a @workflow). The same
         ``execution_id`` twice returns the first execution
-        (``created`` False)."""
+        (``created`` False). A start the node refuses as over capacity
+        (nothing written) is tried again every second for up to the
+        client's ``timeout``, then raises Overloaded."""
         name = workflow.name if isinstance(workflow, Workflow) else workflow
         req = _pb.admin_pb2.StartExecutionRequest(
             workflow=name, input_json=json.dumps(
                 {} if input is None else input),
             execution_id=execution_id or "", started_by=self.by)
-        resp = self._call("StartExecution", req, f"start {name}")
+        give_up = time.monotonic() + self.timeout
+        while True:
+            try:
+                resp = self._call("StartExecution", req, f"start {name}")
+                break
+            except Overloaded:
+                if time.monotonic() + 1.0 > give_up:
+                    raise
+                time.sleep(1.0)
         return Execution.from_proto(resp.execution, resp.created)
 
     def describe(self, execution_id: str) -> Execution:

@@ -71,6 +71,12 @@ class Unavailable(CerebelumError):
     """The node cannot be reached, is shutting down or its store is down."""
 
 
+class Overloaded(CerebelumError):
+    """The node refused a start because it is over capacity (nothing was
+    written); retry it in a second. ``Client.start`` does so by itself
+    within its timeout."""
+
+
 class DeadlineExceeded(CerebelumError, TimeoutError):
     """The wait ended before the execution did."""
 
@@ -102,6 +108,7 @@ def from_rpc_error(e, what: str = "") -> CerebelumError:
         grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
         grpc.StatusCode.UNAVAILABLE: Unavailable,
         grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
     }.get(code, CerebelumError)
     name = code.name if code is not None else "error"
     prefix = f"{what}: " if what else ""
