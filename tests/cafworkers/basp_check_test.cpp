@@ -137,7 +137,15 @@ TEST_CASE_METHOD(fixture, "frames that crash or bloat libcaf_io are "
   spawn_serv.flags = 0x01;
   basp_header unknown;
   unknown.operation = 0x07;
+  basp_header upstream = direct_to(17);
+  upstream.operation_data = 0x2000000000000001;
+  basp_header downstream = direct_to(17);
+  downstream.operation_data = 0x3000000000000001;
   auto [name, stream] = GENERATE_COPY(table<std::string, bytes>({
+    {"upstream message id",
+     after_hs(sized_frame(upstream, message_payload("@<>+@str", {1, 'x'})))},
+    {"downstream message id",
+     after_hs(sized_frame(downstream, message_payload("@<>+@str", {1, 'x'})))},
     {"client_handshake of length 0", frame(zero_hs)},
     {"server_handshake from a client", frame(server_hs)},
     {"4 GiB payload", after_hs(frame(huge))},

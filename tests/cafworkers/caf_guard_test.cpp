@@ -125,6 +125,30 @@ TEST_CASE("a BASP header declaring a 4 GiB payload does not make the node "
   require_worker_completes(node, "after-huge-header");
 }
 
+TEST_CASE("a message to the worker gateway with a stream message id closes "
+          "its connection instead of crashing the node") {
+  // Found by the guard's fuzz test (seed 1680929735): CAF's mailbox reads
+  // a message whose id is in a stream category as a stream message, and a
+  // string there crashed the node (SIGSEGV in downstream_messages::id_of).
+  caf_node node;
+  for (std::uint64_t category : {2u, 3u}) {
+    INFO("category " << category);
+    raw_peer peer{node.caf_port};
+    auto aid = open_peer(peer);
+    basp_header msg;
+    msg.operation = 0x02;
+    msg.operation_data = (category << 60) | 1;
+    msg.source_actor = 8;
+    msg.dest_actor = aid;
+    auto stream = client_handshake();
+    append(stream, sized_frame(msg, message_payload("@<>+@str", {1, 'x'})));
+    REQUIRE(peer.send(stream));
+    require_close_logged(node, peer);
+  }
+  require_node_serves(node);
+  require_worker_completes(node, "after-stream-ids");
+}
+
 TEST_CASE("garbage bytes as a wire message to the worker gateway are "
           "rejected without crashing the node") {
   caf_node node;

@@ -282,6 +282,12 @@ basp_checker::check_frame(const basp_header& hdr, const std::uint8_t* payload,
           return "direct_message to SpawnServ that is not the info query";
         return std::nullopt;
       }
+      // The message id's category (bits 60-61): 2 and 3 are CAF's stream
+      // messages, whose content an actor's mailbox reads as a stream
+      // message without checking it (a string there crashed the node).
+      if (auto category = (hdr.operation_data >> 60) & 0x3; category > 1)
+        return "direct_message with a stream message id (category "
+               + std::to_string(category) + ")";
       if (!may_send_to(hdr.dest_actor, payload != nullptr))
         return "direct_message to actor " + std::to_string(hdr.dest_actor)
                + ", which the node did not introduce";
