@@ -287,22 +287,19 @@ worker_service::CompleteTask(grpc::CallbackServerContext* ctx,
   // A caller that goes away does not withdraw the outcome: it is on its way
   // to the execution either way. A next task leased for a caller that went
   // away is handed back.
-  tasks_->complete(
-    req->worker_id(), req->attempt_token(), std::move(*outcome.value),
-    [reactor, ctx, res, tasks = tasks_,
-     worker = req->worker_id()](actors::task_result<actors::complete_info> r) {
-      if (r.error) {
-        reactor->Finish(to_status(*r.error));
-        return;
-      }
-      if (r.value->next && ctx->IsCancelled()) {
-        tasks->release(worker, r.value->next->attempt_token);
-        r.value->next.reset();
-      }
-      *res = to_proto(*r.value);
-      reactor->Finish(grpc::Status::OK);
-    },
-    req->want_next());
+  tasks_->complete(req->worker_id(), req->attempt_token(),
+                   std::move(*outcome.value),
+                   finish_with<actors::complete_info>(
+                     reactor,
+                     [ctx, res, tasks = tasks_, worker = req->worker_id()](
+                       const actors::complete_info& info) {
+                       *res = to_proto(info);
+                       if (info.next && ctx->IsCancelled()) {
+                         tasks->release(worker, info.next->attempt_token);
+                         res->clear_next_task();
+                       }
+                     }),
+                   req->want_next());
   return reactor;
 }
 
