@@ -77,6 +77,37 @@ std::size_t append_request::byte_size() const noexcept {
 
 event_store::~event_store() = default;
 
+namespace {
+
+error no_tokens() {
+  return error{errc::invalid_argument,
+               "this store keeps no tokens (authentication needs the "
+               "embedded SQLite store or PostgreSQL)",
+               false, false};
+}
+
+} // namespace
+
+status event_store::put_token(const token_row&) {
+  return no_tokens();
+}
+
+result<std::optional<token_row>> event_store::get_token(std::string_view) {
+  return no_tokens();
+}
+
+result<std::vector<token_row>> event_store::list_tokens() {
+  return no_tokens();
+}
+
+result<bool> event_store::revoke_token(std::string_view, std::int64_t) {
+  return no_tokens();
+}
+
+status event_store::touch_token(std::string_view, std::int64_t) {
+  return no_tokens();
+}
+
 status event_store::put_definition(const definition_row& row) {
   if (row.name.empty() || row.document.empty())
     return make_error(errc::invalid_argument,

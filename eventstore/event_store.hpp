@@ -111,6 +111,22 @@ class event_store {
   virtual result<std::vector<definition_row>>
   list_definitions(std::string_view name, bool documents) = 0;
 
+  // -- tokens (docs/security.md) -----------------------------------------
+  //
+  // Not pure: a store without a tokens table answers `unsupported`.
+
+  /// Stores a new token; `conflict` when its id exists.
+  virtual status put_token(const token_row& row);
+  /// The token `id`, or `std::nullopt`.
+  virtual result<std::optional<token_row>> get_token(std::string_view id);
+  /// Every token (revoked and expired ones too), ordered by created_at_ms.
+  virtual result<std::vector<token_row>> list_tokens();
+  /// Marks `id` revoked at `at_ms` (the first revocation stays). Whether a
+  /// token `id` exists.
+  virtual result<bool> revoke_token(std::string_view id, std::int64_t at_ms);
+  /// Sets `id`'s last use to `at_ms` when later than the stored one.
+  virtual status touch_token(std::string_view id, std::int64_t at_ms);
+
   /// The schema version this store runs on.
   virtual int schema_version() const noexcept = 0;
 };

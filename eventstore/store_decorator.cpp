@@ -80,6 +80,28 @@ store_decorator::list_definitions(std::string_view name, bool documents) {
   return inner_->list_definitions(name, documents);
 }
 
+status store_decorator::put_token(const token_row& row) {
+  return inner_->put_token(row);
+}
+
+result<std::optional<token_row>>
+store_decorator::get_token(std::string_view id) {
+  return inner_->get_token(id);
+}
+
+result<std::vector<token_row>> store_decorator::list_tokens() {
+  return inner_->list_tokens();
+}
+
+result<bool> store_decorator::revoke_token(std::string_view id,
+                                           std::int64_t at_ms) {
+  return inner_->revoke_token(id, at_ms);
+}
+
+status store_decorator::touch_token(std::string_view id, std::int64_t at_ms) {
+  return inner_->touch_token(id, at_ms);
+}
+
 int store_decorator::schema_version() const noexcept {
   return inner_->schema_version();
 }

@@ -56,6 +56,12 @@ class store_decorator : public event_store {
   result<std::vector<definition_row>> list_definitions(std::string_view name,
                                                        bool documents) override;
 
+  status put_token(const token_row& row) override;
+  result<std::optional<token_row>> get_token(std::string_view id) override;
+  result<std::vector<token_row>> list_tokens() override;
+  result<bool> revoke_token(std::string_view id, std::int64_t at_ms) override;
+  status touch_token(std::string_view id, std::int64_t at_ms) override;
+
   int schema_version() const noexcept override;
 
  protected:

@@ -129,6 +129,30 @@ struct definition_row {
   std::int64_t stored_at_ms = 0;
 };
 
+/// One API token of a principal (see docs/security.md). The secret itself
+/// is never stored: `hash` is its salted slow hash (argon2id, encoded with
+/// its parameters and salt).
+struct token_row {
+  /// Public id: the part of the token before its secret; unique.
+  std::string id;
+  /// The principal's name, recorded as who did what.
+  std::string name;
+  /// admin, operator, starter, reader or worker.
+  std::string role;
+  /// Queues a worker token may serve (empty: every queue).
+  std::vector<std::string> queues;
+  /// Workflows a starter or operator token may start (empty: every one).
+  std::vector<std::string> workflows;
+  std::string hash;
+  std::int64_t created_at_ms = 0;
+  /// 0: never expires.
+  std::int64_t expires_at_ms = 0;
+  /// 0: not revoked.
+  std::int64_t revoked_at_ms = 0;
+  /// 0: never used.
+  std::int64_t last_used_ms = 0;
+};
+
 /// One atomic append: the events, the index row and the timer/task changes of
 /// one execution commit together or not at all.
 struct append_request {
