@@ -23,6 +23,10 @@
 #include "eventstore/types.hpp"
 #include "proto/events.pb.h"
 
+namespace cerebelum::eventstore {
+class event_store;
+} // namespace cerebelum::eventstore
+
 namespace cerebelum::actors {
 
 using json = nlohmann::json;
@@ -290,6 +294,13 @@ class engine_api {
   /// unavailable.
   virtual caf::expected<execution_view>
   retry_dead_letter(std::int64_t id, const std::string& by) = 0;
+
+  /// The node's store, where the front ends keep and check API tokens
+  /// (src/auth); null while it is not open (or in a front end's test
+  /// double). Its methods are thread-safe.
+  virtual eventstore::event_store* token_store() {
+    return nullptr;
+  }
 };
 
 } // namespace cerebelum::actors

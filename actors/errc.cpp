@@ -24,6 +24,8 @@ std::string to_string(errc x) {
     case errc::not_retryable: return "not_retryable";
     case errc::payload_too_large: return "payload_too_large";
     case errc::overloaded: return "overloaded";
+    case errc::unauthenticated: return "unauthenticated";
+    case errc::permission_denied: return "permission_denied";
     case errc::incompatible: return "incompatible";
   }
   return "unknown_errc";

@@ -56,6 +56,10 @@ enum class errc : uint8_t {
   /// to would have recorded (docs/upgrades.md); the context names the first
   /// event that differs.
   incompatible,
+  /// The request carries no valid credentials (docs/security.md).
+  unauthenticated,
+  /// The caller's role or scopes do not allow the request.
+  permission_denied,
 };
 
 /// The CAF error category of `errc`, at most 10 characters.

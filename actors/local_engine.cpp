@@ -415,6 +415,10 @@ class local_engine : public engine_api,
     return ctx_->metrics_text();
   }
 
+  eventstore::event_store* token_store() override {
+    return ctx_->has_store() ? &ctx_->store() : nullptr;
+  }
+
   health_view health() override {
     auto& h = ctx_->health();
     if (!h.get().available) {

@@ -3,6 +3,8 @@
 
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
+# OpenSSL 3.0 (libssl-dev): token hashing (scrypt), random numbers, TLS.
+find_package(OpenSSL REQUIRED)
 
 # CAF 0.17.6: Debian ships neither a CMake config nor a .pc file.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)

@@ -1,11 +1,15 @@
 #include "src/bridges/admin_service.hpp"
 
+#include "eventstore/event_store.hpp"
+#include "src/bridges/auth_gate.hpp"
 #include "src/bridges/error_mapping.hpp"
 #include "src/bridges/proto_convert.hpp"
 #include "src/bridges/request_checks.hpp"
 #include "src/bridges/request_gate.hpp"
 #include "src/bridges/worker_convert.hpp"
+#include "workflow/safe_text.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -43,24 +47,30 @@ grpc::Status to_status(const caf::error& err) {
 }
 
 admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,
-                             actors::task_api_ptr tasks)
-  : engine_(std::move(engine)), tasks_(std::move(tasks)) {
+                             actors::task_api_ptr tasks, authenticator_ptr auth)
+  : engine_(std::move(engine)),
+    tasks_(std::move(tasks)),
+    auth_(std::move(auth)) {
   // nop
 }
 
 grpc::Status
-admin_service::DescribeExecution(grpc::ServerContext*,
+admin_service::DescribeExecution(grpc::ServerContext* ctx,
                                  const admin::DescribeExecutionRequest* req,
                                  admin::ExecutionInfo* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/DescribeExecution");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
   return reply(engine_->describe(req->execution_id()), res);
 }
 
 grpc::Status
-admin_service::ListExecutions(grpc::ServerContext*,
+admin_service::ListExecutions(grpc::ServerContext* ctx,
                               const admin::ListExecutionsRequest* req,
                               admin::ListExecutionsResponse* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/ListExecutions");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   auto status = parse_status_filter(req->status());
   if (!status) return to_status(status.error());
   if (auto err = check_page_size(req->page_size())) return to_status(err);
@@ -81,9 +91,11 @@ admin_service::ListExecutions(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status admin_service::GetHistory(grpc::ServerContext*,
+grpc::Status admin_service::GetHistory(grpc::ServerContext* ctx,
                                        const admin::GetHistoryRequest* req,
                                        admin::GetHistoryResponse* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/GetHistory");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
   if (req->from_seq() < 0)
@@ -96,9 +108,11 @@ grpc::Status admin_service::GetHistory(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status admin_service::Approve(grpc::ServerContext*,
+grpc::Status admin_service::Approve(grpc::ServerContext* ctx,
                                     const admin::ApproveRequest* req,
                                     admin::ExecutionInfo* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/Approve");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
   if (auto err = require_non_empty("by", req->by())) return to_status(err);
@@ -107,25 +121,33 @@ grpc::Status admin_service::Approve(grpc::ServerContext*,
   auto data = parse_json_field("data_json", req->data_json(), actors::json{},
                                false);
   if (!data) return to_status(data.error());
-  return reply(engine_->approve(req->execution_id(), req->by(), *data), res);
-}
-
-grpc::Status admin_service::Reject(grpc::ServerContext*,
-                                   const admin::RejectRequest* req,
-                                   admin::ExecutionInfo* res) {
-  if (auto err = require_non_empty("execution_id", req->execution_id()))
-    return to_status(err);
-  if (auto err = require_non_empty("by", req->by())) return to_status(err);
-  return reply(engine_->reject(req->execution_id(), req->by(), req->reason()),
+  return reply(engine_->approve(req->execution_id(),
+                                recorded_by(allowed, req->by()), *data),
                res);
 }
 
-grpc::Status admin_service::Cancel(grpc::ServerContext*,
-                                   const admin::CancelRequest* req,
+grpc::Status admin_service::Reject(grpc::ServerContext* ctx,
+                                   const admin::RejectRequest* req,
                                    admin::ExecutionInfo* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/Reject");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
-  auto by = req->by().empty() ? std::string{"anonymous"} : req->by();
+  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  return reply(engine_->reject(req->execution_id(),
+                               recorded_by(allowed, req->by()), req->reason()),
+               res);
+}
+
+grpc::Status admin_service::Cancel(grpc::ServerContext* ctx,
+                                   const admin::CancelRequest* req,
+                                   admin::ExecutionInfo* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/Cancel");
+  if (!allowed.ok()) return to_status(refusal(allowed));
+  if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  auto by = recorded_by(allowed, req->by().empty() ? std::string{"anonymous"}
+                                                   : req->by());
   return reply(engine_->cancel(req->execution_id(), by, req->reason()), res);
 }
 
@@ -311,6 +333,9 @@ admin_service::StartExecution(grpc::CallbackServerContext* ctx,
                               admin::StartExecutionResponse* res) {
   if (auto err = require_non_empty("workflow", req->workflow()))
     return finish_now(ctx, to_status(err));
+  auto allowed = check_call(auth_, ctx, "AdminService/StartExecution",
+                            {req->workflow(), {}});
+  if (!allowed.ok()) return finish_now(ctx, to_status(refusal(allowed)));
   // The same ids as over HTTP: one that GET /v1/executions/{id} could not
   // address is refused (an empty one is generated).
   if (!req->execution_id().empty())
@@ -325,7 +350,7 @@ admin_service::StartExecution(grpc::CallbackServerContext* ctx,
   sreq.workflow = req->workflow();
   sreq.input = std::move(*input);
   sreq.execution_id = req->execution_id();
-  sreq.started_by = req->started_by();
+  sreq.started_by = recorded_by(allowed, req->started_by());
   sreq.version = req->version();
   auto reactor = std::make_shared<late_reactor>();
   reactor->hold();
@@ -347,6 +372,8 @@ grpc::ServerUnaryReactor*
 admin_service::WaitForResult(grpc::CallbackServerContext* ctx,
                              const admin::WaitForResultRequest* req,
                              admin::ExecutionInfo* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/WaitForResult");
+  if (!allowed.ok()) return finish_now(ctx, to_status(refusal(allowed)));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return finish_now(ctx, to_status(err));
   auto timeout = wait_limit(std::chrono::milliseconds{req->timeout_ms()});
@@ -362,10 +389,15 @@ admin_service::WaitForResult(grpc::CallbackServerContext* ctx,
 }
 
 grpc::ServerWriteReactor<events::Event>*
-admin_service::FollowExecution(grpc::CallbackServerContext*,
+admin_service::FollowExecution(grpc::CallbackServerContext* ctx,
                                const admin::FollowExecutionRequest* req) {
   auto reactor = std::make_shared<follow_reactor>();
   reactor->hold();
+  auto allowed = check_call(auth_, ctx, "AdminService/FollowExecution");
+  if (!allowed.ok()) {
+    reactor->end(refusal(allowed));
+    return reactor.get();
+  }
   if (auto err = require_non_empty("execution_id", req->execution_id())) {
     reactor->end(err);
     return reactor.get();
@@ -387,9 +419,11 @@ admin_service::FollowExecution(grpc::CallbackServerContext*,
   return reactor.get();
 }
 
-grpc::Status admin_service::ListWorkflows(grpc::ServerContext*,
+grpc::Status admin_service::ListWorkflows(grpc::ServerContext* ctx,
                                           const admin::ListWorkflowsRequest*,
                                           admin::ListWorkflowsResponse* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/ListWorkflows");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   for (auto& wf : engine_->workflows())
     *res->add_workflows() = to_proto(wf);
   return grpc::Status::OK;
@@ -407,11 +441,14 @@ grpc::Status admin_service::Health(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status admin_service::CheckUpgrade(grpc::ServerContext*,
+grpc::Status admin_service::CheckUpgrade(grpc::ServerContext* ctx,
                                          const admin::CheckUpgradeRequest* req,
                                          admin::CheckUpgradeResponse* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/CheckUpgrade");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   auto report = req->migrate()
-                  ? engine_->migrate(req->definition(), req->file(), req->by())
+                  ? engine_->migrate(req->definition(), req->file(),
+                                     recorded_by(allowed, req->by()))
                   : engine_->check_upgrade(req->definition(), req->file());
   if (!report) return to_status(report.error());
   *res = to_proto(*report);
@@ -445,9 +482,11 @@ await_task(const std::function<void(actors::task_api::callback<T>)>& call) {
 } // namespace
 
 grpc::Status
-admin_service::ListDeadLetters(grpc::ServerContext*,
+admin_service::ListDeadLetters(grpc::ServerContext* ctx,
                                const admin::ListDeadLettersRequest* req,
                                admin::ListDeadLettersResponse* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/ListDeadLetters");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   if (!tasks_)
     return {grpc::StatusCode::UNIMPLEMENTED, "this node has no task router"};
   if (req->page_size() > 1000)
@@ -482,19 +521,146 @@ admin_service::ListDeadLetters(grpc::ServerContext*,
 }
 
 grpc::Status
-admin_service::RetryDeadLetter(grpc::ServerContext*,
+admin_service::RetryDeadLetter(grpc::ServerContext* ctx,
                                const admin::RetryDeadLetterRequest* req,
                                admin::ExecutionInfo* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/RetryDeadLetter");
+  if (!allowed.ok()) return to_status(refusal(allowed));
   if (!tasks_)
     return {grpc::StatusCode::UNIMPLEMENTED, "this node has no task router"};
   if (auto err = require_non_empty("by", req->by())) return to_status(err);
   auto r
     = await_task<std::string>([&](actors::task_api::callback<std::string> cb) {
-        tasks_->retry_dead_letter(req->id(), req->by(), std::move(cb));
+        tasks_->retry_dead_letter(req->id(), recorded_by(allowed, req->by()),
+                                  std::move(cb));
       });
   if (!r) return {grpc::StatusCode::UNAVAILABLE, "the node did not answer"};
   if (r->error) return to_status(*r->error);
   return reply(engine_->describe(*r->value), res);
+}
+
+namespace {
+
+/// A token's name, queue or workflow: a non-empty name without spaces.
+caf::error check_label(const char* field, const std::string& value) {
+  if (value.empty())
+    return actors::make_error(actors::errc::invalid_argument,
+                              std::string{field} + " is empty");
+  if (auto why = workflow::check_text(field, value, workflow::max_name_bytes,
+                                      workflow::text_rule::name))
+    return actors::make_error(actors::errc::invalid_argument, *why);
+  return {};
+}
+
+void fill(admin::TokenInfo* out, const eventstore::token_row& row) {
+  out->set_id(row.id);
+  out->set_name(row.name);
+  out->set_role(row.role);
+  for (const auto& q : row.queues)
+    out->add_queues(q);
+  for (const auto& w : row.workflows)
+    out->add_workflows(w);
+  out->set_created_at_ms(row.created_at_ms);
+  out->set_expires_at_ms(row.expires_at_ms);
+  out->set_revoked_at_ms(row.revoked_at_ms);
+  out->set_last_used_ms(row.last_used_ms);
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+grpc::Status store_status(const eventstore::error& err) {
+  return {err.retryable ? grpc::StatusCode::UNAVAILABLE
+                        : grpc::StatusCode::FAILED_PRECONDITION,
+          "the store refused: " + err.message};
+}
+
+} // namespace
+
+/// The token RPCs need an authenticator (a node with --auth token) and an
+/// open store; the answer when one is missing, else nothing.
+std::optional<grpc::Status>
+admin_service::tokens_unavailable(eventstore::event_store*& store) const {
+  if (!auth_)
+    return grpc::Status{grpc::StatusCode::FAILED_PRECONDITION,
+                        "this node runs without --auth token: tokens would "
+                        "not be checked"};
+  store = engine_->token_store();
+  if (!store)
+    return grpc::Status{grpc::StatusCode::UNAVAILABLE,
+                        "the node's store is not open yet"};
+  return std::nullopt;
+}
+
+grpc::Status admin_service::CreateToken(grpc::ServerContext* ctx,
+                                        const admin::CreateTokenRequest* req,
+                                        admin::CreateTokenResponse* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/CreateToken");
+  if (!allowed.ok()) return to_status(refusal(allowed));
+  eventstore::event_store* store = nullptr;
+  if (auto st = tokens_unavailable(store)) return *st;
+  if (auto err = check_label("name", req->name())) return to_status(err);
+  auto r = auth::parse_role(req->role());
+  if (!r)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "role: must be admin, operator, starter, reader or worker, got '"
+              + workflow::printable(req->role(), 40) + "'"};
+  if (req->expires_in_ms() < 0)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "expires_in_ms: must not be negative"};
+  auth::token_spec spec;
+  spec.name = req->name();
+  spec.r = *r;
+  spec.queues.assign(req->queues().begin(), req->queues().end());
+  spec.workflows.assign(req->workflows().begin(), req->workflows().end());
+  for (const auto& q : spec.queues)
+    if (auto err = check_label("queues", q)) return to_status(err);
+  for (const auto& w : spec.workflows)
+    if (auto err = check_label("workflows", w)) return to_status(err);
+  auto now = wall_ms();
+  if (req->expires_in_ms() > 0) spec.expires_at_ms = now + req->expires_in_ms();
+  auto made = auth::make_token(spec, now);
+  if (auto put = store->put_token(made.row); !put)
+    return store_status(put.err());
+  fill(res->mutable_token(), made.row);
+  res->set_secret(made.text);
+  return grpc::Status::OK;
+}
+
+grpc::Status admin_service::ListTokens(grpc::ServerContext* ctx,
+                                       const admin::ListTokensRequest*,
+                                       admin::ListTokensResponse* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/ListTokens");
+  if (!allowed.ok()) return to_status(refusal(allowed));
+  eventstore::event_store* store = nullptr;
+  if (auto st = tokens_unavailable(store)) return *st;
+  auto rows = store->list_tokens();
+  if (!rows) return store_status(rows.err());
+  for (const auto& row : *rows)
+    fill(res->add_tokens(), row);
+  return grpc::Status::OK;
+}
+
+grpc::Status admin_service::RevokeToken(grpc::ServerContext* ctx,
+                                        const admin::RevokeTokenRequest* req,
+                                        admin::TokenInfo* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/RevokeToken");
+  if (!allowed.ok()) return to_status(refusal(allowed));
+  eventstore::event_store* store = nullptr;
+  if (auto st = tokens_unavailable(store)) return *st;
+  auto found = store->revoke_token(req->id(), wall_ms());
+  if (!found) return store_status(found.err());
+  if (!*found)
+    return {grpc::StatusCode::NOT_FOUND,
+            "no token '" + workflow::printable(req->id(), 40) + "'"};
+  auth_->forget(req->id());
+  auto row = store->get_token(req->id());
+  if (!row) return store_status(row.err());
+  if (*row) fill(res, **row);
+  return grpc::Status::OK;
 }
 
 } // namespace cerebelum::api

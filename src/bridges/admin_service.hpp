@@ -4,10 +4,12 @@
 // Included only by the gRPC server and its tests: it pulls in gRPC headers.
 
 #include <memory>
+#include <optional>
 
 #include "actors/engine_api.hpp"
 #include "actors/task_api.hpp"
 #include "admin.grpc.pb.h"
+#include "src/bridges/auth_gate.hpp"
 
 namespace cerebelum::api {
 
@@ -22,8 +24,11 @@ class admin_service final
   /// `tasks`, when set, serves the dead letter RPCs (else UNIMPLEMENTED).
   /// Pending waits end when the server shuts down (their calls are
   /// cancelled).
+  /// `auth`, when set, checks every call's token (src/auth); without it
+  /// every call is allowed and the token RPCs are refused.
   explicit admin_service(std::shared_ptr<actors::engine_api> engine,
-                         actors::task_api_ptr tasks = nullptr);
+                         actors::task_api_ptr tasks = nullptr,
+                         authenticator_ptr auth = nullptr);
 
   /// A callback method: the start's commit is awaited holding no thread
   /// (engine_api::start_async).
@@ -78,6 +83,18 @@ class admin_service final
                             const admin::CheckUpgradeRequest* req,
                             admin::CheckUpgradeResponse* res) override;
 
+  grpc::Status CreateToken(grpc::ServerContext* ctx,
+                           const admin::CreateTokenRequest* req,
+                           admin::CreateTokenResponse* res) override;
+
+  grpc::Status ListTokens(grpc::ServerContext* ctx,
+                          const admin::ListTokensRequest* req,
+                          admin::ListTokensResponse* res) override;
+
+  grpc::Status RevokeToken(grpc::ServerContext* ctx,
+                           const admin::RevokeTokenRequest* req,
+                           admin::TokenInfo* res) override;
+
   grpc::Status ListDeadLetters(grpc::ServerContext* ctx,
                                const admin::ListDeadLettersRequest* req,
                                admin::ListDeadLettersResponse* res) override;
@@ -89,6 +106,10 @@ class admin_service final
  private:
   std::shared_ptr<actors::engine_api> engine_;
   actors::task_api_ptr tasks_;
+  std::optional<grpc::Status>
+  tokens_unavailable(eventstore::event_store*& store) const;
+
+  authenticator_ptr auth_;
 };
 
 /// Converts an engine error into a gRPC status with its message.

@@ -17,6 +17,8 @@ int http_status_of(errc code) {
     case errc::not_retryable: return 409;
     case errc::payload_too_large: return 413;
     case errc::overloaded: return 429;
+    case errc::unauthenticated: return 401;
+    case errc::permission_denied: return 403;
     case errc::deadline_exceeded: return 504;
     case errc::unavailable:
     case errc::data_dir_locked:
@@ -39,6 +41,8 @@ int grpc_code_of(errc code) {
     case errc::deadline_exceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case errc::store_damaged: return grpc::StatusCode::DATA_LOSS;
     case errc::overloaded: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case errc::unauthenticated: return grpc::StatusCode::UNAUTHENTICATED;
+    case errc::permission_denied: return grpc::StatusCode::PERMISSION_DENIED;
     case errc::unavailable:
     case errc::data_dir_locked:
     case errc::data_dir_unusable: return grpc::StatusCode::UNAVAILABLE;

@@ -144,7 +144,7 @@ std::optional<checked_start> check_start(const http::request& req,
   out.req.workflow = std::move(workflow);
   out.req.input = std::move(*input);
   out.req.execution_id = std::move(*id);
-  out.req.started_by = std::move(*by);
+  out.req.started_by = req.principal.empty() ? std::move(*by) : req.principal;
   out.req.version = *version_hash;
   out.wait = *wait;
   out.timeout = wait_limit(std::chrono::milliseconds{*timeout});
@@ -473,6 +473,7 @@ void upgrade_route(http::server& srv, engine_ptr engine) {
                if (!by) return send_error(res, by.error());
                auto slot = admit(body, res);
                if (!slot) return;
+               if (!req.principal.empty()) *by = req.principal;
                auto report = *migrate ? engine->migrate(body, *file, *by)
                                       : engine->check_upgrade(body, *file);
                if (!report) return send_error(res, report.error());
@@ -495,8 +496,12 @@ void decision_route(http::server& srv, const std::string& path, bool require_by,
                  return send_error(res, err);
                auto slot = admit(text, res);
                if (!slot) return;
-               auto body = decision_body::parse(text, require_by);
+               // With a token, who decides is its principal: a typed
+               // `by` is not needed (and not recorded).
+               auto body = decision_body::parse(
+                 text, require_by && req.principal.empty());
                if (!body) return send_error(res, body.error());
+               if (!req.principal.empty()) body->by = req.principal;
                reply(res, decide(req.captures[0], *body));
              });
 }
@@ -572,7 +577,9 @@ void dead_letter_routes(http::server& srv, engine_ptr engine) {
                auto body = decision_body::parse(text, true);
                if (!body) return send_error(res, body.error());
                auto id = std::stoll(req.captures[0]);
-               reply(res, engine->retry_dead_letter(id, body->by));
+               reply(res, engine->retry_dead_letter(id, req.principal.empty()
+                                                          ? body->by
+                                                          : req.principal));
              });
 }
 
@@ -626,6 +633,33 @@ void metrics_route(http::server& srv, engine_ptr engine) {
             });
 }
 
+/// Checks every request against the permission table (src/auth) by its
+/// route's label; the workflow a start names is the scope.
+void guard_routes(http::server& srv, authenticator_ptr auth) {
+  if (!auth) return;
+  auto labels = std::make_shared<const route_labels>();
+  srv.check_with(
+    [auth, labels](const std::string& route,
+                   http::request& req) -> std::optional<http::response> {
+      auto name = req.method + " " + labels->of(route);
+      if (req.method == "HEAD") name = "GET " + labels->of(route);
+      auth::request_scope scope;
+      if (route == start_path && !req.captures.empty())
+        scope.workflow = req.captures[0];
+      auto v = auth->check(
+        "http", name, auth::bearer_token(req.header("authorization")), scope);
+      if (v.ok()) {
+        if (v.who) req.principal = v.who->name;
+        return std::nullopt;
+      }
+      http::response res;
+      send_error(res, refusal(v));
+      if (v.result == auth::verdict::outcome::unauthenticated)
+        res.set_header("WWW-Authenticate", "Bearer");
+      return res;
+    });
+}
+
 } // namespace
 
 std::unique_ptr<http::server> make_http_api(engine_ptr engine,
@@ -640,6 +674,7 @@ std::unique_ptr<http::server> make_http_api(engine_ptr engine,
                         "the node is stopping: the wait was abandoned (the "
                         "execution goes on; ask for it again)"));
   srv->on_stop(std::move(stopping));
+  guard_routes(*srv, opts.auth);
   metrics_route(*srv, engine);
   start_route(*srv, engine);
   list_route(*srv, engine);

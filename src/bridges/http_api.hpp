@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "src/bridges/auth_gate.hpp"
 #include "src/bridges/http_server.hpp"
 
 namespace cerebelum::actors {
@@ -33,6 +34,9 @@ struct http_options {
   std::size_t max_body_bytes = 1 << 20;
   /// Threads, connection limit and timeouts of the server.
   http::server_options server;
+  /// Checks every request's token (src/auth); null: every request is
+  /// allowed (a node without --auth token).
+  authenticator_ptr auth;
 };
 
 /// A server (not yet listening) with every route of the API; requests still

@@ -142,6 +142,7 @@ struct server::impl {
   std::vector<route_entry> routes;
   response stop_answer;
   answer_observer observer;
+  request_guard guard;
   std::atomic<bool> stopping{false};
   bool started = false;
   // For the exchanges, which keep the io_context alive.
@@ -879,8 +880,12 @@ void server::impl::dispatch(std::shared_ptr<session> s, request req,
                        ? *large_pool
                        : *pool;
       asio::post(runner, [run = r.run, req = std::move(req),
-                          answer = responder{std::move(ex)}]() {
+                          answer = responder{std::move(ex)}, &guard = guard,
+                          &route = r.text]() mutable {
         try {
+          if (guard)
+            if (auto refused = guard(route, req))
+              return answer.send(std::move(*refused));
           run(req, answer);
         } catch (const std::exception& e) {
           answer.send(error_response(500, "internal",
@@ -945,6 +950,10 @@ void server::route(std::string method, const std::string& pattern, handler h) {
 
 void server::observe(answer_observer o) {
   impl_->observer = std::move(o);
+}
+
+void server::check_with(request_guard g) {
+  impl_->guard = std::move(g);
 }
 
 void server::on_stop(response res) {

@@ -36,6 +36,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -90,6 +91,9 @@ struct request {
   /// Header fields, names in lower case.
   std::multimap<std::string, std::string> headers;
   std::string body;
+  /// Who sent it, as events record it: the authenticated principal's name
+  /// (set by the server's guard), or "" when the node checks no tokens.
+  std::string principal;
 
   /// The value of header `name` (any case), or "" when absent.
   [[nodiscard]] std::string header(std::string_view name) const;
@@ -180,6 +184,13 @@ using handler = std::function<void(const request&, responder)>;
 using answer_observer
   = std::function<void(const std::string& route, int status, double seconds)>;
 
+/// Checks a request before its route's handler runs (on the handler's
+/// pool, so it may block briefly): `route` is the pattern the request
+/// matched. Returns the answer when the request is refused; may set
+/// `request::principal`.
+using request_guard = std::function<std::optional<response>(
+  const std::string& route, request& req)>;
+
 class server {
  public:
   explicit server(server_options opts = {});
@@ -193,6 +204,10 @@ class server {
   /// route also serves HEAD. Routes are matched in the order added; call
   /// before `listen`.
   void route(std::string method, const std::string& pattern, handler h);
+
+  /// Runs `g` before every handler (see request_guard). Call before
+  /// `listen`.
+  void check_with(request_guard g);
 
   /// The answer to requests still pending when the server stops.
   void on_stop(response res);

@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <fstream>
+#include <iterator>
 
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
@@ -38,18 +40,41 @@ caf::behavior server_owner(caf::event_based_actor* self, std::string what,
   };
 }
 
+/// The credentials of a listener: TLS (with client certificates when a CA
+/// is given) or none.
+caf::expected<std::shared_ptr<grpc::ServerCredentials>>
+server_credentials(const tls_files& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  auto cert = read_pem("--tls-cert", tls.cert);
+  if (!cert) return cert.error();
+  auto key = read_pem("--tls-key", tls.key);
+  if (!key) return key.error();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!tls.client_ca.empty()) {
+    auto ca = read_pem("--tls-client-ca", tls.client_ca);
+    if (!ca) return ca.error();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request
+      = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
 caf::expected<caf::actor>
 start_grpc(caf::actor_system& sys, const std::string& address,
            const std::shared_ptr<actors::engine_api>& engine,
-           const actors::task_api_ptr& tasks) {
-  auto service = std::make_shared<admin_service>(engine, tasks);
+           const actors::task_api_ptr& tasks, const grpc_options& opts) {
+  auto creds = server_credentials(opts.tls);
+  if (!creds) return creds.error();
+  auto service = std::make_shared<admin_service>(engine, tasks, opts.auth);
   std::shared_ptr<worker_service> workers;
-  if (tasks) workers = std::make_shared<worker_service>(tasks);
+  if (tasks) workers = std::make_shared<worker_service>(tasks, opts.auth);
   grpc::ServerBuilder builder;
   // Without this, Linux lets a second node bind the same port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, *creds, &port);
   builder.RegisterService(service.get());
   if (workers) builder.RegisterService(workers.get());
   // Worker results up to 1 MiB of JSON plus the envelope.
@@ -60,8 +85,10 @@ start_grpc(caf::actor_system& sys, const std::string& address,
     return make_error(errc::unavailable,
                       "cannot listen on " + address
                         + " (gRPC): address in use or invalid");
-  spdlog::info("gRPC AdminService{} listening on {}",
-               workers ? " and WorkerService" : "", address);
+  spdlog::info("gRPC AdminService{} listening on {}{}{}",
+               workers ? " and WorkerService" : "", address,
+               opts.tls.enabled() ? " (TLS" : " (no TLS",
+               opts.auth ? ", tokens required)" : ", no tokens)");
   auto shutdown = [server, service, workers] {
     if (workers) workers->stop_polls();
     server->Shutdown(std::chrono::system_clock::now()
@@ -120,12 +147,26 @@ bool split_address(const std::string& address, std::string& host, int& port) {
 supervision::child_spec
 grpc_server_spec(std::string address,
                  std::shared_ptr<actors::engine_api> engine,
-                 actors::task_api_ptr tasks) {
+                 actors::task_api_ptr tasks, grpc_options opts) {
   return make_spec("grpc_server",
-                   [address, engine, tasks](caf::actor_system& sys,
-                                            const caf::message&) {
-                     return start_grpc(sys, address, engine, tasks);
+                   [address, engine, tasks, opts](caf::actor_system& sys,
+                                                  const caf::message&) {
+                     return start_grpc(sys, address, engine, tasks, opts);
                    });
+}
+
+caf::expected<std::string> read_pem(const std::string& what,
+                                    const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::string text{std::istreambuf_iterator<char>{in},
+                   std::istreambuf_iterator<char>{}};
+  if (!in.good() && !in.eof())
+    return make_error(errc::invalid_argument,
+                      what + ": cannot read '" + path + "'");
+  if (text.find("-----BEGIN ") == std::string::npos)
+    return make_error(errc::invalid_argument,
+                      what + ": '" + path + "' is not a PEM file");
+  return text;
 }
 
 supervision::child_spec

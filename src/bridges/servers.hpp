@@ -18,12 +18,37 @@ class engine_api;
 
 namespace cerebelum::api {
 
+/// PEM files of a TLS listener (docs/security.md).
+struct tls_files {
+  /// The server's certificate chain and private key; empty: no TLS.
+  std::string cert;
+  std::string key;
+  /// Client certificates must be signed by this CA (mutual TLS); empty:
+  /// none are asked for.
+  std::string client_ca;
+
+  [[nodiscard]] bool enabled() const noexcept {
+    return !cert.empty();
+  }
+};
+
+/// Security of the gRPC server.
+struct grpc_options {
+  /// Checks every call's token; null: every call is allowed.
+  authenticator_ptr auth;
+  tls_files tls;
+};
+
 /// A child "grpc_server" serving the AdminService on `address` (HOST:PORT),
 /// and the WorkerService when `tasks` is set.
 supervision::child_spec
 grpc_server_spec(std::string address,
                  std::shared_ptr<actors::engine_api> engine,
-                 actors::task_api_ptr tasks = nullptr);
+                 actors::task_api_ptr tasks = nullptr, grpc_options opts = {});
+
+/// The text of file `path`, or an error naming it (for PEM files).
+caf::expected<std::string> read_pem(const std::string& what,
+                                    const std::string& path);
 
 /// A child "http_server" serving the HTTP/JSON API on `address` (HOST:PORT).
 supervision::child_spec

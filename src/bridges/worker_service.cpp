@@ -50,9 +50,35 @@ finish_with(grpc::ServerUnaryReactor* reactor, Fill fill) {
 
 } // namespace
 
-worker_service::worker_service(actors::task_api_ptr tasks)
-  : tasks_(std::move(tasks)) {
+worker_service::worker_service(actors::task_api_ptr tasks,
+                               authenticator_ptr auth)
+  : tasks_(std::move(tasks)), auth_(std::move(auth)) {
   // nop
+}
+
+grpc::Status
+worker_service::admit(grpc::CallbackServerContext* ctx, const char* method,
+                      const std::string& worker,
+                      std::span<const std::string> queues, bool claim) {
+  if (!auth_) return grpc::Status::OK;
+  auto v = check_call(auth_, ctx, method, {{}, queues});
+  if (!v.ok())
+    return {v.result == auth::verdict::outcome::unauthenticated
+              ? grpc::StatusCode::UNAUTHENTICATED
+              : grpc::StatusCode::PERMISSION_DENIED,
+            v.message};
+  std::lock_guard<std::mutex> guard{owners_mtx_};
+  auto i = owners_.find(worker);
+  if (i == owners_.end()) {
+    if (claim) owners_.emplace(worker, v.who->token_id);
+    return grpc::Status::OK;
+  }
+  if (i->second == v.who->token_id) return grpc::Status::OK;
+  return {grpc::StatusCode::PERMISSION_DENIED,
+          "worker '" + worker
+            + "' was registered with another token: "
+              "token '"
+            + v.who->name + "' may not act for it"};
 }
 
 grpc::ServerUnaryReactor*
@@ -60,6 +86,11 @@ worker_service::Register(grpc::CallbackServerContext* ctx,
                          const worker::RegisterRequest* req,
                          worker::RegisterResponse* res) {
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
+    return refuse(ctx, st);
+  std::vector<std::string> queues{req->queues().begin(), req->queues().end()};
+  if (auto st = admit(ctx, "WorkerService/Register", req->worker_id(), queues,
+                      true);
+      !st.ok())
     return refuse(ctx, st);
   auto* reactor = ctx->DefaultReactor();
   tasks_->register_worker(to_registration(*req),
@@ -225,6 +256,11 @@ worker_service::PollTask(grpc::CallbackServerContext* ctx,
   if (req->wait_ms() < 0)
     return refuse(ctx,
                   {grpc::StatusCode::INVALID_ARGUMENT, "wait_ms is negative"});
+  std::vector<std::string> queues{req->queues().begin(), req->queues().end()};
+  if (auto st = admit(ctx, "WorkerService/PollTask", req->worker_id(), queues,
+                      false);
+      !st.ok())
+    return refuse(ctx, st);
   auto wait = std::chrono::milliseconds{req->wait_ms()};
   // End the long-poll a little before the client's deadline, so that an
   // empty answer (not DEADLINE_EXCEEDED) reaches it.
@@ -236,7 +272,7 @@ worker_service::PollTask(grpc::CallbackServerContext* ctx,
       wait = std::max(cap, std::chrono::milliseconds{1});
   }
   auto* reactor = new poll_reactor(this, req->worker_id(), res);
-  reactor->start({req->queues().begin(), req->queues().end()}, wait);
+  reactor->start(std::move(queues), wait);
   return reactor;
 }
 
@@ -262,6 +298,10 @@ worker_service::Heartbeat(grpc::CallbackServerContext* ctx,
                           worker::HeartbeatResponse* res) {
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
+  if (auto st = admit(ctx, "WorkerService/Heartbeat", req->worker_id(), {},
+                      false);
+      !st.ok())
+    return refuse(ctx, st);
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
     return refuse(ctx, st);
   auto* reactor = ctx->DefaultReactor();
@@ -278,6 +318,10 @@ worker_service::CompleteTask(grpc::CallbackServerContext* ctx,
                              const worker::CompleteTaskRequest* req,
                              worker::CompleteTaskResponse* res) {
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
+    return refuse(ctx, st);
+  if (auto st = admit(ctx, "WorkerService/CompleteTask", req->worker_id(), {},
+                      false);
+      !st.ok())
     return refuse(ctx, st);
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
     return refuse(ctx, st);
@@ -309,11 +353,19 @@ worker_service::Unregister(grpc::CallbackServerContext* ctx,
                            worker::UnregisterResponse* res) {
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
+  if (auto st = admit(ctx, "WorkerService/Unregister", req->worker_id(), {},
+                      false);
+      !st.ok())
+    return refuse(ctx, st);
   auto* reactor = ctx->DefaultReactor();
-  tasks_->unregister(req->worker_id(), finish_with<std::uint32_t>(
-                                         reactor, [res](std::uint32_t n) {
-                                           *res = unregistered(n);
-                                         }));
+  tasks_->unregister(req->worker_id(),
+                     finish_with<std::uint32_t>(
+                       reactor,
+                       [this, res, worker = req->worker_id()](std::uint32_t n) {
+                         *res = unregistered(n);
+                         std::lock_guard<std::mutex> guard{owners_mtx_};
+                         owners_.erase(worker);
+                       }));
   return reactor;
 }
 

@@ -8,8 +8,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
+#include <unordered_map>
 
 #include "actors/task_api.hpp"
+#include "src/bridges/auth_gate.hpp"
 #include "worker.grpc.pb.h"
 
 namespace cerebelum::api {
@@ -21,7 +24,10 @@ namespace cerebelum::api {
 /// router's answer, or a long-poll's cancellation, finishes it.
 class worker_service final : public worker::WorkerService::CallbackService {
  public:
-  explicit worker_service(actors::task_api_ptr tasks);
+  /// `auth`, when set, checks every call's token (src/auth) and binds each
+  /// worker id to the token that registered it.
+  explicit worker_service(actors::task_api_ptr tasks,
+                          authenticator_ptr auth = nullptr);
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* ctx,
                                      const worker::RegisterRequest* req,
@@ -50,6 +56,17 @@ class worker_service final : public worker::WorkerService::CallbackService {
              worker::UnregisterResponse* res) override;
 
  private:
+  /// Checks the token of a call of `method` about worker `worker` (and
+  /// `queues`): a worker id belongs to the token that registered it first;
+  /// `claim` (Register) binds an unbound one. OK or the refusal.
+  grpc::Status admit(grpc::CallbackServerContext* ctx, const char* method,
+                     const std::string& worker,
+                     std::span<const std::string> queues, bool claim);
+
+  authenticator_ptr auth_;
+  std::mutex owners_mtx_;
+  /// Worker id -> id of the token that registered it.
+  std::unordered_map<std::string, std::string> owners_;
   class poll_reactor;
   friend class poll_reactor;
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -19,8 +20,10 @@
 #include "actors/node.hpp"
 #include "actors/payload_limit.hpp"
 #include "eventstore/sqlite_store.hpp"
+#include "src/auth/authenticator.hpp"
 #include "src/bridges/caf/caf_port.hpp"
 #include "src/bridges/servers.hpp"
+#include "src/cli/node_security.hpp"
 #include "src/demo/demo_functions.hpp"
 #include "wire/wire.hpp"
 
@@ -64,7 +67,9 @@ CLI::Validator address_check(bool optional) {
 
 /// The node's configuration: store, workflows, the demo functions and the
 /// gRPC and HTTP servers as children of bridge_sup.
-actors::node_config make_node_config(const node_options& opts) {
+actors::node_config make_node_config(
+  const node_options& opts,
+  std::shared_ptr<std::shared_ptr<actors::engine_api>> engine_slot) {
   actors::node_config ncfg;
   ncfg.data_dir = opts.data_dir;
   ncfg.store = opts.store == "sqlite" ? std::string{} : opts.store;
@@ -81,11 +86,24 @@ actors::node_config make_node_config(const node_options& opts) {
   demo::register_demo_functions(*ncfg.functions);
   ncfg.bridges
     = [listen = opts.listen, http = opts.http, caf_host = opts.caf_host,
-       caf_port = opts.caf_port](std::shared_ptr<actors::engine_api> api,
-                                 actors::task_api_ptr tasks) {
+       caf_port = opts.caf_port, tokens = opts.auth == "token",
+       tls = api::tls_files{opts.tls_cert, opts.tls_key, opts.tls_client_ca},
+       engine_slot](std::shared_ptr<actors::engine_api> api,
+                    actors::task_api_ptr tasks) {
+        *engine_slot = api;
+        api::authenticator_ptr auth;
+        if (tokens)
+          auth = std::make_shared<auth::authenticator>(
+            [weak = std::weak_ptr<actors::engine_api>{api}] {
+              auto engine = weak.lock();
+              return engine ? engine->token_store() : nullptr;
+            });
         std::vector<supervision::child_spec> specs;
-        specs.push_back(api::grpc_server_spec(listen, api, tasks));
-        if (!http.empty()) specs.push_back(api::http_server_spec(http, api));
+        specs.push_back(api::grpc_server_spec(listen, api, tasks, {auth, tls}));
+        api::http_options http_opts;
+        http_opts.auth = auth;
+        if (!http.empty())
+          specs.push_back(api::http_server_spec(http, api, http_opts));
         // The gateway behind a guard that checks each BASP frame: the
         // port is unauthenticated and libcaf_io trusts what it parses.
         if (caf_port > 0)
@@ -189,9 +207,38 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
                 "retry budget; then it is an ordinary failure of the step")
     ->check(CLI::Range(0u, 1000u))
     ->capture_default_str();
+  cmd
+    .add_option("--auth", opts.auth,
+                "token: every request needs a token (Authorization: Bearer, "
+                "gRPC metadata); the first start makes an admin token in "
+                "DATA_DIR/admin.token. none: no checks (loopback only)")
+    ->check(CLI::IsMember({"none", "token"}))
+    ->capture_default_str();
+  cmd.add_option("--tls-cert", opts.tls_cert,
+                 "PEM certificate chain of the gRPC listener (TLS)");
+  cmd.add_option("--tls-key", opts.tls_key, "PEM private key of --tls-cert");
+  cmd.add_option("--tls-client-ca", opts.tls_client_ca,
+                 "Require client certificates signed by this PEM CA (mutual "
+                 "TLS on gRPC)");
+  cmd.add_flag("--insecure", opts.insecure,
+               "Listen beyond loopback without TLS and tokens anyway "
+               "(logged as a warning at start and shown by health)");
 }
 
 int run_node(const node_options& opts) {
+  if (auto problem = exposure_problem(opts)) {
+    spdlog::error("refusing to start: {}", *problem);
+    return 2;
+  }
+  if (opts.tls_cert.empty() != opts.tls_key.empty()
+      || (!opts.tls_client_ca.empty() && opts.tls_cert.empty())) {
+    spdlog::error("refusing to start: --tls-cert and --tls-key go together, "
+                  "and --tls-client-ca needs them");
+    return 2;
+  }
+  if (auto exposed = insecure_exposure(opts); !exposed.empty())
+    spdlog::warn("{}", exposed);
+  ::umask(077);
   std::error_code ec;
   std::filesystem::create_directories(opts.data_dir, ec);
   if (ec) {
@@ -199,6 +246,8 @@ int run_node(const node_options& opts) {
                   ec.message());
     return 1;
   }
+  if (auto warning = make_data_dir_private(opts.data_dir))
+    spdlog::warn("{}", *warning);
   auto open_files = raise_open_files_limit();
   // The HTTP server's connections, plus the store, gRPC, workers and logs.
   constexpr rlim_t wanted_files = 10'000 + 1'024;
@@ -217,7 +266,8 @@ int run_node(const node_options& opts) {
   wire::add_wire_types(cfg); // the CAF worker port (src/bridges/caf)
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
-  auto ncfg = make_node_config(opts);
+  auto engine_slot = std::make_shared<std::shared_ptr<actors::engine_api>>();
+  auto ncfg = make_node_config(opts, engine_slot);
   auto node = actors::node::start(sys, ncfg, [](const caf::error&) {
     // Wake the main thread: the tree is gone, the node cannot serve.
     ::kill(::getpid(), SIGUSR1);
@@ -225,6 +275,18 @@ int run_node(const node_options& opts) {
   if (!node) {
     spdlog::error("node failed to start: {}", sys.render(node.error()));
     return 1;
+  }
+  if (opts.auth == "token") {
+    auto* store = *engine_slot ? (*engine_slot)->token_store() : nullptr;
+    bool failed = store == nullptr;
+    auto said = store ? bootstrap_admin_token(*store, opts.data_dir, failed)
+                      : std::string{"the store is not open"};
+    if (failed) {
+      spdlog::error("--auth token: {}; stopping", said);
+      node->stop(std::chrono::seconds{10});
+      return 1;
+    }
+    if (!said.empty()) spdlog::info("{}", said);
   }
   spdlog::info("node ready (data dir {}, store {}, gRPC {}, HTTP {}, CAF "
                "workers {}); SIGINT or SIGTERM stops it",

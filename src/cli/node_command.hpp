@@ -42,6 +42,15 @@ struct node_options {
   /// Times a lost attempt is offered again before it counts as a failure
   /// of its step (workflow::reoffer_policy).
   unsigned max_reoffers = 5;
+  /// "none" or "token": whether every request must carry a token
+  /// (docs/security.md).
+  std::string auth = "none";
+  /// PEM files of the gRPC listener's TLS; empty: no TLS.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  /// Listen beyond loopback without TLS and tokens (logged as a warning).
+  bool insecure = false;
 };
 
 /// Declares the options of `cerebelum node` on `cmd`.

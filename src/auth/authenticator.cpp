@@ -1,0 +1,204 @@
+#include "src/auth/authenticator.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "eventstore/event_store.hpp"
+
+namespace cerebelum::auth {
+
+namespace {
+
+using outcome = verdict::outcome;
+
+verdict refuse(outcome o, std::string message) {
+  return verdict{o, std::move(message), std::nullopt};
+}
+
+bool contains(const std::vector<std::string>& xs, std::string_view x) {
+  return std::find(xs.begin(), xs.end(), x) != xs.end();
+}
+
+/// Whether `who`'s scopes cover `scope`.
+std::optional<std::string> out_of_scope(const principal& who,
+                                        const request_scope& scope) {
+  if (!scope.workflow.empty() && !who.workflows.empty()
+      && !contains(who.workflows, scope.workflow))
+    return "token '" + who.name + "' may not start workflow '"
+           + std::string{scope.workflow} + "'";
+  if (!who.queues.empty())
+    for (const auto& q : scope.queues)
+      if (!contains(who.queues, q))
+        return "token '" + who.name + "' may not serve queue '" + q + "'";
+  return std::nullopt;
+}
+
+/// Why `row` cannot be used at `now`, or nothing.
+std::optional<std::string> unusable(const eventstore::token_row& row,
+                                    std::int64_t now) {
+  if (row.revoked_at_ms != 0) return "the token was revoked";
+  if (row.expires_at_ms != 0 && row.expires_at_ms <= now)
+    return "the token expired";
+  if (!parse_role(row.role)) return "the token has an unknown role";
+  return std::nullopt;
+}
+
+} // namespace
+
+std::string_view bearer_token(std::string_view authorization) noexcept {
+  constexpr std::string_view scheme = "bearer ";
+  if (authorization.size() <= scheme.size()) return {};
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i])
+      return {};
+  auto rest = authorization.substr(scheme.size());
+  while (!rest.empty() && rest.front() == ' ')
+    rest.remove_prefix(1);
+  return rest;
+}
+
+authenticator::authenticator(store_fn store, clock_fn now_ms)
+  : store_(std::move(store)), now_ms_(std::move(now_ms)) {
+  // nop
+}
+
+std::int64_t authenticator::now() const {
+  if (now_ms_) return now_ms_();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+verdict authenticator::check(std::string_view surface, std::string_view name,
+                             std::string_view credentials,
+                             const request_scope& scope) {
+  auto p = needed(surface, name);
+  if (!p)
+    return refuse(outcome::forbidden,
+                  std::string{name} + " declares no permission: refused");
+  return check(credentials, *p, scope);
+}
+
+verdict authenticator::check(std::string_view credentials, permission p,
+                             const request_scope& scope) {
+  if (p == permission::open) return verdict{};
+  auto v = authenticate(credentials, now());
+  if (!v.ok()) return v;
+  const auto& who = *v.who;
+  if (!allows(who.r, p))
+    return refuse(outcome::forbidden,
+                  "token '" + who.name + "' (role "
+                    + std::string{to_string(who.r)} + ") may not "
+                    + std::string{to_string(p)} + " (docs/security.md)");
+  if (auto why = out_of_scope(who, scope))
+    return refuse(outcome::forbidden, *why);
+  return v;
+}
+
+void authenticator::forget(std::string_view token_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::erase_if(known_, [token_id](const auto& kv) {
+    return kv.second.who.token_id == token_id;
+  });
+}
+
+verdict authenticator::authenticate(std::string_view credentials,
+                                    std::int64_t now) {
+  if (credentials.empty())
+    return refuse(outcome::unauthenticated,
+                  "this node requires a token: send 'Authorization: Bearer "
+                  "<token>' (CLI: --token or CEREBELUM_TOKEN)");
+  auto parts = parse_token(credentials);
+  if (!parts)
+    return refuse(outcome::unauthenticated,
+                  "the credentials are not a Cerebelum token (cbm_...)");
+  auto key = sha256(credentials);
+  bool recheck = true;
+  std::optional<std::pair<principal, bool>> cached;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto i = known_.find(key); i != known_.end()) {
+      auto& e = i->second;
+      if (e.expires_at_ms != 0 && e.expires_at_ms <= now) {
+        known_.erase(i);
+        return refuse(outcome::unauthenticated, "the token expired");
+      }
+      recheck = now - e.checked_at_ms
+                >= static_cast<std::int64_t>(recheck_interval.count());
+      if (!recheck) {
+        bool touch = now - e.touched_at_ms
+                     >= static_cast<std::int64_t>(touch_interval.count());
+        if (touch) e.touched_at_ms = now;
+        cached = std::make_pair(e.who, touch);
+      }
+    }
+  }
+  auto* store = store_();
+  if (cached) {
+    if (cached->second && store)
+      (void)store->touch_token(cached->first.token_id, now);
+    return verdict{outcome::allowed, {}, std::move(cached->first)};
+  }
+  if (!store)
+    return refuse(outcome::unauthenticated,
+                  "the node's store is not open yet: tokens cannot be "
+                  "checked; retry");
+  auto row = store->get_token(parts->id);
+  if (!row)
+    return refuse(outcome::unauthenticated,
+                  "tokens cannot be checked now (the store answered: "
+                    + row.err().message + "); retry");
+  auto forget_key = [this, &key] {
+    std::lock_guard<std::mutex> guard{mtx_};
+    known_.erase(key);
+  };
+  if (!row->has_value()) {
+    forget_key();
+    return refuse(outcome::unauthenticated, "unknown token");
+  }
+  const auto& r = **row;
+  if (auto why = unusable(r, now)) {
+    forget_key();
+    return refuse(outcome::unauthenticated, *why);
+  }
+  bool known_before = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    known_before = known_.contains(key);
+    if (!known_before) {
+      auto f = failed_.find(r.id);
+      if (f != failed_.end() && now - f->second < 1'000)
+        return refuse(outcome::unauthenticated, "unknown token");
+    }
+  }
+  if (!known_before) {
+    bool good = false;
+    {
+      std::lock_guard<std::mutex> guard{hash_mtx_};
+      good = verify_secret(parts->secret, r.hash);
+    }
+    if (!good) {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (failed_.size() > 10'000) failed_.clear();
+      failed_[r.id] = now;
+      return refuse(outcome::unauthenticated, "unknown token");
+    }
+  }
+  principal who{r.name, *parse_role(r.role), r.id, r.queues, r.workflows};
+  bool touch = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (known_.size() > 100'000) known_.clear();
+    auto& e = known_[key];
+    e.who = who;
+    e.expires_at_ms = r.expires_at_ms;
+    e.checked_at_ms = now;
+    touch = now - e.touched_at_ms
+            >= static_cast<std::int64_t>(touch_interval.count());
+    if (touch) e.touched_at_ms = now;
+  }
+  if (touch) (void)store->touch_token(r.id, now);
+  return verdict{outcome::allowed, {}, std::move(who)};
+}
+
+} // namespace cerebelum::auth
