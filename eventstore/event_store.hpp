@@ -113,7 +113,8 @@ class event_store {
 
   // -- tokens (docs/security.md) -----------------------------------------
   //
-  // Not pure: a store without a tokens table answers `unsupported`.
+  // Not pure: a store without a tokens table answers `invalid_argument`
+  // ("this store keeps no tokens").
 
   /// Stores a new token; `conflict` when its id exists, `invalid_argument`
   /// when its id or hash is empty.
