@@ -113,9 +113,11 @@ class event_store {
 
   // -- tokens (docs/security.md) -----------------------------------------
   //
-  // Not pure: a store without a tokens table answers `unsupported`.
+  // Not pure: a store without a tokens table answers `invalid_argument`
+  // ("this store keeps no tokens").
 
-  /// Stores a new token; `conflict` when its id exists.
+  /// Stores a new token; `conflict` when its id exists, `invalid_argument`
+  /// when its id or hash is empty.
   virtual status put_token(const token_row& row);
   /// The token `id`, or `std::nullopt`.
   virtual result<std::optional<token_row>> get_token(std::string_view id);
@@ -133,9 +135,9 @@ class event_store {
 
 /// The schema version this build writes and understands. Version 2 added
 /// the `definitions` table; version 3 the core event execution_migrated
-/// (type 21; no table changes). An older store is migrated in place at
-/// open.
-inline constexpr int current_schema_version = 3;
+/// (type 21; no table changes); version 4 the `tokens` table. An older
+/// store is migrated in place at open.
+inline constexpr int current_schema_version = 4;
 
 /// The highest core event type code (1..999) that `current_schema_version`
 /// defines. A new core type raises both (codec_test holds events.proto to

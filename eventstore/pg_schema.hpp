@@ -1,7 +1,8 @@
 #pragma once
 
-// Internal: the PostgreSQL schema, version 2 (version 1 without
-// `definitions`; a version 1 store is migrated in place at open). All tables
+// Internal: the PostgreSQL schema, version 4 (version 1 without
+// `definitions`, versions 1 to 3 without `tokens`; version 3 changed no
+// table; an older store is migrated in place at open). All tables
 // live in the schema named by `pg_options::schema`; `pg_store::append_batch`
 // writes them in one transaction per group (COPY for events, multi-row upserts
 // for the index).
@@ -44,6 +45,17 @@
 //                   invariant: a row is written once (insert-if-absent) and
 //                   never changed: `document` hashes to `version`
 //                   (schema version 2)
+//
+//   tokens          id text PK | name text | role text | queues text |
+//                   workflows text | hash text | created_at_ms bigint |
+//                   expires_at_ms bigint | revoked_at_ms bigint |
+//                   last_used_ms bigint
+//                   queues and workflows: JSON arrays of strings ("[]":
+//                   every one); the times are 0 for none (never expires,
+//                   not revoked, never used)
+//                   invariant: revoked_at_ms, once set, never changes;
+//                   last_used_ms only grows
+//                   (schema version 4; a few rows: no index)
 //
 // Times are milliseconds since the Unix epoch.
 
@@ -124,6 +136,22 @@ CREATE TABLE definitions (
   source text NOT NULL,
   stored_at bigint NOT NULL,
   PRIMARY KEY (name, version)
+);
+)sql";
+
+/// What schema version 4 adds to version 3.
+inline constexpr const char* pg_schema_v4 = R"sql(
+CREATE TABLE tokens (
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  role text NOT NULL,
+  queues text NOT NULL,
+  workflows text NOT NULL,
+  hash text NOT NULL,
+  created_at_ms bigint NOT NULL,
+  expires_at_ms bigint NOT NULL,
+  revoked_at_ms bigint NOT NULL,
+  last_used_ms bigint NOT NULL
 );
 )sql";
 

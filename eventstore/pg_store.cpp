@@ -140,6 +140,16 @@ class pg_store final : public event_store {
   result<std::vector<definition_row>> list_definitions(std::string_view name,
                                                        bool documents) override;
 
+  status put_token(const token_row& row) override;
+
+  result<std::optional<token_row>> get_token(std::string_view id) override;
+
+  result<std::vector<token_row>> list_tokens() override;
+
+  result<bool> revoke_token(std::string_view id, std::int64_t at_ms) override;
+
+  status touch_token(std::string_view id, std::int64_t at_ms) override;
+
   int schema_version() const noexcept override {
     return current_schema_version;
   }
@@ -182,6 +192,12 @@ class pg_store final : public event_store {
   /// Runs `fn(conn)` on a pooled reader connection.
   template <class F>
   auto with_reader(F&& fn) -> decltype(fn(std::declval<pqxx::connection&>()));
+
+  /// Runs `fn(conn)` on the writer connection under the writer's mutex (one
+  /// small write between two groups of appends). A connection lost on the
+  /// way may have committed the write.
+  template <class F>
+  auto with_writer(F&& fn) -> decltype(fn(std::declval<pqxx::connection&>()));
 
   result<execution_page> list(const list_filter& filter, bool open_only,
                               std::size_t page_size,
@@ -231,6 +247,7 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
     tx.exec0("SET LOCAL search_path TO " + schema);
     tx.exec0(detail::pg_schema_v1);
     tx.exec0(detail::pg_schema_v2);
+    tx.exec0(detail::pg_schema_v4);
     for (int i = 0; i < opts_.event_partitions; ++i)
       tx.exec0("CREATE TABLE events_p" + std::to_string(i)
                + " PARTITION OF events FOR VALUES WITH (MODULUS "
@@ -244,12 +261,14 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
   auto ver = tx.exec("SELECT version FROM " + tx.quote_name(opts_.schema)
                      + ".schema_version WHERE component = 'eventstore'");
   int stored = ver.empty() ? 0 : ver[0][0].as<int>();
-  if (stored == 1 || stored == 2) {
+  if (stored >= 1 && stored < current_schema_version) {
     // Version 1 -> 2: the definitions table; 2 -> 3: a new core event type,
-    // nothing to change. In the same transaction as the version they bring
-    // (the advisory lock keeps concurrent openers out).
+    // nothing to change; 3 -> 4: the tokens table. In the same transaction
+    // as the version they bring (the advisory lock keeps concurrent openers
+    // out).
     tx.exec0("SET LOCAL search_path TO " + tx.quote_name(opts_.schema));
     if (stored == 1) tx.exec0(detail::pg_schema_v2);
+    if (stored <= 3) tx.exec0(detail::pg_schema_v4);
     tx.exec_params0("UPDATE schema_version SET version = $1, written_by = $2 "
                     "WHERE component = 'eventstore'",
                     current_schema_version, "cerebelum");
@@ -767,6 +786,111 @@ pg_store::list_definitions(std::string_view name, bool documents) {
     for (const auto& r : rows)
       out.push_back(read_definition(r));
     return out;
+  });
+}
+
+template <class F>
+auto pg_store::with_writer(F&& fn)
+  -> decltype(fn(std::declval<pqxx::connection&>())) {
+  std::lock_guard guard{write_mtx_};
+  try {
+    if (!writer_ || !writer_->is_open()) writer_ = connect();
+    return fn(*writer_);
+  } catch (const pqxx::broken_connection& e) {
+    writer_.reset();
+    return to_error(e, true);
+  } catch (const std::exception& e) {
+    auto err = to_error(e);
+    // The server went away mid-statement: connect afresh next time.
+    if (err.code == errc::unavailable) writer_.reset();
+    return err;
+  }
+}
+
+constexpr const char* pg_token_columns
+  = "id, name, role, queues, workflows, hash, created_at_ms, expires_at_ms, "
+    "revoked_at_ms, last_used_ms";
+
+token_row read_token(const pqxx::row& r) {
+  return {r[0].as<std::string>(),
+          r[1].as<std::string>(),
+          r[2].as<std::string>(),
+          detail::decode_string_list(r[3].as<std::string>(), "queues"),
+          detail::decode_string_list(r[4].as<std::string>(), "workflows"),
+          r[5].as<std::string>(),
+          r[6].as<std::int64_t>(),
+          r[7].as<std::int64_t>(),
+          r[8].as<std::int64_t>(),
+          r[9].as<std::int64_t>()};
+}
+
+// The token writes are single statements: autocommit (`nontransaction`)
+// makes each one round trip.
+
+status pg_store::put_token(const token_row& row) {
+  if (auto st = detail::validate_token(row); !st) return st;
+  return with_writer([&](pqxx::connection& conn) -> status {
+    pqxx::nontransaction tx{conn};
+    auto res = tx.exec_params(
+      "INSERT INTO tokens VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+      "ON CONFLICT (id) DO NOTHING",
+      row.id, row.name, row.role, detail::encode_string_list(row.queues),
+      detail::encode_string_list(row.workflows), row.hash, row.created_at_ms,
+      row.expires_at_ms, row.revoked_at_ms, row.last_used_ms);
+    if (res.affected_rows() == 0)
+      return make_error(errc::conflict,
+                        "a token with id '" + row.id + "' exists");
+    return ok_status();
+  });
+}
+
+result<std::optional<token_row>> pg_store::get_token(std::string_view id) {
+  using res_t = result<std::optional<token_row>>;
+  std::string key{id};
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::nontransaction tx{conn};
+    auto rows = tx.exec_params(std::string{"SELECT "} + pg_token_columns
+                                 + " FROM tokens WHERE id = $1",
+                               key);
+    if (rows.empty()) return std::optional<token_row>{};
+    return std::optional<token_row>{read_token(rows[0])};
+  });
+}
+
+result<std::vector<token_row>> pg_store::list_tokens() {
+  using res_t = result<std::vector<token_row>>;
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::nontransaction tx{conn};
+    std::vector<token_row> out;
+    for (const auto& r : tx.exec(std::string{"SELECT "} + pg_token_columns
+                                 + " FROM tokens ORDER BY created_at_ms, id"))
+      out.push_back(read_token(r));
+    return out;
+  });
+}
+
+result<bool> pg_store::revoke_token(std::string_view id, std::int64_t at_ms) {
+  std::string key{id};
+  return with_writer([&](pqxx::connection& conn) -> result<bool> {
+    pqxx::nontransaction tx{conn};
+    // Matches the row whether or not it is revoked already, so that the
+    // affected row count says whether the token exists.
+    auto res = tx.exec_params(
+      "UPDATE tokens SET revoked_at_ms = CASE WHEN revoked_at_ms = 0 "
+      "THEN $2 ELSE revoked_at_ms END WHERE id = $1",
+      key, at_ms);
+    return res.affected_rows() > 0;
+  });
+}
+
+status pg_store::touch_token(std::string_view id, std::int64_t at_ms) {
+  std::string key{id};
+  return with_writer([&](pqxx::connection& conn) -> status {
+    pqxx::nontransaction tx{conn};
+    tx.exec_params0("UPDATE tokens SET last_used_ms = $2 "
+                    "WHERE id = $1 AND last_used_ms < $2",
+                    key, at_ms);
+    return ok_status();
   });
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 
-// Internal: the SQLite schema, version 2 (version 1 without `definitions`;
-// a version 1 store is migrated in place at open by adding that table).
+// Internal: the SQLite schema, version 4 (version 1 without `definitions`,
+// versions 1 to 3 without `tokens`; version 3 changed no table). An older
+// store is migrated in place at open by adding the tables it lacks.
 //
 // One database file `<data_dir>/cerebelum-events.db` in WAL mode. All tables
 // are written by `sqlite_store::append_batch` in one transaction per group.
@@ -38,6 +39,16 @@
 //                   invariant: a row is written once (insert-if-absent) and
 //                   never changed: `document` hashes to `version`
 //                   (schema version 2)
+//
+//   tokens          id TEXT PK | name | role | queues TEXT | workflows TEXT |
+//                   hash TEXT | created_at_ms INT | expires_at_ms INT |
+//                   revoked_at_ms INT | last_used_ms INT
+//                   queues and workflows: JSON arrays of strings ("[]":
+//                   every one); the times are 0 for none (never expires,
+//                   not revoked, never used)
+//                   invariant: revoked_at_ms, once set, never changes;
+//                   last_used_ms only grows
+//                   (schema version 4; a few rows: no index)
 //
 // Times are milliseconds since the Unix epoch.
 
@@ -118,6 +129,22 @@ CREATE TABLE definitions (
   source TEXT NOT NULL,
   stored_at INTEGER NOT NULL,
   PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+)sql";
+
+/// What schema version 4 adds to version 3.
+inline constexpr const char* sqlite_schema_v4 = R"sql(
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  queues TEXT NOT NULL,
+  workflows TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  revoked_at_ms INTEGER NOT NULL,
+  last_used_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql";
 

@@ -253,6 +253,16 @@ class sqlite_store final : public event_store {
   result<std::vector<definition_row>> list_definitions(std::string_view name,
                                                        bool documents) override;
 
+  status put_token(const token_row& row) override;
+
+  result<std::optional<token_row>> get_token(std::string_view id) override;
+
+  result<std::vector<token_row>> list_tokens() override;
+
+  result<bool> revoke_token(std::string_view id, std::int64_t at_ms) override;
+
+  status touch_token(std::string_view id, std::int64_t at_ms) override;
+
   int schema_version() const noexcept override {
     return current_schema_version;
   }
@@ -290,6 +300,11 @@ class sqlite_store final : public event_store {
   /// Runs `fn(db)` on a pooled reader connection.
   template <class F>
   auto with_reader(F&& fn) -> decltype(fn(std::declval<sqlite_db&>()));
+
+  /// Runs `fn(db)` on the writer connection under the writer's mutex: one
+  /// small write in autocommit mode, between two groups of appends.
+  template <class F>
+  auto with_writer(F&& fn) -> decltype(fn(std::declval<sqlite_db&>()));
 
   result<execution_page> list(const list_filter& filter, bool open_only,
                               std::size_t page_size,
@@ -329,6 +344,7 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
       }
       writer_->exec(detail::sqlite_schema_v1);
       writer_->exec(detail::sqlite_schema_v2);
+      writer_->exec(detail::sqlite_schema_v4);
       sqlite_stmt ins{*writer_, "INSERT INTO schema_version VALUES (?, ?, ?)"};
       ins.bind(1, schema_component)
         .bind(2, std::int64_t{current_schema_version})
@@ -343,10 +359,11 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
     int stored = ver.step() ? static_cast<int>(ver.int64(0)) : 0;
     ver.reset();
     // Version 1 -> 2: the definitions table; 2 -> 3: a new core event
-    // type, nothing to change. In the same transaction as the version
-    // they bring.
+    // type, nothing to change; 3 -> 4: the tokens table. In the same
+    // transaction as the version they bring.
     if (stored == 1) writer_->exec(detail::sqlite_schema_v2);
-    if (stored == 1 || stored == 2) {
+    if (stored >= 1 && stored <= 3) writer_->exec(detail::sqlite_schema_v4);
+    if (stored >= 1 && stored < current_schema_version) {
       sqlite_stmt up{*writer_, "UPDATE schema_version SET version = ?, "
                                "written_by = ? WHERE component = ?"};
       up.bind(1, std::int64_t{current_schema_version})
@@ -830,6 +847,104 @@ sqlite_store::list_definitions(std::string_view name, bool documents) {
     while (st.step())
       out.push_back(read_definition(st, documents));
     return out;
+  });
+}
+
+template <class F>
+auto sqlite_store::with_writer(F&& fn)
+  -> decltype(fn(std::declval<sqlite_db&>())) {
+  std::lock_guard guard{write_mtx_};
+  try {
+    return fn(*writer_);
+  } catch (const sqlite_failure& e) {
+    return to_error(e, path_);
+  } catch (const std::exception& e) {
+    return make_error(errc::storage_error, std::string{"sqlite: "} + e.what());
+  }
+}
+
+constexpr const char* token_columns
+  = "id, name, role, queues, workflows, hash, created_at_ms, expires_at_ms, "
+    "revoked_at_ms, last_used_ms";
+
+token_row read_token(const sqlite_stmt& st) {
+  return {st.text(0),
+          st.text(1),
+          st.text(2),
+          detail::decode_string_list(st.text(3), "queues"),
+          detail::decode_string_list(st.text(4), "workflows"),
+          st.text(5),
+          st.int64(6),
+          st.int64(7),
+          st.int64(8),
+          st.int64(9)};
+}
+
+status sqlite_store::put_token(const token_row& row) {
+  if (auto st = detail::validate_token(row); !st) return st;
+  return with_writer([&](sqlite_db& db) -> status {
+    sqlite_stmt st{db, "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                       "?, ?) ON CONFLICT (id) DO NOTHING"};
+    st.bind(1, row.id)
+      .bind(2, row.name)
+      .bind(3, row.role)
+      .bind(4, detail::encode_string_list(row.queues))
+      .bind(5, detail::encode_string_list(row.workflows))
+      .bind(6, row.hash)
+      .bind(7, row.created_at_ms)
+      .bind(8, row.expires_at_ms)
+      .bind(9, row.revoked_at_ms)
+      .bind(10, row.last_used_ms)
+      .run();
+    if (sqlite3_changes(db.handle()) == 0)
+      return make_error(errc::conflict,
+                        "a token with id '" + row.id + "' exists");
+    return ok_status();
+  });
+}
+
+result<std::optional<token_row>> sqlite_store::get_token(std::string_view id) {
+  using res_t = result<std::optional<token_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, std::string{"SELECT "} + token_columns
+                         + " FROM tokens WHERE id = ?"};
+    st.bind(1, id);
+    if (!st.step()) return std::optional<token_row>{};
+    return std::optional<token_row>{read_token(st)};
+  });
+}
+
+result<std::vector<token_row>> sqlite_store::list_tokens() {
+  using res_t = result<std::vector<token_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, std::string{"SELECT "} + token_columns
+                         + " FROM tokens ORDER BY created_at_ms, id"};
+    std::vector<token_row> out;
+    while (st.step())
+      out.push_back(read_token(st));
+    return out;
+  });
+}
+
+result<bool> sqlite_store::revoke_token(std::string_view id,
+                                        std::int64_t at_ms) {
+  return with_writer([&](sqlite_db& db) -> result<bool> {
+    // Matches the row whether or not it is revoked already, so that the
+    // change count says whether the token exists.
+    sqlite_stmt st{db, "UPDATE tokens SET revoked_at_ms = CASE "
+                       "WHEN revoked_at_ms = 0 THEN ? ELSE revoked_at_ms END "
+                       "WHERE id = ?"};
+    st.bind(1, at_ms).bind(2, id).run();
+    return sqlite3_changes(db.handle()) > 0;
+  });
+}
+
+status sqlite_store::touch_token(std::string_view id, std::int64_t at_ms) {
+  return with_writer([&](sqlite_db& db) -> status {
+    sqlite_stmt st{db, "UPDATE tokens SET last_used_ms = ? "
+                       "WHERE id = ? AND last_used_ms < ?"};
+    st.bind(1, at_ms).bind(2, id).bind(3, at_ms).run();
+    return ok_status();
   });
 }
 

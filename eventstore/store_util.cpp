@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 namespace cerebelum::eventstore::detail {
 
@@ -51,6 +54,31 @@ result<std::int64_t> decode_id_token(std::string_view token) {
 
 std::size_t clamp_page_size(std::size_t n) noexcept {
   return std::clamp<std::size_t>(n, 1, 10'000);
+}
+
+std::string encode_string_list(const std::vector<std::string>& items) {
+  return nlohmann::json(items).dump();
+}
+
+std::vector<std::string> decode_string_list(std::string_view json,
+                                            std::string_view column) {
+  auto doc = nlohmann::json::parse(json, nullptr, false);
+  if (doc.is_array() && std::all_of(doc.begin(), doc.end(), [](const auto& x) {
+        return x.is_string();
+      }))
+    return doc.get<std::vector<std::string>>();
+  throw std::runtime_error{"tokens." + std::string{column}
+                           + " is not a JSON array of strings: "
+                           + std::string{json.substr(0, 80)}};
+}
+
+status validate_token(const token_row& row) {
+  if (row.id.empty())
+    return make_error(errc::invalid_argument, "token with an empty id");
+  if (row.hash.empty())
+    return make_error(errc::invalid_argument,
+                      "token '" + row.id + "' without a hash");
+  return ok_status();
 }
 
 } // namespace cerebelum::eventstore::detail

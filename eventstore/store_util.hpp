@@ -6,8 +6,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "eventstore/result.hpp"
+#include "eventstore/types.hpp"
 
 namespace cerebelum::eventstore::detail {
 
@@ -31,5 +33,19 @@ std::string to_hex(std::string_view bytes);
 
 /// Bounds a page size to [1, 10000].
 std::size_t clamp_page_size(std::size_t n) noexcept;
+
+/// `items` as a JSON array of strings: how the tokens table stores a
+/// token's queues and workflows (any character survives, commas and quotes
+/// too).
+std::string encode_string_list(const std::vector<std::string>& items);
+
+/// Parses what `encode_string_list` wrote. Throws `std::runtime_error`
+/// naming `column` when `json` is not an array of strings (a damaged row;
+/// the store reports it at its boundary).
+std::vector<std::string> decode_string_list(std::string_view json,
+                                            std::string_view column);
+
+/// Checks what a store needs of a new token: a non-empty id and hash.
+status validate_token(const token_row& row);
 
 } // namespace cerebelum::eventstore::detail

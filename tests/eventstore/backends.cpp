@@ -61,8 +61,12 @@ class sqlite_backend final : public backend {
     exec("UPDATE schema_version SET version = " + std::to_string(version));
   }
 
-  void make_v1() override {
-    exec("DROP TABLE definitions; UPDATE schema_version SET version = 1");
+  void make_old(int version) override {
+    std::string sql;
+    if (version < 4) sql += "DROP TABLE tokens;";
+    if (version < 2) sql += "DROP TABLE definitions;";
+    exec(sql
+         + "UPDATE schema_version SET version = " + std::to_string(version));
   }
 
   std::vector<std::string> store_args() const override {
@@ -132,12 +136,14 @@ class pg_backend final : public backend {
     tx.commit();
   }
 
-  void make_v1() override {
+  void make_old(int version) override {
     pqxx::connection conn{conninfo_};
     pqxx::work tx{conn};
-    tx.exec0("DROP TABLE " + tx.quote_name(schema_) + ".definitions");
-    tx.exec0("UPDATE " + tx.quote_name(schema_)
-             + ".schema_version SET version = 1");
+    auto schema = tx.quote_name(schema_);
+    if (version < 4) tx.exec0("DROP TABLE " + schema + ".tokens");
+    if (version < 2) tx.exec0("DROP TABLE " + schema + ".definitions");
+    tx.exec0("UPDATE " + schema
+             + ".schema_version SET version = " + std::to_string(version));
     tx.commit();
   }
 

@@ -24,9 +24,10 @@ class backend {
   /// Overwrites the stored schema version with raw SQL.
   virtual void set_schema_version(int version) = 0;
 
-  /// Turns the store into a schema version 1 store with raw SQL (drops the
-  /// definitions table, sets the version to 1).
-  virtual void make_v1() = 0;
+  /// Turns the store into a schema `version` (1 to 3) store with raw SQL:
+  /// drops the tables later versions added (tokens below 4, definitions
+  /// below 2) and sets the version.
+  virtual void make_old(int version) = 0;
 
   /// Arguments naming this store location on a command line:
   /// {"sqlite", DIR} or {"pg", CONNINFO, SCHEMA}.

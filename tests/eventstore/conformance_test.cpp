@@ -623,7 +623,7 @@ TEMPLATE_TEST_CASE("a schema version 2 store is raised to the current "
     req.definition_inserts.push_back(make_definition("wf", 1, 1));
     require_ok(store->append(req));
   }
-  be->set_schema_version(2);
+  be->make_old(2);
   auto store = require_ok(be->open());
   CHECK(store->schema_version() == current_schema_version);
   CHECK(read_all(*store, "old").size() == 3);
@@ -640,7 +640,7 @@ TEMPLATE_TEST_CASE("a schema version 1 store is migrated in place at open "
     auto store = require_ok(be->open());
     require_ok(store->append(make_append("old", 0, 3)));
   }
-  be->make_v1();
+  be->make_old(1);
   auto store = require_ok(be->open());
   CHECK(store->schema_version() == current_schema_version);
   CHECK(read_all(*store, "old").size() == 3);
