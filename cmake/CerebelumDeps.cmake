@@ -21,6 +21,9 @@ endforeach()
 target_link_libraries(caf::io INTERFACE caf::core)
 target_link_libraries(caf::openssl INTERFACE caf::io)
 
+# OpenSSL's libcrypto: the CSPRNG and constant-time compare of lease secrets
+# (actors/attempt_token.cpp).
+find_package(OpenSSL REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)
 find_package(Protobuf REQUIRED)
