@@ -42,6 +42,9 @@ struct node_options {
   /// Times a lost attempt is offered again before it counts as a failure
   /// of its step (workflow::reoffer_policy).
   unsigned max_reoffers = 5;
+  /// Whether workflows that workers register may call this node's native
+  /// functions (actors::router_options::allow_worker_calls).
+  bool allow_worker_calls = false;
 };
 
 /// Declares the options of `cerebelum node` on `cmd`.
