@@ -10,6 +10,7 @@
 #endif
 
 #include "actors/messages.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::actors {
 
@@ -77,7 +78,7 @@ void engine_context::close() {
 std::vector<std::string>
 engine_context::add_locked(workflow::definition def, std::string source,
                            bool permanent, const std::string& worker,
-                           bool from_store) {
+                           bool from_store, bool owned) {
   auto& e = defs_[def.name][def.version_hash];
   bool fresh = !e.def;
   // The same version again (a worker registering after a restart of its
@@ -96,6 +97,9 @@ engine_context::add_locked(workflow::definition def, std::string source,
     e.permanent = true;
     stored_.insert({ptr->name, ptr->version_hash});
     if (latest_.count(ptr->name) == 0) latest_[ptr->name] = ptr;
+  } else if (!owned) {
+    // Another worker's copy of a loaded version: held, nothing else moves.
+    if (!worker.empty()) e.workers.insert(worker);
   } else {
     e.source = std::move(source);
     e.added = ++add_seq_;
@@ -189,21 +193,51 @@ void engine_context::add_definition(workflow::definition def,
   std::vector<std::string> woken;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    // The operator's: whoever registered the name before (a worker that
+    // raced the node's boot) no longer owns it.
+    owners_.insert_or_assign(def.name, std::string{});
     woken = add_locked(std::move(def), std::move(source), true, {});
   }
   after_change(what, std::move(woken), {});
 }
 
-void engine_context::register_definitions(
-  const std::string& worker, std::vector<workflow::definition> defs) {
+std::optional<std::string>
+engine_context::register_definitions(const std::string& worker,
+                                     std::vector<workflow::definition> defs) {
   std::vector<std::string> woken;
   std::vector<definition_ptr> released;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    std::set<version_key> now;
+    // All or nothing: check every name before adding any.
+    std::vector<bool> owned;
     for (auto& d : defs) {
+      auto o = owners_.find(d.name);
+      if (o == owners_.end() || o->second == worker) {
+        owned.push_back(true);
+        continue;
+      }
+      auto n = defs_.find(d.name);
+      if (n != defs_.end()) {
+        auto v = n->second.find(d.version_hash);
+        if (v != n->second.end() && !v->second.stored_only) {
+          owned.push_back(false);
+          continue;
+        }
+      }
+      auto by = o->second.empty()
+                  ? std::string{"the node's workflow files"}
+                  : "worker '" + workflow::printable(o->second) + "'";
+      return "workflow '" + workflow::printable(d.name) + "' is defined by "
+             + by + "; a worker may not replace it (worker '"
+             + workflow::printable(worker) + "' brings a different version)";
+    }
+    std::set<version_key> now;
+    for (std::size_t i = 0; i < defs.size(); ++i) {
+      auto& d = defs[i];
       now.insert({d.name, d.version_hash});
-      auto ids = add_locked(std::move(d), "worker:" + worker, false, worker);
+      if (owned[i]) owners_.emplace(d.name, worker);
+      auto ids = add_locked(std::move(d), "worker:" + worker, false, worker,
+                            false, owned[i]);
       woken.insert(woken.end(), ids.begin(), ids.end());
     }
     drop_holder_locked(worker, now);
@@ -211,6 +245,15 @@ void engine_context::register_definitions(
   }
   after_change("worker " + worker + " registered", std::move(woken),
                std::move(released));
+  return std::nullopt;
+}
+
+std::optional<std::string>
+engine_context::owner(const std::string& name) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = owners_.find(name);
+  if (i == owners_.end()) return std::nullopt;
+  return i->second;
 }
 
 void engine_context::unregister_definitions(const std::string& worker) {

@@ -166,16 +166,32 @@ class engine_context {
   // is done). Such a version stays until the node restarts; an execution
   // that needs a released version later reads it back from the store (see
   // `find_or_load`), or is parked when the store does not have it either.
+  //
+  // A workflow name belongs to the source that first defined it while this
+  // node runs: the node's workflow files and embedded list (the operator),
+  // or the first worker id that registered it. Only its owner adds versions
+  // that become the latest; another worker may hold a version that is
+  // loaded already (the same definition as the owner's, e.g. a second
+  // worker process of one deployment) but brings nothing new. (Worker ids
+  // are not authenticated yet: the owner becomes the worker's principal
+  // once workers authenticate.)
 
   /// Adds `def` from a file or the embedded list (source: where it came
   /// from), held for the node's lifetime; the latest added version of a
-  /// name is what `start` uses. Wakes (through the engine) every execution
-  /// parked for this name and version.
+  /// name is what `start` uses, and the name belongs to the operator from
+  /// now on. Wakes (through the engine) every execution parked for this
+  /// name and version.
   void add_definition(workflow::definition def, std::string source);
   /// Makes `defs` the definitions worker `worker` holds (added like
-  /// `add_definition`), then releases what no one needs any more.
-  void register_definitions(const std::string& worker,
-                            std::vector<workflow::definition> defs);
+  /// `add_definition`), then releases what no one needs any more. Changes
+  /// nothing and answers why when one of `defs` is named like a workflow
+  /// another source owns and is not a version loaded already.
+  [[nodiscard]] std::optional<std::string>
+  register_definitions(const std::string& worker,
+                       std::vector<workflow::definition> defs);
+  /// Who owns workflow name `name`: "" for the node's workflow files and
+  /// embedded list, else a worker id; nothing when no one defined it.
+  std::optional<std::string> owner(const std::string& name) const;
   /// Worker `worker` is gone: releases what no one needs any more.
   void unregister_definitions(const std::string& worker);
   /// The resurrector found an open execution of `name` version `version`:
@@ -328,7 +344,8 @@ class engine_context {
   /// Adds under `mtx_`; returns the ids of executions parked on it.
   std::vector<std::string>
   add_locked(workflow::definition def, std::string source, bool permanent,
-             const std::string& worker, bool from_store = false);
+             const std::string& worker, bool from_store = false,
+             bool owned = true);
   /// Checks and adds the stored `row` (see `find_or_load`).
   eventstore::result<definition_ptr>
   add_stored(const eventstore::definition_row& row);
@@ -344,6 +361,9 @@ class engine_context {
                     std::vector<definition_ptr> released);
   std::map<std::string, std::map<std::uint64_t, def_entry>> defs_;
   std::map<std::string, definition_ptr> latest_;
+  /// Workflow name -> who defined it first: "" the operator (files,
+  /// embedded list), else a worker id. Read back definitions own nothing.
+  std::map<std::string, std::string> owners_;
   /// Versions an execution may need (see above); only ever grows.
   mutable std::set<version_key> needed_;
   /// Versions known to be committed in the store.

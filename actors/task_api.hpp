@@ -60,6 +60,11 @@ enum class task_errc {
   oversized,
   /// A workflow definition brought by `register_worker` does not validate.
   invalid_workflow,
+  /// A workflow definition brought by `register_worker` may not come from
+  /// this worker: its name belongs to another source (the node's workflow
+  /// files or another worker), or it calls native functions and the node
+  /// does not allow that of workers (`--allow-worker-calls`).
+  permission_denied,
   /// The node is shutting down or its store is down.
   unavailable,
   /// No such dead letter.
@@ -291,7 +296,10 @@ class task_api {
   /// Registers (or re-registers, replacing queues and limits) a worker and
   /// adds the workflow definitions it brings to the node. A definition that
   /// does not validate fails the whole call (invalid_workflow, with the
-  /// validator's diagnostic) and registers nothing.
+  /// validator's diagnostic) and registers nothing; so does one the worker
+  /// may not bring (permission_denied): a name the node's workflow files or
+  /// another worker defined first, or a `call` step while the node does not
+  /// allow workers native calls.
   void register_worker(worker_registration reg,
                        callback<registration_info> done) const;
 

@@ -80,6 +80,23 @@ check_registration(const worker_registration& reg) {
   return res_t::ok(std::move(defs));
 }
 
+std::optional<task_error>
+check_no_native_calls(const std::string& worker,
+                      const std::vector<workflow::definition>& defs) {
+  for (auto& d : defs)
+    for (auto& s : d.steps)
+      if (s.kind == workflow::step_kind::call
+          || (s.kind == workflow::step_kind::map
+              && s.child_kind == workflow::step_kind::call))
+        return task_error{
+          task_errc::permission_denied,
+          "workflow '" + d.name + "' of worker '" + worker + "': step '"
+            + s.name + "' calls the native function '" + s.target
+            + "'; this node does not let workers' workflows call native "
+              "functions (start it with --allow-worker-calls to allow it)"};
+  return std::nullopt;
+}
+
 namespace {
 
 using event_result = task_result<events::Event>;

@@ -34,6 +34,13 @@ check_field(std::string_view what, const std::string& value,
 task_result<std::vector<workflow::definition>>
 check_registration(const worker_registration& reg);
 
+/// Refuses (`permission_denied`) the first of `defs` with a `call` step or a
+/// map of calls: a worker may not make the node run its native functions
+/// unless the node allows it (`router_options::allow_worker_calls`).
+std::optional<task_error>
+check_no_native_calls(const std::string& worker,
+                      const std::vector<workflow::definition>& defs);
+
 /// The attempt an outcome reports on.
 struct attempt_info {
   std::string step;

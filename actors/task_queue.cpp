@@ -29,14 +29,15 @@ task_error unknown_worker(const std::string& w) {
 task_error stale(const std::string& external, const std::string& worker,
                  const std::string& why) {
   return {task_errc::stale_token,
-          "attempt " + workflow::printable(external, 120)
+          "attempt " + workflow::printable(redacted(external), 120)
             + " is not leased to worker '" + workflow::printable(worker) + "'"
             + (why.empty() ? std::string{} : ": " + why)};
 }
 
 task_error unknown_token(const std::string& external) {
   return {task_errc::stale_token,
-          "unknown attempt token '" + workflow::printable(external, 120) + "'"};
+          "unknown attempt token '"
+            + workflow::printable(redacted(external), 120) + "'"};
 }
 
 } // namespace
@@ -64,6 +65,11 @@ void task_queue::remember_gone(const std::string& token, gone_entry entry) {
     gone_.erase(gone_order_.front());
     gone_order_.pop_front();
   }
+}
+
+bool task_queue::holds(const task_entry& e, const std::string& worker,
+                       const attempt_ref& ref) {
+  return e.owner == worker && secret_matches(e.secret, ref.secret);
 }
 
 void task_queue::add_deadline(std::int64_t due, std::uint64_t poll_id,
@@ -136,7 +142,7 @@ void task_queue::detach(task_entry& e, const std::string& token) {
 leased_task task_queue::to_leased(const task_entry& e) const {
   leased_task t;
   t.task_id = e.row.task_id;
-  t.attempt_token = external_token(e.row.execution_id, e.row.task_id);
+  t.attempt_token = external_token(e.row.execution_id, e.secret, e.row.task_id);
   t.execution_id = e.row.execution_id;
   t.workflow = e.workflow;
   t.step = e.row.step;
@@ -236,7 +242,7 @@ void task_queue::remove(const std::string& token, std::int64_t now) {
   if (e.state == lease_state::completing) {
     last_worker_[e.row.execution_id] = e.owner;
     if (last_worker_.size() > memory_limit) last_worker_.clear();
-    remember_gone(token, {e.owner, "already recorded", true, false});
+    remember_gone(token, {e.owner, e.secret, "already recorded", true, false});
     auto waits = e.completion_waits;
     auto next_for = e.next_wanted ? e.owner : std::string{};
     detach(e, token);
@@ -249,7 +255,7 @@ void task_queue::remove(const std::string& token, std::int64_t now) {
   }
   if (e.state == lease_state::leased)
     remember_gone(token,
-                  {e.owner,
+                  {e.owner, e.secret,
                    "the execution no longer waits for this attempt (step "
                    "timed out, execution cancelled or ended)",
                    false, true});
@@ -263,9 +269,9 @@ void task_queue::refuse(const std::string& token) {
   auto& e = i->second;
   if (e.state == lease_state::completing) {
     auto waits = e.completion_waits;
-    remember_gone(token,
-                  {e.owner, "the execution no longer waits for this attempt",
-                   false, false});
+    remember_gone(token, {e.owner, e.secret,
+                          "the execution no longer waits for this attempt",
+                          false, false});
     detach(e, token);
     tasks_.erase(i);
     if (waits)
@@ -371,13 +377,14 @@ void task_queue::release(const std::string& worker, const std::string& external,
   auto ref = parse_external_token(external);
   if (!ref) return;
   auto i = tasks_.find(ref->token);
-  if (i == tasks_.end() || i->second.owner != worker
+  if (i == tasks_.end() || !holds(i->second, worker, *ref)
       || i->second.state != lease_state::leased)
     return;
   auto& e = i->second;
   detach(e, ref->token);
   e.state = lease_state::ready;
   e.owner.clear();
+  e.secret.clear();
   queues_[e.row.queue].ready.emplace(e.row.available_at_ms, ref->token);
   dispatch(now);
 }
@@ -393,11 +400,12 @@ task_queue::heartbeat(const std::string& worker, const std::string& external,
   if (auto err = check_json(details_json, "details_json", true))
     return {std::nullopt, std::move(err)};
   auto i = tasks_.find(ref->token);
-  if (i == tasks_.end() || i->second.owner != worker
+  if (i == tasks_.end() || !holds(i->second, worker, *ref)
       || (i->second.state != lease_state::leased
           && i->second.state != lease_state::completing)) {
     auto g = gone_.find(ref->token);
-    if (g != gone_.end() && g->second.cancelled && g->second.worker == worker)
+    if (g != gone_.end() && g->second.cancelled && g->second.worker == worker
+        && secret_matches(g->second.secret, ref->secret))
       return res_t::ok({0, true});
     return {std::nullopt,
             stale(external, worker,
@@ -436,7 +444,7 @@ complete_decision task_queue::complete(const std::string& worker,
   if (!ref) return answer({std::nullopt, unknown_token(external)});
   auto& token = ref->token;
   auto i = tasks_.find(token);
-  if (i != tasks_.end() && i->second.owner == worker
+  if (i != tasks_.end() && holds(i->second, worker, *ref)
       && i->second.state == lease_state::leased) {
     auto& e = i->second;
     attempt_info a{e.row.step, static_cast<std::uint32_t>(e.row.attempt),
@@ -457,13 +465,14 @@ complete_decision task_queue::complete(const std::string& worker,
     d.token = token;
     return d;
   }
-  if (i != tasks_.end() && i->second.owner == worker
+  if (i != tasks_.end() && holds(i->second, worker, *ref)
       && i->second.state == lease_state::completing)
     return answer(task_result<complete_info>::fail(
       task_errc::unavailable, "an outcome of this attempt is being recorded; "
                               "retry the call"));
   if (auto g = gone_.find(token); g != gone_.end()) {
-    if (g->second.recorded && g->second.worker == worker)
+    if (g->second.recorded && g->second.worker == worker
+        && secret_matches(g->second.secret, ref->secret))
       return answer(task_result<complete_info>::ok({false, std::nullopt}));
     return answer({std::nullopt, stale(external, worker, g->second.why)});
   }
@@ -557,6 +566,9 @@ leased_task task_queue::lease(worker_entry& w, const std::string& worker,
   ++q.leased;
   e.state = lease_state::leased;
   e.owner = worker;
+  // A fresh secret per lease: a token of an earlier lease of this task (a
+  // release, or before a restart) no longer acts on it.
+  e.secret = new_lease_secret();
   e.leased_at_ms = now;
   e.lease_expires_at_ms = now + lease_length(e);
   e.last_progress_ms = 0;
@@ -582,10 +594,12 @@ void task_queue::fail_attempt(const std::string& token, const std::string& kind,
                               const std::string& message, std::int64_t now) {
   auto& e = tasks_.at(token);
   auto worker = e.owner;
+  auto secret = std::move(e.secret);
   detach(e, token);
   e.state = lease_state::failing;
   e.owner.clear();
-  remember_gone(token, {worker, message, false, false});
+  e.secret.clear();
+  remember_gone(token, {worker, std::move(secret), message, false, false});
   events::Event ev;
   auto* f = ev.mutable_step_failed();
   f->set_step(e.row.step);

@@ -38,6 +38,7 @@
 #include <variant>
 #include <vector>
 
+#include "actors/attempt_token.hpp"
 #include "actors/payload_limit.hpp"
 #include "actors/task_api.hpp"
 #include "eventstore/types.hpp"
@@ -71,6 +72,10 @@ struct router_options {
   /// A result, error or approval data a worker reports over this many bytes
   /// fails its step (`payload_too_large`); the node's `--max-payload-bytes`.
   std::size_t max_payload_bytes = max_payload_bytes_limit;
+  /// Whether workflow definitions a worker registers may have `call` steps
+  /// (native functions of this node, run on its threads with its access);
+  /// the node's `--allow-worker-calls`. Off: such a registration is refused.
+  bool allow_worker_calls = false;
   /// Options of queues by name; others get `defaults`.
   std::map<std::string, queue_options> queues;
   queue_options defaults;
@@ -253,6 +258,9 @@ class task_queue {
     std::int64_t start_to_close_timeout_ms = 0;
     lease_state state = lease_state::ready;
     std::string owner;
+    /// The current lease's secret (empty: not leased): the part of the
+    /// attempt token that is not in the history (actors/attempt_token.hpp).
+    std::string secret;
     /// When its current lease began (0: not leased).
     std::int64_t leased_at_ms = 0;
     std::int64_t lease_expires_at_ms = 0;
@@ -293,6 +301,7 @@ class task_queue {
   /// Why a token left: what later calls about it are told.
   struct gone_entry {
     std::string worker;
+    std::string secret; // of the last lease: a retry must still prove it
     std::string why;
     bool recorded = false;  // the worker's own outcome was committed
     bool cancelled = false; // the execution dropped the task while leased
@@ -318,6 +327,10 @@ class task_queue {
   const queue_options& qopts(const std::string& q) const;
   std::int64_t lease_length(const task_entry& e) const;
   void remember_gone(const std::string& token, gone_entry entry);
+  /// Whether `ref` names the current lease of the open task `e` by
+  /// `worker` (its owner and its secret).
+  static bool holds(const task_entry& e, const std::string& worker,
+                    const attempt_ref& ref);
   void detach(task_entry& e, const std::string& token);
   pick_result pick(const std::string& worker,
                    const std::vector<std::string>& queues, std::int64_t now);

@@ -191,20 +191,31 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
     [=](task_register_atom,
         worker_registration& reg) -> task_result<registration_info> {
       auto& st = self->state;
+      using res_t = task_result<registration_info>;
       auto defs = check_registration(reg);
-      if (!defs)
-        return task_result<registration_info>{std::nullopt,
-                                              std::move(defs.error)};
+      if (!defs) return res_t{std::nullopt, std::move(defs.error)};
+      if (!st.queue->options().allow_worker_calls)
+        if (auto err = check_no_native_calls(reg.worker_id, *defs.value)) {
+          spdlog::warn("worker {} refused: {}", reg.worker_id, err->message);
+          return res_t{std::nullopt, std::move(err)};
+        }
       registration_info info;
       info.lease_timeout_ms = st.queue->options().default_lease.count();
+      std::vector<std::pair<std::string, std::uint64_t>> versions;
       for (auto& d : *defs.value) {
         info.workflows.push_back(d.name);
-        spdlog::info("worker {} registered workflow {} (version {})",
-                     reg.worker_id, d.name, d.version_hash);
+        versions.emplace_back(d.name, d.version_hash);
       }
       // Replaces what this worker held; what no one needs any more is
-      // released.
-      st.ctx->register_definitions(reg.worker_id, std::move(*defs.value));
+      // released. A name another source owns refuses the whole call.
+      if (auto why = st.ctx->register_definitions(reg.worker_id,
+                                                  std::move(*defs.value))) {
+        spdlog::warn("worker {} refused: {}", reg.worker_id, *why);
+        return res_t::fail(task_errc::permission_denied, std::move(*why));
+      }
+      for (auto& [name, version] : versions)
+        spdlog::info("worker {} registered workflow {} (version {})",
+                     reg.worker_id, name, version);
       st.queue->add_worker(reg.worker_id, reg.queues, reg.max_in_flight,
                            self->state.ctx->now_ms());
       spdlog::info("worker {} registered for {} queue(s), max in flight {}",
@@ -266,7 +277,7 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
             return task_result<complete_info>::ok({false, std::nullopt});
           return task_result<complete_info>::fail(
             task_errc::stale_token,
-            "attempt " + token + " is not leased to worker '" + worker
+            "attempt " + redacted(token) + " is not leased to worker '" + worker
               + "' (unknown, expired or already ended)");
         });
     },
@@ -422,6 +433,7 @@ const char* to_string(task_errc c) noexcept {
     case task_errc::invalid_json: return "invalid_json";
     case task_errc::oversized: return "oversized";
     case task_errc::invalid_workflow: return "invalid_workflow";
+    case task_errc::permission_denied: return "permission_denied";
     case task_errc::unavailable: return "unavailable";
     case task_errc::not_found: return "not_found";
     case task_errc::not_retryable: return "not_retryable";

@@ -3,7 +3,8 @@
 
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
-# OpenSSL 3.0 (libssl-dev): token hashing (scrypt), random numbers, TLS.
+# OpenSSL 3.0 (libssl-dev): token hashing (scrypt), random numbers (API
+# tokens, lease secrets of actors/attempt_token.cpp), TLS.
 find_package(OpenSSL REQUIRED)
 
 # CAF 0.17.6: Debian ships neither a CMake config nor a .pc file.

@@ -464,11 +464,16 @@ caf::behavior serving(worker_actor* self) {
       auto i = st.running.find(msg.attempt_token());
       if (i == st.running.end()) return;
       bool cancelled = i->second.shared->cancelled.load();
+      // The attempt token is a secret: logs name the step instead.
+      auto step = i->second.shared->task.step();
+      auto execution = i->second.shared->task.execution_id();
+      auto attempt = i->second.shared->task.attempt();
       st.running.erase(i);
       if (cancelled)
-        spdlog::info("worker {}: attempt {} finished after its cancellation; "
-                     "reporting it anyway (the node decides)",
-                     st.opts.worker_id, msg.attempt_token());
+        spdlog::info("worker {}: attempt {} of step {} ({}) finished after "
+                     "its cancellation; reporting it anyway (the node "
+                     "decides)",
+                     st.opts.worker_id, attempt, step, execution);
       if (auto size = msg.ByteSizeLong(); size > wire::max_message_bytes) {
         // CAF 0.17 would send it cut short, without an error: fail the
         // attempt instead (a retry would produce the same outcome).

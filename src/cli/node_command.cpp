@@ -80,6 +80,7 @@ actors::node_config make_node_config(
   ncfg.tasks.default_lease = std::chrono::milliseconds{
     static_cast<std::int64_t>(opts.task_lease_s * 1000)};
   ncfg.reoffers.max_reoffers = opts.max_reoffers;
+  ncfg.tasks.allow_worker_calls = opts.allow_worker_calls;
   ncfg.admission_wait = std::chrono::milliseconds{
     static_cast<std::int64_t>(opts.admission_wait_s * 1000)};
   ncfg.functions = std::make_shared<actors::function_registry>();
@@ -162,6 +163,10 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
   cmd.add_option("--workflows", opts.workflows_dir,
                  "Load every *.yaml, *.yml and *.json workflow in this "
                  "directory");
+  cmd.add_flag("--allow-worker-calls", opts.allow_worker_calls,
+               "Let workflows that workers register have call steps (run "
+               "this node's native functions); off, such a registration is "
+               "refused");
   cmd
     .add_option("--caf-port", opts.caf_port,
                 "Port for C++ workers (CAF networking); 0 keeps it closed")

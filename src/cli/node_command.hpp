@@ -51,6 +51,9 @@ struct node_options {
   std::string tls_client_ca;
   /// Listen beyond loopback without TLS and tokens (logged as a warning).
   bool insecure = false;
+  /// Whether workflows that workers register may call this node's native
+  /// functions (actors::router_options::allow_worker_calls).
+  bool allow_worker_calls = false;
 };
 
 /// Declares the options of `cerebelum node` on `cmd`.

@@ -41,7 +41,7 @@ struct booted {
 TEST_CASE("a worker's definition is released when the worker leaves and no "
           "execution needs it") {
   booted b;
-  b.ctx.register_definitions("w", {def("flow", "1")});
+  REQUIRE_FALSE(b.ctx.register_definitions("w", {def("flow", "1")}));
   CHECK(versions(b.ctx, "flow").size() == 1);
   b.ctx.unregister_definitions("w");
   CHECK(versions(b.ctx, "flow").empty());
@@ -53,18 +53,20 @@ TEST_CASE("registering again replaces what a worker holds, and the latest "
   booted b;
   auto v0 = def("flow", "0");
   auto h0 = v0.version_hash;
-  b.ctx.add_definition(std::move(v0), "file flow.yaml");
   auto v1 = def("flow", "1");
   auto v2 = def("flow", "2");
   auto h1 = v1.version_hash;
   auto h2 = v2.version_hash;
-  b.ctx.register_definitions("w", {std::move(v1)});
-  b.ctx.register_definitions("w", {std::move(v2)});
+  REQUIRE_FALSE(b.ctx.register_definitions("w", {std::move(v0)}));
+  // Worker x (a second process of w's deployment) holds a copy of it.
+  REQUIRE_FALSE(b.ctx.register_definitions("x", {def("flow", "0")}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w", {std::move(v1)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w", {std::move(v2)}));
   auto held = versions(b.ctx, "flow");
   CHECK(std::count(held.begin(), held.end(), h1) == 0);
   CHECK(std::count(held.begin(), held.end(), h2) == 1);
   b.ctx.unregister_definitions("w");
-  // The file's version is never released and is the latest again.
+  // The version x holds stays and is the latest again.
   CHECK(versions(b.ctx, "flow") == std::vector<std::uint64_t>{h0});
   REQUIRE(b.ctx.latest("flow"));
   CHECK(b.ctx.latest("flow")->version_hash == h0);
@@ -73,10 +75,10 @@ TEST_CASE("registering again replaces what a worker holds, and the latest "
 TEST_CASE("a version an execution started on stays after its worker "
           "registers another one and leaves") {
   booted b;
-  b.ctx.register_definitions("w", {def("flow", "1")});
+  REQUIRE_FALSE(b.ctx.register_definitions("w", {def("flow", "1")}));
   auto started = b.ctx.latest("flow"); // what a start does
   REQUIRE(started);
-  b.ctx.register_definitions("w", {def("flow", "2")});
+  REQUIRE_FALSE(b.ctx.register_definitions("w", {def("flow", "2")}));
   b.ctx.unregister_definitions("w");
   auto held = versions(b.ctx, "flow");
   CHECK(held == std::vector<std::uint64_t>{started->version_hash});
@@ -89,8 +91,8 @@ TEST_CASE("a version open at boot stays, and nothing is released before the "
   auto open = def("flow", "1");
   auto h = open.version_hash;
   ctx.note_open_execution("flow", h);
-  ctx.register_definitions("w", {std::move(open)});
-  ctx.register_definitions("x", {def("other", "1")});
+  REQUIRE_FALSE(ctx.register_definitions("w", {std::move(open)}));
+  REQUIRE_FALSE(ctx.register_definitions("x", {def("other", "1")}));
   ctx.unregister_definitions("w");
   ctx.unregister_definitions("x");
   // Booting: the resurrector may not have reported every open execution.
@@ -104,10 +106,72 @@ TEST_CASE("two workers holding one version keep it until both leave") {
   booted b;
   auto d = def("flow", "1");
   auto h = d.version_hash;
-  b.ctx.register_definitions("w1", {d});
-  b.ctx.register_definitions("w2", {std::move(d)});
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", {d}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w2", {std::move(d)}));
   b.ctx.unregister_definitions("w1");
   CHECK(versions(b.ctx, "flow") == std::vector<std::uint64_t>{h});
   b.ctx.unregister_definitions("w2");
   CHECK(versions(b.ctx, "flow").empty());
+}
+
+TEST_CASE("a worker may not replace a workflow of the node's files, and "
+          "starts keep the operator's version") {
+  booted b;
+  auto file = def("order", "ops");
+  auto h = file.version_hash;
+  b.ctx.add_definition(std::move(file), "workflows/order.yaml");
+  auto why = b.ctx.register_definitions("w", {def("order", "evil")});
+  REQUIRE(why);
+  CHECK(*why
+        == "workflow 'order' is defined by the node's workflow files; a "
+           "worker may not replace it (worker 'w' brings a different "
+           "version)");
+  CHECK(versions(b.ctx, "order") == std::vector<std::uint64_t>{h});
+  REQUIRE(b.ctx.latest("order"));
+  CHECK(b.ctx.latest("order")->version_hash == h);
+  CHECK(b.ctx.owner("order") == std::string{});
+}
+
+TEST_CASE("a refused registration adds none of its definitions") {
+  booted b;
+  b.ctx.add_definition(def("order", "ops"), "workflows/order.yaml");
+  CHECK(b.ctx.register_definitions("w", {def("mine", "1"), def("order", "2")}));
+  CHECK(versions(b.ctx, "mine").empty());
+  CHECK_FALSE(b.ctx.owner("mine"));
+}
+
+TEST_CASE("a workflow name belongs to the first worker that registered it, "
+          "also after it leaves, and that worker deploys new versions") {
+  booted b;
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", {def("flow", "1")}));
+  auto why = b.ctx.register_definitions("w2", {def("flow", "2")});
+  REQUIRE(why);
+  CHECK(why->find("defined by worker 'w1'") != std::string::npos);
+  auto v2 = def("flow", "2");
+  auto h2 = v2.version_hash;
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", {std::move(v2)}));
+  CHECK(b.ctx.latest("flow")->version_hash == h2);
+  b.ctx.unregister_definitions("w1");
+  CHECK(b.ctx.register_definitions("w2", {def("flow", "3")}));
+  CHECK(b.ctx.owner("flow") == std::string{"w1"});
+}
+
+TEST_CASE("another worker's copy of a loaded version is held but does not "
+          "become the latest") {
+  booted b;
+  auto v1 = def("flow", "1");
+  auto h1 = v1.version_hash;
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", {std::move(v1)}));
+  // A second process of the deployment under its own id.
+  REQUIRE_FALSE(b.ctx.register_definitions("w2", {def("flow", "1")}));
+  CHECK(b.ctx.owner("flow") == std::string{"w1"});
+  // Rolling deploy: w1 brings version 2 while w2 still runs version 1 and
+  // registers it again (a reconnect): w2 keeps it, starts stay on 2.
+  auto v2 = def("flow", "2");
+  auto h2 = v2.version_hash;
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", {std::move(v2)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w2", {def("flow", "1")}));
+  auto held = versions(b.ctx, "flow");
+  CHECK(std::count(held.begin(), held.end(), h1) == 1);
+  CHECK(b.ctx.latest("flow")->version_hash == h2);
 }

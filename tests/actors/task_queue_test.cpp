@@ -29,12 +29,27 @@ cerebelum::eventstore::task_row row(const std::string& token,
   return r;
 }
 
-/// Worker "w" of queue "q" leases `r` at moment 0 (its effects taken).
-void lease_at_zero(task_queue& q, cerebelum::eventstore::task_row r) {
+/// The attempt token of the task poll `poll_id` got among `effects`
+/// (empty: none).
+std::string token_of(const std::vector<queue_effect>& effects,
+                     std::uint64_t poll_id) {
+  for (auto& e : effects)
+    if (auto* p = std::get_if<poll_answered>(&e);
+        p != nullptr && p->poll_id == poll_id && p->result.value
+        && *p->result.value)
+      return (*p->result.value)->attempt_token;
+  return {};
+}
+
+/// Worker "w" of queue "q" leases `r` at moment 0 (its effects taken);
+/// returns the attempt token it got.
+std::string lease_at_zero(task_queue& q, cerebelum::eventstore::task_row r) {
   q.add_worker("w", {"q"}, 1, 0);
   q.upsert(std::move(r));
   q.poll(1, "w", {}, 30'000ms, 0);
-  q.take_effects();
+  auto token = token_of(q.take_effects(), 1);
+  REQUIRE_FALSE(token.empty());
+  return token;
 }
 
 router_options options() {
@@ -96,7 +111,11 @@ TEST_CASE("a new task goes to the waiting poll at once with its lease") {
   REQUIRE(polls.count(1) == 1);
   auto& task = *polls[1].value;
   REQUIRE(task);
-  CHECK(task->attempt_token == external_token("ex-1", "t1"));
+  auto ref = parse_external_token(task->attempt_token);
+  REQUIRE(ref);
+  CHECK(ref->execution_id == "ex-1");
+  CHECK(ref->token == "t1");
+  CHECK(ref->secret.size() == lease_secret_chars);
   CHECK(task->task_type == "t.run");
   CHECK(task->lease_expires_at_ms == 10'100);
   CHECK(q.next_due() == 10'100);
@@ -121,9 +140,9 @@ TEST_CASE("a lease expires at its due moment, not before, and fails the "
 
 TEST_CASE("a heartbeat moves the lease's due moment") {
   task_queue q{options()};
-  lease_at_zero(q, row("t1", "ex-1", 2'000));
+  auto token = lease_at_zero(q, row("t1", "ex-1", 2'000));
   CHECK(q.next_due() == 2'000);
-  auto hb = q.heartbeat("w", external_token("ex-1", "t1"), "", 1'500);
+  auto hb = q.heartbeat("w", token, "", 1'500);
   REQUIRE(hb);
   CHECK(hb.value->lease_expires_at_ms == 3'500);
   CHECK(q.next_due() == 3'500);
@@ -134,9 +153,8 @@ TEST_CASE("a heartbeat moves the lease's due moment") {
 TEST_CASE("a completion waits for the commit and is answered when the row "
           "goes") {
   task_queue q{options()};
-  lease_at_zero(q, row("t1"));
-  auto d = q.complete("w", external_token("ex-1", "t1"),
-                      task_success{R"({"ok":true})"}, 50);
+  auto token = lease_at_zero(q, row("t1"));
+  auto d = q.complete("w", token, task_success{R"({"ok":true})"}, 50);
   REQUIRE(d.kind == complete_decision::pending);
   auto sent = events_of(q.take_effects());
   REQUIRE(sent.size() == 1);
@@ -151,8 +169,7 @@ TEST_CASE("a completion waits for the commit and is answered when the row "
   CHECK(done.result.value->recorded);
   CHECK(q.next_due() == 0);
   // A retried call of the same outcome is told it was recorded.
-  auto again = q.complete("w", external_token("ex-1", "t1"), task_success{"{}"},
-                          60);
+  auto again = q.complete("w", token, task_success{"{}"}, 60);
   REQUIRE(again.kind == complete_decision::answered);
   CHECK_FALSE(again.answer.value->recorded);
 }
@@ -164,9 +181,8 @@ TEST_CASE("a completion that wants the next task is answered with a ready "
   q.add_worker("other", {"q"}, 1, 0);
   q.upsert(row("t1"));
   q.poll(1, "w", {}, 30'000ms, 0);
-  q.take_effects();
-  auto d = q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 50,
-                      true);
+  auto token = token_of(q.take_effects(), 1);
+  auto d = q.complete("w", token, task_success{"{}"}, 50, true);
   REQUIRE(d.kind == complete_decision::pending);
   q.take_effects();
   // Another worker waits; the commit brings the next step's row and deletes
@@ -183,13 +199,13 @@ TEST_CASE("a completion that wants the next task is answered with a ready "
   REQUIRE(done.result);
   CHECK(done.result.value->recorded);
   REQUIRE(done.result.value->next);
-  CHECK(done.result.value->next->attempt_token == external_token("ex-1", "t2"));
+  auto next_token = done.result.value->next->attempt_token;
+  CHECK(done.result.value->next->task_id == "t2");
   CHECK(done.result.value->next->lease_expires_at_ms == 10'100);
   // Leased to w: w's limit (1) is used, and the waiting poll got nothing.
   CHECK(polls_of(effects).empty());
-  CHECK(
-    q.complete("w", external_token("ex-1", "t2"), task_success{"{}"}, 110).kind
-    == complete_decision::pending);
+  CHECK(q.complete("w", next_token, task_success{"{}"}, 110).kind
+        == complete_decision::pending);
 }
 
 TEST_CASE("a completion that wants the next task is answered without one when "
@@ -197,8 +213,8 @@ TEST_CASE("a completion that wants the next task is answered without one when "
           "gets none") {
   task_queue q{options()};
   SECTION("nothing ready") {
-    lease_at_zero(q, row("t1"));
-    q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 10, true);
+    auto token = lease_at_zero(q, row("t1"));
+    q.complete("w", token, task_success{"{}"}, 10, true);
     q.take_effects();
     q.remove("t1", 20);
     auto effects = q.take_effects();
@@ -213,8 +229,10 @@ TEST_CASE("a completion that wants the next task is answered without one when "
     q.upsert(row("t2", "ex-2"));
     q.poll(1, "w", {}, 30'000ms, 0);
     q.poll(2, "w", {}, 30'000ms, 0);
-    q.take_effects();
-    q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 10, true);
+    auto leased = q.take_effects();
+    auto token = token_of(leased, 1);
+    if (parse_external_token(token)->token != "t1") token = token_of(leased, 2);
+    q.complete("w", token, task_success{"{}"}, 10, true);
     // The worker registers again with a limit of 1 while it holds t1 and t2:
     // once t1 is gone it holds t2, its whole limit.
     q.add_worker("w", {"q"}, 1, 15);
@@ -229,8 +247,8 @@ TEST_CASE("a completion that wants the next task is answered without one when "
     CHECK_FALSE(done.result.value->next);
   }
   SECTION("not asked") {
-    lease_at_zero(q, row("t1"));
-    q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 10);
+    auto token = lease_at_zero(q, row("t1"));
+    q.complete("w", token, task_success{"{}"}, 10);
     q.take_effects();
     q.upsert(row("t2"));
     q.remove("t1", 20);
@@ -252,11 +270,11 @@ TEST_CASE("a task's timeout is due a whole timeout after its lease began, "
   CHECK(q.timeout_due("t1", 500) == 1'500);
   CHECK(q.timeout_due("t1", 4'000) == 5'000);
   q.poll(1, "w", {}, 30'000ms, 4'200);
-  q.take_effects();
+  auto token = token_of(q.take_effects(), 1);
   CHECK(q.timeout_due("t1", 4'300) == 5'200);
   CHECK(q.timeout_due("t1", 5'200) == 0); // up
   // Handed back unseen: waiting again.
-  q.release("w", external_token("ex-1", "t1"), 4'400);
+  q.release("w", token, 4'400);
   CHECK(q.timeout_due("t1", 4'400) == 5'400);
   // Unknown tokens and tasks without a timeout: now.
   CHECK(q.timeout_due("nope", 4'400) == 0);
@@ -267,8 +285,8 @@ TEST_CASE("a task's timeout is due a whole timeout after its lease began, "
 TEST_CASE("an outcome not committed in time is answered unavailable and the "
           "lease is kept") {
   task_queue q{options()};
-  lease_at_zero(q, row("t1"));
-  q.complete("w", external_token("ex-1", "t1"), task_success{"{}"}, 0);
+  auto token = lease_at_zero(q, row("t1"));
+  q.complete("w", token, task_success{"{}"}, 0);
   q.take_effects();
   q.expire(5'000);
   auto effects = q.take_effects();
@@ -289,8 +307,8 @@ TEST_CASE("a task held for its sticky worker goes to another worker when the "
   // Worker a runs the execution's first task.
   q.upsert(row("t1"));
   q.poll(1, "a", {}, 30'000ms, 0);
-  q.take_effects();
-  q.complete("a", external_token("ex-1", "t1"), task_success{"{}"}, 10);
+  auto token = token_of(q.take_effects(), 1);
+  q.complete("a", token, task_success{"{}"}, 10);
   q.remove("t1", 0);
   q.take_effects();
   // Its next task prefers a; only b polls.
@@ -334,4 +352,85 @@ TEST_CASE("a lost worker's leases fail as worker_lost and its polls end") {
   CHECK(sent[0].event->step_failed().worker_id() == "w");
   CHECK(polls_of(effects).count(2) == 1);
   CHECK_FALSE(q.has_worker("w"));
+}
+
+TEST_CASE("an attempt token without the lease's secret is refused and leaves "
+          "the lease to its holder") {
+  task_queue q{options()};
+  auto token = lease_at_zero(q, row("t1"));
+  auto ref = parse_external_token(token);
+  REQUIRE(ref);
+  // What anyone who reads the history can build: the execution id and the
+  // internal token, with no secret, a guessed one, or one digit off.
+  auto flipped = ref->secret;
+  flipped[0] = flipped[0] == '0' ? '1' : '0';
+  std::vector<std::string> forged{
+    "4:ex-1:t1",
+    external_token("ex-1", std::string(lease_secret_chars, '0'), "t1"),
+    external_token("ex-1", flipped, "t1")};
+  for (auto& f : forged) {
+    auto d = q.complete("w", f, task_success{R"({"by":"thief"})"}, 10);
+    REQUIRE(d.kind == complete_decision::answered);
+    REQUIRE(d.answer.error);
+    CHECK(d.answer.error->code == task_errc::stale_token);
+    // The message names the attempt without any secret.
+    CHECK(d.answer.error->message.find(ref->secret) == std::string::npos);
+    auto hb = q.heartbeat("w", f, "", 20);
+    REQUIRE(hb.error);
+    CHECK(hb.error->code == task_errc::stale_token);
+    q.release("w", f, 30);
+  }
+  CHECK(events_of(q.take_effects()).empty());
+  // Nothing moved the lease: it ends when the holder's lease does.
+  CHECK(q.next_due() == 10'000);
+  auto d = q.complete("w", token, task_success{R"({"by":"w"})"}, 40);
+  REQUIRE(d.kind == complete_decision::pending);
+  auto sent = events_of(q.take_effects());
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].event->step_completed().result_json() == R"({"by":"w"})");
+  // The recorded event carries the internal token, never the secret.
+  CHECK(sent[0].event->step_completed().attempt_token() == "t1");
+  q.remove("t1", 50);
+  auto effects = q.take_effects();
+  REQUIRE(effects.size() == 1);
+  CHECK(std::get<completion_answered>(effects[0]).result.value->recorded);
+}
+
+TEST_CASE("a retried completion is told it was recorded only with the lease's "
+          "secret") {
+  task_queue q{options()};
+  auto token = lease_at_zero(q, row("t1"));
+  q.complete("w", token, task_success{"{}"}, 10);
+  q.remove("t1", 20);
+  q.take_effects();
+  auto again = q.complete("w", token, task_success{"{}"}, 30);
+  REQUIRE(again.kind == complete_decision::answered);
+  REQUIRE(again.answer.value);
+  CHECK_FALSE(again.answer.value->recorded);
+  auto forged = q.complete(
+    "w", external_token("ex-1", std::string(lease_secret_chars, 'a'), "t1"),
+    task_success{"{}"}, 30);
+  REQUIRE(forged.kind == complete_decision::answered);
+  REQUIRE(forged.answer.error);
+  CHECK(forged.answer.error->code == task_errc::stale_token);
+}
+
+TEST_CASE("a task leased again gets a new secret and the earlier lease's "
+          "token no longer acts on it") {
+  task_queue q{options()};
+  auto first = lease_at_zero(q, row("t1"));
+  q.release("w", first, 10);
+  q.poll(2, "w", {}, 30'000ms, 20);
+  auto second = token_of(q.take_effects(), 2);
+  REQUIRE_FALSE(second.empty());
+  CHECK(second != first);
+  CHECK(parse_external_token(second)->token == "t1");
+  auto hb = q.heartbeat("w", first, "", 30);
+  REQUIRE(hb.error);
+  CHECK(hb.error->code == task_errc::stale_token);
+  auto old = q.complete("w", first, task_success{"{}"}, 30);
+  REQUIRE(old.kind == complete_decision::answered);
+  CHECK(old.answer.error);
+  CHECK(q.complete("w", second, task_success{"{}"}, 40).kind
+        == complete_decision::pending);
 }

@@ -31,6 +31,8 @@ TEST_CASE("each task error maps to the gRPC status and the CAF port error "
      wire::errc::invalid_argument},
     {task_errc::invalid_workflow, grpc::StatusCode::INVALID_ARGUMENT,
      wire::errc::invalid_argument},
+    {task_errc::permission_denied, grpc::StatusCode::PERMISSION_DENIED,
+     wire::errc::invalid_argument},
     {task_errc::unavailable, grpc::StatusCode::UNAVAILABLE,
      wire::errc::unavailable},
     {task_errc::not_found, grpc::StatusCode::NOT_FOUND,

@@ -25,7 +25,8 @@ cli_result run_cli(std::vector<std::string> args) {
 }
 
 node_process::node_process(std::filesystem::path data_dir, std::string store,
-                           std::filesystem::path workflows) {
+                           std::filesystem::path workflows,
+                           std::vector<std::string> extra) {
   if (workflows.empty()) workflows = CEREBELUM_WORKFLOWS;
   if (data_dir.empty()) {
     own_dir_ = std::make_unique<temp_dir>();
@@ -34,11 +35,15 @@ node_process::node_process(std::filesystem::path data_dir, std::string store,
   data_dir_ = data_dir;
   grpc_port = free_port();
   http_port = free_port();
-  proc_ = std::make_unique<child_process>(std::vector<std::string>{
-    CEREBELUM_BIN, "node", "--data-dir", data_dir_.string(), "--workflows",
-    workflows.string(), "--listen", "127.0.0.1:" + std::to_string(grpc_port),
-    "--http", "127.0.0.1:" + std::to_string(http_port), "--store",
-    store.empty() ? std::string{"sqlite"} : store});
+  std::vector<std::string> args{
+    CEREBELUM_BIN, "node",
+    "--data-dir",  data_dir_.string(),
+    "--workflows", workflows.string(),
+    "--listen",    "127.0.0.1:" + std::to_string(grpc_port),
+    "--http",      "127.0.0.1:" + std::to_string(http_port),
+    "--store",     store.empty() ? std::string{"sqlite"} : store};
+  args.insert(args.end(), extra.begin(), extra.end());
+  proc_ = std::make_unique<child_process>(std::move(args));
   auto ready = proc_->wait_for_line("node ready", 30s);
   INFO(proc_->output());
   REQUIRE(ready);

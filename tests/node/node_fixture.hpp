@@ -29,10 +29,12 @@ class node_process {
  public:
   /// Starts a node on `data_dir` (a fresh one when empty) and `store` (empty:
   /// the embedded SQLite) with the workflows of `workflows` (empty: the
-  /// test's CEREBELUM_WORKFLOWS) and waits until it is ready.
+  /// test's CEREBELUM_WORKFLOWS), `extra` options of `cerebelum node`
+  /// appended, and waits until it is ready.
   explicit node_process(std::filesystem::path data_dir = {},
                         std::string store = {},
-                        std::filesystem::path workflows = {});
+                        std::filesystem::path workflows = {},
+                        std::vector<std::string> extra = {});
 
   /// Runs `cerebelum --server <this node> args...`.
   cli_result cli(std::vector<std::string> args);

@@ -591,6 +591,7 @@ TEST_CASE("an execution of a worker-registered workflow survives a node kill "
   temp_dir dir;
   std::string id;
   std::string token_b;
+  std::string task_b;
   {
     node_process node{dir.path};
     worker_client c{node.grpc_port};
@@ -605,6 +606,7 @@ TEST_CASE("an execution of a worker-registered workflow survives a node kill "
     REQUIRE(tb);
     REQUIRE(tb->step() == "b");
     token_b = tb->attempt_token();
+    task_b = tb->task_id();
     node.process().kill_hard();
   }
   node_process node{dir.path};
@@ -624,7 +626,9 @@ TEST_CASE("an execution of a worker-registered workflow survives a node kill "
   REQUIRE(tb);
   CHECK(tb->execution_id() == id);
   CHECK(tb->step() == "b");
-  CHECK(tb->attempt_token() == token_b);
+  // The same attempt, under a new lease: its token carries a new secret.
+  CHECK(tb->task_id() == task_b);
+  CHECK(tb->attempt_token() != token_b);
   CHECK(nlohmann::json::parse(tb->input_json()) == nlohmann::json{{"m", 2}});
   auto st = c.complete("w1", tb->attempt_token(), R"({"done": 3})");
   INFO(st.error_message());

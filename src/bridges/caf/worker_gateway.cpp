@@ -30,6 +30,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "actors/attempt_token.hpp"
 #include "src/bridges/worker_convert.hpp"
 #include "wire/wire.hpp"
 #include "workflow/safe_text.hpp"
@@ -156,7 +157,7 @@ pb::DrainResponse drained(const worker_entry& w) {
 caf::error check_leased(const worker_entry& w, const std::string& token) {
   if (w.leased.count(token) > 0) return caf::none;
   return wire::make_error(wire::errc::stale_attempt,
-                          "attempt token '" + token
+                          "attempt token '" + actors::redacted(token)
                             + "' is not leased to worker '" + w.id + "'");
 }
 
