@@ -32,6 +32,17 @@ int main(int argc, char** argv) {
   cli::global_options global;
   app.add_option("--server", global.server, "The node's gRPC address")
     ->capture_default_str();
+  app.add_option("--token", global.token,
+                 "Token for a node with --auth token (default: "
+                 "$CEREBELUM_TOKEN)");
+  app.add_option("--token-file", global.token_file,
+                 "File holding the token (e.g. DATA_DIR/admin.token)");
+  app.add_option("--tls-ca", global.tls_ca,
+                 "Connect with TLS, trusting this PEM CA (the node's name "
+                 "in --server is verified)");
+  app.add_option("--tls-cert", global.tls_cert,
+                 "Client certificate (PEM) for a node that requires one");
+  app.add_option("--tls-key", global.tls_key, "Key of --tls-cert (PEM)");
 
   cli::node_options node_opts;
   auto* node = app.add_subcommand(
@@ -43,6 +54,8 @@ int main(int argc, char** argv) {
   cli::add_decision_commands(app, global, commands);
   cli::add_dlq_commands(app, global, commands);
   cli::add_upgrade_command(app, global, commands);
+  cli::add_token_commands(app, global, commands);
+  cli::add_dev_certs_command(app, commands);
 
   try {
     app.parse(argc, argv);
@@ -61,6 +74,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (node->parsed()) return cli::run_node(node_opts);
+  if (auto err = cli::configure_connection(global); !err.empty())
+    return cli::usage_error(err);
   auto code = commands.run_parsed();
   return code < 0 ? 2 : code;
 }

@@ -331,11 +331,11 @@ grpc::ServerUnaryReactor*
 admin_service::StartExecution(grpc::CallbackServerContext* ctx,
                               const admin::StartExecutionRequest* req,
                               admin::StartExecutionResponse* res) {
-  if (auto err = require_non_empty("workflow", req->workflow()))
-    return finish_now(ctx, to_status(err));
   auto allowed = check_call(auth_, ctx, "AdminService/StartExecution",
                             {req->workflow(), {}});
   if (!allowed.ok()) return finish_now(ctx, to_status(refusal(allowed)));
+  if (auto err = require_non_empty("workflow", req->workflow()))
+    return finish_now(ctx, to_status(err));
   // The same ids as over HTTP: one that GET /v1/executions/{id} could not
   // address is refused (an empty one is generated).
   if (!req->execution_id().empty())

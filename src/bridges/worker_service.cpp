@@ -67,6 +67,7 @@ worker_service::admit(grpc::CallbackServerContext* ctx, const char* method,
               ? grpc::StatusCode::UNAUTHENTICATED
               : grpc::StatusCode::PERMISSION_DENIED,
             v.message};
+  if (worker.empty()) return grpc::Status::OK; // refused by the caller
   std::lock_guard<std::mutex> guard{owners_mtx_};
   auto i = owners_.find(worker);
   if (i == owners_.end()) {
@@ -85,12 +86,12 @@ grpc::ServerUnaryReactor*
 worker_service::Register(grpc::CallbackServerContext* ctx,
                          const worker::RegisterRequest* req,
                          worker::RegisterResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
-    return refuse(ctx, st);
   std::vector<std::string> queues{req->queues().begin(), req->queues().end()};
   if (auto st = admit(ctx, "WorkerService/Register", req->worker_id(), queues,
                       true);
       !st.ok())
+    return refuse(ctx, st);
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   auto* reactor = ctx->DefaultReactor();
   tasks_->register_worker(to_registration(*req),
@@ -251,16 +252,16 @@ grpc::ServerUnaryReactor*
 worker_service::PollTask(grpc::CallbackServerContext* ctx,
                          const worker::PollTaskRequest* req,
                          worker::PollTaskResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
-    return refuse(ctx, st);
-  if (req->wait_ms() < 0)
-    return refuse(ctx,
-                  {grpc::StatusCode::INVALID_ARGUMENT, "wait_ms is negative"});
   std::vector<std::string> queues{req->queues().begin(), req->queues().end()};
   if (auto st = admit(ctx, "WorkerService/PollTask", req->worker_id(), queues,
                       false);
       !st.ok())
     return refuse(ctx, st);
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
+    return refuse(ctx, st);
+  if (req->wait_ms() < 0)
+    return refuse(ctx,
+                  {grpc::StatusCode::INVALID_ARGUMENT, "wait_ms is negative"});
   auto wait = std::chrono::milliseconds{req->wait_ms()};
   // End the long-poll a little before the client's deadline, so that an
   // empty answer (not DEADLINE_EXCEEDED) reaches it.
@@ -296,11 +297,11 @@ grpc::ServerUnaryReactor*
 worker_service::Heartbeat(grpc::CallbackServerContext* ctx,
                           const worker::HeartbeatRequest* req,
                           worker::HeartbeatResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
-    return refuse(ctx, st);
   if (auto st = admit(ctx, "WorkerService/Heartbeat", req->worker_id(), {},
                       false);
       !st.ok())
+    return refuse(ctx, st);
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
     return refuse(ctx, st);
@@ -317,11 +318,11 @@ grpc::ServerUnaryReactor*
 worker_service::CompleteTask(grpc::CallbackServerContext* ctx,
                              const worker::CompleteTaskRequest* req,
                              worker::CompleteTaskResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
-    return refuse(ctx, st);
   if (auto st = admit(ctx, "WorkerService/CompleteTask", req->worker_id(), {},
                       false);
       !st.ok())
+    return refuse(ctx, st);
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
     return refuse(ctx, st);
@@ -351,11 +352,11 @@ grpc::ServerUnaryReactor*
 worker_service::Unregister(grpc::CallbackServerContext* ctx,
                            const worker::UnregisterRequest* req,
                            worker::UnregisterResponse* res) {
-  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
-    return refuse(ctx, st);
   if (auto st = admit(ctx, "WorkerService/Unregister", req->worker_id(), {},
                       false);
       !st.ok())
+    return refuse(ctx, st);
+  if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   auto* reactor = ctx->DefaultReactor();
   tasks_->unregister(req->worker_id(),

@@ -1,10 +1,27 @@
 #include "src/cli/admin_client.hpp"
 
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <utility>
 
 namespace cerebelum::cli {
 
 namespace {
+
+connection_settings& settings() {
+  static connection_settings s;
+  return s;
+}
+
+/// The text of `path`; false when it cannot be read.
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in) return false;
+  out.assign(std::istreambuf_iterator<char>{in},
+             std::istreambuf_iterator<char>{});
+  return true;
+}
 
 /// The status code as admin.proto spells it.
 const char* code_name(grpc::StatusCode code) {
@@ -18,6 +35,9 @@ const char* code_name(grpc::StatusCode code) {
     case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
     case grpc::StatusCode::INTERNAL: return "INTERNAL";
     case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
     default: return "ERROR";
   }
 }
@@ -28,8 +48,35 @@ std::string unreachable_message(const std::string& server) {
 
 } // namespace
 
+std::string admin_client::configure(connection_settings given) {
+  auto& s = settings();
+  s.token = given.token;
+  // Files are read here, so that a bad path is a usage error.
+  for (auto [file, out] : {std::pair{&given.tls_ca, &s.tls_ca},
+                           std::pair{&given.tls_cert, &s.tls_cert},
+                           std::pair{&given.tls_key, &s.tls_key}}) {
+    out->clear();
+    if (!file->empty() && !read_file(*file, *out))
+      return "cannot read '" + *file + "'";
+  }
+  if (s.tls_cert.empty() != s.tls_key.empty())
+    return "--tls-cert and --tls-key go together";
+  return {};
+}
+
 admin_client::admin_client(std::string server) : server_(std::move(server)) {
-  channel_ = grpc::CreateChannel(server_, grpc::InsecureChannelCredentials());
+  const auto& s = settings();
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (s.tls_ca.empty()) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = s.tls_ca;
+    ssl.pem_private_key = s.tls_key;
+    ssl.pem_cert_chain = s.tls_cert;
+    creds = grpc::SslCredentials(ssl);
+  }
+  channel_ = grpc::CreateChannel(server_, creds);
   stub_ = admin::AdminService::NewStub(channel_);
 }
 
@@ -44,6 +91,8 @@ std::unique_ptr<grpc::ClientContext>
 admin_client::context(std::chrono::milliseconds timeout) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+  if (!settings().token.empty())
+    ctx->AddMetadata("authorization", "Bearer " + settings().token);
   return ctx;
 }
 

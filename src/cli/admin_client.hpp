@@ -13,9 +13,22 @@
 
 namespace cerebelum::cli {
 
+/// How the CLI's calls reach a node: TLS files and the token.
+struct connection_settings {
+  std::string token;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+};
+
 /// A channel and stub to the node at `server` (HOST:PORT).
 class admin_client {
  public:
+  /// Sets how every client connects and authenticates (once, after the
+  /// command line is parsed). Returns an error message when a file cannot
+  /// be read.
+  static std::string configure(connection_settings settings);
+
   explicit admin_client(std::string server);
 
   /// Waits up to `timeout` for the channel to connect; prints "cannot reach

@@ -18,6 +18,15 @@ namespace cerebelum::cli {
 struct global_options {
   /// The node's AdminService, HOST:PORT.
   std::string server = "127.0.0.1:9740";
+  /// A token for a node with --auth token (else $CEREBELUM_TOKEN).
+  std::string token;
+  /// A file holding the token (e.g. DATA_DIR/admin.token).
+  std::string token_file;
+  /// TLS: the CA that signed the node's certificate; empty: no TLS.
+  std::string tls_ca;
+  /// Mutual TLS: the client's certificate and key.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 /// The registered subcommands and what runs each.
@@ -56,6 +65,17 @@ void add_dlq_commands(CLI::App& app, const global_options& global,
 /// `check-upgrade FILE [--json]`.
 void add_upgrade_command(CLI::App& app, const global_options& global,
                          command_set& set);
+
+/// `token create|list|revoke` (docs/security.md).
+void add_token_commands(CLI::App& app, const global_options& global,
+                        command_set& set);
+
+/// `dev-certs DIR`: a local CA and node certificate for trying TLS.
+void add_dev_certs_command(CLI::App& app, command_set& set);
+
+/// Applies the connection options (token, TLS files) for every client;
+/// returns a usage error message or "".
+std::string configure_connection(const global_options& global);
 
 /// Exit code of a usage error found after parsing (e.g. --input is not
 /// JSON); prints `message` to stderr.

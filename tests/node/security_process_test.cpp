@@ -1,0 +1,342 @@
+// Security against the real `cerebelum node` process (docs/security.md):
+// the permission table walked over gRPC and HTTP, the recorded principal,
+// worker identities bound to tokens, secure defaults and TLS.
+
+#include <catch2/catch.hpp>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "src/auth/permissions.hpp"
+#include "tests/node/node_fixture.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/scratch.hpp"
+#include "worker.grpc.pb.h"
+
+using namespace cerebelum::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+namespace auth = cerebelum::auth;
+
+namespace {
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in{p};
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+/// A node that requires tokens, with its first admin token.
+struct secured_node {
+  node_process node{{}, {}, {}, {"--auth", "token"}};
+  std::string admin = read_text(node.data_dir() / "admin.token");
+
+  /// Makes a token; returns {id, secret}.
+  std::pair<std::string, std::string>
+  make(const std::string& name, const std::string& role,
+       std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--token", admin,    "token",
+                                  "create",  "--name", name,
+                                  "--role",  role,     "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = node.cli(args);
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    auto j = r.json();
+    return {j["token"]["id"].get<std::string>(),
+            j["secret"].get<std::string>()};
+  }
+};
+
+/// The gRPC status code of calling `method` with an empty request.
+grpc::StatusCode call_grpc(grpc::GenericStub& stub, const std::string& method,
+                           const std::string& token) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  auto service = method.starts_with("Admin") ? "/cerebelum.admin."
+                                             : "/cerebelum.worker.";
+  grpc::ByteBuffer request;
+  grpc::Slice empty{""};
+  request = grpc::ByteBuffer{&empty, 1};
+  grpc::ByteBuffer response;
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::optional<grpc::Status> result;
+  stub.UnaryCall(&ctx, service + method, grpc::StubOptions{}, &request,
+                 &response, [&](grpc::Status st) {
+                   std::lock_guard<std::mutex> guard{mtx};
+                   result = st;
+                   cv.notify_all();
+                 });
+  std::unique_lock<std::mutex> guard{mtx};
+  cv.wait(guard, [&] {
+    return result.has_value();
+  });
+  return result->error_code();
+}
+
+/// The HTTP status of route `name` ("POST /v1/...") with an empty body.
+int call_http(httplib::Client& http, const std::string& name,
+              const std::string& token) {
+  auto space = name.find(' ');
+  auto method = name.substr(0, space);
+  auto path = name.substr(space + 1);
+  auto fill = [&](const std::string& what, const std::string& with) {
+    if (auto i = path.find(what); i != std::string::npos)
+      path.replace(i, what.size(), with);
+  };
+  fill("{name}", "order");
+  if (path.starts_with("/v1/dead-letters/"))
+    fill("{id}", "1");
+  else
+    fill("{id}", "no-such-execution");
+  httplib::Headers headers;
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+  auto res = method == "GET" ? http.Get(path, headers)
+                             : http.Post(path, headers, "", "application/json");
+  return res ? res->status : -1;
+}
+
+bool refused(grpc::StatusCode c) {
+  return c == grpc::StatusCode::UNAUTHENTICATED
+         || c == grpc::StatusCode::PERMISSION_DENIED;
+}
+
+} // namespace
+
+TEST_CASE("every gRPC method and HTTP route refuses a call without a token\\, "
+          "with a wrong role\\, an expired or a revoked token\\, and admits "
+          "the roles the table names") {
+  secured_node s;
+  std::map<auth::role, std::string> tokens;
+  for (auto r : {auth::role::admin, auth::role::operator_, auth::role::starter,
+                 auth::role::reader, auth::role::worker})
+    tokens[r] = s.make(std::string{"t-"} + std::string{auth::to_string(r)},
+                       std::string{auth::to_string(r)})
+                  .second;
+  auto expired = s.make("t-expired", "admin", {"--expires", "1s"}).second;
+  auto [revoked_id, revoked] = s.make("t-revoked", "admin");
+  auto rv = s.node.cli({"--token", s.admin, "token", "revoke", revoked_id});
+  REQUIRE(rv.code == 0);
+  std::this_thread::sleep_for(1100ms); // `expired` is now past its time
+  auto channel
+    = grpc::CreateChannel("127.0.0.1:" + std::to_string(s.node.grpc_port),
+                          grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub{channel};
+  httplib::Client http{"127.0.0.1", s.node.http_port};
+  http.set_read_timeout(10, 0);
+  std::size_t walked = 0;
+  for (const auto& e : auth::endpoints()) {
+    std::string name{e.name};
+    bool grpc_side = e.surface == "grpc";
+    INFO(name);
+    auto code_of = [&](const std::string& token) {
+      return grpc_side ? static_cast<int>(call_grpc(stub, name, token))
+                       : call_http(http, name, token);
+    };
+    auto unauthenticated
+      = grpc_side ? static_cast<int>(grpc::StatusCode::UNAUTHENTICATED) : 401;
+    auto forbidden
+      = grpc_side ? static_cast<int>(grpc::StatusCode::PERMISSION_DENIED) : 403;
+    if (e.needs == auth::permission::open) {
+      auto c = code_of("");
+      CHECK(c != unauthenticated);
+      CHECK(c != forbidden);
+      ++walked;
+      continue;
+    }
+    CHECK(code_of("") == unauthenticated);
+    CHECK(code_of("cbm_0000000000000000_" + std::string(64, '0'))
+          == unauthenticated);
+    CHECK(code_of(expired) == unauthenticated);
+    CHECK(code_of(revoked) == unauthenticated);
+    for (const auto& [r, token] : tokens) {
+      INFO("role " << auth::to_string(r));
+      auto c = code_of(token);
+      if (auth::allows(r, e.needs)) {
+        CHECK(c != unauthenticated);
+        CHECK(c != forbidden);
+      } else {
+        CHECK(c == forbidden);
+      }
+    }
+    ++walked;
+  }
+  CHECK(walked == auth::endpoints().size());
+}
+
+TEST_CASE("an approval records the token's principal\\, not a typed name\\, "
+          "and a worker token may not approve") {
+  secured_node s;
+  auto ops = s.make("ops-alice", "operator").second;
+  auto worker = s.make("worker-1", "worker").second;
+  auto order = json{{"order_id", "p-1"},
+                    {"amount", 1500},
+                    {"items", {{{"sku", "a"}, {"qty", 1}}}}}
+                 .dump();
+  auto started = s.node.cli(
+    {"--token", ops, "start", "order", "--id", "p-1", "--input", order});
+  INFO(started.output);
+  REQUIRE(started.code == 0);
+  json last;
+  for (int i = 0; i < 300; ++i) {
+    last = s.node.cli({"--token", ops, "show", "p-1", "--json"}).json();
+    if (last.is_object() && last["status"] == "awaiting_approval") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  REQUIRE(last["status"] == "awaiting_approval");
+  auto by_worker
+    = s.node.cli({"--token", worker, "approve", "p-1", "--by", "worker-1"});
+  CHECK(by_worker.code == 1);
+  CHECK(by_worker.output.find("PERMISSION_DENIED") != std::string::npos);
+  auto anonymous = s.node.cli({"approve", "p-1", "--by", "alice"});
+  CHECK(anonymous.code == 1);
+  CHECK(anonymous.output.find("UNAUTHENTICATED") != std::string::npos);
+  auto approved = s.node.cli(
+    {"--token", ops, "approve", "p-1", "--by", "admin (impersonated)"});
+  INFO(approved.output);
+  REQUIRE(approved.code == 0);
+  httplib::Client http{"127.0.0.1", s.node.http_port};
+  auto history = http.Get("/v1/executions/p-1/history",
+                          {{"Authorization", "Bearer " + ops}});
+  REQUIRE(history);
+  REQUIRE(history->status == 200);
+  CHECK(history->body.find("ops-alice") != std::string::npos);
+  CHECK(history->body.find("impersonated") == std::string::npos);
+}
+
+TEST_CASE("a worker id belongs to the token that registered it\\, and a "
+          "queue-scoped worker token serves only its queues") {
+  secured_node s;
+  auto a = s.make("worker-a", "worker").second;
+  auto b = s.make("worker-b", "worker").second;
+  auto scoped = s.make("worker-c", "worker", {"--queues", "q1"}).second;
+  auto channel
+    = grpc::CreateChannel("127.0.0.1:" + std::to_string(s.node.grpc_port),
+                          grpc::InsecureChannelCredentials());
+  auto stub = cerebelum::worker::WorkerService::NewStub(channel);
+  auto reg = [&](const std::string& token, const std::string& id,
+                 const std::string& queue) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    cerebelum::worker::RegisterRequest req;
+    req.set_worker_id(id);
+    req.add_queues(queue);
+    cerebelum::worker::RegisterResponse res;
+    return stub->Register(&ctx, req, &res);
+  };
+  CHECK(reg(a, "w-1", "q1").ok());
+  auto stolen = reg(b, "w-1", "q1");
+  CHECK(stolen.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(reg(a, "w-1", "q1").ok()); // its own token may register again
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + b);
+    cerebelum::worker::UnregisterRequest req;
+    req.set_worker_id("w-1");
+    cerebelum::worker::UnregisterResponse res;
+    CHECK(stub->Unregister(&ctx, req, &res).error_code()
+          == grpc::StatusCode::PERMISSION_DENIED);
+  }
+  CHECK(reg(scoped, "w-2", "q1").ok());
+  auto other_queue = reg(scoped, "w-3", "q2");
+  CHECK(other_queue.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(other_queue.error_message().find("q2") != std::string::npos);
+}
+
+TEST_CASE("a node asked to listen beyond loopback without TLS and tokens "
+          "refuses to start and names the flags") {
+  temp_dir dir;
+  child_process proc{{CEREBELUM_BIN, "node", "--data-dir", dir.path.string(),
+                      "--listen", "0.0.0.0:" + std::to_string(free_port()),
+                      "--http", ""}};
+  auto code = proc.wait_exit(30s);
+  INFO(proc.output());
+  REQUIRE(code);
+  CHECK(*code == 2);
+  CHECK(proc.output().find("--tls-cert") != std::string::npos);
+  CHECK(proc.output().find("--auth token") != std::string::npos);
+  CHECK(proc.output().find("--insecure") != std::string::npos);
+
+  child_process http{{CEREBELUM_BIN, "node", "--data-dir", dir.path.string(),
+                      "--listen", "127.0.0.1:" + std::to_string(free_port()),
+                      "--http", "0.0.0.0:" + std::to_string(free_port())}};
+  auto http_code = http.wait_exit(30s);
+  REQUIRE(http_code);
+  CHECK(*http_code == 2);
+
+  temp_dir other;
+  child_process insecure{
+    {CEREBELUM_BIN, "node", "--data-dir", other.path.string(), "--listen",
+     "0.0.0.0:" + std::to_string(free_port()), "--http", "", "--insecure"}};
+  auto ready = insecure.wait_for_line("node ready", 30s);
+  INFO(insecure.output());
+  CHECK(ready);
+  CHECK(insecure.output().find("warn") != std::string::npos);
+  CHECK(insecure.output().find("--insecure: --listen 0.0.0.0")
+        != std::string::npos);
+  insecure.kill_hard();
+}
+
+TEST_CASE("the data directory and the store are private to the node's user "
+          "whatever the umask") {
+  auto old = ::umask(0);
+  temp_dir dir;
+  auto data = dir.path / "data";
+  { node_process node{data}; }
+  ::umask(old);
+  auto mode = [](const std::filesystem::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return st.st_mode & 0777;
+  };
+  CHECK(mode(data) == 0700);
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator{data}) {
+    if (!e.is_regular_file()) continue;
+    INFO(e.path());
+    CHECK((mode(e.path()) & 077) == 0);
+    ++files;
+  }
+  CHECK(files > 0);
+}
+
+TEST_CASE("a TLS node serves a client that trusts its CA and refuses one "
+          "that does not") {
+  temp_dir dir;
+  auto certs = dir.path / "certs";
+  auto other = dir.path / "other";
+  REQUIRE(run_cli({"dev-certs", certs.string()}).code == 0);
+  REQUIRE(run_cli({"dev-certs", other.string()}).code == 0);
+  node_process node{{},
+                    {},
+                    {},
+                    {"--auth", "token", "--tls-cert",
+                     (certs / "node.pem").string(), "--tls-key",
+                     (certs / "node.key").string()}};
+  CHECK(node.process().output().find("(TLS, tokens required)")
+        != std::string::npos);
+  auto admin = read_text(node.data_dir() / "admin.token");
+  auto server = "localhost:" + std::to_string(node.grpc_port);
+  auto trusted
+    = run_cli({"--server", server, "--tls-ca", (certs / "ca.pem").string(),
+               "--token", admin, "list", "--json"});
+  INFO(trusted.output);
+  CHECK(trusted.code == 0);
+  auto wrong_ca
+    = run_cli({"--server", server, "--tls-ca", (other / "ca.pem").string(),
+               "--token", admin, "list"});
+  CHECK(wrong_ca.code == 1);
+  auto plain = run_cli({"--server", server, "--token", admin, "list"});
+  CHECK(plain.code == 1);
+}
