@@ -60,6 +60,13 @@ using router_actor = task_router_actor::stateful_pointer<router_state>;
 /// moment unless one is armed for that moment or earlier.
 void settle(router_actor self) {
   auto& st = self->state;
+  // The figures first: whoever an answer below reaches sees metrics that
+  // include what it answers (a leased task is counted as leased).
+  auto& m = st.ctx->metrics();
+  for (auto& t : st.queue->take_finished())
+    m.step_finished("task", t.completed ? "completed" : "failed", t.seconds);
+  for (auto& q : st.queue->figures())
+    m.task_queue(q.queue, q.ready, q.leased, q.workers, q.lease_expiries);
   for (auto& effect : st.queue->take_effects()) {
     if (auto* p = std::get_if<poll_answered>(&effect)) {
       auto i = st.polls.find(p->poll_id);
@@ -80,11 +87,6 @@ void settle(router_actor self) {
                        ev.event);
     }
   }
-  auto& m = st.ctx->metrics();
-  for (auto& t : st.queue->take_finished())
-    m.step_finished("task", t.completed ? "completed" : "failed", t.seconds);
-  for (auto& q : st.queue->figures())
-    m.task_queue(q.queue, q.ready, q.leased, q.workers, q.lease_expiries);
   auto due = st.queue->next_due();
   if (due == 0 || (st.armed_at != 0 && st.armed_at <= due)) return;
   st.armed_at = due;

@@ -219,12 +219,16 @@ TEST_CASE("the node logs at startup that the CAF port is unauthenticated "
 
 TEST_CASE("the node warns at startup when the CAF port is not bound to "
           "loopback") {
-  caf_node node{{"--caf-host", "0.0.0.0"}};
+  // Refused without --insecure (docs/security.md; node_security_test).
+  caf_node node{{"--caf-host", "0.0.0.0", "--insecure"}};
   auto line = startup_line(node, "CAF worker port");
   INFO(node.process().output());
   REQUIRE(line);
   CHECK(line->find("warn") != std::string::npos);
-  CHECK(line->find("NOT bound to loopback") != std::string::npos);
+  CHECK(node.process().output().find("NOT bound to loopback")
+        != std::string::npos);
+  CHECK(node.process().output().find("--insecure: --caf-host 0.0.0.0")
+        != std::string::npos);
 }
 
 TEST_CASE("a flood of bad BASP connections is logged a few lines at a time, "
