@@ -6,7 +6,8 @@ See sdk/python/README.md.
 from .client import Client, Execution
 from .errors import (CerebelumError, DeadlineExceeded, ExecutionFailed,
                      FailedPrecondition, InvalidArgument, NonRetryableError,
-                     NotFound, Overloaded, RegistrationError, StepError,
+                     NotFound, Overloaded, PermissionDenied,
+                     RegistrationError, StepError, Unauthenticated,
                      Unavailable)
 from .steps import Step, StepContext, step
 from .worker import Worker
@@ -16,8 +17,9 @@ from .workflows import (Chain, Parallel, Raw, Retry, Source, Workflow,
 __all__ = [
     "CerebelumError", "Chain", "Client", "DeadlineExceeded", "Execution",
     "ExecutionFailed", "FailedPrecondition", "InvalidArgument",
-    "NonRetryableError", "NotFound", "Overloaded", "Parallel", "Raw", "RegistrationError",
-    "Retry", "Source", "Step", "StepContext", "StepError", "Unavailable",
+    "NonRetryableError", "NotFound", "Overloaded", "Parallel",
+    "PermissionDenied", "Raw", "RegistrationError", "Retry", "Source", "Step",
+    "StepContext", "StepError", "Unauthenticated", "Unavailable",
     "Worker", "Workflow", "parallel", "step", "workflow", "yaml_file",
     "yaml_text",
 ]

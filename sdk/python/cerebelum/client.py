@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from . import _pb
+from ._connect import Connection
 from .errors import (CerebelumError, DeadlineExceeded, ExecutionFailed,
                      Overloaded, from_rpc_error)
 from .workflows import Workflow
@@ -77,18 +78,25 @@ class Execution:
 class Client:
     """A blocking AdminService client. Errors are CerebelumError
     subclasses (NotFound, InvalidArgument, FailedPrecondition,
-    Unavailable, DeadlineExceeded)."""
+    Unavailable, DeadlineExceeded, Unauthenticated, PermissionDenied).
+
+    ``token`` (default ``$CEREBELUM_TOKEN``) is sent as ``authorization:
+    Bearer <token>`` on every call; ``tls_ca`` (a PEM CA file) connects
+    with TLS and checks the node's certificate against the host of
+    ``server``; ``tls_cert``/``tls_key`` add a client certificate."""
 
     #: the node's longest single WaitForResult (admin.proto)
     MAX_WAIT_CHUNK = 60.0
 
     def __init__(self, server: str, *, by: str = "python-sdk",
-                 timeout: float = 10.0, channel_options: list | None = None):
+                 timeout: float = 10.0, channel_options: list | None = None,
+                 token: str | None = None, tls_ca: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None):
         self.server = server
         self.by = by
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(server,
-                                              options=channel_options or [])
+        self._conn = Connection(server, token, tls_ca, tls_cert, tls_key)
+        self._channel = self._conn.channel(channel_options)
         self._stub = _pb.admin_pb2_grpc.AdminServiceStub(self._channel)
 
     def close(self) -> None:
@@ -103,9 +111,10 @@ class Client:
     def _call(self, method: str, req, what: str, timeout=None):
         try:
             return getattr(self._stub, method)(
-                req, timeout=timeout or self.timeout)
+                req, timeout=timeout or self.timeout,
+                metadata=self._conn.metadata)
         except grpc.RpcError as e:
-            raise from_rpc_error(e, what) from None
+            raise from_rpc_error(e, what, self._conn.hint(e.code())) from None
 
     def start(self, workflow, input: Any = None,
               execution_id: str | None = None) -> Execution:
@@ -151,11 +160,13 @@ class Client:
                 execution_id=execution_id,
                 timeout_ms=max(1, int(chunk * 1000)))
             try:
-                info = self._stub.WaitForResult(req, timeout=chunk + 5)
+                info = self._stub.WaitForResult(req, timeout=chunk + 5,
+                                                metadata=self._conn.metadata)
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                     continue
-                raise from_rpc_error(e, f"wait {execution_id}") from None
+                raise from_rpc_error(e, f"wait {execution_id}",
+                                     self._conn.hint(e.code())) from None
             ex = Execution.from_proto(info)
             if ex.done:
                 return ex

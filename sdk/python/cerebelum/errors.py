@@ -71,6 +71,16 @@ class Unavailable(CerebelumError):
     """The node cannot be reached, is shutting down or its store is down."""
 
 
+class Unauthenticated(CerebelumError):
+    """The node checks tokens and got none, or an unknown, expired or
+    revoked one (gRPC UNAUTHENTICATED)."""
+
+
+class PermissionDenied(CerebelumError):
+    """The token's role or scopes do not allow the call, or the worker id
+    belongs to another token (gRPC PERMISSION_DENIED)."""
+
+
 class Overloaded(CerebelumError):
     """The node refused a start because it is over capacity (nothing was
     written); retry it in a second. ``Client.start`` does so by itself
@@ -96,8 +106,9 @@ class ExecutionFailed(CerebelumError):
         self.execution = execution
 
 
-def from_rpc_error(e, what: str = "") -> CerebelumError:
-    """Maps a ``grpc.RpcError`` to the matching CerebelumError subclass."""
+def from_rpc_error(e, what: str = "", hint: str = "") -> CerebelumError:
+    """Maps a ``grpc.RpcError`` to the matching CerebelumError subclass;
+    ``hint`` is appended to the message."""
     import grpc
 
     code = e.code() if hasattr(e, "code") else None
@@ -109,7 +120,9 @@ def from_rpc_error(e, what: str = "") -> CerebelumError:
         grpc.StatusCode.UNAVAILABLE: Unavailable,
         grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
         grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
+        grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+        grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     }.get(code, CerebelumError)
     name = code.name if code is not None else "error"
     prefix = f"{what}: " if what else ""
-    return cls(f"{prefix}{name}: {details}", code)
+    return cls(f"{prefix}{name}: {details}{hint}", code)

@@ -55,15 +55,17 @@ class Attempt:
 class Heartbeater(threading.Thread):
     """Sends the heartbeats of every running attempt, off the event loop."""
 
-    def __init__(self, server: str, worker_id: str, options):
+    def __init__(self, conn, worker_id: str, options):
         super().__init__(name="cerebelum-heartbeat", daemon=True)
         self.worker_id = worker_id
-        self.channel = grpc.insecure_channel(server, options=options)
+        self.metadata = conn.metadata
+        self.channel = conn.channel(options)
         self.stub = _pb.worker_pb2_grpc.WorkerServiceStub(self.channel)
         self.cond = threading.Condition()
         self.attempts: dict[str, Attempt] = {}
         self.stopping = False
         self.on_unknown_worker = None  # set by the worker
+        self.on_auth_error = None  # set by the worker
 
     def add(self, a: Attempt) -> None:
         with self.cond:
@@ -113,7 +115,8 @@ class Heartbeater(threading.Thread):
         if version != a.details_sent and ctx.details is not None:
             req.details_json = json.dumps(ctx.details)
         try:
-            fut = self.stub.Heartbeat.future(req, timeout=max(a.period, 1.0))
+            fut = self.stub.Heartbeat.future(req, timeout=max(a.period, 1.0),
+                                             metadata=self.metadata)
         except Exception as e:  # the channel is closed: we are stopping
             log.debug("heartbeat not sent: %s", e)
             a.in_flight_hb = False
@@ -142,6 +145,10 @@ class Heartbeater(threading.Thread):
                         "stopping it", a.task.step, a.task.execution_id,
                         a.task.attempt, e.details())
             a.request_cancel("lease_lost")
+        elif code in (grpc.StatusCode.UNAUTHENTICATED,
+                      grpc.StatusCode.PERMISSION_DENIED) and \
+                self.on_auth_error:
+            self.on_auth_error(e)
         elif code == grpc.StatusCode.NOT_FOUND and self.on_unknown_worker:
             log.warning("heartbeat: %s", e.details())
             self.on_unknown_worker()

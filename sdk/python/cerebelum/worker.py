@@ -25,6 +25,16 @@
 * When the node is unreachable the worker retries with exponential backoff
   (``reconnect_backoff``) and registers again; results waiting to be
   reported are kept and retried.
+* ``token`` (default ``$CEREBELUM_TOKEN``) is sent as ``authorization:
+  Bearer <token>`` on every call; ``tls_ca`` (plus ``tls_cert``/``tls_key``
+  for mutual TLS) connects with TLS. A node that refuses the token
+  (UNAUTHENTICATED: none, unknown, expired or revoked; PERMISSION_DENIED:
+  not a worker token, a queue outside its scopes, a worker id of another
+  token) is not retried: the worker logs an error saying so, stops at once
+  (running steps are cancelled, their tasks go back to the node when their
+  leases expire) and ``run()`` raises ``Unauthenticated`` or
+  ``PermissionDenied``. Retrying cannot help until someone changes the
+  token, which means restarting the worker anyway.
 """
 
 from __future__ import annotations
@@ -44,7 +54,9 @@ from typing import Any, Iterable
 import grpc
 
 from . import _pb
-from .errors import RegistrationError, StepError
+from ._connect import Connection
+from .errors import (CerebelumError, RegistrationError, StepError,
+                     from_rpc_error)
 from .heartbeats import Attempt, Heartbeater
 from .runner import call_async, call_in_thread, error_info
 from .steps import Step, StepContext, Suspend
@@ -55,6 +67,8 @@ log = logging.getLogger("cerebelum.worker")
 _RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
                 grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED)
+_AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED,
+               grpc.StatusCode.PERMISSION_DENIED)
 
 
 class Worker:
@@ -67,8 +81,12 @@ class Worker:
                  poll_wait: float = 30.0, shutdown_grace: float = 30.0,
                  reconnect_backoff: tuple[float, float] = (0.1, 5.0),
                  handle_signals: bool = True,
-                 channel_options: list | None = None):
+                 channel_options: list | None = None,
+                 token: str | None = None, tls_ca: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None):
         self.server = server
+        self._conn = Connection(server, token, tls_ca, tls_cert, tls_key)
+        self._md = self._conn.metadata
         self.queues = list(queues)
         if not self.queues or any(not q for q in self.queues):
             raise ValueError("Worker needs at least one non-empty queue name")
@@ -116,6 +134,8 @@ class Worker:
         self._registered_gen = 0
         self._reg_lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
+        #: why the node refused this worker's token (run() raises it)
+        self.auth_error: CerebelumError | None = None
 
     # -- public ------------------------------------------------------------
     def run(self) -> None:
@@ -138,11 +158,12 @@ class Worker:
         self._loop = loop
         self._reg_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._channel = grpc.aio.insecure_channel(
-            self.server, options=self.channel_options)
+        self._channel = self._conn.aio_channel(self.channel_options)
         self._stub = _pb.worker_pb2_grpc.WorkerServiceStub(self._channel)
-        self._hb = Heartbeater(self.server, self.worker_id,
+        self._hb = Heartbeater(self._conn, self.worker_id,
                                 self.channel_options)
+        self._hb.on_auth_error = lambda e: loop.call_soon_threadsafe(
+            self._auth_failed, e, "heartbeat")
         self._hb.on_unknown_worker = lambda: loop.call_soon_threadsafe(
             self._note_unknown_worker)
         self._hb.start()
@@ -165,6 +186,8 @@ class Worker:
             self._hb.stop()
             await self._channel.close()
             log.info("worker %s stopped", self.worker_id)
+        if self.auth_error is not None:
+            raise self.auth_error
 
     # -- lifecycle -----------------------------------------------------------
     def _install_signals(self, loop) -> list:
@@ -201,6 +224,19 @@ class Worker:
             for a in list(self._attempts):
                 a.request_cancel("shutdown")
 
+    def _auth_failed(self, e, what: str) -> None:
+        """The node refused the token: log why, stop at once (retrying
+        cannot help until the token changes); run() raises the error."""
+        if self.auth_error is not None:
+            return
+        code = e.code()
+        self.auth_error = from_rpc_error(
+            e, f"worker {self.worker_id} {what} on {self.server}",
+            self._conn.hint(code))
+        log.error("%s; the worker stops (a new token needs a restart)",
+                  self.auth_error)
+        self._begin_stop(True)
+
     def _note_unknown_worker(self) -> None:
         # A restarted node forgot us: the next call registers again.
         self._registered_gen = -abs(self._registered_gen)
@@ -235,9 +271,13 @@ class Worker:
                 if self._stopping and self._forced:
                     return False
                 try:
-                    resp = await self._stub.Register(req, timeout=10)
+                    resp = await self._stub.Register(req, timeout=10,
+                                                     metadata=self._md)
                     break
                 except grpc.aio.AioRpcError as e:
+                    if e.code() in _AUTH_CODES:
+                        self._auth_failed(e, "register")
+                        return False
                     if e.code() == grpc.StatusCode.UNIMPLEMENTED:
                         raise RegistrationError(
                             f"the node {self.server} does not serve the "
@@ -279,7 +319,8 @@ class Worker:
             req = _pb.worker_pb2.PollTaskRequest(
                 worker_id=self.worker_id, queues=self.queues,
                 wait_ms=int(self.poll_wait * 1000))
-            call = self._stub.PollTask(req, timeout=self.poll_wait + 10)
+            call = self._stub.PollTask(req, timeout=self.poll_wait + 10,
+                                       metadata=self._md)
             self._poll_calls.add(call)
             try:
                 resp = await call
@@ -290,6 +331,9 @@ class Worker:
                 if isinstance(e, asyncio.CancelledError):
                     raise
                 code = e.code()
+                if code in _AUTH_CODES:
+                    self._auth_failed(e, "poll")
+                    break
                 if code == grpc.StatusCode.NOT_FOUND:
                     log.warning("poll: %s; registering again", e.details())
                     self._registered_gen = -abs(gen)
@@ -335,7 +379,7 @@ class Worker:
         try:
             resp = await self._stub.Unregister(
                 _pb.worker_pb2.UnregisterRequest(worker_id=self.worker_id),
-                timeout=5)
+                timeout=5, metadata=self._md)
             log.info("worker %s unregistered (%d task(s) handed back)",
                      self.worker_id, resp.requeued)
         except grpc.aio.AioRpcError as e:
@@ -480,7 +524,8 @@ class Worker:
             gen = self._registered_gen
             req.want_next = not self._stopping
             try:
-                resp = await self._stub.CompleteTask(req, timeout=10)
+                resp = await self._stub.CompleteTask(req, timeout=10,
+                                                     metadata=self._md)
                 if not resp.recorded:
                     log.info("step %s of %s attempt %d: outcome was already "
                              "recorded", task.step, task.execution_id,
@@ -490,6 +535,13 @@ class Worker:
                 return None
             except grpc.aio.AioRpcError as e:
                 code = e.code()
+                if code in _AUTH_CODES:
+                    log.error("step %s of %s attempt %d: outcome not "
+                              "reported: %s: %s", task.step,
+                              task.execution_id, task.attempt, code.name,
+                              e.details())
+                    self._auth_failed(e, "complete")
+                    return None
                 if code == grpc.StatusCode.FAILED_PRECONDITION:
                     log.warning("step %s of %s attempt %d: the node refused "
                                 "the outcome as stale: %s", task.step,
