@@ -47,10 +47,12 @@ grpc::Status to_status(const caf::error& err) {
 }
 
 admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,
-                             actors::task_api_ptr tasks, authenticator_ptr auth)
+                             actors::task_api_ptr tasks, authenticator_ptr auth,
+                             std::vector<std::string> warnings)
   : engine_(std::move(engine)),
     tasks_(std::move(tasks)),
-    auth_(std::move(auth)) {
+    auth_(std::move(auth)),
+    warnings_(std::move(warnings)) {
   // nop
 }
 
@@ -438,6 +440,8 @@ grpc::Status admin_service::Health(grpc::ServerContext*,
   res->set_store_error(h.store_error);
   res->set_waiting(h.waiting);
   res->set_outages(h.outages);
+  for (const auto& w : warnings_)
+    res->add_warnings(w);
   return grpc::Status::OK;
 }
 

@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "actors/engine_api.hpp"
 #include "actors/task_api.hpp"
@@ -28,7 +30,8 @@ class admin_service final
   /// every call is allowed and the token RPCs are refused.
   explicit admin_service(std::shared_ptr<actors::engine_api> engine,
                          actors::task_api_ptr tasks = nullptr,
-                         authenticator_ptr auth = nullptr);
+                         authenticator_ptr auth = nullptr,
+                         std::vector<std::string> warnings = {});
 
   /// A callback method: the start's commit is awaited holding no thread
   /// (engine_api::start_async).
@@ -110,6 +113,7 @@ class admin_service final
   tokens_unavailable(eventstore::event_store*& store) const;
 
   authenticator_ptr auth_;
+  std::vector<std::string> warnings_;
 };
 
 /// Converts an engine error into a gRPC status with its message.

@@ -414,7 +414,8 @@ void events_route(http::server& srv, engine_ptr engine) {
     });
 }
 
-void read_routes(http::server& srv, engine_ptr engine) {
+void read_routes(http::server& srv, engine_ptr engine,
+                 std::vector<std::string> warnings) {
   get_route(srv, execution_path,
             [engine](const http::request& req, http::response& res) {
               if (auto err = query_params{req}.only({}))
@@ -431,20 +432,23 @@ void read_routes(http::server& srv, engine_ptr engine) {
               history_answer(*engine, req.captures[0], *from, res);
             });
   events_route(srv, engine);
-  get_route(
-    srv, health_path, [engine](const http::request& req, http::response& res) {
-      if (auto err = query_params{req}.only({})) return send_error(res, err);
-      auto h = engine->health();
-      json body{{"status", h.store_available ? "ok" : "unavailable"},
+  get_route(srv, health_path,
+            [engine, warnings](const http::request& req, http::response& res) {
+              if (auto err = query_params{req}.only({}))
+                return send_error(res, err);
+              auto h = engine->health();
+              json body{
+                {"status", h.store_available ? "ok" : "unavailable"},
                 {"store",
                  {{"available", h.store_available},
                   {"unavailable_since_ms", h.store_unavailable_since_ms},
                   {"error", h.store_error},
                   {"waiting", h.waiting},
-                  {"outages", h.outages}}}};
-      if (!h.store_available) res.set_header("Retry-After", "1");
-      send_json(res, h.store_available ? 200 : 503, body);
-    });
+                  {"outages", h.outages}}},
+                {"warnings", warnings}};
+              if (!h.store_available) res.set_header("Retry-After", "1");
+              send_json(res, h.store_available ? 200 : 503, body);
+            });
   get_route(srv, workflows_path,
             [engine](const http::request& req, http::response& res) {
               if (auto err = query_params{req}.only({}))
@@ -678,7 +682,7 @@ std::unique_ptr<http::server> make_http_api(engine_ptr engine,
   metrics_route(*srv, engine);
   start_route(*srv, engine);
   list_route(*srv, engine);
-  read_routes(*srv, engine);
+  read_routes(*srv, engine, opts.warnings);
   decision_routes(*srv, engine);
   upgrade_route(*srv, engine);
   dead_letter_routes(*srv, std::move(engine));

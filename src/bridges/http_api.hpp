@@ -18,6 +18,8 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "src/bridges/auth_gate.hpp"
 #include "src/bridges/http_server.hpp"
@@ -37,6 +39,8 @@ struct http_options {
   /// Checks every request's token (src/auth); null: every request is
   /// allowed (a node without --auth token).
   authenticator_ptr auth;
+  /// Shown by GET /v1/health (e.g. what --insecure lets through).
+  std::vector<std::string> warnings;
 };
 
 /// A server (not yet listening) with every route of the API; requests still

@@ -67,7 +67,8 @@ start_grpc(caf::actor_system& sys, const std::string& address,
            const actors::task_api_ptr& tasks, const grpc_options& opts) {
   auto creds = server_credentials(opts.tls);
   if (!creds) return creds.error();
-  auto service = std::make_shared<admin_service>(engine, tasks, opts.auth);
+  auto service = std::make_shared<admin_service>(engine, tasks, opts.auth,
+                                                 opts.warnings);
   std::shared_ptr<worker_service> workers;
   if (tasks) workers = std::make_shared<worker_service>(tasks, opts.auth);
   grpc::ServerBuilder builder;

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "actors/task_api.hpp"
 #include "src/bridges/http_api.hpp"
@@ -37,6 +38,8 @@ struct grpc_options {
   /// Checks every call's token; null: every call is allowed.
   authenticator_ptr auth;
   tls_files tls;
+  /// Shown by AdminService/Health (e.g. what --insecure lets through).
+  std::vector<std::string> warnings;
 };
 
 /// A child "grpc_server" serving the AdminService on `address` (HOST:PORT),

@@ -89,8 +89,8 @@ actors::node_config make_node_config(
     = [listen = opts.listen, http = opts.http, caf_host = opts.caf_host,
        caf_port = opts.caf_port, tokens = opts.auth == "token",
        tls = api::tls_files{opts.tls_cert, opts.tls_key, opts.tls_client_ca},
-       engine_slot](std::shared_ptr<actors::engine_api> api,
-                    actors::task_api_ptr tasks) {
+       exposed = insecure_exposure(opts), engine_slot](
+        std::shared_ptr<actors::engine_api> api, actors::task_api_ptr tasks) {
         *engine_slot = api;
         api::authenticator_ptr auth;
         if (tokens)
@@ -100,9 +100,13 @@ actors::node_config make_node_config(
               return engine ? engine->token_store() : nullptr;
             });
         std::vector<supervision::child_spec> specs;
-        specs.push_back(api::grpc_server_spec(listen, api, tasks, {auth, tls}));
+        std::vector<std::string> warnings;
+        if (!exposed.empty()) warnings.push_back(exposed);
+        specs.push_back(
+          api::grpc_server_spec(listen, api, tasks, {auth, tls, warnings}));
         api::http_options http_opts;
         http_opts.auth = auth;
+        http_opts.warnings = warnings;
         if (!http.empty())
           specs.push_back(api::http_server_spec(http, api, http_opts));
         // The gateway behind a guard that checks each BASP frame: the

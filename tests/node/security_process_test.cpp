@@ -276,15 +276,24 @@ TEST_CASE("a node asked to listen beyond loopback without TLS and tokens "
   CHECK(*http_code == 2);
 
   temp_dir other;
+  auto health_port = free_port();
   child_process insecure{
     {CEREBELUM_BIN, "node", "--data-dir", other.path.string(), "--listen",
-     "0.0.0.0:" + std::to_string(free_port()), "--http", "", "--insecure"}};
+     "0.0.0.0:" + std::to_string(free_port()), "--http",
+     "127.0.0.1:" + std::to_string(health_port), "--insecure"}};
   auto ready = insecure.wait_for_line("node ready", 30s);
   INFO(insecure.output());
   CHECK(ready);
   CHECK(insecure.output().find("warn") != std::string::npos);
   CHECK(insecure.output().find("--insecure: --listen 0.0.0.0")
         != std::string::npos);
+  httplib::Client http_client{"127.0.0.1", health_port};
+  auto health = http_client.Get("/v1/health");
+  REQUIRE(health);
+  auto warnings = json::parse(health->body)["warnings"];
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].get<std::string>().find("--insecure: --listen 0.0.0.0")
+        == 0);
   insecure.kill_hard();
 }
 
