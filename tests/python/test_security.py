@@ -68,6 +68,15 @@ def admin_token(node):
     return path.read_text().strip()
 
 
+
+def wait_registered(test, w, node, timeout=20):
+    """Waits until worker thread `w` has registered py_secure."""
+    deadline = time.monotonic() + timeout
+    while "py_secure" not in w.worker.registered_workflows:
+        test.assertIsNone(w.error)
+        test.assertLess(time.monotonic(), deadline, node.output())
+        time.sleep(0.05)
+
 class WorkerThread:
     def __init__(self, worker):
         self.worker = worker
@@ -105,12 +114,7 @@ class WithTokens(unittest.TestCase):
                                 handle_signals=False,
                                 token=self.worker_token))
         try:
-            deadline = time.monotonic() + 20
-            while "py_secure" not in w.worker.registered_workflows:
-                self.assertIsNone(w.error)
-                self.assertLess(time.monotonic(), deadline,
-                                self.node.output())
-                time.sleep(0.05)
+            wait_registered(self, w, self.node)
             with Client(self.node.address, token=self.operator_token) as c:
                 ex = c.start("py_secure", {"n": 21})
                 done = c.wait(ex.execution_id, timeout=60)
@@ -194,12 +198,7 @@ class WithTls(unittest.TestCase):
                                     handle_signals=False, token=wt,
                                     tls_ca=self.ca))
             try:
-                deadline = time.monotonic() + 20
-                while "py_secure" not in w.worker.registered_workflows:
-                    self.assertIsNone(w.error)
-                    self.assertLess(time.monotonic(), deadline,
-                                    self.node.output())
-                    time.sleep(0.05)
+                wait_registered(self, w, self.node)
                 ex = c.start("py_secure", {"n": 5})
                 self.assertEqual(c.wait(ex.execution_id, 60).result,
                                  {"doubled": 10})
