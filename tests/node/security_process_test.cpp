@@ -349,3 +349,31 @@ TEST_CASE("a TLS node serves a client that trusts its CA and refuses one "
   auto plain = run_cli({"--server", server, "--token", admin, "list"});
   CHECK(plain.code == 1);
 }
+
+TEST_CASE("a node with --tls-client-ca serves a client with a certificate of "
+          "that CA and refuses one without") {
+  temp_dir dir;
+  auto certs = dir.path / "certs";
+  auto other = dir.path / "other";
+  REQUIRE(run_cli({"dev-certs", certs.string()}).code == 0);
+  REQUIRE(run_cli({"dev-certs", other.string()}).code == 0);
+  node_process node{{},
+                    {},
+                    {},
+                    {"--tls-cert", (certs / "node.pem").string(), "--tls-key",
+                     (certs / "node.key").string(), "--tls-client-ca",
+                     (certs / "ca.pem").string()}};
+  auto server = "localhost:" + std::to_string(node.grpc_port);
+  auto ca = (certs / "ca.pem").string();
+  auto with_cert = run_cli({"--server", server, "--tls-ca", ca, "--tls-cert",
+                            (certs / "client.pem").string(), "--tls-key",
+                            (certs / "client.key").string(), "list"});
+  INFO(with_cert.output);
+  CHECK(with_cert.code == 0);
+  auto without = run_cli({"--server", server, "--tls-ca", ca, "list"});
+  CHECK(without.code == 1);
+  auto foreign = run_cli({"--server", server, "--tls-ca", ca, "--tls-cert",
+                          (other / "client.pem").string(), "--tls-key",
+                          (other / "client.key").string(), "list"});
+  CHECK(foreign.code == 1);
+}
