@@ -3,7 +3,9 @@
 // execution; clients start executions with `?wait=true` and measure
 // executions/s and latency from request to finished execution.
 //
-//   http_bench [--executions N] [--concurrency C]...   (default 5000; 64 1)
+//   http_bench [--executions N] [--concurrency C]... [--auth token]
+//   (default 5000; 64 1). With `--auth token` the node requires tokens and
+//   every request carries the node's first admin token (docs/security.md).
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -35,7 +38,10 @@ struct run_result {
   int errors = 0;
 };
 
-pid_t start_node(const fs::path& dir, int port) {
+/// The bearer token every request carries ("" without --auth token).
+std::string token;
+
+pid_t start_node(const fs::path& dir, int port, const std::string& auth) {
   pid_t pid = ::fork();
   if (pid == 0) {
     auto log = (dir / "node.log").string();
@@ -47,7 +53,8 @@ pid_t start_node(const fs::path& dir, int port) {
     auto grpc = "127.0.0.1:" + std::to_string(port + 1);
     ::execl(CEREBELUM_BIN, CEREBELUM_BIN, "--log-level", "warn", "node",
             "--data-dir", data.c_str(), "--workflows", wfs.c_str(), "--http",
-            http.c_str(), "--listen", grpc.c_str(), nullptr);
+            http.c_str(), "--listen", grpc.c_str(), "--auth", auth.c_str(),
+            nullptr);
     ::_exit(127);
   }
   return pid;
@@ -56,7 +63,7 @@ pid_t start_node(const fs::path& dir, int port) {
 bool wait_ready(int port) {
   httplib::Client cli{"127.0.0.1", port};
   for (int i = 0; i < 300; ++i) {
-    if (auto res = cli.Get("/v1/workflows"); res && res->status == 200)
+    if (auto res = cli.Get("/v1/health"); res && res->status == 200)
       return true;
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
   }
@@ -106,6 +113,7 @@ run_result run(int port, int executions, int concurrency,
       cli.set_keep_alive(true);
       cli.set_tcp_nodelay(true);
       cli.set_read_timeout(std::chrono::seconds{60});
+      if (!token.empty()) cli.set_bearer_token_auth(token);
       for (int i; (i = next++) < executions;) {
         auto ms = one(cli, run_id, i);
         if (ms < 0)
@@ -136,12 +144,15 @@ run_result run(int port, int executions, int concurrency,
 int main(int argc, char** argv) {
   int executions = 5000;
   std::vector<int> levels;
+  std::string auth = "none";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string opt = argv[i];
     if (opt == "--executions")
       executions = std::stoi(argv[i + 1]);
     else if (opt == "--concurrency")
       levels.push_back(std::stoi(argv[i + 1]));
+    else if (opt == "--auth")
+      auth = argv[i + 1];
   }
   if (levels.empty()) levels = {64, 1};
   auto dir = fs::temp_directory_path()
@@ -150,11 +161,25 @@ int main(int argc, char** argv) {
   fs::create_directories(dir / "workflows");
   fs::copy_file(BENCH_WORKFLOW, dir / "workflows" / "bench3.yaml");
   int port = 19800 + ::getpid() % 1000;
-  auto pid = start_node(dir, port);
+  auto pid = start_node(dir, port, auth);
   if (!wait_ready(port)) {
     std::cerr << "node did not become ready; see " << dir / "node.log" << '\n';
     ::kill(pid, SIGKILL);
     return 1;
+  }
+  if (auth == "token") {
+    // Written once the node is ready (its log says so before /v1/health
+    // may answer): wait for the file.
+    auto file = dir / "data" / "admin.token";
+    for (int i = 0; i < 100 && !fs::exists(file); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    std::ifstream in{file};
+    std::getline(in, token);
+    if (token.empty()) {
+      std::cerr << "no admin token in " << file << '\n';
+      ::kill(pid, SIGKILL);
+      return 1;
+    }
   }
   run(port, 200, 16, "warm-up");
   for (int c : levels) {
