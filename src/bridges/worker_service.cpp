@@ -52,7 +52,7 @@ finish_with(grpc::ServerUnaryReactor* reactor, Fill fill) {
 
 worker_service::worker_service(actors::task_api_ptr tasks,
                                authenticator_ptr auth)
-  : tasks_(std::move(tasks)), auth_(std::move(auth)) {
+  : auth_(std::move(auth)), tasks_(std::move(tasks)) {
   // nop
 }
 
