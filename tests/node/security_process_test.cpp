@@ -106,11 +106,6 @@ int call_http(httplib::Client& http, const std::string& name,
   return res ? res->status : -1;
 }
 
-bool refused(grpc::StatusCode c) {
-  return c == grpc::StatusCode::UNAUTHENTICATED
-         || c == grpc::StatusCode::PERMISSION_DENIED;
-}
-
 } // namespace
 
 TEST_CASE("every gRPC method and HTTP route refuses a call without a token\\, "
