@@ -63,10 +63,7 @@ authenticator::authenticator(store_fn store, clock_fn now_ms)
 }
 
 std::int64_t authenticator::now() const {
-  if (now_ms_) return now_ms_();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+  return now_ms_ ? now_ms_() : wall_clock_ms();
 }
 
 verdict authenticator::check(std::string_view surface, std::string_view name,

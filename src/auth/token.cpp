@@ -6,6 +6,7 @@
 
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 
@@ -99,6 +100,12 @@ std::optional<token_parts> parse_token(std::string_view text) {
   auto secret = text.substr(token_prefix.size() + id_hex + 1);
   if (sep != '_' || !is_hex(id) || !is_hex(secret)) return std::nullopt;
   return token_parts{std::string{id}, std::string{secret}};
+}
+
+std::int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
 }
 
 std::string random_hex(std::size_t bytes) {

@@ -65,6 +65,10 @@ std::string hash_secret(std::string_view secret);
 /// Whether `secret` hashes to `encoded` (constant time in the hash).
 bool verify_secret(std::string_view secret, std::string_view encoded);
 
+/// The wall clock in milliseconds since the epoch: the time tokens are
+/// made, expire, are revoked and used at.
+std::int64_t wall_clock_ms();
+
 /// `bytes` random bytes from the system's CSPRNG, in lower-case hex.
 std::string random_hex(std::size_t bytes);
 

@@ -570,12 +570,6 @@ void fill(admin::TokenInfo* out, const eventstore::token_row& row) {
   out->set_last_used_ms(row.last_used_ms);
 }
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 grpc::Status store_status(const eventstore::error& err) {
   return {err.retryable ? grpc::StatusCode::UNAVAILABLE
                         : grpc::StatusCode::FAILED_PRECONDITION,
@@ -624,7 +618,7 @@ grpc::Status admin_service::CreateToken(grpc::ServerContext* ctx,
     if (auto err = check_label("queues", q)) return to_status(err);
   for (const auto& w : spec.workflows)
     if (auto err = check_label("workflows", w)) return to_status(err);
-  auto now = wall_ms();
+  auto now = auth::wall_clock_ms();
   if (req->expires_in_ms() > 0) spec.expires_at_ms = now + req->expires_in_ms();
   auto made = auth::make_token(spec, now);
   if (auto put = store->put_token(made.row); !put)
@@ -655,7 +649,7 @@ grpc::Status admin_service::RevokeToken(grpc::ServerContext* ctx,
   if (!allowed.ok()) return to_status(refusal(allowed));
   eventstore::event_store* store = nullptr;
   if (auto st = tokens_unavailable(store)) return *st;
-  auto found = store->revoke_token(req->id(), wall_ms());
+  auto found = store->revoke_token(req->id(), auth::wall_clock_ms());
   if (!found) return store_status(found.err());
   if (!*found)
     return {grpc::StatusCode::NOT_FOUND,

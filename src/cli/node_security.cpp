@@ -90,9 +90,7 @@ std::optional<std::string> make_data_dir_private(const std::string& dir) {
 std::string bootstrap_admin_token(eventstore::event_store& store,
                                   const std::string& data_dir, bool& failed) {
   failed = false;
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
+  auto now = auth::wall_clock_ms();
   auto rows = store.list_tokens();
   if (!rows) {
     failed = true;
