@@ -31,6 +31,8 @@ std::string to_string(errc x) {
     case errc::connection_lost: return "connection_lost";
     case errc::internal: return "internal";
     case errc::malformed_message: return "malformed_message";
+    case errc::unauthenticated: return "unauthenticated";
+    case errc::permission_denied: return "permission_denied";
   }
   return "unknown_errc";
 }

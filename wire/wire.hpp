@@ -72,6 +72,11 @@ enum class errc : std::uint8_t {
   /// Bytes on the wire that are not a message of this protocol: they do not
   /// parse or exceed `max_message_bytes`.
   malformed_message,
+  /// The node requires a token (`--auth token`) and the registration
+  /// carried none, or an unknown, expired or revoked one.
+  unauthenticated,
+  /// The token's role or queue scopes do not allow this worker.
+  permission_denied,
 };
 
 /// The CAF error category of `errc`.

@@ -22,6 +22,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -135,12 +137,36 @@ int main(int argc, char** argv) {
     .add_option("--workflow", workflows,
                 "Workflow files to register with the node")
     ->check(CLI::ExistingFile);
+  std::string token_file;
+  app.add_option("--token", opts.token,
+                 "The worker's token on a node with --auth token (default: "
+                 "$CEREBELUM_TOKEN)");
+  app
+    .add_option("--token-file", token_file,
+                "Read the token from this file (its first line)")
+    ->check(CLI::ExistingFile);
+  app.add_option("--tls-ca", opts.tls_ca,
+                 "Connect with TLS, trusting this CA (PEM) for the node's "
+                 "certificate");
+  app.add_option("--tls-cert", opts.tls_cert,
+                 "Client certificate (PEM); TLS on the CAF port needs one");
+  app.add_option("--tls-key", opts.tls_key, "Private key of --tls-cert (PEM)");
+  app.add_option("--tls-server-name", opts.tls_server_name,
+                 "The name the node's certificate must carry (default: "
+                 "--host)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   opts.connect_timeout = std::chrono::milliseconds{connect_ms};
+  if (!token_file.empty()) {
+    std::ifstream in{token_file};
+    std::getline(in, opts.token);
+  } else if (const char* env = std::getenv("CEREBELUM_TOKEN");
+             opts.token.empty() && env != nullptr) {
+    opts.token = env;
+  }
   // Only the signal thread sees SIGINT/SIGTERM (CAF's threads inherit the
   // mask); SIGUSR2 tells it that main is done.
   sigset_t set;

@@ -15,11 +15,14 @@
 // a handler that computes for minutes still keeps its lease.
 
 #include "sdk/cpp/caf_worker.hpp"
+#include "sdk/cpp/tls_check.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/skip.hpp>
 #include <caf/stateful_actor.hpp>
@@ -416,6 +419,7 @@ caf::behavior joining(worker_actor* self) {
   for (auto& q : st.opts.queues)
     reg.add_queues(q);
   reg.set_max_in_flight(st.opts.max_in_flight);
+  reg.set_token(st.opts.token);
   for (auto& w : st.opts.workflows)
     *reg.add_workflows() = w;
   self->request(st.gateway, request_timeout, std::move(reg))
@@ -454,11 +458,18 @@ caf::behavior joining(worker_actor* self) {
   };
 }
 
+/// The node ended this worker's session (e.g. its token was revoked): the
+/// running attempts can no longer be reported.
+void session_ended(worker_actor* self, const caf::error& err) {
+  finish(self, wire::render_error(self->system(), err));
+}
+
 caf::behavior serving(worker_actor* self) {
   return {
     [=](Task& t) {
       on_task(self, std::move(t));
     },
+
     [=](done_atom, CompleteTaskRequest& msg) {
       auto& st = self->state;
       auto i = st.running.find(msg.attempt_token());
@@ -537,6 +548,12 @@ caf::behavior worker_fun(worker_actor* self, worker_options opts,
   st.finish = std::move(on_finish);
   st.completed = completed;
   self->monitor(gateway);
+  // An error message is the node ending the session (e.g. a revoked
+  // token); CAF hands it to this handler, whose default would end the
+  // actor without telling `run`.
+  self->set_error_handler([=](caf::error& err) {
+    session_ended(self, err);
+  });
   self->set_down_handler([=](caf::down_msg& msg) {
     if (msg.source != self->state.gateway.address()) return;
     finish(self, "lost the connection to the node: "
@@ -641,7 +658,21 @@ void caf_worker::run() {
     throw std::invalid_argument("caf_worker " + opts.worker_id
                                 + ": no node port");
   opts.max_in_flight = std::max<std::uint32_t>(opts.max_in_flight, 1);
+  bool tls = !opts.tls_ca.empty();
+  if (!tls && !(opts.tls_cert.empty() && opts.tls_key.empty()))
+    throw std::invalid_argument("caf_worker " + opts.worker_id
+                                + ": tls_cert and tls_key need tls_ca");
+  if (tls && (opts.tls_cert.empty() || opts.tls_key.empty()))
+    // libcaf_openssl verifies the node only when it has a certificate of
+    // its own to present.
+    throw std::invalid_argument(
+      "caf_worker " + opts.worker_id
+      + ": TLS on the CAF port needs a client certificate and key (tls_cert, "
+        "tls_key) besides tls_ca");
   if (impl_->stop_requested) return;
+  if (tls)
+    check_node_tls({opts.host, opts.port, opts.tls_server_name, opts.tls_ca,
+                    opts.tls_cert, opts.tls_key, opts.connect_timeout});
   caf::actor_system_config cfg;
   // Idle CAF threads block until there is work (work sharing), as in the
   // node. The default work-stealing scheduler polls its queues and sleeps
@@ -650,11 +681,18 @@ void caf_worker::run() {
   cfg.set("scheduler.policy", caf::atom("sharing"));
   wire::add_wire_types(cfg);
   cfg.load<caf::io::middleman>();
+  if (tls) {
+    cfg.openssl_cafile = opts.tls_ca;
+    cfg.openssl_certificate = opts.tls_cert;
+    cfg.openssl_key = opts.tls_key;
+    cfg.load<caf::openssl::manager>();
+  }
   caf::actor_system sys{cfg};
   auto deadline = std::chrono::steady_clock::now() + opts.connect_timeout;
   caf::expected<caf::actor> gateway = caf::actor{};
   for (;;) {
-    gateway = sys.middleman().remote_actor(opts.host, opts.port);
+    gateway = tls ? caf::openssl::remote_actor(sys, opts.host, opts.port)
+                  : sys.middleman().remote_actor(opts.host, opts.port);
     if (gateway || impl_->stop_requested
         || std::chrono::steady_clock::now() >= deadline)
       break;

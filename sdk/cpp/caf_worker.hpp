@@ -145,6 +145,17 @@ struct worker_options {
   std::chrono::milliseconds heartbeat_interval{0};
   /// How long `connect` keeps trying to reach the node.
   std::chrono::milliseconds connect_timeout{10'000};
+  /// The worker's token on a node with `--auth token` (`cerebelum token
+  /// create --role worker`); sent in the registration only.
+  std::string token;
+  /// TLS: a CA file (PEM) turns it on; the node's certificate must chain to
+  /// it and name `host` (or `tls_server_name` when set). `tls_cert` and
+  /// `tls_key` are the worker's client certificate, for a node with
+  /// `--tls-client-ca`.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
 };
 
 /// A worker process's connection to one node. Not copyable; `stop` may be

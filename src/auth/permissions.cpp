@@ -8,7 +8,7 @@ namespace {
 
 using p = permission;
 
-constexpr std::array<endpoint, 36> table{{
+constexpr std::array<endpoint, 37> table{{
   // gRPC AdminService (proto/admin.proto)
   {"grpc", "AdminService/StartExecution", p::start},
   {"grpc", "AdminService/DescribeExecution", p::read},
@@ -33,6 +33,9 @@ constexpr std::array<endpoint, 36> table{{
   {"grpc", "WorkerService/Heartbeat", p::work},
   {"grpc", "WorkerService/CompleteTask", p::work},
   {"grpc", "WorkerService/Unregister", p::work},
+  // The CAF worker port (wire/wire.hpp): the token travels in the
+  // registration; the worker's later messages belong to that session.
+  {"caf", "WorkerGateway/Register", p::work},
   // HTTP (docs/api.md)
   {"http", "POST /v1/workflows/{name}/executions", p::start},
   {"http", "GET /v1/executions", p::read},

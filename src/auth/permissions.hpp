@@ -1,9 +1,11 @@
 #pragma once
 
-// Who may do what (docs/security.md): every gRPC method and HTTP route of
-// the node declares the permission it needs in the one table of
-// `endpoints()`; what is not in the table is refused (deny by default).
-// tests/api/permission_table_test.cpp walks the table over both surfaces.
+// Who may do what (docs/security.md): every gRPC method, HTTP route and
+// CAF worker port message that carries a token declares the permission it
+// needs in the one table of `endpoints()`; what is not in the table is
+// refused (deny by default). tests/node/security_process_test.cpp walks the
+// gRPC and HTTP entries against a real node, tests/cafworkers/
+// caf_security_test.cpp the CAF ones.
 
 #include <cstdint>
 #include <optional>
@@ -46,7 +48,7 @@ bool allows(role r, permission p) noexcept;
 /// One entry of the table: a gRPC method ("AdminService/StartExecution") or
 /// an HTTP route ("POST /v1/workflows/{name}/executions").
 struct endpoint {
-  std::string_view surface; ///< "grpc" or "http"
+  std::string_view surface; ///< "grpc", "http" or "caf"
   std::string_view name;
   permission needs;
 };

@@ -13,6 +13,7 @@
 #include <caf/error.hpp>
 
 #include "src/auth/authenticator.hpp"
+#include "src/auth/worker_owners.hpp"
 
 namespace grpc {
 class ServerContextBase;
@@ -35,5 +36,7 @@ auth::verdict check_call(const authenticator_ptr& auth,
 /// Who an event records: the authenticated principal when there is one,
 /// else `typed` (the name the caller gave).
 std::string recorded_by(const auth::verdict& v, const std::string& typed);
+
+using worker_owners_ptr = std::shared_ptr<auth::worker_owners>;
 
 } // namespace cerebelum::api

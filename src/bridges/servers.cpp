@@ -70,7 +70,8 @@ start_grpc(caf::actor_system& sys, const std::string& address,
   auto service = std::make_shared<admin_service>(engine, tasks, opts.auth,
                                                  opts.warnings);
   std::shared_ptr<worker_service> workers;
-  if (tasks) workers = std::make_shared<worker_service>(tasks, opts.auth);
+  if (tasks)
+    workers = std::make_shared<worker_service>(tasks, opts.auth, opts.owners);
   grpc::ServerBuilder builder;
   // Without this, Linux lets a second node bind the same port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -40,6 +40,9 @@ struct grpc_options {
   tls_files tls;
   /// Shown by AdminService/Health (e.g. what --insecure lets through).
   std::vector<std::string> warnings;
+  /// Which token registered each worker id (shared with the CAF port);
+  /// null: the WorkerService keeps its own.
+  worker_owners_ptr owners;
 };
 
 /// A child "grpc_server" serving the AdminService on `address` (HOST:PORT),

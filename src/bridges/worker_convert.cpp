@@ -26,7 +26,7 @@ error_route route_of(task_errc code) noexcept {
     case task_errc::invalid_workflow:
       return {StatusCode::INVALID_ARGUMENT, errc::invalid_argument};
     case task_errc::permission_denied:
-      return {StatusCode::PERMISSION_DENIED, errc::invalid_argument};
+      return {StatusCode::PERMISSION_DENIED, errc::permission_denied};
     case task_errc::unavailable:
       return {StatusCode::UNAVAILABLE, errc::unavailable};
     case task_errc::not_found:

@@ -51,8 +51,11 @@ finish_with(grpc::ServerUnaryReactor* reactor, Fill fill) {
 } // namespace
 
 worker_service::worker_service(actors::task_api_ptr tasks,
-                               authenticator_ptr auth)
-  : auth_(std::move(auth)), tasks_(std::move(tasks)) {
+                               authenticator_ptr auth, worker_owners_ptr owners)
+  : auth_(std::move(auth)),
+    owners_(owners ? std::move(owners)
+                   : std::make_shared<auth::worker_owners>()),
+    tasks_(std::move(tasks)) {
   // nop
 }
 
@@ -68,18 +71,9 @@ worker_service::admit(grpc::CallbackServerContext* ctx, const char* method,
               : grpc::StatusCode::PERMISSION_DENIED,
             v.message};
   if (worker.empty()) return grpc::Status::OK; // refused by the caller
-  std::lock_guard<std::mutex> guard{owners_mtx_};
-  auto i = owners_.find(worker);
-  if (i == owners_.end()) {
-    if (claim) owners_.emplace(worker, v.who->token_id);
-    return grpc::Status::OK;
-  }
-  if (i->second == v.who->token_id) return grpc::Status::OK;
-  return {grpc::StatusCode::PERMISSION_DENIED,
-          "worker '" + worker
-            + "' was registered with another token: "
-              "token '"
-            + v.who->name + "' may not act for it"};
+  if (auto why = owners_->admit(worker, *v.who, claim))
+    return {grpc::StatusCode::PERMISSION_DENIED, *why};
+  return grpc::Status::OK;
 }
 
 grpc::ServerUnaryReactor*
@@ -364,8 +358,7 @@ worker_service::Unregister(grpc::CallbackServerContext* ctx,
                        reactor,
                        [this, res, worker = req->worker_id()](std::uint32_t n) {
                          *res = unregistered(n);
-                         std::lock_guard<std::mutex> guard{owners_mtx_};
-                         owners_.erase(worker);
+                         owners_->release(worker);
                        }));
   return reactor;
 }

@@ -25,9 +25,11 @@ namespace cerebelum::api {
 class worker_service final : public worker::WorkerService::CallbackService {
  public:
   /// `auth`, when set, checks every call's token (src/auth) and binds each
-  /// worker id to the token that registered it.
+  /// worker id to the token that registered it (in `owners`, shared with
+  /// the CAF port; a map of its own when null).
   explicit worker_service(actors::task_api_ptr tasks,
-                          authenticator_ptr auth = nullptr);
+                          authenticator_ptr auth = nullptr,
+                          worker_owners_ptr owners = nullptr);
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* ctx,
                                      const worker::RegisterRequest* req,
@@ -64,9 +66,7 @@ class worker_service final : public worker::WorkerService::CallbackService {
                      std::span<const std::string> queues, bool claim);
 
   authenticator_ptr auth_;
-  std::mutex owners_mtx_;
-  /// Worker id -> id of the token that registered it.
-  std::unordered_map<std::string, std::string> owners_;
+  worker_owners_ptr owners_;
   class poll_reactor;
   friend class poll_reactor;
 

@@ -102,19 +102,25 @@ actors::node_config make_node_config(
         std::vector<supervision::child_spec> specs;
         std::vector<std::string> warnings;
         if (!exposed.empty()) warnings.push_back(exposed);
-        specs.push_back(
-          api::grpc_server_spec(listen, api, tasks, {auth, tls, warnings}));
+        // gRPC and CAF workers: one worker id belongs to one token.
+        auto owners = std::make_shared<auth::worker_owners>();
+        specs.push_back(api::grpc_server_spec(listen, api, tasks,
+                                              {auth, tls, warnings, owners}));
         api::http_options http_opts;
         http_opts.auth = auth;
         http_opts.warnings = warnings;
         if (!http.empty())
           specs.push_back(api::http_server_spec(http, api, http_opts));
-        // The gateway behind a guard that checks each BASP frame: the
-        // port is unauthenticated and libcaf_io trusts what it parses.
-        if (caf_port > 0)
+        // The gateway behind a guard that checks each BASP frame (and
+        // ends TLS): libcaf_io trusts what it parses.
+        if (caf_port > 0) {
+          caf_guard::guard_options guard_opts;
+          guard_opts.tls = {tls.cert, tls.key, tls.client_ca};
           for (auto& spec : caf_guard::caf_port_specs(
-                 caf_host, static_cast<std::uint16_t>(caf_port), tasks))
+                 caf_host, static_cast<std::uint16_t>(caf_port), tasks,
+                 std::move(guard_opts), {auth, owners}))
             specs.push_back(std::move(spec));
+        }
         return specs;
       };
   return ncfg;
@@ -178,8 +184,8 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
     ->capture_default_str();
   cmd
     .add_option("--caf-host", opts.caf_host,
-                "Interface of the CAF port; it is unauthenticated: keep it on "
-                "loopback or a private network")
+                "Interface of the CAF port; beyond loopback it needs "
+                "--tls-cert, --tls-key, --tls-client-ca and --auth token")
     ->capture_default_str();
   cmd
     .add_option("--shutdown-timeout", opts.shutdown_timeout_s,
@@ -219,16 +225,18 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
   cmd
     .add_option("--auth", opts.auth,
                 "token: every request needs a token (Authorization: Bearer, "
-                "gRPC metadata); the first start makes an admin token in "
-                "DATA_DIR/admin.token. none: no checks (loopback only)")
+                "gRPC metadata, a CAF worker's registration); the first "
+                "start makes an admin token in DATA_DIR/admin.token. none: "
+                "no checks (loopback only)")
     ->check(CLI::IsMember({"none", "token"}))
     ->capture_default_str();
   cmd.add_option("--tls-cert", opts.tls_cert,
-                 "PEM certificate chain of the gRPC listener (TLS)");
+                 "PEM certificate chain of the gRPC listener and the CAF "
+                 "port (TLS)");
   cmd.add_option("--tls-key", opts.tls_key, "PEM private key of --tls-cert");
   cmd.add_option("--tls-client-ca", opts.tls_client_ca,
                  "Require client certificates signed by this PEM CA (mutual "
-                 "TLS on gRPC)");
+                 "TLS on gRPC and the CAF port)");
   cmd.add_flag("--insecure", opts.insecure,
                "Listen beyond loopback without TLS and tokens anyway "
                "(logged as a warning at start and shown by health)");

@@ -45,15 +45,13 @@ std::optional<std::string> exposure_problem(const node_options& opts) {
            + " is beyond loopback, but the HTTP API has no TLS yet: keep it "
              "on loopback behind a TLS proxy, turn it off with --http '', or "
              "add --insecure to accept the risk";
-  if (opts.caf_port > 0 && !is_loopback_host(opts.caf_host))
+  if (opts.caf_port > 0 && !is_loopback_host(opts.caf_host)
+      && !(tokens && tls && !opts.tls_client_ca.empty()))
     return "--caf-host " + opts.caf_host
-           + " is beyond loopback, but the CAF worker port has neither TLS "
-             "nor tokens yet: keep it on loopback, use gRPC workers, or add "
-             "--insecure to accept the risk";
-  if (opts.caf_port > 0 && tokens)
-    return "--auth token requires a token of every caller, but the CAF "
-           "worker port cannot check tokens yet: close it (--caf-port 0) and "
-           "use gRPC workers, or add --insecure to accept the risk";
+           + " is beyond loopback: the CAF worker port needs --tls-cert FILE "
+             "--tls-key FILE --tls-client-ca FILE (workers present a "
+             "certificate of that CA) and --auth token, or keep it on "
+             "loopback, or add --insecure to accept the risk";
   return std::nullopt;
 }
 

@@ -60,11 +60,20 @@ nlohmann::json caf_node::history(const std::string& id) {
   return parsed["history"];
 }
 
+std::unique_ptr<child_process>
+spawn_worker(caf_node& node, const std::string& id,
+             std::vector<std::string> extra_args, bool with_workflow) {
+  std::vector<std::string> args{CAF_WORKER_BIN, "--port",
+                                std::to_string(node.caf_port), "--id", id};
+  if (with_workflow)
+    args.insert(args.end(), {"--workflow", CAF_WORKER_WORKFLOW});
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  return std::make_unique<child_process>(std::move(args));
+}
+
 std::unique_ptr<child_process> start_worker(caf_node& node,
                                             const std::string& id) {
-  auto proc = std::make_unique<child_process>(std::vector<std::string>{
-    CAF_WORKER_BIN, "--port", std::to_string(node.caf_port), "--id", id,
-    "--workflow", CAF_WORKER_WORKFLOW});
+  auto proc = spawn_worker(node, id, {});
   auto registered = proc->wait_for_line("registered", 30s);
   INFO(proc->output());
   REQUIRE(registered);

@@ -37,6 +37,10 @@ class caf_node {
     return *proc_;
   }
 
+  const std::filesystem::path& data_dir() const {
+    return dir_.path;
+  }
+
   int grpc_port = 0;
   int caf_port = 0;
 
@@ -50,5 +54,12 @@ class caf_node {
 /// registered.
 std::unique_ptr<child_process> start_worker(caf_node& node,
                                             const std::string& id);
+
+/// Starts the example worker as `id` against `node` with `extra_args`
+/// (e.g. --token, --tls-ca), registering examples/caf_worker/invoice.yaml
+/// when `with_workflow`; does not wait.
+std::unique_ptr<child_process>
+spawn_worker(caf_node& node, const std::string& id,
+             std::vector<std::string> extra_args, bool with_workflow = true);
 
 } // namespace cerebelum::test

@@ -130,7 +130,12 @@ TEST_CASE("every gRPC method and HTTP route refuses a call without a token\\, "
   httplib::Client http{"127.0.0.1", s.node.http_port};
   http.set_read_timeout(10, 0);
   std::size_t walked = 0;
+  std::size_t caf_entries = 0;
   for (const auto& e : auth::endpoints()) {
+    if (e.surface == "caf") {
+      ++caf_entries; // walked by caf_security_test with a real CAF worker
+      continue;
+    }
     std::string name{e.name};
     bool grpc_side = e.surface == "grpc";
     INFO(name);
@@ -166,7 +171,7 @@ TEST_CASE("every gRPC method and HTTP route refuses a call without a token\\, "
     }
     ++walked;
   }
-  CHECK(walked == auth::endpoints().size());
+  CHECK(walked + caf_entries == auth::endpoints().size());
 }
 
 TEST_CASE("an approval records the token's principal\\, not a typed name\\, "

@@ -28,31 +28,36 @@ caf::behavior guard_owner(caf::event_based_actor* self,
   };
 }
 
-void log_exposure(const guard& g, const guard_options& opts) {
+void log_exposure(const guard& g, const guard_options& opts, bool tokens) {
   auto limits = fmt::format(
     "each frame checked before CAF sees it (payloads up to {} bytes, at "
     "most {} connections)",
     opts.limits.max_payload, opts.max_connections);
-  if (g.loopback())
-    spdlog::info("CAF worker port {} is unauthenticated and bound to "
-                 "loopback only (--caf-host); {}",
-                 g.address(), limits);
+  std::string security = opts.tls.enabled()
+                           ? (opts.tls.client_ca.empty()
+                                ? "TLS without client certificates"
+                                : "TLS, client certificates required")
+                           : "no TLS";
+  security += tokens ? ", tokens required" : ", no tokens";
+  if (g.loopback()
+      || (opts.tls.enabled() && !opts.tls.client_ca.empty() && tokens))
+    spdlog::info("CAF worker port {} ({}); {}", g.address(), security, limits);
   else
-    spdlog::warn("CAF worker port {} is unauthenticated and NOT bound to "
-                 "loopback: any host that reaches it can join as a worker "
-                 "(no TLS yet); {}",
-                 g.address(), limits);
+    spdlog::warn("CAF worker port {} ({}) is NOT bound to loopback: any host "
+                 "that reaches it can join as a worker; {}",
+                 g.address(), security, limits);
 }
 
 } // namespace
 
-supervision::child_spec guard_spec(guard_options opts) {
+supervision::child_spec guard_spec(guard_options opts, bool tokens) {
   supervision::child_spec spec;
   spec.id = "caf_guard";
   spec.restart = supervision::restart_type::permanent;
   spec.shutdown = supervision::shutdown_timeout(std::chrono::seconds{5});
-  spec.start = [opts](caf::actor_system& sys,
-                      const caf::message&) -> caf::expected<caf::actor> {
+  spec.start = [opts,
+                tokens](caf::actor_system& sys,
+                        const caf::message&) -> caf::expected<caf::actor> {
     // The relay thread reports a fatal error by killing its owner, which
     // the supervisor then restarts.
     struct owner_cell {
@@ -67,7 +72,7 @@ supervision::child_spec guard_spec(guard_options opts) {
     });
     if (!started) return std::move(started.error());
     std::shared_ptr<guard> g{std::move(*started)};
-    log_exposure(*g, opts);
+    log_exposure(*g, opts, tokens);
     auto a = sys.spawn(guard_owner, g);
     std::lock_guard<std::mutex> lock{owner->mtx};
     owner->actor = caf::actor_cast<caf::weak_actor_ptr>(a);
@@ -78,15 +83,16 @@ supervision::child_spec guard_spec(guard_options opts) {
 
 std::vector<supervision::child_spec>
 caf_port_specs(std::string host, std::uint16_t port, actors::task_api_ptr tasks,
-               guard_options opts) {
+               guard_options opts, actors::gateway_security sec) {
   auto upstream = std::make_shared<std::atomic<std::uint16_t>>(0);
   opts.host = std::move(host);
   opts.port = port;
   opts.upstream = upstream;
   std::vector<supervision::child_spec> specs;
-  specs.push_back(
-    actors::worker_gateway_spec("127.0.0.1", 0, std::move(tasks), upstream));
-  specs.push_back(guard_spec(std::move(opts)));
+  bool tokens = sec.auth != nullptr;
+  specs.push_back(actors::worker_gateway_spec("127.0.0.1", 0, std::move(tasks),
+                                              upstream, std::move(sec)));
+  specs.push_back(guard_spec(std::move(opts), tokens));
   return specs;
 }
 

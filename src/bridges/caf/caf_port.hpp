@@ -10,10 +10,12 @@
 //                 current port (a restarted gateway publishes on a new one)
 // ```
 //
-// libcaf_io 0.17.6 crashes or reserves gigabytes on crafted BASP headers,
-// and the port has no authentication: the guard keeps those bytes away
-// from libcaf_io, and the start says in the log whether the port is on
-// loopback (a warning when it is not). Mutual TLS is not wired yet.
+// libcaf_io 0.17.6 crashes or reserves gigabytes on crafted BASP headers:
+// the guard keeps those bytes away from libcaf_io. With the node's TLS
+// files the guard speaks TLS to workers (and requires their certificates
+// with a client CA); with tokens the gateway checks each registration's.
+// The start says in the log how the port is secured, with a warning when
+// it is beyond loopback without all of them.
 
 #include <cstdint>
 #include <string>
@@ -21,6 +23,7 @@
 
 #include "actors/task_api.hpp"
 #include "src/bridges/caf/guard.hpp"
+#include "src/bridges/caf/worker_gateway.hpp"
 #include "supervision/child_spec.hpp"
 
 namespace cerebelum::caf_guard {
@@ -29,9 +32,10 @@ namespace cerebelum::caf_guard {
 /// carries the guard's limits (its host, port and upstream are set here).
 std::vector<supervision::child_spec>
 caf_port_specs(std::string host, std::uint16_t port, actors::task_api_ptr tasks,
-               guard_options opts = {});
+               guard_options opts = {}, actors::gateway_security sec = {});
 
-/// A child "caf_guard" running a guard with `opts` for as long as it lives.
-supervision::child_spec guard_spec(guard_options opts);
+/// A child "caf_guard" running a guard with `opts` for as long as it lives;
+/// `tokens` says (in its start's log line) whether the gateway checks them.
+supervision::child_spec guard_spec(guard_options opts, bool tokens = false);
 
 } // namespace cerebelum::caf_guard

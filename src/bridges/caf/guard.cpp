@@ -94,14 +94,21 @@ class byte_buffer {
 /// One relayed connection.
 struct connection {
   connection(fd_handle client_fd, std::string peer_name,
-             const guard_options& opts, clock_type::time_point now)
+             const guard_options& opts, const tls_server* tls_srv,
+             clock_type::time_point now)
     : client(std::move(client_fd)),
       peer(std::move(peer_name)),
       up(opts.buffer_size),
       down(opts.buffer_size),
+      cipher_out(tls_srv != nullptr ? opts.buffer_size : 0),
       checker(opts.limits),
       handshake_deadline(now + opts.handshake_timeout) {
-    // nop
+    if (tls_srv != nullptr) tls = std::make_unique<tls_pipe>(*tls_srv);
+  }
+
+  /// What goes to the worker's socket: ciphertext with TLS, else `down`.
+  byte_buffer& to_client() {
+    return tls ? cipher_out : down;
   }
 
   fd_handle client;
@@ -113,6 +120,9 @@ struct connection {
   std::size_t checked = 0;
   /// Node -> worker bytes.
   byte_buffer down;
+  /// With TLS: the worker's session, and ciphertext for the worker.
+  std::unique_ptr<tls_pipe> tls;
+  byte_buffer cipher_out;
   basp_checker checker;
   /// Tells `checker` which node actors the worker may address.
   basp_server_tracker tracker;
@@ -249,6 +259,7 @@ struct guard::impl {
   std::thread thread;
   std::atomic<bool> stopping{false};
   std::function<void()> on_fatal;
+  std::shared_ptr<tls_server> tls;
 
   // Owned by the relay thread.
   std::list<connection> conns;
@@ -287,8 +298,9 @@ struct guard::impl {
       for (auto& c : conns) {
         short client_events = 0;
         short inner_events = 0;
-        if (c.up.space() > 0) client_events |= POLLIN;
-        if (c.down.size() > 0) client_events |= POLLOUT;
+        if (c.tls ? c.tls->buffered_in() < opts.buffer_size : c.up.space() > 0)
+          client_events |= POLLIN;
+        if (c.to_client().size() > 0) client_events |= POLLOUT;
         if (c.connecting) {
           inner_events |= POLLOUT;
         } else {
@@ -382,7 +394,8 @@ struct guard::impl {
       set_nodelay(inner.get());
       count(&guard_stats::accepted);
       spdlog::debug("CAF worker port {}: {} connected", address, name);
-      auto& c = conns.emplace_back(std::move(fd), std::move(name), opts, now);
+      auto& c = conns.emplace_back(std::move(fd), std::move(name), opts,
+                                   tls.get(), now);
       c.inner = std::move(inner);
     }
   }
@@ -416,8 +429,10 @@ struct guard::impl {
     }
     if (client_ev & POLLIN) read_client(c, now);
     if (!c.connecting && (inner_ev & POLLIN)) read_inner(c, now);
+    pump_tls(c, now);
     if (!c.connecting && c.checked > 0) write_inner(c, now);
-    if (c.down.size() > 0) write_client(c, now);
+    if (c.to_client().size() > 0) write_client(c, now);
+    pump_tls(c, now);
     if ((client_ev & (POLLERR | POLLHUP)) && !(client_ev & POLLIN))
       end(c, now, "worker connection lost");
     if ((inner_ev & (POLLERR | POLLHUP)) && !(inner_ev & POLLIN))
@@ -436,8 +451,12 @@ struct guard::impl {
   }
 
   void read_client(connection& c, clock_type::time_point now) {
-    if (c.done || c.up.space() == 0) return;
-    auto n = ::recv(c.client.get(), c.up.tail(), c.up.space(), 0);
+    if (c.done) return;
+    std::uint8_t cipher[16 * 1024];
+    auto* into = c.tls ? cipher : c.up.tail();
+    auto room = c.tls ? sizeof(cipher) : c.up.space();
+    if (room == 0) return;
+    auto n = ::recv(c.client.get(), into, room, 0);
     if (n == 0) {
       end(c, now, "worker closed the connection");
       return;
@@ -447,11 +466,60 @@ struct guard::impl {
         end(c, now, "worker connection: " + errno_text(errno));
       return;
     }
+    if (c.tls) {
+      c.tls->feed(cipher, static_cast<std::size_t>(n));
+      return; // decrypted by pump_tls
+    }
     c.up.grow(static_cast<std::size_t>(n));
+    check_up(c, now);
+  }
+
+  /// Runs the frame checks over the worker's bytes not checked yet.
+  void check_up(connection& c, clock_type::time_point now) {
     auto verdict = c.checker.feed(c.up.data() + c.checked,
                                   c.up.size() - c.checked);
     c.checked += verdict.forward;
     if (verdict.error) close(c, now, *verdict.error, true);
+  }
+
+  /// With TLS: decrypts what the worker sent into `up` (checked there),
+  /// encrypts what the node sent from `down`, and moves the ciphertext for
+  /// the worker into `cipher_out`.
+  void pump_tls(connection& c, clock_type::time_point now) {
+    if (!c.tls || c.done) return;
+    auto& tls = *c.tls;
+    bool was_done = tls.handshake_done();
+    while (c.up.space() > 0) {
+      auto n = tls.read(c.up.tail(), c.up.space());
+      if (!n) {
+        auto text = actors::api_error_message(n.error());
+        if (tls.closed())
+          end(c, now, text);
+        else
+          close(c, now, text, true);
+        return;
+      }
+      if (*n == 0) break;
+      c.up.grow(*n);
+      check_up(c, now);
+      if (c.done) return;
+    }
+    if (!was_done && tls.handshake_done())
+      spdlog::debug("CAF worker port {}: {} TLS session established ({})",
+                    address, c.peer,
+                    tls.peer_subject().empty() ? "no client certificate"
+                                               : tls.peer_subject());
+    while (c.down.size() > 0 && tls.pending_out() < opts.buffer_size) {
+      auto n = tls.write(c.down.data(),
+                         std::min<std::size_t>(c.down.size(), 16 * 1024));
+      if (!n) {
+        close(c, now, actors::api_error_message(n.error()), true);
+        return;
+      }
+      if (*n == 0) break;
+      c.down.consume(*n);
+    }
+    c.cipher_out.grow(tls.drain(c.cipher_out.tail(), c.cipher_out.space()));
   }
 
   void read_inner(connection& c, clock_type::time_point now) {
@@ -487,13 +555,14 @@ struct guard::impl {
 
   void write_client(connection& c, clock_type::time_point now) {
     if (c.done) return;
-    auto n = ::send(c.client.get(), c.down.data(), c.down.size(), MSG_NOSIGNAL);
+    auto& out = c.to_client();
+    auto n = ::send(c.client.get(), out.data(), out.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         close(c, now, "worker connection: " + errno_text(errno), false);
       return;
     }
-    c.down.consume(static_cast<std::size_t>(n));
+    out.consume(static_cast<std::size_t>(n));
   }
 };
 
@@ -502,6 +571,11 @@ guard::start(guard_options opts, std::function<void()> on_fatal) {
   if (opts.limits.allowed_types.empty())
     opts.limits.allowed_types = worker_type_names();
   auto ptr = std::make_unique<impl>();
+  if (opts.tls.enabled()) {
+    auto tls = tls_server::make(opts.tls);
+    if (!tls) return std::move(tls.error());
+    ptr->tls = std::move(*tls);
+  }
   auto listener = listen_on(opts.host, opts.port);
   if (!listener) return std::move(listener.error());
   ptr->listener = std::move(*listener);

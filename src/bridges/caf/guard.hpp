@@ -19,9 +19,16 @@
 //  log line (rate-limited)
 // ```
 //
-// Memory: two fixed buffers of `buffer_size` per connection and at most
+// With TLS (guard_options::tls) the worker side is encrypted: the guard
+// decrypts what the worker sends before checking it and encrypts what the
+// node sends (tls_pipe.hpp); a failed TLS handshake (no or a foreign client
+// certificate) closes the connection before a byte reaches libcaf_io.
+//
+// Memory: two fixed buffers of `buffer_size` per connection (three, and
+// OpenSSL's records of at most about two more, with TLS) and at most
 // `max_connections` connections, so at most 2 * 64 KiB * 64 = 8 MiB with
-// the defaults; a full buffer stops reading from its side (backpressure).
+// the defaults without TLS; a full buffer stops reading from its side
+// (backpressure).
 // Behind it, libcaf_io holds at most one payload (<= max_payload) per
 // connection.
 
@@ -36,6 +43,7 @@
 #include <caf/expected.hpp>
 
 #include "src/bridges/caf/basp_check.hpp"
+#include "src/bridges/caf/tls_pipe.hpp"
 
 namespace cerebelum::caf_guard {
 
@@ -62,6 +70,11 @@ struct guard_options {
 
   /// Frame checks (the allow-list defaults to `worker_type_names()`).
   check_limits limits;
+
+  /// TLS on the public side (tls_pipe.hpp): workers speak TLS to the guard,
+  /// which checks and relays the plaintext; with a client CA only workers
+  /// holding a certificate of it get a byte through.
+  tls_settings tls;
 };
 
 /// Counters of a guard, for tests and logs.

@@ -47,6 +47,8 @@ using answer_atom = caf::atom_constant<caf::atom("gw_answer")>;
 using polled_atom = caf::atom_constant<caf::atom("gw_polled")>;
 using joined_atom = caf::atom_constant<caf::atom("gw_joined")>;
 using done_atom = caf::atom_constant<caf::atom("gw_done")>;
+using check_atom = caf::atom_constant<caf::atom("gw_check")>;
+using recheck_atom = caf::atom_constant<caf::atom("gw_rechk")>;
 
 /// How long one poll waits in the router before it is renewed.
 constexpr auto poll_wait = std::chrono::seconds{30};
@@ -65,10 +67,18 @@ struct worker_entry {
   std::map<std::uint64_t, poll_handle> polls;
   /// The drain request waiting for the pending polls to end.
   std::optional<caf::response_promise> drain_reply;
+  /// The token it registered with (checked again while it stays) and the
+  /// token's name; empty on a node without tokens.
+  std::string token;
+  std::string principal;
 };
 
 struct gateway_state {
   task_api_ptr tasks;
+  gateway_security sec;
+  /// Checks tokens on a thread of its own (a first check hashes for about
+  /// a quarter of a second; a recheck may read the store).
+  caf::actor checker;
   std::unordered_map<std::string, worker_entry> workers;
   std::map<caf::actor_addr, std::string> by_addr;
   /// Requests waiting for a facade callback, by local id.
@@ -89,6 +99,37 @@ struct gateway_state {
 };
 
 using gateway_actor = caf::stateful_actor<gateway_state>;
+
+/// The token checks of the gateway, one at a time on a thread of their own:
+/// (check_atom, token, queues) -> (outcome, message, name, token id).
+caf::behavior checker_fun(caf::event_based_actor*,
+                          std::shared_ptr<auth::authenticator> auth) {
+  return {
+    [auth](check_atom, const std::string& token,
+           const std::vector<std::string>& queues) {
+      auto v = auth->check("caf", "WorkerGateway/Register", token,
+                           {{}, queues});
+      std::string name;
+      std::string token_id;
+      if (v.who) {
+        name = v.who->name;
+        token_id = v.who->token_id;
+      }
+      return caf::make_message(static_cast<std::uint8_t>(v.result),
+                               std::move(v.message), std::move(name),
+                               std::move(token_id));
+    },
+  };
+}
+
+/// The CAF port's error for a refused token check.
+caf::error token_refusal(std::uint8_t outcome, const std::string& message) {
+  using o = auth::verdict::outcome;
+  return wire::make_error(static_cast<o>(outcome) == o::unauthenticated
+                            ? wire::errc::unauthenticated
+                            : wire::errc::permission_denied,
+                          message);
+}
 
 /// Parks a response promise until the facade answers; returns its id.
 std::uint64_t park(gateway_actor* self) {
@@ -232,6 +273,50 @@ void join(gateway_actor* self, worker_entry& w, std::uint64_t reply,
     });
 }
 
+/// Admits `handle` as worker `req.worker_id()` once its token (if the node
+/// requires one) was checked: `principal` and `token_id` name the token.
+/// Answers the parked request `reply`.
+void admit(gateway_actor* self, std::uint64_t reply,
+           const pb::RegisterRequest& req, const caf::actor& handle,
+           const std::string& principal, const std::string& token_id) {
+  auto& st = self->state;
+  const auto& wid = req.worker_id();
+  if (st.sec.auth) {
+    auth::principal who;
+    who.name = principal;
+    who.token_id = token_id;
+    if (auto why = st.sec.owners->admit(wid, who, true)) {
+      spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid), *why);
+      deliver(self, reply,
+              wire::make_error(wire::errc::permission_denied, *why));
+      return;
+    }
+  }
+  auto i = st.workers.find(wid);
+  if (i != st.workers.end() && i->second.handle.address() != handle.address()) {
+    deliver(self, reply,
+            wire::make_error(wire::errc::already_registered,
+                             "worker id '" + wid
+                               + "' is in use by another connected worker"));
+    return;
+  }
+  if (i == st.workers.end()) {
+    worker_entry w;
+    w.id = wid;
+    w.handle = handle;
+    i = st.workers.emplace(wid, std::move(w)).first;
+    st.by_addr.emplace(handle.address(), wid);
+    self->monitor(handle);
+  }
+  auto& w = i->second;
+  auto reg = api::to_registration(req);
+  w.queues = reg.queues;
+  w.max_in_flight = std::max<std::uint32_t>(reg.max_in_flight, 1);
+  w.token = req.token();
+  w.principal = principal;
+  join(self, w, reply, std::move(reg.workflows));
+}
+
 /// The worker actor is the request's sender: a message of the CAF port holds
 /// no actor handle.
 caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
@@ -251,29 +336,80 @@ caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
   if (!handle)
     return wire::make_error(wire::errc::invalid_argument,
                             "worker '" + wid + "' sent no actor");
-  auto i = st.workers.find(wid);
-  if (i != st.workers.end() && i->second.handle.address() != handle.address())
-    return wire::make_error(wire::errc::already_registered,
-                            "worker id '" + wid
-                              + "' is in use by another connected worker");
-  if (i == st.workers.end()) {
-    worker_entry w;
-    w.id = wid;
-    w.handle = handle;
-    i = st.workers.emplace(wid, std::move(w)).first;
-    st.by_addr.emplace(handle.address(), wid);
-    self->monitor(handle);
+  auto reply = park(self);
+  if (!st.sec.auth) {
+    admit(self, reply, req, handle, {}, {});
+    return caf::delegated<pb::RegisterResponse>{};
   }
-  auto& w = i->second;
-  auto reg = api::to_registration(req);
-  w.queues = reg.queues;
-  w.max_in_flight = std::max<std::uint32_t>(reg.max_in_flight, 1);
-  join(self, w, park(self), std::move(reg.workflows));
+  std::vector<std::string> queues{req.queues().begin(), req.queues().end()};
+  self
+    ->request(st.checker, caf::infinite, check_atom::value, req.token(),
+              std::move(queues))
+    .then(
+      [=](std::uint8_t outcome, const std::string& message,
+          const std::string& principal, const std::string& token_id) {
+        if (static_cast<auth::verdict::outcome>(outcome)
+            != auth::verdict::outcome::allowed) {
+          spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid),
+                       message);
+          deliver(self, reply, token_refusal(outcome, message));
+          return;
+        }
+        admit(self, reply, req, handle, principal, token_id);
+      },
+      [=](caf::error& err) {
+        deliver(self, reply,
+                wire::make_error(wire::errc::internal,
+                                 "the token check failed: "
+                                   + self->system().render(err)));
+      });
   return caf::delegated<pb::RegisterResponse>{};
 }
 
-caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
+/// Checks the token of every registered worker again; a worker whose token
+/// was revoked, expired or lost its role is told why and dropped, and its
+/// leases go back to the queues.
+void recheck_tokens(gateway_actor* self) {
+  for (auto& [wid, w] : self->state.workers) {
+    if (!w.joined) continue;
+    self
+      ->request(self->state.checker, caf::infinite, check_atom::value, w.token,
+                w.queues)
+      .then(
+        [=, wid = wid,
+         session = w.session](std::uint8_t outcome, const std::string& message,
+                              const std::string&, const std::string&) {
+          if (static_cast<auth::verdict::outcome>(outcome)
+              == auth::verdict::outcome::allowed)
+            return;
+          auto* entry = current(self, wid, session);
+          if (entry == nullptr) return;
+          spdlog::warn("CAF worker {} dropped: {}", wid, message);
+          self->send(entry->handle,
+                     token_refusal(outcome,
+                                   "the node ended the session of worker '"
+                                     + wid + "': " + message));
+          forget(self, wid);
+          self->state.tasks->worker_lost(wid, "its token is no longer "
+                                              "accepted: "
+                                                + message);
+        },
+        [](caf::error&) {
+          // The checker is gone with the gateway.
+        });
+  }
+}
+
+caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks,
+                          gateway_security sec) {
   self->state.tasks = std::move(tasks);
+  if (sec.auth) {
+    if (!sec.owners) sec.owners = std::make_shared<auth::worker_owners>();
+    self->state.checker = self->spawn<caf::detached + caf::linked>(checker_fun,
+                                                                   sec.auth);
+    self->delayed_send(self, sec.recheck_interval, recheck_atom::value);
+  }
+  self->state.sec = std::move(sec);
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     auto i = st.by_addr.find(msg.source);
@@ -294,6 +430,11 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
   return {
     [=](const pb::RegisterRequest& req) {
       return on_register(self, req);
+    },
+    [=](recheck_atom) {
+      recheck_tokens(self);
+      self->delayed_send(self, self->state.sec.recheck_interval,
+                         recheck_atom::value);
     },
     [=](joined_atom, std::uint64_t id, const std::string& wid,
         std::uint64_t session, pb::RegisterResponse& ok) {
@@ -440,6 +581,7 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
       auto w = sender_entry(self, wid);
       if (!w) return std::move(w.error());
       forget(self, wid);
+      if (self->state.sec.owners) self->state.sec.owners->release(wid);
       auto id = park(self);
       self->state.tasks->unregister(
         wid, answer_to<std::uint32_t>(self, id, api::unregistered));
@@ -460,22 +602,24 @@ caf::behavior gateway_fun(gateway_actor* self, task_api_ptr tasks) {
 
 } // namespace
 
-caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks) {
-  return sys.spawn(gateway_fun, std::move(tasks));
+caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks,
+                                gateway_security sec) {
+  return sys.spawn(gateway_fun, std::move(tasks), std::move(sec));
 }
 
 supervision::child_spec
 worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks,
-                    std::shared_ptr<std::atomic<std::uint16_t>> published) {
+                    std::shared_ptr<std::atomic<std::uint16_t>> published,
+                    gateway_security sec) {
   supervision::child_spec spec;
   spec.id = "caf_gateway";
   spec.restart = supervision::restart_type::permanent;
   spec.shutdown = supervision::shutdown_timeout(std::chrono::seconds{5});
-  spec.start = [host, port, tasks,
-                published](caf::actor_system& sys,
-                           const caf::message&) -> caf::expected<caf::actor> {
+  spec.start = [host, port, tasks, published,
+                sec](caf::actor_system& sys,
+                     const caf::message&) -> caf::expected<caf::actor> {
     auto& mm = sys.middleman();
-    auto gateway = spawn_worker_gateway(sys, tasks);
+    auto gateway = spawn_worker_gateway(sys, tasks, sec);
     auto bound = mm.publish(gateway, port, host.c_str(), true);
     if (!bound) {
       caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);

@@ -6,6 +6,7 @@
 // protocol is wire/wire.hpp; docs/caf-workers.md shows the flows.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,12 +14,29 @@
 #include <caf/fwd.hpp>
 
 #include "actors/task_api.hpp"
+#include "src/auth/authenticator.hpp"
+#include "src/auth/worker_owners.hpp"
 #include "supervision/child_spec.hpp"
 
 namespace cerebelum::actors {
 
+/// Who may join as a worker. Without an authenticator every registration is
+/// accepted (a node without `--auth token`).
+struct gateway_security {
+  /// Checks the token of each registration (entry "caf"
+  /// "WorkerGateway/Register" of the permission table, with the queues the
+  /// worker names), and again every `recheck_interval` while the worker
+  /// stays: a revoked or expired token ends its session.
+  std::shared_ptr<auth::authenticator> auth;
+  /// Which token registered each worker id (shared with gRPC); null: the
+  /// gateway keeps its own.
+  std::shared_ptr<auth::worker_owners> owners;
+  std::chrono::milliseconds recheck_interval{5'000};
+};
+
 /// Spawns a gateway over `tasks` (not published).
-caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks);
+caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks,
+                                gateway_security sec = {});
 
 /// A child spec (id "caf_gateway", permanent) that spawns a gateway and
 /// publishes it on `host:port` with the system's middleman (port 0 picks a
@@ -30,6 +48,7 @@ caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks);
 supervision::child_spec
 worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks,
                     std::shared_ptr<std::atomic<std::uint16_t>> published
-                    = nullptr);
+                    = nullptr,
+                    gateway_security sec = {});
 
 } // namespace cerebelum::actors

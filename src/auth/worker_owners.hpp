@@ -1,0 +1,34 @@
+#pragma once
+
+// Which token registered each worker id, shared by the node's worker front
+// ends (gRPC and the CAF port): a worker id belongs to the token that
+// registered it first, until it unregisters, whichever way it connects, so
+// that no other token can act for it (docs/security.md).
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "src/auth/authenticator.hpp"
+
+namespace cerebelum::auth {
+
+class worker_owners {
+ public:
+  /// Checks that `who` may act for `worker`; `claim` (a registration) binds
+  /// an unbound id to `who`. Nothing, or why not.
+  std::optional<std::string> admit(const std::string& worker,
+                                   const principal& who, bool claim);
+
+  /// Unbinds `worker` (it unregistered).
+  void release(const std::string& worker);
+
+ private:
+  std::mutex mtx_;
+  /// Worker id -> id of the token that registered it.
+  std::unordered_map<std::string, std::string> owners_;
+};
+
+} // namespace cerebelum::auth
