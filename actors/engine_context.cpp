@@ -97,8 +97,10 @@ engine_context::add_locked(workflow::definition def, std::string source,
     e.permanent = true;
     stored_.insert({ptr->name, ptr->version_hash});
     if (latest_.count(ptr->name) == 0) latest_[ptr->name] = ptr;
-  } else if (!owned) {
-    // Another worker's copy of a loaded version: held, nothing else moves.
+  } else if (!owned || (!fresh && !e.stored_only && !e.workers.empty())) {
+    // Another identity's copy of a loaded version, or a version workers
+    // hold already (a reconnect, or an older process of a rolling deploy
+    // registering again): held, nothing else moves.
     if (!worker.empty()) e.workers.insert(worker);
   } else {
     e.source = std::move(source);
@@ -203,7 +205,9 @@ void engine_context::add_definition(workflow::definition def,
 
 std::optional<std::string>
 engine_context::register_definitions(const std::string& worker,
+                                     const std::string& identity,
                                      std::vector<workflow::definition> defs) {
+  const std::string owner_key = identity.empty() ? any_worker : identity;
   std::vector<std::string> woken;
   std::vector<definition_ptr> released;
   {
@@ -212,7 +216,7 @@ engine_context::register_definitions(const std::string& worker,
     std::vector<bool> owned;
     for (auto& d : defs) {
       auto o = owners_.find(d.name);
-      if (o == owners_.end() || o->second == worker) {
+      if (o == owners_.end() || o->second == owner_key) {
         owned.push_back(true);
         continue;
       }
@@ -224,9 +228,8 @@ engine_context::register_definitions(const std::string& worker,
           continue;
         }
       }
-      auto by = o->second.empty()
-                  ? std::string{"the node's workflow files"}
-                  : "worker '" + workflow::printable(o->second) + "'";
+      auto by = o->second.empty() ? std::string{"the node's workflow files"}
+                                  : workflow::printable(o->second);
       return "workflow '" + workflow::printable(d.name) + "' is defined by "
              + by + "; a worker may not replace it (worker '"
              + workflow::printable(worker) + "' brings a different version)";
@@ -235,7 +238,7 @@ engine_context::register_definitions(const std::string& worker,
     for (std::size_t i = 0; i < defs.size(); ++i) {
       auto& d = defs[i];
       now.insert({d.name, d.version_hash});
-      if (owned[i]) owners_.emplace(d.name, worker);
+      if (owned[i]) owners_.emplace(d.name, owner_key);
       auto ids = add_locked(std::move(d), "worker:" + worker, false, worker,
                             false, owned[i]);
       woken.insert(woken.end(), ids.begin(), ids.end());

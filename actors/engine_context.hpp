@@ -183,15 +183,22 @@ class engine_context {
   /// name and version.
   void add_definition(workflow::definition def, std::string source);
   /// Makes `defs` the definitions worker `worker` holds (added like
-  /// `add_definition`), then releases what no one needs any more. Changes
-  /// nothing and answers why when one of `defs` is named like a workflow
-  /// another source owns and is not a version loaded already.
+  /// `add_definition`), then releases what no one needs any more. A name
+  /// a worker defines first belongs to its `identity` (the authenticated
+  /// principal; "" on a node without tokens: all workers, since their ids
+  /// prove nothing), whichever worker id of it comes later, also after a
+  /// restart under a new id. Changes nothing and answers why when one of
+  /// `defs` is named like a workflow another source owns (the node's files,
+  /// or another identity) and is not a version loaded already.
   [[nodiscard]] std::optional<std::string>
-  register_definitions(const std::string& worker,
+  register_definitions(const std::string& worker, const std::string& identity,
                        std::vector<workflow::definition> defs);
   /// Who owns workflow name `name`: "" for the node's workflow files and
-  /// embedded list, else a worker id; nothing when no one defined it.
+  /// embedded list, `any_worker` for workers on a node without tokens,
+  /// else a worker identity; nothing when no one defined it.
   std::optional<std::string> owner(const std::string& name) const;
+  /// The owner of names that workers of a node without tokens define.
+  static constexpr const char* any_worker = "workers";
   /// Worker `worker` is gone: releases what no one needs any more.
   void unregister_definitions(const std::string& worker);
   /// The resurrector found an open execution of `name` version `version`:

@@ -116,6 +116,11 @@ struct worker_registration {
   std::vector<workflow_source> workflows;
   /// Tasks leased to this worker at once; 0 = 1.
   std::uint32_t max_in_flight = 1;
+  /// Who the front end authenticated (e.g. "token 'billing' (5f1c...)"):
+  /// the workflow names the worker defines belong to it. Empty on a node
+  /// without tokens: worker ids are then unauthenticated, and every worker
+  /// is one identity (engine_context::register_definitions).
+  std::string identity;
 };
 
 struct registration_info {

@@ -2,6 +2,10 @@
 
 namespace cerebelum::auth {
 
+std::string worker_identity(const principal& who) {
+  return "token '" + who.name + "' (" + who.token_id + ")";
+}
+
 std::optional<std::string> worker_owners::admit(const std::string& worker,
                                                 const principal& who,
                                                 bool claim) {

@@ -15,6 +15,10 @@
 
 namespace cerebelum::auth {
 
+/// The identity a worker's workflow definitions belong to
+/// (engine_context::register_definitions): "token 'NAME' (ID)".
+std::string worker_identity(const principal& who);
+
 class worker_owners {
  public:
   /// Checks that `who` may act for `worker`; `claim` (a registration) binds

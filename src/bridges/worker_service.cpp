@@ -59,10 +59,11 @@ worker_service::worker_service(actors::task_api_ptr tasks,
   // nop
 }
 
-grpc::Status
-worker_service::admit(grpc::CallbackServerContext* ctx, const char* method,
-                      const std::string& worker,
-                      std::span<const std::string> queues, bool claim) {
+grpc::Status worker_service::admit(grpc::CallbackServerContext* ctx,
+                                   const char* method,
+                                   const std::string& worker,
+                                   std::span<const std::string> queues,
+                                   bool claim, std::string* identity) {
   if (!auth_) return grpc::Status::OK;
   auto v = check_call(auth_, ctx, method, {{}, queues});
   if (!v.ok())
@@ -70,6 +71,7 @@ worker_service::admit(grpc::CallbackServerContext* ctx, const char* method,
               ? grpc::StatusCode::UNAUTHENTICATED
               : grpc::StatusCode::PERMISSION_DENIED,
             v.message};
+  if (identity) *identity = auth::worker_identity(*v.who);
   if (worker.empty()) return grpc::Status::OK; // refused by the caller
   if (auto why = owners_->admit(worker, *v.who, claim))
     return {grpc::StatusCode::PERMISSION_DENIED, *why};
@@ -81,19 +83,21 @@ worker_service::Register(grpc::CallbackServerContext* ctx,
                          const worker::RegisterRequest* req,
                          worker::RegisterResponse* res) {
   std::vector<std::string> queues{req->queues().begin(), req->queues().end()};
+  std::string identity;
   if (auto st = admit(ctx, "WorkerService/Register", req->worker_id(), queues,
-                      true);
+                      true, &identity);
       !st.ok())
     return refuse(ctx, st);
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   auto* reactor = ctx->DefaultReactor();
-  tasks_->register_worker(to_registration(*req),
-                          finish_with<actors::registration_info>(
-                            reactor,
-                            [res](const actors::registration_info& info) {
-                              *res = to_proto(info);
-                            }));
+  auto reg = to_registration(*req);
+  reg.identity = std::move(identity);
+  tasks_->register_worker(
+    std::move(reg), finish_with<actors::registration_info>(
+                      reactor, [res](const actors::registration_info& info) {
+                        *res = to_proto(info);
+                      }));
   return reactor;
 }
 

@@ -61,9 +61,12 @@ class worker_service final : public worker::WorkerService::CallbackService {
   /// Checks the token of a call of `method` about worker `worker` (and
   /// `queues`): a worker id belongs to the token that registered it first;
   /// `claim` (Register) binds an unbound one. OK or the refusal.
+  /// `identity`, when set, receives the caller's worker identity
+  /// (auth::worker_identity; "" without tokens).
   grpc::Status admit(grpc::CallbackServerContext* ctx, const char* method,
                      const std::string& worker,
-                     std::span<const std::string> queues, bool claim);
+                     std::span<const std::string> queues, bool claim,
+                     std::string* identity = nullptr);
 
   authenticator_ptr auth_;
   worker_owners_ptr owners_;

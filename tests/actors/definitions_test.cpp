@@ -41,7 +41,7 @@ struct booted {
 TEST_CASE("a worker's definition is released when the worker leaves and no "
           "execution needs it") {
   booted b;
-  REQUIRE_FALSE(b.ctx.register_definitions("w", {def("flow", "1")}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w", "", {def("flow", "1")}));
   CHECK(versions(b.ctx, "flow").size() == 1);
   b.ctx.unregister_definitions("w");
   CHECK(versions(b.ctx, "flow").empty());
@@ -57,11 +57,11 @@ TEST_CASE("registering again replaces what a worker holds, and the latest "
   auto v2 = def("flow", "2");
   auto h1 = v1.version_hash;
   auto h2 = v2.version_hash;
-  REQUIRE_FALSE(b.ctx.register_definitions("w", {std::move(v0)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w", "", {std::move(v0)}));
   // Worker x (a second process of w's deployment) holds a copy of it.
-  REQUIRE_FALSE(b.ctx.register_definitions("x", {def("flow", "0")}));
-  REQUIRE_FALSE(b.ctx.register_definitions("w", {std::move(v1)}));
-  REQUIRE_FALSE(b.ctx.register_definitions("w", {std::move(v2)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("x", "", {def("flow", "0")}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w", "", {std::move(v1)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w", "", {std::move(v2)}));
   auto held = versions(b.ctx, "flow");
   CHECK(std::count(held.begin(), held.end(), h1) == 0);
   CHECK(std::count(held.begin(), held.end(), h2) == 1);
@@ -75,10 +75,10 @@ TEST_CASE("registering again replaces what a worker holds, and the latest "
 TEST_CASE("a version an execution started on stays after its worker "
           "registers another one and leaves") {
   booted b;
-  REQUIRE_FALSE(b.ctx.register_definitions("w", {def("flow", "1")}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w", "", {def("flow", "1")}));
   auto started = b.ctx.latest("flow"); // what a start does
   REQUIRE(started);
-  REQUIRE_FALSE(b.ctx.register_definitions("w", {def("flow", "2")}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w", "", {def("flow", "2")}));
   b.ctx.unregister_definitions("w");
   auto held = versions(b.ctx, "flow");
   CHECK(held == std::vector<std::uint64_t>{started->version_hash});
@@ -91,8 +91,8 @@ TEST_CASE("a version open at boot stays, and nothing is released before the "
   auto open = def("flow", "1");
   auto h = open.version_hash;
   ctx.note_open_execution("flow", h);
-  REQUIRE_FALSE(ctx.register_definitions("w", {std::move(open)}));
-  REQUIRE_FALSE(ctx.register_definitions("x", {def("other", "1")}));
+  REQUIRE_FALSE(ctx.register_definitions("w", "", {std::move(open)}));
+  REQUIRE_FALSE(ctx.register_definitions("x", "", {def("other", "1")}));
   ctx.unregister_definitions("w");
   ctx.unregister_definitions("x");
   // Booting: the resurrector may not have reported every open execution.
@@ -106,8 +106,8 @@ TEST_CASE("two workers holding one version keep it until both leave") {
   booted b;
   auto d = def("flow", "1");
   auto h = d.version_hash;
-  REQUIRE_FALSE(b.ctx.register_definitions("w1", {d}));
-  REQUIRE_FALSE(b.ctx.register_definitions("w2", {std::move(d)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", "", {d}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w2", "", {std::move(d)}));
   b.ctx.unregister_definitions("w1");
   CHECK(versions(b.ctx, "flow") == std::vector<std::uint64_t>{h});
   b.ctx.unregister_definitions("w2");
@@ -120,7 +120,7 @@ TEST_CASE("a worker may not replace a workflow of the node's files, and "
   auto file = def("order", "ops");
   auto h = file.version_hash;
   b.ctx.add_definition(std::move(file), "workflows/order.yaml");
-  auto why = b.ctx.register_definitions("w", {def("order", "evil")});
+  auto why = b.ctx.register_definitions("w", "", {def("order", "evil")});
   REQUIRE(why);
   CHECK(*why
         == "workflow 'order' is defined by the node's workflow files; a "
@@ -135,25 +135,47 @@ TEST_CASE("a worker may not replace a workflow of the node's files, and "
 TEST_CASE("a refused registration adds none of its definitions") {
   booted b;
   b.ctx.add_definition(def("order", "ops"), "workflows/order.yaml");
-  CHECK(b.ctx.register_definitions("w", {def("mine", "1"), def("order", "2")}));
+  CHECK(
+    b.ctx.register_definitions("w", "", {def("mine", "1"), def("order", "2")}));
   CHECK(versions(b.ctx, "mine").empty());
   CHECK_FALSE(b.ctx.owner("mine"));
 }
 
-TEST_CASE("a workflow name belongs to the first worker that registered it, "
-          "also after it leaves, and that worker deploys new versions") {
+TEST_CASE("a workflow name belongs to the identity that registered it first\\, "
+          "also after its worker leaves\\, and that identity deploys new "
+          "versions under any worker id") {
   booted b;
-  REQUIRE_FALSE(b.ctx.register_definitions("w1", {def("flow", "1")}));
-  auto why = b.ctx.register_definitions("w2", {def("flow", "2")});
+  const std::string a = "token 'a' (1)";
+  const std::string other = "token 'b' (2)";
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", a, {def("flow", "1")}));
+  auto why = b.ctx.register_definitions("w2", other, {def("flow", "2")});
   REQUIRE(why);
-  CHECK(why->find("defined by worker 'w1'") != std::string::npos);
+  CHECK(why->find("defined by token 'a' (1)") != std::string::npos);
   auto v2 = def("flow", "2");
   auto h2 = v2.version_hash;
-  REQUIRE_FALSE(b.ctx.register_definitions("w1", {std::move(v2)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", a, {std::move(v2)}));
   CHECK(b.ctx.latest("flow")->version_hash == h2);
   b.ctx.unregister_definitions("w1");
-  CHECK(b.ctx.register_definitions("w2", {def("flow", "3")}));
-  CHECK(b.ctx.owner("flow") == std::string{"w1"});
+  CHECK(b.ctx.register_definitions("w2", other, {def("flow", "3")}));
+  CHECK(b.ctx.owner("flow") == a);
+  // The same identity restarted under a new worker id (a new process).
+  REQUIRE_FALSE(b.ctx.register_definitions("w3", a, {def("flow", "3")}));
+  CHECK(b.ctx.latest("flow")->version_hash == def("flow", "3").version_hash);
+}
+
+TEST_CASE("on a node without tokens a worker restarted under a new id "
+          "registers its workflows again") {
+  booted b;
+  REQUIRE_FALSE(
+    b.ctx.register_definitions("host-1-aa", "", {def("flow", "1")}));
+  b.ctx.unregister_definitions("host-1-aa");
+  // The version was released (no one held it); the new process brings it.
+  CHECK_FALSE(b.ctx.register_definitions("host-2-bb", "", {def("flow", "1")}));
+  CHECK_FALSE(b.ctx.register_definitions("host-2-bb", "", {def("flow", "2")}));
+  CHECK(b.ctx.owner("flow") == std::string{engine_context::any_worker});
+  // The node's files stay the operator's.
+  b.ctx.add_definition(def("order", "ops"), "workflows/order.yaml");
+  CHECK(b.ctx.register_definitions("host-2-bb", "", {def("order", "x")}));
 }
 
 TEST_CASE("another worker's copy of a loaded version is held but does not "
@@ -161,16 +183,16 @@ TEST_CASE("another worker's copy of a loaded version is held but does not "
   booted b;
   auto v1 = def("flow", "1");
   auto h1 = v1.version_hash;
-  REQUIRE_FALSE(b.ctx.register_definitions("w1", {std::move(v1)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", "", {std::move(v1)}));
   // A second process of the deployment under its own id.
-  REQUIRE_FALSE(b.ctx.register_definitions("w2", {def("flow", "1")}));
-  CHECK(b.ctx.owner("flow") == std::string{"w1"});
+  REQUIRE_FALSE(b.ctx.register_definitions("w2", "", {def("flow", "1")}));
+  CHECK(b.ctx.owner("flow") == std::string{engine_context::any_worker});
   // Rolling deploy: w1 brings version 2 while w2 still runs version 1 and
   // registers it again (a reconnect): w2 keeps it, starts stay on 2.
   auto v2 = def("flow", "2");
   auto h2 = v2.version_hash;
-  REQUIRE_FALSE(b.ctx.register_definitions("w1", {std::move(v2)}));
-  REQUIRE_FALSE(b.ctx.register_definitions("w2", {def("flow", "1")}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w1", "", {std::move(v2)}));
+  REQUIRE_FALSE(b.ctx.register_definitions("w2", "", {def("flow", "1")}));
   auto held = versions(b.ctx, "flow");
   CHECK(std::count(held.begin(), held.end(), h1) == 1);
   CHECK(b.ctx.latest("flow")->version_hash == h2);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -188,6 +189,39 @@ TEST_CASE("a CAF worker's token is scoped to its queues\\, and a worker id "
   CHECK(contains(b.output, "registered with another token"));
   auto again = try_join(s.node, "invoicer-1", {"--token", first.second});
   CHECK(again.registered);
+}
+
+TEST_CASE("a workflow a worker defines belongs to its token: the same token "
+          "under a new worker id deploys it\\, another token may not") {
+  secured_caf_node s;
+  auto team_a = s.make("team-a", "worker").second;
+  auto team_b = s.make("team-b", "worker").second;
+  temp_dir dir;
+  auto changed = dir.path / "invoice-v2.yaml";
+  {
+    std::ifstream in{CAF_WORKER_WORKFLOW};
+    std::string text{std::istreambuf_iterator<char>{in}, {}};
+    auto at = text.find("version: \"1\"");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 12, "version: \"2\"");
+    std::ofstream{changed} << text;
+  }
+  auto first = try_join(s.node, "inv-a-1", {"--token", team_a}, true);
+  INFO(first.output);
+  REQUIRE(first.registered); // then killed: no unregister
+  // The same deployment restarted as a new process under a new id.
+  auto restarted = try_join(s.node, "inv-a-2", {"--token", team_a}, true);
+  INFO(restarted.output);
+  CHECK(restarted.registered);
+  auto other = try_join(s.node, "inv-b-1",
+                        {"--token", team_b, "--workflow", changed.string()});
+  INFO(other.output);
+  CHECK_FALSE(other.registered);
+  CHECK(contains(other.output, "is defined by token 'team-a'"));
+  auto deploy = try_join(s.node, "inv-a-3",
+                         {"--token", team_a, "--workflow", changed.string()});
+  INFO(deploy.output);
+  CHECK(deploy.registered);
 }
 
 TEST_CASE("revoking a CAF worker's token ends its session within seconds") {

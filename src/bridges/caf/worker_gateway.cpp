@@ -71,6 +71,8 @@ struct worker_entry {
   /// token's name; empty on a node without tokens.
   std::string token;
   std::string principal;
+  /// auth::worker_identity of the token ("" without tokens).
+  std::string identity;
 };
 
 struct gateway_state {
@@ -260,6 +262,7 @@ void join(gateway_actor* self, worker_entry& w, std::uint64_t reply,
   fr.queues = w.queues;
   fr.max_in_flight = w.max_in_flight;
   fr.workflows = std::move(workflows);
+  fr.identity = w.identity;
   auto me = caf::actor_cast<caf::actor>(self);
   st.tasks->register_worker(
     std::move(fr), [me, reply, wid = w.id,
@@ -281,10 +284,12 @@ void admit(gateway_actor* self, std::uint64_t reply,
            const std::string& principal, const std::string& token_id) {
   auto& st = self->state;
   const auto& wid = req.worker_id();
+  std::string identity;
   if (st.sec.auth) {
     auth::principal who;
     who.name = principal;
     who.token_id = token_id;
+    identity = auth::worker_identity(who);
     if (auto why = st.sec.owners->admit(wid, who, true)) {
       spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid), *why);
       deliver(self, reply,
@@ -314,6 +319,7 @@ void admit(gateway_actor* self, std::uint64_t reply,
   w.max_in_flight = std::max<std::uint32_t>(reg.max_in_flight, 1);
   w.token = req.token();
   w.principal = principal;
+  w.identity = std::move(identity);
   join(self, w, reply, std::move(reg.workflows));
 }
 
