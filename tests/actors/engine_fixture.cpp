@@ -271,7 +271,7 @@ std::uint64_t engine_fixture::waiters(const std::string& id) {
 void engine_fixture::register_worker(const std::string& worker,
                                      const std::string& queue) {
   std::promise<task_result<registration_info>> reg;
-  node_->tasks()->register_worker({worker, {queue}, {}, 1},
+  node_->tasks()->register_worker({worker, {queue}, {}, 1, {}},
                                   [&](task_result<registration_info> r) {
                                     reg.set_value(std::move(r));
                                   });

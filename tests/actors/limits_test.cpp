@@ -146,7 +146,7 @@ TEST_CASE("a worker result over the payload limit fails its step once, not "
   f.start();
   auto tasks = f.node().tasks();
   REQUIRE(sync<registration_info>([&](auto done) {
-    tasks->register_worker({"w1", {"bq"}, {}, 1}, std::move(done));
+    tasks->register_worker({"w1", {"bq"}, {}, 1, {}}, std::move(done));
   }));
   auto v = f.start("blob_task", 1);
   auto polled = sync<std::optional<leased_task>>([&](auto done) {

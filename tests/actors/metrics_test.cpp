@@ -45,7 +45,7 @@ TEST_CASE("metrics count executions, task queues, lease expiries, task "
   };
   auto tasks = f.node().tasks();
   REQUIRE(sync<registration_info>([&](auto done) {
-    tasks->register_worker({"w1", {"mq"}, {}, 1}, std::move(done));
+    tasks->register_worker({"w1", {"mq"}, {}, 1, {}}, std::move(done));
   }));
   auto v = f.start("metered", 1);
   CHECK(

@@ -212,7 +212,7 @@ TEST_CASE("a lease without heartbeats expires at its moment, and a heartbeat "
   f.start();
   auto tasks = f.node().tasks();
   REQUIRE(sync<registration_info>([&](auto done) {
-    tasks->register_worker({"w1", {"lq"}, {}, 1}, std::move(done));
+    tasks->register_worker({"w1", {"lq"}, {}, 1, {}}, std::move(done));
   }));
   auto t0 = clk.now_ms();
   auto v = f.start("leased", 1);
