@@ -641,14 +641,15 @@ class session final : public session_base {
   void handshake(Next next) {
     if constexpr (secure) {
       lowest().expires_after(srv_->opts.request_timeout);
-      stream_.async_handshake(
-        asio::ssl::stream_base::server,
-        [self = me(), next = std::move(next)](error_code ec) mutable {
-          if (!ec) return next();
-          if (self->phase_ != phase::closed)
-            self->srv_->handshake_failed(ec, self->peer());
-          self->close();
-        });
+      // Taken now: a socket closed by the timeout has no address left.
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = me(), who = peer(),
+                               next = std::move(next)](error_code ec) mutable {
+                                if (!ec) return next();
+                                if (self->phase_ != phase::closed)
+                                  self->srv_->handshake_failed(ec, who);
+                                self->close();
+                              });
     } else {
       next();
     }
