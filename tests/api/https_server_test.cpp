@@ -187,3 +187,45 @@ TEST_CASE("an HTTPS server closes plain HTTP clients and logs their failed "
   // 50 failures in well under a few seconds: a line a second at most.
   CHECK(lines <= 3);
 }
+
+TEST_CASE("an HTTPS streamed answer ends with its last chunk and the "
+          "connection then takes the next request") {
+  self_signed certificate;
+  http::server_options opts;
+  opts.tls = certificate.pem();
+  http::server server{opts};
+  server.route("GET", "/s", [](const http::request&, http::responder r) {
+    http::response head;
+    head.content_type = "text/event-stream";
+    auto out = r.open_stream(head);
+    for (const char* piece : {"first\n", "second\n", "third\n"})
+      out.write(piece);
+    out.end();
+  });
+  server.route("GET", "/plain", [](const http::request&, http::responder r) {
+    http::response res;
+    res.content_type = "text/plain";
+    res.body = "ok";
+    r.send(res);
+  });
+  REQUIRE_FALSE(server.listen("127.0.0.1", 0));
+  httplib::SSLClient c{"127.0.0.1", server.port()};
+  c.set_ca_cert_path(certificate.cert.string());
+  c.enable_server_certificate_verification(true);
+  c.set_keep_alive(true);
+  c.set_read_timeout(5, 0);
+  for (int round = 0; round < 3; ++round) {
+    auto streamed = c.Get("/s");
+    REQUIRE(streamed);
+    CHECK(streamed->status == 200);
+    CHECK(streamed->get_header_value("Transfer-Encoding") == "chunked");
+    CHECK(streamed->body == "first\nsecond\nthird\n");
+    auto plain = c.Get("/plain");
+    REQUIRE(plain);
+    CHECK(plain->status == 200);
+    CHECK(plain->body == "ok");
+  }
+  // One connection served them all.
+  CHECK(server.connections() == 1);
+  server.stop();
+}
