@@ -4,8 +4,11 @@
 // executions/s and latency from request to finished execution.
 //
 //   http_bench [--executions N] [--concurrency C]... [--auth token]
+//              [--tls DIR]
 //   (default 5000; 64 1). With `--auth token` the node requires tokens and
 //   every request carries the node's first admin token (docs/security.md).
+//   With `--tls DIR` (made by `cerebelum dev-certs DIR`) the node serves
+//   HTTPS with DIR/node.pem and the clients trust DIR/ca.pem.
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -41,6 +44,19 @@ struct run_result {
 /// The bearer token every request carries ("" without --auth token).
 std::string token;
 
+/// The dev-certs directory of --tls ("": plain HTTP).
+std::string tls_dir;
+
+/// A client of the node's HTTP API (HTTPS with --tls).
+httplib::Client make_client(int port) {
+  auto where = "127.0.0.1:" + std::to_string(port);
+  if (tls_dir.empty()) return httplib::Client{"http://" + where};
+  httplib::Client cli{"https://" + where};
+  cli.set_ca_cert_path((fs::path{tls_dir} / "ca.pem").string());
+  cli.enable_server_certificate_verification(true);
+  return cli;
+}
+
 pid_t start_node(const fs::path& dir, int port, const std::string& auth) {
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -51,17 +67,25 @@ pid_t start_node(const fs::path& dir, int port, const std::string& auth) {
     auto wfs = (dir / "workflows").string();
     auto http = "127.0.0.1:" + std::to_string(port);
     auto grpc = "127.0.0.1:" + std::to_string(port + 1);
-    ::execl(CEREBELUM_BIN, CEREBELUM_BIN, "--log-level", "warn", "node",
-            "--data-dir", data.c_str(), "--workflows", wfs.c_str(), "--http",
-            http.c_str(), "--listen", grpc.c_str(), "--auth", auth.c_str(),
-            nullptr);
+    auto cert = (fs::path{tls_dir} / "node.pem").string();
+    auto key = (fs::path{tls_dir} / "node.key").string();
+    if (tls_dir.empty())
+      ::execl(CEREBELUM_BIN, CEREBELUM_BIN, "--log-level", "warn", "node",
+              "--data-dir", data.c_str(), "--workflows", wfs.c_str(), "--http",
+              http.c_str(), "--listen", grpc.c_str(), "--auth", auth.c_str(),
+              nullptr);
+    else
+      ::execl(CEREBELUM_BIN, CEREBELUM_BIN, "--log-level", "warn", "node",
+              "--data-dir", data.c_str(), "--workflows", wfs.c_str(), "--http",
+              http.c_str(), "--listen", grpc.c_str(), "--auth", auth.c_str(),
+              "--tls-cert", cert.c_str(), "--tls-key", key.c_str(), nullptr);
     ::_exit(127);
   }
   return pid;
 }
 
 bool wait_ready(int port) {
-  httplib::Client cli{"127.0.0.1", port};
+  auto cli = make_client(port);
   for (int i = 0; i < 300; ++i) {
     if (auto res = cli.Get("/v1/health"); res && res->status == 200)
       return true;
@@ -109,7 +133,7 @@ run_result run(int port, int executions, int concurrency,
   std::vector<std::thread> threads;
   for (int t = 0; t < concurrency; ++t)
     threads.emplace_back([&, t] {
-      httplib::Client cli{"127.0.0.1", port};
+      auto cli = make_client(port);
       cli.set_keep_alive(true);
       cli.set_tcp_nodelay(true);
       cli.set_read_timeout(std::chrono::seconds{60});
@@ -153,6 +177,8 @@ int main(int argc, char** argv) {
       levels.push_back(std::stoi(argv[i + 1]));
     else if (opt == "--auth")
       auth = argv[i + 1];
+    else if (opt == "--tls")
+      tls_dir = fs::absolute(argv[i + 1]).string();
   }
   if (levels.empty()) levels = {64, 1};
   auto dir = fs::temp_directory_path()

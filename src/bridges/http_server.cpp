@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -16,7 +17,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -24,10 +27,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <regex>
 #include <thread>
+#include <type_traits>
 
 #include "actors/errc.hpp"
 #include "workflow/safe_text.hpp"
@@ -41,6 +46,8 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 /// How long a closing connection is drained of what the client still sends,
 /// so that its last answer is not lost to a reset.
@@ -118,7 +125,7 @@ bool known_method(std::string_view m) {
   return false;
 }
 
-class session;
+class session_base;
 
 struct route_entry {
   std::string method;
@@ -152,8 +159,15 @@ struct server::impl {
   // The registry of open connections (not those refused over the limit).
   mutable std::mutex mtx;
   std::condition_variable cv;
-  std::map<std::uint64_t, std::weak_ptr<session>> sessions;
+  std::map<std::uint64_t, std::weak_ptr<session_base>> sessions;
   std::uint64_t next_id = 0;
+
+  // TLS: the context of every connection (set when listening with a
+  // certificate), and failed handshakes not logged yet.
+  std::optional<asio::ssl::context> tls;
+  std::atomic<std::uint64_t> handshakes_failed{0};
+  std::atomic<std::int64_t> handshake_logged_ms{
+    std::numeric_limits<std::int64_t>::min() / 2};
 
   std::unique_ptr<asio::thread_pool> pool;
   std::unique_ptr<asio::thread_pool> large_pool;
@@ -166,14 +180,16 @@ struct server::impl {
 
   void do_accept();
   void on_accept(error_code ec, tcp::socket sock);
-  void dispatch(std::shared_ptr<session> s, request req, bool head);
+  void dispatch(std::shared_ptr<session_base> s, request req, bool head);
+  [[nodiscard]] caf::error make_tls_context();
+  void handshake_failed(const error_code& ec, const std::string& peer);
 };
 
 /// One request being handled: answered once, by the handler or by the
 /// server's stop, whichever comes first.
 class exchange {
  public:
-  exchange(std::shared_ptr<session> s, std::shared_ptr<server::impl> srv)
+  exchange(std::shared_ptr<session_base> s, std::shared_ptr<server::impl> srv)
     : session_(std::move(s)), server_(std::move(srv)) {
     // nop
   }
@@ -197,7 +213,7 @@ class exchange {
   stream open(response head, stream_options opts);
 
  private:
-  std::shared_ptr<session> session_;
+  std::shared_ptr<session_base> session_;
   // Keeps the io_context alive for `deliver`, whatever thread answers when.
   std::shared_ptr<server::impl> server_;
   std::atomic<bool> done_{false};
@@ -207,7 +223,7 @@ class exchange {
 /// queue; the channel counts what waits in it and runs `on_end` once.
 class stream_channel {
  public:
-  stream_channel(std::shared_ptr<session> s, std::size_t max_queued)
+  stream_channel(std::shared_ptr<session_base> s, std::size_t max_queued)
     : session_(std::move(s)), max_queued_(max_queued) {
     // nop
   }
@@ -256,7 +272,7 @@ class stream_channel {
   }
 
  private:
-  std::shared_ptr<session> session_;
+  std::shared_ptr<session_base> session_;
   std::size_t max_queued_;
   std::atomic<bool> open_{true};
   std::atomic<std::size_t> queued_{0};
@@ -267,38 +283,117 @@ class stream_channel {
 
 namespace {
 
-/// One connection. Every member is used on the connection's strand only.
-class session : public std::enable_shared_from_this<session> {
+/// What the server, an exchange and a stream channel ask of a connection,
+/// whatever its stream. Each call comes once a request at most (never once
+/// a read), so that a virtual call costs nothing worth counting.
+class session_base : public std::enable_shared_from_this<session_base> {
  public:
-  session(tcp::socket sock, server::impl* srv, std::uint64_t id)
-    : stream_(std::move(sock)), srv_(srv), id_(id) {
+  session_base(asio::any_io_executor strand, server::impl* srv,
+               std::uint64_t id)
+    : strand_(std::move(strand)), srv_(srv), id_(id) {
     // nop
   }
 
-  ~session() {
+  session_base(const session_base&) = delete;
+  session_base& operator=(const session_base&) = delete;
+
+  virtual ~session_base() {
     unregister();
   }
 
-  void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      self->read_first();
-    });
+  /// The connection's strand: the calls below run there (or are posted).
+  [[nodiscard]] const asio::any_io_executor& strand() const {
+    return strand_;
   }
 
+  /// Handshakes (TLS), then waits for the first request.
+  virtual void start() = 0;
+
   /// Answers `res` at once and closes (the server is full).
-  void refuse(response res) {
-    asio::dispatch(stream_.get_executor(),
-                   [self = shared_from_this(), res = std::move(res)]() mutable {
-                     self->keep_alive_ = false;
-                     self->write(std::move(res));
-                   });
-  }
+  virtual void refuse(response res) = 0;
 
   /// The server stops. First (`answer_pending` false) an idle connection
   /// is closed; then, once every handler has returned, a request still
   /// pending (one that waits for the engine) gets the stop answer.
-  void server_stopping(std::shared_ptr<session> self, bool answer_pending) {
-    asio::dispatch(stream_.get_executor(), [self, answer_pending] {
+  virtual void server_stopping(bool answer_pending) = 0;
+
+  /// Starts a streamed answer: `head`'s status and headers, then its body,
+  /// then what the channel is given, written in order, one at a time.
+  virtual void begin_stream(std::shared_ptr<stream_channel> ch, response head,
+                            stream_options opts)
+    = 0;
+
+  /// Queues a piece of a streamed answer (`counted`: the channel counts
+  /// its bytes).
+  virtual void stream_push(std::string data, bool counted) = 0;
+
+  /// Ends the streamed answer once its queue is sent.
+  virtual void stream_finish() = 0;
+
+  /// Ends the streamed answer now and closes the connection.
+  virtual void stream_abort() = 0;
+
+  /// Writes `res`, then reads the next request or closes.
+  virtual void write(response res) = 0;
+
+ protected:
+  /// Leaves the registry of open connections (once): a closed connection
+  /// no longer counts, even while an answer to it is still under way.
+  void unregister() {
+    if (id_ == 0) return;
+    std::lock_guard<std::mutex> guard{srv_->mtx};
+    srv_->sessions.erase(id_);
+    id_ = 0;
+    srv_->cv.notify_all();
+  }
+
+  friend struct cerebelum::api::http::server::impl;
+
+  asio::any_io_executor strand_;
+  server::impl* srv_;
+  std::uint64_t id_;
+  std::weak_ptr<exchange> pending_;
+  /// The pattern of the route that took the request being answered (for
+  /// the answer observer).
+  std::string route_;
+  bool keep_alive_ = true;
+};
+
+/// One connection over `Stream`: plain TCP or TLS over it. Every member is
+/// used on the connection's strand only.
+template <class Stream>
+class session final : public session_base {
+ public:
+  static constexpr bool secure = std::is_same_v<Stream, tls_stream>;
+  static_assert(secure || std::is_same_v<Stream, plain_stream>);
+
+  /// `more`: what the stream takes after the socket (a TLS context).
+  template <class... More>
+  session(tcp::socket sock, server::impl* srv, std::uint64_t id, More&... more)
+    : session_base(sock.get_executor(), srv, id),
+      stream_(std::move(sock), more...) {
+    // nop
+  }
+
+  void start() override {
+    asio::dispatch(strand_, [self = me()] {
+      self->handshake([self] {
+        self->read_first();
+      });
+    });
+  }
+
+  void refuse(response res) override {
+    asio::dispatch(strand_, [self = me(), res = std::move(res)]() mutable {
+      self->handshake([self, res = std::move(res)]() mutable {
+        self->keep_alive_ = false;
+        self->write(std::move(res));
+      });
+    });
+  }
+
+  void server_stopping(bool answer_pending) override {
+    asio::dispatch(strand_, [self = me(), answer_pending] {
       if (answer_pending) {
         if (auto ex = self->pending_.lock(); ex && ex->claim()) {
           self->keep_alive_ = false;
@@ -316,10 +411,8 @@ class session : public std::enable_shared_from_this<session> {
     });
   }
 
-  /// Starts a streamed answer: `head`'s status and headers, then its body,
-  /// then what the channel is given, written in order, one at a time.
   void begin_stream(std::shared_ptr<stream_channel> ch, response head,
-                    stream_options opts) {
+                    stream_options opts) override {
     if (phase_ == phase::closed || phase_ == phase::closing) return ch->ended();
     answered(head.status);
     pending_.reset();
@@ -349,22 +442,19 @@ class session : public std::enable_shared_from_this<session> {
       if (opts.keepalive_every.count() > 0) {
         keepalive_text_ = std::move(opts.keepalive_text);
         keepalive_every_ = opts.keepalive_every;
-        keepalive_.emplace(stream_.get_executor());
+        keepalive_.emplace(strand_);
         arm_keepalive();
       }
     }
     out_writing_ = true;
     lowest().expires_after(srv_->opts.write_timeout);
-    bhttp::async_write_header(stream_, *sr,
-                              [self = shared_from_this(), res,
-                               sr](error_code ec, std::size_t) {
-                                self->on_stream_written(ec, 0);
-                              });
+    bhttp::async_write_header(
+      stream_, *sr, [self = me(), res, sr](error_code ec, std::size_t) {
+        self->on_stream_written(ec, 0);
+      });
   }
 
-  /// Queues a piece of a streamed answer (`counted`: the channel counts
-  /// its bytes).
-  void stream_push(std::string data, bool counted) {
+  void stream_push(std::string data, bool counted) override {
     if (phase_ != phase::streaming || out_ending_) {
       if (counted && channel_) channel_->sent(data.size());
       return;
@@ -373,21 +463,18 @@ class session : public std::enable_shared_from_this<session> {
     pump();
   }
 
-  /// Ends the streamed answer once its queue is sent.
-  void stream_finish() {
+  void stream_finish() override {
     if (phase_ != phase::streaming) return;
     out_ending_ = true;
     pump();
   }
 
-  /// Ends the streamed answer now and closes the connection.
-  void stream_abort() {
+  void stream_abort() override {
     stop_stream();
     close();
   }
 
-  /// Writes `res`, then reads the next request or closes.
-  void write(response r) {
+  void write(response r) override {
     if (phase_ == phase::closed || phase_ == phase::closing) return;
     answered(r.status);
     phase_ = phase::writing;
@@ -402,8 +489,7 @@ class session : public std::enable_shared_from_this<session> {
     if (head_) res->body().clear();
     lowest().expires_after(srv_->opts.write_timeout);
     bhttp::async_write(stream_, *res,
-                       [self = shared_from_this(), res](error_code ec,
-                                                        std::size_t) {
+                       [self = me(), res](error_code ec, std::size_t) {
                          self->on_write(ec, res->keep_alive());
                        });
   }
@@ -449,8 +535,7 @@ class session : public std::enable_shared_from_this<session> {
       out_.pop_front();
       out_writing_ = true;
       lowest().expires_after(srv_->opts.write_timeout);
-      auto done = [self = shared_from_this(), data, counted](error_code ec,
-                                                             std::size_t) {
+      auto done = [self = me(), data, counted](error_code ec, std::size_t) {
         self->on_stream_written(ec, counted);
       };
       if (chunked_)
@@ -467,7 +552,7 @@ class session : public std::enable_shared_from_this<session> {
     out_writing_ = true;
     lowest().expires_after(srv_->opts.write_timeout);
     asio::async_write(stream_, bhttp::make_chunk_last(),
-                      [self = shared_from_this()](error_code ec, std::size_t) {
+                      [self = me()](error_code ec, std::size_t) {
                         self->out_writing_ = false;
                         if (ec) return self->stream_abort();
                         self->stream_done();
@@ -487,24 +572,24 @@ class session : public std::enable_shared_from_this<session> {
   /// (and the watch stops: write errors tell the rest).
   void watch_client() {
     watching_ = true;
-    stream_.async_read_some(
-      buffer_.prepare(first_read_bytes),
-      [self = shared_from_this()](error_code ec, std::size_t n) {
-        self->watching_ = false;
-        if (!ec) {
-          self->buffer_.commit(n);
-          if (self->finished_) self->after_stream();
-          return;
-        }
-        if (self->finished_ && ec == asio::error::operation_aborted)
-          return self->after_stream();
-        self->stream_abort();
-      });
+    stream_.async_read_some(buffer_.prepare(first_read_bytes),
+                            [self = me()](error_code ec, std::size_t n) {
+                              self->watching_ = false;
+                              if (!ec) {
+                                self->buffer_.commit(n);
+                                if (self->finished_) self->after_stream();
+                                return;
+                              }
+                              if (self->finished_
+                                  && ec == asio::error::operation_aborted)
+                                return self->after_stream();
+                              self->stream_abort();
+                            });
   }
 
   void arm_keepalive() {
     keepalive_->expires_after(keepalive_every_);
-    keepalive_->async_wait([self = shared_from_this()](error_code ec) {
+    keepalive_->async_wait([self = me()](error_code ec) {
       if (ec || self->phase_ != phase::streaming || self->out_ending_) return;
       if (!self->out_writing_ && self->out_.empty()
           && std::chrono::steady_clock::now() - self->last_sent_
@@ -545,6 +630,39 @@ class session : public std::enable_shared_from_this<session> {
     return beast::get_lowest_layer(stream_);
   }
 
+  std::shared_ptr<session> me() {
+    return std::static_pointer_cast<session>(shared_from_this());
+  }
+
+  /// Runs `next` once the TLS handshake succeeded (at once without TLS); a
+  /// handshake that fails or does not end within the request timeout
+  /// closes the connection.
+  template <class Next>
+  void handshake(Next next) {
+    if constexpr (secure) {
+      lowest().expires_after(srv_->opts.request_timeout);
+      // Taken now: a socket closed by the timeout has no address left.
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = me(), who = peer(),
+                               next = std::move(next)](error_code ec) mutable {
+                                if (!ec) return next();
+                                if (self->phase_ != phase::closed)
+                                  self->srv_->handshake_failed(ec, who);
+                                self->close();
+                              });
+    } else {
+      next();
+    }
+  }
+
+  /// The client's address, for logs.
+  std::string peer() {
+    error_code ec;
+    auto ep = lowest().socket().remote_endpoint(ec);
+    if (ec) return "an unknown address";
+    return ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
   /// Waits up to the idle timeout for the first bytes of a request.
   void read_first() {
     if (srv_->stopping.load()) return close();
@@ -562,8 +680,7 @@ class session : public std::enable_shared_from_this<session> {
     buffer_.shrink_to_fit();
     lowest().expires_after(srv_->opts.idle_timeout);
     stream_.async_read_some(buffer_.prepare(first_read_bytes),
-                            [self = shared_from_this()](error_code ec,
-                                                        std::size_t n) {
+                            [self = me()](error_code ec, std::size_t n) {
                               if (ec) return self->close();
                               self->buffer_.commit(n);
                               self->read_header();
@@ -577,8 +694,7 @@ class session : public std::enable_shared_from_this<session> {
     began_ = std::chrono::steady_clock::now();
     lowest().expires_after(srv_->opts.request_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](error_code ec,
-                                                         std::size_t) {
+                             [self = me()](error_code ec, std::size_t) {
                                self->on_header(ec);
                              });
   }
@@ -592,8 +708,7 @@ class session : public std::enable_shared_from_this<session> {
         && !parser_->is_done()) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(cont.data(), cont.size()),
-                        [self = shared_from_this()](error_code ec,
-                                                    std::size_t) {
+                        [self = me()](error_code ec, std::size_t) {
                           if (ec) return self->close();
                           self->read_body();
                         });
@@ -604,7 +719,7 @@ class session : public std::enable_shared_from_this<session> {
 
   void read_body() {
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](error_code ec, std::size_t) {
+                      [self = me()](error_code ec, std::size_t) {
                         if (ec) return self->on_read_error(ec);
                         self->lowest().expires_never();
                         self->on_request();
@@ -658,7 +773,7 @@ class session : public std::enable_shared_from_this<session> {
     // parsed copy of itself.
     parser_.reset();
     phase_ = phase::handling;
-    srv_->dispatch(shared_from_this(), std::move(req), head_);
+    srv_->dispatch(me(), std::move(req), head_);
   }
 
   void on_write(error_code ec, bool keep_alive) {
@@ -672,19 +787,26 @@ class session : public std::enable_shared_from_this<session> {
   /// instead of a reset.
   void linger() {
     phase_ = phase::closing;
-    error_code ignored;
-    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
     // A stopping server waits for nothing more from its clients.
     lowest().expires_after(
       srv_->stopping.load() ? std::chrono::milliseconds{100} : linger_time);
-    drain();
+    if constexpr (secure) {
+      // TLS ends with close_notify both ways; the client's, an error or
+      // the timeout closes.
+      stream_.async_shutdown([self = me()](error_code) {
+        self->close();
+      });
+    } else {
+      error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      drain();
+    }
   }
 
   void drain() {
     if (!drain_) drain_ = std::make_unique<std::array<char, 4096>>();
     stream_.async_read_some(asio::buffer(*drain_),
-                            [self = shared_from_this()](error_code ec,
-                                                        std::size_t) {
+                            [self = me()](error_code ec, std::size_t) {
                               if (ec) return self->close();
                               self->drain();
                             });
@@ -700,33 +822,15 @@ class session : public std::enable_shared_from_this<session> {
     unregister();
   }
 
-  /// Leaves the registry of open connections (once): a closed connection
-  /// no longer counts, even while an answer to it is still under way.
-  void unregister() {
-    if (id_ == 0) return;
-    std::lock_guard<std::mutex> guard{srv_->mtx};
-    srv_->sessions.erase(id_);
-    id_ = 0;
-    srv_->cv.notify_all();
-  }
-
-  friend struct cerebelum::api::http::server::impl;
-  friend class cerebelum::api::http::exchange;
-  friend class cerebelum::api::http::stream_channel;
-
-  beast::tcp_stream stream_;
-  server::impl* srv_;
-  std::uint64_t id_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   /// Only a closing connection reads (and drops) what still comes.
   std::unique_ptr<std::array<char, 4096>> drain_;
-  std::weak_ptr<exchange> pending_;
-  /// The request being answered: its first byte's time and the pattern of
-  /// the route that took it (for the answer observer).
+  /// The first byte's time of the request being answered (for the answer
+  /// observer).
   std::chrono::steady_clock::time_point began_
     = std::chrono::steady_clock::now();
-  std::string route_;
   phase phase_ = phase::idle;
   // A streamed answer: its channel, the pieces waiting (and whether the
   // channel counts them), the keep-alive text's timer.
@@ -743,7 +847,6 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<asio::steady_timer> keepalive_;
   std::chrono::steady_clock::time_point last_sent_
     = std::chrono::steady_clock::now();
-  bool keep_alive_ = true;
   bool head_ = false;
   unsigned version_ = 11;
 };
@@ -752,7 +855,7 @@ class session : public std::enable_shared_from_this<session> {
 
 void exchange::deliver(response res) {
   auto s = session_;
-  asio::post(s->stream_.get_executor(), [s, res = std::move(res)]() mutable {
+  asio::post(s->strand(), [s, res = std::move(res)]() mutable {
     s->write(std::move(res));
   });
 }
@@ -761,7 +864,7 @@ stream exchange::open(response head, stream_options opts) {
   auto s = session_;
   auto ch
     = std::make_shared<stream_channel>(s, server_->opts.max_stream_queue_bytes);
-  asio::post(s->stream_.get_executor(),
+  asio::post(s->strand(),
              [s, ch, head = std::move(head), opts = std::move(opts)]() mutable {
                s->begin_stream(std::move(ch), std::move(head), std::move(opts));
              });
@@ -774,12 +877,12 @@ bool stream_channel::write(std::string data) {
   if (queued_.fetch_add(n) + n > max_queued_) {
     queued_ -= n;
     open_ = false;
-    asio::post(session_->stream_.get_executor(), [s = session_] {
+    asio::post(session_->strand(), [s = session_] {
       s->stream_abort();
     });
     return false;
   }
-  asio::post(session_->stream_.get_executor(),
+  asio::post(session_->strand(),
              [s = session_, data = std::move(data)]() mutable {
                s->stream_push(std::move(data), true);
              });
@@ -788,7 +891,7 @@ bool stream_channel::write(std::string data) {
 
 void stream_channel::end() {
   if (!session_) return;
-  asio::post(session_->stream_.get_executor(), [s = session_] {
+  asio::post(session_->strand(), [s = session_] {
     s->stream_finish();
   });
 }
@@ -838,7 +941,11 @@ void server::impl::on_accept(error_code ec, tcp::socket sock) {
     std::lock_guard<std::mutex> guard{mtx};
     if (sessions.size() < opts.max_connections) id = ++next_id;
   }
-  auto s = std::make_shared<session>(std::move(sock), this, id);
+  std::shared_ptr<session_base> s;
+  if (tls)
+    s = std::make_shared<session<tls_stream>>(std::move(sock), this, id, *tls);
+  else
+    s = std::make_shared<session<plain_stream>>(std::move(sock), this, id);
   if (id == 0) {
     s->refuse(error_response(503, "unavailable",
                              "too many open connections ("
@@ -854,7 +961,64 @@ void server::impl::on_accept(error_code ec, tcp::socket sock) {
   do_accept();
 }
 
-void server::impl::dispatch(std::shared_ptr<session> s, request req,
+caf::error server::impl::make_tls_context() {
+  auto failed = [](const std::string& what, const error_code& ec) {
+    return actors::make_error(actors::errc::invalid_argument,
+                              "TLS " + what + ": " + ec.message());
+  };
+  error_code ec;
+  auto& ctx = tls.emplace(asio::ssl::context::tls_server);
+  ctx.set_options(
+    asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2
+      | asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1
+      | asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression,
+    ec);
+  if (ec) return failed("options", ec);
+  if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1)
+    return actors::make_error(actors::errc::invalid_argument,
+                              "TLS: cannot require TLS 1.2 or later");
+  const auto& pem = opts.tls;
+  ctx.use_certificate_chain(asio::buffer(pem.cert_chain), ec);
+  if (ec) return failed("certificate chain", ec);
+  ctx.use_private_key(asio::buffer(pem.key), asio::ssl::context::pem, ec);
+  if (ec) return failed("private key", ec);
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+    return actors::make_error(actors::errc::invalid_argument,
+                              "TLS: the private key does not match the "
+                              "certificate");
+  if (!pem.client_ca.empty()) {
+    ctx.add_certificate_authority(asio::buffer(pem.client_ca), ec);
+    if (ec) return failed("client CA", ec);
+    ctx.set_verify_mode(
+      asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert, ec);
+    if (ec) return failed("client verification", ec);
+    // Sessions resumed by a verified client need a context to be bound to.
+    static constexpr unsigned char id_context[] = "cerebelum-http";
+    SSL_CTX_set_session_id_context(ctx.native_handle(), id_context,
+                                   sizeof id_context - 1);
+  }
+  return {};
+}
+
+void server::impl::handshake_failed(const error_code& ec,
+                                    const std::string& peer) {
+  // A flood of bad clients must not become a flood of log lines: one line
+  // a second at most, counting those it stands for.
+  ++handshakes_failed;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+               .count();
+  auto last = handshake_logged_ms.load();
+  if (now - last < 1000
+      || !handshake_logged_ms.compare_exchange_strong(last, now))
+    return;
+  auto n = handshakes_failed.exchange(0);
+  spdlog::warn("HTTPS: {} TLS handshake{} failed since the last report; the "
+               "last, from {}: {}",
+               n, n == 1 ? "" : "s", peer, ec.message());
+}
+
+void server::impl::dispatch(std::shared_ptr<session_base> s, request req,
                             bool head) {
   if (!known_method(req.method)) {
     s->keep_alive_ = false;
@@ -971,6 +1135,8 @@ caf::error server::listen(const std::string& host, int port) {
     return actors::make_error(actors::errc::invalid_argument,
                               "cannot resolve " + where + ": " + ec.message());
   auto endpoint = found.begin()->endpoint();
+  if (s.opts.tls.enabled())
+    if (auto err = s.make_tls_context()) return err;
   s.acceptor.open(endpoint.protocol(), ec);
   // SO_REUSEADDR allows a quick restart; SO_REUSEPORT is not set, so a
   // second server on the same port fails here.
@@ -1025,14 +1191,14 @@ void server::stop() {
     s.accept_retry.cancel();
   });
   auto each_session = [&s](bool answer_pending) {
-    std::vector<std::shared_ptr<session>> open;
+    std::vector<std::shared_ptr<session_base>> open;
     {
       std::lock_guard<std::mutex> guard{s.mtx};
       for (auto& [id, weak] : s.sessions)
         if (auto p = weak.lock()) open.push_back(std::move(p));
     }
     for (auto& p : open)
-      p->server_stopping(p, answer_pending);
+      p->server_stopping(answer_pending);
   };
   // Idle connections close now; requests read before the stop are served
   // as usual (a keep-alive connection closes after its answer).

@@ -6,7 +6,10 @@
 // answer later, from any thread, so a request that waits for a result holds
 // no thread at all.
 //
-//  accept --> [idle: wait for a first byte, idle_timeout]
+//  accept --> [TLS only: handshake within request_timeout] --fails--> close
+//               |
+//               v
+//             [idle: wait for a first byte, idle_timeout]
 //               |
 //               v
 //             [read header + body within request_timeout] --error--> 400/413
@@ -27,9 +30,9 @@
 //             --keep-alive--> idle  <-----------------------------------'
 //             --close--> shutdown, drain, close
 //
-// Only the session's stream type knows about TCP: a TLS listener would wrap
-// it in an ssl_stream and add a handshake before the first read; timeouts go
-// through the lowest layer.
+// A session is a template on its stream: plain TCP, or TLS (an ssl_stream
+// over it) when the server has a certificate, so plain HTTP pays nothing for
+// TLS. Timeouts go through the lowest layer (TCP) either way.
 
 #include <chrono>
 #include <cstddef>
@@ -45,6 +48,20 @@
 #include <caf/error.hpp>
 
 namespace cerebelum::api::http {
+
+/// TLS of a server, as PEM text (not file names).
+struct tls_pem {
+  /// The certificate chain and its private key; an empty chain: plain HTTP.
+  std::string cert_chain;
+  std::string key;
+  /// Client certificates must be signed by this CA (mutual TLS); empty:
+  /// none are asked for.
+  std::string client_ca;
+
+  [[nodiscard]] bool enabled() const noexcept {
+    return !cert_chain.empty();
+  }
+};
 
 /// Limits and sizes of a server.
 struct server_options {
@@ -74,6 +91,10 @@ struct server_options {
   /// A streamed answer (see `stream`) whose client lets more than this wait
   /// unsent is ended: a slow reader cannot make the node hold its backlog.
   std::size_t max_stream_queue_bytes = 8 << 20;
+  /// When enabled, the server speaks HTTPS only (TLS 1.2 or later): a
+  /// connection's handshake must end within `request_timeout` of its
+  /// accept, and failed handshakes are logged at most once a second.
+  tls_pem tls;
 };
 
 /// A request as a handler sees it.
@@ -217,7 +238,8 @@ class server {
 
   /// Binds `host:port` (port 0: any free one), listens and starts the
   /// threads. An error names the address when it cannot bind (in use:
-  /// SO_REUSEPORT is not set, so a second server on a port fails).
+  /// SO_REUSEPORT is not set, so a second server on a port fails), or says
+  /// what is wrong with the TLS certificate, key or CA.
   [[nodiscard]] caf::error listen(const std::string& host, int port);
 
   /// The bound port (after `listen`).

@@ -101,21 +101,44 @@ start_grpc(caf::actor_system& sys, const std::string& address,
                                   std::move(shutdown));
 }
 
+/// The PEM text of the HTTP server's TLS files (none when TLS is off).
+caf::expected<http::tls_pem> read_tls(const tls_files& tls) {
+  if (!tls.enabled()) return http::tls_pem{};
+  http::tls_pem pem;
+  auto cert = read_pem("--tls-cert", tls.cert);
+  if (!cert) return cert.error();
+  pem.cert_chain = std::move(*cert);
+  auto key = read_pem("--tls-key", tls.key);
+  if (!key) return key.error();
+  pem.key = std::move(*key);
+  if (!tls.client_ca.empty()) {
+    auto ca = read_pem("--tls-client-ca", tls.client_ca);
+    if (!ca) return ca.error();
+    pem.client_ca = std::move(*ca);
+  }
+  return pem;
+}
+
 caf::expected<caf::actor>
 start_http(caf::actor_system& sys, const std::string& address,
-           const std::shared_ptr<actors::engine_api>& engine,
-           http_options opts) {
+           const std::shared_ptr<actors::engine_api>& engine, http_options opts,
+           const tls_files& tls) {
   std::string host;
   int port = 0;
   if (!split_address(address, host, port))
     return make_error(errc::invalid_argument,
                       "--http: expected HOST:PORT, got '" + address + "'");
+  auto pem = read_tls(tls);
+  if (!pem) return pem.error();
+  opts.server.tls = std::move(*pem);
   std::shared_ptr<http::server> server = make_http_api(engine, opts);
   if (auto err = server->listen(host, port))
     return make_error(errc::unavailable,
                       "cannot listen on " + address
                         + " (HTTP): " + actors::api_error_message(err));
-  spdlog::info("HTTP API listening on {}", address);
+  spdlog::info("HTTP API listening on {}{}{}", address,
+               tls.enabled() ? " (HTTPS" : " (plain HTTP",
+               opts.auth ? ", tokens required)" : ", no tokens)");
   auto shutdown = [server] {
     server->stop();
   };
@@ -173,12 +196,12 @@ caf::expected<std::string> read_pem(const std::string& what,
 
 supervision::child_spec
 http_server_spec(std::string address,
-                 std::shared_ptr<actors::engine_api> engine,
-                 http_options opts) {
+                 std::shared_ptr<actors::engine_api> engine, http_options opts,
+                 tls_files tls) {
   return make_spec("http_server",
-                   [address, engine, opts](caf::actor_system& sys,
-                                           const caf::message&) {
-                     return start_http(sys, address, engine, opts);
+                   [address, engine, opts, tls](caf::actor_system& sys,
+                                                const caf::message&) {
+                     return start_http(sys, address, engine, opts, tls);
                    });
 }
 

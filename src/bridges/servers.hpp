@@ -19,7 +19,7 @@ class engine_api;
 
 namespace cerebelum::api {
 
-/// PEM files of a TLS listener (docs/security.md).
+/// PEM files of a TLS listener, gRPC's and HTTP's (docs/security.md).
 struct tls_files {
   /// The server's certificate chain and private key; empty: no TLS.
   std::string cert;
@@ -56,11 +56,12 @@ grpc_server_spec(std::string address,
 caf::expected<std::string> read_pem(const std::string& what,
                                     const std::string& path);
 
-/// A child "http_server" serving the HTTP/JSON API on `address` (HOST:PORT).
+/// A child "http_server" serving the HTTP/JSON API on `address` (HOST:PORT):
+/// HTTPS only when `tls` is enabled (the PEM files are read at its start).
 supervision::child_spec
 http_server_spec(std::string address,
                  std::shared_ptr<actors::engine_api> engine,
-                 http_options opts = {});
+                 http_options opts = {}, tls_files tls = {});
 
 /// Splits "HOST:PORT"; returns false when the port is missing or not a
 /// number in 0..65535.

@@ -110,7 +110,7 @@ actors::node_config make_node_config(
         http_opts.auth = auth;
         http_opts.warnings = warnings;
         if (!http.empty())
-          specs.push_back(api::http_server_spec(http, api, http_opts));
+          specs.push_back(api::http_server_spec(http, api, http_opts, tls));
         // The gateway behind a guard that checks each BASP frame (and
         // ends TLS): libcaf_io trusts what it parses.
         if (caf_port > 0) {
@@ -231,12 +231,12 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
     ->check(CLI::IsMember({"none", "token"}))
     ->capture_default_str();
   cmd.add_option("--tls-cert", opts.tls_cert,
-                 "PEM certificate chain of the gRPC listener and the CAF "
-                 "port (TLS)");
+                 "PEM certificate chain of the gRPC and HTTP listeners and "
+                 "the CAF port (TLS; HTTP then serves HTTPS only)");
   cmd.add_option("--tls-key", opts.tls_key, "PEM private key of --tls-cert");
   cmd.add_option("--tls-client-ca", opts.tls_client_ca,
                  "Require client certificates signed by this PEM CA (mutual "
-                 "TLS on gRPC and the CAF port)");
+                 "TLS on gRPC, HTTP and the CAF port)");
   cmd.add_flag("--insecure", opts.insecure,
                "Listen beyond loopback without TLS and tokens anyway "
                "(logged as a warning at start and shown by health)");

@@ -40,11 +40,12 @@ std::optional<std::string> exposure_problem(const node_options& opts) {
            + " is beyond loopback: add --tls-cert FILE --tls-key FILE and "
              "--auth token (cerebelum dev-certs DIR makes test certificates), "
              "or --insecure to accept the risk";
-  if (!opts.http.empty() && !is_loopback_host(host_of(opts.http)))
+  if (!opts.http.empty() && !is_loopback_host(host_of(opts.http))
+      && !(tokens && tls))
     return "--http " + opts.http
-           + " is beyond loopback, but the HTTP API has no TLS yet: keep it "
-             "on loopback behind a TLS proxy, turn it off with --http '', or "
-             "add --insecure to accept the risk";
+           + " is beyond loopback: add --tls-cert FILE --tls-key FILE and "
+             "--auth token (the HTTP API then serves HTTPS only), turn it off "
+             "with --http '', or --insecure to accept the risk";
   if (opts.caf_port > 0 && !is_loopback_host(opts.caf_host)
       && !(tokens && tls && !opts.tls_client_ca.empty()))
     return "--caf-host " + opts.caf_host

@@ -106,6 +106,41 @@ int call_http(httplib::Client& http, const std::string& name,
   return res ? res->status : -1;
 }
 
+/// An HTTPS client of port `port` on loopback that trusts the CA in `ca`
+/// and shows the client certificate `cert` (with `key`) when one is given.
+std::unique_ptr<httplib::SSLClient>
+https_client(int port, const std::filesystem::path& ca,
+             const std::filesystem::path& cert = {},
+             const std::filesystem::path& key = {}) {
+  auto c = cert.empty()
+             ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
+             : std::make_unique<httplib::SSLClient>(
+               "127.0.0.1", port, cert.string(), key.string());
+  c->set_ca_cert_path(ca.string());
+  c->enable_server_certificate_verification(true);
+  c->set_connection_timeout(5, 0);
+  c->set_read_timeout(5, 0);
+  return c;
+}
+
+/// `cerebelum dev-certs` certificates in `dir`/certs and, of another CA,
+/// in `dir`/other.
+struct two_cas {
+  temp_dir dir;
+  std::filesystem::path certs = dir.path / "certs";
+  std::filesystem::path other = dir.path / "other";
+
+  two_cas() {
+    REQUIRE(run_cli({"dev-certs", certs.string()}).code == 0);
+    REQUIRE(run_cli({"dev-certs", other.string()}).code == 0);
+  }
+
+  [[nodiscard]] std::vector<std::string> server_flags() const {
+    return {"--tls-cert", (certs / "node.pem").string(), "--tls-key",
+            (certs / "node.key").string()};
+  }
+};
+
 } // namespace
 
 TEST_CASE("every gRPC method and HTTP route refuses a call without a token\\, "
@@ -272,8 +307,13 @@ TEST_CASE("a node asked to listen beyond loopback without TLS and tokens "
                       "--listen", "127.0.0.1:" + std::to_string(free_port()),
                       "--http", "0.0.0.0:" + std::to_string(free_port())}};
   auto http_code = http.wait_exit(30s);
+  INFO(http.output());
   REQUIRE(http_code);
   CHECK(*http_code == 2);
+  CHECK(http.output().find("--http 0.0.0.0") != std::string::npos);
+  CHECK(http.output().find("--tls-cert") != std::string::npos);
+  CHECK(http.output().find("--auth token") != std::string::npos);
+  CHECK(http.output().find("--insecure") != std::string::npos);
 
   temp_dir other;
   auto health_port = free_port();
@@ -376,4 +416,90 @@ TEST_CASE("a node with --tls-client-ca serves a client with a certificate of "
                           (other / "client.pem").string(), "--tls-key",
                           (other / "client.key").string(), "list"});
   CHECK(foreign.code == 1);
+}
+
+TEST_CASE("a TLS node serves its HTTP API over HTTPS only\\, to a client that "
+          "trusts its CA\\, and still requires a token") {
+  two_cas cas;
+  auto flags = cas.server_flags();
+  flags.insert(flags.end(), {"--auth", "token"});
+  node_process node{{}, {}, {}, flags};
+  auto address = "127.0.0.1:" + std::to_string(node.http_port);
+  CHECK(node.process().output().find("HTTP API listening on " + address
+                                     + " (HTTPS, tokens required)")
+        != std::string::npos);
+  auto admin = read_text(node.data_dir() / "admin.token");
+  auto trusted = https_client(node.http_port, cas.certs / "ca.pem");
+  auto health = trusted->Get("/v1/health");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  auto anonymous = trusted->Get("/v1/executions");
+  REQUIRE(anonymous);
+  CHECK(anonymous->status == 401);
+  auto listed = trusted->Get("/v1/executions",
+                             {{"Authorization", "Bearer " + admin}});
+  REQUIRE(listed);
+  CHECK(listed->status == 200);
+
+  auto foreign = https_client(node.http_port, cas.other / "ca.pem");
+  auto refused = foreign->Get("/v1/health");
+  CHECK_FALSE(refused);
+  CHECK(refused.error() == httplib::Error::SSLServerVerification);
+
+  // Plain HTTP to the HTTPS port: no TLS handshake, no answer.
+  httplib::Client plain{"127.0.0.1", node.http_port};
+  plain.set_connection_timeout(5, 0);
+  plain.set_read_timeout(5, 0);
+  auto unanswered = plain.Get("/v1/health");
+  CHECK_FALSE(unanswered);
+  node.process().wait_for_line("TLS handshake", 5s);
+  CHECK(node.process().output().find("TLS handshake failed")
+        != std::string::npos);
+  // The node still serves after the bad clients.
+  auto again = trusted->Get("/v1/health");
+  REQUIRE(again);
+  CHECK(again->status == 200);
+}
+
+TEST_CASE("a node with --tls-client-ca serves HTTPS to a client with a "
+          "certificate of that CA and refuses one without or with another") {
+  two_cas cas;
+  auto flags = cas.server_flags();
+  flags.insert(flags.end(),
+               {"--tls-client-ca", (cas.certs / "ca.pem").string()});
+  node_process node{{}, {}, {}, flags};
+  auto ca = cas.certs / "ca.pem";
+  auto with_cert = https_client(node.http_port, ca, cas.certs / "client.pem",
+                                cas.certs / "client.key");
+  auto served = with_cert->Get("/v1/workflows");
+  REQUIRE(served);
+  CHECK(served->status == 200);
+  auto without = https_client(node.http_port, ca);
+  CHECK_FALSE(without->Get("/v1/workflows"));
+  auto foreign = https_client(node.http_port, ca, cas.other / "client.pem",
+                              cas.other / "client.key");
+  CHECK_FALSE(foreign->Get("/v1/workflows"));
+}
+
+TEST_CASE("a node with TLS and tokens may serve HTTP beyond loopback") {
+  two_cas cas;
+  temp_dir data;
+  auto port = free_port();
+  std::vector<std::string> args{
+    CEREBELUM_BIN, "node",
+    "--data-dir",  data.path.string(),
+    "--listen",    "127.0.0.1:" + std::to_string(free_port()),
+    "--http",      "0.0.0.0:" + std::to_string(port),
+    "--auth",      "token"};
+  auto flags = cas.server_flags();
+  args.insert(args.end(), flags.begin(), flags.end());
+  child_process proc{args};
+  auto ready = proc.wait_for_line("node ready", 30s);
+  INFO(proc.output());
+  REQUIRE(ready);
+  CHECK(proc.output().find("--insecure") == std::string::npos);
+  auto health = https_client(port, cas.certs / "ca.pem")->Get("/v1/health");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  proc.kill_hard();
 }
