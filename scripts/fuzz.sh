@@ -32,7 +32,9 @@ build() {
     cmake -S "$root/tests/fuzz" -B "$dir" -DCMAKE_CXX_COMPILER="$cxx" \
       "${launcher[@]}" >/dev/null
   fi
-  cmake --build "$dir" -j"${CEREBELUM_JOBS:-2}"
+  # Paths relative to the checkout: a fresh clone reuses ccache's objects.
+  CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} \
+    cmake --build "$dir" -j"${CEREBELUM_JOBS:-2}"
 }
 
 run() {
@@ -62,7 +64,7 @@ run() {
   secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$work/log")
   echo "$name: ${runs:-?} inputs in ${secs:-?} s," \
     "$(( ${runs:-0} / (${secs:-1} > 0 ? ${secs:-1} : 1) )) execs/s" \
-    "(seed $seed, corpus $(ls "$work/corpus" | wc -l) files)"
+    "(seed $seed, corpus $(ls "$work/corpus" | wc -l) files at the end)"
 }
 
 cmd=${1:-help}
