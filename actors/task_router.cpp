@@ -426,23 +426,6 @@ class reply_sink final : public caf::monitorable_actor {
 
 // -- facade -------------------------------------------------------------------
 
-const char* to_string(task_errc c) noexcept {
-  switch (c) {
-    case task_errc::invalid_argument: return "invalid_argument";
-    case task_errc::unknown_worker: return "unknown_worker";
-    case task_errc::unknown_queue: return "unknown_queue";
-    case task_errc::stale_token: return "stale_token";
-    case task_errc::invalid_json: return "invalid_json";
-    case task_errc::oversized: return "oversized";
-    case task_errc::invalid_workflow: return "invalid_workflow";
-    case task_errc::permission_denied: return "permission_denied";
-    case task_errc::unavailable: return "unavailable";
-    case task_errc::not_found: return "not_found";
-    case task_errc::not_retryable: return "not_retryable";
-  }
-  return "unknown";
-}
-
 void poll_handle::cancel() const {
   if (router_) caf::anon_send(router_, task_unpoll_atom::value, id_);
 }

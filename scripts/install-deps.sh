@@ -12,6 +12,7 @@ PACKAGES=(
   openssl
   python3-grpcio python3-protobuf clang-format procps iproute2 curl
   prometheus-cpp-dev
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

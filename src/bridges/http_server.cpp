@@ -35,6 +35,7 @@
 #include <type_traits>
 
 #include "actors/errc.hpp"
+#include "src/bridges/http_target.hpp"
 #include "workflow/safe_text.hpp"
 
 namespace cerebelum::api::http {
@@ -59,57 +60,6 @@ constexpr std::chrono::milliseconds stop_grace{2'000};
 /// What the first read of a request (or the read that watches a streamed
 /// answer's client) takes at most; the parser reads the rest.
 constexpr std::size_t first_read_bytes = 512;
-
-/// Request header fields beyond this are refused (400).
-constexpr std::uint32_t max_header_bytes = 16 * 1024;
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/// Percent-decodes `text`; with `plus_is_space`, '+' is a space (query
-/// strings). A '%' not followed by two hex digits stays as it is.
-std::string decode_url(std::string_view text, bool plus_is_space) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0
-        && hex_value(text[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(text[i + 1]) * 16
-                               + hex_value(text[i + 2]));
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-/// The parameters of a query string: `a=1&b&c=x%20y`; empty segments and
-/// empty names are skipped, a name without '=' has the value "".
-std::multimap<std::string, std::string> parse_query(std::string_view text) {
-  std::multimap<std::string, std::string> params;
-  while (!text.empty()) {
-    auto amp = text.find('&');
-    auto part = text.substr(0, amp);
-    text = amp == std::string_view::npos ? std::string_view{}
-                                         : text.substr(amp + 1);
-    if (part.empty()) continue;
-    auto eq = part.find('=');
-    auto name = part.substr(0, eq);
-    auto value = eq == std::string_view::npos ? std::string_view{}
-                                              : part.substr(eq + 1);
-    if (name.empty()) continue;
-    params.emplace(decode_url(name, true), decode_url(value, true));
-  }
-  return params;
-}
 
 std::string lower(std::string_view text) {
   std::string out{text};
@@ -760,10 +710,9 @@ class session final : public session_base {
     request req;
     req.method = std::string{msg.method_string()};
     req.target = std::string{msg.target()};
-    auto q = req.target.find('?');
-    req.path = decode_url(std::string_view{req.target}.substr(0, q), false);
-    if (q != std::string::npos)
-      req.query = parse_query(std::string_view{req.target}.substr(q + 1));
+    auto parts = split_target(req.target);
+    req.path = std::move(parts.path);
+    req.query = std::move(parts.query);
     for (const auto& field : msg)
       req.headers.emplace(lower(field.name_string()),
                           std::string{field.value()});
