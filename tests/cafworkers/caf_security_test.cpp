@@ -15,19 +15,13 @@
 
 #include "src/auth/permissions.hpp"
 #include "tests/cafworkers/caf_fixture.hpp"
+#include "tests/support/tokens.hpp"
 
 using namespace cerebelum::test;
 using namespace std::chrono_literals;
 namespace auth = cerebelum::auth;
 
 namespace {
-
-std::string first_line(const std::filesystem::path& p) {
-  std::ifstream in{p};
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
 
 /// A node with `--auth token` (and `extra` args) and its admin token;
 /// `client` goes before every CLI call's arguments (e.g. --tls-ca).
@@ -54,16 +48,9 @@ struct secured_caf_node {
   /// Makes a token; returns {id, secret}.
   std::pair<std::string, std::string>
   make(const std::string& name, const std::string& role,
-       std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"token",  "create", "--name", name,
-                                  "--role", role,     "--json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto [code, out] = cli(args);
-    INFO(out);
-    REQUIRE(code == 0);
-    auto j = nlohmann::json::parse(out);
-    return {j["token"]["id"].get<std::string>(),
-            j["secret"].get<std::string>()};
+       const std::vector<std::string>& extra = {}) {
+    auto [code, out] = cli(token_create_args(name, role, extra));
+    return created_token(code, out);
   }
 
   caf_node node;

@@ -18,6 +18,7 @@
 #include "tests/node/node_fixture.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/scratch.hpp"
+#include "tests/support/tokens.hpp"
 #include "worker.grpc.pb.h"
 
 using namespace cerebelum::test;
@@ -27,32 +28,19 @@ namespace auth = cerebelum::auth;
 
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in{p};
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 /// A node that requires tokens, with its first admin token.
 struct secured_node {
   node_process node{{}, {}, {}, {"--auth", "token"}};
-  std::string admin = read_text(node.data_dir() / "admin.token");
+  std::string admin = first_line(node.data_dir() / "admin.token");
 
   /// Makes a token; returns {id, secret}.
   std::pair<std::string, std::string>
   make(const std::string& name, const std::string& role,
-       std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--token", admin,    "token",
-                                  "create",  "--name", name,
-                                  "--role",  role,     "--json"};
-    args.insert(args.end(), extra.begin(), extra.end());
+       const std::vector<std::string>& extra = {}) {
+    auto args = token_create_args(name, role, extra);
+    args.insert(args.begin(), {"--token", admin});
     auto r = node.cli(args);
-    INFO(r.output);
-    REQUIRE(r.code == 0);
-    auto j = r.json();
-    return {j["token"]["id"].get<std::string>(),
-            j["secret"].get<std::string>()};
+    return created_token(r.code, r.output);
   }
 };
 
@@ -375,7 +363,7 @@ TEST_CASE("a TLS node serves a client that trusts its CA and refuses one "
                      (certs / "node.key").string()}};
   CHECK(node.process().output().find("(TLS, tokens required)")
         != std::string::npos);
-  auto admin = read_text(node.data_dir() / "admin.token");
+  auto admin = first_line(node.data_dir() / "admin.token");
   auto server = "localhost:" + std::to_string(node.grpc_port);
   auto trusted
     = run_cli({"--server", server, "--tls-ca", (certs / "ca.pem").string(),
@@ -428,7 +416,7 @@ TEST_CASE("a TLS node serves its HTTP API over HTTPS only\\, to a client that "
   CHECK(node.process().output().find("HTTP API listening on " + address
                                      + " (HTTPS, tokens required)")
         != std::string::npos);
-  auto admin = read_text(node.data_dir() / "admin.token");
+  auto admin = first_line(node.data_dir() / "admin.token");
   auto trusted = https_client(node.http_port, cas.certs / "ca.pem");
   auto health = trusted->Get("/v1/health");
   REQUIRE(health);
