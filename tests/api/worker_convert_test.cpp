@@ -32,7 +32,7 @@ TEST_CASE("each task error maps to the gRPC status and the CAF port error "
     {task_errc::invalid_workflow, grpc::StatusCode::INVALID_ARGUMENT,
      wire::errc::invalid_argument},
     {task_errc::permission_denied, grpc::StatusCode::PERMISSION_DENIED,
-     wire::errc::invalid_argument},
+     wire::errc::permission_denied},
     {task_errc::unavailable, grpc::StatusCode::UNAVAILABLE,
      wire::errc::unavailable},
     {task_errc::not_found, grpc::StatusCode::NOT_FOUND,
