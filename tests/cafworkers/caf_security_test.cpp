@@ -106,16 +106,18 @@ TEST_CASE("the CAF worker port refuses a registration without a token\\, "
           "with an unknown\\, expired or revoked token or a role without "
           "the permission\\, and admits the roles the table names") {
   secured_caf_node s;
-  std::map<auth::role, std::string> tokens;
-  for (auto r : {auth::role::admin, auth::role::operator_, auth::role::starter,
-                 auth::role::reader, auth::role::worker})
-    tokens[r] = s.make(std::string{"t-"} + std::string{auth::to_string(r)},
-                       std::string{auth::to_string(r)})
-                  .second;
-  auto expired = s.make("t-expired", "worker", {"--expires", "1s"}).second;
-  auto [revoked_id, revoked] = s.make("t-revoked", "worker");
-  REQUIRE(s.cli({"token", "revoke", revoked_id}).first == 0);
-  std::this_thread::sleep_for(1100ms); // `expired` is now past its time
+  auto walk = make_walk_tokens(
+    [&](const std::string& name, const std::string& role,
+        const std::vector<std::string>& extra) {
+      return s.make(name, role, extra);
+    },
+    [&](const std::string& id) {
+      REQUIRE(s.cli({"token", "revoke", id}).first == 0);
+    },
+    "worker");
+  const auto& tokens = walk.by_role;
+  const auto& expired = walk.expired;
+  const auto& revoked = walk.revoked;
   std::size_t walked = 0;
   int n = 0;
   for (const auto& e : auth::endpoints()) {
@@ -151,7 +153,7 @@ TEST_CASE("the CAF worker port refuses a registration without a token\\, "
   CHECK(walked == 1);
   // The node refused them all and is still serving.
   auto ok = try_join(s.node, "w-after",
-                     {"--token", tokens[auth::role::worker]});
+                     {"--token", tokens.at(auth::role::worker)});
   CHECK(ok.registered);
 }
 

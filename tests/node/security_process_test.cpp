@@ -135,17 +135,19 @@ TEST_CASE("every gRPC method and HTTP route refuses a call without a token\\, "
           "with a wrong role\\, an expired or a revoked token\\, and admits "
           "the roles the table names") {
   secured_node s;
-  std::map<auth::role, std::string> tokens;
-  for (auto r : {auth::role::admin, auth::role::operator_, auth::role::starter,
-                 auth::role::reader, auth::role::worker})
-    tokens[r] = s.make(std::string{"t-"} + std::string{auth::to_string(r)},
-                       std::string{auth::to_string(r)})
-                  .second;
-  auto expired = s.make("t-expired", "admin", {"--expires", "1s"}).second;
-  auto [revoked_id, revoked] = s.make("t-revoked", "admin");
-  auto rv = s.node.cli({"--token", s.admin, "token", "revoke", revoked_id});
-  REQUIRE(rv.code == 0);
-  std::this_thread::sleep_for(1100ms); // `expired` is now past its time
+  auto walk = make_walk_tokens(
+    [&](const std::string& name, const std::string& role,
+        const std::vector<std::string>& extra) {
+      return s.make(name, role, extra);
+    },
+    [&](const std::string& id) {
+      auto rv = s.node.cli({"--token", s.admin, "token", "revoke", id});
+      REQUIRE(rv.code == 0);
+    },
+    "admin");
+  const auto& tokens = walk.by_role;
+  const auto& expired = walk.expired;
+  const auto& revoked = walk.revoked;
   auto channel
     = grpc::CreateChannel("127.0.0.1:" + std::to_string(s.node.grpc_port),
                           grpc::InsecureChannelCredentials());
