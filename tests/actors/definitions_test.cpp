@@ -141,8 +141,8 @@ TEST_CASE("a refused registration adds none of its definitions") {
   CHECK_FALSE(b.ctx.owner("mine"));
 }
 
-TEST_CASE("a workflow name belongs to the identity that registered it first\\, "
-          "also after its worker leaves\\, and that identity deploys new "
+TEST_CASE("a workflow name belongs to the identity that registered it first, "
+          "also after its worker leaves, and that identity deploys new "
           "versions under any worker id") {
   booted b;
   const std::string a = "token 'a' (1)";

@@ -22,7 +22,7 @@ TEST_CASE("a query is split at ampersands and its plus signs are spaces") {
   CHECK(parts.query.find("flag")->second.empty());
 }
 
-TEST_CASE("empty query segments and empty names are skipped\\, repeats kept") {
+TEST_CASE("empty query segments and empty names are skipped, repeats kept") {
   auto q = parse_query("&&=x&a=1&&a=2&");
   REQUIRE(q.size() == 2);
   CHECK(q.count("a") == 2);

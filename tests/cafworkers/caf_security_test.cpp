@@ -102,9 +102,9 @@ bool contains(const std::string& text, const std::string& part) {
 
 } // namespace
 
-TEST_CASE("the CAF worker port refuses a registration without a token\\, "
-          "with an unknown\\, expired or revoked token or a role without "
-          "the permission\\, and admits the roles the table names") {
+TEST_CASE("the CAF worker port refuses a registration without a token, "
+          "with an unknown, expired or revoked token or a role without "
+          "the permission, and admits the roles the table names") {
   secured_caf_node s;
   auto walk = make_walk_tokens(
     [&](const std::string& name, const std::string& role,
@@ -157,7 +157,7 @@ TEST_CASE("the CAF worker port refuses a registration without a token\\, "
   CHECK(ok.registered);
 }
 
-TEST_CASE("a CAF worker's token is scoped to its queues\\, and a worker id "
+TEST_CASE("a CAF worker's token is scoped to its queues, and a worker id "
           "belongs to the token that registered it") {
   secured_caf_node s;
   auto scoped = s.make("only-payments", "worker", {"--queues", "payments"});
@@ -181,7 +181,7 @@ TEST_CASE("a CAF worker's token is scoped to its queues\\, and a worker id "
 }
 
 TEST_CASE("a workflow a worker defines belongs to its token: the same token "
-          "under a new worker id deploys it\\, another token may not") {
+          "under a new worker id deploys it, another token may not") {
   secured_caf_node s;
   auto team_a = s.make("team-a", "worker").second;
   auto team_b = s.make("team-b", "worker").second;
@@ -233,7 +233,7 @@ TEST_CASE("revoking a CAF worker's token ends its session within seconds") {
 }
 
 TEST_CASE("a TLS CAF port runs a worker with a certificate of the client CA "
-          "and refuses a foreign CA\\, a foreign client certificate\\, a "
+          "and refuses a foreign CA, a foreign client certificate, a "
           "wrong name and plain BASP") {
   temp_dir dir;
   auto certs = dir.path / "certs";

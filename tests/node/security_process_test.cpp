@@ -131,8 +131,8 @@ struct two_cas {
 
 } // namespace
 
-TEST_CASE("every gRPC method and HTTP route refuses a call without a token\\, "
-          "with a wrong role\\, an expired or a revoked token\\, and admits "
+TEST_CASE("every gRPC method and HTTP route refuses a call without a token, "
+          "with a wrong role, an expired or a revoked token, and admits "
           "the roles the table names") {
   secured_node s;
   auto walk = make_walk_tokens(
@@ -199,7 +199,7 @@ TEST_CASE("every gRPC method and HTTP route refuses a call without a token\\, "
   CHECK(walked + caf_entries == auth::endpoints().size());
 }
 
-TEST_CASE("an approval records the token's principal\\, not a typed name\\, "
+TEST_CASE("an approval records the token's principal, not a typed name, "
           "and a worker token may not approve") {
   secured_node s;
   auto ops = s.make("ops-alice", "operator").second;
@@ -239,7 +239,7 @@ TEST_CASE("an approval records the token's principal\\, not a typed name\\, "
   CHECK(history->body.find("impersonated") == std::string::npos);
 }
 
-TEST_CASE("a worker id belongs to the token that registered it\\, and a "
+TEST_CASE("a worker id belongs to the token that registered it, and a "
           "queue-scoped worker token serves only its queues") {
   secured_node s;
   auto a = s.make("worker-a", "worker").second;
@@ -408,8 +408,8 @@ TEST_CASE("a node with --tls-client-ca serves a client with a certificate of "
   CHECK(foreign.code == 1);
 }
 
-TEST_CASE("a TLS node serves its HTTP API over HTTPS only\\, to a client that "
-          "trusts its CA\\, and still requires a token") {
+TEST_CASE("a TLS node serves its HTTP API over HTTPS only, to a client that "
+          "trusts its CA, and still requires a token") {
   two_cas cas;
   auto flags = cas.server_flags();
   flags.insert(flags.end(), {"--auth", "token"});

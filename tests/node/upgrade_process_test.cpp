@@ -123,7 +123,7 @@ bool has(const std::vector<std::string>& all, const std::string& x) {
 } // namespace
 
 TEST_CASE("check-upgrade --migrate moves compatible executions to the new "
-          "version, recorded with who; after kill -9 they still run it") {
+          "version, recorded with who, and after kill -9 they still run it") {
   temp_dir flows;
   temp_dir edits;
   temp_dir data;

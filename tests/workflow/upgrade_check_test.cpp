@@ -332,7 +332,7 @@ steps:
 // -- migrated histories ----------------------------------------------------
 
 TEST_CASE("a migrated history folds on the version it moved to, and only "
-          "there; the check holds it to a newer one as a whole") {
+          "there, and the check holds it to a newer one as a whole") {
   harness h{must_load(nap)};
   h.run_all(sleeping);
   auto v2
