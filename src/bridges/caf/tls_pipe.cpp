@@ -71,7 +71,6 @@ tls_server::make(const tls_settings& s) {
       SSL_CTX_set_client_CA_list(ctx, names);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                        nullptr);
-    server->client_ca_ = true;
   }
   return server;
 }

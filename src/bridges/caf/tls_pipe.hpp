@@ -45,15 +45,10 @@ class tls_server {
   tls_server(const tls_server&) = delete;
   tls_server& operator=(const tls_server&) = delete;
 
-  bool requires_client_cert() const noexcept {
-    return client_ca_;
-  }
-
  private:
   tls_server() = default;
   friend class tls_pipe;
   void* ctx_ = nullptr; // SSL_CTX
-  bool client_ca_ = false;
 };
 
 /// One TLS connection, server side.

@@ -67,10 +67,9 @@ struct worker_entry {
   std::map<std::uint64_t, poll_handle> polls;
   /// The drain request waiting for the pending polls to end.
   std::optional<caf::response_promise> drain_reply;
-  /// The token it registered with (checked again while it stays) and the
-  /// token's name; empty on a node without tokens.
+  /// The token it registered with (checked again while it stays); empty on
+  /// a node without tokens.
   std::string token;
-  std::string principal;
   /// auth::worker_identity of the token ("" without tokens).
   std::string identity;
 };
@@ -318,7 +317,6 @@ void admit(gateway_actor* self, std::uint64_t reply,
   w.queues = reg.queues;
   w.max_in_flight = std::max<std::uint32_t>(reg.max_in_flight, 1);
   w.token = req.token();
-  w.principal = principal;
   w.identity = std::move(identity);
   join(self, w, reply, std::move(reg.workflows));
 }
