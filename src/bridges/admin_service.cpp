@@ -64,6 +64,9 @@ admin_service::DescribeExecution(grpc::ServerContext* ctx,
   if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
+  if (auto err = execution_scope_refusal(
+        *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
+    return to_status(err);
   return reply(engine_->describe(req->execution_id()), res);
 }
 
@@ -78,7 +81,11 @@ admin_service::ListExecutions(grpc::ServerContext* ctx,
   if (auto err = check_page_size(req->page_size())) return to_status(err);
   actors::list_request lreq;
   lreq.status = *status;
-  if (!req->workflow().empty()) lreq.workflow = req->workflow();
+  std::optional<std::string> asked;
+  if (!req->workflow().empty()) asked = req->workflow();
+  auto filter = scoped_filter(name_of(allowed), scope_of(allowed), asked);
+  if (!filter) return to_status(filter.error());
+  lreq.workflow = std::move(*filter);
   if (req->created_from_ms() != 0)
     lreq.created_from_ms = req->created_from_ms();
   if (req->created_to_ms() != 0) lreq.created_to_ms = req->created_to_ms();
@@ -100,6 +107,9 @@ grpc::Status admin_service::GetHistory(grpc::ServerContext* ctx,
   if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
+  if (auto err = execution_scope_refusal(
+        *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
+    return to_status(err);
   if (req->from_seq() < 0)
     return to_status(actors::make_error(actors::errc::invalid_argument,
                                         "from_seq: must not be negative"));
@@ -116,6 +126,9 @@ grpc::Status admin_service::Approve(grpc::ServerContext* ctx,
   auto allowed = check_call(auth_, ctx, "AdminService/Approve");
   if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  if (auto err = execution_scope_refusal(
+        *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
     return to_status(err);
   if (auto err = require_non_empty("by", req->by())) return to_status(err);
   auto slot = request_gate::shared().admit(req->data_json().size());
@@ -135,6 +148,9 @@ grpc::Status admin_service::Reject(grpc::ServerContext* ctx,
   if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
+  if (auto err = execution_scope_refusal(
+        *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
+    return to_status(err);
   if (auto err = require_non_empty("by", req->by())) return to_status(err);
   return reply(engine_->reject(req->execution_id(),
                                recorded_by(allowed, req->by()), req->reason()),
@@ -147,6 +163,9 @@ grpc::Status admin_service::Cancel(grpc::ServerContext* ctx,
   auto allowed = check_call(auth_, ctx, "AdminService/Cancel");
   if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
+    return to_status(err);
+  if (auto err = execution_scope_refusal(
+        *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
     return to_status(err);
   auto by = recorded_by(allowed, req->by().empty() ? std::string{"anonymous"}
                                                    : req->by());
@@ -378,6 +397,9 @@ admin_service::WaitForResult(grpc::CallbackServerContext* ctx,
   if (!allowed.ok()) return finish_now(ctx, to_status(refusal(allowed)));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return finish_now(ctx, to_status(err));
+  if (auto err = execution_scope_refusal(
+        *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
+    return finish_now(ctx, to_status(err));
   auto timeout = wait_limit(std::chrono::milliseconds{req->timeout_ms()});
   auto reactor = std::make_shared<late_reactor>();
   reactor->hold();
@@ -404,6 +426,11 @@ admin_service::FollowExecution(grpc::CallbackServerContext* ctx,
     reactor->end(err);
     return reactor.get();
   }
+  if (auto err = execution_scope_refusal(
+        *engine_, name_of(allowed), scope_of(allowed), req->execution_id())) {
+    reactor->end(err);
+    return reactor.get();
+  }
   if (req->from_seq() < 0) {
     reactor->end(actors::make_error(actors::errc::invalid_argument,
                                     "from_seq: must not be negative"));
@@ -427,7 +454,8 @@ grpc::Status admin_service::ListWorkflows(grpc::ServerContext* ctx,
   auto allowed = check_call(auth_, ctx, "AdminService/ListWorkflows");
   if (!allowed.ok()) return to_status(refusal(allowed));
   for (auto& wf : engine_->workflows())
-    *res->add_workflows() = to_proto(wf);
+    if (in_scope(scope_of(allowed), wf.name))
+      *res->add_workflows() = to_proto(wf);
   return grpc::Status::OK;
 }
 
@@ -505,6 +533,7 @@ admin_service::ListDeadLetters(grpc::ServerContext* ctx,
   if (!r) return {grpc::StatusCode::UNAVAILABLE, "the node did not answer"};
   if (r->error) return to_status(*r->error);
   for (auto& v : r->value->items) {
+    if (!in_scope(scope_of(allowed), v.workflow)) continue;
     auto* d = res->add_dead_letters();
     d->set_id(v.id);
     d->set_task_id(v.task_id);
@@ -533,6 +562,9 @@ admin_service::RetryDeadLetter(grpc::ServerContext* ctx,
   if (!tasks_)
     return {grpc::StatusCode::UNIMPLEMENTED, "this node has no task router"};
   if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  if (auto err = dead_letter_scope_refusal(*engine_, name_of(allowed),
+                                           scope_of(allowed), req->id()))
+    return to_status(err);
   auto r
     = await_task<std::string>([&](actors::task_api::callback<std::string> cb) {
         tasks_->retry_dead_letter(req->id(), recorded_by(allowed, req->by()),

@@ -2,7 +2,11 @@
 
 #include <grpcpp/server_context.h>
 
+#include <algorithm>
+
+#include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
+#include "eventstore/event_store.hpp"
 
 namespace cerebelum::api {
 
@@ -32,6 +36,105 @@ auth::verdict check_call(const authenticator_ptr& auth,
 
 std::string recorded_by(const auth::verdict& v, const std::string& typed) {
   return v.who ? v.who->name : typed;
+}
+
+bool in_scope(std::span<const std::string> workflows,
+              std::string_view workflow) noexcept {
+  return workflows.empty()
+         || std::find(workflows.begin(), workflows.end(), workflow)
+              != workflows.end();
+}
+
+std::span<const std::string> scope_of(const auth::verdict& v) noexcept {
+  if (!v.who) return {};
+  return v.who->workflows;
+}
+
+std::string_view name_of(const auth::verdict& v) noexcept {
+  if (!v.who) return {};
+  return v.who->name;
+}
+
+namespace {
+
+std::string joined(std::span<const std::string> xs) {
+  std::string out;
+  for (const auto& x : xs) {
+    if (!out.empty()) out += ", ";
+    out += x;
+  }
+  return out;
+}
+
+std::string scope_text(std::string_view name,
+                       std::span<const std::string> workflows) {
+  return "token '" + std::string{name} + "' is scoped to workflow"
+         + (workflows.size() == 1 ? " " : "s ") + joined(workflows);
+}
+
+} // namespace
+
+caf::error scope_refusal(std::string_view name,
+                         std::span<const std::string> workflows,
+                         std::string_view workflow, std::string_view what) {
+  if (in_scope(workflows, workflow)) return {};
+  return actors::make_error(actors::errc::permission_denied,
+                            scope_text(name, workflows) + "; "
+                              + std::string{what} + " is of workflow '"
+                              + std::string{workflow} + "'");
+}
+
+caf::error execution_scope_refusal(actors::engine_api& engine,
+                                   std::string_view name,
+                                   std::span<const std::string> workflows,
+                                   const std::string& id) {
+  if (workflows.empty()) return {};
+  auto view = engine.describe(id);
+  if (!view) return std::move(view.error());
+  return scope_refusal(name, workflows, view->workflow,
+                       "execution '" + id + "'");
+}
+
+caf::error dead_letter_scope_refusal(actors::engine_api& engine,
+                                     std::string_view name,
+                                     std::span<const std::string> workflows,
+                                     std::int64_t id) {
+  if (workflows.empty()) return {};
+  auto* store = engine.token_store();
+  if (store == nullptr)
+    return actors::make_error(actors::errc::unavailable,
+                              "the node's store is not open");
+  auto row = store->get_dead_letter(id);
+  if (!row)
+    return actors::make_error(actors::errc::unavailable,
+                              "cannot read dead letter " + std::to_string(id)
+                                + ": " + eventstore::to_string(row.err()));
+  if (!*row)
+    return actors::make_error(actors::errc::not_found,
+                              "no dead letter " + std::to_string(id));
+  auto err = execution_scope_refusal(engine, name, workflows,
+                                     (*row)->execution_id);
+  if (actors::api_error_code(err) == actors::errc::permission_denied)
+    return actors::make_error(actors::errc::permission_denied,
+                              scope_text(name, workflows) + "; dead letter "
+                                + std::to_string(id)
+                                + " is of another workflow");
+  return err;
+}
+
+caf::expected<std::optional<std::string>>
+scoped_filter(std::string_view name, std::span<const std::string> workflows,
+              std::optional<std::string> asked) {
+  if (workflows.empty()) return asked;
+  if (asked) {
+    if (auto err = scope_refusal(name, workflows, *asked, "the list asked for"))
+      return err;
+    return asked;
+  }
+  if (workflows.size() == 1) return std::optional<std::string>{workflows[0]};
+  return actors::make_error(actors::errc::invalid_argument,
+                            scope_text(name, workflows)
+                              + ": name one of them (workflow=)");
 }
 
 } // namespace cerebelum::api

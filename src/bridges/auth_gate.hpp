@@ -5,8 +5,10 @@
 // authenticator (a node without `--auth token`) every request is allowed
 // and recorded under the name its caller gives.
 
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -14,6 +16,10 @@
 
 #include "src/auth/authenticator.hpp"
 #include "src/auth/worker_owners.hpp"
+
+namespace cerebelum::actors {
+class engine_api;
+} // namespace cerebelum::actors
 
 namespace grpc {
 class ServerContextBase;
@@ -36,6 +42,51 @@ auth::verdict check_call(const authenticator_ptr& auth,
 /// Who an event records: the authenticated principal when there is one,
 /// else `typed` (the name the caller gave).
 std::string recorded_by(const auth::verdict& v, const std::string& typed);
+
+// -- workflow scopes ----------------------------------------------------------
+//
+// A token created with `--workflows W,..` touches only executions of those
+// workflows: reads, decisions and dead letters of others are refused
+// (permission_denied), lists show only them. `name` is the principal's name
+// and `workflows` its scope (empty: every workflow, and nothing is read).
+
+/// Refuses when the scope does not include `workflow`; `what` names what
+/// the request touches ("execution 'X'").
+caf::error scope_refusal(std::string_view name,
+                         std::span<const std::string> workflows,
+                         std::string_view workflow, std::string_view what);
+
+/// The same for execution `id` (its workflow read from `engine` only when
+/// the scope is not empty); an execution that cannot be read is refused
+/// with the engine's error (not_found, unavailable).
+caf::error execution_scope_refusal(actors::engine_api& engine,
+                                   std::string_view name,
+                                   std::span<const std::string> workflows,
+                                   const std::string& id);
+
+/// The same for dead letter `id` (the workflow of its execution).
+caf::error dead_letter_scope_refusal(actors::engine_api& engine,
+                                     std::string_view name,
+                                     std::span<const std::string> workflows,
+                                     std::int64_t id);
+
+/// The workflow filter of a list: `asked` when the scope includes it (or
+/// is empty); the scope's workflow when nothing was asked and it names one;
+/// otherwise a refusal (a list covers one workflow at a time, so a token
+/// scoped to several must name one).
+caf::expected<std::optional<std::string>>
+scoped_filter(std::string_view name, std::span<const std::string> workflows,
+              std::optional<std::string> asked);
+
+/// Whether the scope includes `workflow` (an empty scope includes all).
+bool in_scope(std::span<const std::string> workflows,
+              std::string_view workflow) noexcept;
+
+/// The scope of `v`'s principal (empty without one).
+std::span<const std::string> scope_of(const auth::verdict& v) noexcept;
+
+/// The name of `v`'s principal ("" without one).
+std::string_view name_of(const auth::verdict& v) noexcept;
 
 using worker_owners_ptr = std::shared_ptr<auth::worker_owners>;
 

@@ -226,7 +226,12 @@ void list_route(http::server& srv, engine_ptr engine) {
               actors::list_request lreq;
               lreq.stuck = *stuck;
               lreq.status = *status;
-              if (query.has("workflow")) lreq.workflow = std::move(*workflow);
+              std::optional<std::string> asked;
+              if (query.has("workflow")) asked = std::move(*workflow);
+              auto filter = scoped_filter(req.principal, req.workflows,
+                                          std::move(asked));
+              if (!filter) return send_error(res, filter.error());
+              lreq.workflow = std::move(*filter);
               lreq.page_size = static_cast<std::size_t>(*page_size);
               lreq.page_token = std::move(*token);
               auto listed = engine->list(lreq);
@@ -455,7 +460,8 @@ void read_routes(http::server& srv, engine_ptr engine,
                 return send_error(res, err);
               json items = json::array();
               for (auto& wf : engine->workflows())
-                items.push_back(message_to_json(to_proto(wf)));
+                if (in_scope(req.workflows, wf.name))
+                  items.push_back(message_to_json(to_proto(wf)));
               send_json(res, 200, {{"workflows", std::move(items)}});
             });
 }
@@ -568,7 +574,8 @@ void dead_letter_routes(http::server& srv, engine_ptr engine) {
               if (!listed) return send_error(res, listed.error());
               json items = json::array();
               for (auto& v : listed->items)
-                items.push_back(dead_letter_json(v));
+                if (in_scope(req.workflows, v.workflow))
+                  items.push_back(dead_letter_json(v));
               send_json(res, 200,
                         {{"dead_letters", std::move(items)},
                          {"next_page_token", listed->next_page_token}});
@@ -637,31 +644,55 @@ void metrics_route(http::server& srv, engine_ptr engine) {
             });
 }
 
+/// Why a principal scoped to `req.workflows` may not take `route` (one
+/// that names an execution or a dead letter), or nothing.
+caf::error route_scope_refusal(actors::engine_api& engine,
+                               const std::string& route,
+                               const http::request& req) {
+  if (req.workflows.empty() || req.captures.empty()) return {};
+  const auto& id = req.captures[0];
+  if (route == retry_path)
+    return dead_letter_scope_refusal(engine, req.principal, req.workflows,
+                                     std::stoll(id));
+  for (const char* path : {execution_path, history_path, events_path,
+                           approve_path, reject_path, cancel_path})
+    if (route == path)
+      return execution_scope_refusal(engine, req.principal, req.workflows, id);
+  return {};
+}
+
 /// Checks every request against the permission table (src/auth) by its
-/// route's label; the workflow a start names is the scope.
-void guard_routes(http::server& srv, authenticator_ptr auth) {
+/// route's label; the workflow a start names is the scope, and so is the
+/// workflow of the execution or dead letter a route names.
+void guard_routes(http::server& srv, authenticator_ptr auth,
+                  engine_ptr engine) {
   if (!auth) return;
   auto labels = std::make_shared<const route_labels>();
-  srv.check_with(
-    [auth, labels](const std::string& route,
-                   http::request& req) -> std::optional<http::response> {
-      auto name = req.method + " " + labels->of(route);
-      if (req.method == "HEAD") name = "GET " + labels->of(route);
-      auth::request_scope scope;
-      if (route == start_path && !req.captures.empty())
-        scope.workflow = req.captures[0];
-      auto v = auth->check(
-        "http", name, auth::bearer_token(req.header("authorization")), scope);
-      if (v.ok()) {
-        if (v.who) req.principal = v.who->name;
-        return std::nullopt;
-      }
-      http::response res;
-      send_error(res, refusal(v));
-      if (v.result == auth::verdict::outcome::unauthenticated)
-        res.set_header("WWW-Authenticate", "Bearer");
+  srv.check_with([auth, labels,
+                  engine](const std::string& route,
+                          http::request& req) -> std::optional<http::response> {
+    auto name = req.method + " " + labels->of(route);
+    if (req.method == "HEAD") name = "GET " + labels->of(route);
+    auth::request_scope scope;
+    if (route == start_path && !req.captures.empty())
+      scope.workflow = req.captures[0];
+    auto v = auth->check(
+      "http", name, auth::bearer_token(req.header("authorization")), scope);
+    http::response res;
+    if (v.ok()) {
+      if (!v.who) return std::nullopt;
+      req.principal = v.who->name;
+      req.workflows = v.who->workflows;
+      auto err = route_scope_refusal(*engine, route, req);
+      if (!err) return std::nullopt;
+      send_error(res, err);
       return res;
-    });
+    }
+    send_error(res, refusal(v));
+    if (v.result == auth::verdict::outcome::unauthenticated)
+      res.set_header("WWW-Authenticate", "Bearer");
+    return res;
+  });
 }
 
 } // namespace
@@ -678,7 +709,7 @@ std::unique_ptr<http::server> make_http_api(engine_ptr engine,
                         "the node is stopping: the wait was abandoned (the "
                         "execution goes on; ask for it again)"));
   srv->on_stop(std::move(stopping));
-  guard_routes(*srv, opts.auth);
+  guard_routes(*srv, opts.auth, engine);
   metrics_route(*srv, engine);
   start_route(*srv, engine);
   list_route(*srv, engine);

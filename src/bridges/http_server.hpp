@@ -115,6 +115,9 @@ struct request {
   /// Who sent it, as events record it: the authenticated principal's name
   /// (set by the server's guard), or "" when the node checks no tokens.
   std::string principal;
+  /// The workflows that principal's token is scoped to (empty: every
+  /// workflow; set by the server's guard).
+  std::vector<std::string> workflows;
 
   /// The value of header `name` (any case), or "" when absent.
   [[nodiscard]] std::string header(std::string_view name) const;

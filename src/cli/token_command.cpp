@@ -280,7 +280,8 @@ void add_token_commands(CLI::App& app, const global_options& global,
                 "Worker: the only queues it may serve")
     ->delimiter(',');
   c->add_option("--workflows", create->workflows,
-                "The only workflows it may start")
+                "The only workflows whose executions it may start, read "
+                "and act on")
     ->delimiter(',');
   c->add_option("--expires", create->expires,
                 "Lifetime, e.g. 30d, 12h, 90m (default: never)");

@@ -239,6 +239,84 @@ TEST_CASE("an approval records the token's principal, not a typed name, "
   CHECK(history->body.find("impersonated") == std::string::npos);
 }
 
+TEST_CASE("a token scoped to a workflow reads and decides only executions "
+          "of it, over HTTP and gRPC") {
+  secured_node s;
+  auto order = json{{"order_id", "s-1"},
+                    {"amount", 10},
+                    {"items", {{{"sku", "a"}, {"qty", 1}}}}}
+                 .dump();
+  for (auto [wf, id, input] :
+       {std::tuple{"order", "o-1", order},
+        std::tuple{
+          "payment_retry", "p-1",
+          std::string{R"({"amount":5,"card":"c","payment_id":"x"})"}}}) {
+    auto r = s.node.cli(
+      {"--token", s.admin, "start", wf, "--id", id, "--input", input});
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+  }
+  auto orders
+    = s.make("orders-only", "operator", {"--workflows", "order"}).second;
+  auto both = s.make("two-workflows", "reader",
+                     {"--workflows", "order,payment_retry"})
+                .second;
+  auto bearer = [](const std::string& t) {
+    return httplib::Headers{{"Authorization", "Bearer " + t}};
+  };
+  httplib::Client http{"127.0.0.1", s.node.http_port};
+  auto status = [&](const std::string& path, const std::string& t) {
+    auto res = http.Get(path, bearer(t));
+    return res ? res->status : -1;
+  };
+  // Reads of its workflow's executions are served, of another refused.
+  CHECK(status("/v1/executions/o-1", orders) == 200);
+  CHECK(status("/v1/executions/o-1/history", orders) == 200);
+  CHECK(status("/v1/executions/p-1", orders) == 403);
+  CHECK(status("/v1/executions/p-1/history", orders) == 403);
+  CHECK(status("/v1/executions/p-1/events", orders) == 403);
+  CHECK(status("/v1/executions/p-1/events?follow=true", orders) == 403);
+  CHECK(status("/v1/executions/p-1", both) == 200);
+  CHECK(status("/v1/executions/p-1", s.admin) == 200);
+  // A list shows only its workflow; another workflow is refused; a token of
+  // two workflows names one.
+  auto listed = http.Get("/v1/executions", bearer(orders));
+  REQUIRE(listed);
+  REQUIRE(listed->status == 200);
+  auto items = json::parse(listed->body)["executions"];
+  REQUIRE(items.size() == 1);
+  CHECK(items[0]["execution_id"] == "o-1");
+  CHECK(status("/v1/executions?workflow=payment_retry", orders) == 403);
+  CHECK(status("/v1/executions", both) == 400);
+  CHECK(status("/v1/executions?workflow=payment_retry", both) == 200);
+  auto workflows = http.Get("/v1/workflows", bearer(orders));
+  REQUIRE(workflows);
+  for (auto& wf : json::parse(workflows->body)["workflows"])
+    CHECK(wf["name"] == "order");
+  // Decisions on another workflow's execution are refused.
+  auto cancel = http.Post("/v1/executions/p-1/cancel", bearer(orders), "{}",
+                          "application/json");
+  REQUIRE(cancel);
+  CHECK(cancel->status == 403);
+  CHECK(cancel->body.find("scoped to workflow order") != std::string::npos);
+  // The same over gRPC (the CLI).
+  auto shown = s.node.cli({"--token", orders, "show", "p-1"});
+  CHECK(shown.code == 1);
+  CHECK(shown.output.find("PERMISSION_DENIED") != std::string::npos);
+  CHECK(s.node.cli({"--token", orders, "show", "o-1"}).code == 0);
+  auto grpc_cancel = s.node.cli({"--token", orders, "cancel", "p-1"});
+  CHECK(grpc_cancel.code == 1);
+  CHECK(grpc_cancel.output.find("PERMISSION_DENIED") != std::string::npos);
+  auto grpc_list = s.node.cli({"--token", orders, "list", "--json"});
+  INFO(grpc_list.output);
+  REQUIRE(grpc_list.code == 0);
+  CHECK(grpc_list.output.find("o-1") != std::string::npos);
+  CHECK(grpc_list.output.find("p-1") == std::string::npos);
+  CHECK(
+    s.node.cli({"--token", s.admin, "show", "p-1", "--json"}).json()["status"]
+    != "cancelled");
+}
+
 TEST_CASE("a worker id belongs to the token that registered it, and a "
           "queue-scoped worker token serves only its queues") {
   secured_node s;
