@@ -208,6 +208,7 @@ engine_context::register_definitions(const std::string& worker,
                                      const std::string& identity,
                                      std::vector<workflow::definition> defs) {
   const std::string owner_key = identity.empty() ? any_worker : identity;
+  if (!identity.empty()) claim_names(identity, defs);
   std::vector<std::string> woken;
   std::vector<definition_ptr> released;
   {
@@ -249,6 +250,39 @@ engine_context::register_definitions(const std::string& worker,
   after_change("worker " + worker + " registered", std::move(woken),
                std::move(released));
   return std::nullopt;
+}
+
+void engine_context::claim_names(
+  const std::string& identity, const std::vector<workflow::definition>& defs) {
+  if (!has_store()) return;
+  std::vector<std::string> names;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (const auto& d : defs) {
+      auto o = owners_.find(d.name);
+      if (o == owners_.end()
+          || (o->second == identity && unclaimed_.count(d.name) > 0))
+        names.push_back(d.name);
+    }
+  }
+  for (const auto& name : names) {
+    auto stored = store().claim_workflow(name, identity, now_ms());
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!stored) {
+      // The check goes on in memory; the name is recorded at its owner's
+      // next registration.
+      if (unclaimed_.insert(name).second)
+        spdlog::warn("the owner of workflow {} was not recorded in the store "
+                     "({}); it is kept in memory and recorded at its next "
+                     "registration",
+                     workflow::printable(name),
+                     eventstore::to_string(stored.err()));
+      continue;
+    }
+    unclaimed_.erase(name);
+    // A name the operator's files took meanwhile stays theirs.
+    owners_.emplace(name, std::move(*stored));
+  }
 }
 
 std::optional<std::string>

@@ -169,12 +169,14 @@ class engine_context {
   //
   // A workflow name belongs to the source that first defined it while this
   // node runs: the node's workflow files and embedded list (the operator),
-  // or the first worker id that registered it. Only its owner adds versions
-  // that become the latest; another worker may hold a version that is
-  // loaded already (the same definition as the owner's, e.g. a second
-  // worker process of one deployment) but brings nothing new. (Worker ids
-  // are not authenticated yet: the owner becomes the worker's principal
-  // once workers authenticate.)
+  // or the identity (token) of the first worker that registered it. Only
+  // its owner adds versions that become the latest; another worker may hold
+  // a version that is loaded already (the same definition as the owner's,
+  // e.g. a second worker process of one deployment) but brings nothing new.
+  // A token identity's names are recorded in the store (workflow_owners), so
+  // they stay its own across restarts and on every node of the store; on a
+  // node without tokens worker ids prove nothing and ownership is only kept
+  // while the node runs.
 
   /// Adds `def` from a file or the embedded list (source: where it came
   /// from), held for the node's lifetime; the latest added version of a
@@ -369,8 +371,19 @@ class engine_context {
   std::map<std::string, std::map<std::uint64_t, def_entry>> defs_;
   std::map<std::string, definition_ptr> latest_;
   /// Workflow name -> who defined it first: "" the operator (files,
-  /// embedded list), else a worker id. Read back definitions own nothing.
+  /// embedded list), else a worker identity. Read back definitions own
+  /// nothing.
   std::map<std::string, std::string> owners_;
+  /// Names whose owner could not be recorded in the store (it was away):
+  /// recorded at their owner's next registration.
+  std::set<std::string> unclaimed_;
+
+  /// Before `register_definitions` by `identity` (a token's): records it in
+  /// the store as the owner of each name of `defs` that has none yet, and
+  /// learns the stored owner of the others (from an earlier run or another
+  /// node), so that the check that follows sees them.
+  void claim_names(const std::string& identity,
+                   const std::vector<workflow::definition>& defs);
   /// Versions an execution may need (see above); only ever grows.
   mutable std::set<version_key> needed_;
   /// Versions known to be committed in the store.

@@ -108,6 +108,14 @@ status event_store::touch_token(std::string_view, std::int64_t) {
   return no_tokens();
 }
 
+result<std::string>
+event_store::claim_workflow(std::string_view, std::string_view, std::int64_t) {
+  return error{errc::invalid_argument,
+               "this store keeps no workflow owners (the embedded SQLite "
+               "store and PostgreSQL do)",
+               false, false};
+}
+
 status event_store::put_definition(const definition_row& row) {
   if (row.name.empty() || row.document.empty())
     return make_error(errc::invalid_argument,

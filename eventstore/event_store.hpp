@@ -129,15 +129,27 @@ class event_store {
   /// Sets `id`'s last use to `at_ms` when later than the stored one.
   virtual status touch_token(std::string_view id, std::int64_t at_ms);
 
+  // Workflow names and who owns them (schema version 5; docs/security.md):
+  // a name a worker identity defined first stays that identity's across
+  // restarts and on every node of the store.
+
+  /// Records `owner` as the owner of workflow name `name` at `at_ms` unless
+  /// the name has one; returns the owner stored (the earlier one, or
+  /// `owner`).
+  virtual result<std::string> claim_workflow(std::string_view name,
+                                             std::string_view owner,
+                                             std::int64_t at_ms);
+
   /// The schema version this store runs on.
   virtual int schema_version() const noexcept = 0;
 };
 
 /// The schema version this build writes and understands. Version 2 added
 /// the `definitions` table; version 3 the core event execution_migrated
-/// (type 21; no table changes); version 4 the `tokens` table. An older
-/// store is migrated in place at open.
-inline constexpr int current_schema_version = 4;
+/// (type 21; no table changes); version 4 the `tokens` table; version 5
+/// the `workflow_owners` table. An older store is migrated in place at
+/// open.
+inline constexpr int current_schema_version = 5;
 
 /// The highest core event type code (1..999) that `current_schema_version`
 /// defines. A new core type raises both (codec_test holds events.proto to

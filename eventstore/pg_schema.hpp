@@ -155,4 +155,13 @@ CREATE TABLE tokens (
 );
 )sql";
 
+/// What schema version 5 adds to version 4.
+inline constexpr const char* pg_schema_v5 = R"sql(
+CREATE TABLE workflow_owners (
+  name text PRIMARY KEY,
+  owner text NOT NULL,
+  claimed_at_ms bigint NOT NULL
+);
+)sql";
+
 } // namespace cerebelum::eventstore::detail

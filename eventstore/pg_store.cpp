@@ -146,6 +146,10 @@ class pg_store final : public event_store {
 
   result<std::vector<token_row>> list_tokens() override;
 
+  result<std::string> claim_workflow(std::string_view name,
+                                     std::string_view owner,
+                                     std::int64_t at_ms) override;
+
   result<bool> revoke_token(std::string_view id, std::int64_t at_ms) override;
 
   status touch_token(std::string_view id, std::int64_t at_ms) override;
@@ -248,6 +252,7 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
     tx.exec0(detail::pg_schema_v1);
     tx.exec0(detail::pg_schema_v2);
     tx.exec0(detail::pg_schema_v4);
+    tx.exec0(detail::pg_schema_v5);
     for (int i = 0; i < opts_.event_partitions; ++i)
       tx.exec0("CREATE TABLE events_p" + std::to_string(i)
                + " PARTITION OF events FOR VALUES WITH (MODULUS "
@@ -263,12 +268,13 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
   int stored = ver.empty() ? 0 : ver[0][0].as<int>();
   if (stored >= 1 && stored < current_schema_version) {
     // Version 1 -> 2: the definitions table; 2 -> 3: a new core event type,
-    // nothing to change; 3 -> 4: the tokens table. In the same transaction
-    // as the version they bring (the advisory lock keeps concurrent openers
-    // out).
+    // nothing to change; 3 -> 4: the tokens table; 4 -> 5: the
+    // workflow_owners table. In the same transaction as the version they
+    // bring (the advisory lock keeps concurrent openers out).
     tx.exec0("SET LOCAL search_path TO " + tx.quote_name(opts_.schema));
     if (stored == 1) tx.exec0(detail::pg_schema_v2);
     if (stored <= 3) tx.exec0(detail::pg_schema_v4);
+    if (stored <= 4) tx.exec0(detail::pg_schema_v5);
     tx.exec_params0("UPDATE schema_version SET version = $1, written_by = $2 "
                     "WHERE component = 'eventstore'",
                     current_schema_version, "cerebelum");
@@ -891,6 +897,36 @@ status pg_store::touch_token(std::string_view id, std::int64_t at_ms) {
                     "WHERE id = $1 AND last_used_ms < $2",
                     key, at_ms);
     return ok_status();
+  });
+}
+
+result<std::string> pg_store::claim_workflow(std::string_view name,
+                                             std::string_view owner,
+                                             std::int64_t at_ms) {
+  if (name.empty() || owner.empty())
+    return make_error(errc::invalid_argument,
+                      "claim_workflow without a name or an owner");
+  std::string key{name};
+  std::string who{owner};
+  return with_writer([&](pqxx::connection& conn) -> result<std::string> {
+    pqxx::nontransaction tx{conn};
+    // One statement: the inserted row, or (on a conflict) the stored one.
+    auto rows = tx.exec_params(
+      "WITH ins AS (INSERT INTO workflow_owners VALUES ($1, $2, $3) "
+      "ON CONFLICT (name) DO NOTHING RETURNING owner) "
+      "SELECT owner FROM ins UNION ALL "
+      "SELECT owner FROM workflow_owners WHERE name = $1 "
+      "AND NOT EXISTS (SELECT 1 FROM ins)",
+      key, who, at_ms);
+    if (!rows.empty()) return rows[0][0].as<std::string>();
+    // Another session's claim committed while this statement waited for it:
+    // its row is newer than this statement's snapshot; read it again.
+    auto again = tx.exec_params(
+      "SELECT owner FROM workflow_owners WHERE name = $1", key);
+    if (again.empty())
+      return make_error(errc::storage_error,
+                        "the owner of workflow '" + key + "' was not stored");
+    return again[0][0].as<std::string>();
   });
 }
 

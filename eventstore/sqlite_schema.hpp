@@ -148,4 +148,13 @@ CREATE TABLE tokens (
 ) WITHOUT ROWID;
 )sql";
 
+/// What schema version 5 adds to version 4.
+inline constexpr const char* sqlite_schema_v5 = R"sql(
+CREATE TABLE workflow_owners (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  claimed_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 } // namespace cerebelum::eventstore::detail

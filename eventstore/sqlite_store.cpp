@@ -263,6 +263,10 @@ class sqlite_store final : public event_store {
 
   status touch_token(std::string_view id, std::int64_t at_ms) override;
 
+  result<std::string> claim_workflow(std::string_view name,
+                                     std::string_view owner,
+                                     std::int64_t at_ms) override;
+
   int schema_version() const noexcept override {
     return current_schema_version;
   }
@@ -345,6 +349,7 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
       writer_->exec(detail::sqlite_schema_v1);
       writer_->exec(detail::sqlite_schema_v2);
       writer_->exec(detail::sqlite_schema_v4);
+      writer_->exec(detail::sqlite_schema_v5);
       sqlite_stmt ins{*writer_, "INSERT INTO schema_version VALUES (?, ?, ?)"};
       ins.bind(1, schema_component)
         .bind(2, std::int64_t{current_schema_version})
@@ -359,10 +364,12 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
     int stored = ver.step() ? static_cast<int>(ver.int64(0)) : 0;
     ver.reset();
     // Version 1 -> 2: the definitions table; 2 -> 3: a new core event
-    // type, nothing to change; 3 -> 4: the tokens table. In the same
-    // transaction as the version they bring.
+    // type, nothing to change; 3 -> 4: the tokens table; 4 -> 5: the
+    // workflow_owners table. In the same transaction as the version they
+    // bring.
     if (stored == 1) writer_->exec(detail::sqlite_schema_v2);
     if (stored >= 1 && stored <= 3) writer_->exec(detail::sqlite_schema_v4);
+    if (stored >= 1 && stored <= 4) writer_->exec(detail::sqlite_schema_v5);
     if (stored >= 1 && stored < current_schema_version) {
       sqlite_stmt up{*writer_, "UPDATE schema_version SET version = ?, "
                                "written_by = ? WHERE component = ?"};
@@ -945,6 +952,26 @@ status sqlite_store::touch_token(std::string_view id, std::int64_t at_ms) {
                        "WHERE id = ? AND last_used_ms < ?"};
     st.bind(1, at_ms).bind(2, id).bind(3, at_ms).run();
     return ok_status();
+  });
+}
+
+result<std::string> sqlite_store::claim_workflow(std::string_view name,
+                                                 std::string_view owner,
+                                                 std::int64_t at_ms) {
+  if (name.empty() || owner.empty())
+    return make_error(errc::invalid_argument,
+                      "claim_workflow without a name or an owner");
+  return with_writer([&](sqlite_db& db) -> result<std::string> {
+    sqlite_stmt ins{db, "INSERT INTO workflow_owners VALUES (?, ?, ?) "
+                        "ON CONFLICT (name) DO NOTHING"};
+    ins.bind(1, name).bind(2, owner).bind(3, at_ms).run();
+    sqlite_stmt sel{db, "SELECT owner FROM workflow_owners WHERE name = ?"};
+    sel.bind(1, name);
+    if (!sel.step())
+      return make_error(errc::storage_error, "the owner of workflow '"
+                                               + std::string{name}
+                                               + "' was not stored");
+    return sel.text(0);
   });
 }
 

@@ -102,6 +102,12 @@ status store_decorator::touch_token(std::string_view id, std::int64_t at_ms) {
   return inner_->touch_token(id, at_ms);
 }
 
+result<std::string> store_decorator::claim_workflow(std::string_view name,
+                                                    std::string_view owner,
+                                                    std::int64_t at_ms) {
+  return inner_->claim_workflow(name, owner, at_ms);
+}
+
 int store_decorator::schema_version() const noexcept {
   return inner_->schema_version();
 }

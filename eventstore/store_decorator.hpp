@@ -61,6 +61,9 @@ class store_decorator : public event_store {
   result<std::vector<token_row>> list_tokens() override;
   result<bool> revoke_token(std::string_view id, std::int64_t at_ms) override;
   status touch_token(std::string_view id, std::int64_t at_ms) override;
+  result<std::string> claim_workflow(std::string_view name,
+                                     std::string_view owner,
+                                     std::int64_t at_ms) override;
 
   int schema_version() const noexcept override;
 

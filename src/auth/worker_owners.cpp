@@ -3,7 +3,7 @@
 namespace cerebelum::auth {
 
 std::string worker_identity(const principal& who) {
-  return "token '" + who.name + "' (" + who.token_id + ")";
+  return "token '" + who.name + "'";
 }
 
 std::optional<std::string> worker_owners::admit(const std::string& worker,

@@ -16,7 +16,9 @@
 namespace cerebelum::auth {
 
 /// The identity a worker's workflow definitions belong to
-/// (engine_context::register_definitions): "token 'NAME' (ID)".
+/// (engine_context::register_definitions; recorded in the store):
+/// "token 'NAME'", the principal's name, so that a new token of the same
+/// name (a rotated one) keeps its workflows.
 std::string worker_identity(const principal& who);
 
 class worker_owners {

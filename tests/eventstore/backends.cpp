@@ -63,6 +63,7 @@ class sqlite_backend final : public backend {
 
   void make_old(int version) override {
     std::string sql;
+    if (version < 5) sql += "DROP TABLE workflow_owners;";
     if (version < 4) sql += "DROP TABLE tokens;";
     if (version < 2) sql += "DROP TABLE definitions;";
     exec(sql
@@ -140,6 +141,7 @@ class pg_backend final : public backend {
     pqxx::connection conn{conninfo_};
     pqxx::work tx{conn};
     auto schema = tx.quote_name(schema_);
+    if (version < 5) tx.exec0("DROP TABLE " + schema + ".workflow_owners");
     if (version < 4) tx.exec0("DROP TABLE " + schema + ".tokens");
     if (version < 2) tx.exec0("DROP TABLE " + schema + ".definitions");
     tx.exec0("UPDATE " + schema

@@ -1,5 +1,5 @@
-// The token table of the event store (schema version 4), run against every
-// backend.
+// The token table (schema version 4) and the workflow owners (version 5)
+// of the event store, run against every backend.
 
 #include <catch2/catch.hpp>
 
@@ -178,4 +178,39 @@ TEMPLATE_TEST_CASE("a schema version 3 store is migrated in place at open "
   auto again = require_ok(be->open());
   CHECK(again->schema_version() == current_schema_version);
   check_same(require_token(*again, "tk"), tok);
+}
+
+TEMPLATE_TEST_CASE("a workflow name is claimed once: the first owner stays",
+                   "[conformance][owners]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  CHECK(require_ok(store->claim_workflow("order", "token 'a' (1)", 100))
+        == "token 'a' (1)");
+  CHECK(require_ok(store->claim_workflow("order", "token 'b' (2)", 200))
+        == "token 'a' (1)");
+  CHECK(require_ok(store->claim_workflow("refund", "token 'b' (2)", 300))
+        == "token 'b' (2)");
+  CHECK_FALSE(store->claim_workflow("", "token 'b' (2)", 300).ok());
+  CHECK_FALSE(store->claim_workflow("x", "", 300).ok());
+  // Kept across a reopen.
+  store.reset();
+  auto again = require_ok(be->open());
+  CHECK(require_ok(again->claim_workflow("order", "token 'b' (2)", 400))
+        == "token 'a' (1)");
+}
+
+TEMPLATE_TEST_CASE("a schema version 4 store is migrated in place at open "
+                   "and then keeps workflow owners",
+                   "[conformance][owners]", BACKENDS) {
+  auto be = TestType::make();
+  {
+    auto store = require_ok(be->open());
+    require_ok(store->put_token(make_token("tk", 100)));
+  }
+  be->make_old(4);
+  auto store = require_ok(be->open());
+  CHECK(store->schema_version() == current_schema_version);
+  check_same(require_token(*store, "tk"), make_token("tk", 100));
+  CHECK(require_ok(store->claim_workflow("order", "token 'a' (1)", 100))
+        == "token 'a' (1)");
 }

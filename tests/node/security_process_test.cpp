@@ -30,7 +30,12 @@ namespace {
 
 /// A node that requires tokens, with its first admin token.
 struct secured_node {
-  node_process node{{}, {}, {}, {"--auth", "token"}};
+  explicit secured_node(std::filesystem::path data_dir = {})
+    : node{std::move(data_dir), {}, {}, {"--auth", "token"}} {
+    // nop
+  }
+
+  node_process node;
   std::string admin = first_line(node.data_dir() / "admin.token");
 
   /// Makes a token; returns {id, secret}.
@@ -355,6 +360,55 @@ TEST_CASE("a worker id belongs to the token that registered it, and a "
   auto other_queue = reg(scoped, "w-3", "q2");
   CHECK(other_queue.error_code() == grpc::StatusCode::PERMISSION_DENIED);
   CHECK(other_queue.error_message().find("q2") != std::string::npos);
+}
+
+TEST_CASE("a workflow name a token's worker defined stays that token "
+          "name's after the node is killed and restarted") {
+  temp_dir dir;
+  auto flow = [](const std::string& version) {
+    return "name: owned_flow\nversion: \"" + version
+           + "\"\nsteps:\n  - name: s\n    task: t.s\n    queue: q1\n";
+  };
+  auto reg = [](int port, const std::string& token, const std::string& id,
+                const std::string& text) {
+    auto stub = cerebelum::worker::WorkerService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    cerebelum::worker::RegisterRequest req;
+    req.set_worker_id(id);
+    req.add_queues("q1");
+    auto* wf = req.add_workflows();
+    wf->set_name("owned_flow.yaml");
+    wf->set_format("yaml");
+    wf->set_text(text);
+    cerebelum::worker::RegisterResponse res;
+    return stub->Register(&ctx, req, &res);
+  };
+  std::string a_id;
+  std::string b;
+  {
+    secured_node s{dir.path};
+    auto a = s.make("worker-a", "worker");
+    a_id = a.first;
+    b = s.make("worker-b", "worker").second;
+    auto first = reg(s.node.grpc_port, a.second, "w-a", flow("1"));
+    INFO(first.error_message());
+    REQUIRE(first.ok());
+  } // kill -9
+  secured_node s{dir.path};
+  auto stolen = reg(s.node.grpc_port, b, "w-b", flow("evil"));
+  CHECK(stolen.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(stolen.error_message().find("is defined by token 'worker-a'")
+        != std::string::npos);
+  // A new token of the same name (the old one revoked: a rotation) deploys
+  // a new version.
+  REQUIRE(s.node.cli({"--token", s.admin, "token", "revoke", a_id}).code == 0);
+  auto rotated = s.make("worker-a", "worker").second;
+  auto deployed = reg(s.node.grpc_port, rotated, "w-a2", flow("2"));
+  INFO(deployed.error_message());
+  CHECK(deployed.ok());
 }
 
 TEST_CASE("a node asked to listen beyond loopback without TLS and tokens "
