@@ -48,11 +48,13 @@ grpc::Status to_status(const caf::error& err) {
 
 admin_service::admin_service(std::shared_ptr<actors::engine_api> engine,
                              actors::task_api_ptr tasks, authenticator_ptr auth,
-                             std::vector<std::string> warnings)
+                             std::vector<std::string> warnings,
+                             principal_waits_ptr waits)
   : engine_(std::move(engine)),
     tasks_(std::move(tasks)),
     auth_(std::move(auth)),
-    warnings_(std::move(warnings)) {
+    warnings_(std::move(warnings)),
+    waits_(std::move(waits)) {
   // nop
 }
 
@@ -233,6 +235,12 @@ class follow_reactor final
     self_ = shared_from_this();
   }
 
+  /// Counts the stream as a waiting request until gRPC is done with it.
+  void set_ticket(principal_waits::ticket held) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    held_ = std::move(held);
+  }
+
   void set_stop(actors::follow_stop stop) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -296,6 +304,7 @@ class follow_reactor final
       std::lock_guard<std::mutex> guard{mtx_};
       done_ = true;
       stop = std::move(stop_);
+      held_.release();
     }
     if (stop) stop();
     self_.reset();
@@ -335,6 +344,7 @@ class follow_reactor final
   bool done_ = false;
   grpc::Status status_;
   actors::follow_stop stop_;
+  principal_waits::ticket held_;
   std::shared_ptr<follow_reactor> self_;
 };
 
@@ -344,6 +354,13 @@ grpc::ServerUnaryReactor* finish_now(grpc::CallbackServerContext* ctx,
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(status);
   return reactor;
+}
+
+/// Counts a waiting call of `allowed`'s principal (`waits` null: none).
+caf::expected<principal_waits::ticket>
+admit_wait(const principal_waits_ptr& waits, const auth::verdict& allowed) {
+  if (!waits || !allowed.who) return principal_waits::ticket{};
+  return waits->admit(allowed.who->name);
 }
 
 } // namespace
@@ -401,10 +418,17 @@ admin_service::WaitForResult(grpc::CallbackServerContext* ctx,
         *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
     return finish_now(ctx, to_status(err));
   auto timeout = wait_limit(std::chrono::milliseconds{req->timeout_ms()});
+  auto counted = admit_wait(waits_, allowed);
+  if (!counted) return finish_now(ctx, to_status(counted.error()));
   auto reactor = std::make_shared<late_reactor>();
   reactor->hold();
+  // Counted until the engine's wait ends, also after a cancellation: the
+  // engine holds the wait until its end or timeout.
+  auto held = std::make_shared<principal_waits::ticket>(std::move(*counted));
   engine_->wait_async(req->execution_id(), timeout,
-                      [reactor, res](caf::expected<actors::execution_view> r) {
+                      [reactor, res,
+                       held](caf::expected<actors::execution_view> r) {
+                        held->release();
                         reactor->answer([&] {
                           return reply(r, res);
                         });
@@ -436,6 +460,12 @@ admin_service::FollowExecution(grpc::CallbackServerContext* ctx,
                                     "from_seq: must not be negative"));
     return reactor.get();
   }
+  auto counted = admit_wait(waits_, allowed);
+  if (!counted) {
+    reactor->end(counted.error());
+    return reactor.get();
+  }
+  reactor->set_ticket(std::move(*counted));
   actors::follow_sink sink;
   sink.events = [reactor](std::vector<events::Event> batch) {
     return reactor->push(std::move(batch));

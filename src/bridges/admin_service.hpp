@@ -12,6 +12,7 @@
 #include "actors/task_api.hpp"
 #include "admin.grpc.pb.h"
 #include "src/bridges/auth_gate.hpp"
+#include "src/bridges/principal_waits.hpp"
 
 namespace cerebelum::api {
 
@@ -27,11 +28,14 @@ class admin_service final
   /// Pending waits end when the server shuts down (their calls are
   /// cancelled).
   /// `auth`, when set, checks every call's token (src/auth); without it
-  /// every call is allowed and the token RPCs are refused.
+  /// every call is allowed and the token RPCs are refused. `waits`, when
+  /// set, counts each principal's WaitForResult and FollowExecution calls
+  /// and refuses those beyond its limit (RESOURCE_EXHAUSTED).
   explicit admin_service(std::shared_ptr<actors::engine_api> engine,
                          actors::task_api_ptr tasks = nullptr,
                          authenticator_ptr auth = nullptr,
-                         std::vector<std::string> warnings = {});
+                         std::vector<std::string> warnings = {},
+                         principal_waits_ptr waits = nullptr);
 
   /// A callback method: the start's commit is awaited holding no thread
   /// (engine_api::start_async).
@@ -114,6 +118,7 @@ class admin_service final
 
   authenticator_ptr auth_;
   std::vector<std::string> warnings_;
+  principal_waits_ptr waits_;
 };
 
 /// Converts an engine error into a gRPC status with its message.

@@ -85,6 +85,20 @@ std::optional<request_gate::ticket> admit(const std::string& body,
   return slot;
 }
 
+/// Counts a waiting request of `req`'s principal (`waits` null: none);
+/// answers 429 (and returns nothing) when the principal holds its limit.
+std::optional<principal_waits::ticket>
+admit_wait(const principal_waits_ptr& waits, const http::request& req,
+           http::response& res) {
+  if (!waits) return principal_waits::ticket{};
+  auto held = waits->admit(req.principal);
+  if (!held) {
+    send_error(res, held.error());
+    return std::nullopt;
+  }
+  return std::move(*held);
+}
+
 /// Replies with the execution or the error.
 void reply(http::response& res,
            const caf::expected<actors::execution_view>& view) {
@@ -163,9 +177,15 @@ http::response start_answer(bool created, const actors::execution_view& v) {
 /// POST /v1/workflows/{name}/executions. The start's commit and, with
 /// `?wait=true`, the execution's end are awaited holding no thread
 /// (engine_api::start_async, wait_async).
-void start_route(http::server& srv, engine_ptr engine) {
+///
+/// A `?wait=true` start counts as a waiting request of its principal from
+/// before the start until the engine's wait ends (the execution's end, the
+/// timeout or the node's stop), also when the client left before: the
+/// engine holds the wait until then.
+void start_route(http::server& srv, engine_ptr engine,
+                 principal_waits_ptr waits) {
   srv.route("POST", start_path,
-            [engine](const http::request& req, http::responder answer) {
+            [engine, waits](const http::request& req, http::responder answer) {
               http::response res;
               if (is_multipart(req)) {
                 refuse_multipart(res);
@@ -175,11 +195,19 @@ void start_route(http::server& srv, engine_ptr engine) {
               if (!checked) return answer.send(std::move(res));
               auto wait = checked->wait;
               auto timeout = checked->timeout;
+              std::optional<principal_waits::ticket> counted;
+              if (wait) {
+                counted = admit_wait(waits, req, res);
+                if (!counted) return answer.send(std::move(res));
+              }
+              auto held = std::make_shared<principal_waits::ticket>(
+                counted ? std::move(*counted) : principal_waits::ticket{});
               engine->start_async(
                 checked->req,
-                [engine, answer, wait, timeout, slot = checked->slot](
-                  caf::expected<actors::start_response> started) {
+                [engine, answer, wait, timeout, slot = checked->slot,
+                 held](caf::expected<actors::start_response> started) {
                   if (!started) {
+                    held->release();
                     http::response res;
                     send_error(res, started.error());
                     return answer.send(std::move(res));
@@ -189,8 +217,9 @@ void start_route(http::server& srv, engine_ptr engine) {
                       start_answer(started->created, started->execution));
                   engine->wait_async(
                     started->execution.execution_id, timeout,
-                    [answer, created = started->created](
-                      caf::expected<actors::execution_view> done) {
+                    [answer, created = started->created,
+                     held](caf::expected<actors::execution_view> done) {
+                      held->release();
                       if (done)
                         return answer.send(start_answer(created, *done));
                       http::response res;
@@ -279,10 +308,14 @@ std::string sse_event(std::int64_t id, const std::string& type,
 /// (or after the `Last-Event-ID` a reconnecting EventSource sends) as
 /// server-sent events, then each event as it is committed, until the
 /// terminal one; then an `end` event. Holds no thread while it waits.
+///
+/// It counts as a waiting request of its principal until the follow ends
+/// or the stream does (the client left, the server stops).
 class event_follow : public std::enable_shared_from_this<event_follow> {
  public:
-  event_follow(std::string id, http::responder answer)
-    : id_(std::move(id)), answer_(std::move(answer)) {
+  event_follow(std::string id, http::responder answer,
+               principal_waits::ticket held)
+    : id_(std::move(id)), answer_(std::move(answer)), held_(std::move(held)) {
     // nop
   }
 
@@ -314,6 +347,9 @@ class event_follow : public std::enable_shared_from_this<event_follow> {
   }
 
   void on_end(caf::error err) {
+    // Released before the last answer is sent: a client that waits again
+    // once it has the end is not refused for this one.
+    release();
     if (!out_ && err) {
       http::response res;
       send_error(res, err);
@@ -361,6 +397,12 @@ class event_follow : public std::enable_shared_from_this<event_follow> {
       f = std::move(stop_);
     }
     if (f) f();
+    release();
+  }
+
+  void release() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    held_.release();
   }
 
   static constexpr std::chrono::milliseconds keepalive_every{15'000};
@@ -372,6 +414,7 @@ class event_follow : public std::enable_shared_from_this<event_follow> {
   std::mutex mtx_;
   actors::follow_stop stop_;
   bool stopped_ = false;
+  principal_waits::ticket held_;
 };
 
 /// The sequence number after a reconnecting EventSource's `Last-Event-ID`,
@@ -392,35 +435,40 @@ caf::expected<std::int64_t> resume_point(const http::request& req,
   return seq + 1;
 }
 
-void events_route(http::server& srv, engine_ptr engine) {
-  srv.route(
-    "GET", events_path,
-    [engine](const http::request& req, http::responder answer) {
-      auto refuse = [&answer](const caf::error& err) {
-        http::response res;
-        send_error(res, err);
-        answer.send(std::move(res));
-      };
-      query_params query{req};
-      if (auto err = query.only({"from_seq", "follow"})) return refuse(err);
-      auto follow = query.flag("follow");
-      if (!follow) return refuse(follow.error());
-      auto from = from_seq_of(query);
-      if (!from) return refuse(from.error());
-      const std::string& id = req.captures[0];
-      if (!*follow) {
-        http::response res;
-        history_answer(*engine, id, *from, res);
-        return answer.send(std::move(res));
-      }
-      auto resumed = resume_point(req, *from);
-      if (!resumed) return refuse(resumed.error());
-      std::make_shared<event_follow>(id, answer)->start(*engine, *resumed);
-    });
+void events_route(http::server& srv, engine_ptr engine,
+                  principal_waits_ptr waits) {
+  srv.route("GET", events_path,
+            [engine, waits](const http::request& req, http::responder answer) {
+              auto refuse = [&answer](const caf::error& err) {
+                http::response res;
+                send_error(res, err);
+                answer.send(std::move(res));
+              };
+              query_params query{req};
+              if (auto err = query.only({"from_seq", "follow"}))
+                return refuse(err);
+              auto follow = query.flag("follow");
+              if (!follow) return refuse(follow.error());
+              auto from = from_seq_of(query);
+              if (!from) return refuse(from.error());
+              const std::string& id = req.captures[0];
+              if (!*follow) {
+                http::response res;
+                history_answer(*engine, id, *from, res);
+                return answer.send(std::move(res));
+              }
+              auto resumed = resume_point(req, *from);
+              if (!resumed) return refuse(resumed.error());
+              http::response res;
+              auto held = admit_wait(waits, req, res);
+              if (!held) return answer.send(std::move(res));
+              std::make_shared<event_follow>(id, answer, std::move(*held))
+                ->start(*engine, *resumed);
+            });
 }
 
 void read_routes(http::server& srv, engine_ptr engine,
-                 std::vector<std::string> warnings) {
+                 std::vector<std::string> warnings, principal_waits_ptr waits) {
   get_route(srv, execution_path,
             [engine](const http::request& req, http::response& res) {
               if (auto err = query_params{req}.only({}))
@@ -436,7 +484,7 @@ void read_routes(http::server& srv, engine_ptr engine,
               if (!from) return send_error(res, from.error());
               history_answer(*engine, req.captures[0], *from, res);
             });
-  events_route(srv, engine);
+  events_route(srv, engine, std::move(waits));
   get_route(srv, health_path,
             [engine, warnings](const http::request& req, http::response& res) {
               if (auto err = query_params{req}.only({}))
@@ -711,9 +759,9 @@ std::unique_ptr<http::server> make_http_api(engine_ptr engine,
   srv->on_stop(std::move(stopping));
   guard_routes(*srv, opts.auth, engine);
   metrics_route(*srv, engine);
-  start_route(*srv, engine);
+  start_route(*srv, engine, opts.waits);
   list_route(*srv, engine);
-  read_routes(*srv, engine, opts.warnings);
+  read_routes(*srv, engine, opts.warnings, opts.waits);
   decision_routes(*srv, engine);
   upgrade_route(*srv, engine);
   dead_letter_routes(*srv, std::move(engine));

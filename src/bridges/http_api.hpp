@@ -14,7 +14,7 @@
 //   GET  /v1/workflows
 //
 // Errors: {"error": {"code": "not_found", "message": "..."}} with 400, 404,
-// 409, 413, 504, 503 or 500.
+// 409, 413, 429, 504, 503 or 500.
 
 #include <cstddef>
 #include <memory>
@@ -23,6 +23,7 @@
 
 #include "src/bridges/auth_gate.hpp"
 #include "src/bridges/http_server.hpp"
+#include "src/bridges/principal_waits.hpp"
 
 namespace cerebelum::actors {
 class engine_api;
@@ -41,6 +42,10 @@ struct http_options {
   authenticator_ptr auth;
   /// Shown by GET /v1/health (e.g. what --insecure lets through).
   std::vector<std::string> warnings;
+  /// Counts each principal's waiting requests (`?wait=true` starts and
+  /// followed events) and refuses those beyond its limit with 429; null:
+  /// none are counted.
+  principal_waits_ptr waits;
 };
 
 /// A server (not yet listening) with every route of the API; requests still

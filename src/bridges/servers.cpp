@@ -68,10 +68,11 @@ start_grpc(caf::actor_system& sys, const std::string& address,
   auto creds = server_credentials(opts.tls);
   if (!creds) return creds.error();
   auto service = std::make_shared<admin_service>(engine, tasks, opts.auth,
-                                                 opts.warnings);
+                                                 opts.warnings, opts.waits);
   std::shared_ptr<worker_service> workers;
   if (tasks)
-    workers = std::make_shared<worker_service>(tasks, opts.auth, opts.owners);
+    workers = std::make_shared<worker_service>(tasks, opts.auth, opts.owners,
+                                               opts.waits);
   grpc::ServerBuilder builder;
   // Without this, Linux lets a second node bind the same port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

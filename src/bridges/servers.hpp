@@ -43,6 +43,10 @@ struct grpc_options {
   /// Which token registered each worker id (shared with the CAF port);
   /// null: the WorkerService keeps its own.
   worker_owners_ptr owners;
+  /// Counts each principal's waiting calls (WaitForResult,
+  /// FollowExecution, PollTask), shared with the HTTP API; null: none are
+  /// counted.
+  principal_waits_ptr waits;
 };
 
 /// A child "grpc_server" serving the AdminService on `address` (HOST:PORT),

@@ -1,5 +1,6 @@
 #include "src/bridges/worker_service.hpp"
 
+#include "src/bridges/error_mapping.hpp"
 #include "src/bridges/worker_convert.hpp"
 
 #include <atomic>
@@ -19,6 +20,13 @@ grpc::Status unavailable(const char* what) {
 grpc::Status require(const std::string& value, const char* field) {
   if (!value.empty()) return grpc::Status::OK;
   return {grpc::StatusCode::INVALID_ARGUMENT, std::string{field} + " is empty"};
+}
+
+/// An engine error (a principal's wait limit) as a status.
+grpc::Status engine_status(const caf::error& err) {
+  return {
+    static_cast<grpc::StatusCode>(grpc_code_of(actors::api_error_code(err))),
+    actors::api_error_message(err)};
 }
 
 /// Ends a call at once with `status`.
@@ -51,31 +59,36 @@ finish_with(grpc::ServerUnaryReactor* reactor, Fill fill) {
 } // namespace
 
 worker_service::worker_service(actors::task_api_ptr tasks,
-                               authenticator_ptr auth, worker_owners_ptr owners)
+                               authenticator_ptr auth, worker_owners_ptr owners,
+                               principal_waits_ptr waits)
   : auth_(std::move(auth)),
     owners_(owners ? std::move(owners)
                    : std::make_shared<auth::worker_owners>()),
+    waits_(std::move(waits)),
     tasks_(std::move(tasks)) {
   // nop
 }
 
-grpc::Status worker_service::admit(grpc::CallbackServerContext* ctx,
-                                   const char* method,
-                                   const std::string& worker,
-                                   std::span<const std::string> queues,
-                                   bool claim, std::string* identity) {
-  if (!auth_) return grpc::Status::OK;
+worker_service::caller
+worker_service::admit(grpc::CallbackServerContext* ctx, const char* method,
+                      const std::string& worker,
+                      std::span<const std::string> queues, bool claim) {
+  caller out;
+  if (!auth_) return out;
   auto v = check_call(auth_, ctx, method, {{}, queues});
-  if (!v.ok())
-    return {v.result == auth::verdict::outcome::unauthenticated
-              ? grpc::StatusCode::UNAUTHENTICATED
-              : grpc::StatusCode::PERMISSION_DENIED,
-            v.message};
-  if (identity) *identity = auth::worker_identity(*v.who);
-  if (worker.empty()) return grpc::Status::OK; // refused by the caller
+  if (!v.ok()) {
+    out.status = {v.result == auth::verdict::outcome::unauthenticated
+                    ? grpc::StatusCode::UNAUTHENTICATED
+                    : grpc::StatusCode::PERMISSION_DENIED,
+                  v.message};
+    return out;
+  }
+  out.identity = auth::worker_identity(*v.who);
+  out.principal = v.who->name;
+  if (worker.empty()) return out; // refused by the caller
   if (auto why = owners_->admit(worker, *v.who, claim))
-    return {grpc::StatusCode::PERMISSION_DENIED, *why};
-  return grpc::Status::OK;
+    out.status = {grpc::StatusCode::PERMISSION_DENIED, *why};
+  return out;
 }
 
 grpc::ServerUnaryReactor*
@@ -83,16 +96,14 @@ worker_service::Register(grpc::CallbackServerContext* ctx,
                          const worker::RegisterRequest* req,
                          worker::RegisterResponse* res) {
   std::vector<std::string> queues{req->queues().begin(), req->queues().end()};
-  std::string identity;
-  if (auto st = admit(ctx, "WorkerService/Register", req->worker_id(), queues,
-                      true, &identity);
-      !st.ok())
-    return refuse(ctx, st);
+  auto who = admit(ctx, "WorkerService/Register", req->worker_id(), queues,
+                   true);
+  if (!who.ok()) return refuse(ctx, who.status);
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   auto* reactor = ctx->DefaultReactor();
   auto reg = to_registration(*req);
-  reg.identity = std::move(identity);
+  reg.identity = std::move(who.identity);
   tasks_->register_worker(
     std::move(reg), finish_with<actors::registration_info>(
                       reactor, [res](const actors::registration_info& info) {
@@ -105,12 +116,17 @@ worker_service::Register(grpc::CallbackServerContext* ctx,
 /// answer. The caller's cancellation ends the poll (the router's answer then
 /// finishes the call); the server's stop finishes the call at once, without
 /// waiting for the router, which may be stopping too. It deletes itself once
-/// gRPC is done with the call and the router's answer has come.
+/// gRPC is done with the call and the router's answer has come; it counts
+/// as a waiting request of its principal until then.
 class worker_service::poll_reactor final : public grpc::ServerUnaryReactor {
  public:
   poll_reactor(worker_service* svc, std::string worker,
-               worker::PollTaskResponse* res)
-    : svc_(svc), tasks_(svc->tasks_), worker_(std::move(worker)), res_(res) {
+               worker::PollTaskResponse* res, principal_waits::ticket held)
+    : svc_(svc),
+      tasks_(svc->tasks_),
+      worker_(std::move(worker)),
+      res_(res),
+      held_(std::move(held)) {
     // nop
   }
 
@@ -233,6 +249,7 @@ class worker_service::poll_reactor final : public grpc::ServerUnaryReactor {
   actors::task_api_ptr tasks_;
   std::string worker_;
   worker::PollTaskResponse* res_;
+  principal_waits::ticket held_;
   std::atomic<int> refs_{2};
   std::mutex mtx_;
   actors::poll_handle handle_;
@@ -251,10 +268,9 @@ worker_service::PollTask(grpc::CallbackServerContext* ctx,
                          const worker::PollTaskRequest* req,
                          worker::PollTaskResponse* res) {
   std::vector<std::string> queues{req->queues().begin(), req->queues().end()};
-  if (auto st = admit(ctx, "WorkerService/PollTask", req->worker_id(), queues,
-                      false);
-      !st.ok())
-    return refuse(ctx, st);
+  auto who = admit(ctx, "WorkerService/PollTask", req->worker_id(), queues,
+                   false);
+  if (!who.ok()) return refuse(ctx, who.status);
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   if (req->wait_ms() < 0)
@@ -270,7 +286,14 @@ worker_service::PollTask(grpc::CallbackServerContext* ctx,
     if (wait.count() == 0 || wait > cap)
       wait = std::max(cap, std::chrono::milliseconds{1});
   }
-  auto* reactor = new poll_reactor(this, req->worker_id(), res);
+  principal_waits::ticket held;
+  if (waits_) {
+    auto counted = waits_->admit(who.principal);
+    if (!counted) return refuse(ctx, engine_status(counted.error()));
+    held = std::move(*counted);
+  }
+  auto* reactor = new poll_reactor(this, req->worker_id(), res,
+                                   std::move(held));
   reactor->start(std::move(queues), wait);
   return reactor;
 }
@@ -295,10 +318,10 @@ grpc::ServerUnaryReactor*
 worker_service::Heartbeat(grpc::CallbackServerContext* ctx,
                           const worker::HeartbeatRequest* req,
                           worker::HeartbeatResponse* res) {
-  if (auto st = admit(ctx, "WorkerService/Heartbeat", req->worker_id(), {},
-                      false);
-      !st.ok())
-    return refuse(ctx, st);
+  if (auto who = admit(ctx, "WorkerService/Heartbeat", req->worker_id(), {},
+                       false);
+      !who.ok())
+    return refuse(ctx, who.status);
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
@@ -316,10 +339,10 @@ grpc::ServerUnaryReactor*
 worker_service::CompleteTask(grpc::CallbackServerContext* ctx,
                              const worker::CompleteTaskRequest* req,
                              worker::CompleteTaskResponse* res) {
-  if (auto st = admit(ctx, "WorkerService/CompleteTask", req->worker_id(), {},
-                      false);
-      !st.ok())
-    return refuse(ctx, st);
+  if (auto who = admit(ctx, "WorkerService/CompleteTask", req->worker_id(), {},
+                       false);
+      !who.ok())
+    return refuse(ctx, who.status);
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   if (auto st = require(req->attempt_token(), "attempt_token"); !st.ok())
@@ -350,10 +373,10 @@ grpc::ServerUnaryReactor*
 worker_service::Unregister(grpc::CallbackServerContext* ctx,
                            const worker::UnregisterRequest* req,
                            worker::UnregisterResponse* res) {
-  if (auto st = admit(ctx, "WorkerService/Unregister", req->worker_id(), {},
-                      false);
-      !st.ok())
-    return refuse(ctx, st);
+  if (auto who = admit(ctx, "WorkerService/Unregister", req->worker_id(), {},
+                       false);
+      !who.ok())
+    return refuse(ctx, who.status);
   if (auto st = require(req->worker_id(), "worker_id"); !st.ok())
     return refuse(ctx, st);
   auto* reactor = ctx->DefaultReactor();

@@ -13,6 +13,7 @@
 
 #include "actors/task_api.hpp"
 #include "src/bridges/auth_gate.hpp"
+#include "src/bridges/principal_waits.hpp"
 #include "worker.grpc.pb.h"
 
 namespace cerebelum::api {
@@ -26,10 +27,13 @@ class worker_service final : public worker::WorkerService::CallbackService {
  public:
   /// `auth`, when set, checks every call's token (src/auth) and binds each
   /// worker id to the token that registered it (in `owners`, shared with
-  /// the CAF port; a map of its own when null).
+  /// the CAF port; a map of its own when null). `waits`, when set, counts
+  /// each principal's pending PollTask calls and refuses those beyond its
+  /// limit (RESOURCE_EXHAUSTED).
   explicit worker_service(actors::task_api_ptr tasks,
                           authenticator_ptr auth = nullptr,
-                          worker_owners_ptr owners = nullptr);
+                          worker_owners_ptr owners = nullptr,
+                          principal_waits_ptr waits = nullptr);
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* ctx,
                                      const worker::RegisterRequest* req,
@@ -58,18 +62,31 @@ class worker_service final : public worker::WorkerService::CallbackService {
              worker::UnregisterResponse* res) override;
 
  private:
+  /// Who called, once `admit` let the call through.
+  struct caller {
+    /// OK or the refusal.
+    grpc::Status status;
+    /// The caller's worker identity (auth::worker_identity; "" without
+    /// tokens).
+    std::string identity;
+    /// The token's principal ("" without tokens).
+    std::string principal;
+
+    [[nodiscard]] bool ok() const {
+      return status.ok();
+    }
+  };
+
   /// Checks the token of a call of `method` about worker `worker` (and
   /// `queues`): a worker id belongs to the token that registered it first;
-  /// `claim` (Register) binds an unbound one. OK or the refusal.
-  /// `identity`, when set, receives the caller's worker identity
-  /// (auth::worker_identity; "" without tokens).
-  grpc::Status admit(grpc::CallbackServerContext* ctx, const char* method,
-                     const std::string& worker,
-                     std::span<const std::string> queues, bool claim,
-                     std::string* identity = nullptr);
+  /// `claim` (Register) binds an unbound one.
+  caller admit(grpc::CallbackServerContext* ctx, const char* method,
+               const std::string& worker, std::span<const std::string> queues,
+               bool claim);
 
   authenticator_ptr auth_;
   worker_owners_ptr owners_;
+  principal_waits_ptr waits_;
   class poll_reactor;
   friend class poll_reactor;
 

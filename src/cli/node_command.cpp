@@ -89,7 +89,8 @@ actors::node_config make_node_config(
     = [listen = opts.listen, http = opts.http, caf_host = opts.caf_host,
        caf_port = opts.caf_port, tokens = opts.auth == "token",
        tls = api::tls_files{opts.tls_cert, opts.tls_key, opts.tls_client_ca},
-       exposed = insecure_exposure(opts), engine_slot](
+       exposed = insecure_exposure(opts),
+       max_waits = opts.max_waits_per_principal, engine_slot](
         std::shared_ptr<actors::engine_api> api, actors::task_api_ptr tasks) {
         *engine_slot = api;
         api::authenticator_ptr auth;
@@ -104,11 +105,15 @@ actors::node_config make_node_config(
         if (!exposed.empty()) warnings.push_back(exposed);
         // gRPC and CAF workers: one worker id belongs to one token.
         auto owners = std::make_shared<auth::worker_owners>();
-        specs.push_back(api::grpc_server_spec(listen, api, tasks,
-                                              {auth, tls, warnings, owners}));
+        // One count per principal over HTTP and gRPC; without tokens no
+        // request has a principal and nothing is counted.
+        auto waits = std::make_shared<api::principal_waits>(max_waits);
+        specs.push_back(api::grpc_server_spec(
+          listen, api, tasks, {auth, tls, warnings, owners, waits}));
         api::http_options http_opts;
         http_opts.auth = auth;
         http_opts.warnings = warnings;
+        http_opts.waits = waits;
         if (!http.empty())
           specs.push_back(api::http_server_spec(http, api, http_opts, tls));
         // The gateway behind a guard that checks each BASP frame (and
@@ -237,6 +242,15 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
   cmd.add_option("--tls-client-ca", opts.tls_client_ca,
                  "Require client certificates signed by this PEM CA (mutual "
                  "TLS on gRPC, HTTP and the CAF port)");
+  cmd
+    .add_option("--max-waits-per-principal", opts.max_waits_per_principal,
+                "With --auth token: waiting requests one token's principal "
+                "may hold at once (HTTP ?wait=true starts and followed "
+                "events, gRPC WaitForResult, FollowExecution and PollTask); "
+                "the next is refused at once (HTTP 429, gRPC "
+                "RESOURCE_EXHAUSTED). Requests are counted, not connections")
+    ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+    ->capture_default_str();
   cmd.add_flag("--insecure", opts.insecure,
                "Listen beyond loopback without TLS and tokens anyway "
                "(logged as a warning at start and shown by health)");

@@ -51,6 +51,10 @@ struct node_options {
   std::string tls_client_ca;
   /// Listen beyond loopback without TLS and tokens (logged as a warning).
   bool insecure = false;
+  /// Waiting requests (waits, follows, task polls) one token's principal
+  /// may hold at once (api::principal_waits); counted with --auth token
+  /// only.
+  std::size_t max_waits_per_principal = 256;
   /// Whether workflows that workers register may call this node's native
   /// functions (actors::router_options::allow_worker_calls).
   bool allow_worker_calls = false;
