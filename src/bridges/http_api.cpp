@@ -650,8 +650,9 @@ void guard_routes(http::server& srv, authenticator_ptr auth) {
       auth::request_scope scope;
       if (route == start_path && !req.captures.empty())
         scope.workflow = req.captures[0];
-      auto v = auth->check(
-        "http", name, auth::bearer_token(req.header("authorization")), scope);
+      auto token = auth::bearer_token(req.header("authorization"));
+      auto v = auth->check("http", name,
+                           auth::presented{token, req.client_subject}, scope);
       if (v.ok()) {
         if (v.who) req.principal = v.who->name;
         return std::nullopt;
