@@ -650,7 +650,8 @@ void guard_routes(http::server& srv, authenticator_ptr auth) {
       auth::request_scope scope;
       if (route == start_path && !req.captures.empty())
         scope.workflow = req.captures[0];
-      auto token = auth::bearer_token(req.header("authorization"));
+      auto authorization = req.header("authorization");
+      auto token = auth::bearer_token(authorization);
       auto v = auth->check("http", name,
                            auth::presented{token, req.client_subject}, scope);
       if (v.ok()) {
