@@ -117,7 +117,8 @@ class event_store {
   // ("this store keeps no tokens").
 
   /// Stores a new token; `conflict` when its id exists, `invalid_argument`
-  /// when its id or hash is empty.
+  /// when its id is empty or it has neither or both of a hash and a
+  /// certificate subject.
   virtual status put_token(const token_row& row);
   /// The token `id`, or `std::nullopt`.
   virtual result<std::optional<token_row>> get_token(std::string_view id);
@@ -147,8 +148,8 @@ class event_store {
 /// The schema version this build writes and understands. Version 2 added
 /// the `definitions` table; version 3 the core event execution_migrated
 /// (type 21; no table changes); version 4 the `tokens` table; version 5
-/// the `workflow_owners` table. An older store is migrated in place at
-/// open.
+/// the `workflow_owners` table and the `tokens.cert_subject` column. An
+/// older store is migrated in place at open.
 inline constexpr int current_schema_version = 5;
 
 /// The highest core event type code (1..999) that `current_schema_version`

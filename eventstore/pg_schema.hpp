@@ -1,8 +1,9 @@
 #pragma once
 
-// Internal: the PostgreSQL schema, version 4 (version 1 without
-// `definitions`, versions 1 to 3 without `tokens`; version 3 changed no
-// table; an older store is migrated in place at open). All tables
+// Internal: the PostgreSQL schema, version 5 (version 1 without
+// `definitions`, versions 1 to 3 without `tokens`, version 4 without
+// `tokens.cert_subject`; version 3 changed no table; an older store is
+// migrated in place at open). All tables
 // live in the schema named by `pg_options::schema`; `pg_store::append_batch`
 // writes them in one transaction per group (COPY for events, multi-row upserts
 // for the index).
@@ -49,13 +50,16 @@
 //   tokens          id text PK | name text | role text | queues text |
 //                   workflows text | hash text | created_at_ms bigint |
 //                   expires_at_ms bigint | revoked_at_ms bigint |
-//                   last_used_ms bigint
+//                   last_used_ms bigint | cert_subject text
 //                   queues and workflows: JSON arrays of strings ("[]":
 //                   every one); the times are 0 for none (never expires,
 //                   not revoked, never used)
 //                   invariant: revoked_at_ms, once set, never changes;
-//                   last_used_ms only grows
-//                   (schema version 4; a few rows: no index)
+//                   last_used_ms only grows; exactly one of hash and
+//                   cert_subject is non-empty (a token or a principal
+//                   bound to a client certificate)
+//                   (schema version 4, cert_subject 5; a few rows: no
+//                   index)
 //
 // Times are milliseconds since the Unix epoch.
 
@@ -155,8 +159,10 @@ CREATE TABLE tokens (
 );
 )sql";
 
-/// What schema version 5 adds to version 4.
+/// What schema version 5 adds to version 4: principals bound to a client
+/// certificate (cert_subject, empty for tokens) and workflow owners.
 inline constexpr const char* pg_schema_v5 = R"sql(
+ALTER TABLE tokens ADD COLUMN cert_subject text NOT NULL DEFAULT '';
 CREATE TABLE workflow_owners (
   name text PRIMARY KEY,
   owner text NOT NULL,

@@ -268,8 +268,9 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
   int stored = ver.empty() ? 0 : ver[0][0].as<int>();
   if (stored >= 1 && stored < current_schema_version) {
     // Version 1 -> 2: the definitions table; 2 -> 3: a new core event type,
-    // nothing to change; 3 -> 4: the tokens table; 4 -> 5: the
-    // workflow_owners table. In the same transaction as the version they
+    // nothing to change; 3 -> 4: the tokens table; 4 -> 5: its
+    // cert_subject column and the workflow_owners table. In the same
+    // transaction as the version they
     // bring (the advisory lock keeps concurrent openers out).
     tx.exec0("SET LOCAL search_path TO " + tx.quote_name(opts_.schema));
     if (stored == 1) tx.exec0(detail::pg_schema_v2);
@@ -815,7 +816,7 @@ auto pg_store::with_writer(F&& fn)
 
 constexpr const char* pg_token_columns
   = "id, name, role, queues, workflows, hash, created_at_ms, expires_at_ms, "
-    "revoked_at_ms, last_used_ms";
+    "revoked_at_ms, last_used_ms, cert_subject";
 
 token_row read_token(const pqxx::row& r) {
   return {r[0].as<std::string>(),
@@ -827,7 +828,8 @@ token_row read_token(const pqxx::row& r) {
           r[6].as<std::int64_t>(),
           r[7].as<std::int64_t>(),
           r[8].as<std::int64_t>(),
-          r[9].as<std::int64_t>()};
+          r[9].as<std::int64_t>(),
+          r[10].as<std::string>()};
 }
 
 // The token writes are single statements: autocommit (`nontransaction`)
@@ -838,11 +840,12 @@ status pg_store::put_token(const token_row& row) {
   return with_writer([&](pqxx::connection& conn) -> status {
     pqxx::nontransaction tx{conn};
     auto res = tx.exec_params(
-      "INSERT INTO tokens VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-      "ON CONFLICT (id) DO NOTHING",
+      std::string{"INSERT INTO tokens ("} + pg_token_columns
+        + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+          "ON CONFLICT (id) DO NOTHING",
       row.id, row.name, row.role, detail::encode_string_list(row.queues),
       detail::encode_string_list(row.workflows), row.hash, row.created_at_ms,
-      row.expires_at_ms, row.revoked_at_ms, row.last_used_ms);
+      row.expires_at_ms, row.revoked_at_ms, row.last_used_ms, row.cert_subject);
     if (res.affected_rows() == 0)
       return make_error(errc::conflict,
                         "a token with id '" + row.id + "' exists");

@@ -1,8 +1,9 @@
 #pragma once
 
-// Internal: the SQLite schema, version 4 (version 1 without `definitions`,
-// versions 1 to 3 without `tokens`; version 3 changed no table). An older
-// store is migrated in place at open by adding the tables it lacks.
+// Internal: the SQLite schema, version 5 (version 1 without `definitions`,
+// versions 1 to 3 without `tokens`, version 4 without
+// `tokens.cert_subject`; version 3 changed no table). An older store is
+// migrated in place at open by adding the tables and columns it lacks.
 //
 // One database file `<data_dir>/cerebelum-events.db` in WAL mode. All tables
 // are written by `sqlite_store::append_batch` in one transaction per group.
@@ -42,13 +43,16 @@
 //
 //   tokens          id TEXT PK | name | role | queues TEXT | workflows TEXT |
 //                   hash TEXT | created_at_ms INT | expires_at_ms INT |
-//                   revoked_at_ms INT | last_used_ms INT
+//                   revoked_at_ms INT | last_used_ms INT | cert_subject
 //                   queues and workflows: JSON arrays of strings ("[]":
 //                   every one); the times are 0 for none (never expires,
 //                   not revoked, never used)
 //                   invariant: revoked_at_ms, once set, never changes;
-//                   last_used_ms only grows
-//                   (schema version 4; a few rows: no index)
+//                   last_used_ms only grows; exactly one of hash and
+//                   cert_subject is non-empty (a token or a principal
+//                   bound to a client certificate)
+//                   (schema version 4, cert_subject 5; a few rows: no
+//                   index)
 //
 // Times are milliseconds since the Unix epoch.
 
@@ -148,8 +152,10 @@ CREATE TABLE tokens (
 ) WITHOUT ROWID;
 )sql";
 
-/// What schema version 5 adds to version 4.
+/// What schema version 5 adds to version 4: principals bound to a client
+/// certificate (cert_subject, empty for tokens) and workflow owners.
 inline constexpr const char* sqlite_schema_v5 = R"sql(
+ALTER TABLE tokens ADD COLUMN cert_subject TEXT NOT NULL DEFAULT '';
 CREATE TABLE workflow_owners (
   name TEXT PRIMARY KEY,
   owner TEXT NOT NULL,

@@ -364,8 +364,9 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
     int stored = ver.step() ? static_cast<int>(ver.int64(0)) : 0;
     ver.reset();
     // Version 1 -> 2: the definitions table; 2 -> 3: a new core event
-    // type, nothing to change; 3 -> 4: the tokens table; 4 -> 5: the
-    // workflow_owners table. In the same transaction as the version they
+    // type, nothing to change; 3 -> 4: the tokens table; 4 -> 5: its
+    // cert_subject column and the workflow_owners table. In the same
+    // transaction as the version they
     // bring.
     if (stored == 1) writer_->exec(detail::sqlite_schema_v2);
     if (stored >= 1 && stored <= 3) writer_->exec(detail::sqlite_schema_v4);
@@ -872,7 +873,7 @@ auto sqlite_store::with_writer(F&& fn)
 
 constexpr const char* token_columns
   = "id, name, role, queues, workflows, hash, created_at_ms, expires_at_ms, "
-    "revoked_at_ms, last_used_ms";
+    "revoked_at_ms, last_used_ms, cert_subject";
 
 token_row read_token(const sqlite_stmt& st) {
   return {st.text(0),
@@ -884,14 +885,16 @@ token_row read_token(const sqlite_stmt& st) {
           st.int64(6),
           st.int64(7),
           st.int64(8),
-          st.int64(9)};
+          st.int64(9),
+          st.text(10)};
 }
 
 status sqlite_store::put_token(const token_row& row) {
   if (auto st = detail::validate_token(row); !st) return st;
   return with_writer([&](sqlite_db& db) -> status {
-    sqlite_stmt st{db, "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                       "?, ?) ON CONFLICT (id) DO NOTHING"};
+    sqlite_stmt st{db, std::string{"INSERT INTO tokens ("} + token_columns
+                         + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (id) DO NOTHING"};
     st.bind(1, row.id)
       .bind(2, row.name)
       .bind(3, row.role)
@@ -902,6 +905,7 @@ status sqlite_store::put_token(const token_row& row) {
       .bind(8, row.expires_at_ms)
       .bind(9, row.revoked_at_ms)
       .bind(10, row.last_used_ms)
+      .bind(11, row.cert_subject)
       .run();
     if (sqlite3_changes(db.handle()) == 0)
       return make_error(errc::conflict,

@@ -75,9 +75,13 @@ std::vector<std::string> decode_string_list(std::string_view json,
 status validate_token(const token_row& row) {
   if (row.id.empty())
     return make_error(errc::invalid_argument, "token with an empty id");
-  if (row.hash.empty())
+  if (row.hash.empty() == row.cert_subject.empty())
     return make_error(errc::invalid_argument,
-                      "token '" + row.id + "' without a hash");
+                      "token '" + row.id
+                        + (row.hash.empty()
+                             ? "' without a hash or a certificate subject"
+                             : "' with both a hash and a certificate "
+                               "subject"));
   return ok_status();
 }
 

@@ -130,8 +130,9 @@ struct definition_row {
 };
 
 /// One API token of a principal (see docs/security.md). The secret itself
-/// is never stored: `hash` is its salted slow hash (argon2id, encoded with
-/// its parameters and salt).
+/// is never stored: `hash` is its salted slow hash (scrypt, encoded with
+/// its parameters and salt). A principal bound to a client certificate has
+/// no secret: `hash` is empty and `cert_subject` names the certificate.
 struct token_row {
   /// Public id: the part of the token before its secret; unique.
   std::string id;
@@ -151,6 +152,9 @@ struct token_row {
   std::int64_t revoked_at_ms = 0;
   /// 0: never used.
   std::int64_t last_used_ms = 0;
+  /// The subject (normalised RFC 2253 form, src/auth/cert_subject.hpp) of
+  /// the client certificates this principal is, or "" for a token.
+  std::string cert_subject;
 };
 
 /// One atomic append: the events, the index row and the timer/task changes of

@@ -69,17 +69,31 @@ std::int64_t authenticator::now() const {
 verdict authenticator::check(std::string_view surface, std::string_view name,
                              std::string_view credentials,
                              const request_scope& scope) {
-  auto p = needed(surface, name);
-  if (!p)
-    return refuse(outcome::forbidden,
-                  std::string{name} + " declares no permission: refused");
-  return check(credentials, *p, scope);
+  return check(surface, name, presented{credentials, {}}, scope);
 }
 
 verdict authenticator::check(std::string_view credentials, permission p,
                              const request_scope& scope) {
+  return check(presented{credentials, {}}, p, scope);
+}
+
+verdict authenticator::check(std::string_view surface, std::string_view name,
+                             const presented& creds,
+                             const request_scope& scope) {
+  auto p = needed(surface, name);
+  if (!p)
+    return refuse(outcome::forbidden,
+                  std::string{name} + " declares no permission: refused");
+  return check(creds, *p, scope);
+}
+
+verdict authenticator::check(const presented& creds, permission p,
+                             const request_scope& scope) {
   if (p == permission::open) return verdict{};
-  auto v = authenticate(credentials, now());
+  auto at = now();
+  auto v = creds.token.empty() && !creds.cert_subject.empty()
+             ? authenticate_subject(creds.cert_subject, at)
+             : authenticate(creds.token, at);
   if (!v.ok()) return v;
   const auto& who = *v.who;
   if (!allows(who.r, p))
@@ -94,9 +108,87 @@ verdict authenticator::check(std::string_view credentials, permission p,
 
 void authenticator::forget(std::string_view token_id) {
   std::lock_guard<std::mutex> guard{mtx_};
-  std::erase_if(known_, [token_id](const auto& kv) {
+  auto of_token = [token_id](const auto& kv) {
     return kv.second.who.token_id == token_id;
-  });
+  };
+  std::erase_if(known_, of_token);
+  std::erase_if(known_subjects_, of_token);
+}
+
+verdict authenticator::authenticate_subject(std::string_view subject,
+                                            std::int64_t now) {
+  std::string key{subject};
+  bool touch = false;
+  std::optional<principal> cached;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto i = known_subjects_.find(key); i != known_subjects_.end()) {
+      auto& e = i->second;
+      bool expired = e.expires_at_ms != 0 && e.expires_at_ms <= now;
+      bool recheck = now - e.checked_at_ms
+                     >= static_cast<std::int64_t>(recheck_interval.count());
+      if (expired) {
+        known_subjects_.erase(i);
+      } else if (!recheck) {
+        touch = now - e.touched_at_ms
+                >= static_cast<std::int64_t>(touch_interval.count());
+        if (touch) e.touched_at_ms = now;
+        cached = e.who;
+      }
+    }
+  }
+  auto* store = store_();
+  if (cached) {
+    if (touch && store) (void)store->touch_token(cached->token_id, now);
+    return verdict{outcome::allowed, {}, std::move(*cached)};
+  }
+  if (!store)
+    return refuse(outcome::unauthenticated,
+                  "the node's store is not open yet: principals cannot be "
+                  "checked; retry");
+  // A few rows (tokens are made by hand): a scan, as often as a subject
+  // that maps to no principal is presented.
+  auto rows = store->list_tokens();
+  if (!rows)
+    return refuse(outcome::unauthenticated,
+                  "principals cannot be checked now (the store answered: "
+                    + rows.err().message + "); retry");
+  const eventstore::token_row* bound = nullptr;
+  int live = 0;
+  for (const auto& r : *rows)
+    if (r.cert_subject == subject && !unusable(r, now)) {
+      bound = &r;
+      ++live;
+    }
+  if (live != 1) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    known_subjects_.erase(key);
+  }
+  if (live == 0)
+    return refuse(outcome::unauthenticated,
+                  "no token was sent and the client certificate's subject '"
+                    + key
+                    + "' is bound to no live principal (cerebelum token "
+                      "create --cert-subject; docs/security.md)");
+  if (live > 1)
+    return refuse(outcome::unauthenticated,
+                  std::to_string(live) + " live principals are bound to '" + key
+                    + "': revoke all but one");
+  const auto& r = *bound;
+  principal who{r.name, *parse_role(r.role), r.id, r.queues, r.workflows};
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (known_subjects_.size() > 100'000) known_subjects_.clear();
+    auto& e = known_subjects_[key];
+    e.who = who;
+    e.expires_at_ms = r.expires_at_ms;
+    e.checked_at_ms = now;
+    touch = now - e.touched_at_ms
+            >= static_cast<std::int64_t>(touch_interval.count());
+    if (touch) e.touched_at_ms = now;
+  }
+  if (touch) (void)store->touch_token(r.id, now);
+  return verdict{outcome::allowed, {}, std::move(who)};
 }
 
 verdict authenticator::authenticate(std::string_view credentials,

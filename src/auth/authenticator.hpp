@@ -10,6 +10,11 @@
 // SHA-256 of its text) and its row is read again at most every
 // `recheck_interval`, so that a revocation or an expiry takes effect within
 // it on every node of the store; an expiry is also checked on every request.
+//
+// A caller without a token but with a verified client certificate (mutual
+// TLS) is the principal bound to its subject (`token create
+// --cert-subject`), looked up among the live rows and remembered the same
+// way. A token, when sent, wins: the certificate is then not looked at.
 
 #include <chrono>
 #include <cstdint>
@@ -40,6 +45,15 @@ struct principal {
   std::string token_id;
   std::vector<std::string> queues;
   std::vector<std::string> workflows;
+};
+
+/// What a caller presented.
+struct presented {
+  /// A token's text ("" when none was sent).
+  std::string_view token;
+  /// The subject of the caller's verified client certificate in normal form
+  /// (cert_subject.hpp), "" when it showed none.
+  std::string_view cert_subject;
 };
 
 /// The answer to a request: allowed (with who, when someone presented a
@@ -82,6 +96,15 @@ class authenticator {
   verdict check(std::string_view surface, std::string_view name,
                 std::string_view credentials, const request_scope& scope = {});
 
+  /// Checks what a caller presented (a token, else a client certificate's
+  /// subject) for an endpoint that needs `p`, touching `scope`.
+  verdict check(const presented& creds, permission p,
+                const request_scope& scope = {});
+
+  /// The same for endpoint `name` on `surface`.
+  verdict check(std::string_view surface, std::string_view name,
+                const presented& creds, const request_scope& scope = {});
+
   /// Forgets every remembered token (after a revocation on this node).
   void forget(std::string_view token_id);
 
@@ -101,6 +124,10 @@ class authenticator {
   /// The principal of `credentials`, or a refusal.
   verdict authenticate(std::string_view credentials, std::int64_t now);
 
+  /// The principal bound to client certificate subject `subject`, or a
+  /// refusal.
+  verdict authenticate_subject(std::string_view subject, std::int64_t now);
+
   std::int64_t now() const;
 
   store_fn store_;
@@ -108,6 +135,8 @@ class authenticator {
   std::mutex mtx_;
   /// SHA-256 of a token's text -> what it proved.
   std::unordered_map<std::string, entry> known_;
+  /// Client certificate subject -> the principal bound to it.
+  std::unordered_map<std::string, entry> known_subjects_;
   /// Token id -> when a wrong secret was last presented for it: another try
   /// within a second is refused without hashing.
   std::unordered_map<std::string, std::int64_t> failed_;

@@ -176,4 +176,19 @@ new_token make_token(const token_spec& spec, std::int64_t now_ms) {
   return out;
 }
 
+eventstore::token_row make_cert_principal(const token_spec& spec,
+                                          std::string subject,
+                                          std::int64_t now_ms) {
+  eventstore::token_row row;
+  row.id = random_hex(id_hex / 2);
+  row.name = spec.name;
+  row.role = std::string{to_string(spec.r)};
+  row.queues = spec.queues;
+  row.workflows = spec.workflows;
+  row.created_at_ms = now_ms;
+  row.expires_at_ms = spec.expires_at_ms;
+  row.cert_subject = std::move(subject);
+  return row;
+}
+
 } // namespace cerebelum::auth

@@ -58,6 +58,12 @@ struct token_spec {
 /// Makes a token with fresh random id and secret; the row holds the hash.
 new_token make_token(const token_spec& spec, std::int64_t now_ms);
 
+/// Makes the row of a principal with a fresh random id, bound to client
+/// certificates of `subject` (normal form, cert_subject.hpp): no secret.
+eventstore::token_row make_cert_principal(const token_spec& spec,
+                                          std::string subject,
+                                          std::int64_t now_ms);
+
 /// The salted slow hash of `secret`, encoded with its parameters:
 /// `$scrypt$ln=15,r=8,p=1$<salt hex>$<hash hex>`.
 std::string hash_secret(std::string_view secret);

@@ -1,6 +1,7 @@
 #include "src/bridges/admin_service.hpp"
 
 #include "eventstore/event_store.hpp"
+#include "src/auth/cert_subject.hpp"
 #include "src/bridges/auth_gate.hpp"
 #include "src/bridges/error_mapping.hpp"
 #include "src/bridges/proto_convert.hpp"
@@ -14,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <variant>
 
 namespace cerebelum::api {
 
@@ -630,12 +632,38 @@ void fill(admin::TokenInfo* out, const eventstore::token_row& row) {
   out->set_expires_at_ms(row.expires_at_ms);
   out->set_revoked_at_ms(row.revoked_at_ms);
   out->set_last_used_ms(row.last_used_ms);
+  out->set_cert_subject(row.cert_subject);
 }
 
 grpc::Status store_status(const eventstore::error& err) {
   return {err.retryable ? grpc::StatusCode::UNAVAILABLE
                         : grpc::StatusCode::FAILED_PRECONDITION,
           "the store refused: " + err.message};
+}
+
+/// The normal form of `text`, or INVALID_ARGUMENT; FAILED_PRECONDITION
+/// while a live principal is bound to it (two would make it ambiguous).
+std::variant<std::string, grpc::Status>
+free_subject(eventstore::event_store& store, const std::string& text,
+             std::int64_t now) {
+  auto subject = auth::normalize_subject(text);
+  if (!subject)
+    return grpc::Status{
+      grpc::StatusCode::INVALID_ARGUMENT,
+      "cert_subject: expected an RFC 2253 subject such as "
+      "'CN=ci-runner,O=Example' (openssl x509 -noout -subject -nameopt "
+      "RFC2253), got '"
+        + workflow::printable(text, 200) + "'"};
+  auto rows = store.list_tokens();
+  if (!rows) return store_status(rows.err());
+  for (const auto& r : *rows)
+    if (r.cert_subject == *subject && r.revoked_at_ms == 0
+        && (r.expires_at_ms == 0 || r.expires_at_ms > now))
+      return grpc::Status{grpc::StatusCode::FAILED_PRECONDITION,
+                          "principal " + r.id + " ('" + r.name
+                            + "') is bound to '" + *subject
+                            + "' already: revoke it first"};
+  return std::move(*subject);
 }
 
 } // namespace
@@ -682,6 +710,15 @@ grpc::Status admin_service::CreateToken(grpc::ServerContext* ctx,
     if (auto err = check_label("workflows", w)) return to_status(err);
   auto now = auth::wall_clock_ms();
   if (req->expires_in_ms() > 0) spec.expires_at_ms = now + req->expires_in_ms();
+  if (!req->cert_subject().empty()) {
+    auto subject = free_subject(*store, req->cert_subject(), now);
+    if (auto* refused = std::get_if<grpc::Status>(&subject)) return *refused;
+    auto row = auth::make_cert_principal(
+      spec, std::move(std::get<std::string>(subject)), now);
+    if (auto put = store->put_token(row); !put) return store_status(put.err());
+    fill(res->mutable_token(), row);
+    return grpc::Status::OK;
+  }
   auto made = auth::make_token(spec, now);
   if (auto put = store->put_token(made.row); !put)
     return store_status(put.err());

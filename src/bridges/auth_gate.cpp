@@ -1,5 +1,7 @@
 #include "src/bridges/auth_gate.hpp"
 
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/auth_context.h>
 #include <grpcpp/server_context.h>
 
 #include <algorithm>
@@ -7,6 +9,7 @@
 #include "actors/engine_api.hpp"
 #include "actors/errc.hpp"
 #include "eventstore/event_store.hpp"
+#include "src/auth/cert_subject.hpp"
 
 namespace cerebelum::api {
 
@@ -31,7 +34,20 @@ auth::verdict check_call(const authenticator_ptr& auth,
   if (auto i = md.find("authorization"); i != md.end())
     credentials = auth::bearer_token(
       std::string_view{i->second.data(), i->second.size()});
-  return auth->check("grpc", method, credentials, scope);
+  std::string subject;
+  if (credentials.empty()) subject = client_subject(*ctx);
+  return auth->check("grpc", method, auth::presented{credentials, subject},
+                     scope);
+}
+
+std::string client_subject(const grpc::ServerContextBase& ctx) {
+  auto peer = ctx.auth_context();
+  // Only a listener with --tls-client-ca asks for client certificates, and
+  // then it requires and verifies them against that CA.
+  if (!peer || !peer->IsPeerAuthenticated()) return {};
+  auto pem = peer->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (pem.empty()) return {};
+  return auth::subject_of_pem(std::string_view{pem[0].data(), pem[0].size()});
 }
 
 std::string recorded_by(const auth::verdict& v, const std::string& typed) {

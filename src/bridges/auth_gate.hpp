@@ -34,10 +34,15 @@ using authenticator_ptr = std::shared_ptr<auth::authenticator>;
 caf::error refusal(const auth::verdict& v);
 
 /// Checks gRPC method `method` ("AdminService/Approve") for the call of
-/// `ctx` (its `authorization` metadata). Null `auth`: allowed, no one.
+/// `ctx`: its `authorization` metadata, else the subject of its verified
+/// client certificate. Null `auth`: allowed, no one.
 auth::verdict check_call(const authenticator_ptr& auth,
                          grpc::ServerContextBase* ctx, std::string_view method,
                          const auth::request_scope& scope = {});
+
+/// The subject (normal form, src/auth/cert_subject.hpp) of the verified
+/// client certificate of the call of `ctx`, or "" when it showed none.
+std::string client_subject(const grpc::ServerContextBase& ctx);
 
 /// Who an event records: the authenticated principal when there is one,
 /// else `typed` (the name the caller gave).

@@ -724,8 +724,10 @@ void guard_routes(http::server& srv, authenticator_ptr auth,
     auth::request_scope scope;
     if (route == start_path && !req.captures.empty())
       scope.workflow = req.captures[0];
-    auto v = auth->check(
-      "http", name, auth::bearer_token(req.header("authorization")), scope);
+    auto authorization = req.header("authorization");
+    auto token = auth::bearer_token(authorization);
+    auto v = auth->check("http", name,
+                         auth::presented{token, req.client_subject}, scope);
     http::response res;
     if (v.ok()) {
       if (!v.who) return std::nullopt;

@@ -35,6 +35,7 @@
 #include <type_traits>
 
 #include "actors/errc.hpp"
+#include "src/auth/cert_subject.hpp"
 #include "src/bridges/http_target.hpp"
 #include "workflow/safe_text.hpp"
 
@@ -595,13 +596,28 @@ class session final : public session_base {
       stream_.async_handshake(asio::ssl::stream_base::server,
                               [self = me(), who = peer(),
                                next = std::move(next)](error_code ec) mutable {
-                                if (!ec) return next();
+                                if (!ec) {
+                                  self->client_subject_ = self->peer_subject();
+                                  return next();
+                                }
                                 if (self->phase_ != phase::closed)
                                   self->srv_->handshake_failed(ec, who);
                                 self->close();
                               });
     } else {
       next();
+    }
+  }
+
+  /// The subject of the client's certificate: verified against the client
+  /// CA, which the context then requires (make_tls_context); "" without.
+  std::string peer_subject() {
+    if constexpr (secure) {
+      auto* ssl = stream_.native_handle();
+      if (SSL_get_verify_result(ssl) != X509_V_OK) return {};
+      return auth::subject_of(SSL_get0_peer_certificate(ssl));
+    } else {
+      return {};
     }
   }
 
@@ -717,6 +733,7 @@ class session final : public session_base {
       req.headers.emplace(lower(field.name_string()),
                           std::string{field.value()});
     req.body = std::move(msg.body());
+    req.client_subject = client_subject_;
     head_ = msg.method() == bhttp::verb::head;
     // Read out: a request that waits (for an execution's end) holds no
     // parsed copy of itself.
@@ -772,6 +789,8 @@ class session final : public session_base {
   }
 
   Stream stream_;
+  /// The subject of the client's verified certificate ("" without one).
+  std::string client_subject_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   /// Only a closing connection reads (and drops) what still comes.

@@ -112,6 +112,10 @@ struct request {
   /// Header fields, names in lower case.
   std::multimap<std::string, std::string> headers;
   std::string body;
+  /// The subject of the client's certificate (normal form,
+  /// src/auth/cert_subject.hpp) when it showed one verified against
+  /// `tls_pem::client_ca`, else "".
+  std::string client_subject;
   /// Who sent it, as events record it: the authenticated principal's name
   /// (set by the server's guard), or "" when the node checks no tokens.
   std::string principal;

@@ -230,7 +230,9 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
   cmd
     .add_option("--auth", opts.auth,
                 "token: every request needs a token (Authorization: Bearer, "
-                "gRPC metadata, a CAF worker's registration); the first "
+                "gRPC metadata, a CAF worker's registration) or, on gRPC and "
+                "HTTPS with --tls-client-ca, a client certificate bound to a "
+                "principal (token create --cert-subject); the first "
                 "start makes an admin token in DATA_DIR/admin.token. none: "
                 "no checks (loopback only)")
     ->check(CLI::IsMember({"none", "token"}))
@@ -241,7 +243,9 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
   cmd.add_option("--tls-key", opts.tls_key, "PEM private key of --tls-cert");
   cmd.add_option("--tls-client-ca", opts.tls_client_ca,
                  "Require client certificates signed by this PEM CA (mutual "
-                 "TLS on gRPC, HTTP and the CAF port)");
+                 "TLS on gRPC, HTTP and the CAF port); with --auth token a "
+                 "certificate without a token is the principal bound to its "
+                 "subject");
   cmd
     .add_option("--max-waits-per-principal", opts.max_waits_per_principal,
                 "With --auth token: waiting requests one token's principal "

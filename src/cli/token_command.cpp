@@ -31,6 +31,7 @@ struct create_options {
   std::vector<std::string> queues;
   std::vector<std::string> workflows;
   std::string expires;
+  std::string cert_subject;
   bool json = false;
 };
 
@@ -85,6 +86,7 @@ int run_create(const global_options& global, const create_options& opts) {
                          + opts.expires + "'");
     req.set_expires_in_ms(ms);
   }
+  req.set_cert_subject(opts.cert_subject);
   admin_client client{global.server};
   if (!client.connect()) return 1;
   admin::CreateTokenResponse res;
@@ -93,6 +95,15 @@ int run_create(const global_options& global, const create_options& opts) {
   if (!status.ok()) return client.fail(status);
   if (opts.json) {
     print_json(api::message_to_json(res));
+    return 0;
+  }
+  if (!res.token().cert_subject().empty()) {
+    std::cerr << "principal " << res.token().id() << " (" << res.token().name()
+              << ", role " << res.token().role()
+              << "): every client certificate of the node's --tls-client-ca "
+                 "with subject '"
+              << res.token().cert_subject() << "'\n";
+    std::cout << res.token().id() << '\n';
     return 0;
   }
   std::cerr << "token " << res.token().id() << " (" << res.token().name()
@@ -120,6 +131,8 @@ int run_list(const global_options& global, bool json) {
               << "  created " << when(t.created_at_ms()) << "  expires "
               << when(t.expires_at_ms()) << "  last used "
               << when(t.last_used_ms());
+    if (!t.cert_subject().empty())
+      std::cout << "  certificate '" << t.cert_subject() << "'";
     if (t.revoked_at_ms() != 0)
       std::cout << "  REVOKED " << when(t.revoked_at_ms());
     std::cout << '\n';
@@ -192,7 +205,16 @@ bool make_leaf(const std::filesystem::path& dir, const std::string& name,
 }
 
 int run_dev_certs(const std::string& dir_text,
-                  const std::vector<std::string>& names, int days) {
+                  const std::vector<std::string>& names,
+                  const std::vector<std::string>& clients, int days) {
+  for (const auto& c : clients)
+    if (c.empty()
+        || c.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                               "TUVWXYZ0123456789._-")
+             != std::string::npos)
+      return usage_error("--client: letters, digits, '.', '_' and '-' only, "
+                         "got '"
+                         + c + "'");
   namespace fs = std::filesystem;
   fs::path dir{dir_text};
   std::error_code ec;
@@ -218,6 +240,8 @@ int run_dev_certs(const std::string& dir_text,
                    "/CN=Cerebelum development CA"})
       && make_leaf(dir, "node", "cerebelum-node", san, days)
       && make_leaf(dir, "client", "cerebelum-dev-client", "", days);
+  for (const auto& c : clients)
+    ok = ok && make_leaf(dir, "client-" + c, c, "", days);
   if (!ok) {
     std::cerr << "openssl failed (is the openssl command installed?)\n";
     return 1;
@@ -226,10 +250,12 @@ int run_dev_certs(const std::string& dir_text,
   std::cout << "wrote " << (dir / "ca.pem").string()
             << " (the CA clients trust), node.pem + node.key (the node), "
                "client.pem + client.key (a client certificate for mutual "
-               "TLS), valid "
-            << days << " days, for " << san << "\n  cerebelum node --tls-cert "
-            << (dir / "node.pem").string() << " --tls-key "
-            << (dir / "node.key").string()
+               "TLS, subject CN=cerebelum-dev-client)"
+            << (clients.empty() ? ""
+                                : ", client-NAME.pem + .key (subject CN=NAME)")
+            << ", valid " << days << " days, for " << san
+            << "\n  cerebelum node --tls-cert " << (dir / "node.pem").string()
+            << " --tls-key " << (dir / "node.key").string()
             << " --auth token\n  cerebelum --tls-ca "
             << (dir / "ca.pem").string() << " --server localhost:9740 list\n";
   return 0;
@@ -267,7 +293,8 @@ void add_token_commands(CLI::App& app, const global_options& global,
 
   auto create = std::make_shared<create_options>();
   auto* c = token->add_subcommand(
-    "create", "Make a token; prints its secret once (keep it)");
+    "create", "Make a token; prints its secret once (keep it), or, with "
+              "--cert-subject, bind the principal to a client certificate");
   c->add_option("--name", create->name, "Who uses it: recorded as who did what")
     ->required();
   c->add_option("--role", create->role,
@@ -285,6 +312,12 @@ void add_token_commands(CLI::App& app, const global_options& global,
     ->delimiter(',');
   c->add_option("--expires", create->expires,
                 "Lifetime, e.g. 30d, 12h, 90m (default: never)");
+  c->add_option("--cert-subject", create->cert_subject,
+                "Make no secret: the principal is every client certificate "
+                "(of the node's --tls-client-ca) with this subject, in RFC "
+                "2253 form as `openssl x509 -noout -subject -nameopt "
+                "RFC2253` prints it, e.g. 'CN=ci-runner,O=Example'; prints "
+                "the principal's id");
   c->add_flag("--json", create->json, "Print the token as JSON");
   set.add(c, [&global, create] {
     return run_create(global, *create);
@@ -292,7 +325,8 @@ void add_token_commands(CLI::App& app, const global_options& global,
 
   auto list_json = std::make_shared<bool>(false);
   auto* l = token->add_subcommand(
-    "list", "Every token: name, role, scopes, expiry, last use, revocation");
+    "list", "Every token: name, role, scopes, expiry, last use, revocation, "
+            "certificate subject");
   l->add_flag("--json", *list_json, "Print JSON");
   set.add(l, [&global, list_json] {
     return run_list(global, *list_json);
@@ -313,6 +347,7 @@ void add_dev_certs_command(CLI::App& app, command_set& set) {
   struct options {
     std::string dir;
     std::vector<std::string> names;
+    std::vector<std::string> clients;
     int days = 365;
   };
   auto opts = std::make_shared<options>();
@@ -323,11 +358,16 @@ void add_dev_certs_command(CLI::App& app, command_set& set) {
   cmd->add_option("--name", opts->names,
                   "Another host name or IP the node is reached by (besides "
                   "localhost, 127.0.0.1, ::1); repeatable");
+  cmd
+    ->add_option("--client", opts->clients,
+                 "Also a client certificate client-NAME.pem (+ .key) with "
+                 "subject CN=NAME; repeatable")
+    ->type_name("NAME");
   cmd->add_option("--days", opts->days, "Validity")
     ->check(CLI::Range(1, 3650))
     ->capture_default_str();
   set.add(cmd, [opts] {
-    return run_dev_certs(opts->dir, opts->names, opts->days);
+    return run_dev_certs(opts->dir, opts->names, opts->clients, opts->days);
   });
 }
 

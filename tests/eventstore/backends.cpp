@@ -65,6 +65,7 @@ class sqlite_backend final : public backend {
     std::string sql;
     if (version < 5) sql += "DROP TABLE workflow_owners;";
     if (version < 4) sql += "DROP TABLE tokens;";
+    if (version == 4) sql += "ALTER TABLE tokens DROP COLUMN cert_subject;";
     if (version < 2) sql += "DROP TABLE definitions;";
     exec(sql
          + "UPDATE schema_version SET version = " + std::to_string(version));
@@ -143,6 +144,8 @@ class pg_backend final : public backend {
     auto schema = tx.quote_name(schema_);
     if (version < 5) tx.exec0("DROP TABLE " + schema + ".workflow_owners");
     if (version < 4) tx.exec0("DROP TABLE " + schema + ".tokens");
+    if (version == 4)
+      tx.exec0("ALTER TABLE " + schema + ".tokens DROP COLUMN cert_subject");
     if (version < 2) tx.exec0("DROP TABLE " + schema + ".definitions");
     tx.exec0("UPDATE " + schema
              + ".schema_version SET version = " + std::to_string(version));

@@ -24,9 +24,9 @@ class backend {
   /// Overwrites the stored schema version with raw SQL.
   virtual void set_schema_version(int version) = 0;
 
-  /// Turns the store into a schema `version` (1 to 3) store with raw SQL:
-  /// drops the tables later versions added (tokens below 4, definitions
-  /// below 2) and sets the version.
+  /// Turns the store into a schema `version` (1 to 4) store with raw SQL:
+  /// drops the tables and columns later versions added (tokens.cert_subject
+  /// at 4, tokens below 4, definitions below 2) and sets the version.
   virtual void make_old(int version) = 0;
 
   /// Arguments naming this store location on a command line:

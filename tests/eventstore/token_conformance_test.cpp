@@ -1,5 +1,6 @@
-// The token table (schema version 4) and the workflow owners (version 5)
-// of the event store, run against every backend.
+// The token table of the event store (schema version 4; its cert_subject
+// column version 5) and the workflow owners (version 5), run against every
+// backend.
 
 #include <catch2/catch.hpp>
 
@@ -37,6 +38,16 @@ void check_same(const token_row& got, const token_row& want) {
   CHECK(got.expires_at_ms == want.expires_at_ms);
   CHECK(got.revoked_at_ms == want.revoked_at_ms);
   CHECK(got.last_used_ms == want.last_used_ms);
+  CHECK(got.cert_subject == want.cert_subject);
+}
+
+/// A principal bound to client certificates of `subject` (no secret).
+token_row make_cert_principal(const std::string& id, const std::string& subject,
+                              std::int64_t created_at_ms) {
+  auto row = make_token(id, created_at_ms);
+  row.hash.clear();
+  row.cert_subject = subject;
+  return row;
 }
 
 std::vector<std::string> ids_of(const std::vector<token_row>& rows) {
@@ -88,6 +99,36 @@ TEMPLATE_TEST_CASE("a token whose id exists is refused as a conflict and the "
   CHECK_THAT(res.err().message, Catch::Contains("'tk'"));
   check_same(require_token(*store, "tk"), first);
   CHECK(require_ok(store->list_tokens()).size() == 1);
+}
+
+TEMPLATE_TEST_CASE("a principal bound to a certificate subject is read back "
+                   "and listed with its subject, and revoked like a token",
+                   "[conformance][tokens]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto cert = make_cert_principal("pc_1", "CN=ci-runner,O=Example \\, Inc.",
+                                  100);
+  cert.role = "reader";
+  require_ok(store->put_token(cert));
+  require_ok(store->put_token(make_token("tk", 200)));
+  check_same(require_token(*store, "pc_1"), cert);
+  CHECK(require_token(*store, "tk").cert_subject.empty());
+  auto rows = require_ok(store->list_tokens());
+  REQUIRE(rows.size() == 2);
+  check_same(rows[0], cert);
+  CHECK(require_ok(store->revoke_token("pc_1", 300)));
+  CHECK(require_token(*store, "pc_1").revoked_at_ms == 300);
+}
+
+TEMPLATE_TEST_CASE("a token with both a hash and a certificate subject is "
+                   "refused",
+                   "[conformance][tokens]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  auto both = make_token("tk", 1);
+  both.cert_subject = "CN=x";
+  CHECK(store->put_token(both).err().code == errc::invalid_argument);
+  CHECK(require_ok(store->list_tokens()).empty());
 }
 
 TEMPLATE_TEST_CASE("a token without an id or a hash is refused",
@@ -199,18 +240,33 @@ TEMPLATE_TEST_CASE("a workflow name is claimed once: the first owner stays",
         == "token 'a' (1)");
 }
 
-TEMPLATE_TEST_CASE("a schema version 4 store is migrated in place at open "
-                   "and then keeps workflow owners",
-                   "[conformance][owners]", BACKENDS) {
+TEMPLATE_TEST_CASE("a schema version 4 store is migrated in place at open, "
+                   "keeps its tokens and then keeps certificate subjects and "
+                   "workflow owners",
+                   "[conformance][tokens]", BACKENDS) {
   auto be = TestType::make();
+  auto tok = make_token("tk", 100);
+  tok.workflows = {"order"};
   {
     auto store = require_ok(be->open());
-    require_ok(store->put_token(make_token("tk", 100)));
+    require_ok(store->append(make_append("old", 0, 2)));
+    require_ok(store->put_token(tok));
   }
   be->make_old(4);
   auto store = require_ok(be->open());
   CHECK(store->schema_version() == current_schema_version);
-  check_same(require_token(*store, "tk"), make_token("tk", 100));
-  CHECK(require_ok(store->claim_workflow("order", "token 'a' (1)", 100))
-        == "token 'a' (1)");
+  CHECK(read_all(*store, "old").size() == 2);
+  check_same(require_token(*store, "tk"), tok);
+  auto cert = make_cert_principal("pc", "CN=ci-runner,O=Example", 200);
+  require_ok(store->put_token(cert));
+  CHECK(require_ok(store->claim_workflow("order", "token 'a'", 100))
+        == "token 'a'");
+  // Reopening the migrated store keeps them.
+  store.reset();
+  auto again = require_ok(be->open());
+  CHECK(again->schema_version() == current_schema_version);
+  check_same(require_token(*again, "tk"), tok);
+  check_same(require_token(*again, "pc"), cert);
+  CHECK(require_ok(again->claim_workflow("order", "token 'b'", 200))
+        == "token 'a'");
 }
