@@ -218,8 +218,13 @@ TEST_CASE("an HTTP client at its principal's limit of waiting requests gets "
     return probe_follow(port, a, "w-1") == 200;
   }));
   // The other follow is answered (the execution ends): its place too.
-  auto approved
-    = s.node.cli({"--token", ops, "approve", "w-1", "--by", "ops"});
+  // (order sleeps 2 s before it asks for approval.)
+  CHECK(eventually([&] {
+    return s.node.cli({"--token", ops, "show", "w-1", "--json"})
+             .json()["status"]
+           == "awaiting_approval";
+  }));
+  auto approved = s.node.cli({"--token", ops, "approve", "w-1", "--by", "ops"});
   INFO(approved.output);
   REQUIRE(approved.code == 0);
   CHECK(second.ended().find("event: end") != std::string::npos);
