@@ -115,33 +115,61 @@ void authenticator::forget(std::string_view token_id) {
   std::erase_if(known_subjects_, of_token);
 }
 
+authenticator::recalled authenticator::recall(cache& c, const std::string& key,
+                                              std::int64_t now,
+                                              principal& who) {
+  bool touch = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = c.find(key);
+    if (i == c.end()) return recalled::none;
+    auto& e = i->second;
+    if (e.expires_at_ms != 0 && e.expires_at_ms <= now) {
+      c.erase(i);
+      return recalled::expired;
+    }
+    if (now - e.checked_at_ms
+        >= static_cast<std::int64_t>(recheck_interval.count()))
+      return recalled::none;
+    touch = now - e.touched_at_ms
+            >= static_cast<std::int64_t>(touch_interval.count());
+    if (touch) e.touched_at_ms = now;
+    who = e.who;
+  }
+  if (auto* store = store_(); touch && store)
+    (void)store->touch_token(who.token_id, now);
+  return recalled::fresh;
+}
+
+verdict authenticator::remember(cache& c, const std::string& key,
+                                const eventstore::token_row& r,
+                                eventstore::event_store& store,
+                                std::int64_t now) {
+  principal who{r.name, *parse_role(r.role), r.id, r.queues, r.workflows};
+  bool touch = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (c.size() > 100'000) c.clear();
+    auto& e = c[key];
+    e.who = who;
+    e.expires_at_ms = r.expires_at_ms;
+    e.checked_at_ms = now;
+    touch = now - e.touched_at_ms
+            >= static_cast<std::int64_t>(touch_interval.count());
+    if (touch) e.touched_at_ms = now;
+  }
+  if (touch) (void)store.touch_token(r.id, now);
+  return verdict{outcome::allowed, {}, std::move(who)};
+}
+
 verdict authenticator::authenticate_subject(std::string_view subject,
                                             std::int64_t now) {
   std::string key{subject};
-  bool touch = false;
-  std::optional<principal> cached;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (auto i = known_subjects_.find(key); i != known_subjects_.end()) {
-      auto& e = i->second;
-      bool expired = e.expires_at_ms != 0 && e.expires_at_ms <= now;
-      bool recheck = now - e.checked_at_ms
-                     >= static_cast<std::int64_t>(recheck_interval.count());
-      if (expired) {
-        known_subjects_.erase(i);
-      } else if (!recheck) {
-        touch = now - e.touched_at_ms
-                >= static_cast<std::int64_t>(touch_interval.count());
-        if (touch) e.touched_at_ms = now;
-        cached = e.who;
-      }
-    }
-  }
+  principal cached;
+  // An expired binding is looked up again: another may be live.
+  if (recall(known_subjects_, key, now, cached) == recalled::fresh)
+    return verdict{outcome::allowed, {}, std::move(cached)};
   auto* store = store_();
-  if (cached) {
-    if (touch && store) (void)store->touch_token(cached->token_id, now);
-    return verdict{outcome::allowed, {}, std::move(*cached)};
-  }
   if (!store)
     return refuse(outcome::unauthenticated,
                   "the node's store is not open yet: principals cannot be "
@@ -174,21 +202,7 @@ verdict authenticator::authenticate_subject(std::string_view subject,
     return refuse(outcome::unauthenticated,
                   std::to_string(live) + " live principals are bound to '" + key
                     + "': revoke all but one");
-  const auto& r = *bound;
-  principal who{r.name, *parse_role(r.role), r.id, r.queues, r.workflows};
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (known_subjects_.size() > 100'000) known_subjects_.clear();
-    auto& e = known_subjects_[key];
-    e.who = who;
-    e.expires_at_ms = r.expires_at_ms;
-    e.checked_at_ms = now;
-    touch = now - e.touched_at_ms
-            >= static_cast<std::int64_t>(touch_interval.count());
-    if (touch) e.touched_at_ms = now;
-  }
-  if (touch) (void)store->touch_token(r.id, now);
-  return verdict{outcome::allowed, {}, std::move(who)};
+  return remember(known_subjects_, key, *bound, *store, now);
 }
 
 verdict authenticator::authenticate(std::string_view credentials,
@@ -202,32 +216,15 @@ verdict authenticator::authenticate(std::string_view credentials,
     return refuse(outcome::unauthenticated,
                   "the credentials are not a Cerebelum token (cbm_...)");
   auto key = sha256(credentials);
-  bool recheck = true;
-  std::optional<std::pair<principal, bool>> cached;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (auto i = known_.find(key); i != known_.end()) {
-      auto& e = i->second;
-      if (e.expires_at_ms != 0 && e.expires_at_ms <= now) {
-        known_.erase(i);
-        return refuse(outcome::unauthenticated, "the token expired");
-      }
-      recheck = now - e.checked_at_ms
-                >= static_cast<std::int64_t>(recheck_interval.count());
-      if (!recheck) {
-        bool touch = now - e.touched_at_ms
-                     >= static_cast<std::int64_t>(touch_interval.count());
-        if (touch) e.touched_at_ms = now;
-        cached = std::make_pair(e.who, touch);
-      }
-    }
+  principal cached;
+  switch (recall(known_, key, now, cached)) {
+    case recalled::fresh:
+      return verdict{outcome::allowed, {}, std::move(cached)};
+    case recalled::expired:
+      return refuse(outcome::unauthenticated, "the token expired");
+    case recalled::none: break;
   }
   auto* store = store_();
-  if (cached) {
-    if (cached->second && store)
-      (void)store->touch_token(cached->first.token_id, now);
-    return verdict{outcome::allowed, {}, std::move(cached->first)};
-  }
   if (!store)
     return refuse(outcome::unauthenticated,
                   "the node's store is not open yet: tokens cannot be "
@@ -273,21 +270,7 @@ verdict authenticator::authenticate(std::string_view credentials,
       return refuse(outcome::unauthenticated, "unknown token");
     }
   }
-  principal who{r.name, *parse_role(r.role), r.id, r.queues, r.workflows};
-  bool touch = false;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (known_.size() > 100'000) known_.clear();
-    auto& e = known_[key];
-    e.who = who;
-    e.expires_at_ms = r.expires_at_ms;
-    e.checked_at_ms = now;
-    touch = now - e.touched_at_ms
-            >= static_cast<std::int64_t>(touch_interval.count());
-    if (touch) e.touched_at_ms = now;
-  }
-  if (touch) (void)store->touch_token(r.id, now);
-  return verdict{outcome::allowed, {}, std::move(who)};
+  return remember(known_, key, r, *store, now);
 }
 
 } // namespace cerebelum::auth

@@ -121,6 +121,24 @@ class authenticator {
     std::int64_t touched_at_ms = 0;
   };
 
+  using cache = std::unordered_map<std::string, entry>;
+
+  /// What `recall` found.
+  enum class recalled : std::uint8_t { none, expired, fresh };
+
+  /// Looks `key` up in `c`: `fresh` (and `who` set) when its row was read
+  /// within `recheck_interval` (its last use is written when due);
+  /// `expired` (and forgotten) when its expiry passed; else `none`: read
+  /// the row again.
+  recalled recall(cache& c, const std::string& key, std::int64_t now,
+                  principal& who);
+
+  /// Remembers row `r` as the principal of `key` in `c`, writes its last
+  /// use when due, and allows.
+  verdict remember(cache& c, const std::string& key,
+                   const eventstore::token_row& r,
+                   eventstore::event_store& store, std::int64_t now);
+
   /// The principal of `credentials`, or a refusal.
   verdict authenticate(std::string_view credentials, std::int64_t now);
 
@@ -134,9 +152,9 @@ class authenticator {
   clock_fn now_ms_;
   std::mutex mtx_;
   /// SHA-256 of a token's text -> what it proved.
-  std::unordered_map<std::string, entry> known_;
+  cache known_;
   /// Client certificate subject -> the principal bound to it.
-  std::unordered_map<std::string, entry> known_subjects_;
+  cache known_subjects_;
   /// Token id -> when a wrong secret was last presented for it: another try
   /// within a second is refused without hashing.
   std::unordered_map<std::string, std::int64_t> failed_;
