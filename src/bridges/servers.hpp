@@ -11,6 +11,7 @@
 
 #include "actors/task_api.hpp"
 #include "src/bridges/http_api.hpp"
+#include "src/bridges/tls_files.hpp"
 #include "supervision/child_spec.hpp"
 
 namespace cerebelum::actors {
@@ -18,20 +19,6 @@ class engine_api;
 } // namespace cerebelum::actors
 
 namespace cerebelum::api {
-
-/// PEM files of a TLS listener, gRPC's and HTTP's (docs/security.md).
-struct tls_files {
-  /// The server's certificate chain and private key; empty: no TLS.
-  std::string cert;
-  std::string key;
-  /// Client certificates must be signed by this CA (mutual TLS); empty:
-  /// none are asked for.
-  std::string client_ca;
-
-  [[nodiscard]] bool enabled() const noexcept {
-    return !cert.empty();
-  }
-};
 
 /// Security of the gRPC server.
 struct grpc_options {

@@ -120,7 +120,7 @@ actors::node_config make_node_config(
         // ends TLS): libcaf_io trusts what it parses.
         if (caf_port > 0) {
           caf_guard::guard_options guard_opts;
-          guard_opts.tls = {tls.cert, tls.key, tls.client_ca};
+          guard_opts.tls = tls;
           for (auto& spec : caf_guard::caf_port_specs(
                  caf_host, static_cast<std::uint16_t>(caf_port), tasks,
                  std::move(guard_opts), {auth, owners}))

@@ -74,7 +74,7 @@ struct guard_options {
   /// TLS on the public side (tls_pipe.hpp): workers speak TLS to the guard,
   /// which checks and relays the plaintext; with a client CA only workers
   /// holding a certificate of it get a byte through.
-  tls_settings tls;
+  api::tls_files tls;
 };
 
 /// Counters of a guard, for tests and logs.

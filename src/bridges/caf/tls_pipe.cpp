@@ -48,7 +48,7 @@ int clamp_int(std::size_t n) {
 } // namespace
 
 caf::expected<std::shared_ptr<tls_server>>
-tls_server::make(const tls_settings& s) {
+tls_server::make(const api::tls_files& s) {
   std::shared_ptr<tls_server> server{new tls_server};
   auto* ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == nullptr) return tls_error("TLS: " + openssl_errors());

@@ -21,25 +21,18 @@
 
 #include <caf/expected.hpp>
 
+#include "src/bridges/tls_files.hpp"
+
 namespace cerebelum::caf_guard {
-
-/// The PEM files of a TLS port.
-struct tls_settings {
-  std::string cert;
-  std::string key;
-  /// When set, workers must present a certificate issued by this CA.
-  std::string client_ca;
-
-  [[nodiscard]] bool enabled() const noexcept {
-    return !cert.empty();
-  }
-};
 
 /// A server's certificate and policy, shared by its connections.
 class tls_server {
  public:
   /// Loads the files of `s`; fails naming the file that cannot be used.
-  static caf::expected<std::shared_ptr<tls_server>> make(const tls_settings& s);
+  /// With `s.client_ca`, workers must present a certificate issued by that
+  /// CA.
+  static caf::expected<std::shared_ptr<tls_server>>
+  make(const api::tls_files& s);
 
   ~tls_server();
   tls_server(const tls_server&) = delete;
