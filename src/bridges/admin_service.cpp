@@ -68,10 +68,13 @@ admin_service::DescribeExecution(grpc::ServerContext* ctx,
   if (!allowed.ok()) return to_status(refusal(allowed));
   if (auto err = require_non_empty("execution_id", req->execution_id()))
     return to_status(err);
-  if (auto err = execution_scope_refusal(
-        *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
-    return to_status(err);
-  return reply(engine_->describe(req->execution_id()), res);
+  // The execution is read once: its scope is checked on what describe read.
+  auto view = engine_->describe(req->execution_id());
+  if (view)
+    if (auto err = view_scope_refusal(name_of(allowed), scope_of(allowed),
+                                      *view))
+      return to_status(err);
+  return reply(view, res);
 }
 
 grpc::Status

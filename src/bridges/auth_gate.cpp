@@ -100,6 +100,14 @@ caf::error scope_refusal(std::string_view name,
                               + std::string{workflow} + "'");
 }
 
+caf::error view_scope_refusal(std::string_view name,
+                              std::span<const std::string> workflows,
+                              const actors::execution_view& view) {
+  if (workflows.empty()) return {};
+  return scope_refusal(name, workflows, view.workflow,
+                       "execution '" + view.execution_id + "'");
+}
+
 caf::error execution_scope_refusal(actors::engine_api& engine,
                                    std::string_view name,
                                    std::span<const std::string> workflows,
@@ -107,8 +115,7 @@ caf::error execution_scope_refusal(actors::engine_api& engine,
   if (workflows.empty()) return {};
   auto view = engine.describe(id);
   if (!view) return std::move(view.error());
-  return scope_refusal(name, workflows, view->workflow,
-                       "execution '" + id + "'");
+  return view_scope_refusal(name, workflows, *view);
 }
 
 caf::error dead_letter_scope_refusal(actors::engine_api& engine,

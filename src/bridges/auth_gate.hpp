@@ -19,6 +19,7 @@
 
 namespace cerebelum::actors {
 class engine_api;
+struct execution_view;
 } // namespace cerebelum::actors
 
 namespace grpc {
@@ -60,6 +61,11 @@ std::string recorded_by(const auth::verdict& v, const std::string& typed);
 caf::error scope_refusal(std::string_view name,
                          std::span<const std::string> workflows,
                          std::string_view workflow, std::string_view what);
+
+/// The same for the execution `view` shows.
+caf::error view_scope_refusal(std::string_view name,
+                              std::span<const std::string> workflows,
+                              const actors::execution_view& view);
 
 /// The same for execution `id` (its workflow read from `engine` only when
 /// the scope is not empty); an execution that cannot be read is refused

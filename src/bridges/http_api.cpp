@@ -473,7 +473,14 @@ void read_routes(http::server& srv, engine_ptr engine,
             [engine](const http::request& req, http::response& res) {
               if (auto err = query_params{req}.only({}))
                 return send_error(res, err);
-              reply(res, engine->describe(req.captures[0]));
+              // Read once: a scoped token's scope is checked on it (the
+              // guard leaves this route to it).
+              auto view = engine->describe(req.captures[0]);
+              if (view)
+                if (auto err = view_scope_refusal(req.principal, req.workflows,
+                                                  *view))
+                  return send_error(res, err);
+              reply(res, view);
             });
   get_route(srv, history_path,
             [engine](const http::request& req, http::response& res) {
@@ -702,8 +709,9 @@ caf::error route_scope_refusal(actors::engine_api& engine,
   if (route == retry_path)
     return dead_letter_scope_refusal(engine, req.principal, req.workflows,
                                      std::stoll(id));
-  for (const char* path : {execution_path, history_path, events_path,
-                           approve_path, reject_path, cancel_path})
+  // GET execution_path checks its own describe (read_routes).
+  for (const char* path :
+       {history_path, events_path, approve_path, reject_path, cancel_path})
     if (route == path)
       return execution_scope_refusal(engine, req.principal, req.workflows, id);
   return {};
