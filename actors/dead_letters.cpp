@@ -67,14 +67,15 @@ list_dead_letters(engine_context& ctx, const std::string& queue,
 }
 
 task_result<std::string> retry_dead_letter(engine_context& ctx, std::int64_t id,
-                                           const std::string& by) {
+                                           const operator_id& who) {
   using res_t = task_result<std::string>;
-  if (by.empty())
+  if (who.by.empty())
     return res_t::fail(task_errc::invalid_argument,
                        "name the operator who retries (by)");
-  if (auto bad = workflow::check_text("by", by, workflow::max_name_bytes,
-                                      workflow::text_rule::label))
-    return res_t::fail(task_errc::invalid_argument, std::move(*bad));
+  for (const auto* text : {&who.by, &who.note})
+    if (auto bad = workflow::check_text("by", *text, workflow::max_name_bytes,
+                                        workflow::text_rule::label))
+      return res_t::fail(task_errc::invalid_argument, std::move(*bad));
   auto row = ctx.store().get_dead_letter(id);
   if (!row) return store_failure<std::string>(row.err());
   if (!*row)
@@ -91,7 +92,7 @@ task_result<std::string> retry_dead_letter(engine_context& ctx, std::int64_t id,
   std::optional<task_error> failed;
   self
     ->request(engine, std::chrono::seconds{60}, command_atom::value,
-              dl.execution_id, make_dead_letter_retry(by, id, dl.task_id))
+              dl.execution_id, make_dead_letter_retry(who, id, dl.task_id))
     .receive([](ok_atom) {},
              [&](caf::error& err) {
                auto code = api_error_code(err);

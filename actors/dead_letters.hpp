@@ -21,6 +21,6 @@ list_dead_letters(engine_context& ctx, const std::string& queue,
 
 /// Retries dead letter `id`; answers the execution id.
 task_result<std::string> retry_dead_letter(engine_context& ctx, std::int64_t id,
-                                           const std::string& by);
+                                           const operator_id& who);
 
 } // namespace cerebelum::actors

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/metrics.hpp"
+#include "actors/operator_id.hpp"
 #include "actors/task_api.hpp"
 #include "eventstore/types.hpp"
 #include "proto/events.pb.h"
@@ -72,6 +73,9 @@ struct start_request {
   /// Optional; starting the same id twice returns the existing execution.
   std::string execution_id;
   std::string started_by;
+  /// Beside a principal in `started_by`: the name the caller typed (a
+  /// display note, recorded as started_by_note).
+  std::string started_by_note{};
   /// The version hash to start; 0: the latest version of `workflow`.
   std::uint64_t version = 0;
 };
@@ -196,22 +200,22 @@ class engine_api {
   virtual caf::expected<std::vector<events::Event>>
   history(const std::string& id, std::int64_t from_seq) = 0;
 
-  /// Grants the pending approval; `by` and `data` are recorded. Errors:
-  /// not_found, not_awaiting_approval, invalid_argument (empty `by`).
+  /// Grants the pending approval; `who` and `data` are recorded. Errors:
+  /// not_found, not_awaiting_approval, invalid_argument (empty `who.by`).
   virtual caf::expected<execution_view>
-  approve(const std::string& id, const std::string& by, const json& data) = 0;
+  approve(const std::string& id, const operator_id& who, const json& data) = 0;
 
-  /// Rejects the pending approval; `by` and `reason` are recorded. Errors:
-  /// not_found, not_awaiting_approval, invalid_argument.
+  /// Rejects the pending approval; `who` and `reason` are recorded.
+  /// Errors: not_found, not_awaiting_approval, invalid_argument.
   virtual caf::expected<execution_view> reject(const std::string& id,
-                                               const std::string& by,
+                                               const operator_id& who,
                                                const std::string& reason)
     = 0;
 
   /// Asks the execution to stop; it ends `cancelled`. Errors: not_found,
   /// already_terminal.
   virtual caf::expected<execution_view> cancel(const std::string& id,
-                                               const std::string& by,
+                                               const operator_id& who,
                                                const std::string& reason)
     = 0;
 
@@ -267,7 +271,7 @@ class engine_api {
   /// for an empty or invalid `by`.
   virtual caf::expected<upgrade_report>
   migrate(const std::string& definition_text, const std::string& file,
-          const std::string& by)
+          const operator_id& who)
     = 0;
 
   /// Whether the node's store answers; while it is away, probes it (one
@@ -289,11 +293,11 @@ class engine_api {
 
   /// Reopens the failed execution of dead letter `id` (its step gets a new
   /// attempt with a fresh retry budget; the dead letter goes in the same
-  /// commit); `by` is recorded. Errors: not_found (no such dead letter),
+  /// commit); `who` is recorded. Errors: not_found (no such dead letter),
   /// not_retryable (retried already), invalid_argument (bad `by`),
   /// unavailable.
   virtual caf::expected<execution_view>
-  retry_dead_letter(std::int64_t id, const std::string& by) = 0;
+  retry_dead_letter(std::int64_t id, const operator_id& who) = 0;
 
   /// The node's store, where the front ends keep and check API tokens
   /// (src/auth); null while it is not open (or in a front end's test

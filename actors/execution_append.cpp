@@ -583,7 +583,8 @@ void fail_after_crashes(execution_actor* self, int crashes,
 void cancel_unloadable(execution_actor* self, queued_command c) {
   auto& st = self->state;
   st.exec.reset();
-  auto req = cancel_from_row(*st.ctx, st.id, c.cmd->by, c.cmd->reason);
+  auto req = cancel_from_row(*st.ctx, st.id, {c.cmd->by, c.cmd->note},
+                             c.cmd->reason);
   if (!req) {
     c.rp.deliver(answer_for(st.id, req.err()));
     self->quit();

@@ -115,16 +115,18 @@ crash_failure_from_row(engine_context& ctx, const std::string& id,
 
 eventstore::result<std::optional<eventstore::append_request>>
 cancel_from_row(engine_context& ctx, const std::string& id,
-                const std::string& by, const std::string& reason) {
+                const operator_id& who, const std::string& reason) {
   auto now = ctx.now_ms();
   events::Event asked;
   auto* c = asked.mutable_cancel_requested();
-  c->set_by(by);
+  c->set_by(who.by);
+  c->set_by_note(who.note);
   c->set_reason(reason);
   c->set_requested_at_ms(now);
   events::Event done;
   auto* d = done.mutable_execution_cancelled();
-  d->set_by(by);
+  d->set_by(who.by);
+  d->set_by_note(who.note);
   d->set_reason(reason);
   d->set_cancelled_at_ms(now);
   return end_from_row(ctx, id, {std::move(asked), std::move(done)},

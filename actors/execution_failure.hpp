@@ -10,6 +10,7 @@
 #include <string>
 
 #include "actors/engine_context.hpp"
+#include "actors/operator_id.hpp"
 #include "eventstore/result.hpp"
 
 namespace cerebelum::actors {
@@ -45,6 +46,6 @@ crash_failure_from_row(engine_context& ctx, const std::string& id,
 /// already. Errors as `crash_failure_from_row`.
 eventstore::result<std::optional<eventstore::append_request>>
 cancel_from_row(engine_context& ctx, const std::string& id,
-                const std::string& by, const std::string& reason);
+                const operator_id& who, const std::string& reason);
 
 } // namespace cerebelum::actors

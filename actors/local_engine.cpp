@@ -123,6 +123,12 @@ caf::error check_by(const std::string& by) {
                     workflow::text_rule::label);
 }
 
+/// Checks the principal and the note recorded with a command.
+caf::error check_by(const operator_id& who) {
+  if (auto err = check_by(who.by)) return err;
+  return check_by(who.note);
+}
+
 caf::error check_json_value(std::string_view field, const json& value) {
   // Depth only: the size of a start input is checked on its text.
   auto size = workflow::limits::measure(
@@ -291,36 +297,36 @@ class local_engine : public engine_api,
   }
 
   caf::expected<execution_view> approve(const std::string& id,
-                                        const std::string& by,
+                                        const operator_id& who,
                                         const json& data) override {
-    if (by.empty())
+    if (who.by.empty())
       return make_error(errc::invalid_argument, "approve needs the approver");
-    if (auto err = check_by(by)) return err;
+    if (auto err = check_by(who)) return err;
     if (auto err = check_json_value("data", data)) return err;
     if (auto err = check_payload("approval data", data)) return err;
-    return command(id, make_approval(by, data));
+    return command(id, make_approval(who, data));
   }
 
   caf::expected<execution_view> reject(const std::string& id,
-                                       const std::string& by,
+                                       const operator_id& who,
                                        const std::string& reason) override {
-    if (by.empty())
+    if (who.by.empty())
       return make_error(errc::invalid_argument, "reject needs the rejecter");
-    if (auto err = check_by(by)) return err;
+    if (auto err = check_by(who)) return err;
     if (auto err = check_text("reason", reason, workflow::max_free_text_bytes,
                               workflow::text_rule::free))
       return err;
-    return command(id, make_rejection(by, reason));
+    return command(id, make_rejection(who, reason));
   }
 
   caf::expected<execution_view> cancel(const std::string& id,
-                                       const std::string& by,
+                                       const operator_id& who,
                                        const std::string& reason) override {
-    if (auto err = check_by(by)) return err;
+    if (auto err = check_by(who)) return err;
     if (auto err = check_text("reason", reason, workflow::max_free_text_bytes,
                               workflow::text_rule::free))
       return err;
-    return command(id, make_cancellation(by, reason));
+    return command(id, make_cancellation(who, reason));
   }
 
   caf::expected<execution_view>
@@ -349,8 +355,8 @@ class local_engine : public engine_api,
   }
 
   caf::expected<execution_view>
-  retry_dead_letter(std::int64_t id, const std::string& by) override {
-    auto res = actors::retry_dead_letter(*ctx_, id, by);
+  retry_dead_letter(std::int64_t id, const operator_id& who) override {
+    auto res = actors::retry_dead_letter(*ctx_, id, who);
     if (!res) return from_task(*res.error);
     return describe(*res.value);
   }
@@ -368,11 +374,11 @@ class local_engine : public engine_api,
 
   caf::expected<upgrade_report> migrate(const std::string& definition_text,
                                         const std::string& file,
-                                        const std::string& by) override {
-    if (by.empty())
+                                        const operator_id& who) override {
+    if (who.by.empty())
       return make_error(errc::invalid_argument,
                         "by: a migration needs the operator's name");
-    if (auto err = check_by(by)) return err;
+    if (auto err = check_by(who)) return err;
     if (auto err = check_text("file", file, workflow::max_name_bytes,
                               workflow::text_rule::label))
       return err;
@@ -389,7 +395,7 @@ class local_engine : public engine_api,
       }
       // Its actor checks the history again (it may have moved on since)
       // and records the migration.
-      auto moved = command(view.execution_id, make_migration(by, to));
+      auto moved = command(view.execution_id, make_migration(who, to));
       if (moved) {
         view.migrated = true;
         continue;
@@ -515,7 +521,7 @@ local_engine::prepare_start(const start_request& req) {
                             workflow::text_rule::name))
     return err;
   if (auto err = check_id(req.execution_id)) return err;
-  if (auto err = check_by(req.started_by)) return err;
+  if (auto err = check_by({req.started_by, req.started_by_note})) return err;
   auto found = req.version == 0 ? ctx_->latest_or_stored(req.workflow)
                                 : ctx_->find_or_load(req.workflow, req.version);
   if (!found)
@@ -581,8 +587,8 @@ local_engine::prepare_start(const start_request& req) {
   // takes this state over instead of reading back what was just written.
   auto now = ctx_->now_ms();
   auto state = std::make_unique<workflow::execution_state>(*def, id);
-  std::vector<events::Event> evs{
-    workflow::make_started_event(*def, req.input, now, req.started_by)};
+  std::vector<events::Event> evs{workflow::make_started_event(
+    *def, req.input, now, req.started_by, req.started_by_note)};
   if (!state->apply(evs[0]))
     return make_error(errc::internal, "cannot fold execution_started");
   auto before = capture_rows(*state);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/engine_context.hpp"
+#include "actors/operator_id.hpp"
 #include "eventstore/event_store.hpp"
 #include "proto/events.pb.h"
 #include "workflow/execution_state.hpp"
@@ -96,8 +97,10 @@ using refused_atom = caf::atom_constant<caf::atom("refused")>;
 struct operator_command {
   enum class kind { approve, reject, cancel, retry_dead_letter, migrate };
   kind what = kind::approve;
-  /// Who asked (recorded).
+  /// Who asked (recorded): the principal, or the name given.
   std::string by{};
+  /// Beside a principal, the name the caller typed (recorded as a note).
+  std::string note{};
   /// approve: the approval data.
   nlohmann::json data{};
   /// reject, cancel: why.

@@ -20,6 +20,7 @@ caf::expected<events::Event> resume_event(const workflow::execution_state& s,
                         + std::to_string(cmd.dead_letter_id));
   auto* r = ev.mutable_execution_resumed();
   r->set_by(cmd.by);
+  r->set_by_note(cmd.note);
   r->set_step(info->step);
   r->set_map_index(info->map_index);
   r->set_dead_letter_id(cmd.dead_letter_id);
@@ -46,6 +47,7 @@ caf::expected<events::Event> command_event(const workflow::execution_state& s,
     if (s.cancel_pending()) return ev; // asked before; nothing to add
     auto* c = ev.mutable_cancel_requested();
     c->set_by(cmd.by);
+    c->set_by_note(cmd.note);
     c->set_reason(cmd.reason);
     c->set_requested_at_ms(now);
     return ev;
@@ -58,12 +60,14 @@ caf::expected<events::Event> command_event(const workflow::execution_state& s,
     auto* a = ev.mutable_approval_granted();
     a->set_step(s.approval()->step);
     a->set_by(cmd.by);
+    a->set_by_note(cmd.note);
     a->set_data_json(workflow::json_text(cmd.data));
     a->set_decided_at_ms(now);
   } else {
     auto* r = ev.mutable_approval_rejected();
     r->set_step(s.approval()->step);
     r->set_by(cmd.by);
+    r->set_by_note(cmd.note);
     r->set_reason(cmd.reason);
     r->set_decided_at_ms(now);
   }
@@ -98,6 +102,7 @@ migration_of(const workflow::execution_state& s, const operator_command& cmd,
   e->set_from_version(s.def().version_hash);
   e->set_to_version(to->version_hash);
   e->set_by(cmd.by);
+  e->set_by_note(cmd.note);
   e->set_migrated_at_ms(now);
   m.state = std::make_unique<workflow::execution_state>(*to, id);
   auto chain = s.versions();

@@ -19,42 +19,50 @@
 
 namespace cerebelum::actors {
 
-inline operator_command_ptr make_approval(std::string by, nlohmann::json data) {
+inline operator_command_ptr make_approval(operator_id who,
+                                          nlohmann::json data) {
   return std::make_shared<const operator_command>(
     operator_command{.what = operator_command::kind::approve,
-                     .by = std::move(by),
+                     .by = std::move(who.by),
+                     .note = std::move(who.note),
                      .data = std::move(data)});
 }
 
-inline operator_command_ptr make_rejection(std::string by, std::string reason) {
+inline operator_command_ptr make_rejection(operator_id who,
+                                           std::string reason) {
   return std::make_shared<const operator_command>(
     operator_command{.what = operator_command::kind::reject,
-                     .by = std::move(by),
+                     .by = std::move(who.by),
+                     .note = std::move(who.note),
                      .reason = std::move(reason)});
 }
 
-inline operator_command_ptr make_cancellation(std::string by,
+inline operator_command_ptr make_cancellation(operator_id who,
                                               std::string reason) {
   return std::make_shared<const operator_command>(
     operator_command{.what = operator_command::kind::cancel,
-                     .by = std::move(by),
+                     .by = std::move(who.by),
+                     .note = std::move(who.note),
                      .reason = std::move(reason)});
 }
 
 inline operator_command_ptr
-make_dead_letter_retry(std::string by, std::int64_t id, std::string task_id) {
+make_dead_letter_retry(operator_id who, std::int64_t id, std::string task_id) {
   return std::make_shared<const operator_command>(
     operator_command{.what = operator_command::kind::retry_dead_letter,
-                     .by = std::move(by),
+                     .by = std::move(who.by),
+                     .note = std::move(who.note),
                      .dead_letter_id = id,
                      .dead_letter_task = std::move(task_id)});
 }
 
 inline operator_command_ptr
-make_migration(std::string by, std::shared_ptr<const workflow::definition> to) {
+make_migration(operator_id who,
+               std::shared_ptr<const workflow::definition> to) {
   return std::make_shared<const operator_command>(
     operator_command{.what = operator_command::kind::migrate,
-                     .by = std::move(by),
+                     .by = std::move(who.by),
+                     .note = std::move(who.note),
                      .to = std::move(to)});
 }
 

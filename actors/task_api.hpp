@@ -255,8 +255,8 @@ using task_router_actor = caf::typed_actor<
   // (queue, page size, page token)
   caf::replies_to<dlq_list_atom, std::string, std::uint64_t,
                   std::string>::with<task_result<dead_letter_list>>,
-  // (dead letter id, operator)
-  caf::replies_to<dlq_retry_atom, std::int64_t,
+  // (dead letter id, operator, operator's typed name as a note)
+  caf::replies_to<dlq_retry_atom, std::int64_t, std::string,
                   std::string>::with<task_result<std::string>>,
   // open tasks, ready tasks, leases granted since start
   caf::replies_to<stats_atom>::with<std::uint64_t, std::uint64_t,
@@ -349,7 +349,7 @@ class task_api {
   /// Reopens the failed execution of dead letter `id` (its step gets a new
   /// attempt with a fresh retry budget) and deletes the dead letter in the
   /// same commit; answers the execution id.
-  void retry_dead_letter(std::int64_t id, std::string by,
+  void retry_dead_letter(std::int64_t id, operator_id who,
                          callback<std::string> done) const;
 
   /// The router actor (null when the node has none).

@@ -307,12 +307,12 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
             *ctx, queue, static_cast<std::size_t>(page_size), page_token);
         });
     },
-    [=](dlq_retry_atom, std::int64_t id,
-        const std::string& by) -> caf::result<task_result<std::string>> {
-      return off_thread<task_result<std::string>>(self, [ctx = self->state.ctx,
-                                                         id, by] {
-        return retry_dead_letter(*ctx, id, by);
-      });
+    [=](dlq_retry_atom, std::int64_t id, const std::string& by,
+        const std::string& note) -> caf::result<task_result<std::string>> {
+      return off_thread<task_result<std::string>>(
+        self, [ctx = self->state.ctx, id, who = operator_id{by, note}] {
+          return retry_dead_letter(*ctx, id, who);
+        });
     },
     [=](stats_atom) {
       auto& q = *self->state.queue;
@@ -531,9 +531,10 @@ void task_api::list_dead_letters(std::string queue, std::size_t page_size,
       static_cast<std::uint64_t>(page_size), std::move(page_token));
 }
 
-void task_api::retry_dead_letter(std::int64_t id, std::string by,
+void task_api::retry_dead_letter(std::int64_t id, operator_id who,
                                  callback<std::string> done) const {
-  ask(router(), std::move(done), dlq_retry_atom::value, id, std::move(by));
+  ask(router(), std::move(done), dlq_retry_atom::value, id, std::move(who.by),
+      std::move(who.note));
 }
 
 task_router_actor spawn_task_router(caf::actor_system& sys, context_ptr ctx,

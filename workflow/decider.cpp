@@ -404,6 +404,7 @@ void decision_maker::cancel_execution() {
   ev::Event e;
   auto* c = e.mutable_execution_cancelled();
   c->set_by(s_.cancel_by());
+  c->set_by_note(s_.cancel_by_note());
   c->set_reason(s_.cancel_reason());
   c->set_cancelled_at_ms(now_);
   emit(std::move(e));
@@ -457,7 +458,8 @@ result<decision> decide(const definition& def,
 }
 
 ev::Event make_started_event(const definition& def, const json& input,
-                             std::int64_t now_ms, std::string started_by) {
+                             std::int64_t now_ms, std::string started_by,
+                             std::string started_by_note) {
   ev::Event e;
   e.set_seq(0);
   e.set_recorded_at_ms(now_ms);
@@ -467,6 +469,7 @@ ev::Event make_started_event(const definition& def, const json& input,
   s->set_input_json(json_text(input));
   s->set_started_at_ms(now_ms);
   s->set_started_by(std::move(started_by));
+  s->set_started_by_note(std::move(started_by_note));
   return e;
 }
 

@@ -120,10 +120,12 @@ struct decide_options {
 /// token or timer id.
 [[nodiscard]] std::vector<command> resume_commands(const execution_state& s);
 
-/// The first event of an execution.
+/// The first event of an execution; `started_by_note` is the name typed
+/// beside a principal in `started_by` (a display note).
 [[nodiscard]] events::Event
 make_started_event(const definition& def, const json& input,
-                   std::int64_t now_ms, std::string started_by = {});
+                   std::int64_t now_ms, std::string started_by = {},
+                   std::string started_by_note = {});
 
 /// The deterministic token of one attempt.
 [[nodiscard]] std::string

@@ -230,6 +230,7 @@ workflow::result<ok_t> execution_state::apply(const ev::Event& e) {
       if (!final_ && !cancel_requested_) {
         cancel_requested_ = true;
         cancel_by_ = e.cancel_requested().by();
+        cancel_by_note_ = e.cancel_requested().by_note();
         cancel_reason_ = e.cancel_requested().reason();
       }
       break;

@@ -269,6 +269,10 @@ class execution_state {
   [[nodiscard]] const std::string& cancel_by() const noexcept {
     return cancel_by_;
   }
+  /// The name typed beside the principal who asked to cancel (a note).
+  [[nodiscard]] const std::string& cancel_by_note() const noexcept {
+    return cancel_by_note_;
+  }
   [[nodiscard]] const std::string& cancel_reason() const noexcept {
     return cancel_reason_;
   }
@@ -316,6 +320,7 @@ class execution_state {
   bool branch_pending_ = false;
   bool cancel_requested_ = false;
   std::string cancel_by_;
+  std::string cancel_by_note_;
   std::string cancel_reason_;
   std::uint32_t iterations_ = 0;
   std::optional<execution_status> final_;

@@ -137,7 +137,9 @@ grpc::Status admin_service::Approve(grpc::ServerContext* ctx,
   if (auto err = execution_scope_refusal(
         *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
     return to_status(err);
-  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  // With a principal, a typed `by` is only a note beside it.
+  if (!allowed.who)
+    if (auto err = require_non_empty("by", req->by())) return to_status(err);
   auto slot = request_gate::shared().admit(req->data_json().size());
   if (!slot) return busy();
   auto data = parse_json_field("data_json", req->data_json(), actors::json{},
@@ -158,7 +160,9 @@ grpc::Status admin_service::Reject(grpc::ServerContext* ctx,
   if (auto err = execution_scope_refusal(
         *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
     return to_status(err);
-  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  // With a principal, a typed `by` is only a note beside it.
+  if (!allowed.who)
+    if (auto err = require_non_empty("by", req->by())) return to_status(err);
   return reply(engine_->reject(req->execution_id(),
                                recorded_by(allowed, req->by()), req->reason()),
                res);
@@ -174,9 +178,9 @@ grpc::Status admin_service::Cancel(grpc::ServerContext* ctx,
   if (auto err = execution_scope_refusal(
         *engine_, name_of(allowed), scope_of(allowed), req->execution_id()))
     return to_status(err);
-  auto by = recorded_by(allowed, req->by().empty() ? std::string{"anonymous"}
-                                                   : req->by());
-  return reply(engine_->cancel(req->execution_id(), by, req->reason()), res);
+  auto who = recorded_by(allowed, req->by());
+  if (who.by.empty()) who.by = "anonymous";
+  return reply(engine_->cancel(req->execution_id(), who, req->reason()), res);
 }
 
 namespace {
@@ -393,7 +397,9 @@ admin_service::StartExecution(grpc::CallbackServerContext* ctx,
   sreq.workflow = req->workflow();
   sreq.input = std::move(*input);
   sreq.execution_id = req->execution_id();
-  sreq.started_by = recorded_by(allowed, req->started_by());
+  auto who = recorded_by(allowed, req->started_by());
+  sreq.started_by = std::move(who.by);
+  sreq.started_by_note = std::move(who.note);
   sreq.version = req->version();
   auto reactor = std::make_shared<late_reactor>();
   reactor->hold();
@@ -596,7 +602,9 @@ admin_service::RetryDeadLetter(grpc::ServerContext* ctx,
   if (!allowed.ok()) return to_status(refusal(allowed));
   if (!tasks_)
     return {grpc::StatusCode::UNIMPLEMENTED, "this node has no task router"};
-  if (auto err = require_non_empty("by", req->by())) return to_status(err);
+  // With a principal, a typed `by` is only a note beside it.
+  if (!allowed.who)
+    if (auto err = require_non_empty("by", req->by())) return to_status(err);
   if (auto err = dead_letter_scope_refusal(*engine_, name_of(allowed),
                                            scope_of(allowed), req->id()))
     return to_status(err);

@@ -50,8 +50,17 @@ std::string client_subject(const grpc::ServerContextBase& ctx) {
   return auth::subject_of_pem(std::string_view{pem[0].data(), pem[0].size()});
 }
 
-std::string recorded_by(const auth::verdict& v, const std::string& typed) {
-  return v.who ? v.who->name : typed;
+actors::operator_id recorded_by(std::string_view principal,
+                                const std::string& typed) {
+  if (principal.empty()) return {typed};
+  if (typed == principal) return {std::string{principal}};
+  return {std::string{principal}, typed};
+}
+
+actors::operator_id recorded_by(const auth::verdict& v,
+                                const std::string& typed) {
+  return recorded_by(v.who ? std::string_view{v.who->name} : std::string_view{},
+                     typed);
 }
 
 bool in_scope(std::span<const std::string> workflows,

@@ -14,6 +14,7 @@
 
 #include <caf/error.hpp>
 
+#include "actors/operator_id.hpp"
 #include "src/auth/authenticator.hpp"
 #include "src/auth/worker_owners.hpp"
 
@@ -45,9 +46,14 @@ auth::verdict check_call(const authenticator_ptr& auth,
 /// client certificate of the call of `ctx`, or "" when it showed none.
 std::string client_subject(const grpc::ServerContextBase& ctx);
 
-/// Who an event records: the authenticated principal when there is one,
-/// else `typed` (the name the caller gave).
-std::string recorded_by(const auth::verdict& v, const std::string& typed);
+/// Who an event records: the authenticated principal `principal` when there
+/// is one, with `typed` (the name the caller gave) as a note beside it
+/// unless empty or the same; else `typed`.
+actors::operator_id recorded_by(std::string_view principal,
+                                const std::string& typed);
+/// `recorded_by` for the principal of `v`.
+actors::operator_id recorded_by(const auth::verdict& v,
+                                const std::string& typed);
 
 // -- workflow scopes ----------------------------------------------------------
 //

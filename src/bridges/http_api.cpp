@@ -144,8 +144,10 @@ std::optional<checked_start> check_start(const http::request& req,
   auto id = query.text("id");
   if (!id) return fail(id.error());
   if (auto err = check_new_execution_id(*id)) return fail(err);
-  auto by = query.text("by", "http", workflow::text_rule::label);
+  auto by = query.text("by", {}, workflow::text_rule::label);
   if (!by) return fail(by.error());
+  auto who = recorded_by(req.principal, *by);
+  if (who.by.empty()) who.by = "http";
   auto version = query.text("version");
   if (!version) return fail(version.error());
   auto version_hash = parse_version(*version);
@@ -158,7 +160,8 @@ std::optional<checked_start> check_start(const http::request& req,
   out.req.workflow = std::move(workflow);
   out.req.input = std::move(*input);
   out.req.execution_id = std::move(*id);
-  out.req.started_by = req.principal.empty() ? std::move(*by) : req.principal;
+  out.req.started_by = std::move(who.by);
+  out.req.started_by_note = std::move(who.note);
   out.req.version = *version_hash;
   out.wait = *wait;
   out.timeout = wait_limit(std::chrono::milliseconds{*timeout});
@@ -538,8 +541,8 @@ void upgrade_route(http::server& srv, engine_ptr engine) {
                if (!by) return send_error(res, by.error());
                auto slot = admit(body, res);
                if (!slot) return;
-               if (!req.principal.empty()) *by = req.principal;
-               auto report = *migrate ? engine->migrate(body, *file, *by)
+               auto report = *migrate ? engine->migrate(
+                               body, *file, recorded_by(req.principal, *by))
                                       : engine->check_upgrade(body, *file);
                if (!report) return send_error(res, report.error());
                send_json(res, 200, message_to_json(to_proto(*report)));
@@ -548,11 +551,12 @@ void upgrade_route(http::server& srv, engine_ptr engine) {
 
 /// A decision on execution `{id}` (approve, reject, cancel): no query
 /// parameters, a decision body (`by` required when `require_by`), then
-/// `decide`.
-void decision_route(http::server& srv, const std::string& path, bool require_by,
-                    std::function<caf::expected<actors::execution_view>(
-                      const std::string& id, decision_body& body)>
-                      decide) {
+/// `decide` with who decides.
+void decision_route(
+  http::server& srv, const std::string& path, bool require_by,
+  std::function<caf::expected<actors::execution_view>(
+    const std::string& id, decision_body& body, const actors::operator_id& who)>
+    decide) {
   post_route(srv, path,
              [require_by, decide = std::move(decide)](const http::request& req,
                                                       const std::string& text,
@@ -562,29 +566,31 @@ void decision_route(http::server& srv, const std::string& path, bool require_by,
                auto slot = admit(text, res);
                if (!slot) return;
                // With a token, who decides is its principal: a typed
-               // `by` is not needed (and not recorded).
+               // `by` is not needed (it is recorded as a note beside it).
                auto body = decision_body::parse(
                  text, require_by && req.principal.empty());
                if (!body) return send_error(res, body.error());
-               if (!req.principal.empty()) body->by = req.principal;
-               reply(res, decide(req.captures[0], *body));
+               reply(res, decide(req.captures[0], *body,
+                                 recorded_by(req.principal, body->by)));
              });
 }
 
 void decision_routes(http::server& srv, engine_ptr engine) {
   decision_route(srv, approve_path, true,
-                 [engine](const std::string& id, decision_body& body) {
-                   return engine->approve(id, body.by, body.data);
+                 [engine](const std::string& id, decision_body& body,
+                          const actors::operator_id& who) {
+                   return engine->approve(id, who, body.data);
                  });
   decision_route(srv, reject_path, true,
-                 [engine](const std::string& id, decision_body& body) {
-                   return engine->reject(id, body.by, body.reason);
+                 [engine](const std::string& id, decision_body& body,
+                          const actors::operator_id& who) {
+                   return engine->reject(id, who, body.reason);
                  });
   decision_route(srv, cancel_path, false,
-                 [engine](const std::string& id, decision_body& body) {
-                   auto by = body.by.empty() ? std::string{"anonymous"}
-                                             : body.by;
-                   return engine->cancel(id, by, body.reason);
+                 [engine](const std::string& id, decision_body& body,
+                          actors::operator_id who) {
+                   if (who.by.empty()) who.by = "anonymous";
+                   return engine->cancel(id, who, body.reason);
                  });
 }
 
@@ -640,12 +646,11 @@ void dead_letter_routes(http::server& srv, engine_ptr engine) {
                       http::response& res) {
                if (auto err = query_params{req}.only({}))
                  return send_error(res, err);
-               auto body = decision_body::parse(text, true);
+               auto body = decision_body::parse(text, req.principal.empty());
                if (!body) return send_error(res, body.error());
                auto id = std::stoll(req.captures[0]);
-               reply(res, engine->retry_dead_letter(id, req.principal.empty()
-                                                          ? body->by
-                                                          : req.principal));
+               reply(res, engine->retry_dead_letter(
+                            id, recorded_by(req.principal, body->by)));
              });
 }
 

@@ -48,6 +48,11 @@ std::string unreachable_message(const std::string& server) {
 
 } // namespace
 
+std::string admin_client::default_by() {
+  const auto& s = settings();
+  return s.token.empty() && s.tls_cert.empty() ? "cli" : std::string{};
+}
+
 std::string admin_client::configure(connection_settings given) {
   auto& s = settings();
   s.token = given.token;

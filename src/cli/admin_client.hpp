@@ -29,6 +29,16 @@ class admin_client {
   /// be read.
   static std::string configure(connection_settings settings);
 
+  /// The name a command records when the user gave no `--by`: "cli", or
+  /// "" when the calls carry a token or a client certificate (the node
+  /// then records that principal; a "cli" would only be a note beside it).
+  static std::string default_by();
+  /// Whether a command that records who decides may go without `--by`:
+  /// only when its calls carry a token or a client certificate.
+  static bool by_optional() {
+    return default_by().empty();
+  }
+
   explicit admin_client(std::string server);
 
   /// Waits up to `timeout` for the channel to connect; prints "cannot reach

@@ -34,6 +34,10 @@ int report(const char* verb, const admin::ExecutionInfo& info, bool as_json) {
 }
 
 int run_approve(const global_options& global, const decision_options& opts) {
+  if (opts.by.empty() && !admin_client::by_optional())
+    return usage_error(
+      "--by NAME is required (your name, recorded) when the CLI has "
+      "neither a token nor a client certificate");
   if (!opts.data.empty())
     if (auto data = workflow::parse_json(opts.data, "--data"); !data)
       return usage_error(data.error().message);
@@ -51,6 +55,10 @@ int run_approve(const global_options& global, const decision_options& opts) {
 }
 
 int run_reject(const global_options& global, const decision_options& opts) {
+  if (opts.by.empty() && !admin_client::by_optional())
+    return usage_error(
+      "--by NAME is required (your name, recorded) when the CLI has "
+      "neither a token nor a client certificate");
   admin_client client{global.server};
   if (!client.connect()) return 1;
   admin::RejectRequest req;
@@ -69,7 +77,7 @@ int run_cancel(const global_options& global, const decision_options& opts) {
   if (!client.connect()) return 1;
   admin::CancelRequest req;
   req.set_execution_id(opts.id);
-  req.set_by(opts.by.empty() ? "cli" : opts.by);
+  req.set_by(opts.by.empty() ? admin_client::default_by() : opts.by);
   req.set_reason(opts.reason);
   admin::ExecutionInfo info;
   auto ctx = admin_client::context();
@@ -94,7 +102,8 @@ void add_decision_commands(CLI::App& app, const global_options& global,
   auto approve = std::make_shared<decision_options>();
   auto* cmd = add_decision(app, "approve",
                            "Grant the approval an execution awaits", *approve);
-  cmd->add_option("--by", approve->by, "Your name (recorded)")->required();
+  cmd->add_option("--by", approve->by,
+                  "Your name (recorded; with a token, a note beside it)");
   cmd->add_option("--data", approve->data,
                   "JSON handed to the workflow (recorded)");
   set.add(cmd, [&global, approve] {
@@ -104,7 +113,8 @@ void add_decision_commands(CLI::App& app, const global_options& global,
   auto reject = std::make_shared<decision_options>();
   cmd = add_decision(app, "reject", "Reject the approval an execution awaits",
                      *reject);
-  cmd->add_option("--by", reject->by, "Your name (recorded)")->required();
+  cmd->add_option("--by", reject->by,
+                  "Your name (recorded; with a token, a note beside it)");
   cmd->add_option("--reason", reject->reason, "Why (recorded)")->required();
   set.add(cmd, [&global, reject] {
     return run_reject(global, *reject);
@@ -112,7 +122,9 @@ void add_decision_commands(CLI::App& app, const global_options& global,
 
   auto cancel = std::make_shared<decision_options>();
   cmd = add_decision(app, "cancel", "Cancel a running execution", *cancel);
-  cmd->add_option("--by", cancel->by, "Your name (recorded; default cli)");
+  cmd->add_option("--by", cancel->by,
+                  "Your name (recorded; default cli; with a token, a note "
+                  "beside it)");
   cmd->add_option("--reason", cancel->reason, "Why (recorded)");
   set.add(cmd, [&global, cancel] {
     return run_cancel(global, *cancel);

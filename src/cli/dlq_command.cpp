@@ -54,6 +54,10 @@ int run_dlq_list(const global_options& global, const dlq_list_options& opts) {
 }
 
 int run_dlq_retry(const global_options& global, const dlq_retry_options& opts) {
+  if (opts.by.empty() && !admin_client::by_optional())
+    return usage_error(
+      "--by NAME is required (your name, recorded) when the CLI has "
+      "neither a token nor a client certificate");
   admin_client client{global.server};
   if (!client.connect()) return 1;
   admin::RetryDeadLetterRequest req;
@@ -100,7 +104,8 @@ void add_dlq_commands(CLI::App& app, const global_options& global,
   retry->add_option("id", ropts->id, "Dead letter id (from dlq list)")
     ->required()
     ->check(CLI::PositiveNumber);
-  retry->add_option("--by", ropts->by, "Your name, recorded")->required();
+  retry->add_option("--by", ropts->by,
+                    "Your name, recorded (with a token, a note beside it)");
   retry->add_flag("--json", ropts->json, "Print JSON");
   set.add(retry, [&global, ropts] {
     return run_dlq_retry(global, *ropts);

@@ -47,7 +47,7 @@ int run_start(const global_options& global, const start_options& opts) {
   req.set_workflow(opts.workflow);
   req.set_input_json(workflow::safe_dump(*input));
   req.set_execution_id(opts.id);
-  req.set_started_by(opts.by.empty() ? "cli" : opts.by);
+  req.set_started_by(opts.by.empty() ? admin_client::default_by() : opts.by);
   req.set_version(opts.version);
   admin::StartExecutionResponse res;
   auto ctx = admin_client::context();

@@ -49,6 +49,9 @@ std::string outcome(const admin::ExecutionUpgrade& e, bool migrate) {
 
 int run_check_upgrade(const global_options& global,
                       const upgrade_options& opts) {
+  if (opts.migrate && opts.by.empty() && !admin_client::by_optional())
+    return usage_error("--migrate needs --by NAME (your name, recorded) when "
+                       "the CLI has neither a token nor a client certificate");
   // The file is checked here as `node --workflows` checks its files, so a
   // bad one is named before anything is asked of the node.
   if (auto def = workflow::load_file(opts.file); !def)
@@ -115,9 +118,11 @@ void add_upgrade_command(CLI::App& app, const global_options& global,
     "--migrate", opts->migrate,
     "Move every compatible open execution to this version (each checked "
     "again by its actor; recorded as execution_migrated)");
-  cmd->add_option("--by", opts->by, "Your name (recorded; needed by --migrate)")
+  cmd
+    ->add_option("--by", opts->by,
+                 "Your name (recorded; needed by --migrate without a token "
+                 "or client certificate, a note beside it with one)")
     ->needs(migrate);
-  migrate->needs(cmd->get_option("--by"));
   cmd->add_flag("--json", opts->json, "Print JSON");
   set.add(cmd, [&global, opts] {
     return run_check_upgrade(global, *opts);

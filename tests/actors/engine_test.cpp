@@ -5,9 +5,11 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "actors/errc.hpp"
@@ -80,6 +82,61 @@ TEST_CASE("an execution awaiting approval passivates and resumes on approve") {
                || (ev.has_approval_granted()
                    && ev.approval_granted().by() == "alice");
   CHECK(recorded);
+}
+
+TEST_CASE("a name typed beside a principal is recorded as a note in the "
+          "start and decision events") {
+  engine_fixture f;
+  f.start();
+  start_request req;
+  req.workflow = "gated";
+  req.input = json{{"i", 3}};
+  req.execution_id = "noted-1";
+  req.started_by = "ops";
+  req.started_by_note = "carol";
+  REQUIRE(f.api().start(req));
+  REQUIRE(f.wait_status("noted-1", status::awaiting_approval));
+  REQUIRE(f.api().approve("noted-1", {"ops", "alice"}, json::object()));
+  REQUIRE(f.api().wait("noted-1", wait_time));
+  req.execution_id = "noted-2";
+  REQUIRE(f.api().start(req));
+  REQUIRE(f.wait_status("noted-2", status::awaiting_approval));
+  REQUIRE(f.api().cancel("noted-2", {"ops", "dave"}, "not needed"));
+  auto done = f.api().wait("noted-2", wait_time);
+  REQUIRE(done);
+  CHECK(done->status == status::cancelled);
+  std::map<std::string, std::pair<std::string, std::string>> seen;
+  for (const auto* id : {"noted-1", "noted-2"}) {
+    auto hist = f.api().history(id, 0);
+    REQUIRE(hist);
+    for (auto& ev : *hist) {
+      if (ev.has_execution_started())
+        seen[std::string{id} + " started"]
+          = {ev.execution_started().started_by(),
+             ev.execution_started().started_by_note()};
+      if (ev.has_approval_granted())
+        seen["granted"] = {ev.approval_granted().by(),
+                           ev.approval_granted().by_note()};
+      if (ev.has_cancel_requested())
+        seen["cancel asked"] = {ev.cancel_requested().by(),
+                                ev.cancel_requested().by_note()};
+      if (ev.has_execution_cancelled())
+        seen["cancelled"] = {ev.execution_cancelled().by(),
+                             ev.execution_cancelled().by_note()};
+    }
+  }
+  using note = std::pair<std::string, std::string>;
+  CHECK(seen["noted-1 started"] == note{"ops", "carol"});
+  CHECK(seen["noted-2 started"] == note{"ops", "carol"});
+  CHECK(seen["granted"] == note{"ops", "alice"});
+  CHECK(seen["cancel asked"] == note{"ops", "dave"});
+  CHECK(seen["cancelled"] == note{"ops", "dave"});
+  // A note is held to the rules of a name.
+  auto bad = f.api().approve("noted-1", {"ops", std::string(300, 'x')},
+                             json::object());
+  REQUIRE_FALSE(bad);
+  CHECK(api_error_code(bad.error()) == errc::invalid_argument);
+  CHECK(api_error_message(bad.error()).find("by") != std::string::npos);
 }
 
 TEST_CASE("a rejected approval takes the step's diverge path") {

@@ -118,7 +118,7 @@ actors::follow_stop fake_engine::follow(const std::string& id,
 }
 
 caf::expected<actors::execution_view>
-fake_engine::approve(const std::string& id, const std::string& by,
+fake_engine::approve(const std::string& id, const actors::operator_id& who,
                      const actors::json& data) {
   auto view = describe(id);
   if (!view) return view;
@@ -127,22 +127,23 @@ fake_engine::approve(const std::string& id, const std::string& by,
                       "execution " + id + " is not awaiting approval");
   {
     std::lock_guard guard{mtx_};
-    last_by = by;
+    last_by = who.by;
+    last_note = who.note;
     last_data = data;
   }
   set_status(id, st::running);
   return describe(id);
 }
 
-caf::expected<actors::execution_view> fake_engine::reject(const std::string& id,
-                                                          const std::string& by,
-                                                          const std::string&) {
-  return approve(id, by, actors::json{});
+caf::expected<actors::execution_view>
+fake_engine::reject(const std::string& id, const actors::operator_id& who,
+                    const std::string&) {
+  return approve(id, who, actors::json{});
 }
 
-caf::expected<actors::execution_view> fake_engine::cancel(const std::string& id,
-                                                          const std::string&,
-                                                          const std::string&) {
+caf::expected<actors::execution_view>
+fake_engine::cancel(const std::string& id, const actors::operator_id&,
+                    const std::string&) {
   auto view = describe(id);
   if (!view) return view;
   if (eventstore::is_terminal(view->status))
@@ -240,14 +241,14 @@ fake_engine::check_upgrade(const std::string& definition_text,
 
 caf::expected<actors::upgrade_report>
 fake_engine::migrate(const std::string& definition_text,
-                     const std::string& file, const std::string& by) {
-  if (by.empty())
+                     const std::string& file, const actors::operator_id& who) {
+  if (who.by.empty())
     return actors::make_error(actors::errc::invalid_argument,
                               "by: a migration needs the operator's name");
   auto report = check_upgrade(definition_text, file);
   if (!report) return report;
   report->executions[0].migrated = true;
-  migrated_by = by;
+  migrated_by = who.by;
   return report;
 }
 
@@ -281,16 +282,18 @@ fake_engine::dead_letters(const std::string& queue, std::size_t,
 }
 
 caf::expected<actors::execution_view>
-fake_engine::retry_dead_letter(std::int64_t id, const std::string& by) {
+fake_engine::retry_dead_letter(std::int64_t id,
+                               const actors::operator_id& who) {
   std::lock_guard guard{mtx_};
-  if (by.empty()) return make_error(errc::invalid_argument, "by: empty");
+  if (who.by.empty()) return make_error(errc::invalid_argument, "by: empty");
   if (id != 1)
     return make_error(errc::not_found,
                       "no dead letter with id " + std::to_string(id));
   if (dead_letter_retried_)
     return make_error(errc::not_retryable, "retried already");
   dead_letter_retried_ = true;
-  last_by = by;
+  last_by = who.by;
+  last_note = who.note;
   auto& view = executions_["dl-1"];
   view.execution_id = "dl-1";
   view.workflow = "order";

@@ -36,13 +36,13 @@ class fake_engine : public actors::engine_api {
   caf::expected<std::vector<events::Event>>
   history(const std::string& id, std::int64_t from_seq) override;
   caf::expected<actors::execution_view>
-  approve(const std::string& id, const std::string& by,
+  approve(const std::string& id, const actors::operator_id& who,
           const actors::json& data) override;
   caf::expected<actors::execution_view>
-  reject(const std::string& id, const std::string& by,
+  reject(const std::string& id, const actors::operator_id& who,
          const std::string& reason) override;
   caf::expected<actors::execution_view>
-  cancel(const std::string& id, const std::string& by,
+  cancel(const std::string& id, const actors::operator_id& who,
          const std::string& reason) override;
   caf::expected<actors::execution_view>
   wait(const std::string& id, std::chrono::milliseconds timeout) override;
@@ -71,7 +71,7 @@ class fake_engine : public actors::engine_api {
   /// empty: invalid_argument. `migrated_by` records the last `by`.
   caf::expected<actors::upgrade_report>
   migrate(const std::string& definition_text, const std::string& file,
-          const std::string& by) override;
+          const actors::operator_id& who) override;
   std::string migrated_by;
   /// What `health` answers.
   actors::health_view health_answer;
@@ -83,10 +83,11 @@ class fake_engine : public actors::engine_api {
   dead_letters(const std::string& queue, std::size_t page_size,
                const std::string& page_token) override;
   caf::expected<actors::execution_view>
-  retry_dead_letter(std::int64_t id, const std::string& by) override;
+  retry_dead_letter(std::int64_t id, const actors::operator_id& who) override;
 
-  /// The last approval's operator and data.
+  /// The last approval's operator, note and data.
   std::string last_by;
+  std::string last_note;
   actors::json last_data;
 
   /// How long a "nap" execution runs.

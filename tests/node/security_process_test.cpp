@@ -204,8 +204,29 @@ TEST_CASE("every gRPC method and HTTP route refuses a call without a token, "
   CHECK(walked + caf_entries == auth::endpoints().size());
 }
 
-TEST_CASE("an approval records the token's principal, not a typed name, "
-          "and a worker token may not approve") {
+namespace {
+
+/// The first event of `type` in the history of `id` over HTTP.
+json event_of(httplib::Client& http, const std::string& token,
+              const std::string& id, const std::string& type) {
+  auto res = http.Get("/v1/executions/" + id + "/history",
+                      {{"Authorization", "Bearer " + token}});
+  if (!res || res->status != 200) {
+    UNSCOPED_INFO("history of "
+                  << id << ": "
+                  << (res ? res->body : std::string{"no answer"}));
+    return json{};
+  }
+  auto body = json::parse(res->body);
+  for (auto& ev : body["events"])
+    if (ev["type"] == type) return ev;
+  return json{};
+}
+
+} // namespace
+
+TEST_CASE("an approval records the token's principal with a typed name as "
+          "a note beside it, and a worker token may not approve") {
   secured_node s;
   auto ops = s.make("ops-alice", "operator").second;
   auto worker = s.make("worker-1", "worker").second;
@@ -231,17 +252,53 @@ TEST_CASE("an approval records the token's principal, not a typed name, "
   auto anonymous = s.node.cli({"approve", "p-1", "--by", "alice"});
   CHECK(anonymous.code == 1);
   CHECK(anonymous.output.find("UNAUTHENTICATED") != std::string::npos);
+  // Without a token or a client certificate the CLI wants a name.
+  auto nameless = s.node.cli({"approve", "p-1"});
+  CHECK(nameless.code == 2);
+  CHECK(nameless.output.find("--by NAME is required") != std::string::npos);
   auto approved = s.node.cli(
     {"--token", ops, "approve", "p-1", "--by", "admin (impersonated)"});
   INFO(approved.output);
   REQUIRE(approved.code == 0);
   httplib::Client http{"127.0.0.1", s.node.http_port};
-  auto history = http.Get("/v1/executions/p-1/history",
-                          {{"Authorization", "Bearer " + ops}});
-  REQUIRE(history);
-  REQUIRE(history->status == 200);
-  CHECK(history->body.find("ops-alice") != std::string::npos);
-  CHECK(history->body.find("impersonated") == std::string::npos);
+  auto start = event_of(http, ops, "p-1", "execution_started");
+  CHECK(start["started_by"] == "ops-alice");
+  CHECK(start["started_by_note"] == ""); // the CLI typed none
+  auto granted = event_of(http, ops, "p-1", "approval_granted");
+  CHECK(granted["by"] == "ops-alice");
+  CHECK(granted["by_note"] == "admin (impersonated)");
+
+  // Over HTTP: a start's ?by= and a cancel's body `by` are notes too; a
+  // typed name equal to the principal adds none.
+  auto made = http.Post("/v1/workflows/order/executions?id=p-2&by=carol",
+                        {{"Authorization", "Bearer " + ops}}, order,
+                        "application/json");
+  REQUIRE(made);
+  REQUIRE(made->status == 201);
+  auto started2 = event_of(http, ops, "p-2", "execution_started");
+  CHECK(started2["started_by"] == "ops-alice");
+  CHECK(started2["started_by_note"] == "carol");
+  auto cancelled = http.Post("/v1/executions/p-2/cancel",
+                             {{"Authorization", "Bearer " + ops}},
+                             R"({"by":"dave","reason":"test"})",
+                             "application/json");
+  REQUIRE(cancelled);
+  CHECK(cancelled->status == 200);
+  auto asked = event_of(http, ops, "p-2", "cancel_requested");
+  CHECK(asked["by"] == "ops-alice");
+  CHECK(asked["by_note"] == "dave");
+  json done;
+  for (int i = 0; i < 100 && done.is_null(); ++i) {
+    done = event_of(http, ops, "p-2", "execution_cancelled");
+    if (done.is_null()) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(done["by"] == "ops-alice");
+  CHECK(done["by_note"] == "dave");
+  auto same = s.node.cli({"--token", ops, "start", "order", "--id", "p-3",
+                          "--input", order, "--by", "ops-alice"});
+  REQUIRE(same.code == 0);
+  CHECK(event_of(http, ops, "p-3", "execution_started")["started_by_note"]
+        == "");
 }
 
 TEST_CASE("a token scoped to a workflow reads and decides only executions "
