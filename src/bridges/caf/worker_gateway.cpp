@@ -42,6 +42,7 @@
 #include <unordered_map>
 
 #include "actors/attempt_token.hpp"
+#include "actors/errc.hpp"
 #include "src/bridges/worker_convert.hpp"
 #include "wire/wire.hpp"
 #include "workflow/safe_text.hpp"
