@@ -13,7 +13,6 @@
 #include <map>
 #include <thread>
 
-#include "sdk/cpp/caf_worker.hpp"
 #include "src/auth/permissions.hpp"
 #include "tests/cafworkers/caf_fixture.hpp"
 #include "tests/support/tokens.hpp"
@@ -512,55 +511,4 @@ TEST_CASE("without tokens a CAF worker may ask for at most "
   auto ok = try_join(node, "w-2", {"--max-in-flight", "2"});
   INFO(ok.output);
   CHECK(ok.registered);
-}
-
-TEST_CASE("on a CAF port whose certificates are principals, a connection "
-          "naming the CAF node id of another live connection is refused") {
-  mtls_caf_node m;
-  REQUIRE(m.made);
-  m.bind("cert-worker", "worker");
-  // Two workers of one process: CAF gives them one node id, and would take
-  // the second connection for another route of the first one's node.
-  auto options = [&](const std::string& id) {
-    cerebelum::worker::worker_options o;
-    o.port = static_cast<std::uint16_t>(m.s.node.caf_port);
-    o.worker_id = id;
-    o.queues = {"same-node"};
-    o.connect_timeout = 5s;
-    o.tls_ca = m.pem("ca.pem");
-    o.tls_cert = m.pem("client-cert-worker.pem");
-    o.tls_key = m.pem("client-cert-worker.key");
-    return o;
-  };
-  cerebelum::worker::caf_worker first{options("same-1")};
-  std::string first_error;
-  std::thread runner{[&] {
-    try {
-      first.run();
-    } catch (const std::exception& e) {
-      first_error = e.what();
-    }
-  }};
-  auto joined = logged(m.s.node, "CAF worker same-1 registered", 30s);
-  std::string second_error;
-  if (joined) {
-    cerebelum::worker::caf_worker second{options("same-2")};
-    try {
-      second.run();
-    } catch (const std::exception& e) {
-      second_error = e.what();
-    }
-  }
-  first.stop();
-  runner.join();
-  INFO(first_error);
-  REQUIRE(joined);
-  INFO(second_error);
-  CHECK_FALSE(second_error.empty());
-  CHECK(logged(m.s.node,
-               "client_handshake names the CAF node id of another live "
-               "connection",
-               5s));
-  CHECK_FALSE(logged(m.s.node, "CAF worker same-2 registered", 1s));
-  CHECK(first_error.empty());
 }
