@@ -33,6 +33,7 @@ std::string to_string(errc x) {
     case errc::malformed_message: return "malformed_message";
     case errc::unauthenticated: return "unauthenticated";
     case errc::permission_denied: return "permission_denied";
+    case errc::resource_exhausted: return "resource_exhausted";
   }
   return "unknown_errc";
 }

@@ -77,6 +77,10 @@ enum class errc : std::uint8_t {
   unauthenticated,
   /// The token's role or queue scopes do not allow this worker.
   permission_denied,
+  /// The worker asks for more tasks in flight than its principal may hold
+  /// waiting requests (`--max-waits-per-principal`, with what it holds
+  /// already); the context says how many.
+  resource_exhausted,
 };
 
 /// The CAF error category of `errc`.

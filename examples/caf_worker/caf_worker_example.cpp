@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
   std::string token_file;
   app.add_option("--token", opts.token,
                  "The worker's token on a node with --auth token (default: "
-                 "$CEREBELUM_TOKEN)");
+                 "$CEREBELUM_TOKEN; none: the principal bound to "
+                 "--tls-cert's subject)");
   app
     .add_option("--token-file", token_file,
                 "Read the token from this file (its first line)")

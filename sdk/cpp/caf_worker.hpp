@@ -146,7 +146,9 @@ struct worker_options {
   /// How long `connect` keeps trying to reach the node.
   std::chrono::milliseconds connect_timeout{10'000};
   /// The worker's token on a node with `--auth token` (`cerebelum token
-  /// create --role worker`); sent in the registration only.
+  /// create --role worker`); sent in the registration only. Empty on a node
+  /// with `--tls-client-ca`: the worker is the principal bound to the
+  /// subject of `tls_cert` (`token create --cert-subject`).
   std::string token;
   /// TLS: a CA file (PEM) turns it on; the node's certificate must chain to
   /// it and name `host` (or `tls_server_name` when set). `tls_cert` and

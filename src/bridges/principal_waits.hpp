@@ -11,8 +11,10 @@
 // `POST /v1/workflows/{name}/executions?wait=true` and
 // `GET /v1/executions/{id}/events?follow=true`; gRPC
 // AdminService/WaitForResult, AdminService/FollowExecution and
-// WorkerService/PollTask. Without tokens there is no principal and nothing
-// is counted.
+// WorkerService/PollTask; and a CAF worker's `max_in_flight` for as long as
+// it is registered (the gateway keeps up to that many polls in the task
+// router for it). Without tokens there is no principal and nothing is
+// counted.
 //
 // The count is of requests, not connections: an HTTP connection's principal
 // is known only once a request on it was read, and a connection may carry
@@ -29,12 +31,12 @@
 namespace cerebelum::api {
 
 /// The counts of waiting requests per principal (one per node, shared by
-/// the HTTP and gRPC front ends). Thread-safe.
+/// the HTTP and gRPC front ends and the CAF worker port). Thread-safe.
 class principal_waits : public std::enable_shared_from_this<principal_waits> {
  public:
-  /// One waiting request, counted until the ticket is released or
-  /// destroyed. It keeps its counter alive: a wait may end after its
-  /// server is gone.
+  /// One waiting request (or `n` places, see `admit`), counted until the
+  /// ticket is released or destroyed. It keeps its counter alive: a wait may
+  /// end after its server is gone.
   class ticket {
    public:
     /// Counts nothing (a request without a principal).
@@ -51,10 +53,12 @@ class principal_waits : public std::enable_shared_from_this<principal_waits> {
 
    private:
     friend class principal_waits;
-    ticket(std::shared_ptr<principal_waits> owner, std::string principal);
+    ticket(std::shared_ptr<principal_waits> owner, std::string principal,
+           std::size_t count);
 
     std::shared_ptr<principal_waits> owner_;
     std::string principal_;
+    std::size_t count_ = 0;
   };
 
   /// At most `limit` (at least 1) waits per principal.
@@ -65,6 +69,14 @@ class principal_waits : public std::enable_shared_from_this<principal_waits> {
   /// holds `limit` already. An empty principal (a node without tokens) is
   /// never refused and nothing is counted.
   [[nodiscard]] caf::expected<ticket> admit(const std::string& principal);
+
+  /// Counts `n` places of `principal` at once (a CAF worker's
+  /// `max_in_flight`: the polls the gateway may keep for it), all or none:
+  /// refused (`overloaded`, naming `what`, the principal, what it holds,
+  /// the limit and its flag) when they do not fit. As `admit` for an empty
+  /// principal.
+  [[nodiscard]] caf::expected<ticket>
+  admit(const std::string& principal, std::size_t n, const std::string& what);
 
   /// The waits `principal` holds now.
   [[nodiscard]] std::size_t held(const std::string& principal) const;
@@ -82,7 +94,10 @@ class principal_waits : public std::enable_shared_from_this<principal_waits> {
     std::size_t refused = 0;
   };
 
-  void release(const std::string& principal);
+  void release(const std::string& principal, std::size_t n);
+
+  /// Logs the first refusal of an episode (the caller holds `mtx_`).
+  void count_refusal(const std::string& principal, entry& e);
 
   const std::size_t limit_;
   mutable std::mutex mtx_;

@@ -105,8 +105,8 @@ actors::node_config make_node_config(
         if (!exposed.empty()) warnings.push_back(exposed);
         // gRPC and CAF workers: one worker id belongs to one token.
         auto owners = std::make_shared<auth::worker_owners>();
-        // One count per principal over HTTP and gRPC; without tokens no
-        // request has a principal and nothing is counted.
+        // One count per principal over HTTP, gRPC and the CAF port;
+        // without tokens no request has a principal and nothing is counted.
         auto waits = std::make_shared<api::principal_waits>(max_waits);
         specs.push_back(api::grpc_server_spec(
           listen, api, tasks, {auth, tls, warnings, owners, waits}));
@@ -121,9 +121,14 @@ actors::node_config make_node_config(
         if (caf_port > 0) {
           caf_guard::guard_options guard_opts;
           guard_opts.tls = tls;
+          actors::gateway_security caf_sec;
+          caf_sec.auth = auth;
+          caf_sec.owners = owners;
+          // A CAF worker's polls count against its principal's waits.
+          caf_sec.waits = waits;
           for (auto& spec : caf_guard::caf_port_specs(
                  caf_host, static_cast<std::uint16_t>(caf_port), tasks,
-                 std::move(guard_opts), {auth, owners}))
+                 std::move(guard_opts), std::move(caf_sec)))
             specs.push_back(std::move(spec));
         }
         return specs;
@@ -250,9 +255,12 @@ void add_node_options(CLI::App& cmd, node_options& opts) {
     .add_option("--max-waits-per-principal", opts.max_waits_per_principal,
                 "With --auth token: waiting requests one token's principal "
                 "may hold at once (HTTP ?wait=true starts and followed "
-                "events, gRPC WaitForResult, FollowExecution and PollTask); "
-                "the next is refused at once (HTTP 429, gRPC "
-                "RESOURCE_EXHAUSTED). Requests are counted, not connections")
+                "events, gRPC WaitForResult, FollowExecution and PollTask, "
+                "a registered CAF worker's max_in_flight); the next is "
+                "refused at once (HTTP 429, gRPC RESOURCE_EXHAUSTED, CAF "
+                "resource_exhausted). Requests are counted, not "
+                "connections. A CAF worker may ask for at most this many "
+                "tasks in flight, with or without tokens")
     ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
     ->capture_default_str();
   cmd.add_flag("--insecure", opts.insecure,

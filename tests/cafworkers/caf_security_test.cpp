@@ -325,3 +325,190 @@ TEST_CASE("a CAF port beyond loopback needs TLS with client certificates and "
   CHECK(contains(open_port.output(), "--tls-client-ca"));
   CHECK(contains(open_port.output(), "--auth token"));
 }
+
+namespace {
+
+/// A node with TLS, client certificates of the dev-certs CA and tokens;
+/// client certificates CN=cert-worker, CN=cert-reader, CN=cert-revoked and
+/// CN=stranger (docs/security.md, *Client certificates as principals*).
+struct mtls_caf_node {
+  temp_dir dir;
+  std::filesystem::path certs = dir.path / "certs";
+  bool made = make_certs(certs);
+  secured_caf_node s{{"--tls-cert", pem("node.pem"), "--tls-key",
+                      pem("node.key"), "--tls-client-ca", pem("ca.pem")},
+                     {"--tls-ca", pem("ca.pem"), "--tls-cert",
+                      pem("client.pem"), "--tls-key", pem("client.key")}};
+
+  static bool make_certs(const std::filesystem::path& to) {
+    child_process gen{{CEREBELUM_BIN, "dev-certs", to.string(), "--client",
+                       "cert-worker", "--client", "cert-reader", "--client",
+                       "cert-revoked", "--client", "stranger"}};
+    return gen.wait_exit(60s) == 0;
+  }
+
+  std::string pem(const std::string& file) const {
+    return (certs / file).string();
+  }
+
+  /// The example worker's TLS options showing `client-NAME.pem`.
+  std::vector<std::string> shows(const std::string& name) const {
+    return {"--tls-ca",   pem("ca.pem"),
+            "--tls-cert", pem("client-" + name + ".pem"),
+            "--tls-key",  pem("client-" + name + ".key")};
+  }
+
+  /// `token create NAME --role ROLE --cert-subject CN=NAME`: the id.
+  std::string bind(const std::string& name, const std::string& role) {
+    auto [code, out]
+      = s.cli(token_create_args(name, role, {"--cert-subject", "CN=" + name}));
+    INFO(out);
+    REQUIRE(code == 0);
+    auto j = nlohmann::json::parse(out);
+    CHECK(j.value("secret", std::string{}).empty());
+    return j["token"]["id"].get<std::string>();
+  }
+};
+
+} // namespace
+
+TEST_CASE("a CAF worker without a token is the principal its verified "
+          "client certificate is bound to, and a subject bound to no live "
+          "principal or to one without the work permission is refused") {
+  mtls_caf_node m;
+  REQUIRE(m.made);
+  m.bind("cert-worker", "worker");
+  m.bind("cert-reader", "reader");
+  auto revoked = m.bind("cert-revoked", "worker");
+  REQUIRE(m.s.cli({"token", "revoke", revoked}).first == 0);
+
+  // Served: it registers the workflow and runs an execution of it.
+  auto worker = spawn_worker(m.s.node, "cert-1", m.shows("cert-worker"), true);
+  auto joined = worker->wait_for_line("registered (queues", 30s);
+  INFO(worker->output());
+  REQUIRE(joined);
+  CHECK(logged(m.s.node, "CAF worker cert-1 registered", 5s));
+  auto [code, out]
+    = m.s.cli({"start", "caf_invoice", "--id", "inv-cert", "--wait", "--input",
+               R"({"items": [{"sku": "a", "qty": 2, "price_cents": 150}], )"
+               R"("tax_rate": 0.2, "work_ms": 0, "send_after_ms": 0})"});
+  INFO(out);
+  CHECK(code == 0);
+  CHECK(contains(out, "completed"));
+  worker->kill_hard();
+
+  for (const auto* name : {"stranger", "cert-revoked"}) {
+    INFO(name);
+    auto r = try_join(m.s.node, std::string{"w-"} + name, m.shows(name));
+    INFO(r.output);
+    CHECK_FALSE(r.registered);
+    CHECK(contains(r.output, "unauthenticated"));
+    CHECK(
+      contains(r.output, "client certificate's subject 'CN=" + std::string{name}
+                           + "' is bound to no live principal"));
+  }
+  auto reader = try_join(m.s.node, "w-reader", m.shows("cert-reader"));
+  INFO(reader.output);
+  CHECK_FALSE(reader.registered);
+  CHECK(contains(reader.output, "permission_denied"));
+  CHECK(contains(reader.output, "token 'cert-reader' (role reader) may not"));
+  // The certificate dev-certs always makes is bound to nobody.
+  auto bare = try_join(m.s.node, "w-bare",
+                       {"--tls-ca", m.pem("ca.pem"), "--tls-cert",
+                        m.pem("client.pem"), "--tls-key", m.pem("client.key")});
+  INFO(bare.output);
+  CHECK_FALSE(bare.registered);
+  CHECK(contains(bare.output, "'CN=cerebelum-dev-client' is bound to no live"));
+}
+
+TEST_CASE("a CAF worker's token wins over its client certificate, and "
+          "revoking the principal of a certificate ends its session") {
+  mtls_caf_node m;
+  REQUIRE(m.made);
+  auto id = m.bind("cert-worker", "worker");
+  auto token = m.s.make("token-worker", "worker").second;
+
+  // A good token with a certificate bound to nobody: the token's principal.
+  auto args = m.shows("stranger");
+  args.insert(args.end(), {"--token", token});
+  auto with_token = try_join(m.s.node, "w-token", args);
+  INFO(with_token.output);
+  CHECK(with_token.registered);
+  // A bad token with a bound certificate: refused, the certificate is not
+  // looked at.
+  args = m.shows("cert-worker");
+  args.insert(args.end(),
+              {"--token", "cbm_0000000000000000_" + std::string(64, '0')});
+  auto bad_token = try_join(m.s.node, "w-bad-token", args);
+  INFO(bad_token.output);
+  CHECK_FALSE(bad_token.registered);
+  CHECK(contains(bad_token.output, "unknown token"));
+
+  auto worker = spawn_worker(m.s.node, "cert-2", m.shows("cert-worker"), false);
+  auto joined = worker->wait_for_line("registered (queues", 30s);
+  INFO(worker->output());
+  REQUIRE(joined);
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(m.s.cli({"token", "revoke", id}).first == 0);
+  auto code = worker->wait_exit(20s);
+  auto took = std::chrono::steady_clock::now() - t0;
+  INFO(worker->output());
+  REQUIRE(code);
+  CHECK(*code != 0);
+  CHECK(contains(worker->output(), "is bound to no live principal"));
+  CHECK(took < 12s);
+  CHECK(logged(m.s.node, "CAF worker cert-2 dropped", 1s));
+}
+
+TEST_CASE("a CAF worker holds max_in_flight of its principal's waiting "
+          "requests: beyond the limit it is refused while another "
+          "principal is served") {
+  secured_caf_node s{{"--max-waits-per-principal", "4"}};
+  auto a = s.make("team-a", "worker").second;
+  auto b = s.make("team-b", "worker").second;
+  auto first = spawn_worker(s.node, "a-1",
+                            {"--token", a, "--max-in-flight", "3"}, false);
+  auto joined = first->wait_for_line("registered (queues", 30s);
+  INFO(first->output());
+  REQUIRE(joined);
+
+  // 3 + 2 > 4: refused, naming the principal, what it holds and the flag.
+  auto over = try_join(s.node, "a-2", {"--token", a, "--max-in-flight", "2"});
+  INFO(over.output);
+  CHECK_FALSE(over.registered);
+  CHECK(contains(over.output, "resource_exhausted"));
+  CHECK(contains(over.output, "principal 'team-a', which holds 3 of the 4"));
+  CHECK(contains(over.output, "--max-waits-per-principal"));
+  // More than the limit at all: refused whatever the principal holds.
+  auto huge = try_join(s.node, "b-0", {"--token", b, "--max-in-flight", "5"});
+  INFO(huge.output);
+  CHECK_FALSE(huge.registered);
+  CHECK(contains(huge.output, "asks for 5 tasks in flight"));
+  // Another principal is served meanwhile; a-1's one free place too.
+  auto other = try_join(s.node, "b-1", {"--token", b, "--max-in-flight", "4"});
+  INFO(other.output);
+  CHECK(other.registered);
+  auto fits = try_join(s.node, "a-3", {"--token", a, "--max-in-flight", "1"});
+  INFO(fits.output);
+  CHECK(fits.registered);
+
+  // a-1 gone: its places are given back and a-2 fits.
+  first->kill_hard();
+  REQUIRE(logged(s.node, "CAF worker a-1 lost", 10s));
+  auto after = try_join(s.node, "a-2", {"--token", a, "--max-in-flight", "2"});
+  INFO(after.output);
+  CHECK(after.registered);
+}
+
+TEST_CASE("without tokens a CAF worker may ask for at most "
+          "max-waits-per-principal tasks in flight") {
+  caf_node node{{"--max-waits-per-principal", "2"}};
+  auto over = try_join(node, "w-3", {"--max-in-flight", "3"});
+  INFO(over.output);
+  CHECK_FALSE(over.registered);
+  CHECK(contains(over.output, "resource_exhausted"));
+  CHECK(contains(over.output, "asks for 3 tasks in flight"));
+  auto ok = try_join(node, "w-2", {"--max-in-flight", "2"});
+  INFO(ok.output);
+  CHECK(ok.registered);
+}

@@ -138,6 +138,12 @@ class basp_checker {
     return frames_;
   }
 
+  /// The node id the worker's client_handshake named (its serialized 32
+  /// bytes), empty before one was accepted.
+  const std::vector<std::uint8_t>& node_id() const {
+    return node_id_;
+  }
+
   /// The node published `id` on this connection: direct messages to it
   /// pass.
   void allow_destination(std::uint64_t id);

@@ -88,6 +88,13 @@ caf_port_specs(std::string host, std::uint16_t port, actors::task_api_ptr tasks,
   opts.host = std::move(host);
   opts.port = port;
   opts.upstream = upstream;
+  if (sec.auth && opts.tls.enabled() && !opts.tls.client_ca.empty()) {
+    // Verified client certificates are principals (a worker without a
+    // token): the guard tells the gateway which connection showed which.
+    auto peers = std::make_shared<peer_subjects>();
+    opts.peers = peers;
+    sec.peers = std::move(peers);
+  }
   std::vector<supervision::child_spec> specs;
   bool tokens = sec.auth != nullptr;
   specs.push_back(actors::worker_gateway_spec("127.0.0.1", 0, std::move(tasks),

@@ -30,6 +30,8 @@ namespace cerebelum::caf_guard {
 
 /// The two child specs of the CAF worker port on `host:port`; `opts`
 /// carries the guard's limits (its host, port and upstream are set here).
+/// With tokens (`sec.auth`) and TLS with a client CA, both share one
+/// peer_subjects: a worker's verified certificate is then a principal.
 std::vector<supervision::child_spec>
 caf_port_specs(std::string host, std::uint16_t port, actors::task_api_ptr tasks,
                guard_options opts = {}, actors::gateway_security sec = {});

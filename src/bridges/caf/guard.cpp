@@ -114,6 +114,16 @@ struct connection {
   fd_handle client;
   fd_handle inner;
   std::string peer;
+  /// The guard's side of `inner` ("127.0.0.1:PORT"): how the gateway's
+  /// middleman names this connection.
+  std::string inner_address;
+  /// With TLS and a client CA: the certificate's subject, bound to
+  /// `inner_address` from the handshake until the connection closes.
+  peer_subjects::binding cert_binding;
+  /// Whether the handshake's node id was claimed for `cert_binding`.
+  bool node_claimed = false;
+  /// Whether the TLS handshake's end was seen.
+  bool tls_ready = false;
   bool connecting = true;
   /// Worker -> node bytes; the first `checked` may be sent.
   byte_buffer up;
@@ -390,6 +400,10 @@ struct guard::impl {
                       address, name, inner_port, errno_text(errno)));
         continue;
       }
+      sockaddr_storage local{};
+      socklen_t local_len = sizeof(local);
+      ::getsockname(inner.get(), reinterpret_cast<sockaddr*>(&local),
+                    &local_len);
       set_nodelay(fd.get());
       set_nodelay(inner.get());
       count(&guard_stats::accepted);
@@ -397,6 +411,7 @@ struct guard::impl {
       auto& c = conns.emplace_back(std::move(fd), std::move(name), opts,
                                    tls.get(), now);
       c.inner = std::move(inner);
+      c.inner_address = sockaddr_text(local);
     }
   }
 
@@ -405,6 +420,7 @@ struct guard::impl {
              const std::string& reason, bool bad) {
     if (c.done) return;
     c.done = true;
+    c.cert_binding.reset();
     if (bad) {
       count(&guard_stats::rejected_frames);
       log.warn(now, fmt::format("CAF worker port {}: closed {}: {}", address,
@@ -479,7 +495,23 @@ struct guard::impl {
     auto verdict = c.checker.feed(c.up.data() + c.checked,
                                   c.up.size() - c.checked);
     c.checked += verdict.forward;
-    if (verdict.error) close(c, now, *verdict.error, true);
+    if (verdict.error) {
+      close(c, now, *verdict.error, true);
+      return;
+    }
+    // Before the handshake reaches CAF: a certificate's connection may not
+    // share its node id (peer_subjects.hpp).
+    if (!c.node_claimed && c.cert_binding.bound()
+        && !c.checker.node_id().empty()) {
+      const auto& id = c.checker.node_id();
+      c.node_claimed = true;
+      if (!opts.peers->claim_node(c.cert_binding,
+                                  std::string{id.begin(), id.end()}))
+        close(c, now,
+              "client_handshake names the CAF node id of another live "
+              "connection",
+              true);
+    }
   }
 
   /// With TLS: decrypts what the worker sent into `up` (checked there),
@@ -488,7 +520,6 @@ struct guard::impl {
   void pump_tls(connection& c, clock_type::time_point now) {
     if (!c.tls || c.done) return;
     auto& tls = *c.tls;
-    bool was_done = tls.handshake_done();
     while (c.up.space() > 0) {
       auto n = tls.read(c.up.tail(), c.up.space());
       if (!n) {
@@ -499,16 +530,13 @@ struct guard::impl {
           close(c, now, text, true);
         return;
       }
+      tls_established(c);
       if (*n == 0) break;
       c.up.grow(*n);
       check_up(c, now);
       if (c.done) return;
     }
-    if (!was_done && tls.handshake_done())
-      spdlog::debug("CAF worker port {}: {} TLS session established ({})",
-                    address, c.peer,
-                    tls.peer_subject().empty() ? "no client certificate"
-                                               : tls.peer_subject());
+    tls_established(c);
     while (c.down.size() > 0 && tls.pending_out() < opts.buffer_size) {
       auto n = tls.write(c.down.data(),
                          std::min<std::size_t>(c.down.size(), 16 * 1024));
@@ -520,6 +548,22 @@ struct guard::impl {
       c.down.consume(*n);
     }
     c.cipher_out.grow(tls.drain(c.cipher_out.tail(), c.cipher_out.space()));
+  }
+
+  /// Once the TLS handshake of `c` is done, binds its verified subject to
+  /// its inner connection: before the first plaintext byte is checked and
+  /// relayed, since the gateway may look the subject up as soon as CAF
+  /// reads the worker's registration.
+  void tls_established(connection& c) {
+    if (c.tls_ready || !c.tls->handshake_done()) return;
+    c.tls_ready = true;
+    auto subject = c.tls->peer_subject();
+    if (!subject.empty() && opts.peers)
+      c.cert_binding = opts.peers->bind(c.inner_address, subject);
+    spdlog::debug("CAF worker port {}: {} TLS session established ({})",
+                  address, c.peer,
+                  subject.empty() ? "no verified client certificate"
+                                  : "client certificate '" + subject + "'");
   }
 
   void read_inner(connection& c, clock_type::time_point now) {

@@ -23,6 +23,10 @@
 // decrypts what the worker sends before checking it and encrypts what the
 // node sends (tls_pipe.hpp); a failed TLS handshake (no or a foreign client
 // certificate) closes the connection before a byte reaches libcaf_io.
+// With a client CA and `guard_options::peers`, the verified certificate's
+// subject is bound to the inner connection's address before the first
+// plaintext byte is relayed, and unbound when the connection closes
+// (peer_subjects.hpp): the gateway's way to a certificate's principal.
 //
 // Memory: two fixed buffers of `buffer_size` per connection (three, and
 // OpenSSL's records of at most about two more, with TLS) and at most
@@ -43,6 +47,7 @@
 #include <caf/expected.hpp>
 
 #include "src/bridges/caf/basp_check.hpp"
+#include "src/bridges/caf/peer_subjects.hpp"
 #include "src/bridges/caf/tls_pipe.hpp"
 
 namespace cerebelum::caf_guard {
@@ -75,6 +80,11 @@ struct guard_options {
   /// which checks and relays the plaintext; with a client CA only workers
   /// holding a certificate of it get a byte through.
   api::tls_files tls;
+
+  /// With a client CA: where each connection's verified certificate
+  /// subject is bound to the address of its inner connection, for the
+  /// gateway (peer_subjects.hpp); null: not told.
+  peer_subjects_ptr peers;
 };
 
 /// Counters of a guard, for tests and logs.

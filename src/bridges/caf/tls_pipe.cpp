@@ -8,6 +8,7 @@
 #include <climits>
 
 #include "actors/errc.hpp"
+#include "src/auth/cert_subject.hpp"
 
 namespace cerebelum::caf_guard {
 
@@ -53,6 +54,7 @@ tls_server::make(const api::tls_files& s) {
   auto* ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == nullptr) return tls_error("TLS: " + openssl_errors());
   server->ctx_ = ctx;
+  server->client_ca_ = !s.client_ca.empty();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   if (SSL_CTX_use_certificate_chain_file(ctx, s.cert.c_str()) != 1)
     return tls_error("cannot use the certificate '" + s.cert
@@ -79,7 +81,7 @@ tls_server::~tls_server() {
   SSL_CTX_free(ctx_of(ctx_));
 }
 
-tls_pipe::tls_pipe(const tls_server& server) {
+tls_pipe::tls_pipe(const tls_server& server) : client_ca_(server.client_ca_) {
   auto* ssl = SSL_new(ctx_of(server.ctx_));
   if (ssl == nullptr) throw std::runtime_error("TLS: " + openssl_errors());
   auto* in = BIO_new(BIO_s_mem());
@@ -166,12 +168,11 @@ bool tls_pipe::handshake_done() const {
 }
 
 std::string tls_pipe::peer_subject() const {
-  auto* cert = SSL_get1_peer_certificate(ssl_of(ssl_));
-  if (cert == nullptr) return {};
-  char buf[512];
-  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof(buf));
-  X509_free(cert);
-  return buf;
+  // Without a client CA no certificate is asked for, and none is verified.
+  if (!client_ca_ || !handshake_done()
+      || SSL_get_verify_result(ssl_of(ssl_)) != X509_V_OK)
+    return {};
+  return auth::subject_of(SSL_get0_peer_certificate(ssl_of(ssl_)));
 }
 
 } // namespace cerebelum::caf_guard

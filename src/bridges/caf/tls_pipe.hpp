@@ -42,6 +42,8 @@ class tls_server {
   tls_server() = default;
   friend class tls_pipe;
   void* ctx_ = nullptr; // SSL_CTX
+  /// Whether workers must present a certificate of a client CA.
+  bool client_ca_ = false;
 };
 
 /// One TLS connection, server side.
@@ -80,13 +82,16 @@ class tls_pipe {
     return closed_;
   }
 
-  /// The subject of the peer's certificate ("" without one).
+  /// The subject of the peer's certificate in normal form
+  /// (src/auth/cert_subject.hpp), once the handshake verified it against
+  /// the server's client CA; "" without a client CA or a certificate.
   std::string peer_subject() const;
 
  private:
   void* ssl_ = nullptr; // SSL
   void* in_ = nullptr;  // BIO, owned by ssl_
   void* out_ = nullptr; // BIO, owned by ssl_
+  bool client_ca_ = false;
   bool closed_ = false;
 };
 

@@ -15,12 +15,23 @@
 // Every facade callback runs on a CAF thread that is not the gateway's; it
 // only sends the outcome back to the gateway (`answer_atom` / `polled_atom`),
 // where state changes and response promises are handled.
+//
+// On a node with tokens a registration is authenticated before it joins:
+//
+// ```
+//  RegisterRequest --token--------------------------> checker (token)
+//                  \-no token: middleman (get, node) -> the connection's
+//                     address -> peer_subjects -> checker (subject)
+//  allowed -> worker id owned? -> max_in_flight places of the principal's
+//  waits (principal_waits) -> register_worker
+// ```
 
 #include "src/bridges/caf/worker_gateway.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
@@ -31,6 +42,7 @@
 #include <unordered_map>
 
 #include "actors/attempt_token.hpp"
+#include "actors/errc.hpp"
 #include "src/bridges/worker_convert.hpp"
 #include "wire/wire.hpp"
 #include "workflow/safe_text.hpp"
@@ -70,6 +82,12 @@ struct worker_entry {
   /// The token it registered with (checked again while it stays); empty on
   /// a node without tokens.
   std::string token;
+  /// Without a token: the subject of its verified client certificate, whose
+  /// principal it is (checked again while it stays).
+  std::string subject;
+  /// `max_in_flight` places of its principal's waiting requests, held
+  /// while it is registered.
+  api::principal_waits::ticket places;
   /// auth::worker_identity of the token ("" without tokens).
   std::string identity;
 };
@@ -102,14 +120,15 @@ struct gateway_state {
 using gateway_actor = caf::stateful_actor<gateway_state>;
 
 /// The token checks of the gateway, one at a time on a thread of their own:
-/// (check_atom, token, queues) -> (outcome, message, name, token id).
+/// (check_atom, token, certificate subject, queues) -> (outcome, message,
+/// name, token id). A token, when sent, wins over the subject.
 caf::behavior checker_fun(caf::event_based_actor*,
                           std::shared_ptr<auth::authenticator> auth) {
   return {
-    [auth](check_atom, const std::string& token,
+    [auth](check_atom, const std::string& token, const std::string& subject,
            const std::vector<std::string>& queues) {
-      auto v = auth->check("caf", "WorkerGateway/Register", token,
-                           {{}, queues});
+      auto v = auth->check("caf", "WorkerGateway/Register",
+                           auth::presented{token, subject}, {{}, queues});
       std::string name;
       std::string token_id;
       if (v.who) {
@@ -275,14 +294,34 @@ void join(gateway_actor* self, worker_entry& w, std::uint64_t reply,
     });
 }
 
-/// Admits `handle` as worker `req.worker_id()` once its token (if the node
-/// requires one) was checked: `principal` and `token_id` name the token.
-/// Answers the parked request `reply`.
+/// Refuses the parked registration `reply` of `wid` with `code`, logged.
+void refuse(gateway_actor* self, std::uint64_t reply, const std::string& wid,
+            wire::errc code, const std::string& why) {
+  spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid), why);
+  deliver(self, reply, wire::make_error(code, why));
+}
+
+/// Admits `handle` as worker `req.worker_id()` once its token or
+/// certificate (if the node requires one) was checked: `principal` and
+/// `token_id` name its principal, `subject` the certificate it showed
+/// without a token. Answers the parked request `reply`.
 void admit(gateway_actor* self, std::uint64_t reply,
            const pb::RegisterRequest& req, const caf::actor& handle,
-           const std::string& principal, const std::string& token_id) {
+           const std::string& principal, const std::string& token_id,
+           const std::string& subject) {
   auto& st = self->state;
   const auto& wid = req.worker_id();
+  auto max_in_flight = std::max<std::uint32_t>(req.max_in_flight(), 1);
+  if (st.sec.waits && max_in_flight > st.sec.waits->limit()) {
+    // The gateway keeps that many polls in the task router for it.
+    refuse(self, reply, wid, wire::errc::resource_exhausted,
+           "worker '" + wid + "' asks for " + std::to_string(max_in_flight)
+             + " tasks in flight; a CAF worker may ask for at most "
+             + std::to_string(st.sec.waits->limit())
+             + ", the waiting requests one principal may hold "
+               "(--max-waits-per-principal)");
+    return;
+  }
   std::string identity;
   if (st.sec.auth) {
     auth::principal who;
@@ -304,6 +343,25 @@ void admit(gateway_actor* self, std::uint64_t reply,
                                + "' is in use by another connected worker"));
     return;
   }
+  api::principal_waits::ticket places;
+  if (st.sec.waits) {
+    // A re-registration gives its earlier places back first.
+    if (i != st.workers.end()) i->second.places.release();
+    auto got = st.sec.waits->admit(principal, max_in_flight,
+                                   "CAF worker '" + wid + "' (max_in_flight "
+                                     + std::to_string(max_in_flight) + ")");
+    if (!got) {
+      if (i != st.workers.end()) {
+        // It asked again for more than fits: its session ends.
+        forget(self, wid);
+        st.tasks->worker_lost(wid, "re-registration refused");
+      }
+      refuse(self, reply, wid, wire::errc::resource_exhausted,
+             actors::api_error_message(got.error()));
+      return;
+    }
+    places = std::move(*got);
+  }
   if (i == st.workers.end()) {
     worker_entry w;
     w.id = wid;
@@ -315,10 +373,51 @@ void admit(gateway_actor* self, std::uint64_t reply,
   auto& w = i->second;
   auto reg = api::to_registration(req);
   w.queues = reg.queues;
-  w.max_in_flight = std::max<std::uint32_t>(reg.max_in_flight, 1);
+  w.max_in_flight = max_in_flight;
   w.token = req.token();
+  w.subject = subject;
+  w.places = std::move(places);
   w.identity = std::move(identity);
   join(self, w, reply, std::move(reg.workflows));
+}
+
+/// Checks the registration's token, else `subject` (the verified client
+/// certificate its connection showed, "" for none), then admits it.
+void authenticate(gateway_actor* self, std::uint64_t reply,
+                  const pb::RegisterRequest& req, const caf::actor& handle,
+                  const std::string& subject) {
+  const auto& wid = req.worker_id();
+  if (req.token().empty() && subject.empty()) {
+    refuse(self, reply, wid, wire::errc::unauthenticated,
+           "this node requires a token in the registration "
+           "(worker_options::token; the example worker's --token) or, on a "
+           "CAF port with --tls-client-ca, a client certificate bound to a "
+           "principal (cerebelum token create --cert-subject)");
+    return;
+  }
+  std::vector<std::string> queues{req.queues().begin(), req.queues().end()};
+  self
+    ->request(self->state.checker, caf::infinite, check_atom::value,
+              req.token(), subject, std::move(queues))
+    .then(
+      [=](std::uint8_t outcome, const std::string& message,
+          const std::string& principal, const std::string& token_id) {
+        if (static_cast<auth::verdict::outcome>(outcome)
+            != auth::verdict::outcome::allowed) {
+          spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid),
+                       message);
+          deliver(self, reply, token_refusal(outcome, message));
+          return;
+        }
+        admit(self, reply, req, handle, principal, token_id,
+              req.token().empty() ? subject : std::string{});
+      },
+      [=](caf::error& err) {
+        deliver(self, reply,
+                wire::make_error(wire::errc::internal,
+                                 "the token check failed: "
+                                   + self->system().render(err)));
+      });
 }
 
 /// The worker actor is the request's sender: a message of the CAF port holds
@@ -342,29 +441,31 @@ caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
                             "worker '" + wid + "' sent no actor");
   auto reply = park(self);
   if (!st.sec.auth) {
-    admit(self, reply, req, handle, {}, {});
+    admit(self, reply, req, handle, {}, {}, {});
     return caf::delegated<pb::RegisterResponse>{};
   }
-  std::vector<std::string> queues{req.queues().begin(), req.queues().end()};
+  if (!req.token().empty() || !st.sec.peers) {
+    // A token wins over a certificate, as on gRPC and HTTPS.
+    authenticate(self, reply, req, handle, {});
+    return caf::delegated<pb::RegisterResponse>{};
+  }
+  // No token: which connection of the guard carries the worker's node, and
+  // which certificate did it show?
   self
-    ->request(st.checker, caf::infinite, check_atom::value, req.token(),
-              std::move(queues))
+    ->request(self->system().middleman().actor_handle(), caf::infinite,
+              caf::get_atom::value, handle.node())
     .then(
-      [=](std::uint8_t outcome, const std::string& message,
-          const std::string& principal, const std::string& token_id) {
-        if (static_cast<auth::verdict::outcome>(outcome)
-            != auth::verdict::outcome::allowed) {
-          spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid),
-                       message);
-          deliver(self, reply, token_refusal(outcome, message));
-          return;
-        }
-        admit(self, reply, req, handle, principal, token_id);
+      [=](const caf::node_id&, const std::string& addr, std::uint16_t port) {
+        std::string subject;
+        if (port != 0)
+          subject = self->state.sec.peers->subject_of(addr + ":"
+                                                      + std::to_string(port));
+        authenticate(self, reply, req, handle, subject);
       },
       [=](caf::error& err) {
         deliver(self, reply,
                 wire::make_error(wire::errc::internal,
-                                 "the token check failed: "
+                                 "the worker's connection is unknown: "
                                    + self->system().render(err)));
       });
   return caf::delegated<pb::RegisterResponse>{};
@@ -378,7 +479,7 @@ void recheck_tokens(gateway_actor* self) {
     if (!w.joined) continue;
     self
       ->request(self->state.checker, caf::infinite, check_atom::value, w.token,
-                w.queues)
+                w.subject, w.queues)
       .then(
         [=, wid = wid,
          session = w.session](std::uint8_t outcome, const std::string& message,

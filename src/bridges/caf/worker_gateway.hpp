@@ -16,6 +16,8 @@
 #include "actors/task_api.hpp"
 #include "src/auth/authenticator.hpp"
 #include "src/auth/worker_owners.hpp"
+#include "src/bridges/caf/peer_subjects.hpp"
+#include "src/bridges/principal_waits.hpp"
 #include "supervision/child_spec.hpp"
 
 namespace cerebelum::actors {
@@ -26,12 +28,21 @@ struct gateway_security {
   /// Checks the token of each registration (entry "caf"
   /// "WorkerGateway/Register" of the permission table, with the queues the
   /// worker names), and again every `recheck_interval` while the worker
-  /// stays: a revoked or expired token ends its session.
+  /// stays: a revoked or expired token ends its session. A registration
+  /// without a token is the principal of its connection's verified client
+  /// certificate (`peers`), if it showed one.
   std::shared_ptr<auth::authenticator> auth;
   /// Which token registered each worker id (shared with gRPC); null: the
   /// gateway keeps its own.
   std::shared_ptr<auth::worker_owners> owners;
   std::chrono::milliseconds recheck_interval{5'000};
+  /// The client certificate subjects of the guard's connections (null: no
+  /// certificate is a principal).
+  caf_guard::peer_subjects_ptr peers;
+  /// Each principal's waiting requests (shared with HTTP and gRPC): a
+  /// registered worker holds `max_in_flight` of its principal's places,
+  /// and no worker may ask for more than the limit (null: not bounded).
+  api::principal_waits_ptr waits;
 };
 
 /// Spawns a gateway over `tasks` (not published).
