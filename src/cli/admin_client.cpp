@@ -53,6 +53,12 @@ std::string admin_client::default_by() {
   return s.token.empty() && s.tls_cert.empty() ? "cli" : std::string{};
 }
 
+std::string admin_client::missing_by(const std::string& by) {
+  if (!by.empty() || by_optional()) return {};
+  return "--by NAME is required (your name, recorded) when the CLI has "
+         "neither a token nor a client certificate";
+}
+
 std::string admin_client::configure(connection_settings given) {
   auto& s = settings();
   s.token = given.token;

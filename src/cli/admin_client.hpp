@@ -38,6 +38,9 @@ class admin_client {
   static bool by_optional() {
     return default_by().empty();
   }
+  /// The usage error of a command that records who decides when `by` is
+  /// empty and not optional (see `by_optional`); "" when `by` will do.
+  static std::string missing_by(const std::string& by);
 
   explicit admin_client(std::string server);
 

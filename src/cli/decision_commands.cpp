@@ -34,10 +34,8 @@ int report(const char* verb, const admin::ExecutionInfo& info, bool as_json) {
 }
 
 int run_approve(const global_options& global, const decision_options& opts) {
-  if (opts.by.empty() && !admin_client::by_optional())
-    return usage_error(
-      "--by NAME is required (your name, recorded) when the CLI has "
-      "neither a token nor a client certificate");
+  if (auto why = admin_client::missing_by(opts.by); !why.empty())
+    return usage_error(why);
   if (!opts.data.empty())
     if (auto data = workflow::parse_json(opts.data, "--data"); !data)
       return usage_error(data.error().message);
@@ -55,10 +53,8 @@ int run_approve(const global_options& global, const decision_options& opts) {
 }
 
 int run_reject(const global_options& global, const decision_options& opts) {
-  if (opts.by.empty() && !admin_client::by_optional())
-    return usage_error(
-      "--by NAME is required (your name, recorded) when the CLI has "
-      "neither a token nor a client certificate");
+  if (auto why = admin_client::missing_by(opts.by); !why.empty())
+    return usage_error(why);
   admin_client client{global.server};
   if (!client.connect()) return 1;
   admin::RejectRequest req;

@@ -54,10 +54,8 @@ int run_dlq_list(const global_options& global, const dlq_list_options& opts) {
 }
 
 int run_dlq_retry(const global_options& global, const dlq_retry_options& opts) {
-  if (opts.by.empty() && !admin_client::by_optional())
-    return usage_error(
-      "--by NAME is required (your name, recorded) when the CLI has "
-      "neither a token nor a client certificate");
+  if (auto why = admin_client::missing_by(opts.by); !why.empty())
+    return usage_error(why);
   admin_client client{global.server};
   if (!client.connect()) return 1;
   admin::RetryDeadLetterRequest req;
