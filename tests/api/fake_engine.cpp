@@ -255,6 +255,16 @@ std::vector<actors::workflow_view> fake_engine::workflows() {
   return {{"order", 7, "examples/workflows/order.yaml"}};
 }
 
+caf::expected<actors::workflow_owner_view>
+fake_engine::workflow_owner(const std::string& name) {
+  if (name != "order")
+    return make_error(errc::unknown_workflow,
+                      "no one owns workflow '" + name + "'");
+  eventstore::workflow_owner_row row{"order",     "token 'a'",     1,
+                                     "token 'b'", "token 'admin'", 5};
+  return actors::workflow_owner_view{"order", "token 'a'", std::move(row)};
+}
+
 caf::expected<actors::dead_letter_list>
 fake_engine::dead_letters(const std::string& queue, std::size_t,
                           const std::string& page_token) {

@@ -72,6 +72,8 @@ struct worker_entry {
   std::string token;
   /// auth::worker_identity of the token ("" without tokens).
   std::string identity;
+  /// The token's role may replace workflow owners (permission ownership).
+  bool may_replace = false;
 };
 
 struct gateway_state {
@@ -102,7 +104,8 @@ struct gateway_state {
 using gateway_actor = caf::stateful_actor<gateway_state>;
 
 /// The token checks of the gateway, one at a time on a thread of their own:
-/// (check_atom, token, queues) -> (outcome, message, name, token id).
+/// (check_atom, token, queues) -> (outcome, message, name, token id, may
+/// replace workflow owners).
 caf::behavior checker_fun(caf::event_based_actor*,
                           std::shared_ptr<auth::authenticator> auth) {
   return {
@@ -112,13 +115,15 @@ caf::behavior checker_fun(caf::event_based_actor*,
                            {{}, queues});
       std::string name;
       std::string token_id;
+      bool may_replace = false;
       if (v.who) {
         name = v.who->name;
         token_id = v.who->token_id;
+        may_replace = auth::allows(v.who->r, auth::permission::ownership);
       }
       return caf::make_message(static_cast<std::uint8_t>(v.result),
                                std::move(v.message), std::move(name),
-                               std::move(token_id));
+                               std::move(token_id), may_replace);
     },
   };
 }
@@ -262,6 +267,7 @@ void join(gateway_actor* self, worker_entry& w, std::uint64_t reply,
   fr.max_in_flight = w.max_in_flight;
   fr.workflows = std::move(workflows);
   fr.identity = w.identity;
+  fr.may_replace = w.may_replace;
   auto me = caf::actor_cast<caf::actor>(self);
   st.tasks->register_worker(
     std::move(fr), [me, reply, wid = w.id,
@@ -276,11 +282,13 @@ void join(gateway_actor* self, worker_entry& w, std::uint64_t reply,
 }
 
 /// Admits `handle` as worker `req.worker_id()` once its token (if the node
-/// requires one) was checked: `principal` and `token_id` name the token.
+/// requires one) was checked: `principal` and `token_id` name the token,
+/// `may_replace` says whether its role may replace workflow owners.
 /// Answers the parked request `reply`.
 void admit(gateway_actor* self, std::uint64_t reply,
            const pb::RegisterRequest& req, const caf::actor& handle,
-           const std::string& principal, const std::string& token_id) {
+           const std::string& principal, const std::string& token_id,
+           bool may_replace) {
   auto& st = self->state;
   const auto& wid = req.worker_id();
   std::string identity;
@@ -318,6 +326,7 @@ void admit(gateway_actor* self, std::uint64_t reply,
   w.max_in_flight = std::max<std::uint32_t>(reg.max_in_flight, 1);
   w.token = req.token();
   w.identity = std::move(identity);
+  w.may_replace = may_replace;
   join(self, w, reply, std::move(reg.workflows));
 }
 
@@ -342,7 +351,7 @@ caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
                             "worker '" + wid + "' sent no actor");
   auto reply = park(self);
   if (!st.sec.auth) {
-    admit(self, reply, req, handle, {}, {});
+    admit(self, reply, req, handle, {}, {}, false);
     return caf::delegated<pb::RegisterResponse>{};
   }
   std::vector<std::string> queues{req.queues().begin(), req.queues().end()};
@@ -351,7 +360,8 @@ caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
               std::move(queues))
     .then(
       [=](std::uint8_t outcome, const std::string& message,
-          const std::string& principal, const std::string& token_id) {
+          const std::string& principal, const std::string& token_id,
+          bool may_replace) {
         if (static_cast<auth::verdict::outcome>(outcome)
             != auth::verdict::outcome::allowed) {
           spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid),
@@ -359,7 +369,7 @@ caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
           deliver(self, reply, token_refusal(outcome, message));
           return;
         }
-        admit(self, reply, req, handle, principal, token_id);
+        admit(self, reply, req, handle, principal, token_id, may_replace);
       },
       [=](caf::error& err) {
         deliver(self, reply,
@@ -382,7 +392,7 @@ void recheck_tokens(gateway_actor* self) {
       .then(
         [=, wid = wid,
          session = w.session](std::uint8_t outcome, const std::string& message,
-                              const std::string&, const std::string&) {
+                              const std::string&, const std::string&, bool) {
           if (static_cast<auth::verdict::outcome>(outcome)
               == auth::verdict::outcome::allowed)
             return;
