@@ -252,7 +252,8 @@ fake_engine::migrate(const std::string& definition_text,
 }
 
 std::vector<actors::workflow_view> fake_engine::workflows() {
-  return {{"order", 7, "examples/workflows/order.yaml"}};
+  return {{"order", 7, "examples/workflows/order.yaml", false, false, false, 0,
+           0, "the node's workflow files"}};
 }
 
 caf::expected<actors::workflow_owner_view>
