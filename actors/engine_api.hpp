@@ -18,6 +18,7 @@
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/errc.hpp"
 #include "actors/metrics.hpp"
 #include "actors/operator_id.hpp"
 #include "actors/task_api.hpp"
@@ -120,6 +121,21 @@ struct workflow_view {
   std::int64_t stored_at_ms = 0;
   /// Executions on this version that are not terminal.
   std::uint64_t open_executions = 0;
+  /// Who owns the name on this node (as `workflow_owner_view::owner`); ""
+  /// when the name is only read back from the store.
+  std::string owner;
+};
+
+/// Who owns a workflow name (docs/security.md).
+struct workflow_owner_view {
+  std::string name;
+  /// The owner on this node: "the node's workflow files"
+  /// (eventstore::files_owner), "token 'NAME'" (a worker identity) or
+  /// "workers" (workers of a node without tokens).
+  std::string owner;
+  /// What the store records for the name (its last replacement included),
+  /// when it has a row.
+  std::optional<eventstore::workflow_owner_row> stored;
 };
 
 /// The node's health, as GET /v1/health and `cerebelum health` show it.
@@ -298,6 +314,25 @@ class engine_api {
   /// unavailable.
   virtual caf::expected<execution_view>
   retry_dead_letter(std::int64_t id, const operator_id& who) = 0;
+
+  /// Who owns workflow name `name`. Errors: invalid_argument (a bad name),
+  /// unknown_workflow (no one defined it), unavailable.
+  virtual caf::expected<workflow_owner_view>
+  workflow_owner(const std::string& name) {
+    return make_error(errc::unavailable,
+                      "this engine keeps no owner of '" + name + "'");
+  }
+
+  /// Makes worker identity `to` ("token 'NAME'", checked by the front end)
+  /// the owner of `name`, recorded as a replacement by `by` and logged.
+  /// Errors: invalid_argument, unknown_workflow, not_transferable (this
+  /// node's workflow files define it), unavailable.
+  virtual caf::expected<workflow_owner_view>
+  transfer_workflow(const std::string& name, const std::string& to,
+                    const std::string& by) {
+    return make_error(errc::unavailable, "this engine cannot transfer '" + name
+                                           + "' to " + to + " for " + by);
+  }
 
   /// The node's store, where the front ends keep and check API tokens
   /// (src/auth); null while it is not open (or in a front end's test

@@ -9,6 +9,7 @@
 #  include <malloc.h>
 #endif
 
+#include "actors/errc.hpp"
 #include "actors/messages.hpp"
 #include "workflow/safe_text.hpp"
 
@@ -32,8 +33,23 @@ engine_context::~engine_context() {
 
 void engine_context::attach_store(
   std::shared_ptr<eventstore::event_store> store) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (store_) return;
+  std::vector<std::string> files_names;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (store_) return;
+    attach_locked(std::move(store));
+    for (const auto& [name, owner] : owners_)
+      if (owner.empty()) files_names.push_back(name);
+  }
+  // The node's files were loaded before the store opened: what they took
+  // from worker identities is recorded now.
+  std::lock_guard<std::mutex> serial{owners_mtx_};
+  for (const auto& name : files_names)
+    record_files_owner(name);
+}
+
+void engine_context::attach_locked(
+  std::shared_ptr<eventstore::event_store> store) {
   store_ = std::move(store);
   auto wopts = opts_.writer;
   auto chained = std::move(wopts.on_group);
@@ -192,56 +208,120 @@ void engine_context::add_definition(workflow::definition def,
                                     std::string source) {
   auto what = "workflow " + def.name + " (version "
               + std::to_string(def.version_hash) + ") added";
+  std::lock_guard<std::mutex> serial{owners_mtx_};
+  if (has_store()) record_files_owner(def.name);
   std::vector<std::string> woken;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     // The operator's: whoever registered the name before (a worker that
     // raced the node's boot) no longer owns it.
     owners_.insert_or_assign(def.name, std::string{});
+    unclaimed_.erase(def.name);
     woken = add_locked(std::move(def), std::move(source), true, {});
   }
   after_change(what, std::move(woken), {});
 }
 
+void engine_context::record_files_owner(const std::string& name) {
+  auto row = store().get_workflow_owner(name);
+  if (!row) {
+    spdlog::warn("the owner of workflow {} could not be read from the store "
+                 "({}); the node's workflow files take it without a record",
+                 workflow::printable(name), eventstore::to_string(row.err()));
+    return;
+  }
+  // A name no one recorded stays unrecorded; one the files hold already
+  // needs nothing.
+  if (!*row || (*row)->owner == eventstore::files_owner) return;
+  auto done = store().replace_workflow_owner(name, eventstore::files_owner,
+                                             eventstore::files_owner, now_ms());
+  if (!done) {
+    spdlog::warn("the node's workflow files take workflow {} from {}, but "
+                 "the store did not record it ({})",
+                 workflow::printable(name), workflow::printable((*row)->owner),
+                 eventstore::to_string(done.err()));
+    return;
+  }
+  spdlog::warn("workflow {} replaced: owner {} -> {} by {}",
+               workflow::printable(name), workflow::printable((*row)->owner),
+               eventstore::files_owner, eventstore::files_owner);
+}
+
+namespace {
+
+/// How a refusal names an owner.
+std::string owner_text(const std::string& owner) {
+  return owner.empty() ? std::string{eventstore::files_owner}
+                       : workflow::printable(owner);
+}
+
+std::string refusal(const std::string& name, const std::string& owner,
+                    const std::string& worker) {
+  return "workflow '" + workflow::printable(name) + "' is defined by "
+         + owner_text(owner) + "; a worker may not replace it (worker '"
+         + workflow::printable(worker) + "' brings a different version)";
+}
+
+} // namespace
+
 std::optional<std::string>
 engine_context::register_definitions(const std::string& worker,
                                      const std::string& identity,
-                                     std::vector<workflow::definition> defs) {
+                                     std::vector<workflow::definition> defs,
+                                     bool may_replace) {
   const std::string owner_key = identity.empty() ? any_worker : identity;
-  if (!identity.empty()) claim_names(identity, defs);
-  std::vector<std::string> woken;
-  std::vector<definition_ptr> released;
+  // Without tokens there is no one to replace owners.
+  may_replace = may_replace && !identity.empty();
+  std::lock_guard<std::mutex> serial{owners_mtx_};
+  // Learn, check, then record: a refused registration records nothing.
+  if (!identity.empty()) learn_owners(defs);
+  std::vector<std::string> claim;
+  std::vector<std::string> replace;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    // All or nothing: check every name before adding any.
-    std::vector<bool> owned;
+    // All or nothing: check every name before adding or recording any.
     for (auto& d : defs) {
       auto o = owners_.find(d.name);
-      if (o == owners_.end() || o->second == owner_key) {
-        owned.push_back(true);
+      if (o == owners_.end()) {
+        claim.push_back(d.name);
+        continue;
+      }
+      if (o->second == owner_key) {
+        if (unclaimed_.count(d.name) > 0) claim.push_back(d.name);
         continue;
       }
       auto n = defs_.find(d.name);
       if (n != defs_.end()) {
         auto v = n->second.find(d.version_hash);
-        if (v != n->second.end() && !v->second.stored_only) {
-          owned.push_back(false);
-          continue;
-        }
+        if (v != n->second.end() && !v->second.stored_only) continue;
       }
-      auto by = o->second.empty() ? std::string{"the node's workflow files"}
-                                  : workflow::printable(o->second);
-      return "workflow '" + workflow::printable(d.name) + "' is defined by "
-             + by + "; a worker may not replace it (worker '"
-             + workflow::printable(worker) + "' brings a different version)";
+      // The node's files stay the operator's, whoever registers.
+      if (may_replace && !o->second.empty()) {
+        replace.push_back(d.name);
+        continue;
+      }
+      return refusal(d.name, o->second, worker)
+             + (o->second.empty() ? "" : " (a token of role admin may)");
     }
+  }
+  if (!identity.empty())
+    if (auto why = record_owners(worker, identity, may_replace,
+                                 std::move(claim), std::move(replace)))
+      return why;
+  std::vector<std::string> woken;
+  std::vector<definition_ptr> released;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
     std::set<version_key> now;
-    for (std::size_t i = 0; i < defs.size(); ++i) {
-      auto& d = defs[i];
+    for (auto& d : defs) {
       now.insert({d.name, d.version_hash});
-      if (owned[i]) owners_.emplace(d.name, owner_key);
+      // Unchanged since the check (owners_mtx_): the names it let through
+      // are now `owner_key`'s, or another's with a version loaded already.
+      auto o = owners_.find(d.name);
+      bool owned = o == owners_.end() || o->second == owner_key;
+      if (o == owners_.end()) owners_.emplace(d.name, owner_key);
       auto ids = add_locked(std::move(d), "worker:" + worker, false, worker,
-                            false, owned[i]);
+                            false, owned);
       woken.insert(woken.end(), ids.begin(), ids.end());
     }
     drop_holder_locked(worker, now);
@@ -252,20 +332,43 @@ engine_context::register_definitions(const std::string& worker,
   return std::nullopt;
 }
 
-void engine_context::claim_names(
-  const std::string& identity, const std::vector<workflow::definition>& defs) {
+void engine_context::learn_owners(
+  const std::vector<workflow::definition>& defs) {
   if (!has_store()) return;
-  std::vector<std::string> names;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    for (const auto& d : defs) {
-      auto o = owners_.find(d.name);
-      if (o == owners_.end()
-          || (o->second == identity && unclaimed_.count(d.name) > 0))
-        names.push_back(d.name);
+  for (const auto& d : defs) {
+    auto row = store().get_workflow_owner(d.name);
+    if (!row) {
+      // The check goes on with what this node knows.
+      spdlog::warn("the owner of workflow {} could not be read from the "
+                   "store ({}); checked against what this node knows",
+                   workflow::printable(d.name),
+                   eventstore::to_string(row.err()));
+      continue;
     }
+    if (!*row) continue;
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto o = owners_.find(d.name);
+    // This node's files keep theirs (they took it when they were loaded).
+    if (o != owners_.end() && o->second.empty()) continue;
+    auto stored = (*row)->owner == eventstore::files_owner ? std::string{}
+                                                           : (*row)->owner;
+    owners_.insert_or_assign(d.name, std::move(stored));
+    unclaimed_.erase(d.name);
   }
-  for (const auto& name : names) {
+}
+
+std::optional<std::string>
+engine_context::record_owners(const std::string& worker,
+                              const std::string& identity, bool may_replace,
+                              std::vector<std::string> claim,
+                              std::vector<std::string> replace) {
+  if (!has_store()) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& name : replace)
+      owners_.insert_or_assign(name, identity);
+    return std::nullopt;
+  }
+  for (auto& name : claim) {
     auto stored = store().claim_workflow(name, identity, now_ms());
     std::lock_guard<std::mutex> guard{mtx_};
     if (!stored) {
@@ -277,12 +380,104 @@ void engine_context::claim_names(
                      "registration",
                      workflow::printable(name),
                      eventstore::to_string(stored.err()));
+      owners_.emplace(name, identity);
       continue;
     }
     unclaimed_.erase(name);
-    // A name the operator's files took meanwhile stays theirs.
-    owners_.emplace(name, std::move(*stored));
+    if (*stored == identity) {
+      owners_.emplace(name, identity);
+      continue;
+    }
+    // Another node's worker claimed it after this node read the store.
+    auto theirs = *stored == eventstore::files_owner ? std::string{} : *stored;
+    if (may_replace && !theirs.empty()) {
+      replace.push_back(name);
+      continue;
+    }
+    owners_.insert_or_assign(name, theirs);
+    return refusal(name, theirs, worker);
   }
+  for (auto& name : replace) {
+    auto row = store().replace_workflow_owner(name, identity, identity,
+                                              now_ms());
+    if (!row)
+      return "workflow '" + workflow::printable(name)
+             + "': the replacement of its owner could not be recorded ("
+             + eventstore::to_string(row.err()) + "); nothing was registered";
+    spdlog::warn("workflow {} replaced: owner {} -> {} by {} (worker {})",
+                 workflow::printable(name),
+                 workflow::printable(row->previous_owner),
+                 workflow::printable(identity), workflow::printable(identity),
+                 workflow::printable(worker));
+    std::lock_guard<std::mutex> guard{mtx_};
+    owners_.insert_or_assign(name, identity);
+    unclaimed_.erase(name);
+  }
+  return std::nullopt;
+}
+
+caf::expected<engine_context::owner_record>
+engine_context::owner_of(const std::string& name) {
+  owner_record out;
+  bool known = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto o = owners_.find(name); o != owners_.end()) {
+      out.owner = o->second.empty() ? std::string{eventstore::files_owner}
+                                    : o->second;
+      known = true;
+    }
+  }
+  if (has_store()) {
+    auto row = store().get_workflow_owner(name);
+    if (!row)
+      return make_error(errc::unavailable,
+                        "the owner of workflow '" + workflow::printable(name)
+                          + "' could not be read: "
+                          + eventstore::to_string(row.err()));
+    out.stored = std::move(*row);
+  }
+  if (!known && !out.stored)
+    return make_error(errc::unknown_workflow, "no one owns workflow '"
+                                                + workflow::printable(name)
+                                                + "': it was never defined");
+  if (!known) out.owner = out.stored->owner;
+  return out;
+}
+
+caf::expected<engine_context::owner_record>
+engine_context::transfer_owner(const std::string& name, const std::string& to,
+                               const std::string& by) {
+  std::lock_guard<std::mutex> serial{owners_mtx_};
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto o = owners_.find(name); o != owners_.end() && o->second.empty())
+      return make_error(errc::not_transferable,
+                        "workflow '" + workflow::printable(name)
+                          + "' is defined by this node's workflow files "
+                            "(--workflows): they own it on this node; remove "
+                            "it there first");
+  }
+  auto before = owner_of(name);
+  if (!before) return std::move(before.error());
+  if (!has_store())
+    return make_error(errc::unavailable,
+                      "this node has no store to record the transfer in");
+  auto row = store().replace_workflow_owner(name, to, by, now_ms());
+  if (!row)
+    return make_error(errc::unavailable, "the transfer of workflow '"
+                                           + workflow::printable(name)
+                                           + "' was not recorded: "
+                                           + eventstore::to_string(row.err()));
+  spdlog::warn("workflow {} transferred: owner {} -> {} by {}",
+               workflow::printable(name), workflow::printable(before->owner),
+               workflow::printable(to), workflow::printable(by));
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    owners_.insert_or_assign(name, to);
+    unclaimed_.erase(name);
+  }
+  return owner_record{to, std::move(*row)};
 }
 
 std::optional<std::string>

@@ -21,6 +21,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/error.hpp>
+#include <caf/expected.hpp>
 
 #include "actors/call_pool.hpp"
 #include "actors/clock.hpp"
@@ -167,22 +168,27 @@ class engine_context {
   // that needs a released version later reads it back from the store (see
   // `find_or_load`), or is parked when the store does not have it either.
   //
-  // A workflow name belongs to the source that first defined it while this
-  // node runs: the node's workflow files and embedded list (the operator),
-  // or the identity (token) of the first worker that registered it. Only
-  // its owner adds versions that become the latest; another worker may hold
-  // a version that is loaded already (the same definition as the owner's,
-  // e.g. a second worker process of one deployment) but brings nothing new.
-  // A token identity's names are recorded in the store (workflow_owners), so
-  // they stay its own across restarts and on every node of the store; on a
-  // node without tokens worker ids prove nothing and ownership is only kept
-  // while the node runs.
+  // A workflow name belongs to the source that first defined it: the node's
+  // workflow files and embedded list (the operator), or the identity
+  // (token) of the first worker that registered it. Only its owner adds
+  // versions that become the latest; another worker may hold a version
+  // that is loaded already (the same definition as the owner's, e.g. a
+  // second worker process of one deployment) but brings nothing new, unless
+  // its principal may replace owners (the admin role): it then becomes the
+  // owner. A token identity's names are recorded in the store
+  // (workflow_owners), so they stay its own across restarts and on every
+  // node of the store; every change of hands (an admin's registration, the
+  // node's files taking a worker identity's name, a transfer) is recorded
+  // there (previous owner, by whom, when) and logged. On a node without
+  // tokens worker ids prove nothing and ownership is only kept while the
+  // node runs.
 
   /// Adds `def` from a file or the embedded list (source: where it came
   /// from), held for the node's lifetime; the latest added version of a
   /// name is what `start` uses, and the name belongs to the operator from
-  /// now on. Wakes (through the engine) every execution parked for this
-  /// name and version.
+  /// now on (a name the store records for a worker identity is recorded as
+  /// replaced by `eventstore::files_owner`). Wakes (through the engine)
+  /// every execution parked for this name and version.
   void add_definition(workflow::definition def, std::string source);
   /// Makes `defs` the definitions worker `worker` holds (added like
   /// `add_definition`), then releases what no one needs any more. A name
@@ -191,10 +197,37 @@ class engine_context {
   /// prove nothing), whichever worker id of it comes later, also after a
   /// restart under a new id. Changes nothing and answers why when one of
   /// `defs` is named like a workflow another source owns (the node's files,
-  /// or another identity) and is not a version loaded already.
+  /// or another identity) and is not a version loaded already, unless
+  /// `may_replace` (the principal's role allows replacing owners): the
+  /// names of other identities then become `identity`'s, each replacement
+  /// recorded in the store and logged (the node's files stay the
+  /// operator's). The stored owners are read first and nothing is recorded
+  /// for a refused registration; only a claim that another node records
+  /// between this node's read and its own claim refuses after the names
+  /// before it were recorded.
   [[nodiscard]] std::optional<std::string>
   register_definitions(const std::string& worker, const std::string& identity,
-                       std::vector<workflow::definition> defs);
+                       std::vector<workflow::definition> defs,
+                       bool may_replace = false);
+  /// Who owns workflow name `name` on this node and what the store records
+  /// for it.
+  struct owner_record {
+    /// The owner here: `eventstore::files_owner`, a worker identity or
+    /// `any_worker`.
+    std::string owner;
+    /// The store's row, when it has one.
+    std::optional<eventstore::workflow_owner_row> stored;
+  };
+  /// The owner of `name`. Errors: unknown_workflow (no one defined it),
+  /// unavailable (the store cannot be read).
+  caf::expected<owner_record> owner_of(const std::string& name);
+  /// Makes `to` (a worker identity, "token 'NAME'") the owner of `name`,
+  /// recorded in the store as a replacement by `by` and logged. Errors:
+  /// unknown_workflow, not_transferable (this node's workflow files define
+  /// it), unavailable (no store, or it cannot be written).
+  caf::expected<owner_record> transfer_owner(const std::string& name,
+                                             const std::string& to,
+                                             const std::string& by);
   /// Who owns workflow name `name`: "" for the node's workflow files and
   /// embedded list, `any_worker` for workers on a node without tokens,
   /// else a worker identity; nothing when no one defined it.
@@ -378,12 +411,29 @@ class engine_context {
   /// recorded at their owner's next registration.
   std::set<std::string> unclaimed_;
 
-  /// Before `register_definitions` by `identity` (a token's): records it in
-  /// the store as the owner of each name of `defs` that has none yet, and
-  /// learns the stored owner of the others (from an earlier run or another
-  /// node), so that the check that follows sees them.
-  void claim_names(const std::string& identity,
-                   const std::vector<workflow::definition>& defs);
+  /// `attach_store` under `mtx_`.
+  void attach_locked(std::shared_ptr<eventstore::event_store> store);
+  /// The node's files define `name`: when the store records a worker
+  /// identity as its owner, records the files as its owner (a replacement
+  /// by `eventstore::files_owner`) and logs it. Under `owners_mtx_`.
+  void record_files_owner(const std::string& name);
+  /// Serialises the changes of owners on this node (registrations, the
+  /// files, transfers), which read and write the store between their
+  /// checks and their changes in memory; taken before `mtx_`.
+  std::mutex owners_mtx_;
+  /// Before the check of `register_definitions` by a token's identity:
+  /// learns the stored owner of each name of `defs` (from an earlier run,
+  /// another node or a transfer) without recording anything. The node's
+  /// own files keep theirs.
+  void learn_owners(const std::vector<workflow::definition>& defs);
+  /// After the check: records `identity` as the owner of `claim` (names
+  /// no one owned) and replaces the owner of `replace` (when
+  /// `may_replace`). Why the registration is refused, if another node's
+  /// claim won meanwhile or a replacement could not be recorded.
+  std::optional<std::string>
+  record_owners(const std::string& worker, const std::string& identity,
+                bool may_replace, std::vector<std::string> claim,
+                std::vector<std::string> replace);
   /// Versions an execution may need (see above); only ever grows.
   mutable std::set<version_key> needed_;
   /// Versions known to be committed in the store.

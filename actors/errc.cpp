@@ -26,6 +26,7 @@ std::string to_string(errc x) {
     case errc::overloaded: return "overloaded";
     case errc::unauthenticated: return "unauthenticated";
     case errc::permission_denied: return "permission_denied";
+    case errc::not_transferable: return "not_transferable";
     case errc::incompatible: return "incompatible";
   }
   return "unknown_errc";

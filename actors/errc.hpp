@@ -60,6 +60,10 @@ enum class errc : uint8_t {
   unauthenticated,
   /// The caller's role or scopes do not allow the request.
   permission_denied,
+  /// The owner of a workflow name cannot be transferred here: this node's
+  /// workflow files define it (they own it on this node), or the node runs
+  /// without tokens (its workers are one identity).
+  not_transferable,
 };
 
 /// The CAF error category of `errc`, at most 10 characters.

@@ -129,6 +129,11 @@ caf::error check_by(const operator_id& who) {
   return check_by(who.note);
 }
 
+caf::error check_workflow_name(const std::string& name) {
+  return check_text("workflow", name, workflow::max_name_bytes,
+                    workflow::text_rule::name);
+}
+
 caf::error check_json_value(std::string_view field, const json& value) {
   // Depth only: the size of a start input is checked on its text.
   auto size = workflow::limits::measure(
@@ -419,6 +424,32 @@ class local_engine : public engine_api,
 
   std::string metrics_text() override {
     return ctx_->metrics_text();
+  }
+
+  caf::expected<workflow_owner_view>
+  workflow_owner(const std::string& name) override {
+    if (auto err = check_workflow_name(name)) return err;
+    auto rec = ctx_->owner_of(name);
+    if (!rec) return std::move(rec.error());
+    return workflow_owner_view{name, std::move(rec->owner),
+                               std::move(rec->stored)};
+  }
+
+  caf::expected<workflow_owner_view>
+  transfer_workflow(const std::string& name, const std::string& to,
+                    const std::string& by) override {
+    if (auto err = check_workflow_name(name)) return err;
+    if (to.empty())
+      return make_error(errc::invalid_argument,
+                        "to: a transfer needs the new owner");
+    if (by.empty())
+      return make_error(errc::invalid_argument,
+                        "by: a transfer needs the operator's name");
+    if (auto err = check_by(by)) return err;
+    auto rec = ctx_->transfer_owner(name, to, by);
+    if (!rec) return std::move(rec.error());
+    return workflow_owner_view{name, std::move(rec->owner),
+                               std::move(rec->stored)};
   }
 
   eventstore::event_store* token_store() override {
@@ -756,6 +787,8 @@ std::vector<workflow_view> local_engine::workflows() {
     auto v = all[k];
     auto l = latest.find(k.first);
     v.latest = l != latest.end() && l->second == k.second;
+    if (auto o = ctx_->owner(k.first))
+      v.owner = o->empty() ? std::string{eventstore::files_owner} : *o;
     result.push_back(std::move(v));
   }
   return result;

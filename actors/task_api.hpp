@@ -121,6 +121,9 @@ struct worker_registration {
   /// without tokens: worker ids are then unauthenticated, and every worker
   /// is one identity (engine_context::register_definitions).
   std::string identity;
+  /// The principal's role may replace owners (the admin role, permission
+  /// `ownership`): names of other worker identities become `identity`'s.
+  bool may_replace = false;
 };
 
 struct registration_info {

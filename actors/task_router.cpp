@@ -211,7 +211,8 @@ task_router_actor::behavior_type router_fun(router_actor self, context_ptr ctx,
       // Replaces what this worker held; what no one needs any more is
       // released. A name another source owns refuses the whole call.
       if (auto why = st.ctx->register_definitions(reg.worker_id, reg.identity,
-                                                  std::move(*defs.value))) {
+                                                  std::move(*defs.value),
+                                                  reg.may_replace)) {
         spdlog::warn("worker {} refused: {}", reg.worker_id, *why);
         return res_t::fail(task_errc::permission_denied, std::move(*why));
       }

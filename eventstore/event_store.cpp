@@ -108,12 +108,31 @@ status event_store::touch_token(std::string_view, std::int64_t) {
   return no_tokens();
 }
 
-result<std::string>
-event_store::claim_workflow(std::string_view, std::string_view, std::int64_t) {
+namespace {
+
+error no_owners() {
   return error{errc::invalid_argument,
                "this store keeps no workflow owners (the embedded SQLite "
                "store and PostgreSQL do)",
                false, false};
+}
+
+} // namespace
+
+result<std::string>
+event_store::claim_workflow(std::string_view, std::string_view, std::int64_t) {
+  return no_owners();
+}
+
+result<std::optional<workflow_owner_row>>
+event_store::get_workflow_owner(std::string_view) {
+  return no_owners();
+}
+
+result<workflow_owner_row>
+event_store::replace_workflow_owner(std::string_view, std::string_view,
+                                    std::string_view, std::int64_t) {
+  return no_owners();
 }
 
 status event_store::put_definition(const definition_row& row) {

@@ -130,9 +130,10 @@ class event_store {
   /// Sets `id`'s last use to `at_ms` when later than the stored one.
   virtual status touch_token(std::string_view id, std::int64_t at_ms);
 
-  // Workflow names and who owns them (schema version 5; docs/security.md):
-  // a name a worker identity defined first stays that identity's across
-  // restarts and on every node of the store.
+  // Workflow names and who owns them (schema version 5, replacements 6;
+  // docs/security.md): a name a worker identity defined first stays that
+  // identity's across restarts and on every node of the store, until an
+  // admin or the node's workflow files replace it.
 
   /// Records `owner` as the owner of workflow name `name` at `at_ms` unless
   /// the name has one; returns the owner stored (the earlier one, or
@@ -140,6 +141,15 @@ class event_store {
   virtual result<std::string> claim_workflow(std::string_view name,
                                              std::string_view owner,
                                              std::int64_t at_ms);
+  /// The owner row of `name`, or `std::nullopt` when no one claimed it.
+  virtual result<std::optional<workflow_owner_row>>
+  get_workflow_owner(std::string_view name);
+  /// Makes `owner` the owner of `name` at `at_ms`, whoever owned it (or no
+  /// one), and records the replacement: the owner it had (previous_owner),
+  /// `by` and `at_ms`. Returns the row as stored.
+  virtual result<workflow_owner_row>
+  replace_workflow_owner(std::string_view name, std::string_view owner,
+                         std::string_view by, std::int64_t at_ms);
 
   /// The schema version this store runs on.
   virtual int schema_version() const noexcept = 0;
@@ -148,9 +158,11 @@ class event_store {
 /// The schema version this build writes and understands. Version 2 added
 /// the `definitions` table; version 3 the core event execution_migrated
 /// (type 21; no table changes); version 4 the `tokens` table; version 5
-/// the `workflow_owners` table and the `tokens.cert_subject` column. An
-/// older store is migrated in place at open.
-inline constexpr int current_schema_version = 5;
+/// the `workflow_owners` table and the `tokens.cert_subject` column;
+/// version 6 the replacement columns of `workflow_owners` (previous_owner,
+/// replaced_by, replaced_at_ms). An older store is migrated in place at
+/// open.
+inline constexpr int current_schema_version = 6;
 
 /// The highest core event type code (1..999) that `current_schema_version`
 /// defines. A new core type raises both (codec_test holds events.proto to

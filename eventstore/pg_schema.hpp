@@ -1,8 +1,10 @@
 #pragma once
 
-// Internal: the PostgreSQL schema, version 5 (version 1 without
+// Internal: the PostgreSQL schema, version 6 (version 1 without
 // `definitions`, versions 1 to 3 without `tokens`, version 4 without
-// `tokens.cert_subject`; version 3 changed no table; an older store is
+// `tokens.cert_subject` and `workflow_owners`, version 5 without the
+// replacement columns of `workflow_owners`; version 3 changed no table; an
+// older store is
 // migrated in place at open). All tables
 // live in the schema named by `pg_options::schema`; `pg_store::append_batch`
 // writes them in one transaction per group (COPY for events, multi-row upserts
@@ -60,6 +62,16 @@
 //                   bound to a client certificate)
 //                   (schema version 4, cert_subject 5; a few rows: no
 //                   index)
+//
+//   workflow_owners name text PK | owner text | claimed_at_ms bigint |
+//                   previous_owner text | replaced_by text |
+//                   replaced_at_ms bigint
+//                   owner: "token 'NAME'" (a worker identity) or "the
+//                   node's workflow files"; the replacement columns hold
+//                   the last change of hands ("", "", 0: none)
+//                   invariant: a claim never changes an owner; only a
+//                   replacement does, and it fills the replacement columns
+//                   (schema version 5, replacement columns 6)
 //
 // Times are milliseconds since the Unix epoch.
 
@@ -168,6 +180,15 @@ CREATE TABLE workflow_owners (
   owner text NOT NULL,
   claimed_at_ms bigint NOT NULL
 );
+)sql";
+
+/// What schema version 6 adds to version 5: the last replacement of a
+/// workflow name's owner.
+inline constexpr const char* pg_schema_v6 = R"sql(
+ALTER TABLE workflow_owners
+  ADD COLUMN previous_owner text NOT NULL DEFAULT '',
+  ADD COLUMN replaced_by text NOT NULL DEFAULT '',
+  ADD COLUMN replaced_at_ms bigint NOT NULL DEFAULT 0;
 )sql";
 
 } // namespace cerebelum::eventstore::detail

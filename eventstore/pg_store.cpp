@@ -149,6 +149,11 @@ class pg_store final : public event_store {
   result<std::string> claim_workflow(std::string_view name,
                                      std::string_view owner,
                                      std::int64_t at_ms) override;
+  result<std::optional<workflow_owner_row>>
+  get_workflow_owner(std::string_view name) override;
+  result<workflow_owner_row>
+  replace_workflow_owner(std::string_view name, std::string_view owner,
+                         std::string_view by, std::int64_t at_ms) override;
 
   result<bool> revoke_token(std::string_view id, std::int64_t at_ms) override;
 
@@ -253,6 +258,7 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
     tx.exec0(detail::pg_schema_v2);
     tx.exec0(detail::pg_schema_v4);
     tx.exec0(detail::pg_schema_v5);
+    tx.exec0(detail::pg_schema_v6);
     for (int i = 0; i < opts_.event_partitions; ++i)
       tx.exec0("CREATE TABLE events_p" + std::to_string(i)
                + " PARTITION OF events FOR VALUES WITH (MODULUS "
@@ -269,13 +275,15 @@ status pg_store::create_or_check_schema(pqxx::connection& conn) {
   if (stored >= 1 && stored < current_schema_version) {
     // Version 1 -> 2: the definitions table; 2 -> 3: a new core event type,
     // nothing to change; 3 -> 4: the tokens table; 4 -> 5: its
-    // cert_subject column and the workflow_owners table. In the same
-    // transaction as the version they
-    // bring (the advisory lock keeps concurrent openers out).
+    // cert_subject column and the workflow_owners table; 5 -> 6: the
+    // replacement columns of workflow_owners. In the same transaction as
+    // the version they bring (the advisory lock keeps concurrent openers
+    // out).
     tx.exec0("SET LOCAL search_path TO " + tx.quote_name(opts_.schema));
     if (stored == 1) tx.exec0(detail::pg_schema_v2);
     if (stored <= 3) tx.exec0(detail::pg_schema_v4);
     if (stored <= 4) tx.exec0(detail::pg_schema_v5);
+    if (stored <= 5) tx.exec0(detail::pg_schema_v6);
     tx.exec_params0("UPDATE schema_version SET version = $1, written_by = $2 "
                     "WHERE component = 'eventstore'",
                     current_schema_version, "cerebelum");
@@ -915,7 +923,8 @@ result<std::string> pg_store::claim_workflow(std::string_view name,
     pqxx::nontransaction tx{conn};
     // One statement: the inserted row, or (on a conflict) the stored one.
     auto rows = tx.exec_params(
-      "WITH ins AS (INSERT INTO workflow_owners VALUES ($1, $2, $3) "
+      "WITH ins AS (INSERT INTO workflow_owners (name, owner, claimed_at_ms) "
+      "VALUES ($1, $2, $3) "
       "ON CONFLICT (name) DO NOTHING RETURNING owner) "
       "SELECT owner FROM ins UNION ALL "
       "SELECT owner FROM workflow_owners WHERE name = $1 "
@@ -930,6 +939,64 @@ result<std::string> pg_store::claim_workflow(std::string_view name,
       return make_error(errc::storage_error,
                         "the owner of workflow '" + key + "' was not stored");
     return again[0][0].as<std::string>();
+  });
+}
+
+constexpr const char* pg_owner_columns
+  = "name, owner, claimed_at_ms, previous_owner, replaced_by, replaced_at_ms";
+
+workflow_owner_row read_owner(const pqxx::row& r) {
+  workflow_owner_row row;
+  row.name = r[0].as<std::string>();
+  row.owner = r[1].as<std::string>();
+  row.claimed_at_ms = r[2].as<std::int64_t>();
+  row.previous_owner = r[3].as<std::string>();
+  row.replaced_by = r[4].as<std::string>();
+  row.replaced_at_ms = r[5].as<std::int64_t>();
+  return row;
+}
+
+result<std::optional<workflow_owner_row>>
+pg_store::get_workflow_owner(std::string_view name) {
+  using res_t = result<std::optional<workflow_owner_row>>;
+  std::string key{name};
+  return with_reader([&](pqxx::connection& conn) -> res_t {
+    pqxx::nontransaction tx{conn};
+    auto rows = tx.exec_params(std::string{"SELECT "} + pg_owner_columns
+                                 + " FROM workflow_owners WHERE name = $1",
+                               key);
+    if (rows.empty()) return std::optional<workflow_owner_row>{};
+    return std::optional<workflow_owner_row>{read_owner(rows[0])};
+  });
+}
+
+result<workflow_owner_row>
+pg_store::replace_workflow_owner(std::string_view name, std::string_view owner,
+                                 std::string_view by, std::int64_t at_ms) {
+  if (name.empty() || owner.empty() || by.empty())
+    return make_error(errc::invalid_argument,
+                      "replace_workflow_owner without a name, an owner or "
+                      "who replaces it");
+  std::string key{name};
+  std::string who{owner};
+  std::string replacer{by};
+  return with_writer([&](pqxx::connection& conn) -> result<workflow_owner_row> {
+    pqxx::nontransaction tx{conn};
+    // The SET's right-hand sides read the row as it was: previous_owner
+    // gets the owner being replaced.
+    auto rows = tx.exec_params(
+      std::string{"INSERT INTO workflow_owners ("} + pg_owner_columns
+        + ") VALUES ($1, $2, $4, '', $3, $4) "
+          "ON CONFLICT (name) DO UPDATE SET "
+          "previous_owner = workflow_owners.owner, owner = EXCLUDED.owner, "
+          "replaced_by = EXCLUDED.replaced_by, "
+          "replaced_at_ms = EXCLUDED.replaced_at_ms RETURNING "
+        + pg_owner_columns,
+      key, who, replacer, at_ms);
+    if (rows.empty())
+      return make_error(errc::storage_error,
+                        "the owner of workflow '" + key + "' was not stored");
+    return read_owner(rows[0]);
   });
 }
 

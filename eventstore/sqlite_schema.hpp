@@ -1,8 +1,10 @@
 #pragma once
 
-// Internal: the SQLite schema, version 5 (version 1 without `definitions`,
+// Internal: the SQLite schema, version 6 (version 1 without `definitions`,
 // versions 1 to 3 without `tokens`, version 4 without
-// `tokens.cert_subject`; version 3 changed no table). An older store is
+// `tokens.cert_subject` and `workflow_owners`, version 5 without the
+// replacement columns of `workflow_owners`; version 3 changed no table). An
+// older store is
 // migrated in place at open by adding the tables and columns it lacks.
 //
 // One database file `<data_dir>/cerebelum-events.db` in WAL mode. All tables
@@ -53,6 +55,16 @@
 //                   bound to a client certificate)
 //                   (schema version 4, cert_subject 5; a few rows: no
 //                   index)
+//
+//   workflow_owners name TEXT PK | owner TEXT | claimed_at_ms INT |
+//                   previous_owner TEXT | replaced_by TEXT |
+//                   replaced_at_ms INT
+//                   owner: "token 'NAME'" (a worker identity) or "the
+//                   node's workflow files"; the replacement columns hold
+//                   the last change of hands ("", "", 0: none)
+//                   invariant: a claim never changes an owner; only a
+//                   replacement does, and it fills the replacement columns
+//                   (schema version 5, replacement columns 6)
 //
 // Times are milliseconds since the Unix epoch.
 
@@ -161,6 +173,14 @@ CREATE TABLE workflow_owners (
   owner TEXT NOT NULL,
   claimed_at_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+)sql";
+
+/// What schema version 6 adds to version 5: the last replacement of a
+/// workflow name's owner.
+inline constexpr const char* sqlite_schema_v6 = R"sql(
+ALTER TABLE workflow_owners ADD COLUMN previous_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE workflow_owners ADD COLUMN replaced_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE workflow_owners ADD COLUMN replaced_at_ms INTEGER NOT NULL DEFAULT 0;
 )sql";
 
 } // namespace cerebelum::eventstore::detail

@@ -266,6 +266,11 @@ class sqlite_store final : public event_store {
   result<std::string> claim_workflow(std::string_view name,
                                      std::string_view owner,
                                      std::int64_t at_ms) override;
+  result<std::optional<workflow_owner_row>>
+  get_workflow_owner(std::string_view name) override;
+  result<workflow_owner_row>
+  replace_workflow_owner(std::string_view name, std::string_view owner,
+                         std::string_view by, std::int64_t at_ms) override;
 
   int schema_version() const noexcept override {
     return current_schema_version;
@@ -350,6 +355,7 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
       writer_->exec(detail::sqlite_schema_v2);
       writer_->exec(detail::sqlite_schema_v4);
       writer_->exec(detail::sqlite_schema_v5);
+      writer_->exec(detail::sqlite_schema_v6);
       sqlite_stmt ins{*writer_, "INSERT INTO schema_version VALUES (?, ?, ?)"};
       ins.bind(1, schema_component)
         .bind(2, std::int64_t{current_schema_version})
@@ -365,12 +371,13 @@ sqlite_store::ensure_schema(const std::optional<detail::store_marker>& marker) {
     ver.reset();
     // Version 1 -> 2: the definitions table; 2 -> 3: a new core event
     // type, nothing to change; 3 -> 4: the tokens table; 4 -> 5: its
-    // cert_subject column and the workflow_owners table. In the same
-    // transaction as the version they
-    // bring.
+    // cert_subject column and the workflow_owners table; 5 -> 6: the
+    // replacement columns of workflow_owners. In the same transaction as
+    // the version they bring.
     if (stored == 1) writer_->exec(detail::sqlite_schema_v2);
     if (stored >= 1 && stored <= 3) writer_->exec(detail::sqlite_schema_v4);
     if (stored >= 1 && stored <= 4) writer_->exec(detail::sqlite_schema_v5);
+    if (stored >= 1 && stored <= 5) writer_->exec(detail::sqlite_schema_v6);
     if (stored >= 1 && stored < current_schema_version) {
       sqlite_stmt up{*writer_, "UPDATE schema_version SET version = ?, "
                                "written_by = ? WHERE component = ?"};
@@ -966,7 +973,8 @@ result<std::string> sqlite_store::claim_workflow(std::string_view name,
     return make_error(errc::invalid_argument,
                       "claim_workflow without a name or an owner");
   return with_writer([&](sqlite_db& db) -> result<std::string> {
-    sqlite_stmt ins{db, "INSERT INTO workflow_owners VALUES (?, ?, ?) "
+    sqlite_stmt ins{db, "INSERT INTO workflow_owners "
+                        "(name, owner, claimed_at_ms) VALUES (?, ?, ?) "
                         "ON CONFLICT (name) DO NOTHING"};
     ins.bind(1, name).bind(2, owner).bind(3, at_ms).run();
     sqlite_stmt sel{db, "SELECT owner FROM workflow_owners WHERE name = ?"};
@@ -976,6 +984,66 @@ result<std::string> sqlite_store::claim_workflow(std::string_view name,
                                                + std::string{name}
                                                + "' was not stored");
     return sel.text(0);
+  });
+}
+
+constexpr const char* owner_columns
+  = "name, owner, claimed_at_ms, previous_owner, replaced_by, replaced_at_ms";
+
+workflow_owner_row read_owner(sqlite_stmt& st) {
+  workflow_owner_row row;
+  row.name = st.text(0);
+  row.owner = st.text(1);
+  row.claimed_at_ms = st.int64(2);
+  row.previous_owner = st.text(3);
+  row.replaced_by = st.text(4);
+  row.replaced_at_ms = st.int64(5);
+  return row;
+}
+
+result<std::optional<workflow_owner_row>>
+sqlite_store::get_workflow_owner(std::string_view name) {
+  using res_t = result<std::optional<workflow_owner_row>>;
+  return with_reader([&](sqlite_db& db) -> res_t {
+    sqlite_stmt st{db, std::string{"SELECT "} + owner_columns
+                         + " FROM workflow_owners WHERE name = ?"};
+    st.bind(1, name);
+    if (!st.step()) return std::optional<workflow_owner_row>{};
+    return std::optional<workflow_owner_row>{read_owner(st)};
+  });
+}
+
+result<workflow_owner_row>
+sqlite_store::replace_workflow_owner(std::string_view name,
+                                     std::string_view owner,
+                                     std::string_view by, std::int64_t at_ms) {
+  if (name.empty() || owner.empty() || by.empty())
+    return make_error(errc::invalid_argument,
+                      "replace_workflow_owner without a name, an owner or "
+                      "who replaces it");
+  return with_writer([&](sqlite_db& db) -> result<workflow_owner_row> {
+    // The SET's right-hand sides read the row as it was: previous_owner
+    // gets the owner being replaced.
+    sqlite_stmt st{db, std::string{"INSERT INTO workflow_owners ("}
+                         + owner_columns
+                         + ") VALUES (?1, ?2, ?4, '', ?3, ?4) "
+                           "ON CONFLICT (name) DO UPDATE SET "
+                           "previous_owner = workflow_owners.owner, "
+                           "owner = excluded.owner, "
+                           "replaced_by = excluded.replaced_by, "
+                           "replaced_at_ms = excluded.replaced_at_ms "
+                           "RETURNING "
+                         + owner_columns};
+    st.bind(1, name).bind(2, owner).bind(3, by).bind(4, at_ms);
+    if (!st.step())
+      return make_error(errc::storage_error, "the owner of workflow '"
+                                               + std::string{name}
+                                               + "' was not stored");
+    auto row = read_owner(st);
+    // Runs the statement to its end so that it completes.
+    while (st.step()) {
+    }
+    return row;
   });
 }
 

@@ -108,6 +108,19 @@ result<std::string> store_decorator::claim_workflow(std::string_view name,
   return inner_->claim_workflow(name, owner, at_ms);
 }
 
+result<std::optional<workflow_owner_row>>
+store_decorator::get_workflow_owner(std::string_view name) {
+  return inner_->get_workflow_owner(name);
+}
+
+result<workflow_owner_row>
+store_decorator::replace_workflow_owner(std::string_view name,
+                                        std::string_view owner,
+                                        std::string_view by,
+                                        std::int64_t at_ms) {
+  return inner_->replace_workflow_owner(name, owner, by, at_ms);
+}
+
 int store_decorator::schema_version() const noexcept {
   return inner_->schema_version();
 }

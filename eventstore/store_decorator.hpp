@@ -64,6 +64,11 @@ class store_decorator : public event_store {
   result<std::string> claim_workflow(std::string_view name,
                                      std::string_view owner,
                                      std::int64_t at_ms) override;
+  result<std::optional<workflow_owner_row>>
+  get_workflow_owner(std::string_view name) override;
+  result<workflow_owner_row>
+  replace_workflow_owner(std::string_view name, std::string_view owner,
+                         std::string_view by, std::int64_t at_ms) override;
 
   int schema_version() const noexcept override;
 

@@ -157,6 +157,25 @@ struct token_row {
   std::string cert_subject;
 };
 
+/// Who owns a workflow name (schema version 5; the replacement columns 6;
+/// docs/security.md). Owners are "token 'NAME'" (a worker identity) or
+/// `files_owner` (the node's workflow files).
+struct workflow_owner_row {
+  std::string name;
+  std::string owner;
+  /// When the name was first claimed.
+  std::int64_t claimed_at_ms = 0;
+  /// The last replacement: the owner before it, who replaced it ("token
+  /// 'NAME'" of an admin, or `files_owner`) and when; "", "" and 0 when the
+  /// name never changed hands.
+  std::string previous_owner;
+  std::string replaced_by;
+  std::int64_t replaced_at_ms = 0;
+};
+
+/// The owner the store records for names the node's workflow files took.
+inline constexpr const char* files_owner = "the node's workflow files";
+
 /// One atomic append: the events, the index row and the timer/task changes of
 /// one execution commit together or not at all.
 struct append_request {

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   cli::add_dlq_commands(app, global, commands);
   cli::add_upgrade_command(app, global, commands);
   cli::add_token_commands(app, global, commands);
+  cli::add_workflow_commands(app, global, commands);
   cli::add_dev_certs_command(app, commands);
 
   try {

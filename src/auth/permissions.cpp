@@ -8,7 +8,7 @@ namespace {
 
 using p = permission;
 
-constexpr std::array<endpoint, 37> table{{
+constexpr std::array<endpoint, 41> table{{
   // gRPC AdminService (proto/admin.proto)
   {"grpc", "AdminService/StartExecution", p::start},
   {"grpc", "AdminService/DescribeExecution", p::read},
@@ -27,6 +27,8 @@ constexpr std::array<endpoint, 37> table{{
   {"grpc", "AdminService/CreateToken", p::tokens},
   {"grpc", "AdminService/ListTokens", p::tokens},
   {"grpc", "AdminService/RevokeToken", p::tokens},
+  {"grpc", "AdminService/GetWorkflowOwner", p::ownership},
+  {"grpc", "AdminService/TransferWorkflow", p::ownership},
   // gRPC WorkerService (proto/worker.proto)
   {"grpc", "WorkerService/Register", p::work},
   {"grpc", "WorkerService/PollTask", p::work},
@@ -43,6 +45,8 @@ constexpr std::array<endpoint, 37> table{{
   {"http", "GET /v1/executions/{id}/history", p::read},
   {"http", "GET /v1/executions/{id}/events", p::read},
   {"http", "GET /v1/workflows", p::read},
+  {"http", "GET /v1/workflows/{name}/owner", p::ownership},
+  {"http", "POST /v1/workflows/{name}/owner", p::ownership},
   {"http", "POST /v1/executions/{id}/approve", p::decide},
   {"http", "POST /v1/executions/{id}/reject", p::decide},
   {"http", "POST /v1/executions/{id}/cancel", p::cancel},
@@ -66,6 +70,7 @@ std::string_view to_string(permission x) noexcept {
     case p::upgrade: return "upgrade";
     case p::metrics: return "metrics";
     case p::tokens: return "tokens";
+    case p::ownership: return "ownership";
     case p::work: return "work";
   }
   return "unknown";

@@ -35,6 +35,9 @@ enum class permission : std::uint8_t {
   metrics,
   /// Create, list and revoke tokens.
   tokens,
+  /// See and transfer who owns workflow names; a worker registering with
+  /// it may replace a name another worker identity owns.
+  ownership,
   /// The worker protocol: register, poll, heartbeat, complete (for the
   /// token's queues when it names some).
   work,

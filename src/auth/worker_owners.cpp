@@ -6,6 +6,31 @@ std::string worker_identity(const principal& who) {
   return "token '" + who.name + "'";
 }
 
+transfer_target
+find_transfer_target(const std::vector<eventstore::token_row>& rows,
+                     std::string_view name, std::int64_t now_ms) {
+  const std::string shown = "'" + std::string{name} + "'";
+  bool named = false;
+  for (const auto& row : rows) {
+    if (row.name != name) continue;
+    named = true;
+    if (row.revoked_at_ms != 0
+        || (row.expires_at_ms != 0 && row.expires_at_ms <= now_ms))
+      continue;
+    auto r = parse_role(row.role);
+    if (r && (*r == role::worker || *r == role::admin)) {
+      principal who;
+      who.name = row.name;
+      return {worker_identity(who), {}};
+    }
+  }
+  if (!named)
+    return {{}, "to: no token is named " + shown + " (cerebelum token list)"};
+  return {{},
+          "to: no live token of role worker or admin is named " + shown
+            + " (only those register workers)"};
+}
+
 std::optional<std::string> worker_owners::admit(const std::string& worker,
                                                 const principal& who,
                                                 bool claim) {

@@ -9,7 +9,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "src/auth/authenticator.hpp"
 
@@ -20,6 +22,19 @@ namespace cerebelum::auth {
 /// "token 'NAME'", the principal's name, so that a new token of the same
 /// name (a rotated one) keeps its workflows.
 std::string worker_identity(const principal& who);
+
+/// Where a transfer of a workflow name goes (`cerebelum workflow transfer
+/// NAME --to TOKEN_NAME`): the worker identity of the principal named
+/// `name`, which must be live (not revoked, not expired at `now_ms`) and
+/// of a role that registers workers (worker or admin) among `rows` (the
+/// store's tokens); else `refusal` says why.
+struct transfer_target {
+  std::string identity;
+  std::string refusal;
+};
+transfer_target
+find_transfer_target(const std::vector<eventstore::token_row>& rows,
+                     std::string_view name, std::int64_t now_ms);
 
 class worker_owners {
  public:

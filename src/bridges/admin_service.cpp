@@ -771,4 +771,35 @@ grpc::Status admin_service::RevokeToken(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status
+admin_service::GetWorkflowOwner(grpc::ServerContext* ctx,
+                                const admin::GetWorkflowOwnerRequest* req,
+                                admin::WorkflowOwner* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/GetWorkflowOwner");
+  if (!allowed.ok()) return to_status(refusal(allowed));
+  if (auto err = scope_refusal(name_of(allowed), scope_of(allowed), req->name(),
+                               "this request"))
+    return to_status(err);
+  auto view = engine_->workflow_owner(req->name());
+  if (!view) return to_status(view.error());
+  *res = to_proto(*view);
+  return grpc::Status::OK;
+}
+
+grpc::Status
+admin_service::TransferWorkflow(grpc::ServerContext* ctx,
+                                const admin::TransferWorkflowRequest* req,
+                                admin::WorkflowOwner* res) {
+  auto allowed = check_call(auth_, ctx, "AdminService/TransferWorkflow");
+  if (!allowed.ok()) return to_status(refusal(allowed));
+  if (auto err = scope_refusal(name_of(allowed), scope_of(allowed), req->name(),
+                               "this request"))
+    return to_status(err);
+  auto view = transfer_workflow(auth_, *engine_, allowed, req->name(),
+                                req->to());
+  if (!view) return to_status(view.error());
+  *res = to_proto(*view);
+  return grpc::Status::OK;
+}
+
 } // namespace cerebelum::api

@@ -102,6 +102,14 @@ class admin_service final
                            const admin::RevokeTokenRequest* req,
                            admin::TokenInfo* res) override;
 
+  grpc::Status GetWorkflowOwner(grpc::ServerContext* ctx,
+                                const admin::GetWorkflowOwnerRequest* req,
+                                admin::WorkflowOwner* res) override;
+
+  grpc::Status TransferWorkflow(grpc::ServerContext* ctx,
+                                const admin::TransferWorkflowRequest* req,
+                                admin::WorkflowOwner* res) override;
+
   grpc::Status ListDeadLetters(grpc::ServerContext* ctx,
                                const admin::ListDeadLettersRequest* req,
                                admin::ListDeadLettersResponse* res) override;

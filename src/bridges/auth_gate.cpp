@@ -10,6 +10,7 @@
 #include "actors/errc.hpp"
 #include "eventstore/event_store.hpp"
 #include "src/auth/cert_subject.hpp"
+#include "workflow/safe_text.hpp"
 
 namespace cerebelum::api {
 
@@ -167,6 +168,35 @@ scoped_filter(std::string_view name, std::span<const std::string> workflows,
   return actors::make_error(actors::errc::invalid_argument,
                             scope_text(name, workflows)
                               + ": name one of them (workflow=)");
+}
+
+caf::expected<actors::workflow_owner_view>
+transfer_workflow(const authenticator_ptr& auth, actors::engine_api& engine,
+                  const auth::verdict& v, const std::string& name,
+                  const std::string& to) {
+  using actors::errc;
+  if (!auth || !v.who)
+    return actors::make_error(errc::not_transferable,
+                              "this node runs without --auth token: its "
+                              "workers are one identity and own no workflow "
+                              "names of their own, so there is no one to "
+                              "transfer '"
+                                + workflow::printable(name) + "' to");
+  auto* store = engine.token_store();
+  if (!store)
+    return actors::make_error(errc::unavailable,
+                              "the node's store is not open yet");
+  auto rows = store->list_tokens();
+  if (!rows)
+    return actors::make_error(errc::unavailable,
+                              "the tokens could not be read: "
+                                + eventstore::to_string(rows.err()));
+  auto target = auth::find_transfer_target(*rows, to, auth::wall_clock_ms());
+  if (!target.refusal.empty())
+    return actors::make_error(errc::invalid_argument,
+                              std::move(target.refusal));
+  return engine.transfer_workflow(name, target.identity,
+                                  auth::worker_identity(*v.who));
 }
 
 } // namespace cerebelum::api

@@ -21,6 +21,7 @@
 namespace cerebelum::actors {
 class engine_api;
 struct execution_view;
+struct workflow_owner_view;
 } // namespace cerebelum::actors
 
 namespace grpc {
@@ -54,6 +55,19 @@ actors::operator_id recorded_by(std::string_view principal,
 /// `recorded_by` for the principal of `v`.
 actors::operator_id recorded_by(const auth::verdict& v,
                                 const std::string& typed);
+
+/// `cerebelum workflow transfer` over either transport, once the call was
+/// allowed (`v`): moves `name` to the worker identity of the live worker or
+/// admin token named `to`, recorded as replaced by the caller's identity
+/// ("token 'NAME'"). Errors (the engine's): failed precondition
+/// (`not_transferable`) on a node without tokens (`auth` null: workers are
+/// then one identity and own no names of their own) or for a name of this
+/// node's files, invalid_argument (`to` names no such token),
+/// unknown_workflow, unavailable.
+caf::expected<actors::workflow_owner_view>
+transfer_workflow(const authenticator_ptr& auth, actors::engine_api& engine,
+                  const auth::verdict& v, const std::string& name,
+                  const std::string& to);
 
 // -- workflow scopes ----------------------------------------------------------
 //

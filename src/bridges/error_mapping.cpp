@@ -14,6 +14,7 @@ int http_status_of(errc code) {
     case errc::not_awaiting_approval:
     case errc::already_terminal:
     case errc::incompatible:
+    case errc::not_transferable:
     case errc::not_retryable: return 409;
     case errc::payload_too_large: return 413;
     case errc::overloaded: return 429;
@@ -37,6 +38,7 @@ int grpc_code_of(errc code) {
     case errc::not_awaiting_approval:
     case errc::already_terminal:
     case errc::incompatible:
+    case errc::not_transferable:
     case errc::not_retryable: return grpc::StatusCode::FAILED_PRECONDITION;
     case errc::deadline_exceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case errc::store_damaged: return grpc::StatusCode::DATA_LOSS;

@@ -35,6 +35,7 @@ constexpr const char* events_path = R"(/v1/executions/([^/]+)/events)";
 constexpr const char* health_path = "/v1/health";
 constexpr const char* workflows_path = "/v1/workflows";
 constexpr const char* upgrade_path = "/v1/workflows/check-upgrade";
+constexpr const char* owner_path = R"(/v1/workflows/([^/]+)/owner)";
 constexpr const char* approve_path = R"(/v1/executions/([^/]+)/approve)";
 constexpr const char* reject_path = R"(/v1/executions/([^/]+)/reject)";
 constexpr const char* cancel_path = R"(/v1/executions/([^/]+)/cancel)";
@@ -549,6 +550,61 @@ void upgrade_route(http::server& srv, engine_ptr engine) {
              });
 }
 
+/// The `to` of a transfer's body: `{"to": "TOKEN_NAME"}`.
+caf::expected<std::string> transfer_to(const std::string& text) {
+  auto body = json::parse(text, nullptr, false);
+  const char* shape = R"(body: must be a JSON object {"to": "TOKEN_NAME"})";
+  if (body.is_discarded() || !body.is_object())
+    return make_error(errc::invalid_argument, shape);
+  for (auto& [key, value] : body.items())
+    if (key != "to")
+      return make_error(errc::invalid_argument, "body: unknown field '"
+                                                  + workflow::printable(key, 40)
+                                                  + "' (only \"to\")");
+  auto to = body.find("to");
+  if (to == body.end() || !to->is_string() || to->get<std::string>().empty())
+    return make_error(errc::invalid_argument, shape);
+  return to->get<std::string>();
+}
+
+/// GET and POST /v1/workflows/{name}/owner: who owns a workflow name, and
+/// its transfer to another token's workers.
+void owner_routes(http::server& srv, engine_ptr engine,
+                  authenticator_ptr auth) {
+  get_route(srv, owner_path,
+            [engine](const http::request& req, http::response& res) {
+              if (auto err = query_params{req}.only({}))
+                return send_error(res, err);
+              const auto& name = req.captures[0];
+              if (auto err = scope_refusal(req.principal, req.workflows, name,
+                                           "this request"))
+                return send_error(res, err);
+              auto view = engine->workflow_owner(name);
+              if (!view) return send_error(res, view.error());
+              send_json(res, 200, message_to_json(to_proto(*view)));
+            });
+  post_route(srv, owner_path,
+             [engine, auth](const http::request& req, const std::string& text,
+                            http::response& res) {
+               if (auto err = query_params{req}.only({}))
+                 return send_error(res, err);
+               const auto& name = req.captures[0];
+               if (auto err = scope_refusal(req.principal, req.workflows, name,
+                                            "this request"))
+                 return send_error(res, err);
+               auto to = transfer_to(text);
+               if (!to) return send_error(res, to.error());
+               auth::verdict v;
+               if (!req.principal.empty()) {
+                 v.who.emplace();
+                 v.who->name = req.principal;
+               }
+               auto view = transfer_workflow(auth, *engine, v, name, *to);
+               if (!view) return send_error(res, view.error());
+               send_json(res, 200, message_to_json(to_proto(*view)));
+             });
+}
+
 /// A decision on execution `{id}` (approve, reject, cancel): no query
 /// parameters, a decision body (`by` required when `require_by`), then
 /// `decide` with who decides.
@@ -661,6 +717,7 @@ class route_labels {
  public:
   route_labels() {
     add(start_path, "/v1/workflows/{name}/executions");
+    add(owner_path, "/v1/workflows/{name}/owner");
     add(execution_path, "/v1/executions/{id}");
     add(history_path, "/v1/executions/{id}/history");
     add(events_path, "/v1/executions/{id}/events");
@@ -779,6 +836,7 @@ std::unique_ptr<http::server> make_http_api(engine_ptr engine,
   read_routes(*srv, engine, opts.warnings, opts.waits);
   decision_routes(*srv, engine);
   upgrade_route(*srv, engine);
+  owner_routes(*srv, engine, opts.auth);
   dead_letter_routes(*srv, std::move(engine));
   return srv;
 }

@@ -49,7 +49,23 @@ admin::WorkflowInfo to_proto(const actors::workflow_view& view) {
   info.set_stored(view.stored);
   info.set_stored_at_ms(view.stored_at_ms);
   info.set_open_executions(view.open_executions);
+  info.set_owner(view.owner);
   return info;
+}
+
+admin::WorkflowOwner to_proto(const actors::workflow_owner_view& view) {
+  admin::WorkflowOwner out;
+  out.set_name(view.name);
+  out.set_owner(view.owner);
+  out.set_recorded(view.stored.has_value());
+  if (view.stored) {
+    out.set_recorded_owner(view.stored->owner);
+    out.set_claimed_at_ms(view.stored->claimed_at_ms);
+    out.set_previous_owner(view.stored->previous_owner);
+    out.set_replaced_by(view.stored->replaced_by);
+    out.set_replaced_at_ms(view.stored->replaced_at_ms);
+  }
+  return out;
 }
 
 admin::CheckUpgradeResponse to_proto(const actors::upgrade_report& report) {

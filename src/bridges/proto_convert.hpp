@@ -13,6 +13,7 @@ admin::ExecutionInfo to_proto(const actors::execution_view& view);
 
 /// Fills a `WorkflowInfo` from `view`.
 admin::WorkflowInfo to_proto(const actors::workflow_view& view);
+admin::WorkflowOwner to_proto(const actors::workflow_owner_view& view);
 admin::CheckUpgradeResponse to_proto(const actors::upgrade_report& report);
 
 } // namespace cerebelum::api

@@ -85,6 +85,7 @@ worker_service::admit(grpc::CallbackServerContext* ctx, const char* method,
   }
   out.identity = auth::worker_identity(*v.who);
   out.principal = v.who->name;
+  out.may_replace = auth::allows(v.who->r, auth::permission::ownership);
   if (worker.empty()) return out; // refused by the caller
   if (auto why = owners_->admit(worker, *v.who, claim))
     out.status = {grpc::StatusCode::PERMISSION_DENIED, *why};
@@ -104,6 +105,7 @@ worker_service::Register(grpc::CallbackServerContext* ctx,
   auto* reactor = ctx->DefaultReactor();
   auto reg = to_registration(*req);
   reg.identity = std::move(who.identity);
+  reg.may_replace = who.may_replace;
   tasks_->register_worker(
     std::move(reg), finish_with<actors::registration_info>(
                       reactor, [res](const actors::registration_info& info) {

@@ -71,6 +71,9 @@ class worker_service final : public worker::WorkerService::CallbackService {
     std::string identity;
     /// The token's principal ("" without tokens).
     std::string principal;
+    /// The principal may replace workflow owners (auth::permission
+    /// ownership).
+    bool may_replace = false;
 
     [[nodiscard]] bool ok() const {
       return status.ok();

@@ -70,6 +70,11 @@ void add_upgrade_command(CLI::App& app, const global_options& global,
 void add_token_commands(CLI::App& app, const global_options& global,
                         command_set& set);
 
+/// `workflow owner NAME`, `workflow transfer NAME --to TOKEN_NAME`
+/// (docs/security.md).
+void add_workflow_commands(CLI::App& app, const global_options& global,
+                           command_set& set);
+
 /// `dev-certs DIR`: a local CA and node certificate for trying TLS.
 void add_dev_certs_command(CLI::App& app, command_set& set);
 

@@ -147,13 +147,14 @@ int run_workflows(const global_options& global, bool as_json) {
     return 0;
   }
   std::vector<std::vector<std::string>> cells;
-  cells.push_back(
-    {"NAME", "VERSION", "LATEST", "LOADED", "STORED", "OPEN", "SOURCE"});
+  cells.push_back({"NAME", "VERSION", "LATEST", "LOADED", "STORED", "OPEN",
+                   "SOURCE", "OWNER"});
   for (auto& wf : res.workflows())
     cells.push_back({wf.name(), std::to_string(wf.version()),
                      wf.latest() ? "latest" : "", wf.loaded() ? "yes" : "no",
                      wf.stored() ? format_time(wf.stored_at_ms()) : "no",
-                     std::to_string(wf.open_executions()), wf.source()});
+                     std::to_string(wf.open_executions()), wf.source(),
+                     wf.owner().empty() ? "-" : wf.owner()});
   print_table(cells);
   return 0;
 }

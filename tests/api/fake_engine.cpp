@@ -253,7 +253,18 @@ fake_engine::migrate(const std::string& definition_text,
 }
 
 std::vector<actors::workflow_view> fake_engine::workflows() {
-  return {{"order", 7, "examples/workflows/order.yaml"}};
+  return {{"order", 7, "examples/workflows/order.yaml", false, false, false, 0,
+           0, "the node's workflow files"}};
+}
+
+caf::expected<actors::workflow_owner_view>
+fake_engine::workflow_owner(const std::string& name) {
+  if (name != "order")
+    return make_error(errc::unknown_workflow,
+                      "no one owns workflow '" + name + "'");
+  eventstore::workflow_owner_row row{"order",     "token 'a'",     1,
+                                     "token 'b'", "token 'admin'", 5};
+  return actors::workflow_owner_view{"order", "token 'a'", std::move(row)};
 }
 
 caf::expected<actors::dead_letter_list>

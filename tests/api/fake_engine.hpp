@@ -55,6 +55,10 @@ class fake_engine : public actors::engine_api {
   actors::follow_stop follow(const std::string& id, std::int64_t from_seq,
                              actors::follow_sink sink) override;
   std::vector<actors::workflow_view> workflows() override;
+  /// "order" is owned by token 'a', recorded as taken from token 'b' by
+  /// token 'admin' at 5; any other name is unknown.
+  caf::expected<actors::workflow_owner_view>
+  workflow_owner(const std::string& name) override;
   actors::health_view health() override;
   actors::node_metrics& metrics() override {
     return metrics_;

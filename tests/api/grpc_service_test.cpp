@@ -234,6 +234,33 @@ TEST_CASE("GetHistory returns the events and NOT_FOUND for an unknown id") {
         == grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_CASE("GetWorkflowOwner answers the owner and NOT_FOUND for a name no "
+          "one defined, and TransferWorkflow needs tokens") {
+  fixture f;
+  grpc::ClientContext ctx;
+  admin::GetWorkflowOwnerRequest req;
+  req.set_name("order");
+  admin::WorkflowOwner owner;
+  REQUIRE(f.stub->GetWorkflowOwner(&ctx, req, &owner).ok());
+  CHECK(owner.owner() == "token 'a'");
+  CHECK(owner.recorded());
+  CHECK(owner.previous_owner() == "token 'b'");
+  CHECK(owner.replaced_by() == "token 'admin'");
+  CHECK(owner.replaced_at_ms() == 5);
+  grpc::ClientContext ctx2;
+  req.set_name("refund");
+  CHECK(f.stub->GetWorkflowOwner(&ctx2, req, &owner).error_code()
+        == grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext ctx3;
+  admin::TransferWorkflowRequest move;
+  move.set_name("order");
+  move.set_to("b");
+  auto st = f.stub->TransferWorkflow(&ctx3, move, &owner);
+  CHECK(st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(st.error_message().find("runs without --auth token")
+        != std::string::npos);
+}
+
 TEST_CASE("CheckUpgrade reports each execution with its first divergence and "
           "counts them") {
   fixture f;

@@ -433,6 +433,45 @@ TEST_CASE("GET workflows lists the engine's workflows") {
   CHECK(res.second["workflows"][0]["version"] == "7");
 }
 
+TEST_CASE("GET a workflow's owner answers who owns it and its last change "
+          "of hands") {
+  fixture f;
+  auto res = f.get("/v1/workflows/order/owner");
+  INFO(res.second.dump());
+  CHECK(res.first == 200);
+  CHECK(res.second["owner"] == "token 'a'");
+  CHECK(res.second["recorded"] == true);
+  CHECK(res.second["recorded_owner"] == "token 'a'");
+  CHECK(res.second["claimed_at_ms"] == 1);
+  CHECK(res.second["previous_owner"] == "token 'b'");
+  CHECK(res.second["replaced_by"] == "token 'admin'");
+  CHECK(res.second["replaced_at_ms"] == 5);
+  check_error(f.get("/v1/workflows/refund/owner"), 404, "unknown_workflow");
+}
+
+TEST_CASE("POST a workflow's owner takes only a body naming the token to "
+          "transfer it to, and a node without tokens transfers nothing") {
+  fixture f;
+  auto post = [&](const std::string& body) {
+    auto res = f.client->Post("/v1/workflows/order/owner", body,
+                              "application/json");
+    REQUIRE(res);
+    return std::pair<int, json>{res->status, json::parse(res->body)};
+  };
+  auto unknown = post(R"({"to": "b", "by": "x"})");
+  check_error(unknown, 400, "invalid_argument");
+  CHECK(unknown.second["error"]["message"]
+        == "body: unknown field 'by' "
+           "(only \"to\")");
+  check_error(post(R"({"to": ""})"), 400, "invalid_argument");
+  check_error(post("[1]"), 400, "invalid_argument");
+  auto no_tokens = post(R"({"to": "b"})");
+  check_error(no_tokens, 409, "not_transferable");
+  CHECK(no_tokens.second["error"]["message"].get<std::string>().find(
+          "runs without --auth token")
+        != std::string::npos);
+}
+
 TEST_CASE("GET dead-letters lists them and POST retry reopens one once") {
   fixture f;
   auto listed = f.get("/v1/dead-letters?queue=billing");

@@ -64,6 +64,10 @@ class sqlite_backend final : public backend {
   void make_old(int version) override {
     std::string sql;
     if (version < 5) sql += "DROP TABLE workflow_owners;";
+    if (version == 5)
+      sql += "ALTER TABLE workflow_owners DROP COLUMN previous_owner;"
+             "ALTER TABLE workflow_owners DROP COLUMN replaced_by;"
+             "ALTER TABLE workflow_owners DROP COLUMN replaced_at_ms;";
     if (version < 4) sql += "DROP TABLE tokens;";
     if (version == 4) sql += "ALTER TABLE tokens DROP COLUMN cert_subject;";
     if (version < 2) sql += "DROP TABLE definitions;";
@@ -143,6 +147,10 @@ class pg_backend final : public backend {
     pqxx::work tx{conn};
     auto schema = tx.quote_name(schema_);
     if (version < 5) tx.exec0("DROP TABLE " + schema + ".workflow_owners");
+    if (version == 5)
+      tx.exec0("ALTER TABLE " + schema
+               + ".workflow_owners DROP COLUMN previous_owner, "
+                 "DROP COLUMN replaced_by, DROP COLUMN replaced_at_ms");
     if (version < 4) tx.exec0("DROP TABLE " + schema + ".tokens");
     if (version == 4)
       tx.exec0("ALTER TABLE " + schema + ".tokens DROP COLUMN cert_subject");

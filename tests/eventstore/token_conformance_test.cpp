@@ -1,6 +1,6 @@
 // The token table of the event store (schema version 4; its cert_subject
-// column version 5) and the workflow owners (version 5), run against every
-// backend.
+// column version 5) and the workflow owners (version 5, their replacements
+// version 6), run against every backend.
 
 #include <catch2/catch.hpp>
 
@@ -269,4 +269,89 @@ TEMPLATE_TEST_CASE("a schema version 4 store is migrated in place at open, "
   check_same(require_token(*again, "pc"), cert);
   CHECK(require_ok(again->claim_workflow("order", "token 'b'", 200))
         == "token 'a'");
+}
+
+TEMPLATE_TEST_CASE("replacing a workflow name's owner records the owner it "
+                   "had, who replaced it and when",
+                   "[conformance][owners]", BACKENDS) {
+  auto be = TestType::make();
+  auto store = require_ok(be->open());
+  CHECK_FALSE(require_ok(store->get_workflow_owner("order")).has_value());
+  require_ok(store->claim_workflow("order", "token 'a'", 100));
+  auto claimed = require_ok(store->get_workflow_owner("order"));
+  REQUIRE(claimed.has_value());
+  CHECK(claimed->owner == "token 'a'");
+  CHECK(claimed->claimed_at_ms == 100);
+  CHECK(claimed->previous_owner.empty());
+  CHECK(claimed->replaced_by.empty());
+  CHECK(claimed->replaced_at_ms == 0);
+  auto row = require_ok(
+    store->replace_workflow_owner("order", "token 'ops'", "token 'ops'", 200));
+  CHECK(row.name == "order");
+  CHECK(row.owner == "token 'ops'");
+  CHECK(row.claimed_at_ms == 100);
+  CHECK(row.previous_owner == "token 'a'");
+  CHECK(row.replaced_by == "token 'ops'");
+  CHECK(row.replaced_at_ms == 200);
+  // A claim does not take it back.
+  CHECK(require_ok(store->claim_workflow("order", "token 'a'", 300))
+        == "token 'ops'");
+  // A second replacement keeps only the last one.
+  row = require_ok(
+    store->replace_workflow_owner("order", files_owner, files_owner, 400));
+  CHECK(row.previous_owner == "token 'ops'");
+  CHECK(row.replaced_by == std::string{files_owner});
+  // A name no one claimed: the replacement claims it.
+  row = require_ok(
+    store->replace_workflow_owner("refund", "token 'b'", "token 'ops'", 500));
+  CHECK(row.owner == "token 'b'");
+  CHECK(row.claimed_at_ms == 500);
+  CHECK(row.previous_owner.empty());
+  CHECK(row.replaced_by == "token 'ops'");
+  CHECK_FALSE(store->replace_workflow_owner("", "token 'b'", "x", 1).ok());
+  CHECK_FALSE(store->replace_workflow_owner("x", "", "x", 1).ok());
+  CHECK_FALSE(store->replace_workflow_owner("x", "token 'b'", "", 1).ok());
+  CHECK_FALSE(require_ok(store->get_workflow_owner("x")).has_value());
+  // Kept across a reopen.
+  store.reset();
+  auto again = require_ok(be->open());
+  auto kept = require_ok(again->get_workflow_owner("order"));
+  REQUIRE(kept.has_value());
+  CHECK(kept->owner == std::string{files_owner});
+  CHECK(kept->previous_owner == "token 'ops'");
+  CHECK(kept->replaced_by == std::string{files_owner});
+  CHECK(kept->replaced_at_ms == 400);
+}
+
+TEMPLATE_TEST_CASE("a schema version 5 store is migrated in place at open, "
+                   "keeps its workflow owners and then records replacements",
+                   "[conformance][owners]", BACKENDS) {
+  auto be = TestType::make();
+  {
+    auto store = require_ok(be->open());
+    require_ok(store->append(make_append("old", 0, 2)));
+    require_ok(store->claim_workflow("order", "token 'a'", 100));
+  }
+  be->make_old(5);
+  auto store = require_ok(be->open());
+  CHECK(store->schema_version() == current_schema_version);
+  CHECK(read_all(*store, "old").size() == 2);
+  auto old = require_ok(store->get_workflow_owner("order"));
+  REQUIRE(old.has_value());
+  CHECK(old->owner == "token 'a'");
+  CHECK(old->claimed_at_ms == 100);
+  CHECK(old->previous_owner.empty());
+  CHECK(old->replaced_by.empty());
+  CHECK(old->replaced_at_ms == 0);
+  require_ok(
+    store->replace_workflow_owner("order", "token 'b'", "token 'ops'", 200));
+  store.reset();
+  auto again = require_ok(be->open());
+  CHECK(again->schema_version() == current_schema_version);
+  auto row = require_ok(again->get_workflow_owner("order"));
+  REQUIRE(row.has_value());
+  CHECK(row->owner == "token 'b'");
+  CHECK(row->previous_owner == "token 'a'");
+  CHECK(row->replaced_by == "token 'ops'");
+  CHECK(row->replaced_at_ms == 200);
 }

@@ -468,6 +468,140 @@ TEST_CASE("a workflow name a token's worker defined stays that token "
   CHECK(deployed.ok());
 }
 
+TEST_CASE("a worker token may not replace another token's workflow, an "
+          "admin token may, the replacement is recorded across a kill -9, a "
+          "transfer lets the new owner deploy, and a refused registration "
+          "records none of its names") {
+  temp_dir dir;
+  auto flow = [](const std::string& name, const std::string& version) {
+    return "name: " + name + "\nversion: \"" + version
+           + "\"\nsteps:\n  - name: s\n    task: t.s\n    queue: q1\n";
+  };
+  auto reg = [](int port, const std::string& token, const std::string& id,
+                const std::vector<std::string>& texts) {
+    auto stub = cerebelum::worker::WorkerService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    cerebelum::worker::RegisterRequest req;
+    req.set_worker_id(id);
+    req.add_queues("q1");
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      auto* wf = req.add_workflows();
+      wf->set_name("flow" + std::to_string(i) + ".yaml");
+      wf->set_format("yaml");
+      wf->set_text(texts[i]);
+    }
+    cerebelum::worker::RegisterResponse res;
+    return stub->Register(&ctx, req, &res);
+  };
+  std::string a;
+  std::string b;
+  {
+    secured_node s{dir.path};
+    a = s.make("worker-a", "worker").second;
+    b = s.make("worker-b", "worker").second;
+    auto first = reg(s.node.grpc_port, a, "w-a", {flow("taken_flow", "1")});
+    INFO(first.error_message());
+    REQUIRE(first.ok());
+    // A worker token: refused, and its other name is not recorded.
+    auto refused = reg(s.node.grpc_port, b, "w-b",
+                       {flow("b_flow", "1"), flow("taken_flow", "evil")});
+    CHECK(refused.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(refused.error_message().find(
+            "is defined by token 'worker-a'; a worker may not replace it")
+          != std::string::npos);
+    CHECK(refused.error_message().find("(a token of role admin may)")
+          != std::string::npos);
+    auto none = s.node.cli(
+      {"--token", s.admin, "workflow", "owner", "b_flow", "--json"});
+    CHECK(none.code != 0);
+    CHECK(none.output.find("no one owns workflow 'b_flow'")
+          != std::string::npos);
+    // The admin token: allowed, and it becomes the owner.
+    auto replaced = reg(s.node.grpc_port, s.admin, "w-admin",
+                        {flow("taken_flow", "2")});
+    INFO(replaced.error_message());
+    REQUIRE(replaced.ok());
+    CHECK(s.node.process().wait_for_line(
+      "workflow taken_flow replaced: owner token 'worker-a' -> token 'admin' "
+      "by token 'admin' (worker w-admin)",
+      10s));
+  } // kill -9
+  secured_node s{dir.path};
+  auto shown = s.node.cli(
+    {"--token", s.admin, "workflow", "owner", "taken_flow", "--json"});
+  INFO(shown.output);
+  REQUIRE(shown.code == 0);
+  auto o = shown.json();
+  CHECK(o["owner"] == "token 'admin'");
+  CHECK(o["recorded"] == true);
+  CHECK(o["recorded_owner"] == "token 'admin'");
+  CHECK(o["previous_owner"] == "token 'worker-a'");
+  CHECK(o["replaced_by"] == "token 'admin'");
+  CHECK(o["replaced_at_ms"].get<std::int64_t>() > 0);
+  // The former owner brings nothing new any more.
+  auto former = reg(s.node.grpc_port, a, "w-a", {flow("taken_flow", "3")});
+  CHECK(former.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(former.error_message().find("is defined by token 'admin'")
+        != std::string::npos);
+  // Only the admin role sees and moves owners.
+  auto by_worker = s.node.cli(
+    {"--token", b, "workflow", "transfer", "taken_flow", "--to", "worker-b"});
+  CHECK(by_worker.code != 0);
+  CHECK(by_worker.output.find("PERMISSION_DENIED") != std::string::npos);
+  auto to_nobody = s.node.cli({"--token", s.admin, "workflow", "transfer",
+                               "taken_flow", "--to", "nobody"});
+  CHECK(to_nobody.code != 0);
+  CHECK(to_nobody.output.find("no token is named 'nobody'")
+        != std::string::npos);
+  auto moved = s.node.cli({"--token", s.admin, "workflow", "transfer",
+                           "taken_flow", "--to", "worker-b", "--json"});
+  INFO(moved.output);
+  REQUIRE(moved.code == 0);
+  CHECK(moved.json()["owner"] == "token 'worker-b'");
+  CHECK(moved.json()["previous_owner"] == "token 'admin'");
+  CHECK(moved.json()["replaced_by"] == "token 'admin'");
+  auto deployed = reg(s.node.grpc_port, b, "w-b", {flow("taken_flow", "3")});
+  INFO(deployed.error_message());
+  CHECK(deployed.ok());
+  auto listed = s.node.cli({"--token", s.admin, "workflows", "--json"});
+  REQUIRE(listed.code == 0);
+  bool seen = false;
+  INFO(listed.output);
+  // Every version of the name shows its one owner.
+  auto all = listed.json();
+  for (const auto& wf : all["workflows"])
+    if (wf["name"] == "taken_flow") {
+      seen = true;
+      CHECK(wf["owner"] == "token 'worker-b'");
+    }
+  CHECK(seen);
+  // The same over HTTP.
+  httplib::Client http{"127.0.0.1", s.node.http_port};
+  httplib::Headers admin_auth{{"Authorization", "Bearer " + s.admin}};
+  auto got = http.Get("/v1/workflows/taken_flow/owner", admin_auth);
+  REQUIRE(got);
+  CHECK(got->status == 200);
+  CHECK(json::parse(got->body)["owner"] == "token 'worker-b'");
+  auto back = http.Post("/v1/workflows/taken_flow/owner", admin_auth,
+                        R"({"to": "worker-a"})", "application/json");
+  REQUIRE(back);
+  INFO(back->body);
+  CHECK(back->status == 200);
+  CHECK(json::parse(back->body)["previous_owner"] == "token 'worker-b'");
+  auto bad = http.Post("/v1/workflows/taken_flow/owner", admin_auth,
+                       R"({"too": "worker-a"})", "application/json");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(bad->body.find("unknown field 'too'") != std::string::npos);
+  httplib::Headers worker_auth{{"Authorization", "Bearer " + b}};
+  auto forbidden = http.Get("/v1/workflows/taken_flow/owner", worker_auth);
+  REQUIRE(forbidden);
+  CHECK(forbidden->status == 403);
+}
+
 TEST_CASE("a node asked to listen beyond loopback without TLS and tokens "
           "refuses to start and names the flags") {
   temp_dir dir;

@@ -85,6 +85,9 @@ struct worker_entry {
   /// Without a token: the subject of its verified client certificate, whose
   /// principal it is (checked again while it stays).
   std::string subject;
+  /// The principal's role may replace workflow owners (permission
+  /// ownership).
+  bool may_replace = false;
   /// `max_in_flight` places of its principal's waiting requests, held
   /// while it is registered.
   api::principal_waits::ticket places;
@@ -121,7 +124,8 @@ using gateway_actor = caf::stateful_actor<gateway_state>;
 
 /// The token checks of the gateway, one at a time on a thread of their own:
 /// (check_atom, token, certificate subject, queues) -> (outcome, message,
-/// name, token id). A token, when sent, wins over the subject.
+/// name, token id, may replace workflow owners). A token, when sent, wins
+/// over the subject.
 caf::behavior checker_fun(caf::event_based_actor*,
                           std::shared_ptr<auth::authenticator> auth) {
   return {
@@ -131,13 +135,15 @@ caf::behavior checker_fun(caf::event_based_actor*,
                            auth::presented{token, subject}, {{}, queues});
       std::string name;
       std::string token_id;
+      bool may_replace = false;
       if (v.who) {
         name = v.who->name;
         token_id = v.who->token_id;
+        may_replace = auth::allows(v.who->r, auth::permission::ownership);
       }
       return caf::make_message(static_cast<std::uint8_t>(v.result),
                                std::move(v.message), std::move(name),
-                               std::move(token_id));
+                               std::move(token_id), may_replace);
     },
   };
 }
@@ -281,6 +287,7 @@ void join(gateway_actor* self, worker_entry& w, std::uint64_t reply,
   fr.max_in_flight = w.max_in_flight;
   fr.workflows = std::move(workflows);
   fr.identity = w.identity;
+  fr.may_replace = w.may_replace;
   auto me = caf::actor_cast<caf::actor>(self);
   st.tasks->register_worker(
     std::move(fr), [me, reply, wid = w.id,
@@ -304,11 +311,12 @@ void refuse(gateway_actor* self, std::uint64_t reply, const std::string& wid,
 /// Admits `handle` as worker `req.worker_id()` once its token or
 /// certificate (if the node requires one) was checked: `principal` and
 /// `token_id` name its principal, `subject` the certificate it showed
-/// without a token. Answers the parked request `reply`.
+/// without a token, `may_replace` says whether its role may replace
+/// workflow owners. Answers the parked request `reply`.
 void admit(gateway_actor* self, std::uint64_t reply,
            const pb::RegisterRequest& req, const caf::actor& handle,
            const std::string& principal, const std::string& token_id,
-           const std::string& subject) {
+           const std::string& subject, bool may_replace) {
   auto& st = self->state;
   const auto& wid = req.worker_id();
   auto max_in_flight = std::max<std::uint32_t>(req.max_in_flight(), 1);
@@ -376,6 +384,7 @@ void admit(gateway_actor* self, std::uint64_t reply,
   w.max_in_flight = max_in_flight;
   w.token = req.token();
   w.subject = subject;
+  w.may_replace = may_replace;
   w.places = std::move(places);
   w.identity = std::move(identity);
   join(self, w, reply, std::move(reg.workflows));
@@ -401,7 +410,8 @@ void authenticate(gateway_actor* self, std::uint64_t reply,
               req.token(), subject, std::move(queues))
     .then(
       [=](std::uint8_t outcome, const std::string& message,
-          const std::string& principal, const std::string& token_id) {
+          const std::string& principal, const std::string& token_id,
+          bool may_replace) {
         if (static_cast<auth::verdict::outcome>(outcome)
             != auth::verdict::outcome::allowed) {
           spdlog::warn("CAF worker {} refused: {}", workflow::printable(wid),
@@ -410,7 +420,7 @@ void authenticate(gateway_actor* self, std::uint64_t reply,
           return;
         }
         admit(self, reply, req, handle, principal, token_id,
-              req.token().empty() ? subject : std::string{});
+              req.token().empty() ? subject : std::string{}, may_replace);
       },
       [=](caf::error& err) {
         deliver(self, reply,
@@ -441,7 +451,7 @@ caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
                             "worker '" + wid + "' sent no actor");
   auto reply = park(self);
   if (!st.sec.auth) {
-    admit(self, reply, req, handle, {}, {}, {});
+    admit(self, reply, req, handle, {}, {}, {}, false);
     return caf::delegated<pb::RegisterResponse>{};
   }
   if (!req.token().empty() || !st.sec.peers) {
@@ -483,7 +493,7 @@ void recheck_tokens(gateway_actor* self) {
       .then(
         [=, wid = wid,
          session = w.session](std::uint8_t outcome, const std::string& message,
-                              const std::string&, const std::string&) {
+                              const std::string&, const std::string&, bool) {
           if (static_cast<auth::verdict::outcome>(outcome)
               == auth::verdict::outcome::allowed)
             return;
