@@ -40,11 +40,13 @@
 #include <grpcpp/test/default_reactor_test_peer.h>
 #include <grpcpp/test/server_context_test_spouse.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>

@@ -6,6 +6,7 @@
 // of any bytes), and the node's store as the authenticator sees it (tokens
 // in memory, dead letters drawn from the input). Everything answers at once
 // on the caller's thread, so a run is one thread and replays exactly.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>

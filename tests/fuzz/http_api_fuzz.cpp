@@ -30,6 +30,7 @@
 // recorded `by` is the principal's name, and a scoped principal's calls
 // touch only executions its scope includes; every waiting request's place
 // is given back once it is answered.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -229,7 +230,8 @@ std::string error_code(const api::http::response& res) {
 /// nothing.
 std::optional<auth::principal> presented(const api::http::request& req,
                                          const fuzz::fuzz_tokens& t) {
-  auto token = auth::bearer_token(req.header("authorization"));
+  auto authorization = req.header("authorization");
+  auto token = auth::bearer_token(authorization);
   if (token.empty()) {
     if (req.client_subject == t.subject) return t.who.at("cert");
     return std::nullopt;
@@ -267,6 +269,14 @@ void check(world& w, const api::http::request& req, bool tokens,
   } else if (!head && res.content_type == "application/json") {
     if (!nlohmann::json::accept(res.body))
       fail("status " + std::to_string(res.status) + ": the body is not JSON");
+  } else if (!head && res.content_type.starts_with("text/event-stream")) {
+    // Every event's data is one line of JSON.
+    std::string_view rest = res.body;
+    while (!rest.empty()) {
+      auto line = next_line(rest);
+      if (line.starts_with("data: ") && !nlohmann::json::accept(line.substr(6)))
+        fail("an event's data is not JSON: " + std::string{line});
+    }
   }
   if (res.status == 500 && !w.engine->gave_internal)
     fail("500 without an internal error of the engine: " + res.body);
