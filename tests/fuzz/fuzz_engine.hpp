@@ -3,7 +3,7 @@
 // The engine behind the front ends in the http_api and admin_service
 // harnesses: an `engine_api` that records every call and answers with
 // values drawn from the fuzz input (success, each error code, sizes, texts
-// of any bytes), and the node's store as the authenticator sees it (tokens
+// of any characters), and the node's store as the authenticator sees it (tokens
 // in memory, dead letters drawn from the input). Everything answers at once
 // on the caller's thread, so a run is one thread and replays exactly.
 #include <algorithm>
@@ -35,10 +35,25 @@ class answer_bytes {
     return pos_ < bytes_.size() ? static_cast<std::uint8_t>(bytes_[pos_++]) : 0;
   }
 
-  /// Up to `max` bytes as they are (any byte, invalid UTF-8 too).
+  /// A text of up to `max` input bytes, as the engine's texts are: UTF-8
+  /// with any character but NUL (its edges check what comes in with
+  /// workflow::check_text). A byte below 0x80 is itself (control
+  /// characters, quotes and backslashes too), one above is U+0080..U+00FF,
+  /// NUL is U+FFFD.
   std::string text(std::size_t max) {
     auto n = std::min<std::size_t>(next() % (max + 1), bytes_.size() - pos_);
-    std::string out{bytes_.substr(pos_, n)};
+    std::string out;
+    for (auto c : bytes_.substr(pos_, n)) {
+      auto b = static_cast<std::uint8_t>(c);
+      if (b == 0) {
+        out += "\xEF\xBF\xBD";
+      } else if (b < 0x80) {
+        out += static_cast<char>(b);
+      } else {
+        out += static_cast<char>(0xC0 | (b >> 6));
+        out += static_cast<char>(0x80 | (b & 0x3F));
+      }
+    }
     pos_ += n;
     return out;
   }
@@ -607,7 +622,8 @@ class fuzz_engine final : public actors::engine_api {
         case 4: {
           // Any message the bytes make (unknown fields and payloads too).
           auto raw = in_.text(40);
-          (void)ev.ParseFromString(raw);
+          if (!ev.ParseFromString(raw)) ev.Clear();
+          ev.set_seq(from - 1);
           break;
         }
         default:

@@ -4,7 +4,7 @@
 // observer) by `http::server::serve`, the same dispatch a connection's
 // request takes, without a socket. Behind it `fuzz_engine` records every
 // call and answers from the input (success, each error code, texts of any
-// bytes), so that the handlers' checks and their JSON rendering of every
+// characters), so that the handlers' checks and their JSON rendering of every
 // answer run; half the inputs run with an authenticator over tokens of
 // every role and two scoped ones (tests/fuzz/fuzz_engine.hpp).
 //
