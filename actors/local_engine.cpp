@@ -64,10 +64,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cerebelum::actors::start_carry_ptr)
 
 namespace cerebelum::actors {
 
-engine_api::~engine_api() {
-  // nop
-}
-
 namespace {
 
 caf::error from_store(const eventstore::error& err, const std::string& what) {

@@ -16,7 +16,8 @@ seconds=${1:-120}
 shift || true
 harnesses=("$@")
 if ((${#harnesses[@]} == 0)); then
-  harnesses=(workflow_loader expression basp http_request worker_request)
+  harnesses=(workflow_loader expression basp http_request worker_request
+             http_api admin_service)
 fi
 
 "$root/scripts/fuzz.sh" build "$dir" >/dev/null

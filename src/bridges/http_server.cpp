@@ -76,6 +76,7 @@ bool known_method(std::string_view m) {
   return false;
 }
 
+class requester;
 class session_base;
 
 struct route_entry {
@@ -131,7 +132,7 @@ struct server::impl {
 
   void do_accept();
   void on_accept(error_code ec, tcp::socket sock);
-  void dispatch(std::shared_ptr<session_base> s, request req, bool head);
+  void dispatch(std::shared_ptr<requester> s, request req, bool head);
   [[nodiscard]] caf::error make_tls_context();
   void handshake_failed(const error_code& ec, const std::string& peer);
 };
@@ -140,7 +141,7 @@ struct server::impl {
 /// server's stop, whichever comes first.
 class exchange {
  public:
-  exchange(std::shared_ptr<session_base> s, std::shared_ptr<server::impl> srv)
+  exchange(std::shared_ptr<requester> s, std::shared_ptr<server::impl> srv)
     : session_(std::move(s)), server_(std::move(srv)) {
     // nop
   }
@@ -164,7 +165,7 @@ class exchange {
   stream open(response head, stream_options opts);
 
  private:
-  std::shared_ptr<session_base> session_;
+  std::shared_ptr<requester> session_;
   // Keeps the io_context alive for `deliver`, whatever thread answers when.
   std::shared_ptr<server::impl> server_;
   std::atomic<bool> done_{false};
@@ -174,7 +175,7 @@ class exchange {
 /// queue; the channel counts what waits in it and runs `on_end` once.
 class stream_channel {
  public:
-  stream_channel(std::shared_ptr<session_base> s, std::size_t max_queued)
+  stream_channel(std::shared_ptr<requester> s, std::size_t max_queued)
     : session_(std::move(s)), max_queued_(max_queued) {
     // nop
   }
@@ -223,7 +224,7 @@ class stream_channel {
   }
 
  private:
-  std::shared_ptr<session_base> session_;
+  std::shared_ptr<requester> session_;
   std::size_t max_queued_;
   std::atomic<bool> open_{true};
   std::atomic<std::size_t> queued_{0};
@@ -234,39 +235,26 @@ class stream_channel {
 
 namespace {
 
-/// What the server, an exchange and a stream channel ask of a connection,
-/// whatever its stream. Each call comes once a request at most (never once
-/// a read), so that a virtual call costs nothing worth counting.
-class session_base : public std::enable_shared_from_this<session_base> {
+/// What the server, an exchange and a stream channel ask of whoever takes
+/// a request's answer: a connection (session_base), or the caller of
+/// `server::serve`. Each call comes once a request at most (never once a
+/// read), so that a virtual call costs nothing worth counting.
+class requester : public std::enable_shared_from_this<requester> {
  public:
-  session_base(asio::any_io_executor strand, server::impl* srv,
-               std::uint64_t id)
-    : strand_(std::move(strand)), srv_(srv), id_(id) {
+  requester(asio::any_io_executor strand, server::impl* srv)
+    : strand_(std::move(strand)), srv_(srv) {
     // nop
   }
 
-  session_base(const session_base&) = delete;
-  session_base& operator=(const session_base&) = delete;
+  requester(const requester&) = delete;
+  requester& operator=(const requester&) = delete;
 
-  virtual ~session_base() {
-    unregister();
-  }
+  virtual ~requester() = default;
 
-  /// The connection's strand: the calls below run there (or are posted).
+  /// Where the answer is taken: the calls below run there (or are posted).
   [[nodiscard]] const asio::any_io_executor& strand() const {
     return strand_;
   }
-
-  /// Handshakes (TLS), then waits for the first request.
-  virtual void start() = 0;
-
-  /// Answers `res` at once and closes (the server is full).
-  virtual void refuse(response res) = 0;
-
-  /// The server stops. First (`answer_pending` false) an idle connection
-  /// is closed; then, once every handler has returned, a request still
-  /// pending (one that waits for the engine) gets the stop answer.
-  virtual void server_stopping(bool answer_pending) = 0;
 
   /// Starts a streamed answer: `head`'s status and headers, then its body,
   /// then what the channel is given, written in order, one at a time.
@@ -281,11 +269,63 @@ class session_base : public std::enable_shared_from_this<session_base> {
   /// Ends the streamed answer once its queue is sent.
   virtual void stream_finish() = 0;
 
-  /// Ends the streamed answer now and closes the connection.
+  /// Ends the streamed answer now (a connection closes).
   virtual void stream_abort() = 0;
 
-  /// Writes `res`, then reads the next request or closes.
+  /// Writes `res` (a connection then reads the next request or closes).
   virtual void write(response res) = 0;
+
+ protected:
+  /// Tells the observer of the answer to the request being handled.
+  void answered(int status) {
+    if (srv_->observer)
+      srv_->observer(
+        route_, status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - began_)
+          .count());
+    route_.clear();
+  }
+
+  friend struct cerebelum::api::http::server::impl;
+
+  asio::any_io_executor strand_;
+  server::impl* srv_;
+  std::weak_ptr<exchange> pending_;
+  /// The pattern of the route that took the request being answered (for
+  /// the answer observer).
+  std::string route_;
+  bool keep_alive_ = true;
+  /// The first byte's time of the request being answered (for the answer
+  /// observer).
+  std::chrono::steady_clock::time_point began_
+    = std::chrono::steady_clock::now();
+  /// Where the request's handler runs; none: on the server's handler pools.
+  std::optional<asio::any_io_executor> handlers_;
+};
+
+/// What the server asks of a connection, whatever its stream.
+class session_base : public requester {
+ public:
+  session_base(asio::any_io_executor strand, server::impl* srv,
+               std::uint64_t id)
+    : requester(std::move(strand), srv), id_(id) {
+    // nop
+  }
+
+  ~session_base() override {
+    unregister();
+  }
+
+  /// Handshakes (TLS), then waits for the first request.
+  virtual void start() = 0;
+
+  /// Answers `res` at once and closes (the server is full).
+  virtual void refuse(response res) = 0;
+
+  /// The server stops. First (`answer_pending` false) an idle connection
+  /// is closed; then, once every handler has returned, a request still
+  /// pending (one that waits for the engine) gets the stop answer.
+  virtual void server_stopping(bool answer_pending) = 0;
 
  protected:
   /// Leaves the registry of open connections (once): a closed connection
@@ -298,16 +338,74 @@ class session_base : public std::enable_shared_from_this<session_base> {
     srv_->cv.notify_all();
   }
 
-  friend struct cerebelum::api::http::server::impl;
-
-  asio::any_io_executor strand_;
-  server::impl* srv_;
   std::uint64_t id_;
-  std::weak_ptr<exchange> pending_;
-  /// The pattern of the route that took the request being answered (for
-  /// the answer observer).
-  std::string route_;
-  bool keep_alive_ = true;
+};
+
+/// The caller of `server::serve`: its own io_context runs the handler and
+/// takes the answer, on the caller's thread, until the answer is whole.
+class local_requester final : public requester {
+ public:
+  local_requester(asio::io_context& ctx, server::impl* srv, bool head)
+    : requester(ctx.get_executor(), srv),
+      work_(ctx.get_executor()),
+      head_(head) {
+    handlers_ = ctx.get_executor();
+  }
+
+  void begin_stream(std::shared_ptr<stream_channel> ch, response head,
+                    stream_options) override {
+    if (done_) return ch->ended();
+    answered(head.status);
+    pending_.reset();
+    streaming_ = true;
+    channel_ = std::move(ch);
+    answer_ = std::move(head);
+    if (head_) answer_.body.clear();
+  }
+
+  void stream_push(std::string data, bool counted) override {
+    if (counted && channel_) channel_->sent(data.size());
+    if (!streaming_ || done_ || head_) return;
+    answer_.body += data;
+  }
+
+  void stream_finish() override {
+    if (streaming_) finish();
+  }
+
+  void stream_abort() override {
+    if (streaming_) finish();
+  }
+
+  void write(response res) override {
+    if (done_) return;
+    answered(res.status);
+    pending_.reset();
+    answer_ = std::move(res);
+    // A HEAD answer has the GET answer's headers and no body.
+    if (head_) answer_.body.clear();
+    finish();
+  }
+
+  /// The answer, once the io_context ran out of work.
+  response take() {
+    return std::move(answer_);
+  }
+
+ private:
+  void finish() {
+    done_ = true;
+    streaming_ = false;
+    if (auto ch = std::move(channel_)) ch->ended();
+    work_.reset();
+  }
+
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  bool head_;
+  bool done_ = false;
+  bool streaming_ = false;
+  std::shared_ptr<stream_channel> channel_;
+  response answer_;
 };
 
 /// One connection over `Stream`: plain TCP or TLS over it. Every member is
@@ -446,16 +544,6 @@ class session final : public session_base {
   }
 
  private:
-  /// Tells the observer of the answer to the request being handled.
-  void answered(int status) {
-    if (srv_->observer)
-      srv_->observer(
-        route_, status,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - began_)
-          .count());
-    route_.clear();
-  }
-
   /// The status line and header fields of `r` on `msg`.
   template <class Message>
   void fill_head(Message& msg, const response& r) const {
@@ -795,10 +883,6 @@ class session final : public session_base {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   /// Only a closing connection reads (and drops) what still comes.
   std::unique_ptr<std::array<char, 4096>> drain_;
-  /// The first byte's time of the request being answered (for the answer
-  /// observer).
-  std::chrono::steady_clock::time_point began_
-    = std::chrono::steady_clock::now();
   phase phase_ = phase::idle;
   // A streamed answer: its channel, the pieces waiting (and whether the
   // channel counts them), the keep-alive text's timer.
@@ -858,7 +942,9 @@ bool stream_channel::write(std::string data) {
 }
 
 void stream_channel::end() {
-  if (!session_) return;
+  // Once ended (the client left, the answer is whole) nothing is posted: a
+  // `server::serve` caller's io_context may be gone.
+  if (!session_ || !open_.load()) return;
   asio::post(session_->strand(), [s = session_] {
     s->stream_finish();
   });
@@ -986,7 +1072,7 @@ void server::impl::handshake_failed(const error_code& ec,
                n, n == 1 ? "" : "s", peer, ec.message());
 }
 
-void server::impl::dispatch(std::shared_ptr<session_base> s, request req,
+void server::impl::dispatch(std::shared_ptr<requester> s, request req,
                             bool head) {
   if (!known_method(req.method)) {
     s->keep_alive_ = false;
@@ -1008,9 +1094,10 @@ void server::impl::dispatch(std::shared_ptr<session_base> s, request req,
         req.captures.push_back(m[i].str());
       auto ex = std::make_shared<exchange>(s, self.lock());
       s->pending_ = ex;
-      auto& runner = large_pool && req.body.size() > opts.large_body_bytes
-                       ? *large_pool
-                       : *pool;
+      auto runner = s->handlers_ ? *s->handlers_
+                    : large_pool && req.body.size() > opts.large_body_bytes
+                      ? large_pool->get_executor()
+                      : pool->get_executor();
       asio::post(runner, [run = r.run, req = std::move(req),
                           answer = responder{std::move(ex)}, &guard = guard,
                           &route = r.text]() mutable {
@@ -1068,7 +1155,7 @@ stream responder::open_stream(response head, stream_options opts) const {
 }
 
 server::server(server_options opts) : impl_(std::make_shared<impl>(opts)) {
-  // nop
+  impl_->self = impl_;
 }
 
 server::~server() {
@@ -1118,7 +1205,6 @@ caf::error server::listen(const std::string& host, int port) {
                               "bind or listen failed: " + ec.message());
   }
   s.port = s.acceptor.local_endpoint().port();
-  s.self = impl_;
   s.pool = std::make_unique<asio::thread_pool>(
     static_cast<std::size_t>(std::max(1, s.opts.handler_threads)));
   if (s.opts.large_body_bytes > 0)
@@ -1139,6 +1225,25 @@ caf::error server::listen(const std::string& host, int port) {
       }
     });
   return {};
+}
+
+response server::serve(request req) {
+  auto parts = split_target(req.target);
+  req.path = std::move(parts.path);
+  req.query = std::move(parts.query);
+  std::multimap<std::string, std::string> headers;
+  for (auto& [name, value] : req.headers)
+    headers.emplace(lower(name), std::move(value));
+  req.headers = std::move(headers);
+  req.captures.clear();
+  req.principal.clear();
+  req.workflows.clear();
+  bool head = req.method == "HEAD";
+  asio::io_context ctx;
+  auto r = std::make_shared<local_requester>(ctx, impl_.get(), head);
+  impl_->dispatch(r, std::move(req), head);
+  ctx.run();
+  return r->take();
 }
 
 int server::port() const {

@@ -243,6 +243,17 @@ class server {
   /// Tells `o` of every answer (see answer_observer). Call before `listen`.
   void observe(answer_observer o);
 
+  /// Answers `req` without a connection, as a request read from one is
+  /// answered: the method check, the routes in order, the guard, the
+  /// handler and the answer observer are the same code. The handler runs
+  /// on the calling thread, which then takes the answer; `serve` returns
+  /// once it is whole (a streamed answer once its stream ended; a handler
+  /// that answers later from another thread is waited for). `req` is as
+  /// read from the wire: `method`, `target`, `headers` (any case), `body`
+  /// and `client_subject`; the rest is set here as for a connection. Used
+  /// where no socket is wanted (the fuzz harness tests/fuzz/http_api).
+  [[nodiscard]] response serve(request req);
+
   /// Binds `host:port` (port 0: any free one), listens and starts the
   /// threads. An error names the address when it cannot bind (in use:
   /// SO_REUSEPORT is not set, so a second server on a port fails), or says
