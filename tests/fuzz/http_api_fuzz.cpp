@@ -226,11 +226,21 @@ std::string error_code(const api::http::response& res) {
     fail("status " + std::to_string(res.status)
          + ": not an error: " + res.body.substr(0, 200));
   const auto& e = doc["error"];
-  if (!e.is_object() || e.size() != 2 || !e.contains("code")
-      || !e["code"].is_string() || !e.contains("message")
-      || !e["message"].is_string())
+  if (!e.is_object() || !e.contains("code") || !e["code"].is_string()
+      || !e.contains("message") || !e["message"].is_string())
     fail("an error without its code and message: " + res.body.substr(0, 200));
-  return e["code"].get<std::string>();
+  auto code = e["code"].get<std::string>();
+  // docs/api.md: overloaded and unavailable add "retry_after_ms" (and
+  // Retry-After); nothing else has a third field.
+  bool retry = (code == "overloaded" || code == "unavailable")
+               && e.contains("retry_after_ms")
+               && e["retry_after_ms"].is_number_unsigned();
+  if (e.size() != (retry ? 3u : 2u))
+    fail("an error with fields beyond its code and message: "
+         + res.body.substr(0, 200));
+  if (retry && !has_header(res, "Retry-After"))
+    fail("retry_after_ms without Retry-After: " + res.body.substr(0, 200));
+  return code;
 }
 
 /// Who the request's credentials name (as docs/security.md says), or
@@ -269,7 +279,21 @@ void check(world& w, const api::http::request& req, bool tokens,
   const auto& calls = w.engine->calls;
   bool head = req.method == "HEAD";
   std::string code;
-  if (res.status >= 400) {
+  // docs/api.md: GET /v1/health answers 503 with the health body (status
+  // "unavailable") and Retry-After while the store is away.
+  bool health_down = res.status == 503
+                     && api::http::split_target(req.target).path
+                          == "/v1/health";
+  if (health_down) {
+    if (!has_header(res, "Retry-After"))
+      fail("a 503 health answer without Retry-After");
+    if (!head) {
+      auto doc = nlohmann::json::parse(res.body, nullptr, false);
+      if (!doc.is_object() || doc.value("status", "") != "unavailable")
+        fail("a 503 health answer that is not unavailable: "
+             + res.body.substr(0, 200));
+    }
+  } else if (res.status >= 400) {
     if (res.content_type != "application/json")
       fail("an error of type " + res.content_type);
     if (!head) code = error_code(res);
