@@ -49,6 +49,10 @@ raw_peer::raw_peer(int port) : fd_(connect_loopback(port)) {
   // nop
 }
 
+raw_peer::raw_peer(adopt a) : fd_(a.fd) {
+  // nop
+}
+
 raw_peer::~raw_peer() {
   if (fd_ >= 0) ::close(fd_);
 }

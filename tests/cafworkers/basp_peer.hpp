@@ -20,6 +20,14 @@ class raw_peer {
  public:
   /// Connects; `ok()` tells whether it worked.
   explicit raw_peer(int port);
+
+  /// A connected socket to take over (closed with the peer).
+  struct adopt {
+    int fd;
+  };
+
+  /// Takes over `a.fd` (e.g. the guard's end of a connection to CAF).
+  explicit raw_peer(adopt a);
   ~raw_peer();
 
   raw_peer(const raw_peer&) = delete;

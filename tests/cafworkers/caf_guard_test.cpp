@@ -5,7 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "tests/cafworkers/basp_peer.hpp"
@@ -203,6 +206,58 @@ TEST_CASE("garbage bytes as a wire message to the worker gateway are "
   // A peer's bytes do not reach the node's log (libprotobuf would write a
   // line for each string field that is not UTF-8).
   CHECK(out.find("invalid UTF-8") == std::string::npos);
+}
+
+namespace {
+
+/// The TCP ports that process `pid` listens on (its sockets in LISTEN
+/// state, read from /proc).
+std::set<int> listening_ports(pid_t pid) {
+  namespace fs = std::filesystem;
+  auto proc = "/proc/" + std::to_string(pid);
+  std::set<std::string> inodes;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(proc + "/fd", ec)) {
+    auto target = fs::read_symlink(e.path(), ec).string();
+    if (!ec && target.starts_with("socket:["))
+      inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::set<int> ports;
+  for (const char* table : {"/net/tcp", "/net/tcp6"}) {
+    std::ifstream in{proc + table};
+    std::string line;
+    std::getline(in, line); // the header
+    while (std::getline(in, line)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout
+      // inode ...
+      std::istringstream fields{line};
+      std::string sl, local, remote, state, skip, inode;
+      fields >> sl >> local >> remote >> state >> skip >> skip >> skip >> skip
+        >> skip >> inode;
+      if (state == "0A" && inodes.count(inode) != 0)
+        ports.insert(std::stoi(local.substr(local.find(':') + 1), nullptr, 16));
+    }
+  }
+  return ports;
+}
+
+} // namespace
+
+TEST_CASE("the node listens on its gRPC and CAF ports only: CAF takes "
+          "workers' connections from the guard and has no port of its own") {
+  caf_node node;
+  auto worker = start_worker(node, "listen-check");
+  auto ports = listening_ports(node.process().pid());
+  INFO(node.process().output());
+  CHECK(ports == std::set<int>{node.grpc_port, node.caf_port});
+  // ... and the worker works through the guard.
+  auto [code, out] = node.cli(
+    {"start", "caf_invoice", "--id", "inv-listen", "--wait", "--input",
+     R"({"items":[{"sku":"a","qty":1,"price_cents":100}],"tax_rate":0,)"
+     R"("work_ms":0,"send_after_ms":0})"});
+  INFO(out);
+  CHECK(code == 0);
+  CHECK(out.find("completed") != std::string::npos);
 }
 
 TEST_CASE("the node logs at startup how the CAF port is secured") {

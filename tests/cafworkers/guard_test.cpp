@@ -1,6 +1,6 @@
 // The CAF guard in-process, relaying to plain TCP listeners that stand in
-// for the worker gateway's internal port, and the gateway spec's port
-// bookkeeping across restarts.
+// for the worker gateway, and the gateway spec's hand-over of connections
+// across restarts.
 
 #include <catch2/catch.hpp>
 
@@ -11,6 +11,7 @@
 #include <caf/send.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -28,7 +29,7 @@ namespace cg = cerebelum::caf_guard;
 
 namespace {
 
-/// A loopback listener standing in for the gateway's internal port.
+/// A loopback listener standing in for the worker gateway (CAF's side).
 class fake_upstream {
  public:
   fake_upstream() {
@@ -91,8 +92,38 @@ class fake_upstream {
   std::vector<int> accepted_;
 };
 
+/// Opens a TCP connection to 127.0.0.1:`port` for the guard (as the
+/// gateway's socket pair would be: connected, nonblocking).
+int connect_loopback(std::uint16_t port, std::string& why) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0
+      || ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+    why = "cannot reach the fake upstream";
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
 struct guard_fixture {
-  cg::upstream_port upstream = std::make_shared<std::atomic<std::uint16_t>>(0);
+  cg::upstream_ptr upstream = std::make_shared<cg::upstream>();
+
+  /// The guard's next connections go to the fake upstream on `port`; 0: to
+  /// no one (as while the gateway restarts).
+  void relay_to(std::uint16_t port) {
+    if (port == 0) {
+      upstream->clear(1);
+      return;
+    }
+    upstream->set(1, [port](std::string& why) {
+      return connect_loopback(port, why);
+    });
+  }
 
   std::unique_ptr<cg::guard> start(cg::guard_options opts = {}) {
     opts.host = "127.0.0.1";
@@ -106,22 +137,22 @@ struct guard_fixture {
 
 } // namespace
 
-TEST_CASE_METHOD(guard_fixture, "the guard relays to the worker gateway's "
-                                "current internal port after a restart") {
+TEST_CASE_METHOD(guard_fixture, "the guard relays to the worker gateway "
+                                "that runs now after a restart") {
   fake_upstream first;
   fake_upstream second;
   auto g = start();
-  upstream->store(first.port);
+  relay_to(first.port);
   raw_peer a{g->port()};
   REQUIRE(a.send(client_handshake(1)));
   CHECK(first.accept_and_read(64).second == client_handshake(1));
-  // The gateway restarted and published on another port.
-  upstream->store(second.port);
+  // The gateway restarted: the next connections go to its successor.
+  relay_to(second.port);
   raw_peer b{g->port()};
   REQUIRE(b.send(client_handshake(2)));
   CHECK(second.accept_and_read(64).second == client_handshake(2));
   // Between exit and restart: refused at once.
-  upstream->store(0);
+  relay_to(0);
   raw_peer c{g->port()};
   CHECK(c.wait_closed(5s));
   CHECK(g->stats().refused_connections == 1);
@@ -130,7 +161,7 @@ TEST_CASE_METHOD(guard_fixture, "the guard relays to the worker gateway's "
 TEST_CASE_METHOD(guard_fixture, "a worker's closed connection closes the "
                                 "inner one at once, and the other way round") {
   fake_upstream inner;
-  upstream->store(inner.port);
+  relay_to(inner.port);
   auto g = start();
   int relayed = -1;
   {
@@ -152,7 +183,7 @@ TEST_CASE_METHOD(guard_fixture, "a worker's closed connection closes the "
 TEST_CASE_METHOD(guard_fixture, "a connection that sends no client_handshake "
                                 "is closed after the handshake timeout") {
   fake_upstream inner;
-  upstream->store(inner.port);
+  relay_to(inner.port);
   cg::guard_options opts;
   opts.handshake_timeout = 200ms;
   auto g = start(opts);
@@ -167,7 +198,7 @@ TEST_CASE_METHOD(guard_fixture, "a connection that sends no client_handshake "
 TEST_CASE_METHOD(guard_fixture, "connections beyond the cap are closed at "
                                 "once and a freed slot is used again") {
   fake_upstream inner;
-  upstream->store(inner.port);
+  relay_to(inner.port);
   cg::guard_options opts;
   opts.max_connections = 2;
   auto g = start(opts);
@@ -192,24 +223,30 @@ TEST_CASE_METHOD(guard_fixture, "connections beyond the cap are closed at "
   CHECK(g->stats().refused_connections == 1);
 }
 
-TEST_CASE("a restarted worker gateway publishes its new port and the old "
-          "one's exit does not clear it") {
+TEST_CASE("a restarted worker gateway takes the guard's next connections "
+          "and the old one's exit does not remove it") {
   caf::actor_system_config cfg;
   cerebelum::wire::add_wire_types(cfg);
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
-  auto cell = std::make_shared<std::atomic<std::uint16_t>>(0);
-  auto spec = cerebelum::actors::worker_gateway_spec("127.0.0.1", 0, nullptr,
-                                                     cell);
+  auto up = std::make_shared<cg::upstream>();
+  auto spec = cerebelum::actors::worker_gateway_spec(nullptr, up);
+  // The actor a connection opened now reaches: CAF's server handshake on
+  // it names the gateway it was handed to.
+  auto reached = [&]() -> std::optional<std::uint64_t> {
+    std::string why;
+    int fd = up->open(why);
+    if (fd < 0) return std::nullopt;
+    raw_peer conn{raw_peer::adopt{fd}};
+    return conn.read_server_handshake(5s);
+  };
+  CHECK_FALSE(up->ready());
   auto old_gw = spec.start(sys, caf::message{});
   REQUIRE(old_gw);
-  auto old_port = cell->load();
-  CHECK(old_port != 0);
+  CHECK(reached() == old_gw->id());
   auto new_gw = spec.start(sys, caf::message{});
   REQUIRE(new_gw);
-  auto new_port = cell->load();
-  CHECK(new_port != 0);
-  CHECK(new_port != old_port);
+  CHECK(reached() == new_gw->id());
   auto wait_down = [&](const caf::actor& gw) {
     caf::scoped_actor self{sys};
     self->monitor(gw);
@@ -217,11 +254,14 @@ TEST_CASE("a restarted worker gateway publishes its new port and the old "
     self->receive([](const caf::down_msg&) {});
   };
   wait_down(*old_gw);
-  CHECK(cell->load() == new_port);
+  CHECK(reached() == new_gw->id());
   wait_down(*new_gw);
   // The exit functor runs in the gateway's cleanup, next to the down_msg.
   auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (cell->load() != 0 && std::chrono::steady_clock::now() < deadline)
+  while (up->ready() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::yield();
-  CHECK(cell->load() == 0);
+  CHECK_FALSE(up->ready());
+  std::string why;
+  CHECK(up->open(why) == -1);
+  CHECK(why.find("not running") != std::string::npos);
 }

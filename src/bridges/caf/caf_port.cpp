@@ -84,7 +84,7 @@ supervision::child_spec guard_spec(guard_options opts, bool tokens) {
 std::vector<supervision::child_spec>
 caf_port_specs(std::string host, std::uint16_t port, actors::task_api_ptr tasks,
                guard_options opts, actors::gateway_security sec) {
-  auto upstream = std::make_shared<std::atomic<std::uint16_t>>(0);
+  auto upstream = std::make_shared<caf_guard::upstream>();
   opts.host = std::move(host);
   opts.port = port;
   opts.upstream = upstream;
@@ -97,8 +97,8 @@ caf_port_specs(std::string host, std::uint16_t port, actors::task_api_ptr tasks,
   }
   std::vector<supervision::child_spec> specs;
   bool tokens = sec.auth != nullptr;
-  specs.push_back(actors::worker_gateway_spec("127.0.0.1", 0, std::move(tasks),
-                                              upstream, std::move(sec)));
+  specs.push_back(
+    actors::worker_gateway_spec(std::move(tasks), upstream, std::move(sec)));
   specs.push_back(guard_spec(std::move(opts), tokens));
   return specs;
 }

@@ -3,11 +3,12 @@
 // The node's CAF worker port as two children of bridge_sup:
 //
 // ```
-//  "caf_gateway"  the worker gateway, published by CAF on 127.0.0.1 on an
-//                 ephemeral port that only the guard connects to
+//  "caf_gateway"  the worker gateway; CAF takes each worker's connection
+//                 from the guard as one end of a socket pair (upstream.hpp):
+//                 no port stands behind the guard
 //  "caf_guard"    listens on --caf-host:--caf-port, checks every BASP frame
-//                 a worker sends (guard.hpp) and relays to the gateway's
-//                 current port (a restarted gateway publishes on a new one)
+//                 a worker sends (guard.hpp) and relays to the current
+//                 gateway (a restarted gateway takes the next connections)
 // ```
 //
 // libcaf_io 0.17.6 crashes or reserves gigabytes on crafted BASP headers:

@@ -114,17 +114,13 @@ struct connection {
   fd_handle client;
   fd_handle inner;
   std::string peer;
-  /// The guard's side of `inner` ("127.0.0.1:PORT"): how the gateway's
-  /// middleman names this connection.
-  std::string inner_address;
-  /// With TLS and a client CA: the certificate's subject, bound to
-  /// `inner_address` from the handshake until the connection closes.
+  /// With TLS and a client CA: the certificate's subject, bound to this
+  /// connection from the TLS handshake until the connection closes.
   peer_subjects::binding cert_binding;
   /// Whether the handshake's node id was claimed for `cert_binding`.
   bool node_claimed = false;
   /// Whether the TLS handshake's end was seen.
   bool tls_ready = false;
-  bool connecting = true;
   /// Worker -> node bytes; the first `checked` may be sent.
   byte_buffer up;
   std::size_t checked = 0;
@@ -311,12 +307,8 @@ struct guard::impl {
         if (c.tls ? c.tls->buffered_in() < opts.buffer_size : c.up.space() > 0)
           client_events |= POLLIN;
         if (c.to_client().size() > 0) client_events |= POLLOUT;
-        if (c.connecting) {
-          inner_events |= POLLOUT;
-        } else {
-          if (c.down.space() > 0) inner_events |= POLLIN;
-          if (c.checked > 0) inner_events |= POLLOUT;
-        }
+        if (c.down.space() > 0) inner_events |= POLLIN;
+        if (c.checked > 0) inner_events |= POLLOUT;
         fds.push_back({c.client.get(), client_events, 0});
         fds.push_back({c.inner.get(), inner_events, 0});
         if (c.checker.frames() == 0
@@ -369,49 +361,20 @@ struct guard::impl {
                       address, name, opts.max_connections));
         continue;
       }
-      auto inner_port = opts.upstream ? opts.upstream->load() : 0;
-      if (inner_port == 0) {
-        count(&guard_stats::refused_connections);
-        log.warn(now,
-                 fmt::format(
-                   "CAF worker port {}: refused {}: the worker gateway is not "
-                   "published (restarting)",
-                   address, name));
-        continue;
-      }
-      fd_handle inner{
-        ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+      std::string why = "no worker gateway";
+      fd_handle inner{opts.upstream ? opts.upstream->open(why) : -1};
       if (inner.get() < 0) {
+        count(&guard_stats::refused_connections);
         log.warn(now, fmt::format("CAF worker port {}: refused {}: {}", address,
-                                  name, errno_text(errno)));
+                                  name, why));
         continue;
       }
-      sockaddr_in to{};
-      to.sin_family = AF_INET;
-      to.sin_port = htons(inner_port);
-      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (::connect(inner.get(), reinterpret_cast<sockaddr*>(&to), sizeof(to))
-            != 0
-          && errno != EINPROGRESS) {
-        log.warn(
-          now,
-          fmt::format("CAF worker port {}: refused {}: cannot reach the worker "
-                      "gateway on 127.0.0.1:{}: {}",
-                      address, name, inner_port, errno_text(errno)));
-        continue;
-      }
-      sockaddr_storage local{};
-      socklen_t local_len = sizeof(local);
-      ::getsockname(inner.get(), reinterpret_cast<sockaddr*>(&local),
-                    &local_len);
       set_nodelay(fd.get());
-      set_nodelay(inner.get());
       count(&guard_stats::accepted);
       spdlog::debug("CAF worker port {}: {} connected", address, name);
       auto& c = conns.emplace_back(std::move(fd), std::move(name), opts,
                                    tls.get(), now);
       c.inner = std::move(inner);
-      c.inner_address = sockaddr_text(local);
     }
   }
 
@@ -433,20 +396,10 @@ struct guard::impl {
 
   void serve(connection& c, short client_ev, short inner_ev,
              clock_type::time_point now) {
-    if (c.connecting && inner_ev != 0) {
-      int err = 0;
-      socklen_t len = sizeof(err);
-      ::getsockopt(c.inner.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err != 0) {
-        close(c, now, "worker gateway unreachable: " + errno_text(err), true);
-        return;
-      }
-      c.connecting = false;
-    }
     if (client_ev & POLLIN) read_client(c, now);
-    if (!c.connecting && (inner_ev & POLLIN)) read_inner(c, now);
+    if (inner_ev & POLLIN) read_inner(c, now);
     pump_tls(c, now);
-    if (!c.connecting && c.checked > 0) write_inner(c, now);
+    if (c.checked > 0) write_inner(c, now);
     if (c.to_client().size() > 0) write_client(c, now);
     pump_tls(c, now);
     if ((client_ev & (POLLERR | POLLHUP)) && !(client_ev & POLLIN))
@@ -462,7 +415,7 @@ struct guard::impl {
   void end(connection& c, clock_type::time_point now,
            const std::string& reason) {
     if (c.done) return;
-    if (!c.connecting && c.checked > 0) write_inner(c, now);
+    if (c.checked > 0) write_inner(c, now);
     close(c, now, reason, false);
   }
 
@@ -551,15 +504,15 @@ struct guard::impl {
   }
 
   /// Once the TLS handshake of `c` is done, binds its verified subject to
-  /// its inner connection: before the first plaintext byte is checked and
-  /// relayed, since the gateway may look the subject up as soon as CAF
+  /// the connection: before the first plaintext byte is checked and
+  /// relayed, so that the handshake's node id is claimed for it before CAF
   /// reads the worker's registration.
   void tls_established(connection& c) {
     if (c.tls_ready || !c.tls->handshake_done()) return;
     c.tls_ready = true;
     auto subject = c.tls->peer_subject();
     if (!subject.empty() && opts.peers)
-      c.cert_binding = opts.peers->bind(c.inner_address, subject);
+      c.cert_binding = opts.peers->bind(subject);
     spdlog::debug("CAF worker port {}: {} TLS session established ({})",
                   address, c.peer,
                   subject.empty() ? "no verified client certificate"

@@ -2,17 +2,17 @@
 
 // The guard in front of the node's CAF worker port: it listens on the public
 // address (--caf-host:--caf-port), and for every accepted connection opens
-// one to the worker gateway's internal loopback port and relays bytes both
-// ways on one thread (poll). The worker -> node direction is checked frame
+// one to the worker gateway (a socket pair whose other end CAF holds,
+// upstream.hpp) and relays bytes both ways on one thread (poll). The worker -> node direction is checked frame
 // by frame (basp_check.hpp) before libcaf_io sees a byte of it; a bad frame
 // closes that connection only. The node -> worker direction is relayed
 // as is (this node's libcaf_io writes it); the guard only follows its
 // frames to learn which node actors the worker may address.
 //
 // ```
-//  worker --TCP--> [guard: host:port] --TCP--> [CAF: 127.0.0.1:ephemeral]
-//          <------                   <------
-//  accept: inner port 0 (gateway down) or connection cap reached -> close
+//  worker --TCP--> [guard: host:port] --socketpair--> [CAF BASP broker]
+//          <------                   <-------------
+//  accept: no gateway running (restarting) or connection cap reached -> close
 //  worker closes / resets   -> inner closed: CAF sends down_msg at once
 //  CAF closes the inner one -> worker's closed
 //  bad frame, no handshake within handshake_timeout -> both closed, one
@@ -24,9 +24,10 @@
 // node sends (tls_pipe.hpp); a failed TLS handshake (no or a foreign client
 // certificate) closes the connection before a byte reaches libcaf_io.
 // With a client CA and `guard_options::peers`, the verified certificate's
-// subject is bound to the inner connection's address before the first
-// plaintext byte is relayed, and unbound when the connection closes
-// (peer_subjects.hpp): the gateway's way to a certificate's principal.
+// subject is bound to the connection before the first plaintext byte is
+// relayed, with the CAF node id its handshake names, and unbound when the
+// connection closes (peer_subjects.hpp): the gateway's way to a
+// certificate's principal.
 //
 // Memory: two fixed buffers of `buffer_size` per connection (three, and
 // OpenSSL's records of at most about two more, with TLS) and at most
@@ -49,11 +50,9 @@
 #include "src/bridges/caf/basp_check.hpp"
 #include "src/bridges/caf/peer_subjects.hpp"
 #include "src/bridges/caf/tls_pipe.hpp"
+#include "src/bridges/caf/upstream.hpp"
 
 namespace cerebelum::caf_guard {
-
-/// The gateway's current internal port; 0 while it is not published.
-using upstream_port = std::shared_ptr<std::atomic<std::uint16_t>>;
 
 /// What a guard listens on and how much it holds.
 struct guard_options {
@@ -61,8 +60,8 @@ struct guard_options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
 
-  /// Where to relay to (127.0.0.1:*upstream, read at every accept).
-  upstream_port upstream;
+  /// How to reach the worker gateway (opened at every accept).
+  upstream_ptr upstream;
 
   /// Connections relayed at once; more are accepted and closed at once.
   std::size_t max_connections = 64;
@@ -82,7 +81,7 @@ struct guard_options {
   api::tls_files tls;
 
   /// With a client CA: where each connection's verified certificate
-  /// subject is bound to the address of its inner connection, for the
+  /// subject is bound to the CAF node id its handshake names, for the
   /// gateway (peer_subjects.hpp); null: not told.
   peer_subjects_ptr peers;
 };

@@ -20,8 +20,9 @@
 //
 // ```
 //  RegisterRequest --token--------------------------> checker (token)
-//                  \-no token: middleman (get, node) -> the connection's
-//                     address -> peer_subjects -> checker (subject)
+//                  \-no token: the sender's CAF node id -> peer_subjects
+//                     (the guard's connection that claimed it) -> checker
+//                     (subject)
 //  allowed -> worker id owned? -> max_in_flight places of the principal's
 //  waits (principal_waits) -> register_worker
 // ```
@@ -30,14 +31,22 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/binary_serializer.hpp>
+#include <caf/io/basp_broker.hpp>
 #include <caf/io/middleman.hpp>
-#include <caf/io/middleman_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -390,6 +399,16 @@ void admit(gateway_actor* self, std::uint64_t reply,
   join(self, w, reply, std::move(reg.workflows));
 }
 
+/// `node` as CAF writes it in a BASP client_handshake: the bytes the guard
+/// claims for the connection that names it (peer_subjects.hpp).
+std::optional<std::string> serialized(caf::actor_system& sys,
+                                      const caf::node_id& node) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  if (sink(const_cast<caf::node_id&>(node))) return std::nullopt;
+  return std::string{buf.begin(), buf.end()};
+}
+
 /// Checks the registration's token, else `subject` (the verified client
 /// certificate its connection showed, "" for none), then admits it.
 void authenticate(gateway_actor* self, std::uint64_t reply,
@@ -459,25 +478,12 @@ caf::result<pb::RegisterResponse> on_register(gateway_actor* self,
     authenticate(self, reply, req, handle, {});
     return caf::delegated<pb::RegisterResponse>{};
   }
-  // No token: which connection of the guard carries the worker's node, and
-  // which certificate did it show?
-  self
-    ->request(self->system().middleman().actor_handle(), caf::infinite,
-              caf::get_atom::value, handle.node())
-    .then(
-      [=](const caf::node_id&, const std::string& addr, std::uint16_t port) {
-        std::string subject;
-        if (port != 0)
-          subject = self->state.sec.peers->subject_of(addr + ":"
-                                                      + std::to_string(port));
-        authenticate(self, reply, req, handle, subject);
-      },
-      [=](caf::error& err) {
-        deliver(self, reply,
-                wire::make_error(wire::errc::internal,
-                                 "the worker's connection is unknown: "
-                                   + self->system().render(err)));
-      });
+  // No token: which certificate did the guard's connection that claimed
+  // the worker's node id show? Every CAF connection of a worker is one of
+  // the guard's (upstream.hpp), and the guard lets one claim a node id.
+  auto node = serialized(self->system(), handle.node());
+  authenticate(self, reply, req, handle,
+               node ? st.sec.peers->subject_of_node(*node) : std::string{});
   return caf::delegated<pb::RegisterResponse>{};
 }
 
@@ -722,37 +728,77 @@ caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks,
   return sys.spawn(gateway_fun, std::move(tasks), std::move(sec));
 }
 
-supervision::child_spec
-worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks,
-                    std::shared_ptr<std::atomic<std::uint16_t>> published,
-                    gateway_security sec) {
+namespace {
+
+/// The port number under which the BASP broker keeps the gateway for the
+/// guard's connections (its server handshake names the actor published
+/// there). No socket has it: the connections come in as socket pairs.
+constexpr std::uint16_t gateway_slot = 1;
+
+/// Hands CAF's BASP broker one end of a new socket pair as a connection it
+/// accepted for `gateway`, and returns the other end (nonblocking) for the
+/// guard; -1 with `why` when it cannot.
+int open_gateway_connection(caf::io::middleman& mm, const caf::actor& basp,
+                            const caf::weak_actor_ptr& gateway,
+                            std::string& why) {
+  auto target = gateway.lock();
+  if (!target) {
+    why = "the worker gateway exited (restarting)";
+    return -1;
+  }
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    why = std::string{"cannot open a connection to the worker gateway: "}
+          + std::strerror(errno);
+    return -1;
+  }
+  int flags = ::fcntl(fds[1], F_GETFL);
+  if (flags < 0 || ::fcntl(fds[1], F_SETFL, flags | O_NONBLOCK) != 0) {
+    why = std::string{"cannot open a connection to the worker gateway: "}
+          + std::strerror(errno);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return -1;
+  }
+  // CAF owns fds[0] from here: its broker writes the server handshake
+  // naming the gateway and reads the worker's BASP frames from it.
+  auto scribe = mm.backend().new_scribe(fds[0]);
+  caf::anon_send(basp, caf::publish_atom::value, std::move(scribe),
+                 gateway_slot, std::move(target), std::set<std::string>{});
+  return fds[1];
+}
+
+} // namespace
+
+supervision::child_spec worker_gateway_spec(task_api_ptr tasks,
+                                            caf_guard::upstream_ptr upstream,
+                                            gateway_security sec) {
   supervision::child_spec spec;
   spec.id = "caf_gateway";
   spec.restart = supervision::restart_type::permanent;
   spec.shutdown = supervision::shutdown_timeout(std::chrono::seconds{5});
-  spec.start = [host, port, tasks, published,
+  spec.start = [tasks, upstream,
                 sec](caf::actor_system& sys,
                      const caf::message&) -> caf::expected<caf::actor> {
     auto& mm = sys.middleman();
+    auto basp = mm.named_broker<caf::io::basp_broker>(caf::atom("BASP"));
     auto gateway = spawn_worker_gateway(sys, tasks, sec);
-    auto bound = mm.publish(gateway, port, host.c_str(), true);
-    if (!bound) {
-      caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
-      return wire::make_error(wire::errc::unavailable,
-                              "cannot publish the CAF worker gateway on " + host
-                                + ":" + std::to_string(port) + ": "
-                                + sys.render(bound.error()));
-    }
-    // A restarted gateway publishes again (on the same port unless 0).
-    if (published) published->store(*bound);
-    gateway->attach_functor(
-      [mm_actor = mm.actor_handle(), p = *bound, published] {
-        // Only this gateway's port: its successor may have published already.
-        auto mine = p;
-        if (published) published->compare_exchange_strong(mine, 0);
-        caf::anon_send(mm_actor, caf::close_atom::value, p);
-      });
-    spdlog::info("CAF worker gateway published on {}:{}", host, *bound);
+    auto owner = gateway.id();
+    // A restarted gateway takes the guard's next connections.
+    if (upstream)
+      upstream->set(owner,
+                    [&mm, basp,
+                     weak = caf::actor_cast<caf::weak_actor_ptr>(gateway)](
+                      std::string& why) {
+                      return open_gateway_connection(mm, basp, weak, why);
+                    });
+    gateway->attach_functor([upstream, owner, basp, addr = gateway.address()] {
+      // Only this gateway's: its successor may have taken over already.
+      if (upstream) upstream->clear(owner);
+      caf::anon_send(basp, caf::unpublish_atom::value, addr, gateway_slot);
+    });
+    spdlog::info("CAF worker gateway started (the guard hands it each "
+                 "worker's connection; it listens on no port)");
     return gateway;
   };
   return spec;

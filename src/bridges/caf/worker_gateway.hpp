@@ -1,7 +1,8 @@
 #pragma once
 
-// The node side of C++ workers over CAF networking: an actor published on
-// the node's CAF port (caf::io) that registers workers, pushes them leased
+// The node side of C++ workers over CAF networking: an actor that the
+// node's CAF port (caf::io, behind the guard) hands each worker's
+// connection to, and that registers workers, pushes them leased
 // tasks and relays their heartbeats and results to the task router. The
 // protocol is wire/wire.hpp; docs/caf-workers.md shows the flows.
 
@@ -17,6 +18,7 @@
 #include "src/auth/authenticator.hpp"
 #include "src/auth/worker_owners.hpp"
 #include "src/bridges/caf/peer_subjects.hpp"
+#include "src/bridges/caf/upstream.hpp"
 #include "src/bridges/principal_waits.hpp"
 #include "supervision/child_spec.hpp"
 
@@ -50,16 +52,13 @@ caf::actor spawn_worker_gateway(caf::actor_system& sys, task_api_ptr tasks,
                                 gateway_security sec = {});
 
 /// A child spec (id "caf_gateway", permanent) that spawns a gateway and
-/// publishes it on `host:port` with the system's middleman (port 0 picks a
-/// free one); the start fails naming the address when the port cannot be
-/// bound. The actor system must have loaded `caf::io::middleman`. The port
-/// is closed when the gateway exits. When `published` is set, it holds the
-/// bound port while the gateway runs and 0 after it exited (a restarted
-/// gateway publishes again, on a new port when `port` is 0).
-supervision::child_spec
-worker_gateway_spec(std::string host, std::uint16_t port, task_api_ptr tasks,
-                    std::shared_ptr<std::atomic<std::uint16_t>> published
-                    = nullptr,
-                    gateway_security sec = {});
+/// installs in `upstream`, while it runs, the way to hand it a connection:
+/// one end of a socket pair that the system's middleman takes as a
+/// connection it accepted (upstream.hpp). No port is bound. The actor
+/// system must have loaded `caf::io::middleman`. A restarted gateway
+/// installs its own; an exited one's is removed.
+supervision::child_spec worker_gateway_spec(task_api_ptr tasks,
+                                            caf_guard::upstream_ptr upstream,
+                                            gateway_security sec = {});
 
 } // namespace cerebelum::actors
