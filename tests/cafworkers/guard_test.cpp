@@ -1,6 +1,7 @@
 // The CAF guard in-process, relaying to plain TCP listeners that stand in
-// for the worker gateway, and the gateway spec's hand-over of connections
-// across restarts.
+// for the worker gateway (in plain TCP and with TLS and client
+// certificates), and the gateway spec's hand-over of connections across
+// restarts.
 
 #include <catch2/catch.hpp>
 
@@ -10,8 +11,16 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <filesystem>
+#include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -21,6 +30,8 @@
 #include "src/bridges/caf/guard.hpp"
 #include "src/bridges/caf/worker_gateway.hpp"
 #include "tests/cafworkers/basp_peer.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/scratch.hpp"
 #include "wire/wire.hpp"
 
 using namespace cerebelum::test;
@@ -57,6 +68,12 @@ class fake_upstream {
     if (::poll(&pfd, 1, 5000) <= 0) return {-1, {}};
     int fd = ::accept(fd_, nullptr, nullptr);
     accepted_.push_back(fd);
+    return {fd, read(fd, n)};
+  }
+
+  /// Reads `n` bytes from the relayed connection `fd` (fewer when it timed
+  /// out or closed).
+  static bytes read(int fd, std::size_t n) {
     bytes out(n);
     std::size_t got = 0;
     while (got < n) {
@@ -67,7 +84,7 @@ class fake_upstream {
       got += static_cast<std::size_t>(r);
     }
     out.resize(got);
-    return {fd, out};
+    return out;
   }
 
   /// Waits until the guard closes the relayed connection `fd`.
@@ -133,6 +150,167 @@ struct guard_fixture {
     REQUIRE(g);
     return std::move(*g);
   }
+};
+
+/// `cerebelum dev-certs` certificates: ca.pem, node.pem + .key, and the
+/// client certificates client.pem + .key and client-intruder.pem + .key,
+/// all of the one CA.
+struct dev_certs {
+  temp_dir dir;
+
+  dev_certs() {
+    child_process gen{
+      {CEREBELUM_BIN, "dev-certs", dir.path.string(), "--client", "intruder"}};
+    auto code = gen.wait_exit(60s);
+    INFO(gen.output());
+    REQUIRE(code == 0);
+  }
+
+  [[nodiscard]] std::string pem(const std::string& name) const {
+    return (dir.path / name).string();
+  }
+
+  /// The guard's TLS: the node's certificate, client certificates of the
+  /// CA required.
+  [[nodiscard]] cerebelum::api::tls_files server() const {
+    return {pem("node.pem"), pem("node.key"), pem("ca.pem")};
+  }
+};
+
+/// A worker's TLS connection to the guard, with client certificate
+/// `client` (a dev_certs name such as "client"): OpenSSL over the socket,
+/// blocking but for `wait_closed`, writing BASP bytes of the test's choice
+/// as raw_peer does in plain TCP.
+class tls_peer {
+ public:
+  tls_peer(int port, const dev_certs& certs, const std::string& client)
+    : fd_(connect_loopback(port)) {
+    if (fd_ < 0) return;
+    // A guard that never answers fails the test instead of hanging it.
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (ctx_ == nullptr
+        || SSL_CTX_load_verify_locations(ctx_, certs.pem("ca.pem").c_str(),
+                                         nullptr)
+             != 1
+        || SSL_CTX_use_certificate_chain_file(
+             ctx_, certs.pem(client + ".pem").c_str())
+             != 1
+        || SSL_CTX_use_PrivateKey_file(ctx_, certs.pem(client + ".key").c_str(),
+                                       SSL_FILETYPE_PEM)
+             != 1)
+      return;
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    ssl_ = SSL_new(ctx_);
+    if (ssl_ == nullptr) return;
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), "127.0.0.1");
+    SSL_set_fd(ssl_, fd_);
+    ready_ = SSL_connect(ssl_) == 1;
+  }
+
+  ~tls_peer() {
+    // No close_notify: a worker that dies just closes its socket, and
+    // writing to one the guard closed could raise SIGPIPE.
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  tls_peer(const tls_peer&) = delete;
+  tls_peer& operator=(const tls_peer&) = delete;
+
+  /// Whether the TLS handshake succeeded (the server verified).
+  [[nodiscard]] bool ok() const {
+    return ready_;
+  }
+
+  /// Encrypts and writes all of `data`; false when the connection is gone.
+  bool send(const bytes& data) {
+    if (!ready_) return false;
+    std::size_t done = 0;
+    while (done < data.size()) {
+      ERR_clear_error();
+      auto n = SSL_write(ssl_, data.data() + done,
+                         static_cast<int>(data.size() - done));
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  /// Reads and drops what arrives until the guard closes the connection;
+  /// false when `timeout` passes first.
+  bool wait_closed(std::chrono::milliseconds timeout) {
+    if (!ready_) return false;
+    // Non-blocking from here: a record that holds no data (a TLS 1.3
+    // session ticket) must not make SSL_read wait past the deadline.
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::uint8_t sink[4096];
+    for (;;) {
+      ERR_clear_error();
+      auto n = SSL_read(ssl_, sink, sizeof(sink));
+      if (n > 0) continue;
+      if (SSL_get_error(ssl_, n) != SSL_ERROR_WANT_READ) return true;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      pollfd pfd{fd_, POLLIN, 0};
+      if (left.count() <= 0
+          || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
+        return false;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  bool ready_ = false;
+};
+
+/// Keeps the lines logged while it lives (it is the default logger then).
+class log_capture : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  /// The lines logged so far that contain `needle`.
+  std::size_t count(const std::string& needle) {
+    std::lock_guard<std::mutex> lock{mutex_};
+    std::size_t n = 0;
+    for (const auto& line : lines_)
+      if (line.find(needle) != std::string::npos) ++n;
+    return n;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    lines_.emplace_back(msg.payload.data(), msg.payload.size());
+  }
+
+  void flush_() override {
+    // nop
+  }
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+/// Makes `sink` the default logger's sink until destroyed.
+class capture_log {
+ public:
+  explicit capture_log(std::shared_ptr<log_capture> sink)
+    : before_(spdlog::default_logger()) {
+    spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("capture", std::move(sink)));
+  }
+  ~capture_log() {
+    spdlog::set_default_logger(before_);
+  }
+  capture_log(const capture_log&) = delete;
+  capture_log& operator=(const capture_log&) = delete;
+
+ private:
+  std::shared_ptr<spdlog::logger> before_;
 };
 
 } // namespace
@@ -223,8 +401,71 @@ TEST_CASE_METHOD(guard_fixture, "connections beyond the cap are closed at "
   CHECK(g->stats().refused_connections == 1);
 }
 
-TEST_CASE("a restarted worker gateway takes the guard's next connections "
-          "and the old one's exit does not remove it") {
+TEST_CASE_METHOD(guard_fixture,
+                 "with client certificates the guard refuses a connection "
+                 "naming the CAF node id of a live one until that one "
+                 "closed") {
+  dev_certs certs;
+  fake_upstream inner;
+  relay_to(inner.port);
+  // Installed before the guard starts and restored after it stopped: its
+  // thread logs through the default logger.
+  auto sink = std::make_shared<log_capture>();
+  capture_log capture{sink};
+  cg::guard_options opts;
+  opts.tls = certs.server();
+  opts.peers = std::make_shared<cg::peer_subjects>();
+  auto g = start(opts);
+  cg::basp_header beat;
+  beat.operation = static_cast<std::uint8_t>(cg::basp_op::heartbeat);
+  const auto heartbeat = frame(beat);
+
+  // A names node id N (pid 1): relayed.
+  auto a = std::make_unique<tls_peer>(g->port(), certs, "client");
+  REQUIRE(a->ok());
+  REQUIRE(a->send(client_handshake(1)));
+  auto [a_inner, a_bytes] = inner.accept_and_read(64);
+  REQUIRE(a_bytes == client_handshake(1));
+
+  // B, another certificate of the CA, names N while A is live: its relayed
+  // connection closes without a byte of the handshake.
+  {
+    tls_peer b{g->port(), certs, "client-intruder"};
+    REQUIRE(b.ok());
+    REQUIRE(b.send(client_handshake(1)));
+    CHECK(b.wait_closed(5s));
+    auto [b_inner, b_bytes] = inner.accept_and_read(64);
+    CHECK(b_inner >= 0);
+    CHECK(b_bytes.empty());
+    CHECK(fake_upstream::closed(b_inner));
+  }
+  CHECK(g->stats().rejected_frames == 1);
+  CHECK(sink->count("client_handshake names the CAF node id of another live "
+                    "connection")
+        == 1);
+  // A still relays.
+  REQUIRE(a->send(heartbeat));
+  CHECK(fake_upstream::read(a_inner, heartbeat.size()) == heartbeat);
+
+  // Another node id (pid 2) from the same certificate as A: relayed.
+  tls_peer c{g->port(), certs, "client"};
+  REQUIRE(c.ok());
+  REQUIRE(c.send(client_handshake(2)));
+  CHECK(inner.accept_and_read(64).second == client_handshake(2));
+
+  // A leaves; once the guard closed its relayed connection, N is free: the
+  // worker may reconnect.
+  a.reset();
+  REQUIRE(fake_upstream::closed(a_inner));
+  tls_peer d{g->port(), certs, "client"};
+  REQUIRE(d.ok());
+  REQUIRE(d.send(client_handshake(1)));
+  CHECK(inner.accept_and_read(64).second == client_handshake(1));
+  CHECK(g->stats().rejected_frames == 1);
+}
+
+TEST_CASE("a restarted worker gateway publishes its new port and the old "
+          "one's exit does not clear it") {
   caf::actor_system_config cfg;
   cerebelum::wire::add_wire_types(cfg);
   cfg.load<caf::io::middleman>();
