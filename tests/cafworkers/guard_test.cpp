@@ -111,7 +111,7 @@ class fake_upstream {
 
 /// Opens a TCP connection to 127.0.0.1:`port` for the guard (as the
 /// gateway's socket pair would be: connected, nonblocking).
-int connect_loopback(std::uint16_t port, std::string& why) {
+int connect_upstream(std::uint16_t port, std::string& why) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in to{};
   to.sin_family = AF_INET;
@@ -138,7 +138,7 @@ struct guard_fixture {
       return;
     }
     upstream->set(1, [port](std::string& why) {
-      return connect_loopback(port, why);
+      return connect_upstream(port, why);
     });
   }
 

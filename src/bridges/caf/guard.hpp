@@ -3,11 +3,12 @@
 // The guard in front of the node's CAF worker port: it listens on the public
 // address (--caf-host:--caf-port), and for every accepted connection opens
 // one to the worker gateway (a socket pair whose other end CAF holds,
-// upstream.hpp) and relays bytes both ways on one thread (poll). The worker -> node direction is checked frame
-// by frame (basp_check.hpp) before libcaf_io sees a byte of it; a bad frame
-// closes that connection only. The node -> worker direction is relayed
-// as is (this node's libcaf_io writes it); the guard only follows its
-// frames to learn which node actors the worker may address.
+// upstream.hpp) and relays bytes both ways on one thread (poll). The worker ->
+// node direction is checked frame by frame (basp_check.hpp) before libcaf_io
+// sees a byte of it; a bad frame closes that connection only. The node ->
+// worker direction is relayed as is (this node's libcaf_io writes it); the
+// guard only follows its frames to learn which node actors the worker may
+// address.
 //
 // ```
 //  worker --TCP--> [guard: host:port] --socketpair--> [CAF BASP broker]

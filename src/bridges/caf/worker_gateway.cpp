@@ -30,8 +30,8 @@
 #include "src/bridges/caf/worker_gateway.hpp"
 
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/binary_serializer.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/basp_broker.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
@@ -786,12 +786,11 @@ supervision::child_spec worker_gateway_spec(task_api_ptr tasks,
     auto owner = gateway.id();
     // A restarted gateway takes the guard's next connections.
     if (upstream)
-      upstream->set(owner,
-                    [&mm, basp,
-                     weak = caf::actor_cast<caf::weak_actor_ptr>(gateway)](
-                      std::string& why) {
-                      return open_gateway_connection(mm, basp, weak, why);
-                    });
+      upstream->set(owner, [&mm, basp,
+                            weak = caf::actor_cast<caf::weak_actor_ptr>(
+                              gateway)](std::string& why) {
+        return open_gateway_connection(mm, basp, weak, why);
+      });
     gateway->attach_functor([upstream, owner, basp, addr = gateway.address()] {
       // Only this gateway's: its successor may have taken over already.
       if (upstream) upstream->clear(owner);
