@@ -7,8 +7,6 @@
 
 #include <httplib.h>
 #include <poll.h>
-#include <spdlog/sinks/base_sink.h>
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,13 +16,13 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "src/bridges/http_api.hpp"
 #include "tests/api/fake_engine.hpp"
+#include "tests/support/log_capture.hpp"
 #include "tests/support/scratch.hpp"
 
 using cerebelum::test::fake_engine;
@@ -107,31 +105,6 @@ closed_within(int fd, std::chrono::milliseconds within) {
   return std::nullopt;
 }
 
-/// Keeps what is logged while it lives (the default logger's sink).
-class log_capture : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  /// The lines logged so far that contain `needle`.
-  std::size_t count(const std::string& needle) {
-    std::lock_guard<std::mutex> guard{mutex_};
-    std::size_t n = 0;
-    for (const auto& line : lines_)
-      if (line.find(needle) != std::string::npos) ++n;
-    return n;
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    lines_.emplace_back(msg.payload.data(), msg.payload.size());
-  }
-
-  void flush_() override {
-    // nop
-  }
-
- private:
-  std::vector<std::string> lines_;
-};
-
 } // namespace
 
 TEST_CASE("an HTTPS server answers a client that trusts its certificate") {
@@ -163,10 +136,9 @@ TEST_CASE("an HTTPS server closes a connection that never handshakes within "
 
 TEST_CASE("an HTTPS server closes plain HTTP clients and logs their failed "
           "handshakes once a second at most") {
-  auto sink = std::make_shared<log_capture>();
-  auto before = spdlog::default_logger();
-  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  auto sink = std::make_shared<cerebelum::test::log_capture>();
   {
+    cerebelum::test::capture_log capture{sink};
     tls_fixture f;
     for (int i = 0; i < 50; ++i) {
       int fd = cerebelum::test::connect_loopback(f.port);
@@ -181,7 +153,6 @@ TEST_CASE("an HTTPS server closes plain HTTP clients and logs their failed "
     REQUIRE(res);
     CHECK(res->status == 200);
   }
-  spdlog::set_default_logger(before);
   auto lines = sink->count("TLS handshake");
   CHECK(lines >= 1);
   // 50 failures in well under a few seconds: a line a second at most.

@@ -14,13 +14,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <spdlog/sinks/base_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <filesystem>
-#include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -31,6 +28,7 @@
 #include "src/bridges/caf/worker_gateway.hpp"
 #include "tests/cafworkers/basp_peer.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/log_capture.hpp"
 #include "tests/support/scratch.hpp"
 #include "wire/wire.hpp"
 
@@ -268,49 +266,6 @@ class tls_peer {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   bool ready_ = false;
-};
-
-/// Keeps the lines logged while it lives (it is the default logger then).
-class log_capture : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  /// The lines logged so far that contain `needle`.
-  std::size_t count(const std::string& needle) {
-    std::lock_guard<std::mutex> lock{mutex_};
-    std::size_t n = 0;
-    for (const auto& line : lines_)
-      if (line.find(needle) != std::string::npos) ++n;
-    return n;
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    lines_.emplace_back(msg.payload.data(), msg.payload.size());
-  }
-
-  void flush_() override {
-    // nop
-  }
-
- private:
-  std::vector<std::string> lines_;
-};
-
-/// Makes `sink` the default logger's sink until destroyed.
-class capture_log {
- public:
-  explicit capture_log(std::shared_ptr<log_capture> sink)
-    : before_(spdlog::default_logger()) {
-    spdlog::set_default_logger(
-      std::make_shared<spdlog::logger>("capture", std::move(sink)));
-  }
-  ~capture_log() {
-    spdlog::set_default_logger(before_);
-  }
-  capture_log(const capture_log&) = delete;
-  capture_log& operator=(const capture_log&) = delete;
-
- private:
-  std::shared_ptr<spdlog::logger> before_;
 };
 
 } // namespace
