@@ -344,13 +344,6 @@ std::optional<outcome> run(api::admin_service& svc, int rpc,
   }
 }
 
-bool in_scope(const auth::principal& who, const std::string& workflow) {
-  if (who.workflows.empty()) return true;
-  for (const auto& w : who.workflows)
-    if (w == workflow) return true;
-  return false;
-}
-
 bool same_tokens(const std::map<std::string, eventstore::token_row>& a,
                  const std::map<std::string, eventstore::token_row>& b) {
   if (a.size() != b.size()) return false;
@@ -418,24 +411,10 @@ void check(world& w, int rpc, bool tokens, const std::string& key,
   }
   if (dead_letters && c != code::UNIMPLEMENTED && c != code::INVALID_ARGUMENT)
     fail(name + " without a task router answered " + std::to_string(c));
-  for (const auto& call : calls) {
-    if (call.by && *call.by != who->name)
-      fail(call.op + " recorded '" + *call.by + "', not the principal "
-           + who->name);
-    if (who->workflows.empty()) continue;
-    if (call.workflow && !in_scope(*who, *call.workflow))
-      fail(call.op + " of workflow '" + *call.workflow + "' for scoped "
-           + who->name);
-    if (call.op == "list" && !call.workflow)
-      fail("a list of every workflow for scoped " + who->name);
-    if (call.op == "approve" || call.op == "reject" || call.op == "cancel"
-        || call.op == "history") {
-      auto d = w.engine->described.find(call.id);
-      if (d == w.engine->described.end() || !in_scope(*who, d->second))
-        fail(call.op + " of execution '" + call.id + "' outside the scope of "
-             + who->name);
-    }
-  }
+  if (auto err = fuzz::principal_call_error(
+        *w.engine, *who, {"approve", "reject", "cancel", "history"});
+      !err.empty())
+    fail(err);
   if (w.waits->held(who->name) != 0)
     fail(who->name + " still holds a waiting call's place");
 }

@@ -8,6 +8,7 @@
 // on the caller's thread, so a run is one thread and replays exactly.
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -697,5 +698,41 @@ class fuzz_engine final : public actors::engine_api {
   eventstore::event_store* store_;
   actors::node_metrics metrics_;
 };
+
+/// Whether `who`'s workflow scope (`--workflows`; empty: every workflow)
+/// takes `workflow`.
+inline bool in_scope(const auth::principal& who, const std::string& workflow) {
+  if (who.workflows.empty()) return true;
+  for (const auto& w : who.workflows)
+    if (w == workflow) return true;
+  return false;
+}
+
+/// What a front end owes principal `who` in the engine calls of one
+/// allowed request: every recorded `by` is its name, and a scoped
+/// principal stays in its scope (the workflows it names, lists filtered to
+/// them, and each call of `execution_ops` on an execution the front end
+/// read first and found in the scope). The first broken rule, or "".
+inline std::string
+principal_call_error(const fuzz_engine& engine, const auth::principal& who,
+                     std::initializer_list<std::string_view> execution_ops) {
+  for (const auto& c : engine.calls) {
+    if (c.by && *c.by != who.name)
+      return c.op + " recorded '" + *c.by + "', not the principal " + who.name;
+    if (who.workflows.empty()) continue;
+    if (c.workflow && !in_scope(who, *c.workflow))
+      return c.op + " of workflow '" + *c.workflow + "' for scoped " + who.name;
+    if (c.op == "list" && !c.workflow)
+      return "a list of every workflow for scoped " + who.name;
+    if (std::find(execution_ops.begin(), execution_ops.end(), c.op)
+        != execution_ops.end()) {
+      auto d = engine.described.find(c.id);
+      if (d == engine.described.end() || !in_scope(who, d->second))
+        return c.op + " of execution '" + c.id + "' outside the scope of "
+               + who.name;
+    }
+  }
+  return {};
+}
 
 } // namespace cerebelum::fuzz

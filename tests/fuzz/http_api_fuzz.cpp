@@ -262,13 +262,6 @@ std::optional<auth::principal> presented(const api::http::request& req,
   return std::nullopt;
 }
 
-bool in_scope(const auth::principal& who, const std::string& workflow) {
-  if (who.workflows.empty()) return true;
-  for (const auto& w : who.workflows)
-    if (w == workflow) return true;
-  return false;
-}
-
 void check(world& w, const api::http::request& req, bool tokens,
            const api::http::response& res) {
   static constexpr int statuses[] = {200, 201, 400, 401, 403, 404, 405,
@@ -348,39 +341,30 @@ void check(world& w, const api::http::request& req, bool tokens,
     return;
   }
   if (!auth::allows(who->r, *needs)
-      || (!route.workflow.empty() && !in_scope(*who, route.workflow))) {
+      || (!route.workflow.empty() && !fuzz::in_scope(*who, route.workflow))) {
     if (res.status != 403 || !calls.empty())
       fail(who->name + " may not " + method + " " + route.label + ", yet "
            + std::to_string(res.status) + " with "
            + std::to_string(calls.size()) + " engine calls");
     return;
   }
+  if (auto err = fuzz::principal_call_error(*w.engine, *who,
+                                            {"approve", "reject", "cancel",
+                                             "history", "follow", "wait"});
+      !err.empty())
+    fail(err);
   for (const auto& c : calls) {
-    if (c.by && *c.by != who->name)
-      fail(c.op + " recorded '" + *c.by + "', not the principal " + who->name);
-    if (who->workflows.empty()) continue;
-    if (c.workflow && !in_scope(*who, *c.workflow))
-      fail(c.op + " of workflow '" + *c.workflow + "' for scoped " + who->name);
-    if (c.op == "approve" || c.op == "reject" || c.op == "cancel"
-        || c.op == "history" || c.op == "follow" || c.op == "wait") {
-      auto d = w.engine->described.find(c.id);
-      if (d == w.engine->described.end() || !in_scope(*who, d->second))
-        fail(c.op + " of execution '" + c.id + "' outside the scope of "
-             + who->name);
+    if (who->workflows.empty() || c.op != "retry_dead_letter") continue;
+    // The dead letter's execution was read and is in the scope.
+    bool seen = false;
+    for (const auto& id : w.store.dead_letter_executions) {
+      auto d = w.engine->described.find(id);
+      seen = seen
+             || (d != w.engine->described.end()
+                 && fuzz::in_scope(*who, d->second));
     }
-    if (c.op == "list" && !c.workflow)
-      fail("a list of every workflow for scoped " + who->name);
-    if (c.op == "retry_dead_letter") {
-      // The dead letter's execution was read and is in the scope.
-      bool seen = false;
-      for (const auto& id : w.store.dead_letter_executions) {
-        auto d = w.engine->described.find(id);
-        seen = seen
-               || (d != w.engine->described.end() && in_scope(*who, d->second));
-      }
-      if (!seen)
-        fail("a retry of a dead letter outside the scope of " + who->name);
-    }
+    if (!seen)
+      fail("a retry of a dead letter outside the scope of " + who->name);
   }
   if (w.waits->held(who->name) != 0)
     fail(who->name + " still holds a waiting request's place");
