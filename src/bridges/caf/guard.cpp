@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <list>

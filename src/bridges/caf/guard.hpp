@@ -38,7 +38,6 @@
 // Behind it, libcaf_io holds at most one payload (<= max_payload) per
 // connection.
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

@@ -6,7 +6,6 @@
 // tasks and relays their heartbeats and results to the task router. The
 // protocol is wire/wire.hpp; docs/caf-workers.md shows the flows.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
